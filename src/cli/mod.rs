@@ -1,0 +1,47 @@
+//! Command-line interface: clap argument types (one file per command) and the rendering of
+//! errors and exit codes. No engine logic lives here.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod logs;
+pub mod stress;
+
+/// fixci: turn a red CI run into a verified fix proposal.
+#[derive(Debug, Parser)]
+#[command(name = "fixci", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch and distil a CI log: failing tests, failure signature, excerpt.
+    Logs(logs::LogsArgs),
+    /// Run a command many times in parallel; failure rate with its interval.
+    Stress(stress::StressArgs),
+}
+
+/// Parses the process arguments, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Logs(a) => logs::execute(a),
+        Command::Stress(a) => stress::execute(a),
+    };
+    finish(result)
+}
+
+/// Prints an error (if any) to stderr and converts the outcome to an exit code.
+pub fn finish(result: crate::error::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprint!("{}", e.render());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! fixci: turns a red CI run into a verified fix proposal.
+//!
+//! A declarative pipeline engine: a job spec picks a pipeline (TOML under `pipelines/`), whose
+//! stages fetch logs, let an AI coding agent reproduce and fix the failure, and verify every claim
+//! by running the commands itself. See `DESIGN.md` in the shared folder for the contracts.
+
+pub mod agent;
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod exit_codes;
+pub mod forge;
+pub mod logs;
+pub mod pipeline;
+pub mod process;
+pub mod report;
+pub mod spec;
+pub mod stages;
+pub mod vcs;

@@ -1,0 +1,6 @@
+//! Integration tests: one binary, one module per area. They drive the real `fixci` binary against
+//! real git repositories, real processes and real files.
+
+mod common;
+mod logs;
+mod stress;

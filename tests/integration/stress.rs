@@ -1,0 +1,1 @@
+//! `fixci stress` tests.
