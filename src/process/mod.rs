@@ -226,6 +226,7 @@ pub fn run(
                     program: spec.program.clone(),
                     source,
                 })?;
+                settle_group(pid);
                 let termination = match (status.code(), status.signal()) {
                     (Some(code), _) => Termination::Exited { code },
                     (None, Some(signal)) => Termination::Signaled { signal },
@@ -244,6 +245,7 @@ pub fn run(
         let _ = rx.recv();
     }
     let _ = child.wait();
+    settle_group(pid);
     let termination = outcome.unwrap_or(Termination::TimedOut { killed: !exited });
     Ok(Finished { termination, duration: start.elapsed(), pid })
 }
@@ -267,6 +269,20 @@ pub fn kill_group(pgid: u32, signal: libc::c_int) {
     // SAFETY: killpg has no memory-safety preconditions.
     unsafe {
         libc::killpg(pgid as libc::pid_t, signal);
+    }
+}
+
+/// Waits (at most 2 s) until SIGKILLed members of group `pgid` are gone, so that callers observe
+/// a dead group when [`run`] returns. Cheap when the group is already empty.
+fn settle_group(pgid: u32) {
+    // SAFETY: kill with signal 0 only checks for existence.
+    let any = unsafe { libc::kill(-(pgid as libc::pid_t), 0) } == 0;
+    if !any {
+        return;
+    }
+    let until = Instant::now() + Duration::from_secs(2);
+    while group_alive(pgid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
