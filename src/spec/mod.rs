@@ -1,1 +1,267 @@
-//! spec
+//! Job specs: load JSON or TOML, validate against `schemas/job.schema.json`, run the semantic
+//! checks, and produce a typed [`JobSpec`]. Reads the spec file (and checks that the paths it
+//! names exist); does no other I/O.
+
+mod document;
+mod job_spec;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use document::{check_schema, parse_document, pointer, read_document, type_name, Format};
+pub use job_spec::{AgentSpec, JobSpec, PrSpec};
+
+use crate::error::Error;
+
+/// The job spec schema (JSON Schema draft 2020-12), embedded from `schemas/job.schema.json`.
+pub const JOB_SCHEMA: &str = include_str!("../../schemas/job.schema.json");
+
+/// Where the CI log comes from, as the semantic checks resolved `url` / `raw-logs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogsInput {
+    /// No log (an `existing-test-path` job).
+    None,
+    /// `raw-logs` held the log text itself.
+    Inline(String),
+    /// `raw-logs` named a file (absolute path): plain text, run-logs ZIP or JUnit XML.
+    File(PathBuf),
+    /// `url`: a GitHub Actions run URL.
+    Url(String),
+}
+
+/// A validated job spec with its location and resolved inputs.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// The typed spec, as written.
+    pub spec: JobSpec,
+    /// Absolute path of the spec file (or a description such as `<command line>`).
+    pub path: PathBuf,
+    /// Absolute folder that relative paths in the spec resolve against.
+    pub dir: PathBuf,
+    /// The resolved log input.
+    pub logs: LogsInput,
+    /// Parsed `budgets`: stage id (or `total`) -> duration.
+    pub budgets: BTreeMap<String, Duration>,
+}
+
+/// Loads and validates the job spec at `path` (JSON, or TOML by extension).
+///
+/// Errors (exit 2) name the file and the JSON pointer: syntax, schema violations (unknown keys
+/// included), and semantic checks (input combination, paths, durations).
+pub fn load(path: &Path) -> Result<LoadedSpec, Error> {
+    let value = read_document(path, "job spec")?;
+    let abs = absolute(path);
+    let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    from_value(value, &abs, &dir)
+}
+
+/// Validates an already-parsed document; `path` names it in errors, `dir` resolves relative
+/// paths.
+pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, Error> {
+    check_schema(&value, JOB_SCHEMA, path, "job spec")?;
+    let spec: JobSpec = serde_path_to_error::deserialize(&value).map_err(|e| {
+        Error::usage(format!("invalid job spec `{}`", path.display()))
+            .detail(format!("/{}: {}", e.path().to_string().replace('.', "/"), e.inner()))
+    })?;
+    let mut problems = Vec::new();
+    let logs = check_inputs(&spec, dir, &mut problems);
+    let mut budgets = BTreeMap::new();
+    for (stage, text) in &spec.budgets {
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if d.is_zero() => problems.push(format!(
+                "{}: budget must be longer than zero, found `{text}`",
+                pointer(&["budgets", stage])
+            )),
+            Ok(d) => {
+                budgets.insert(stage.clone(), d);
+            }
+            Err(e) => problems.push(format!(
+                "{}: `{text}` is not a duration ({e}); expected e.g. `90s`, `5m`, `1h 30m`",
+                pointer(&["budgets", stage])
+            )),
+        }
+    }
+    if let Some(p) = &spec.existing_test_path {
+        if let Err(why) = check_relative_inside(p) {
+            problems.push(format!("/existing-test-path: `{p}` {why}"));
+        }
+    }
+    if let Some(repo) = &spec.repo {
+        if !is_remote_url(repo) {
+            let p = dir.join(repo);
+            if !p.exists() {
+                problems.push(format!("/repo: `{}` does not exist", p.display()));
+            }
+        }
+    }
+    if let Some(agent) = &spec.agent {
+        if let Some(stdin) = &agent.stdin {
+            if stdin != "prompt" && stdin != "none" {
+                problems.push(format!("/agent/stdin: expected `prompt` or `none`, found `{stdin}`"));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::usage(format!("invalid job spec `{}`", path.display())).details(problems));
+    }
+    Ok(LoadedSpec { spec, path: path.to_path_buf(), dir: dir.to_path_buf(), logs, budgets })
+}
+
+/// The input rule: either `existing-test-path`, or exactly one of `url` / `raw-logs`.
+fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsInput {
+    let (u, r, e) = (&spec.url, &spec.raw_logs, &spec.existing_test_path);
+    match (u, r, e) {
+        (None, None, None) => {
+            problems.push(
+                "(root): one of `url`, `raw-logs` or `existing-test-path` is required".into(),
+            );
+            LogsInput::None
+        }
+        (Some(_), Some(_), _) => {
+            problems.push("/raw-logs: give either `url` or `raw-logs`, not both".into());
+            LogsInput::None
+        }
+        (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => {
+            let key = if u.is_some() { "url" } else { "raw-logs" };
+            problems.push(format!(
+                "/existing-test-path: an `existing-test-path` job takes no `{key}`; give either the existing test or the CI log"
+            ));
+            LogsInput::None
+        }
+        (None, None, Some(_)) => LogsInput::None,
+        (Some(url), None, None) => {
+            if !is_run_url(url) {
+                problems.push(format!(
+                    "/url: `{url}` is not a GitHub Actions run URL; expected `https://HOST/OWNER/REPO/actions/runs/ID` (optionally `/attempts/N` or `/job/JID`)"
+                ));
+            }
+            LogsInput::Url(url.clone())
+        }
+        (None, Some(raw), None) => resolve_raw_logs(raw, dir, problems),
+    }
+}
+
+/// `raw-logs` is inline text unless it is a single line naming a file. A single line that looks
+/// like a file name (a known log extension, no spaces) but does not exist is an error, so a typo
+/// in a path is not silently taken as a one-line log.
+fn resolve_raw_logs(raw: &str, dir: &Path, problems: &mut Vec<String>) -> LogsInput {
+    let trimmed = raw.trim();
+    if trimmed.contains('\n') {
+        return LogsInput::Inline(raw.to_string());
+    }
+    let candidate = dir.join(trimmed);
+    if candidate.is_file() {
+        return LogsInput::File(candidate);
+    }
+    if candidate.is_dir() {
+        problems.push(format!("/raw-logs: `{}` is a directory, expected a log file", candidate.display()));
+        return LogsInput::None;
+    }
+    let looks_like_path = !trimmed.contains(' ')
+        && [".log", ".txt", ".zip", ".xml", ".out"].iter().any(|e| trimmed.to_ascii_lowercase().ends_with(e));
+    if looks_like_path {
+        problems.push(format!("/raw-logs: log file `{}` does not exist", candidate.display()));
+        return LogsInput::None;
+    }
+    LogsInput::Inline(raw.to_string())
+}
+
+/// True for `https://HOST/OWNER/REPO/actions/runs/ID[/attempts/N|/job/JID][/]`.
+pub fn is_run_url(url: &str) -> bool {
+    let re = regex::Regex::new(
+        r"^https?://[^/\s]+/[^/\s]+/[^/\s]+/actions/runs/\d+(/attempts/\d+|/job/\d+)?/?$",
+    )
+    .expect("valid regex");
+    re.is_match(url)
+}
+
+/// True when a `repo` value names a remote (`https://`, `ssh://`, `git@host:path`, `file://`).
+pub fn is_remote_url(s: &str) -> bool {
+    s.contains("://") || (s.starts_with("git@") && s.contains(':'))
+}
+
+/// Checks that `p` is a relative path that stays inside its root: not absolute, no `..` that
+/// climbs out. Returns the reason when it does not.
+pub fn check_relative_inside(p: &str) -> Result<(), &'static str> {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        return Err("must be relative to the repository root, not absolute");
+    }
+    let mut depth: i32 = 0;
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err("climbs out of the repository with `..`");
+                }
+            }
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+    }
+    if depth == 0 {
+        return Err("does not name a file inside the repository");
+    }
+    Ok(())
+}
+
+/// `path` made absolute against the current directory (without resolving symlinks).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(json: &str) -> Result<LoadedSpec, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let v: Value = serde_json::from_str(json).unwrap();
+        from_value(v, &dir.path().join("info.json"), dir.path())
+    }
+
+    #[test]
+    fn original_keys_are_accepted() {
+        let s = check(r#"{"deterministic": true, "prompt": "fix it", "raw-logs": "line 1\nFAILED x"}"#)
+            .unwrap();
+        assert!(matches!(s.logs, LogsInput::Inline(_)));
+        assert_eq!(s.spec.base, "main");
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let e = check(r#"{"deterministic": true, "prompt": "x", "raw-logs": "a\nb", "promt": 1}"#)
+            .unwrap_err()
+            .render();
+        assert!(e.contains("promt"), "{e}");
+    }
+
+    #[test]
+    fn bad_budget_names_the_pointer() {
+        let e = check(r#"{"deterministic": true, "prompt": "x", "raw-logs": "a\nb", "budgets": {"fix": "15 parsecs"}}"#)
+            .unwrap_err()
+            .render();
+        assert!(e.contains("/budgets/fix"), "{e}");
+    }
+
+    #[test]
+    fn escape_paths_are_refused() {
+        assert!(check_relative_inside("../x.py").is_err());
+        assert!(check_relative_inside("/etc/passwd").is_err());
+        assert!(check_relative_inside("a/../../x").is_err());
+        assert!(check_relative_inside("a/../x.py").is_ok());
+        assert!(check_relative_inside("tests/test_x.py").is_ok());
+    }
+
+    #[test]
+    fn run_urls() {
+        assert!(is_run_url("https://github.com/o/r/actions/runs/123"));
+        assert!(is_run_url("https://github.com/o/r/actions/runs/123/attempts/2"));
+        assert!(is_run_url("https://ghe.corp/o/r/actions/runs/123/job/456"));
+        assert!(!is_run_url("https://github.com/o/r/pull/5"));
+    }
+}

@@ -1,1 +1,326 @@
-//! vcs
+//! git operations on git2 (libgit2): worktrees on new branches, diffs that include untracked
+//! files, fixci's single fix commit, blame of changed lines. The user's own checkout (its HEAD,
+//! index and files) is never written: all edits happen in a separate worktree.
+//!
+//! Cloning a remote URL or a `.bundle` shells out to the `git` CLI: libgit2 cannot read bundles,
+//! and the CLI honours the user's credential helpers and SSH configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use git2::{BranchType, DiffOptions, IndexAddOption, Oid, Repository, Signature};
+
+/// git errors, with what fixci was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum VcsError {
+    /// A libgit2 call failed.
+    #[error("git: cannot {what}")]
+    Git {
+        what: String,
+        #[source]
+        source: git2::Error,
+    },
+    /// The `git` CLI failed.
+    #[error("git: cannot {what}: {stderr}")]
+    Cli { what: String, stderr: String },
+    /// A revision does not exist.
+    #[error("git: no branch, tag or commit `{rev}` in `{repo}`")]
+    NoRevision { rev: String, repo: String },
+}
+
+trait Ctx<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, VcsError>;
+}
+
+impl<T> Ctx<T> for Result<T, git2::Error> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, VcsError> {
+        self.map_err(|source| VcsError::Git { what: what(), source })
+    }
+}
+
+/// Paths an agent leaves behind that never belong in a fix commit (tool caches, aider's
+/// history), matched as prefixes of a path component or exact file suffixes.
+pub const DROPPINGS: &[&str] =
+    &[".aider", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".fixci", ".hypothesis"];
+
+/// True when `path` (relative, `/`-separated) is an agent dropping or a Python bytecode file.
+pub fn is_dropping(path: &str) -> bool {
+    path.ends_with(".pyc")
+        || path.split('/').any(|c| DROPPINGS.iter().any(|d| c.starts_with(d)))
+}
+
+/// fixci's commit identity.
+pub fn fixci_signature() -> Signature<'static> {
+    Signature::now("fixci", "fixci@users.noreply.github.com").expect("valid signature")
+}
+
+/// Opens the repository at or above `path`.
+pub fn discover(path: &Path) -> Result<Repository, VcsError> {
+    Repository::discover(path).ctx(|| format!("find a git repository at or above `{}`", path.display()))
+}
+
+/// Opens the repository whose work tree (or worktree) is exactly `path`.
+pub fn open(path: &Path) -> Result<Repository, VcsError> {
+    Repository::open(path).ctx(|| format!("open repository `{}`", path.display()))
+}
+
+/// Resolves `rev` to a commit: a local branch, then `origin/<rev>`, then any revision syntax.
+pub fn resolve_commit(repo: &Repository, rev: &str) -> Result<Oid, VcsError> {
+    for name in [format!("refs/heads/{rev}"), format!("refs/remotes/origin/{rev}")] {
+        if let Ok(r) = repo.find_reference(&name) {
+            if let Ok(c) = r.peel_to_commit() {
+                return Ok(c.id());
+            }
+        }
+    }
+    repo.revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map(|c| c.id())
+        .map_err(|_| VcsError::NoRevision { rev: rev.into(), repo: workdir_of(repo) })
+}
+
+fn workdir_of(repo: &Repository) -> String {
+    repo.workdir().unwrap_or(repo.path()).display().to_string()
+}
+
+/// A branch name `fixci/<slug>` that does not exist yet (`-2`, `-3`, ... appended as needed).
+pub fn free_branch_name(repo: &Repository, slug: &str) -> String {
+    let mut name = format!("fixci/{slug}");
+    let mut n = 2;
+    while repo.find_branch(&name, BranchType::Local).is_ok() {
+        name = format!("fixci/{slug}-{n}");
+        n += 1;
+    }
+    name
+}
+
+/// Creates branch `branch` at `commit` and a worktree for it at `path` (admin name `name`).
+/// Neither the main checkout's HEAD, index nor files are touched.
+pub fn add_worktree(
+    repo: &Repository,
+    branch: &str,
+    commit: Oid,
+    path: &Path,
+    name: &str,
+) -> Result<Repository, VcsError> {
+    let c = repo.find_commit(commit).ctx(|| format!("find commit {commit}"))?;
+    let b = repo.branch(branch, &c, false).ctx(|| format!("create branch `{branch}`"))?;
+    let reference = b.into_reference();
+    let mut opts = git2::WorktreeAddOptions::new();
+    opts.reference(Some(&reference));
+    repo.worktree(name, path, Some(&opts))
+        .ctx(|| format!("add worktree `{}`", path.display()))?;
+    open(path)
+}
+
+/// Moves the worktree's branch to `commit` and makes its files match it exactly: tracked
+/// changes are discarded and untracked files removed (fixci's own worktree only).
+pub fn reset_worktree_to(wt: &Repository, commit: Oid) -> Result<(), VcsError> {
+    let obj = wt.find_object(commit, None).ctx(|| format!("find commit {commit}"))?;
+    wt.reset(&obj, git2::ResetType::Hard, None).ctx(|| format!("reset worktree to {commit}"))?;
+    let root = wt.workdir().expect("worktree has a workdir").to_path_buf();
+    let statuses = wt
+        .statuses(Some(git2::StatusOptions::new().include_untracked(true).recurse_untracked_dirs(false)))
+        .ctx(|| "read worktree status".into())?;
+    for s in statuses.iter() {
+        if s.status().contains(git2::Status::WT_NEW) {
+            if let Ok(p) = s.path() {
+                let full = root.join(p);
+                if full.is_dir() {
+                    let _ = std::fs::remove_dir_all(&full);
+                } else {
+                    let _ = std::fs::remove_file(&full);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The patch between commit `base` and the worktree's files, untracked files included,
+/// agent droppings and `exclude` paths left out. Empty when nothing changed.
+pub fn diff_worktree(wt: &Repository, base: Oid, exclude: &[String]) -> Result<String, VcsError> {
+    let tree = wt.find_commit(base).and_then(|c| c.tree()).ctx(|| format!("read tree of {base}"))?;
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true);
+    let diff = wt.diff_tree_to_workdir(Some(&tree), Some(&mut opts)).ctx(|| "diff worktree".into())?;
+    patch_text(&diff, exclude)
+}
+
+/// The patch between two commits.
+pub fn diff_commits(repo: &Repository, a: Oid, b: Oid) -> Result<String, VcsError> {
+    let ta = repo.find_commit(a).and_then(|c| c.tree()).ctx(|| format!("read tree of {a}"))?;
+    let tb = repo.find_commit(b).and_then(|c| c.tree()).ctx(|| format!("read tree of {b}"))?;
+    let diff = repo.diff_tree_to_tree(Some(&ta), Some(&tb), None).ctx(|| "diff commits".into())?;
+    patch_text(&diff, &[])
+}
+
+fn patch_text(diff: &git2::Diff<'_>, exclude: &[String]) -> Result<String, VcsError> {
+    let mut out = String::new();
+    let mut skip = false;
+    diff.print(git2::DiffFormat::Patch, |delta, _hunk, line| {
+        if line.origin() == 'F' {
+            let p = delta
+                .new_file()
+                .path()
+                .or_else(|| delta.old_file().path())
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            skip = is_dropping(&p) || exclude.iter().any(|e| e == &p);
+        }
+        if !skip {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                out.push(line.origin());
+            }
+            out.push_str(&String::from_utf8_lossy(line.content()));
+        }
+        true
+    })
+    .ctx(|| "render diff".into())?;
+    Ok(out)
+}
+
+/// Paths changed between commit `base` and the worktree (untracked included, droppings not).
+pub fn changed_paths(wt: &Repository, base: Oid) -> Result<Vec<String>, VcsError> {
+    let tree = wt.find_commit(base).and_then(|c| c.tree()).ctx(|| format!("read tree of {base}"))?;
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    let diff = wt.diff_tree_to_workdir(Some(&tree), Some(&mut opts)).ctx(|| "diff worktree".into())?;
+    Ok(diff
+        .deltas()
+        .filter_map(|d| d.new_file().path().or_else(|| d.old_file().path()).map(|p| p.to_string_lossy().replace('\\', "/")))
+        .filter(|p| !is_dropping(p))
+        .collect())
+}
+
+/// Stages every change in the worktree (new, modified, deleted; ignored files and droppings
+/// left out) and commits it on the worktree's branch as fixci. Returns the new commit, or
+/// `None` when there was nothing to commit.
+pub fn commit_all(wt: &Repository, message: &str) -> Result<Option<Oid>, VcsError> {
+    let mut index = wt.index().ctx(|| "open worktree index".into())?;
+    let mut cb = |path: &Path, _spec: &[u8]| -> i32 {
+        if is_dropping(&path.to_string_lossy()) { 1 } else { 0 }
+    };
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut cb as &mut git2::IndexMatchedPath))
+        .ctx(|| "stage changes".into())?;
+    index.update_all(["*"], None).ctx(|| "stage deletions".into())?;
+    // Droppings the agent may have staged itself are removed from the index too.
+    let staged_droppings: Vec<PathBuf> = index
+        .iter()
+        .map(|e| PathBuf::from(String::from_utf8_lossy(&e.path).into_owned()))
+        .filter(|p| is_dropping(&p.to_string_lossy()))
+        .collect();
+    for p in staged_droppings {
+        let _ = index.remove_path(&p);
+    }
+    index.write().ctx(|| "write worktree index".into())?;
+    let tree_id = index.write_tree().ctx(|| "write tree".into())?;
+    let head = wt.head().and_then(|h| h.peel_to_commit()).ctx(|| "read HEAD".into())?;
+    if head.tree_id() == tree_id {
+        return Ok(None);
+    }
+    let tree = wt.find_tree(tree_id).ctx(|| "find tree".into())?;
+    let sig = fixci_signature();
+    let oid = wt
+        .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&head])
+        .ctx(|| "commit the fix".into())?;
+    Ok(Some(oid))
+}
+
+/// Authors of the lines that `patch` removes or changes, as of commit `at`, with line counts:
+/// the people who know this code (for the report's "relevant developers").
+pub fn blame_patch(repo: &Repository, at: Oid, patch: &str) -> Vec<(String, usize)> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let hunk_re = regex::Regex::new(r"^@@ -(\d+)(?:,(\d+))? \+").expect("valid regex");
+    let mut file: Option<String> = None;
+    for line in patch.lines() {
+        if let Some(p) = line.strip_prefix("--- a/") {
+            file = Some(p.to_string());
+        } else if line.starts_with("--- ") {
+            file = None;
+        } else if let (Some(f), Some(c)) = (&file, hunk_re.captures(line)) {
+            let start: usize = c[1].parse().unwrap_or(0);
+            let len: usize = c.get(2).map_or(1, |m| m.as_str().parse().unwrap_or(1));
+            if start == 0 || len == 0 {
+                continue;
+            }
+            let mut opts = git2::BlameOptions::new();
+            opts.newest_commit(at).min_line(start).max_line(start + len - 1);
+            if let Ok(blame) = repo.blame_file(Path::new(f), Some(&mut opts)) {
+                for h in blame.iter() {
+                    let Some(sig) = h.final_signature() else { continue };
+                    let who = format!(
+                        "{} <{}>",
+                        String::from_utf8_lossy(sig.name_bytes()),
+                        String::from_utf8_lossy(sig.email_bytes())
+                    );
+                    *counts.entry(who).or_default() += h.lines_in_hunk();
+                }
+            }
+        }
+    }
+    let mut v: Vec<_> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+/// Commits on `branch` after `since` whose author is not fixci: (short id, author), newest
+/// first. A human commit on a fix branch stops further automatic attempts.
+pub fn foreign_commits(repo: &Repository, branch_tip: Oid, since: Oid) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(mut walk) = repo.revwalk() else { return out };
+    if walk.push(branch_tip).is_err() || walk.hide(since).is_err() {
+        return out;
+    }
+    for oid in walk.flatten() {
+        if let Ok(c) = repo.find_commit(oid) {
+            let a = c.author();
+            if a.email().ok() != Some("fixci@users.noreply.github.com") {
+                out.push((oid.to_string()[..8].to_string(), format!("{} <{}>", a.name().unwrap_or("?"), a.email().unwrap_or("?"))));
+            }
+        }
+    }
+    out
+}
+
+/// Clones `source` (a git URL or a `.bundle` file) into `dest` with the git CLI, or fetches
+/// into an existing clone.
+pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
+    let run = |args: &[&str], what: &str| -> Result<(), VcsError> {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| VcsError::Cli { what: what.into(), stderr: e.to_string() })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(VcsError::Cli { what: what.into(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+        }
+    };
+    if dest.join(".git").exists() {
+        let d = dest.to_string_lossy();
+        run(&["-C", &d, "fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*"], &format!("fetch `{source}`"))
+    } else {
+        if let Some(parent) = dest.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        run(&["clone", "--quiet", "--no-checkout", source, &dest.to_string_lossy()], &format!("clone `{source}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn droppings() {
+        assert!(is_dropping(".aider.chat.history.md"));
+        assert!(is_dropping("pkg/__pycache__/x.cpython-311.pyc"));
+        assert!(is_dropping(".aider.tags.cache.v4/cache.db"));
+        assert!(!is_dropping("src/aider.py"));
+        assert!(!is_dropping("calc/ops.py"));
+    }
+}

@@ -1,0 +1,154 @@
+//! The typed job spec, deserialized after the JSON Schema has accepted the document.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A job spec: one CI failure to reproduce and fix. Keys are kebab-case in files
+/// (`raw-logs`, `existing-test-path`, ...); see `schemas/job.schema.json` for each key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JobSpec {
+    /// true when the failure happens on every run; false for a flaky failure.
+    pub deterministic: bool,
+    /// The task, in the user's words.
+    pub prompt: String,
+    /// A GitHub Actions run URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Inline log text, or a path to a log file / run-logs ZIP (relative to the spec's folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_logs: Option<String>,
+    /// An existing failing test, relative to the repository root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_test_path: Option<String>,
+    /// Target repository: local path, git URL or `.bundle` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// Branch the fix is cut from.
+    #[serde(default = "default_base")]
+    pub base: String,
+    /// Commit the reproduction starts from (default: `base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Pipeline name or file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// The coding agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentSpec>,
+    /// Model name passed to the agent preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Stage id (or `total`) -> duration text such as `"5m"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub budgets: BTreeMap<String, String>,
+    /// Fix attempts before escalation (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Verification runs for a deterministic failure (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_runs: Option<u32>,
+    /// Keep the reproduction test in the fix commit.
+    #[serde(default)]
+    pub keep_test: bool,
+    /// A GitHub issue `O/R#N` as the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<String>,
+    /// Pull-request options.
+    #[serde(default)]
+    pub pr: PrSpec,
+    /// Shell command that runs the test; `{test_file}` is replaced by the test path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_command: Option<String>,
+    /// Extra environment variables removed from the agent's and tests' environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<String>,
+}
+
+fn default_base() -> String {
+    "main".into()
+}
+
+/// The `agent` key: a preset name, or a table. Deserialized by hand from either form so that
+/// errors stay precise (no `untagged`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AgentSpec {
+    /// Preset name (`claude`, `codex`, `aider`, `gemini`, `command`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// Explicit argv.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Extra arguments appended to the command line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment variables for the agent.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// `prompt` to feed the rendered prompt on stdin, `none` for /dev/null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for AgentSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+        struct Table {
+            preset: Option<String>,
+            command: Option<Vec<String>>,
+            #[serde(default)]
+            args: Vec<String>,
+            #[serde(default)]
+            env: BTreeMap<String, String>,
+            stdin: Option<String>,
+        }
+        let v = serde_json::Value::deserialize(d)?;
+        match v {
+            serde_json::Value::String(s) => Ok(AgentSpec { preset: Some(s), ..Default::default() }),
+            other => {
+                let t: Table = serde_json::from_value(other).map_err(serde::de::Error::custom)?;
+                Ok(AgentSpec {
+                    preset: t.preset,
+                    command: t.command,
+                    args: t.args,
+                    env: t.env,
+                    stdin: t.stdin,
+                })
+            }
+        }
+    }
+}
+
+/// The `pr` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PrSpec {
+    /// Open the PR as a draft (default true).
+    #[serde(default = "yes")]
+    pub draft: bool,
+    /// Labels to add.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Reviewers to request.
+    #[serde(default)]
+    pub reviewers: Vec<String>,
+    /// Remote to push to (default `origin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// PR title (default: derived from the failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PrSpec {
+    fn default() -> Self {
+        Self { draft: true, labels: Vec::new(), reviewers: Vec::new(), remote: None, title: None }
+    }
+}
