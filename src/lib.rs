@@ -13,6 +13,7 @@ pub mod forge;
 pub mod logs;
 pub mod pipeline;
 pub mod process;
+pub mod redact;
 pub mod report;
 pub mod spec;
 pub mod stages;

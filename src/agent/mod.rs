@@ -1,1 +1,221 @@
-//! agent
+//! Agent adapters: build the command line for a preset (`claude`, `codex`, `gemini`, `aider`)
+//! or a spec's own command, and the environment it runs in (fixci's `FIXCI_*` variables; forge
+//! tokens and the spec's `secret-env` removed). Judging what the agent did is not done here: the
+//! engine measures that itself.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::process::CommandSpec;
+use crate::spec::AgentSpec;
+
+/// The presets, from `src/agent/presets.toml`.
+pub const PRESETS: &str = include_str!("presets.toml");
+
+/// Environment variables that never reach an agent or a test: forge credentials.
+pub const FORGE_SECRETS: &[&str] = &["GITHUB_TOKEN", "GH_TOKEN", "GITHUB_PAT", "GH_ENTERPRISE_TOKEN"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Preset {
+    command: Vec<String>,
+    #[serde(default)]
+    model_args: Vec<String>,
+    #[serde(default)]
+    stdin: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+fn presets() -> BTreeMap<String, Preset> {
+    toml::from_str(PRESETS).expect("embedded presets parse")
+}
+
+/// Names of the presets.
+pub fn preset_names() -> Vec<String> {
+    presets().into_keys().collect()
+}
+
+/// A resolved agent: argv template (placeholders still in), environment, stdin mode.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Agent {
+    /// Preset name, or `command`.
+    pub name: String,
+    /// argv with `{placeholders}`.
+    pub argv: Vec<String>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// Feed the prompt on stdin.
+    pub prompt_on_stdin: bool,
+}
+
+/// Resolves the agent from the CLI flag (`--agent NAME`), the spec's `agent`, or the pipeline
+/// default (in that order); `spec_dir` resolves relative paths in a spec's command.
+///
+/// Errors (exit 2): unknown preset (the presets are listed), `command` preset without a command.
+pub fn resolve(
+    flag: Option<&str>,
+    spec: Option<&AgentSpec>,
+    default: Option<&str>,
+    model: Option<&str>,
+    spec_dir: &Path,
+) -> Result<Agent, Error> {
+    let from_flag = flag.map(|f| AgentSpec { preset: Some(f.to_string()), ..Default::default() });
+    let chosen = from_flag
+        .or_else(|| spec.cloned())
+        .unwrap_or_else(|| AgentSpec { preset: Some(default.unwrap_or("claude").to_string()), ..Default::default() });
+    let all = presets();
+    let name = chosen
+        .preset
+        .clone()
+        .unwrap_or_else(|| if chosen.command.is_some() { "command".into() } else { "claude".into() });
+    let preset = all.get(&name).ok_or_else(|| {
+        Error::usage(format!("unknown agent preset `{name}`"))
+            .detail(format!("presets: {}", all.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")))
+            .hint("or give a command line: \"agent\": {\"command\": [\"my-agent\", \"{prompt_file}\"]}")
+    })?;
+    let mut argv = match &chosen.command {
+        Some(c) => c.iter().map(|a| resolve_relative(a, spec_dir)).collect(),
+        None => preset.command.clone(),
+    };
+    if argv.is_empty() {
+        return Err(Error::usage("agent preset `command` needs a command line")
+            .detail("/agent/command: expected a non-empty array such as [\"python3\", \"agent.py\", \"{prompt_file}\"]"));
+    }
+    if let Some(m) = model {
+        if chosen.command.is_none() {
+            argv.extend(preset.model_args.iter().map(|a| a.replace("{model}", m)));
+        }
+    }
+    argv.extend(chosen.args.iter().cloned());
+    let mut env = preset.env.clone();
+    env.extend(chosen.env.clone());
+    let stdin = chosen.stdin.clone().or(preset.stdin.clone()).unwrap_or_else(|| "none".into());
+    Ok(Agent { name, argv, env, prompt_on_stdin: stdin == "prompt" })
+}
+
+/// Makes a spec command's argument absolute when it names a file in the spec's folder, so
+/// `["python3", "agent.py"]` works although the agent runs in the worktree.
+fn resolve_relative(arg: &str, spec_dir: &Path) -> String {
+    if arg.starts_with('-') || arg.contains('{') || Path::new(arg).is_absolute() {
+        return arg.to_string();
+    }
+    let candidate = spec_dir.join(arg);
+    if candidate.is_file() {
+        candidate.display().to_string()
+    } else {
+        arg.to_string()
+    }
+}
+
+/// Everything an agent invocation needs besides the resolved [`Agent`].
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Stage id (`FIXCI_STAGE`).
+    pub stage: String,
+    /// 1-based attempt (`FIXCI_ATTEMPT`).
+    pub attempt: u32,
+    /// The rendered prompt file (`FIXCI_PROMPT_FILE`).
+    pub prompt_file: PathBuf,
+    /// The stage directory (`FIXCI_STAGE_DIR`).
+    pub stage_dir: PathBuf,
+    /// The run directory (`FIXCI_RUN_DIR`).
+    pub run_dir: PathBuf,
+    /// The worktree: the agent's working directory.
+    pub worktree: PathBuf,
+    /// Model name, for the `{model}` placeholder.
+    pub model: Option<String>,
+    /// Extra variables to remove (the spec's `secret-env`).
+    pub secret_env: Vec<String>,
+}
+
+impl Agent {
+    /// The concrete command for one invocation: placeholders substituted, `FIXCI_*` set,
+    /// secrets removed, the worktree as working directory.
+    pub fn command(&self, inv: &Invocation) -> CommandSpec {
+        let subst = |a: &str| {
+            a.replace("{prompt_file}", &inv.prompt_file.display().to_string())
+                .replace("{stage_dir}", &inv.stage_dir.display().to_string())
+                .replace("{run_dir}", &inv.run_dir.display().to_string())
+                .replace("{worktree}", &inv.worktree.display().to_string())
+                .replace("{model}", inv.model.as_deref().unwrap_or(""))
+        };
+        let argv: Vec<String> = self.argv.iter().map(|a| subst(a)).collect();
+        let mut env: Vec<(String, String)> = self.env.iter().map(|(k, v)| (k.clone(), subst(v))).collect();
+        env.extend([
+            ("FIXCI_STAGE".to_string(), inv.stage.clone()),
+            ("FIXCI_ATTEMPT".to_string(), inv.attempt.to_string()),
+            ("FIXCI_PROMPT_FILE".to_string(), inv.prompt_file.display().to_string()),
+            ("FIXCI_STAGE_DIR".to_string(), inv.stage_dir.display().to_string()),
+            ("FIXCI_RUN_DIR".to_string(), inv.run_dir.display().to_string()),
+        ]);
+        CommandSpec {
+            program: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            cwd: inv.worktree.clone(),
+            env,
+            env_remove: scrubbed_env(&inv.secret_env),
+            stdin: self.prompt_on_stdin.then(|| inv.prompt_file.clone()),
+        }
+    }
+}
+
+/// Variables removed from agents' and tests' environments: forge tokens and `extra`.
+pub fn scrubbed_env(extra: &[String]) -> Vec<String> {
+    FORGE_SECRETS.iter().map(|s| s.to_string()).chain(extra.iter().cloned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv() -> Invocation {
+        Invocation {
+            stage: "fix".into(),
+            attempt: 2,
+            prompt_file: "/run/stages/fix/prompt.md".into(),
+            stage_dir: "/run/stages/fix".into(),
+            run_dir: "/run".into(),
+            worktree: "/wt".into(),
+            model: Some("m1".into()),
+            secret_env: vec!["MY_SECRET".into()],
+        }
+    }
+
+    #[test]
+    fn presets_build_checked_command_lines() {
+        let dir = Path::new("/");
+        let c = resolve(Some("claude"), None, None, Some("opus"), dir).unwrap().command(&inv());
+        assert_eq!(c.program, "claude");
+        assert!(c.args.contains(&"-p".to_string()) && c.args.ends_with(&["--model".into(), "opus".into()]));
+        assert_eq!(c.stdin.as_deref(), Some(Path::new("/run/stages/fix/prompt.md")));
+        let c = resolve(Some("codex"), None, None, None, dir).unwrap().command(&inv());
+        assert_eq!(&c.args[..3], &["-a", "never", "exec"]);
+        assert!(!c.args.iter().any(|a| a == "--full-auto"));
+        let c = resolve(Some("aider"), None, None, None, dir).unwrap().command(&inv());
+        assert!(c.args.contains(&"--no-auto-commits".to_string()));
+        assert!(c.args.contains(&"/run/stages/fix/prompt.md".to_string()));
+        assert!(c.env_remove.contains(&"GITHUB_TOKEN".to_string()) && c.env_remove.contains(&"MY_SECRET".to_string()));
+        assert!(c.env.iter().any(|(k, v)| k == "FIXCI_ATTEMPT" && v == "2"));
+    }
+
+    #[test]
+    fn unknown_preset_lists_the_presets() {
+        let e = resolve(Some("clod"), None, None, None, Path::new("/")).unwrap_err().render();
+        assert!(e.contains("`clod`") && e.contains("`claude`"), "{e}");
+    }
+
+    #[test]
+    fn spec_command_paths_resolve_against_the_spec_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("agent.py"), "").unwrap();
+        let spec = AgentSpec { command: Some(vec!["python3".into(), "agent.py".into(), "{prompt_file}".into()]), ..Default::default() };
+        let a = resolve(None, Some(&spec), None, None, dir.path()).unwrap();
+        assert_eq!(a.argv[1], dir.path().join("agent.py").display().to_string());
+        assert_eq!(a.argv[0], "python3");
+        assert_eq!(a.command(&inv()).args[1], "/run/stages/fix/prompt.md");
+    }
+}

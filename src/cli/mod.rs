@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod logs;
+pub mod run;
+pub mod schema;
 pub mod stress;
+pub mod validate;
 
 /// fixci: turn a red CI run into a verified fix proposal.
 #[derive(Debug, Parser)]
@@ -19,6 +22,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a pipeline on a job spec: reproduce, fix, verify, propose.
+    Run(run::RunArgs),
+    /// Validate job specs and pipeline files.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of a job spec or a pipeline.
+    Schema(schema::SchemaArgs),
     /// Fetch and distil a CI log: failing tests, failure signature, excerpt.
     Logs(logs::LogsArgs),
     /// Run a command many times in parallel; failure rate with its interval.
@@ -29,6 +38,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => run::execute(a),
+        Command::Validate(a) => validate::execute(a),
+        Command::Schema(a) => schema::execute(a),
         Command::Logs(a) => logs::execute(a),
         Command::Stress(a) => stress::execute(a),
     };

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use template::{fence, render_prompt, Templates};
+pub use template::{fence, render_prompt, spec_context, Templates};
 
 use crate::error::Error;
 use crate::spec::{self, LoadedSpec};

@@ -1,1 +1,310 @@
-//! report
+//! Reports built from the run state: `report.md` (the sections of `outputs/TEMPLATE_report.md`),
+//! `result.json`, the PR title and body. Runs no stage and prints nothing.
+
+use std::fmt::Write;
+
+use serde_json::{json, Value};
+
+use crate::engine::state::{RunState, Status};
+use crate::pipeline::fence;
+use crate::spec::LoadedSpec;
+use crate::stages::judge::looks_like_test;
+
+/// Largest diff quoted in full in the report (bytes); longer ones are cut with a note.
+pub const MAX_DIFF_IN_REPORT: usize = 24 * 1024;
+
+/// The PR / commit title: the spec's `pr.title`, else `Fix <first failing test>`, else the
+/// prompt's first line (72 characters at most).
+pub fn title(st: &RunState, spec: &LoadedSpec) -> String {
+    if let Some(t) = &spec.spec.pr.title {
+        return t.clone();
+    }
+    if let Some(f) = st.logs.as_ref().and_then(|l| l.distilled.failures.first()) {
+        return cut(&format!("Fix failing test {}", f.test), 72);
+    }
+    if let Some(r) = &st.repro {
+        if r.origin == "existing" {
+            return cut(&format!("Fix failing test {}", r.test_file), 72);
+        }
+    }
+    cut(&format!("Fix: {}", spec.spec.prompt.lines().next().unwrap_or("CI failure")), 72)
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// The one-paragraph summary that leads the report and the PR body.
+pub fn summary(st: &RunState) -> String {
+    let v = st.verification.as_ref();
+    match st.status {
+        Status::Success => format!(
+            "fixci reproduced the failure, and a fix passed verification: {} of {} runs passed with fixci's own copy of the reproduction test.",
+            v.map_or(0, |v| v.passed),
+            v.map_or(0, |v| v.runs)
+        ),
+        Status::Partial => "A fix passed, but with less evidence than the required confidence.".into(),
+        Status::Escalated => format!("No fix passed verification after {} attempt(s); a human has to take over.", st.attempts.len()),
+        Status::Failed => format!("The run ended without a fix: {}.", st.reason.as_deref().unwrap_or("see the stages below")),
+        Status::Interrupted => "The run was interrupted; it can be resumed.".into(),
+        Status::Running => "The run has not finished.".into(),
+    }
+}
+
+/// The PR body: summary, reproduction, root cause, verification.
+pub fn pr_body(st: &RunState, spec: &LoadedSpec) -> String {
+    let mut b = String::new();
+    let _ = writeln!(b, "## Summary\n\n{}\n", summary(st));
+    if let Some(l) = &st.logs {
+        if !l.distilled.failures.is_empty() {
+            let _ = writeln!(b, "Failing in CI:\n");
+            for f in &l.distilled.failures {
+                let _ = writeln!(b, "- `{}`", f.test);
+            }
+            b.push('\n');
+        }
+    }
+    if let Some(rc) = st.attempts.iter().rev().find_map(|a| a.root_cause.as_ref()) {
+        let _ = writeln!(b, "## Root cause (as the agent reported it)\n\n{rc}\n");
+    }
+    if let Some(r) = &st.repro {
+        let _ = writeln!(b, "## Reproduction\n\n`{}` (run with `{}`) failed every confirmation run before the fix.\n", r.test_file, r.command);
+    }
+    if let Some(v) = &st.verification {
+        let _ = writeln!(b, "## Verification\n\n{} of {} runs passed after the fix.\n", v.passed, v.runs);
+    }
+    let _ = writeln!(b, "---\nOpened by fixci from `{}`; task: {}", spec.path.display(), spec.spec.prompt.lines().next().unwrap_or(""));
+    b
+}
+
+/// The Markdown report (`report.md`). `devs` are the authors of the changed lines, with counts.
+pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# fixci report: {}\n", title(st, spec));
+    let _ = writeln!(m, "## Summary\n");
+    let _ = writeln!(m, "- **Status:** {}", st.status.as_str());
+    if let Some(r) = &st.reason {
+        let _ = writeln!(m, "- **Reason:** {r}");
+    }
+    let _ = writeln!(m, "- **Branch:** `{}`", st.branch.as_deref().unwrap_or("-"));
+    if let Some(c) = &st.commit {
+        let _ = writeln!(m, "- **Fix commit:** `{c}`");
+    }
+    let _ = writeln!(m, "\n{}\n", summary(st));
+
+    let _ = writeln!(m, "## Input configuration\n");
+    let _ = writeln!(m, "| key | value |\n|---|---|");
+    let _ = writeln!(m, "| job spec | `{}` |", st.spec_file.display());
+    let _ = writeln!(m, "| pipeline | `{}` |", st.pipeline);
+    let _ = writeln!(m, "| agent | `{}` |", st.agent.replace('|', "\\|"));
+    let _ = writeln!(m, "| repository | `{}` |", st.repo.source);
+    let _ = writeln!(m, "| base | `{}` ({}) |", st.repo.base, short(&st.repo.base_commit));
+    let _ = writeln!(m, "| reproduction starts at | {} |", short(&st.repo.start_commit));
+    let _ = writeln!(m, "| deterministic | {} |", spec.spec.deterministic);
+    let input = if spec.spec.url.is_some() { "url" } else if spec.spec.raw_logs.is_some() { "raw-logs" } else { "existing-test-path" };
+    let _ = writeln!(m, "| input | `{input}` |");
+    let _ = writeln!(m, "\nTask:\n\n{}\n", fence(spec.spec.prompt.clone()));
+
+    if let Some(l) = &st.logs {
+        let _ = writeln!(m, "### The CI failure\n");
+        if l.distilled.failures.is_empty() {
+            let _ = writeln!(m, "No failing test was recognised in the log.\n");
+        }
+        for f in &l.distilled.failures {
+            let loc = match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!(" ({file}:{line})"),
+                (Some(file), None) => format!(" ({file})"),
+                _ => String::new(),
+            };
+            let _ = writeln!(m, "- `{}`{loc}{}", f.test, f.message.as_ref().map(|s| format!(": {s}")).unwrap_or_default());
+        }
+        if let Some(s) = &l.distilled.signature {
+            let _ = writeln!(m, "\nFailure signature: `{s}`");
+        }
+        m.push('\n');
+    }
+
+    let _ = writeln!(m, "## Reproduction\n");
+    match &st.repro {
+        Some(r) => {
+            let _ = writeln!(m, "- Test: `{}` ({})", r.test_file, if r.origin == "agent" { "written by the agent" } else { "already in the repository" });
+            let _ = writeln!(m, "- Command: `{}`", r.command);
+            let confirm = st.stages.iter().find(|s| s.kind == "run-test" && s.attempt.is_none());
+            let _ = writeln!(m, "- Confirmed by fixci: {}{}", if r.confirmed { "yes" } else { "no" }, confirm.map(|c| format!(" ({})", c.summary)).unwrap_or_default());
+            if !r.failure_output.is_empty() {
+                let _ = writeln!(m, "\nOutput of a failing run:\n\n{}\n", fence(r.failure_output.clone()));
+            }
+        }
+        None => {
+            let _ = writeln!(m, "No reproduction.\n");
+        }
+    }
+
+    let _ = writeln!(m, "## Root cause\n");
+    match st.attempts.iter().rev().find_map(|a| a.root_cause.as_ref()) {
+        Some(rc) => {
+            let _ = writeln!(m, "As the agent reported it (fixci checks the fix, not this explanation):\n\n{rc}\n");
+        }
+        None => {
+            let _ = writeln!(m, "The agent gave no explanation.\n");
+        }
+    }
+
+    let _ = writeln!(m, "## Fix\n");
+    let tampering: Vec<String> = st.attempts.iter().flat_map(|a| a.tampering.iter().map(move |t| format!("attempt {}: {t}", a.number))).collect();
+    if !tampering.is_empty() {
+        let _ = writeln!(m, "**Test tampering detected** (fixci restored its own copy of the reproduction test and refused marker, assertion or timeout changes):\n");
+        for t in &tampering {
+            let _ = writeln!(m, "- {t}");
+        }
+        m.push('\n');
+    }
+    let diff = if st.commit.is_some() {
+        std::fs::read_to_string(st.worktree.as_ref().and_then(|w| w.parent()).map(|d| d.join("fix.diff")).unwrap_or_default()).unwrap_or_default()
+    } else {
+        st.attempts.last().map(|a| a.diff.clone()).unwrap_or_default()
+    };
+    let (tests, code) = split_diff(&diff);
+    if !tests.is_empty() {
+        let _ = writeln!(m, "Changes to tests (shown first; judged by fixci):\n\n{}\n", fence_diff(&tests));
+    }
+    if code.trim().is_empty() && tests.is_empty() {
+        let _ = writeln!(m, "No fix.\n");
+    } else if !code.trim().is_empty() {
+        let _ = writeln!(m, "{}:\n\n{}\n", if st.commit.is_some() { "The fix (`fix.diff`)" } else { "The last attempt's diff (not committed)" }, fence_diff(&code));
+    }
+    if !st.attempts.is_empty() {
+        let _ = writeln!(m, "### Attempts\n\n| attempt | outcome | reason |\n|---|---|---|");
+        for a in &st.attempts {
+            let _ = writeln!(m, "| {} | {} | {} |", a.number, a.outcome, a.reason.as_deref().unwrap_or("-").replace('|', "\\|").replace('\n', " "));
+        }
+        m.push('\n');
+        for a in st.attempts.iter().filter(|a| a.outcome != "passed" && !a.failure_output.is_empty()) {
+            let _ = writeln!(m, "Attempt {} verification output:\n\n{}\n", a.number, fence(a.failure_output.clone()));
+        }
+    }
+
+    let _ = writeln!(m, "## Verification\n");
+    match (&st.verification, st.attempts.last().and_then(|a| a.verification.as_ref())) {
+        (Some(v), _) => {
+            let _ = writeln!(m, "- Runs: {}\n- Passed: {}\n- Failed: {}", v.runs, v.passed, v.failed);
+            let _ = writeln!(m, "- Confidence: the failure was deterministic (it failed every confirmation run), and the fixed test passed all {} runs, each run by fixci with its own copy of the test.\n", v.runs);
+        }
+        (None, Some(v)) => {
+            let _ = writeln!(m, "- Last attempt: {} runs, {} passed, {} failed (of {} planned)\n", v.runs, v.passed, v.failed, v.planned);
+        }
+        (None, None) => {
+            let _ = writeln!(m, "Not verified.\n");
+        }
+    }
+
+    let _ = writeln!(m, "## Pull request\n");
+    match &st.pr {
+        Some(p) if p.mode == "opened" => {
+            let _ = writeln!(m, "Draft PR: {}\n", p.url.as_deref().unwrap_or("-"));
+        }
+        Some(p) => {
+            let _ = writeln!(m, "Not opened (proposal). Title and body are in `{}`. To publish:\n\n```sh\n{}\n```\n", p.body_file.display(), p.commands.join("\n"));
+        }
+        None => {
+            let _ = writeln!(m, "None.\n");
+        }
+    }
+
+    let _ = writeln!(m, "## Stages\n\n| stage | attempt | status | time | budget | summary |\n|---|---|---|---|---|---|");
+    for s in &st.stages {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {:.1}s | {:.0}s | {} |",
+            s.id,
+            s.attempt.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+            s.status.as_str(),
+            s.duration_s,
+            s.budget_s,
+            s.summary.replace('|', "\\|").replace('\n', " ")
+        );
+    }
+    m.push('\n');
+
+    let _ = writeln!(m, "## Next steps\n");
+    let next = match st.status {
+        Status::Success => "Review the fix diff, then publish the branch (see Pull request).".to_string(),
+        Status::Escalated => "Read the attempts' diffs and verification output above; fix by hand or re-run with a different prompt or agent.".into(),
+        Status::Failed => "Check the reproduction: give a more specific prompt, an `existing-test-path`, or a longer `reproduce` budget.".into(),
+        _ => format!("Resume with `fixci resume {}`.", st.run_id),
+    };
+    let _ = writeln!(m, "{next}\n");
+
+    let _ = writeln!(m, "## Relevant developers\n");
+    if devs.is_empty() {
+        let _ = writeln!(m, "No changed lines had prior authors (`git blame` found none).\n");
+    } else {
+        let _ = writeln!(m, "Authors of the changed lines (`git blame` at base):\n");
+        for (who, n) in devs {
+            let _ = writeln!(m, "- {who}: {n} line{}", if *n == 1 { "" } else { "s" });
+        }
+        m.push('\n');
+    }
+    m
+}
+
+fn short(c: &str) -> String {
+    format!("`{}`", &c[..10.min(c.len())])
+}
+
+/// Splits a diff into (test-file parts, other parts).
+fn split_diff(diff: &str) -> (String, String) {
+    let (mut tests, mut code) = (String::new(), String::new());
+    let mut to_tests = false;
+    for line in diff.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("diff --git a/") {
+            to_tests = looks_like_test(rest.split(" b/").next().unwrap_or(rest));
+        }
+        if to_tests { tests.push_str(line) } else { code.push_str(line) }
+    }
+    (tests, code)
+}
+
+fn fence_diff(d: &str) -> String {
+    let body = if d.len() > MAX_DIFF_IN_REPORT {
+        let mut cut = MAX_DIFF_IN_REPORT;
+        while !d.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}\n[... {} more bytes: see fix.diff]", &d[..cut], d.len() - cut)
+    } else {
+        d.to_string()
+    };
+    fence(body).replacen("text\n", "diff\n", 1)
+}
+
+/// `result.json`: `status` first, then reason, stages, attempts, verification, branch, PR.
+pub fn result_json(st: &RunState) -> Value {
+    json!({
+        "status": st.status.as_str(),
+        "reason": st.reason,
+        "run_id": st.run_id,
+        "pipeline": st.pipeline,
+        "agent": st.agent,
+        "branch": st.branch,
+        "base": st.repo.base,
+        "base_commit": st.repo.base_commit,
+        "commit": st.commit,
+        "reproduction": st.repro.as_ref().map(|r| json!({"test_file": r.test_file, "command": r.command, "origin": r.origin, "confirmed": r.confirmed})),
+        "failures": st.logs.as_ref().map(|l| l.distilled.failures.clone()).unwrap_or_default(),
+        "signature": st.logs.as_ref().and_then(|l| l.distilled.signature.clone()),
+        "stages": st.stages,
+        "attempts": st.attempts.iter().map(|a| json!({
+            "number": a.number, "outcome": a.outcome, "reason": a.reason,
+            "tampering": a.tampering, "verification": a.verification,
+        })).collect::<Vec<_>>(),
+        "verification": st.verification,
+        "pr": st.pr,
+        "started_at": st.started_at,
+        "finished_at": st.finished_at,
+    })
+}

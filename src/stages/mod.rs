@@ -1,1 +1,114 @@
-//! stages
+//! Stage kinds: one file per kind, each a type behind the [`Stage`] trait. A stage reads and
+//! updates the run state and writes into its stage directory; it never prints (it emits
+//! events). A stage that fails returns a [`StageResult`] with that status; `Err` is reserved for
+//! fixci not being able to do its job (exit 2/3).
+
+mod agent;
+mod command;
+mod fetch_logs;
+mod git_branch;
+mod git_commit;
+pub mod judge;
+mod open_pr;
+mod report;
+mod run_test;
+mod strip_test;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::state::{RunState, StageStatus};
+use crate::engine::{Event, RunEnv};
+use crate::error::Error;
+use crate::pipeline::{StageDef, StageKind};
+
+pub use git_branch::reset_for_attempt;
+
+/// What a stage sees: the run-wide environment, the mutable state, its id, directory, attempt
+/// and budget, and the event sink.
+pub struct StageCtx<'a> {
+    /// Run-wide context.
+    pub env: &'a RunEnv,
+    /// The run state; stages record what they learn here.
+    pub st: &'a mut RunState,
+    /// Stage id.
+    pub id: &'a str,
+    /// The stage's directory (`stages/<id>` or `stages/<id>/attempt-N`).
+    pub dir: PathBuf,
+    /// Attempt number inside the attempt loop.
+    pub attempt: Option<u32>,
+    /// Time this stage may take.
+    pub budget: Duration,
+    /// Event sink.
+    pub emit: &'a mut dyn FnMut(Event),
+}
+
+/// How a stage ended, with a one-line summary.
+#[derive(Debug, Clone)]
+pub struct StageResult {
+    /// Outcome.
+    pub status: StageStatus,
+    /// What happened, or why it failed.
+    pub summary: String,
+}
+
+impl StageResult {
+    /// A result with `status` and `summary`.
+    pub fn new(status: StageStatus, summary: impl Into<String>) -> Self {
+        Self { status, summary: summary.into() }
+    }
+
+    /// A passed stage.
+    pub fn passed(summary: impl Into<String>) -> Self {
+        Self::new(StageStatus::Passed, summary)
+    }
+
+    /// A failed stage.
+    pub fn failed(summary: impl Into<String>) -> Self {
+        Self::new(StageStatus::Failed, summary)
+    }
+}
+
+/// One stage kind.
+pub trait Stage {
+    /// Runs the stage.
+    fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error>;
+}
+
+/// Runs the stage `def` (not `attempts`, which the engine drives).
+pub fn run(def: &StageDef, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
+    let stage: Box<dyn Stage> = match def.kind {
+        StageKind::FetchLogs => Box::new(fetch_logs::FetchLogs),
+        StageKind::Agent => Box::new(agent::AgentStage {
+            role: def.role.ok_or_else(|| Error::usage(format!("stage `{}`: an agent stage needs `role`", def.id)))?,
+            prompt: def.prompt.clone().ok_or_else(|| Error::usage(format!("stage `{}`: an agent stage needs `prompt`", def.id)))?,
+        }),
+        StageKind::RunTest => Box::new(run_test::RunTest {
+            expect: def.expect.ok_or_else(|| Error::usage(format!("stage `{}`: a run-test stage needs `expect`", def.id)))?,
+            runs: def.runs.clone(),
+            restore: def.restore_test.unwrap_or(false),
+        }),
+        StageKind::GitBranch => Box::new(git_branch::GitBranch),
+        StageKind::GitCommit => Box::new(git_commit::GitCommit),
+        StageKind::StripTest => Box::new(strip_test::StripTest),
+        StageKind::OpenPr => Box::new(open_pr::OpenPr),
+        StageKind::Report => Box::new(report::Report),
+        StageKind::Command => Box::new(command::CommandStage {
+            command: def.command.clone().ok_or_else(|| Error::usage(format!("stage `{}`: a command stage needs `command`", def.id)))?,
+        }),
+        StageKind::Attempts => {
+            return Err(Error::usage(format!("stage `{}`: attempt loops run only at the top level", def.id)))
+        }
+    };
+    stage.run(cx)
+}
+
+/// The worktree of the run, or an error when the run has none.
+pub(crate) fn worktree(st: &RunState) -> Result<PathBuf, Error> {
+    st.worktree.clone().ok_or_else(|| Error::infra("this run has no worktree"))
+}
+
+/// The environment a test or user command runs with: the forge tokens and `secret-env` removed.
+pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
+    crate::agent::scrubbed_env(&env.spec().spec.secret_env)
+}

@@ -1,0 +1,207 @@
+//! `fixci run`: load the job spec, pick the pipeline and agent, then run it (or print the plan
+//! with `--dry-run`).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use clap::Args;
+
+use crate::engine::{self, Event, Observer, RunRequest, Status};
+use crate::error::{Error, Result};
+use crate::spec::{self, LoadedSpec};
+use crate::{agent, exit_codes, pipeline};
+
+/// Run a pipeline on a job spec: reproduce the CI failure, let the agent fix it, verify the fix,
+/// and propose it (branch, PR proposal or draft PR, report under `outputs/`).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Job spec (JSON, or TOML by extension). Default: `./info.json`
+    pub spec: Option<PathBuf>,
+    /// Target repository: a path, git URL or `.bundle` (default: the spec's `repo`, else the git
+    /// repository around the current directory)
+    #[arg(long, value_name = "PATH|URL")]
+    pub repo: Option<String>,
+    /// Pipeline name or TOML file, overriding the one the spec selects
+    #[arg(long, value_name = "NAME|FILE")]
+    pub pipeline: Option<String>,
+    /// Agent preset (claude, codex, gemini, aider), overriding the spec's `agent`
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// Model passed to the agent preset, overriding the spec's `model`
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Resolve everything, render the prompts, print the plan; create nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop at a PR proposal (branch, `pr.md`, the commands to publish it)
+    #[arg(long)]
+    pub no_pr: bool,
+    /// Folder for run directories (default: `./outputs`)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A GitHub Actions run URL, instead of a spec file
+    #[arg(long, conflicts_with = "spec")]
+    pub url: Option<String>,
+    /// The task text, with `--url`
+    #[arg(long, requires = "url")]
+    pub prompt: Option<String>,
+    /// With `--url`: the failure is deterministic (the default)
+    #[arg(long, requires = "url", conflicts_with = "flaky")]
+    pub deterministic: bool,
+    /// With `--url`: the failure is flaky (non-deterministic)
+    #[arg(long, requires = "url")]
+    pub flaky: bool,
+}
+
+static CANCEL: AtomicBool = AtomicBool::new(false);
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // First signal: ask the engine to stop children and save state. Second: leave now.
+    if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+    CANCEL.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches atomics and calls _exit, both async-signal-safe.
+        unsafe {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+/// Loads the spec named on the command line, or builds one from `--url`.
+fn load_spec(args: &RunArgs) -> Result<LoadedSpec> {
+    if let Some(url) = &args.url {
+        let v = serde_json::json!({
+            "deterministic": !args.flaky,
+            "prompt": args.prompt.clone().unwrap_or_else(|| "Fix the failure of this CI run".into()),
+            "url": url,
+        });
+        let cwd = std::env::current_dir().unwrap_or_default();
+        return spec::from_value(v, Path::new("<command line>"), &cwd);
+    }
+    let path = args.spec.clone().unwrap_or_else(|| PathBuf::from("info.json"));
+    if !path.exists() {
+        return Err(Error::usage(format!("job spec `{}` does not exist", path.display()))
+            .hint("pass a spec (`fixci run path/to/info.json`), put `info.json` in the current directory, or use `--url`"));
+    }
+    spec::load(&path)
+}
+
+/// Runs `fixci run`; returns the exit code.
+pub fn execute(args: RunArgs) -> Result<u8> {
+    let mut loaded = load_spec(&args)?;
+    if let Some(m) = &args.model {
+        loaded.spec.model = Some(m.clone());
+    }
+    let mut dirs = vec![loaded.dir.clone()];
+    if let Some(r) = args.repo.as_ref().or(loaded.spec.repo.as_ref()) {
+        if !spec::is_remote_url(r) && !r.ends_with(".bundle") {
+            dirs.push(loaded.dir.join(r));
+        }
+    }
+    let pipeline = pipeline::select(&loaded, args.pipeline.as_deref(), &dirs)?;
+    let agent = agent::resolve(
+        args.agent.as_deref(),
+        loaded.spec.agent.as_ref(),
+        pipeline.pipeline.defaults.agent.as_deref(),
+        loaded.spec.model.as_deref(),
+        &loaded.dir,
+    )?;
+    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("outputs"));
+    let out_dir = spec::absolute(&out_dir);
+    let req = RunRequest { spec: loaded, pipeline, agent, repo_flag: args.repo.clone(), out_dir, no_pr: args.no_pr, cancel: &CANCEL };
+    if args.dry_run {
+        print!("{}", engine::dry_run::plan(req)?);
+        return Ok(exit_codes::SUCCESS);
+    }
+    install_signal_handlers();
+    let mut progress = Progress::new();
+    let outcome = engine::run(req, &mut progress);
+    progress.finish();
+    let outcome = outcome?;
+    let state = engine::RunState::load(&outcome.run_dir).ok();
+    eprintln!();
+    eprintln!("status: {}{}", outcome.status.as_str(), outcome.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default());
+    eprintln!("report: {}", outcome.run_dir.join("report.md").display());
+    if let Some(st) = &state {
+        if let (Some(b), Some(_)) = (&st.branch, &st.commit) {
+            eprintln!("branch: {b} in {}", st.repo.root.display());
+        }
+        if let Some(pr) = &st.pr {
+            match &pr.url {
+                Some(u) => eprintln!("draft PR: {u}"),
+                None => {
+                    eprintln!("to publish:");
+                    for c in &pr.commands {
+                        eprintln!("  {c}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(match outcome.status {
+        Status::Success => exit_codes::SUCCESS,
+        Status::Interrupted => exit_codes::INTERRUPTED,
+        _ => exit_codes::NO_FIX,
+    })
+}
+
+/// Stage progress on stderr: a spinner per stage on a terminal (indicatif), plain lines
+/// otherwise. Respects `NO_COLOR`.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    tty: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self { bar: None, tty: std::io::stderr().is_terminal() }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn event(&mut self, e: &Event) {
+        match e {
+            Event::RunStarted { run_id, pipeline, run_dir } => {
+                eprintln!("fixci: run {run_id} (pipeline `{pipeline}`) in {run_dir}");
+            }
+            Event::StageStarted { stage, attempt, budget_s, .. } => {
+                if self.tty {
+                    let b = indicatif::ProgressBar::new_spinner();
+                    b.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+                    b.enable_steady_tick(std::time::Duration::from_millis(120));
+                    let a = attempt.map(|a| format!(" (attempt {a})")).unwrap_or_default();
+                    b.set_message(format!("{stage}{a}: running, budget {}", humantime::format_duration(std::time::Duration::from_secs(*budget_s as u64))));
+                    self.bar = Some(b);
+                }
+            }
+            Event::TestRun { stage, run, of, passed, .. } => {
+                if let Some(b) = &self.bar {
+                    b.set_message(format!("{stage}: run {run}/{of} {}", if *passed { "passed" } else { "failed" }));
+                }
+            }
+            Event::StageFinished { stage, attempt, status, summary, duration_s } => {
+                self.finish();
+                let a = attempt.map(|a| format!(" (attempt {a})")).unwrap_or_default();
+                eprintln!("  {stage}{a}: {status} in {duration_s:.1}s: {summary}");
+            }
+            Event::AttemptFailed { attempt, reason } => {
+                eprintln!("  attempt {attempt} failed: {reason}");
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! `fixci schema`: print the JSON Schemas fixci validates against.
+
+use clap::{Args, ValueEnum};
+
+use crate::error::Result;
+
+/// Which schema to print.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Which {
+    /// The job spec (`info.json`).
+    Job,
+    /// A pipeline file.
+    Pipeline,
+}
+
+/// Print a JSON Schema (draft 2020-12).
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// `job` or `pipeline`
+    pub which: Which,
+}
+
+/// Runs `fixci schema`; returns the exit code.
+pub fn execute(args: SchemaArgs) -> Result<u8> {
+    print!("{}", match args.which {
+        Which::Job => crate::spec::JOB_SCHEMA,
+        Which::Pipeline => crate::pipeline::PIPELINE_SCHEMA,
+    });
+    Ok(0)
+}

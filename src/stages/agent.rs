@@ -1,0 +1,169 @@
+//! `agent`: renders the stage's prompt, runs the coding agent in the worktree under the stage
+//! budget, and reads back what it left: `repro.json` for a reproduce stage, the worktree diff
+//! (and `root-cause.md`) for a fix stage. Nothing the agent says is taken as proof.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{judge, worktree, Stage, StageCtx, StageResult};
+use crate::agent::Invocation;
+use crate::engine::state::{Repro, StageStatus};
+use crate::engine::{prompt_context, Event};
+use crate::error::{io_error, Error};
+use crate::pipeline::{render_prompt, Role, Templates};
+use crate::process::{self, Limits, OutputTo, Termination};
+use crate::vcs;
+
+/// The `agent` stage.
+pub struct AgentStage {
+    /// What the agent is asked to do.
+    pub role: Role,
+    /// Template path.
+    pub prompt: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReproJson {
+    test_file: String,
+    command: String,
+}
+
+impl Stage for AgentStage {
+    fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
+        let wt = worktree(cx.st)?;
+        let (name, text) = Templates::find(&self.prompt, &cx.env.template_roots)?;
+        let ctx = prompt_context(cx.env, cx.st, cx.id, &cx.dir, cx.attempt, cx.budget);
+        let prompt = crate::redact::redact(&render_prompt(&name, &text, &ctx)?);
+        let prompt_file = cx.dir.join("prompt.md");
+        std::fs::write(&prompt_file, &prompt).map_err(|e| io_error("write", &prompt_file, e))?;
+        let inv = Invocation {
+            stage: cx.id.to_string(),
+            attempt: cx.attempt.unwrap_or(1),
+            prompt_file,
+            stage_dir: cx.dir.clone(),
+            run_dir: cx.env.run_dir.clone(),
+            worktree: wt.clone(),
+            model: cx.env.spec().spec.model.clone(),
+            secret_env: cx.env.spec().spec.secret_env.clone(),
+        };
+        let cmd = cx.env.req.agent.command(&inv);
+        let stdout = cx.dir.join("agent.stdout.log");
+        let stderr = cx.dir.join("agent.stderr.log");
+        let id = cx.id.to_string();
+        let shown = cmd.display();
+        let emit = &mut *cx.emit;
+        let finished = process::run(
+            &cmd,
+            &OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() },
+            Limits { budget: cx.budget, grace: cx.env.grace },
+            Some(cx.env.req.cancel),
+            &mut |pid| {
+                let _ = std::fs::write(cx.dir.join("agent.pid"), pid.to_string());
+                emit(Event::ChildStarted { stage: id.clone(), pid, command: shown.clone() });
+            },
+        )
+        .map_err(|e| {
+            Error::infra(format!("cannot start agent `{}`", cx.env.req.agent.name))
+                .source(e)
+                .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
+        })?;
+        let _ = std::fs::remove_file(cx.dir.join("agent.pid"));
+        let last_output = || {
+            let out = process::tail(&stdout, 600);
+            let err = process::tail(&stderr, 600);
+            let s = format!("{}{}", out.trim(), if err.trim().is_empty() { String::new() } else { format!("\n{}", err.trim()) });
+            crate::redact::redact(s.trim())
+        };
+        match finished.termination {
+            Termination::TimedOut { .. } => {
+                let last = last_output();
+                return Ok(StageResult::new(
+                    StageStatus::Timeout,
+                    format!("the agent did not finish within {}; its last output: {}", humantime::format_duration(std::time::Duration::from_secs(cx.budget.as_secs())), if last.is_empty() { "(none)".into() } else { last }),
+                ));
+            }
+            Termination::Cancelled => return Ok(StageResult::failed("interrupted")),
+            _ => {}
+        }
+        let agent_exit = finished.termination.describe();
+        match self.role {
+            Role::Reproduce => read_repro(cx, &wt, &agent_exit),
+            Role::Fix => judge_fix(cx, &wt, &agent_exit),
+        }
+    }
+}
+
+/// Reads `repro.json`, checks the test file, and keeps fixci's own copy of it.
+fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<StageResult, Error> {
+    let path = cx.dir.join("repro.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(StageResult::failed(format!("the agent ({agent_exit}) left no `repro.json` in its stage directory")));
+    };
+    let r: ReproJson = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => return Ok(StageResult::failed(format!("`repro.json` is not {{\"test_file\", \"command\"}}: {e}"))),
+    };
+    if let Err(why) = crate::spec::check_relative_inside(&r.test_file) {
+        return Ok(StageResult::failed(format!("`repro.json` test_file `{}` {why}", r.test_file)));
+    }
+    let full = wt.join(&r.test_file);
+    let inside = full.canonicalize().ok().zip(wt.canonicalize().ok()).is_some_and(|(f, w)| f.starts_with(w));
+    if !full.is_file() || !inside {
+        return Ok(StageResult::failed(format!("the reproduction test `{}` does not exist in the worktree (or leaves it through a symlink)", r.test_file)));
+    }
+    if r.command.trim().is_empty() {
+        return Ok(StageResult::failed("`repro.json` has an empty command"));
+    }
+    let copy = cx.env.run_dir.join("repro-test").join(&r.test_file);
+    if let Some(d) = copy.parent() {
+        std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
+    }
+    std::fs::copy(&full, &copy).map_err(|e| io_error("copy", &full, e))?;
+    let summary = format!("reproduction test `{}`, command `{}`", r.test_file, r.command);
+    cx.st.repro = Some(Repro { test_file: r.test_file, command: r.command, origin: "agent".into(), copy: Some(copy), confirmed: false, failure_output: String::new() });
+    Ok(StageResult::passed(summary))
+}
+
+/// Records the attempt's diff, root cause and any tampering with tests.
+fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<StageResult, Error> {
+    let repro = cx.st.repro.clone().ok_or_else(|| Error::usage("a fix stage needs a reproduction (a reproduce stage or `existing-test-path`) before it"))?;
+    let mut tampering = Vec::new();
+    let from_agent = repro.origin == "agent";
+    if let Some(copy) = &repro.copy {
+        let now = std::fs::read(wt.join(&repro.test_file)).ok();
+        let ours = std::fs::read(copy).ok();
+        match now {
+            None if from_agent => tampering.push(format!("the fix agent deleted the reproduction test `{}`; fixci restores its copy", repro.test_file)),
+            Some(n) if from_agent && Some(&n) != ours.as_ref() => tampering.push(format!("the fix agent modified the reproduction test `{}`; fixci restores its copy", repro.test_file)),
+            _ => {}
+        }
+    }
+    let repo = vcs::open(wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
+    let base = git2::Oid::from_str(&cx.st.repo.base_commit).map_err(|e| Error::infra("bad base commit in state").source(e))?;
+    let exclude = if from_agent { vec![repro.test_file.clone()] } else { Vec::new() };
+    let diff = vcs::diff_worktree(&repo, base, &exclude).map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
+    // Test edits are judged over the whole change, the agent's reproduction test included.
+    let full_diff = vcs::diff_worktree(&repo, base, &[]).map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
+    let refused = judge::judge_test_edits(&full_diff);
+    tampering.extend(refused.iter().cloned());
+    std::fs::write(cx.dir.join("attempt.diff"), &diff).map_err(|e| io_error("write", &cx.dir.join("attempt.diff"), e))?;
+    let root_cause = std::fs::read_to_string(cx.dir.join("root-cause.md")).ok().map(|s| crate::redact::redact(s.trim())).filter(|s| !s.is_empty());
+    let a = cx.st.current_attempt().ok_or_else(|| Error::usage("a fix stage runs inside an `attempts` loop"))?;
+    a.diff = diff.clone();
+    a.tampering = tampering.clone();
+    a.root_cause = root_cause;
+    if !refused.is_empty() {
+        return Ok(StageResult::failed(format!("refused test edits: {}", refused.join("; "))));
+    }
+    if diff.trim().is_empty() {
+        return Ok(StageResult::failed(format!("the agent ({agent_exit}) changed no file besides the reproduction test")));
+    }
+    let files = diff.lines().filter(|l| l.starts_with("diff --git")).count();
+    let mut summary = format!("the agent ({agent_exit}) changed {files} file{}", if files == 1 { "" } else { "s" });
+    if !tampering.is_empty() {
+        summary.push_str(&format!("; {}", tampering.join("; ")));
+    }
+    Ok(StageResult::passed(summary))
+}
