@@ -229,34 +229,60 @@ pub fn commit_all(wt: &Repository, message: &str) -> Result<Option<Oid>, VcsErro
 }
 
 /// Authors of the lines that `patch` removes or changes, as of commit `at`, with line counts:
-/// the people who know this code (for the report's "relevant developers").
+/// the people who know this code (for the report's "relevant developers"). For a hunk that only
+/// adds lines, the line above the insertion point stands for it.
 pub fn blame_patch(repo: &Repository, at: Oid, patch: &str) -> Vec<(String, usize)> {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let hunk_re = regex::Regex::new(r"^@@ -(\d+)(?:,(\d+))? \+").expect("valid regex");
+    // (file, old line numbers) to blame.
+    let mut targets: Vec<(String, Vec<usize>)> = Vec::new();
     let mut file: Option<String> = None;
+    let mut old_line = 0usize;
+    let mut hunk_removed = false;
+    let mut hunk_anchor = 0usize;
+    let finish_hunk = |file: &Option<String>, removed: bool, anchor: usize, targets: &mut Vec<(String, Vec<usize>)>| {
+        if let (Some(f), false, true) = (file, removed, anchor > 0) {
+            targets.push((f.clone(), vec![anchor]));
+        }
+    };
     for line in patch.lines() {
-        if let Some(p) = line.strip_prefix("--- a/") {
-            file = Some(p.to_string());
-        } else if line.starts_with("--- ") {
+        if line.starts_with("diff --git") {
+            finish_hunk(&file, hunk_removed, hunk_anchor, &mut targets);
+            hunk_removed = true; // nothing pending
             file = None;
-        } else if let (Some(f), Some(c)) = (&file, hunk_re.captures(line)) {
-            let start: usize = c[1].parse().unwrap_or(0);
-            let len: usize = c.get(2).map_or(1, |m| m.as_str().parse().unwrap_or(1));
-            if start == 0 || len == 0 {
-                continue;
+        } else if let Some(p) = line.strip_prefix("--- a/") {
+            file = Some(p.to_string());
+        } else if line.starts_with("--- ") || line.starts_with("+++ ") {
+            continue;
+        } else if let Some(c) = hunk_re.captures(line) {
+            finish_hunk(&file, hunk_removed, hunk_anchor, &mut targets);
+            old_line = c[1].parse().unwrap_or(0);
+            hunk_removed = false;
+            hunk_anchor = 0;
+        } else if line.starts_with('-') {
+            if let Some(f) = &file {
+                targets.push((f.clone(), vec![old_line]));
             }
+            hunk_removed = true;
+            old_line += 1;
+        } else if line.starts_with('+') {
+            if !hunk_removed && hunk_anchor == 0 {
+                hunk_anchor = old_line.saturating_sub(1);
+            }
+        } else if line.starts_with(' ') {
+            old_line += 1;
+        }
+    }
+    finish_hunk(&file, hunk_removed, hunk_anchor, &mut targets);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (f, lines) in targets {
+        for l in lines {
             let mut opts = git2::BlameOptions::new();
-            opts.newest_commit(at).min_line(start).max_line(start + len - 1);
-            if let Ok(blame) = repo.blame_file(Path::new(f), Some(&mut opts)) {
-                for h in blame.iter() {
-                    let Some(sig) = h.final_signature() else { continue };
-                    let who = format!(
-                        "{} <{}>",
-                        String::from_utf8_lossy(sig.name_bytes()),
-                        String::from_utf8_lossy(sig.email_bytes())
-                    );
-                    *counts.entry(who).or_default() += h.lines_in_hunk();
-                }
+            opts.newest_commit(at).min_line(l).max_line(l);
+            let Ok(blame) = repo.blame_file(Path::new(&f), Some(&mut opts)) else { continue };
+            for h in blame.iter() {
+                let Some(sig) = h.final_signature() else { continue };
+                let who = format!("{} <{}>", String::from_utf8_lossy(sig.name_bytes()), String::from_utf8_lossy(sig.email_bytes()));
+                *counts.entry(who).or_default() += h.lines_in_hunk();
             }
         }
     }

@@ -18,3 +18,126 @@ pub fn fixtures() -> Option<PathBuf> {
         None
     }
 }
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs git in `dir`, panicking with its stderr on failure; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "Test Author")
+        .env("GIT_COMMITTER_EMAIL", "author@example.com")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A small Python project with a real bug (`mean` divides by `len - 1`) and a unittest that
+/// catches it, committed on `main` in a new git repository at `dir`.
+pub fn buggy_repo(dir: &Path) {
+    std::fs::create_dir_all(dir.join("mathlib")).unwrap();
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    std::fs::write(dir.join("mathlib/__init__.py"), "").unwrap();
+    std::fs::write(
+        dir.join("mathlib/stats.py"),
+        "def mean(xs):\n    \"\"\"Arithmetic mean of a non-empty list.\"\"\"\n    return sum(xs) / (len(xs) - 1)\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("tests/__init__.py"), "").unwrap();
+    std::fs::write(
+        dir.join("tests/test_stats.py"),
+        "import unittest\nfrom mathlib.stats import mean\n\n\nclass StatsTest(unittest.TestCase):\n    def test_mean(self):\n        self.assertEqual(mean([1, 2, 3]), 2)\n",
+    )
+    .unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", "stats module"]);
+}
+
+/// A CI log of the buggy repository's failing unittest run, in GitHub Actions' format.
+pub const CI_LOG: &str = "2026-11-02T10:00:01.1000000Z ##[group]Run python -m unittest\n2026-11-02T10:00:01.2000000Z ##[endgroup]\n2026-11-02T10:00:02.0000000Z ======================================================================\n2026-11-02T10:00:02.0000000Z FAIL: test_mean (tests.test_stats.StatsTest.test_mean)\n2026-11-02T10:00:02.0000000Z ----------------------------------------------------------------------\n2026-11-02T10:00:02.0000000Z Traceback (most recent call last):\n2026-11-02T10:00:02.0000000Z   File \"/home/runner/work/m/m/tests/test_stats.py\", line 7, in test_mean\n2026-11-02T10:00:02.0000000Z     self.assertEqual(mean([1, 2, 3]), 2)\n2026-11-02T10:00:02.0000000Z AssertionError: 3.0 != 2\n2026-11-02T10:00:02.0000000Z FAILED (failures=1)\n2026-11-02T10:00:02.1000000Z ##[error]Process completed with exit code 1.\n";
+
+/// A scripted agent (Python) whose behaviour is chosen by its first argument:
+/// reproduce stage: `repro-passes` writes a test that passes, `sleep` hangs with a grandchild
+/// that ignores SIGTERM, `no-repro` leaves no repro.json; otherwise a failing test.
+/// fix stage: `good` fixes the bug, `never` makes a wrong change, `tamper-edit` /
+/// `tamper-delete` / `tamper-skip` make the reproduction pass by attacking the test.
+pub const AGENT_PY: &str = r#"
+import json, os, pathlib, subprocess, sys, time
+mode = sys.argv[1]
+stage = os.environ["FIXCI_STAGE"]
+stage_dir = pathlib.Path(os.environ["FIXCI_STAGE_DIR"])
+prompt = pathlib.Path(os.environ["FIXCI_PROMPT_FILE"]).read_text()
+(stage_dir / "seen-env.json").write_text(json.dumps(dict(os.environ)))
+repro = pathlib.Path("tests/test_repro.py")
+if mode == "sleep":
+    child = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 1000"])
+    pathlib.Path(os.environ["FIXCI_RUN_DIR"], "pids").write_text(f"{os.getpid()} {child.pid}")
+    time.sleep(1000)
+if stage == "reproduce":
+    if mode == "no-repro":
+        sys.exit(0)
+    body = "self.assertEqual(mean([2, 2]), 4)" if mode == "repro-passes" else "self.assertEqual(mean([1, 2, 3]), 2)"
+    repro.write_text(f"import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unittest.TestCase):\n    def test_mean(self):\n        {body}\n")
+    (stage_dir / "repro.json").write_text(json.dumps({"test_file": str(repro), "command": "python3 -m unittest tests.test_repro"}))
+elif stage == "fix":
+    stats = pathlib.Path("mathlib/stats.py")
+    src = stats.read_text()
+    if mode == "good":
+        stats.write_text(src.replace("(len(xs) - 1)", "len(xs)"))
+        (stage_dir / "root-cause.md").write_text("mean divided by len - 1 instead of len.")
+    else:
+        stats.write_text(src.replace("(len(xs) - 1)", "(len(xs) - 1.0)"))
+    if mode == "tamper-edit":
+        repro.write_text(repro.read_text().replace("self.assertEqual(", "self.assertTrue(True or "))
+    elif mode == "tamper-delete":
+        repro.unlink()
+    elif mode == "tamper-skip":
+        repro.write_text(repro.read_text().replace("    def test_mean", "    @unittest.skip('later')\n    def test_mean"))
+"#;
+
+/// Writes the scripted agent and a job spec into `dir`; returns the spec path.
+pub fn scripted_job(dir: &Path, repo: &Path, mode: &str, extra: serde_json::Value) -> PathBuf {
+    std::fs::write(dir.join("agent.py"), AGENT_PY).unwrap();
+    let mut spec = serde_json::json!({
+        "deterministic": true,
+        "prompt": "test_mean fails in CI. Fix it.",
+        "raw-logs": CI_LOG,
+        "repo": repo.display().to_string(),
+        "agent": {"command": ["python3", "agent.py", mode]},
+        "budgets": {"reproduce": "30s", "fix": "30s"},
+    });
+    if let (Some(o), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    let p = dir.join("info.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    p
+}
+
+/// The single run directory under `out`.
+pub fn run_dir(out: &Path) -> PathBuf {
+    let dirs: Vec<_> = std::fs::read_dir(out).expect("out dir exists").flatten().map(|e| e.path()).collect();
+    assert_eq!(dirs.len(), 1, "expected one run directory in {}: {dirs:?}", out.display());
+    dirs[0].clone()
+}
+
+/// `result.json` of a run directory.
+pub fn result(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).expect("result.json")).expect("valid JSON")
+}
+
+/// True when process `pid` is running (zombies count as dead).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !matches!(s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()), Some("Z") | Some("X")),
+        Err(_) => false,
+    }
+}

@@ -3,4 +3,6 @@
 
 mod common;
 mod logs;
+mod run;
+mod specs;
 mod stress;
