@@ -52,7 +52,13 @@ impl Error {
     }
 
     fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), details: Vec::new(), hint: None, source: None }
+        Self {
+            kind,
+            message: message.into(),
+            details: Vec::new(),
+            hint: None,
+            source: None,
+        }
     }
 
     /// Adds a located detail line.
@@ -98,8 +104,10 @@ impl Error {
                 out.push('\n');
             }
         }
-        let mut cause: Option<&(dyn std::error::Error + 'static)> =
-            self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static));
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
         while let Some(c) = cause {
             out.push_str(&format!("  caused by: {c}\n"));
             cause = c.source();
@@ -119,7 +127,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

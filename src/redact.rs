@@ -46,7 +46,12 @@ mod tests {
     fn token_shapes_are_masked() {
         let t = "push with ghp_0123456789abcdefghijABCDEFGHIJ0123 and Authorization: Bearer abcdefghijklmnop123 key AKIAABCDEFGHIJKLMNOP";
         let r = redact(t);
-        assert!(!r.contains("ghp_0123") && !r.contains("abcdefghijklmnop123") && !r.contains("AKIAABCD"), "{r}");
+        assert!(
+            !r.contains("ghp_0123")
+                && !r.contains("abcdefghijklmnop123")
+                && !r.contains("AKIAABCD"),
+            "{r}"
+        );
         assert_eq!(redact("nothing secret here"), "nothing secret here");
     }
 }

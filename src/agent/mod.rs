@@ -16,7 +16,12 @@ use crate::spec::AgentSpec;
 pub const PRESETS: &str = include_str!("presets.toml");
 
 /// Environment variables that never reach an agent or a test: forge credentials.
-pub const FORGE_SECRETS: &[&str] = &["GITHUB_TOKEN", "GH_TOKEN", "GITHUB_PAT", "GH_ENTERPRISE_TOKEN"];
+pub const FORGE_SECRETS: &[&str] = &[
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GITHUB_PAT",
+    "GH_ENTERPRISE_TOKEN",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -63,15 +68,24 @@ pub fn resolve(
     model: Option<&str>,
     spec_dir: &Path,
 ) -> Result<Agent, Error> {
-    let from_flag = flag.map(|f| AgentSpec { preset: Some(f.to_string()), ..Default::default() });
+    let from_flag = flag.map(|f| AgentSpec {
+        preset: Some(f.to_string()),
+        ..Default::default()
+    });
     let chosen = from_flag
         .or_else(|| spec.cloned())
-        .unwrap_or_else(|| AgentSpec { preset: Some(default.unwrap_or("claude").to_string()), ..Default::default() });
+        .unwrap_or_else(|| AgentSpec {
+            preset: Some(default.unwrap_or("claude").to_string()),
+            ..Default::default()
+        });
     let all = presets();
-    let name = chosen
-        .preset
-        .clone()
-        .unwrap_or_else(|| if chosen.command.is_some() { "command".into() } else { "claude".into() });
+    let name = chosen.preset.clone().unwrap_or_else(|| {
+        if chosen.command.is_some() {
+            "command".into()
+        } else {
+            "claude".into()
+        }
+    });
     let preset = all.get(&name).ok_or_else(|| {
         Error::usage(format!("unknown agent preset `{name}`"))
             .detail(format!("presets: {}", all.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")))
@@ -93,8 +107,17 @@ pub fn resolve(
     argv.extend(chosen.args.iter().cloned());
     let mut env = preset.env.clone();
     env.extend(chosen.env.clone());
-    let stdin = chosen.stdin.clone().or(preset.stdin.clone()).unwrap_or_else(|| "none".into());
-    Ok(Agent { name, argv, env, prompt_on_stdin: stdin == "prompt" })
+    let stdin = chosen
+        .stdin
+        .clone()
+        .or(preset.stdin.clone())
+        .unwrap_or_else(|| "none".into());
+    Ok(Agent {
+        name,
+        argv,
+        env,
+        prompt_on_stdin: stdin == "prompt",
+    })
 }
 
 /// Makes a spec command's argument absolute when it names a file in the spec's folder, so
@@ -144,13 +167,26 @@ impl Agent {
                 .replace("{model}", inv.model.as_deref().unwrap_or(""))
         };
         let argv: Vec<String> = self.argv.iter().map(|a| subst(a)).collect();
-        let mut env: Vec<(String, String)> = self.env.iter().map(|(k, v)| (k.clone(), subst(v))).collect();
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), subst(v)))
+            .collect();
         env.extend([
             ("FIXCI_STAGE".to_string(), inv.stage.clone()),
             ("FIXCI_ATTEMPT".to_string(), inv.attempt.to_string()),
-            ("FIXCI_PROMPT_FILE".to_string(), inv.prompt_file.display().to_string()),
-            ("FIXCI_STAGE_DIR".to_string(), inv.stage_dir.display().to_string()),
-            ("FIXCI_RUN_DIR".to_string(), inv.run_dir.display().to_string()),
+            (
+                "FIXCI_PROMPT_FILE".to_string(),
+                inv.prompt_file.display().to_string(),
+            ),
+            (
+                "FIXCI_STAGE_DIR".to_string(),
+                inv.stage_dir.display().to_string(),
+            ),
+            (
+                "FIXCI_RUN_DIR".to_string(),
+                inv.run_dir.display().to_string(),
+            ),
         ]);
         CommandSpec {
             program: argv[0].clone(),
@@ -165,7 +201,11 @@ impl Agent {
 
 /// Variables removed from agents' and tests' environments: forge tokens and `extra`.
 pub fn scrubbed_env(extra: &[String]) -> Vec<String> {
-    FORGE_SECRETS.iter().map(|s| s.to_string()).chain(extra.iter().cloned()).collect()
+    FORGE_SECRETS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(extra.iter().cloned())
+        .collect()
 }
 
 #[cfg(test)]
@@ -188,23 +228,40 @@ mod tests {
     #[test]
     fn presets_build_checked_command_lines() {
         let dir = Path::new("/");
-        let c = resolve(Some("claude"), None, None, Some("opus"), dir).unwrap().command(&inv());
+        let c = resolve(Some("claude"), None, None, Some("opus"), dir)
+            .unwrap()
+            .command(&inv());
         assert_eq!(c.program, "claude");
-        assert!(c.args.contains(&"-p".to_string()) && c.args.ends_with(&["--model".into(), "opus".into()]));
-        assert_eq!(c.stdin.as_deref(), Some(Path::new("/run/stages/fix/prompt.md")));
-        let c = resolve(Some("codex"), None, None, None, dir).unwrap().command(&inv());
+        assert!(
+            c.args.contains(&"-p".to_string())
+                && c.args.ends_with(&["--model".into(), "opus".into()])
+        );
+        assert_eq!(
+            c.stdin.as_deref(),
+            Some(Path::new("/run/stages/fix/prompt.md"))
+        );
+        let c = resolve(Some("codex"), None, None, None, dir)
+            .unwrap()
+            .command(&inv());
         assert_eq!(&c.args[..3], &["-a", "never", "exec"]);
         assert!(!c.args.iter().any(|a| a == "--full-auto"));
-        let c = resolve(Some("aider"), None, None, None, dir).unwrap().command(&inv());
+        let c = resolve(Some("aider"), None, None, None, dir)
+            .unwrap()
+            .command(&inv());
         assert!(c.args.contains(&"--no-auto-commits".to_string()));
         assert!(c.args.contains(&"/run/stages/fix/prompt.md".to_string()));
-        assert!(c.env_remove.contains(&"GITHUB_TOKEN".to_string()) && c.env_remove.contains(&"MY_SECRET".to_string()));
+        assert!(
+            c.env_remove.contains(&"GITHUB_TOKEN".to_string())
+                && c.env_remove.contains(&"MY_SECRET".to_string())
+        );
         assert!(c.env.iter().any(|(k, v)| k == "FIXCI_ATTEMPT" && v == "2"));
     }
 
     #[test]
     fn unknown_preset_lists_the_presets() {
-        let e = resolve(Some("clod"), None, None, None, Path::new("/")).unwrap_err().render();
+        let e = resolve(Some("clod"), None, None, None, Path::new("/"))
+            .unwrap_err()
+            .render();
         assert!(e.contains("`clod`") && e.contains("`claude`"), "{e}");
     }
 
@@ -212,7 +269,14 @@ mod tests {
     fn spec_command_paths_resolve_against_the_spec_folder() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("agent.py"), "").unwrap();
-        let spec = AgentSpec { command: Some(vec!["python3".into(), "agent.py".into(), "{prompt_file}".into()]), ..Default::default() };
+        let spec = AgentSpec {
+            command: Some(vec![
+                "python3".into(),
+                "agent.py".into(),
+                "{prompt_file}".into(),
+            ]),
+            ..Default::default()
+        };
         let a = resolve(None, Some(&spec), None, None, dir.path()).unwrap();
         assert_eq!(a.argv[1], dir.path().join("agent.py").display().to_string());
         assert_eq!(a.argv[0], "python3");

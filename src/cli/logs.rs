@@ -17,9 +17,13 @@ pub struct LogsArgs {
 pub fn execute(args: LogsArgs) -> crate::error::Result<u8> {
     let d = crate::logs::distil_path(
         std::path::Path::new(&args.source),
-        &crate::logs::DistilOptions { budget_bytes: args.budget },
+        &crate::logs::DistilOptions {
+            budget_bytes: args.budget,
+        },
     )
-    .map_err(|e| crate::error::Error::usage(format!("cannot distil `{}`", args.source)).source(e))?;
+    .map_err(|e| {
+        crate::error::Error::usage(format!("cannot distil `{}`", args.source)).source(e)
+    })?;
     println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
     Ok(0)
 }

@@ -86,7 +86,10 @@ fn load_spec(args: &RunArgs) -> Result<LoadedSpec> {
         let cwd = std::env::current_dir().unwrap_or_default();
         return spec::from_value(v, Path::new("<command line>"), &cwd);
     }
-    let path = args.spec.clone().unwrap_or_else(|| PathBuf::from("info.json"));
+    let path = args
+        .spec
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("info.json"));
     if !path.exists() {
         return Err(Error::usage(format!("job spec `{}` does not exist", path.display()))
             .hint("pass a spec (`fixci run path/to/info.json`), put `info.json` in the current directory, or use `--url`"));
@@ -116,7 +119,15 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     )?;
     let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("outputs"));
     let out_dir = spec::absolute(&out_dir);
-    let req = RunRequest { spec: loaded, pipeline, agent, repo_flag: args.repo.clone(), out_dir, no_pr: args.no_pr, cancel: &CANCEL };
+    let req = RunRequest {
+        spec: loaded,
+        pipeline,
+        agent,
+        repo_flag: args.repo.clone(),
+        out_dir,
+        no_pr: args.no_pr,
+        cancel: &CANCEL,
+    };
     if args.dry_run {
         print!("{}", engine::dry_run::plan(req)?);
         return Ok(exit_codes::SUCCESS);
@@ -128,7 +139,15 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let outcome = outcome?;
     let state = engine::RunState::load(&outcome.run_dir).ok();
     eprintln!();
-    eprintln!("status: {}{}", outcome.status.as_str(), outcome.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default());
+    eprintln!(
+        "status: {}{}",
+        outcome.status.as_str(),
+        outcome
+            .reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
     eprintln!("report: {}", outcome.run_dir.join("report.md").display());
     if let Some(st) = &state {
         if let (Some(b), Some(_)) = (&st.branch, &st.commit) {
@@ -162,7 +181,10 @@ struct Progress {
 
 impl Progress {
     fn new() -> Self {
-        Self { bar: None, tty: std::io::stderr().is_terminal() }
+        Self {
+            bar: None,
+            tty: std::io::stderr().is_terminal(),
+        }
     }
 
     fn finish(&mut self) {
@@ -175,27 +197,59 @@ impl Progress {
 impl Observer for Progress {
     fn event(&mut self, e: &Event) {
         match e {
-            Event::RunStarted { run_id, pipeline, run_dir } => {
+            Event::RunStarted {
+                run_id,
+                pipeline,
+                run_dir,
+            } => {
                 eprintln!("fixci: run {run_id} (pipeline `{pipeline}`) in {run_dir}");
             }
-            Event::StageStarted { stage, attempt, budget_s, .. } => {
-                if self.tty {
-                    let b = indicatif::ProgressBar::new_spinner();
-                    b.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
-                    b.enable_steady_tick(std::time::Duration::from_millis(120));
-                    let a = attempt.map(|a| format!(" (attempt {a})")).unwrap_or_default();
-                    b.set_message(format!("{stage}{a}: running, budget {}", humantime::format_duration(std::time::Duration::from_secs(*budget_s as u64))));
-                    self.bar = Some(b);
-                }
+            Event::StageStarted {
+                stage,
+                attempt,
+                budget_s,
+                ..
+            } if self.tty => {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                );
+                b.enable_steady_tick(std::time::Duration::from_millis(120));
+                let a = attempt
+                    .map(|a| format!(" (attempt {a})"))
+                    .unwrap_or_default();
+                b.set_message(format!(
+                    "{stage}{a}: running, budget {}",
+                    humantime::format_duration(std::time::Duration::from_secs(*budget_s as u64))
+                ));
+                self.bar = Some(b);
             }
-            Event::TestRun { stage, run, of, passed, .. } => {
+            Event::TestRun {
+                stage,
+                run,
+                of,
+                passed,
+                ..
+            } => {
                 if let Some(b) = &self.bar {
-                    b.set_message(format!("{stage}: run {run}/{of} {}", if *passed { "passed" } else { "failed" }));
+                    b.set_message(format!(
+                        "{stage}: run {run}/{of} {}",
+                        if *passed { "passed" } else { "failed" }
+                    ));
                 }
             }
-            Event::StageFinished { stage, attempt, status, summary, duration_s } => {
+            Event::StageFinished {
+                stage,
+                attempt,
+                status,
+                summary,
+                duration_s,
+            } => {
                 self.finish();
-                let a = attempt.map(|a| format!(" (attempt {a})")).unwrap_or_default();
+                let a = attempt
+                    .map(|a| format!(" (attempt {a})"))
+                    .unwrap_or_default();
                 eprintln!("  {stage}{a}: {status} in {duration_s:.1}s: {summary}");
             }
             Event::AttemptFailed { attempt, reason } => {

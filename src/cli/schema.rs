@@ -22,9 +22,12 @@ pub struct SchemaArgs {
 
 /// Runs `fixci schema`; returns the exit code.
 pub fn execute(args: SchemaArgs) -> Result<u8> {
-    print!("{}", match args.which {
-        Which::Job => crate::spec::JOB_SCHEMA,
-        Which::Pipeline => crate::pipeline::PIPELINE_SCHEMA,
-    });
+    print!(
+        "{}",
+        match args.which {
+            Which::Job => crate::spec::JOB_SCHEMA,
+            Which::Pipeline => crate::pipeline::PIPELINE_SCHEMA,
+        }
+    );
     Ok(0)
 }

@@ -41,5 +41,9 @@ pub fn execute(args: ValidateArgs) -> Result<u8> {
             }
         }
     }
-    Ok(if bad == 0 { exit_codes::SUCCESS } else { exit_codes::USAGE })
+    Ok(if bad == 0 {
+        exit_codes::SUCCESS
+    } else {
+        exit_codes::USAGE
+    })
 }

@@ -5,13 +5,20 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{RunEnv, RunState};
 use crate::pipeline;
 
 /// Builds the context for a stage `id` with directory `dir`, in attempt `attempt`.
-pub fn prompt_context(env: &RunEnv, st: &RunState, id: &str, dir: &Path, attempt: Option<u32>, budget: Duration) -> Value {
+pub fn prompt_context(
+    env: &RunEnv,
+    st: &RunState,
+    id: &str,
+    dir: &Path,
+    attempt: Option<u32>,
+    budget: Duration,
+) -> Value {
     let logs = match &st.logs {
         Some(l) => json!({
             "available": true,
@@ -20,25 +27,31 @@ pub fn prompt_context(env: &RunEnv, st: &RunState, id: &str, dir: &Path, attempt
             "excerpt": l.distilled.excerpt,
             "path": l.path.as_ref().map(|p| p.display().to_string()),
         }),
-        None => json!({"available": false, "failures": [], "signature": null, "excerpt": "", "path": null}),
+        None => {
+            json!({"available": false, "failures": [], "signature": null, "excerpt": "", "path": null})
+        }
     };
     let repro = match &st.repro {
         Some(r) => json!({
             "test_file": r.test_file, "command": r.command, "origin": r.origin,
             "failure_output": r.failure_output, "confirmed": r.confirmed,
         }),
-        None => json!({"test_file": null, "command": null, "origin": null, "failure_output": "", "confirmed": false}),
+        None => {
+            json!({"test_file": null, "command": null, "origin": null, "failure_output": "", "confirmed": false})
+        }
     };
     let previous: Vec<Value> = st
         .attempts
         .iter()
         .filter(|a| Some(a.number) != attempt && a.outcome != "running")
-        .map(|a| json!({
-            "number": a.number,
-            "reason": a.reason.clone().unwrap_or_default(),
-            "diff": a.diff,
-            "failure_output": a.failure_output,
-        }))
+        .map(|a| {
+            json!({
+                "number": a.number,
+                "reason": a.reason.clone().unwrap_or_default(),
+                "diff": a.diff,
+                "failure_output": a.failure_output,
+            })
+        })
         .collect();
     let max_attempts = env
         .req

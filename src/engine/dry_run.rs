@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::state::{Attempt, LogsState, RepoState, Repro, RunState, Status};
-use super::{context, workspace, RunEnv, RunRequest, DEFAULT_STAGE_BUDGET};
+use super::{DEFAULT_STAGE_BUDGET, RunEnv, RunRequest, context, workspace};
 use crate::error::Error;
-use crate::pipeline::{self, render_prompt, StageDef, StageKind, Templates};
+use crate::pipeline::{self, StageDef, StageKind, Templates, render_prompt};
 use crate::spec::LogsInput;
 
 /// The plan as text: pipeline, stages with budgets, agent, repository, and every rendered
@@ -19,11 +19,25 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), false)?;
     let logs = match &spec.logs {
-        LogsInput::Inline(t) => Some(LogsState { path: Some(PathBuf::from("<run dir>/stages/fetch-logs/ci.log")), distilled: crate::logs::distil_bytes(t.as_bytes(), &Default::default()).map_err(|e| Error::usage("cannot read the inline `raw-logs`").source(e))? }),
-        LogsInput::File(p) => Some(LogsState { path: Some(p.clone()), distilled: crate::logs::distil_path(p, &Default::default()).map_err(|e| Error::usage(format!("cannot read the CI log `{}`", p.display())).source(e))? }),
+        LogsInput::Inline(t) => Some(LogsState {
+            path: Some(PathBuf::from("<run dir>/stages/fetch-logs/ci.log")),
+            distilled: crate::logs::distil_bytes(t.as_bytes(), &Default::default())
+                .map_err(|e| Error::usage("cannot read the inline `raw-logs`").source(e))?,
+        }),
+        LogsInput::File(p) => Some(LogsState {
+            path: Some(p.clone()),
+            distilled: crate::logs::distil_path(p, &Default::default()).map_err(|e| {
+                Error::usage(format!("cannot read the CI log `{}`", p.display())).source(e)
+            })?,
+        }),
         LogsInput::Url(_) | LogsInput::None => None,
     };
-    let slug = workspace::run_slug(spec, logs.as_ref().and_then(|l| l.distilled.failures.first()).map(|f| f.test.as_str()));
+    let slug = workspace::run_slug(
+        spec,
+        logs.as_ref()
+            .and_then(|l| l.distilled.failures.first())
+            .map(|f| f.test.as_str()),
+    );
     let mut out = String::new();
     let p = &req.pipeline;
     let origin = match &p.origin {
@@ -33,24 +47,70 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     let total = pipeline::total_budget(spec, &p.pipeline);
     let _ = writeln!(out, "dry run: nothing is created, cloned or changed\n");
     let _ = writeln!(out, "job spec:   {}", spec.path.display());
-    let _ = writeln!(out, "pipeline:   {} ({origin}): {}", p.pipeline.name, p.pipeline.description);
-    let _ = writeln!(out, "repository: {}{}", source.source, if source.cloned { format!(" (would be cloned into {})", source.root.display()) } else { String::new() });
+    let _ = writeln!(
+        out,
+        "pipeline:   {} ({origin}): {}",
+        p.pipeline.name, p.pipeline.description
+    );
+    let _ = writeln!(
+        out,
+        "repository: {}{}",
+        source.source,
+        if source.cloned {
+            format!(" (would be cloned into {})", source.root.display())
+        } else {
+            String::new()
+        }
+    );
     let _ = writeln!(out, "base:       {}", spec.spec.base);
-    let _ = writeln!(out, "branch:     fixci/{slug} (would be created, in a new worktree)");
-    let _ = writeln!(out, "agent:      {} `{}`{}", req.agent.name, req.agent.argv.join(" "), if req.agent.prompt_on_stdin { " (prompt on stdin)" } else { "" });
+    let _ = writeln!(
+        out,
+        "branch:     fixci/{slug} (would be created, in a new worktree)"
+    );
+    let _ = writeln!(
+        out,
+        "agent:      {} `{}`{}",
+        req.agent.name,
+        req.agent.argv.join(" "),
+        if req.agent.prompt_on_stdin {
+            " (prompt on stdin)"
+        } else {
+            ""
+        }
+    );
     let _ = writeln!(out, "budget:     {} in total", fmt(total));
     match &spec.logs {
-        LogsInput::Url(u) => { let _ = writeln!(out, "CI log:     {u} (fetched at run time)"); }
-        LogsInput::None => { let _ = writeln!(out, "CI log:     none (existing test `{}`)", spec.spec.existing_test_path.as_deref().unwrap_or("")); }
+        LogsInput::Url(u) => {
+            let _ = writeln!(out, "CI log:     {u} (fetched at run time)");
+        }
+        LogsInput::None => {
+            let _ = writeln!(
+                out,
+                "CI log:     none (existing test `{}`)",
+                spec.spec.existing_test_path.as_deref().unwrap_or("")
+            );
+        }
         _ => {
             let d = &logs.as_ref().expect("local logs distilled").distilled;
-            let _ = writeln!(out, "CI log:     {} failing test(s){}", d.failures.len(), d.failures.first().map(|f| format!(", first `{}`", f.test)).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "CI log:     {} failing test(s){}",
+                d.failures.len(),
+                d.failures
+                    .first()
+                    .map(|f| format!(", first `{}`", f.test))
+                    .unwrap_or_default()
+            );
         }
     }
     let _ = writeln!(out, "\nstages:");
     let env = RunEnv {
         run_dir: PathBuf::from("<run dir>"),
-        template_roots: { let mut r = p.template_roots(); r.push(spec.dir.clone()); r },
+        template_roots: {
+            let mut r = p.template_roots();
+            r.push(spec.dir.clone());
+            r
+        },
         grace: Duration::from_secs(5),
         deadline: Instant::now() + total,
         started: Instant::now(),
@@ -64,7 +124,9 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         if let Some(subs) = &def.stages {
             for (i, s) in subs.iter().enumerate() {
                 line(&env, &mut out, &format!("  {n}.{}.", i + 1), s)?;
-                if s.kind == StageKind::Agent { prompts.push((s, Some(1))); }
+                if s.kind == StageKind::Agent {
+                    prompts.push((s, Some(1)));
+                }
             }
         } else if def.kind == StageKind::Agent {
             prompts.push((def, None));
@@ -79,7 +141,18 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         spec_file: env.spec().path.clone(),
         pipeline: env.req.pipeline.pipeline.name.clone(),
         agent: env.req.agent.name.clone(),
-        repo: RepoState { root: source.root.clone(), source: source.source.clone(), base: env.spec().spec.base.clone(), base_commit: placeholder("base commit"), start_commit: env.spec().spec.commit.clone().unwrap_or_else(|| placeholder("base commit")) },
+        repo: RepoState {
+            root: source.root.clone(),
+            source: source.source.clone(),
+            base: env.spec().spec.base.clone(),
+            base_commit: placeholder("base commit"),
+            start_commit: env
+                .spec()
+                .spec
+                .commit
+                .clone()
+                .unwrap_or_else(|| placeholder("base commit")),
+        },
         worktree: Some(PathBuf::from("<run dir>/worktree")),
         branch: Some(format!("fixci/{slug}")),
         logs,
@@ -96,18 +169,47 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     for (def, attempt) in prompts {
         if attempt.is_some() && st.repro.is_none() {
             st.repro = Some(match &env.spec().spec.existing_test_path {
-                Some(t) => Repro { test_file: t.clone(), command: super::test_command(env.spec().spec.test_command.as_deref(), t), origin: "existing".into(), copy: None, confirmed: true, failure_output: String::new() },
-                None => Repro { test_file: placeholder("test file from the reproduce stage"), command: placeholder("command from the reproduce stage"), origin: "agent".into(), copy: None, confirmed: true, failure_output: placeholder("output of the failing confirmation run") },
+                Some(t) => Repro {
+                    test_file: t.clone(),
+                    command: super::test_command(env.spec().spec.test_command.as_deref(), t),
+                    origin: "existing".into(),
+                    copy: None,
+                    confirmed: true,
+                    failure_output: String::new(),
+                },
+                None => Repro {
+                    test_file: placeholder("test file from the reproduce stage"),
+                    command: placeholder("command from the reproduce stage"),
+                    origin: "agent".into(),
+                    copy: None,
+                    confirmed: true,
+                    failure_output: placeholder("output of the failing confirmation run"),
+                },
             });
-            st.attempts.push(Attempt { number: 1, outcome: "running".into(), ..Default::default() });
+            st.attempts.push(Attempt {
+                number: 1,
+                outcome: "running".into(),
+                ..Default::default()
+            });
         }
         let rel = def.prompt.as_deref().unwrap_or_default();
         let (name, text) = Templates::find(rel, &env.template_roots)?;
         let budget = pipeline::stage_budget(env.spec(), def, DEFAULT_STAGE_BUDGET);
-        let dir = PathBuf::from(format!("<run dir>/stages/{}{}", def.id, attempt.map(|a| format!("/attempt-{a}")).unwrap_or_default()));
+        let dir = PathBuf::from(format!(
+            "<run dir>/stages/{}{}",
+            def.id,
+            attempt.map(|a| format!("/attempt-{a}")).unwrap_or_default()
+        ));
         let ctx = context::prompt_context(&env, &st, &def.id, &dir, attempt, budget);
         let rendered = crate::redact::redact(&render_prompt(&name, &text, &ctx)?);
-        let _ = writeln!(out, "\n===== prompt of stage `{}`{} ({name}) =====\n{rendered}", def.id, attempt.map(|a| format!(", attempt {a}")).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "\n===== prompt of stage `{}`{} ({name}) =====\n{rendered}",
+            def.id,
+            attempt
+                .map(|a| format!(", attempt {a}"))
+                .unwrap_or_default()
+        );
     }
     Ok(out)
 }
@@ -115,14 +217,35 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
 fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(), Error> {
     let mut extra = Vec::new();
     if def.kind == StageKind::Attempts {
-        extra.push(format!("max {} attempts", env.count(def.max.as_ref(), 3, "`max`")?));
+        extra.push(format!(
+            "max {} attempts",
+            env.count(def.max.as_ref(), 3, "`max`")?
+        ));
     } else {
-        extra.push(format!("budget {}", fmt(pipeline::stage_budget(env.spec(), def, DEFAULT_STAGE_BUDGET))));
+        extra.push(format!(
+            "budget {}",
+            fmt(pipeline::stage_budget(
+                env.spec(),
+                def,
+                DEFAULT_STAGE_BUDGET
+            ))
+        ));
     }
     if let Some(e) = def.expect {
-        let default = if e == pipeline::Expect::Fail { 3 } else { u64::from(env.spec().spec.verify_runs.unwrap_or(5)) };
+        let default = if e == pipeline::Expect::Fail {
+            3
+        } else {
+            u64::from(env.spec().spec.verify_runs.unwrap_or(5))
+        };
         let runs = env.count(def.runs.as_ref(), default, "`runs`")?;
-        extra.push(format!("{runs} runs, every run must {}", if e == pipeline::Expect::Fail { "fail" } else { "pass" }));
+        extra.push(format!(
+            "{runs} runs, every run must {}",
+            if e == pipeline::Expect::Fail {
+                "fail"
+            } else {
+                "pass"
+            }
+        ));
     }
     if let Some(p) = &def.prompt {
         extra.push(format!("prompt {p}"));
@@ -133,8 +256,17 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
     if def.always {
         extra.push("always".into());
     }
-    let kind = serde_json::to_value(def.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let _ = writeln!(out, "  {num:<6} {:<12} {:<11} {}", def.id, kind, extra.join(", "));
+    let kind = serde_json::to_value(def.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  {num:<6} {:<12} {:<11} {}",
+        def.id,
+        kind,
+        extra.join(", ")
+    );
     Ok(())
 }
 

@@ -11,21 +11,50 @@ use serde::Serialize;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The run started.
-    RunStarted { run_id: String, pipeline: String, run_dir: String },
+    RunStarted {
+        run_id: String,
+        pipeline: String,
+        run_dir: String,
+    },
     /// A stage started.
-    StageStarted { stage: String, kind: String, attempt: Option<u32>, budget_s: f64 },
+    StageStarted {
+        stage: String,
+        kind: String,
+        attempt: Option<u32>,
+        budget_s: f64,
+    },
     /// A stage ended.
-    StageFinished { stage: String, attempt: Option<u32>, status: String, summary: String, duration_s: f64 },
+    StageFinished {
+        stage: String,
+        attempt: Option<u32>,
+        status: String,
+        summary: String,
+        duration_s: f64,
+    },
     /// A child process was started (for `fixci kill` / `peek`).
-    ChildStarted { stage: String, pid: u32, command: String },
+    ChildStarted {
+        stage: String,
+        pid: u32,
+        command: String,
+    },
     /// One run of a test finished.
-    TestRun { stage: String, run: u64, of: u64, passed: bool, how: String },
+    TestRun {
+        stage: String,
+        run: u64,
+        of: u64,
+        passed: bool,
+        how: String,
+    },
     /// An attempt started.
     AttemptStarted { attempt: u32, max: u32 },
     /// An attempt failed.
     AttemptFailed { attempt: u32, reason: String },
     /// The run ended.
-    RunFinished { status: String, reason: Option<String>, duration_s: f64 },
+    RunFinished {
+        status: String,
+        reason: Option<String>,
+        duration_s: f64,
+    },
 }
 
 /// Receives events: the JSON Lines file and, on a terminal, the progress display.
@@ -42,7 +71,10 @@ pub struct EventLog {
 impl EventLog {
     /// Opens (appending) `events.jsonl` in `run_dir`.
     pub fn open(run_dir: &Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("events.jsonl"))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run_dir.join("events.jsonl"))?;
         Ok(Self { file })
     }
 

@@ -17,7 +17,7 @@ pub use events::{Event, EventLog, Observer};
 pub use state::{RunState, Status};
 
 use crate::agent::Agent;
-use crate::error::{io_error, Error};
+use crate::error::{Error, io_error};
 use crate::pipeline::{self, Count, StageDef, StageKind, Templates};
 use crate::spec::LoadedSpec;
 use crate::stages::{self, StageCtx, StageResult};
@@ -89,7 +89,12 @@ impl RunEnv {
                 u64::try_from(v.clone())
                     .ok()
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| Error::usage(format!("pipeline `{}`: {what} `{e}` gave `{v}`, expected a positive integer", self.req.pipeline.pipeline.name)))
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "pipeline `{}`: {what} `{e}` gave `{v}`, expected a positive integer",
+                            self.req.pipeline.pipeline.name
+                        ))
+                    })
             }
         }
     }
@@ -114,43 +119,86 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
     let started = Instant::now();
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), true)?;
-    let repo = vcs::open(&source.root).or_else(|_| vcs::discover(&source.root)).map_err(|e| Error::infra("cannot open the target repository").source(e))?;
+    let repo = vcs::open(&source.root)
+        .or_else(|_| vcs::discover(&source.root))
+        .map_err(|e| Error::infra("cannot open the target repository").source(e))?;
     let base_commit = vcs::resolve_commit(&repo, &spec.spec.base).map_err(|e| {
-        Error::usage(format!("base branch `{}` not found in `{}`", spec.spec.base, source.root.display())).source(e).hint("set `base` in the spec to the branch the fix should be cut from")
+        Error::usage(format!(
+            "base branch `{}` not found in `{}`",
+            spec.spec.base,
+            source.root.display()
+        ))
+        .source(e)
+        .hint("set `base` in the spec to the branch the fix should be cut from")
     })?;
     let start_commit = match &spec.spec.commit {
-        Some(c) => vcs::resolve_commit(&repo, c).map_err(|e| Error::usage(format!("commit `{c}` not found")).source(e))?,
+        Some(c) => vcs::resolve_commit(&repo, c)
+            .map_err(|e| Error::usage(format!("commit `{c}` not found")).source(e))?,
         None => base_commit,
     };
     if let Some(t) = &spec.spec.existing_test_path {
-        let tree = repo.find_commit(start_commit).and_then(|c| c.tree()).map_err(|e| Error::infra("cannot read the start commit").source(e))?;
+        let tree = repo
+            .find_commit(start_commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| Error::infra("cannot read the start commit").source(e))?;
         if tree.get_path(Path::new(t)).is_err() {
-            return Err(Error::usage(format!("invalid job spec `{}`", spec.path.display()))
-                .detail(format!("/existing-test-path: `{t}` does not exist in `{}` at {}", source.root.display(), &start_commit.to_string()[..10])));
+            return Err(
+                Error::usage(format!("invalid job spec `{}`", spec.path.display())).detail(
+                    format!(
+                        "/existing-test-path: `{t}` does not exist in `{}` at {}",
+                        source.root.display(),
+                        &start_commit.to_string()[..10]
+                    ),
+                ),
+            );
         }
     }
 
     // The distilled log names the run; distilling a local log here is cheap and pure.
     let first_failure = match &spec.logs {
         crate::spec::LogsInput::File(p) => crate::logs::distil_path(p, &Default::default()).ok(),
-        crate::spec::LogsInput::Inline(t) => crate::logs::distil_bytes(t.as_bytes(), &Default::default()).ok(),
+        crate::spec::LogsInput::Inline(t) => {
+            crate::logs::distil_bytes(t.as_bytes(), &Default::default()).ok()
+        }
         _ => None,
     }
     .and_then(|d| d.failures.first().map(|f| f.test.clone()));
     let slug = workspace::run_slug(spec, first_failure.as_deref());
-    let run_id = format!("{}_{}", chrono::Local::now().format("%Y-%m-%d_%H-%M-%S"), slug);
+    let run_id = format!(
+        "{}_{}",
+        chrono::Local::now().format("%Y-%m-%d_%H-%M-%S"),
+        slug
+    );
     let run_dir = unique_dir(&req.out_dir.join(&run_id));
-    std::fs::create_dir_all(run_dir.join("stages")).map_err(|e| io_error("create the run directory", &run_dir, e))?;
-    let run_id = run_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or(run_id);
+    std::fs::create_dir_all(run_dir.join("stages"))
+        .map_err(|e| io_error("create the run directory", &run_dir, e))?;
+    let run_id = run_dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or(run_id);
 
-    let write = |name: &str, bytes: &[u8]| state::write_atomic(&run_dir.join(name), bytes).map_err(|e| io_error("write", &run_dir.join(name), e));
-    write("spec.json", serde_json::to_string_pretty(&spec.spec).unwrap_or_default().as_bytes())?;
+    let write = |name: &str, bytes: &[u8]| {
+        state::write_atomic(&run_dir.join(name), bytes)
+            .map_err(|e| io_error("write", &run_dir.join(name), e))
+    };
+    write(
+        "spec.json",
+        serde_json::to_string_pretty(&spec.spec)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
     write("pipeline.toml", req.pipeline.text.as_bytes())?;
 
     let branch = vcs::free_branch_name(&repo, &slug);
     let worktree = run_dir.join("worktree");
-    vcs::add_worktree(&repo, &branch, start_commit, &worktree, &run_id.replace('.', "-"))
-        .map_err(|e| Error::infra("cannot create the fix branch and its worktree").source(e))?;
+    vcs::add_worktree(
+        &repo,
+        &branch,
+        start_commit,
+        &worktree,
+        &run_id.replace('.', "-"),
+    )
+    .map_err(|e| Error::infra("cannot create the fix branch and its worktree").source(e))?;
 
     let mut st = RunState {
         fixci_version: env!("CARGO_PKG_VERSION").into(),
@@ -192,33 +240,68 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
             failure_output: String::new(),
         });
     }
-    st.save(&run_dir).map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
+    st.save(&run_dir)
+        .map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
 
-    let grace = req.pipeline.pipeline.defaults.grace.as_deref().and_then(|g| humantime::parse_duration(g.trim()).ok()).unwrap_or(Duration::from_secs(5));
+    let grace = req
+        .pipeline
+        .pipeline
+        .defaults
+        .grace
+        .as_deref()
+        .and_then(|g| humantime::parse_duration(g.trim()).ok())
+        .unwrap_or(Duration::from_secs(5));
     let total = pipeline::total_budget(spec, &req.pipeline.pipeline);
     let mut template_roots = req.pipeline.template_roots();
     template_roots.push(spec.dir.clone());
-    let env = RunEnv { req, run_dir: run_dir.clone(), template_roots, grace, deadline: started + total, started };
-    let mut log = EventLog::open(&run_dir).map_err(|e| io_error("write", &run_dir.join("events.jsonl"), e))?;
+    let env = RunEnv {
+        req,
+        run_dir: run_dir.clone(),
+        template_roots,
+        grace,
+        deadline: started + total,
+        started,
+    };
+    let mut log = EventLog::open(&run_dir)
+        .map_err(|e| io_error("write", &run_dir.join("events.jsonl"), e))?;
     let mut emit = |e: Event| {
         log.write(&e);
         observer.event(&e);
     };
-    emit(Event::RunStarted { run_id, pipeline: st.pipeline.clone(), run_dir: run_dir.display().to_string() });
+    emit(Event::RunStarted {
+        run_id,
+        pipeline: st.pipeline.clone(),
+        run_dir: run_dir.display().to_string(),
+    });
 
     let result = execute(&env, &mut st, &mut emit);
     if st.status == Status::Running {
-        st.status = if env.cancelled() { Status::Interrupted } else { Status::Success };
+        st.status = if env.cancelled() {
+            Status::Interrupted
+        } else {
+            Status::Success
+        };
     }
     st.finished_at = Some(chrono::Utc::now().to_rfc3339());
-    st.save(&run_dir).map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
-    emit(Event::RunFinished { status: st.status.as_str().into(), reason: st.reason.clone(), duration_s: started.elapsed().as_secs_f64() });
+    st.save(&run_dir)
+        .map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
+    emit(Event::RunFinished {
+        status: st.status.as_str().into(),
+        reason: st.reason.clone(),
+        duration_s: started.elapsed().as_secs_f64(),
+    });
     result?;
     if st.status == Status::Interrupted {
-        return Err(Error::interrupted(format!("run `{}` interrupted; state saved", st.run_id))
-            .hint(format!("resume it with `fixci resume {}`", st.run_id)));
+        return Err(
+            Error::interrupted(format!("run `{}` interrupted; state saved", st.run_id))
+                .hint(format!("resume it with `fixci resume {}`", st.run_id)),
+        );
     }
-    Ok(Outcome { status: st.status, reason: st.reason.clone(), run_dir })
+    Ok(Outcome {
+        status: st.status,
+        reason: st.reason.clone(),
+        run_dir,
+    })
 }
 
 /// The stage loop. Sets `st.status` / `st.reason` on failure; `always` stages still run.
@@ -247,11 +330,17 @@ fn execute(env: &RunEnv, st: &mut RunState, emit: &mut dyn FnMut(Event)) -> Resu
         match run_stage(env, st, def, None, emit) {
             Ok(r) if matches!(r.status, StageStatus::Passed | StageStatus::Skipped) => {}
             Ok(r) => {
-                let reason = def.fail_reason.clone().unwrap_or_else(|| format!("stage `{}` {}: {}", def.id, r.status.as_str(), r.summary));
+                let reason = def.fail_reason.clone().unwrap_or_else(|| {
+                    format!("stage `{}` {}: {}", def.id, r.status.as_str(), r.summary)
+                });
                 fail(st, Status::Failed, &reason);
             }
             Err(e) => {
-                fail(st, Status::Failed, &format!("stage `{}`: {}", def.id, e.message));
+                fail(
+                    st,
+                    Status::Failed,
+                    &format!("stage `{}`: {}", def.id, e.message),
+                );
                 deferred = Some(e);
             }
         }
@@ -272,7 +361,12 @@ fn fail(st: &mut RunState, status: Status, reason: &str) {
 /// The attempt loop: runs its stages until one attempt passes them all, at most `max` times;
 /// each new attempt starts from a clean worktree (base + the reproduction test) and sees the
 /// previous attempts' diffs and failures in its prompt.
-fn attempts(env: &RunEnv, st: &mut RunState, def: &StageDef, emit: &mut dyn FnMut(Event)) -> Result<(), Error> {
+fn attempts(
+    env: &RunEnv,
+    st: &mut RunState,
+    def: &StageDef,
+    emit: &mut dyn FnMut(Event),
+) -> Result<(), Error> {
     let max = env.count(def.max.as_ref(), 3, "`max`")? as u32;
     let subs = def.stages.as_deref().unwrap_or_default();
     let start_tip = st.commit.clone();
@@ -285,12 +379,22 @@ fn attempts(env: &RunEnv, st: &mut RunState, def: &StageDef, emit: &mut dyn FnMu
         }
         if n > 1 {
             if let Some(who) = human_commits(st) {
-                fail(st, Status::Escalated, &format!("a commit by someone other than fixci appeared on the fix branch ({who}); automatic attempts stopped"));
+                fail(
+                    st,
+                    Status::Escalated,
+                    &format!(
+                        "a commit by someone other than fixci appeared on the fix branch ({who}); automatic attempts stopped"
+                    ),
+                );
                 return Ok(());
             }
             stages::reset_for_attempt(env, st)?;
         }
-        st.attempts.push(Attempt { number: n, outcome: "running".into(), ..Default::default() });
+        st.attempts.push(Attempt {
+            number: n,
+            outcome: "running".into(),
+            ..Default::default()
+        });
         emit(Event::AttemptStarted { attempt: n, max });
         let mut failure: Option<String> = None;
         for sub in subs {
@@ -298,7 +402,12 @@ fn attempts(env: &RunEnv, st: &mut RunState, def: &StageDef, emit: &mut dyn FnMu
             if !matches!(r.status, StageStatus::Passed | StageStatus::Skipped) {
                 let a = st.attempts.last_mut().expect("attempt pushed");
                 a.outcome = r.status.as_str().into();
-                failure = Some(format!("stage `{}` {}: {}", sub.id, r.status.as_str(), r.summary));
+                failure = Some(format!(
+                    "stage `{}` {}: {}",
+                    sub.id,
+                    r.status.as_str(),
+                    r.summary
+                ));
                 break;
             }
             if env.cancelled() {
@@ -312,17 +421,26 @@ fn attempts(env: &RunEnv, st: &mut RunState, def: &StageDef, emit: &mut dyn FnMu
             None => {
                 a.outcome = "passed".into();
                 st.verification = a.verification.clone();
-                st.save(&env.run_dir).map_err(|e| io_error("write", &env.run_dir.join("state.json"), e))?;
+                st.save(&env.run_dir)
+                    .map_err(|e| io_error("write", &env.run_dir.join("state.json"), e))?;
                 return Ok(());
             }
             Some(reason) => {
                 a.reason = Some(reason.clone());
                 emit(Event::AttemptFailed { attempt: n, reason });
-                st.save(&env.run_dir).map_err(|e| io_error("write", &env.run_dir.join("state.json"), e))?;
+                st.save(&env.run_dir)
+                    .map_err(|e| io_error("write", &env.run_dir.join("state.json"), e))?;
             }
         }
     }
-    fail(st, Status::Escalated, &format!("no fix passed verification in {max} attempt{}", if max == 1 { "" } else { "s" }));
+    fail(
+        st,
+        Status::Escalated,
+        &format!(
+            "no fix passed verification in {max} attempt{}",
+            if max == 1 { "" } else { "s" }
+        ),
+    );
     Ok(())
 }
 
@@ -330,52 +448,130 @@ fn attempts(env: &RunEnv, st: &mut RunState, def: &StageDef, emit: &mut dyn FnMu
 fn human_commits(st: &RunState) -> Option<String> {
     let repo = vcs::open(&st.repo.root).ok()?;
     let branch = st.branch.as_ref()?;
-    let tip = repo.find_reference(&format!("refs/heads/{branch}")).ok()?.peel_to_commit().ok()?.id();
+    let tip = repo
+        .find_reference(&format!("refs/heads/{branch}"))
+        .ok()?
+        .peel_to_commit()
+        .ok()?
+        .id();
     let base = git2::Oid::from_str(&st.repo.start_commit).ok()?;
     let foreign = vcs::foreign_commits(&repo, tip, base);
     foreign.first().map(|(id, who)| format!("{id} by {who}"))
 }
 
 /// Runs one stage under its budget and records it.
-fn run_stage(env: &RunEnv, st: &mut RunState, def: &StageDef, attempt: Option<u32>, emit: &mut dyn FnMut(Event)) -> Result<StageResult, Error> {
+fn run_stage(
+    env: &RunEnv,
+    st: &mut RunState,
+    def: &StageDef,
+    attempt: Option<u32>,
+    emit: &mut dyn FnMut(Event),
+) -> Result<StageResult, Error> {
     let planned = pipeline::stage_budget(env.spec(), def, DEFAULT_STAGE_BUDGET);
     let remaining = env.deadline.saturating_duration_since(Instant::now());
-    let budget = if def.always { planned } else { planned.min(remaining) };
+    let budget = if def.always {
+        planned
+    } else {
+        planned.min(remaining)
+    };
     let stage_dir = match attempt {
-        Some(n) => env.run_dir.join("stages").join(&def.id).join(format!("attempt-{n}")),
+        Some(n) => env
+            .run_dir
+            .join("stages")
+            .join(&def.id)
+            .join(format!("attempt-{n}")),
         None => env.run_dir.join("stages").join(&def.id),
     };
     std::fs::create_dir_all(&stage_dir).map_err(|e| io_error("create", &stage_dir, e))?;
-    let kind = serde_json::to_value(def.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    emit(Event::StageStarted { stage: def.id.clone(), kind: kind.clone(), attempt, budget_s: budget.as_secs_f64() });
+    let kind = serde_json::to_value(def.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    emit(Event::StageStarted {
+        stage: def.id.clone(),
+        kind: kind.clone(),
+        attempt,
+        budget_s: budget.as_secs_f64(),
+    });
     let t0 = Instant::now();
     let result = if budget.is_zero() {
-        Ok(StageResult::new(StageStatus::Timeout, "the run's total budget ran out before this stage"))
+        Ok(StageResult::new(
+            StageStatus::Timeout,
+            "the run's total budget ran out before this stage",
+        ))
     } else if let Some(cond) = &def.condition {
         let ctx = context::prompt_context(env, st, &def.id, &stage_dir, attempt, budget);
         let ok = Templates::expression_env()
             .compile_expression(cond)
             .and_then(|x| x.eval(minijinja::Value::from(minijinja::value::Serde(&ctx))))
-            .map_err(|e| Error::usage(format!("stage `{}`: cannot evaluate `if = \"{cond}\"`", def.id)).detail(e.to_string()))?;
+            .map_err(|e| {
+                Error::usage(format!(
+                    "stage `{}`: cannot evaluate `if = \"{cond}\"`",
+                    def.id
+                ))
+                .detail(e.to_string())
+            })?;
         if ok.is_true() {
-            stages::run(def, &mut StageCtx { env, st, id: &def.id, dir: stage_dir.clone(), attempt, budget, emit })
+            stages::run(
+                def,
+                &mut StageCtx {
+                    env,
+                    st,
+                    id: &def.id,
+                    dir: stage_dir.clone(),
+                    attempt,
+                    budget,
+                    emit,
+                },
+            )
         } else {
-            Ok(StageResult::new(StageStatus::Skipped, format!("`if = \"{cond}\"` is false")))
+            Ok(StageResult::new(
+                StageStatus::Skipped,
+                format!("`if = \"{cond}\"` is false"),
+            ))
         }
     } else {
-        stages::run(def, &mut StageCtx { env, st, id: &def.id, dir: stage_dir.clone(), attempt, budget, emit })
+        stages::run(
+            def,
+            &mut StageCtx {
+                env,
+                st,
+                id: &def.id,
+                dir: stage_dir.clone(),
+                attempt,
+                budget,
+                emit,
+            },
+        )
     };
     let duration = t0.elapsed();
     let (status, summary) = match &result {
         Ok(r) => (r.status, r.summary.clone()),
         Err(e) => (StageStatus::Error, e.message.clone()),
     };
-    st.stages.push(StageRecord { id: def.id.clone(), kind, attempt, status, summary: summary.clone(), duration_s: duration.as_secs_f64(), budget_s: budget.as_secs_f64() });
+    st.stages.push(StageRecord {
+        id: def.id.clone(),
+        kind,
+        attempt,
+        status,
+        summary: summary.clone(),
+        duration_s: duration.as_secs_f64(),
+        budget_s: budget.as_secs_f64(),
+    });
     if let Err(e) = st.save(&env.run_dir) {
         return Err(io_error("write", &env.run_dir.join("state.json"), e));
     }
-    let _ = std::fs::write(stage_dir.join("result.json"), serde_json::to_string_pretty(st.stages.last().expect("pushed")).unwrap_or_default());
-    emit(Event::StageFinished { stage: def.id.clone(), attempt, status: status.as_str().into(), summary, duration_s: duration.as_secs_f64() });
+    let _ = std::fs::write(
+        stage_dir.join("result.json"),
+        serde_json::to_string_pretty(st.stages.last().expect("pushed")).unwrap_or_default(),
+    );
+    emit(Event::StageFinished {
+        stage: def.id.clone(),
+        attempt,
+        status: status.as_str().into(),
+        summary,
+        duration_s: duration.as_secs_f64(),
+    });
     result
 }
 
@@ -390,12 +586,26 @@ pub fn test_command(template: Option<&str>, test_file: &str) -> String {
     let p = Path::new(test_file);
     let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
-        "py" => format!("if python3 -c 'import pytest' 2>/dev/null; then python3 -m pytest -q -p no:cacheprovider {q}; else python3 -m unittest {}; fi", crate::process::shell_quote(&test_file.trim_end_matches(".py").replace('/', "."))),
+        "py" => format!(
+            "if python3 -c 'import pytest' 2>/dev/null; then python3 -m pytest -q -p no:cacheprovider {q}; else python3 -m unittest {}; fi",
+            crate::process::shell_quote(&test_file.trim_end_matches(".py").replace('/', "."))
+        ),
         "rs" => {
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            if test_file.starts_with("tests/") { format!("cargo test --test {}", crate::process::shell_quote(stem)) } else { "cargo test".into() }
+            if test_file.starts_with("tests/") {
+                format!("cargo test --test {}", crate::process::shell_quote(stem))
+            } else {
+                "cargo test".into()
+            }
         }
-        "go" => format!("go test ./{}", crate::process::shell_quote(&p.parent().map(|d| d.display().to_string()).unwrap_or_default())),
+        "go" => format!(
+            "go test ./{}",
+            crate::process::shell_quote(
+                &p.parent()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            )
+        ),
         "js" | "ts" | "mjs" | "cjs" | "jsx" | "tsx" => format!("npx --no-install jest {q}"),
         "sh" => format!("bash {q}"),
         _ => format!("sh {q}"),

@@ -225,7 +225,10 @@ pub struct RunState {
 impl RunState {
     /// Writes `state.json` into `run_dir` atomically (temp file in the same folder + rename).
     pub fn save(&self, run_dir: &Path) -> std::io::Result<()> {
-        write_atomic(&run_dir.join("state.json"), serde_json::to_string_pretty(self)?.as_bytes())
+        write_atomic(
+            &run_dir.join("state.json"),
+            serde_json::to_string_pretty(self)?.as_bytes(),
+        )
     }
 
     /// Reads `state.json` from `run_dir`.

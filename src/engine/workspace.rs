@@ -27,7 +27,10 @@ pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(d).join("fixci");
     }
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/fixci")
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(".cache/fixci")
 }
 
 /// Decides which repository to use: `--repo`, else the spec's `repo` (relative to the spec's
@@ -35,37 +38,67 @@ pub fn cache_dir() -> PathBuf {
 /// cloned (or fetched) into the cache; without it (dry runs), only its cache path is computed.
 ///
 /// Errors: no repository found (exit 2); a clone that fails (exit 3).
-pub fn resolve_repo(spec: &LoadedSpec, flag: Option<&str>, fetch: bool) -> Result<RepoSource, Error> {
+pub fn resolve_repo(
+    spec: &LoadedSpec,
+    flag: Option<&str>,
+    fetch: bool,
+) -> Result<RepoSource, Error> {
     let (named, base_dir) = match (flag, &spec.spec.repo) {
-        (Some(f), _) => (Some(f.to_string()), std::env::current_dir().unwrap_or_default()),
+        (Some(f), _) => (
+            Some(f.to_string()),
+            std::env::current_dir().unwrap_or_default(),
+        ),
         (None, Some(r)) => (Some(r.clone()), spec.dir.clone()),
         (None, None) => (None, PathBuf::new()),
     };
     let Some(named) = named else {
         let cwd = std::env::current_dir().unwrap_or_default();
         let repo = vcs::discover(&cwd).map_err(|e| {
-            Error::usage(format!("no target repository: `{}` is not inside a git repository", cwd.display()))
-                .source(e)
-                .hint("run fixci inside the repository, pass `--repo PATH`, or set `repo` in the spec")
+            Error::usage(format!(
+                "no target repository: `{}` is not inside a git repository",
+                cwd.display()
+            ))
+            .source(e)
+            .hint("run fixci inside the repository, pass `--repo PATH`, or set `repo` in the spec")
         })?;
-        let root = repo.workdir().map(Path::to_path_buf).unwrap_or_else(|| repo.path().to_path_buf());
-        return Ok(RepoSource { source: root.display().to_string(), root, cloned: false });
+        let root = repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| repo.path().to_path_buf());
+        return Ok(RepoSource {
+            source: root.display().to_string(),
+            root,
+            cloned: false,
+        });
     };
     let local = base_dir.join(&named);
     let is_bundle = named.ends_with(".bundle");
     if !spec::is_remote_url(&named) && !is_bundle {
         if !local.exists() {
-            return Err(Error::usage(format!("repository `{}` does not exist", local.display())));
+            return Err(Error::usage(format!(
+                "repository `{}` does not exist",
+                local.display()
+            )));
         }
         let repo = vcs::discover(&local).map_err(|e| {
             Error::usage(format!("`{}` is not a git repository", local.display())).source(e)
         })?;
-        let root = repo.workdir().map(Path::to_path_buf).unwrap_or_else(|| repo.path().to_path_buf());
-        return Ok(RepoSource { source: named, root, cloned: false });
+        let root = repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| repo.path().to_path_buf());
+        return Ok(RepoSource {
+            source: named,
+            root,
+            cloned: false,
+        });
     }
     let source = if is_bundle && !spec::is_remote_url(&named) {
         if !local.is_file() {
-            return Err(Error::usage(format!("bundle `{}` does not exist", local.display())));
+            return Err(Error::usage(format!(
+                "bundle `{}` does not exist",
+                local.display()
+            )));
         }
         spec::absolute(&local).display().to_string()
     } else {
@@ -76,7 +109,11 @@ pub fn resolve_repo(spec: &LoadedSpec, flag: Option<&str>, fetch: bool) -> Resul
         vcs::clone_or_fetch(&source, &root)
             .map_err(|e| Error::infra(format!("cannot prepare repository `{source}`")).source(e))?;
     }
-    Ok(RepoSource { source, root, cloned: true })
+    Ok(RepoSource {
+        source,
+        root,
+        cloned: true,
+    })
 }
 
 /// A readable, collision-free folder name for a source: its last path segment + a hash.
@@ -89,8 +126,19 @@ fn cache_key(source: &str) -> String {
         m.len().hash(&mut h);
         m.modified().ok().hash(&mut h);
     }
-    let last = source.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("repo");
-    format!("{}-{:016x}", slugify(last.trim_end_matches(".git").trim_end_matches(".bundle"), 30), h.finish())
+    let last = source
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or("repo");
+    format!(
+        "{}-{:016x}",
+        slugify(
+            last.trim_end_matches(".git").trim_end_matches(".bundle"),
+            30
+        ),
+        h.finish()
+    )
 }
 
 /// Lowercase ASCII letters, digits and single dashes, at most `max` characters.
@@ -115,11 +163,17 @@ pub fn slugify(text: &str, max: usize) -> String {
 /// words of the prompt.
 pub fn run_slug(spec: &LoadedSpec, first_failure: Option<&str>) -> String {
     if let Some(t) = first_failure {
-        let name = t.rsplit(['.', ':', '/', ' ', '(']).find(|s| !s.is_empty() && *s != ")").unwrap_or(t);
+        let name = t
+            .rsplit(['.', ':', '/', ' ', '('])
+            .find(|s| !s.is_empty() && *s != ")")
+            .unwrap_or(t);
         return slugify(name.trim_end_matches(')'), 40);
     }
     if let Some(p) = &spec.spec.existing_test_path {
-        let stem = Path::new(p).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = Path::new(p)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         return slugify(&stem, 40);
     }
     let words: Vec<&str> = spec.spec.prompt.split_whitespace().take(6).collect();
@@ -132,7 +186,10 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(slugify("Fix the Divide-by-zero!", 40), "fix-the-divide-by-zero");
+        assert_eq!(
+            slugify("Fix the Divide-by-zero!", 40),
+            "fix-the-divide-by-zero"
+        );
         assert_eq!(slugify("***", 40), "fix");
         assert!(slugify(&"a".repeat(100), 40).len() <= 40);
     }

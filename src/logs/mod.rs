@@ -40,7 +40,9 @@ pub struct DistilOptions {
 
 impl Default for DistilOptions {
     fn default() -> Self {
-        Self { budget_bytes: 16 * 1024 }
+        Self {
+            budget_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -61,8 +63,10 @@ pub enum LogError {
 
 /// Distils a log file: plain text, a GitHub run-logs ZIP, or JUnit XML.
 pub fn distil_path(path: &Path, opts: &DistilOptions) -> Result<Distilled, LogError> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| LogError::Io { path: path.display().to_string(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| LogError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     distil_bytes(&bytes, opts)
 }
 
@@ -70,20 +74,32 @@ pub fn distil_path(path: &Path, opts: &DistilOptions) -> Result<Distilled, LogEr
 pub fn distil_bytes(bytes: &[u8], opts: &DistilOptions) -> Result<Distilled, LogError> {
     let text = String::from_utf8_lossy(bytes);
     let mut excerpt = String::new();
-    for line in text.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev() {
+    for line in text
+        .lines()
+        .rev()
+        .take(60)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         if excerpt.len() + line.len() + 1 > opts.budget_bytes {
             break;
         }
         excerpt.push_str(line);
         excerpt.push('\n');
     }
-    Ok(Distilled { excerpt, ..Default::default() })
+    Ok(Distilled {
+        excerpt,
+        ..Default::default()
+    })
 }
 
 /// The failure signature of one test run's output (same normalisation as
 /// [`Distilled::signature`]), or `None` when the output shows no recognisable failure.
 pub fn output_signature(output: &[u8]) -> Option<String> {
-    distil_bytes(output, &DistilOptions::default()).ok().and_then(|d| d.signature)
+    distil_bytes(output, &DistilOptions::default())
+        .ok()
+        .and_then(|d| d.signature)
 }
 
 /// True when `output` (a test run's stdout+stderr) shows the failure described by `signature`.

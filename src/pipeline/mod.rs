@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use template::{fence, render_prompt, spec_context, Templates};
+pub use template::{Templates, fence, render_prompt, spec_context};
 
 use crate::error::Error;
 use crate::spec::{self, LoadedSpec};
@@ -20,8 +20,14 @@ pub const PIPELINE_SCHEMA: &str = include_str!("../../schemas/pipeline.schema.js
 
 /// Built-in pipelines, in selection order: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("existing-test", include_str!("../../pipelines/existing-test.toml")),
-    ("deterministic", include_str!("../../pipelines/deterministic.toml")),
+    (
+        "existing-test",
+        include_str!("../../pipelines/existing-test.toml"),
+    ),
+    (
+        "deterministic",
+        include_str!("../../pipelines/deterministic.toml"),
+    ),
 ];
 
 /// A pipeline file.
@@ -226,8 +232,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
     let value = spec::parse_document(text, spec::Format::Toml, path, "pipeline")?;
     spec::check_schema(&value, PIPELINE_SCHEMA, path, "pipeline")?;
     let p: Pipeline = serde_path_to_error::deserialize(&value).map_err(|e| {
-        Error::usage(format!("invalid pipeline `{}`", path.display()))
-            .detail(format!("/{}: {}", e.path().to_string().replace('.', "/"), e.inner()))
+        Error::usage(format!("invalid pipeline `{}`", path.display())).detail(format!(
+            "/{}: {}",
+            e.path().to_string().replace('.', "/"),
+            e.inner()
+        ))
     })?;
     let mut problems = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -251,8 +260,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
             }
             for (key, expr) in [
                 ("if", s.condition.as_deref()),
-                ("runs", if let Some(Count::Expr(e)) = &s.runs { Some(e.as_str()) } else { None }),
-                ("max", if let Some(Count::Expr(e)) = &s.max { Some(e.as_str()) } else { None }),
+                (
+                    "runs",
+                    if let Some(Count::Expr(e)) = &s.runs {
+                        Some(e.as_str())
+                    } else {
+                        None
+                    },
+                ),
+                (
+                    "max",
+                    if let Some(Count::Expr(e)) = &s.max {
+                        Some(e.as_str())
+                    } else {
+                        None
+                    },
+                ),
             ] {
                 if let Some(expr) = expr {
                     if let Err(e) = env.compile_expression(expr) {
@@ -271,7 +294,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
         }
     }
     walk(&p.stages, "/stage", &mut seen, &env, &mut problems);
-    for (key, v) in [("total-budget", &p.defaults.total_budget), ("grace", &p.defaults.grace)] {
+    for (key, v) in [
+        ("total-budget", &p.defaults.total_budget),
+        ("grace", &p.defaults.grace),
+    ] {
         if let Some(b) = v {
             if let Err(e) = humantime::parse_duration(b.trim()) {
                 problems.push(format!("/defaults/{key}: `{b}` is not a duration ({e})"));
@@ -284,17 +310,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
         }
     }
     if !problems.is_empty() {
-        return Err(Error::usage(format!("invalid pipeline `{}`", path.display())).details(problems));
+        return Err(
+            Error::usage(format!("invalid pipeline `{}`", path.display())).details(problems),
+        );
     }
     Ok(p)
 }
 
 /// Reads a pipeline file from disk.
 pub fn load_file(path: &Path) -> Result<Loaded, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::usage(format!("cannot read pipeline `{}`", path.display())).source(e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!("cannot read pipeline `{}`", path.display())).source(e)
+    })?;
     let pipeline = parse(&text, path)?;
-    Ok(Loaded { pipeline, origin: Origin::File(spec::absolute(path)), text })
+    Ok(Loaded {
+        pipeline,
+        origin: Origin::File(spec::absolute(path)),
+        text,
+    })
 }
 
 /// All pipelines available for a spec: files in `<dir>/pipelines/*.toml` for each of `dirs`
@@ -303,7 +336,9 @@ pub fn available(dirs: &[PathBuf]) -> Result<Vec<Loaded>, Error> {
     let mut out: Vec<Loaded> = Vec::new();
     for dir in dirs {
         let folder = dir.join("pipelines");
-        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
@@ -319,8 +354,15 @@ pub fn available(dirs: &[PathBuf]) -> Result<Vec<Loaded>, Error> {
     }
     for (name, text) in BUILTIN {
         if !out.iter().any(|o| o.pipeline.name == *name) {
-            let pipeline = parse(text, Path::new(&format!("<built-in>/pipelines/{name}.toml")))?;
-            out.push(Loaded { pipeline, origin: Origin::Builtin, text: text.to_string() });
+            let pipeline = parse(
+                text,
+                Path::new(&format!("<built-in>/pipelines/{name}.toml")),
+            )?;
+            out.push(Loaded {
+                pipeline,
+                origin: Origin::Builtin,
+                text: text.to_string(),
+            });
         }
     }
     Ok(out)
@@ -333,17 +375,30 @@ pub fn available(dirs: &[PathBuf]) -> Result<Vec<Loaded>, Error> {
 /// Errors (exit 2): unknown name (the available names are listed), a file that does not
 /// parse, no pipeline matching the spec, budgets naming stages the pipeline does not have.
 pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Result<Loaded, Error> {
-    let choice = choice.map(str::to_string).or_else(|| spec.spec.pipeline.clone());
+    let choice = choice
+        .map(str::to_string)
+        .or_else(|| spec.spec.pipeline.clone());
     let all = available(dirs)?;
     let chosen = if let Some(c) = choice {
-        let as_path = if Path::new(&c).is_absolute() { PathBuf::from(&c) } else { spec.dir.join(&c) };
+        let as_path = if Path::new(&c).is_absolute() {
+            PathBuf::from(&c)
+        } else {
+            spec.dir.join(&c)
+        };
         if c.ends_with(".toml") || c.contains('/') {
-            let p = if as_path.exists() { as_path } else { PathBuf::from(&c) };
+            let p = if as_path.exists() {
+                as_path
+            } else {
+                PathBuf::from(&c)
+            };
             load_file(&p)?
         } else if let Some(l) = all.iter().find(|l| l.pipeline.name == c) {
             l.clone()
         } else {
-            let names: Vec<_> = all.iter().map(|l| format!("`{}`", l.pipeline.name)).collect();
+            let names: Vec<_> = all
+                .iter()
+                .map(|l| format!("`{}`", l.pipeline.name))
+                .collect();
             return Err(Error::usage(format!("unknown pipeline `{c}`"))
                 .detail(format!("available: {}", names.join(", "))));
         }
@@ -354,7 +409,8 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
         for l in &all {
             let Some(w) = &l.pipeline.when else { continue };
             let expr = env.compile_expression(w).map_err(|e| {
-                Error::usage(format!("invalid pipeline `{}`", l.pipeline.name)).detail(format!("/when: {e}"))
+                Error::usage(format!("invalid pipeline `{}`", l.pipeline.name))
+                    .detail(format!("/when: {e}"))
             })?;
             let v = expr.eval(minijinja::context! { spec => minijinja::Value::from(minijinja::value::Serde(&ctx)) }).map_err(|e| {
                 Error::usage(format!("pipeline `{}`: cannot evaluate `when`", l.pipeline.name))
@@ -366,7 +422,10 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
             }
         }
         found.ok_or_else(|| {
-            let names: Vec<_> = all.iter().map(|l| format!("`{}`", l.pipeline.name)).collect();
+            let names: Vec<_> = all
+                .iter()
+                .map(|l| format!("`{}`", l.pipeline.name))
+                .collect();
             Error::usage(format!(
                 "no pipeline matches job spec `{}` (deterministic: {})",
                 spec.path.display(),
@@ -381,10 +440,19 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
         .budgets
         .keys()
         .filter(|k| *k != "total" && !ids.contains(k))
-        .map(|k| format!("{}: no stage `{k}` in pipeline `{}` (stages: {}, or `total`)", spec::pointer(&["budgets", k]), chosen.pipeline.name, ids.join(", ")))
+        .map(|k| {
+            format!(
+                "{}: no stage `{k}` in pipeline `{}` (stages: {}, or `total`)",
+                spec::pointer(&["budgets", k]),
+                chosen.pipeline.name,
+                ids.join(", ")
+            )
+        })
         .collect();
     if !unknown.is_empty() {
-        return Err(Error::usage(format!("invalid job spec `{}`", spec.path.display())).details(unknown));
+        return Err(
+            Error::usage(format!("invalid job spec `{}`", spec.path.display())).details(unknown),
+        );
     }
     Ok(chosen)
 }
@@ -395,7 +463,12 @@ pub fn stage_budget(spec: &LoadedSpec, stage: &StageDef, default: Duration) -> D
     spec.budgets
         .get(&stage.id)
         .copied()
-        .or_else(|| stage.budget.as_deref().and_then(|b| humantime::parse_duration(b.trim()).ok()))
+        .or_else(|| {
+            stage
+                .budget
+                .as_deref()
+                .and_then(|b| humantime::parse_duration(b.trim()).ok())
+        })
         .unwrap_or(default)
 }
 
@@ -405,7 +478,12 @@ pub fn total_budget(spec: &LoadedSpec, p: &Pipeline) -> Duration {
     spec.budgets
         .get("total")
         .copied()
-        .or_else(|| p.defaults.total_budget.as_deref().and_then(|b| humantime::parse_duration(b.trim()).ok()))
+        .or_else(|| {
+            p.defaults
+                .total_budget
+                .as_deref()
+                .and_then(|b| humantime::parse_duration(b.trim()).ok())
+        })
         .unwrap_or(Duration::from_secs(23 * 60))
 }
 
@@ -427,9 +505,12 @@ mod tests {
             .unwrap_err()
             .render();
         assert!(e.contains("/stage/1/id"), "{e}");
-        let e = parse("name='x'\ndescription='d'\n[[stage]]\nid='a'\nkind='nope'\n", Path::new("p.toml"))
-            .unwrap_err()
-            .render();
+        let e = parse(
+            "name='x'\ndescription='d'\n[[stage]]\nid='a'\nkind='nope'\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err()
+        .render();
         assert!(e.contains("/stage/0/kind"), "{e}");
     }
 }

@@ -6,15 +6,21 @@
 use std::path::{Component, Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::spec::JobSpec;
 
 /// Prompt templates embedded in the binary, by their path in the project layout.
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("reproduce-deterministic/AI_PROMPT.md", include_str!("../../reproduce-deterministic/AI_PROMPT.md")),
-    ("implementing-features/AI_PROMPT.md", include_str!("../../implementing-features/AI_PROMPT.md")),
+    (
+        "reproduce-deterministic/AI_PROMPT.md",
+        include_str!("../../reproduce-deterministic/AI_PROMPT.md"),
+    ),
+    (
+        "implementing-features/AI_PROMPT.md",
+        include_str!("../../implementing-features/AI_PROMPT.md"),
+    ),
 ];
 
 /// Builds environments and finds template files.
@@ -53,7 +59,8 @@ impl Templates {
                     )));
                 }
                 let text = std::fs::read_to_string(&full).map_err(|e| {
-                    Error::usage(format!("cannot read prompt template `{}`", full.display())).source(e)
+                    Error::usage(format!("cannot read prompt template `{}`", full.display()))
+                        .source(e)
                 })?;
                 return Ok((full.display().to_string(), text));
             }
@@ -63,11 +70,15 @@ impl Templates {
             .find(|(name, _)| *name == rel)
             .map(|(name, text)| (format!("<built-in>/{name}"), text.to_string()))
             .ok_or_else(|| {
-                Error::usage(format!("prompt template `{rel}` not found"))
-                    .detail(format!(
-                        "looked in: {}",
-                        roots.iter().map(|r| format!("`{}`", r.display())).chain(["the built-in templates".to_string()]).collect::<Vec<_>>().join(", ")
-                    ))
+                Error::usage(format!("prompt template `{rel}` not found")).detail(format!(
+                    "looked in: {}",
+                    roots
+                        .iter()
+                        .map(|r| format!("`{}`", r.display()))
+                        .chain(["the built-in templates".to_string()])
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
             })
     }
 }
@@ -77,18 +88,26 @@ impl Templates {
 /// Errors (exit 2): syntax errors and undefined variables, with the template line.
 pub fn render_prompt(name: &str, text: &str, ctx: &Value) -> Result<String, Error> {
     let mut env = Templates::expression_env();
-    env.add_template(name, text).map_err(|e| template_error(name, e))?;
-    let tmpl = env.get_template(name).map_err(|e| template_error(name, e))?;
-    tmpl.render(minijinja::Value::from(minijinja::value::Serde(ctx))).map_err(|e| template_error(name, e))
+    env.add_template(name, text)
+        .map_err(|e| template_error(name, e))?;
+    let tmpl = env
+        .get_template(name)
+        .map_err(|e| template_error(name, e))?;
+    tmpl.render(minijinja::Value::from(minijinja::value::Serde(ctx)))
+        .map_err(|e| template_error(name, e))
 }
 
 fn template_error(name: &str, e: minijinja::Error) -> Error {
     let line = e.line().map(|l| format!("line {l}: ")).unwrap_or_default();
-    let mut msg = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+    let mut msg = e
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.kind().to_string());
     if msg.is_empty() {
         msg = e.to_string();
     }
-    Error::usage(format!("cannot render prompt template `{name}`")).detail(format!("{line}{} ({msg})", e.kind()))
+    Error::usage(format!("cannot render prompt template `{name}`"))
+        .detail(format!("{line}{} ({msg})", e.kind()))
 }
 
 /// The `fence` filter: wraps text in a Markdown code fence longer than any backtick run inside
@@ -140,13 +159,18 @@ mod tests {
     #[test]
     fn fence_outgrows_backticks_in_the_text() {
         let f = fence("a ```` b".into());
-        assert!(f.starts_with("`````text\n") && f.ends_with("\n`````"), "{f}");
+        assert!(
+            f.starts_with("`````text\n") && f.ends_with("\n`````"),
+            "{f}"
+        );
         assert!(fence("plain".into()).starts_with("```text"));
     }
 
     #[test]
     fn strict_undefined_is_an_error() {
-        let e = render_prompt("t.md", "hello {{ nope.x }}", &json!({})).unwrap_err().render();
+        let e = render_prompt("t.md", "hello {{ nope.x }}", &json!({}))
+            .unwrap_err()
+            .render();
         assert!(e.contains("t.md") && e.contains("line 1"), "{e}");
     }
 

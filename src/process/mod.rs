@@ -58,7 +58,9 @@ impl CommandSpec {
 /// Quotes a word for a POSIX shell when it needs it.
 pub fn shell_quote(word: &str) -> String {
     if !word.is_empty()
-        && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
     {
         word.to_string()
     } else {
@@ -163,20 +165,27 @@ pub fn run(
     on_spawn: &mut dyn FnMut(u32),
 ) -> Result<Finished, SpawnError> {
     let open = |p: &Path| {
-        File::create(p).map_err(|source| SpawnError::File { path: p.to_path_buf(), source })
+        File::create(p).map_err(|source| SpawnError::File {
+            path: p.to_path_buf(),
+            source,
+        })
     };
     let (stdout, stderr) = match out {
         OutputTo::Combined(p) => {
             let f = open(p)?;
-            let g = f.try_clone().map_err(|source| SpawnError::File { path: p.clone(), source })?;
+            let g = f.try_clone().map_err(|source| SpawnError::File {
+                path: p.clone(),
+                source,
+            })?;
             (f, g)
         }
         OutputTo::Separate { stdout, stderr } => (open(stdout)?, open(stderr)?),
     };
     let stdin = match &spec.stdin {
-        Some(p) => Stdio::from(
-            File::open(p).map_err(|source| SpawnError::File { path: p.clone(), source })?,
-        ),
+        Some(p) => Stdio::from(File::open(p).map_err(|source| SpawnError::File {
+            path: p.clone(),
+            source,
+        })?),
         None => Stdio::null(),
     };
     let mut cmd = Command::new(&spec.program);
@@ -193,9 +202,10 @@ pub fn run(
         cmd.env(k, v);
     }
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| SpawnError::Spawn { program: spec.program.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
+        program: spec.program.clone(),
+        source,
+    })?;
     let pid = child.id();
     on_spawn(pid);
 
@@ -232,7 +242,11 @@ pub fn run(
                     (None, Some(signal)) => Termination::Signaled { signal },
                     (None, None) => Termination::Signaled { signal: 0 },
                 };
-                return Ok(Finished { termination, duration: start.elapsed(), pid });
+                return Ok(Finished {
+                    termination,
+                    duration: start.elapsed(),
+                    pid,
+                });
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
@@ -247,7 +261,11 @@ pub fn run(
     let _ = child.wait();
     settle_group(pid);
     let termination = outcome.unwrap_or(Termination::TimedOut { killed: !exited });
-    Ok(Finished { termination, duration: start.elapsed(), pid })
+    Ok(Finished {
+        termination,
+        duration: start.elapsed(),
+        pid,
+    })
 }
 
 /// Blocks until process `pid` has exited, leaving it a zombie (not reaped).
@@ -256,7 +274,12 @@ fn wait_no_reap(pid: u32) {
         // SAFETY: `info` is a plain C struct that waitid fills in; `pid` is our own child.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let rc = unsafe {
-            libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT)
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
         };
         if rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return;
@@ -289,11 +312,17 @@ fn settle_group(pgid: u32) {
 /// True when some process of group `pgid` is still alive (zombies, which hold no resources and
 /// run no code, do not count).
 pub fn group_alive(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
     entries.flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { return false };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
         // Fields after the `(comm)` that may contain spaces: state ppid pgrp ...
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return false };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            return false;
+        };
         let mut f = rest.split_whitespace();
         let state = f.next().unwrap_or("");
         let _ppid = f.next();
@@ -306,7 +335,9 @@ pub fn group_alive(pgid: u32) -> bool {
 /// is near. Missing files read as empty.
 pub fn tail(path: &Path, max_bytes: u64) -> String {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = File::open(path) else { return String::new() };
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let start = len.saturating_sub(max_bytes);
     if f.seek(SeekFrom::Start(start)).is_err() {
@@ -331,7 +362,10 @@ mod tests {
     use super::*;
 
     fn limits(ms: u64) -> Limits {
-        Limits { budget: Duration::from_millis(ms), grace: Duration::from_millis(500) }
+        Limits {
+            budget: Duration::from_millis(ms),
+            grace: Duration::from_millis(500),
+        }
     }
 
     #[test]
@@ -339,8 +373,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("out.log");
         let spec = CommandSpec::shell("echo hello; echo oops >&2; exit 3", dir.path());
-        let f = run(&spec, &OutputTo::Combined(log.clone()), limits(10_000), None, &mut |_| {})
-            .unwrap();
+        let f = run(
+            &spec,
+            &OutputTo::Combined(log.clone()),
+            limits(10_000),
+            None,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(f.termination, Termination::Exited { code: 3 });
         let text = std::fs::read_to_string(log).unwrap();
         assert!(text.contains("hello") && text.contains("oops"), "{text}");
@@ -353,8 +393,19 @@ mod tests {
         // The grandchild ignores SIGTERM, so SIGKILL is required.
         let spec = CommandSpec::shell("(trap '' TERM; sleep 1000) & sleep 1000", dir.path());
         let mut pgid = 0;
-        let f = run(&spec, &OutputTo::Combined(log), limits(300), None, &mut |p| pgid = p).unwrap();
-        assert!(matches!(f.termination, Termination::TimedOut { .. }), "{:?}", f.termination);
+        let f = run(
+            &spec,
+            &OutputTo::Combined(log),
+            limits(300),
+            None,
+            &mut |p| pgid = p,
+        )
+        .unwrap();
+        assert!(
+            matches!(f.termination, Termination::TimedOut { .. }),
+            "{:?}",
+            f.termination
+        );
         assert!(!group_alive(pgid), "processes of group {pgid} survived");
     }
 
@@ -364,8 +415,14 @@ mod tests {
         let log = dir.path().join("out.log");
         let spec = CommandSpec::shell("sleep 1000 & exit 0", dir.path());
         let mut pgid = 0;
-        let f =
-            run(&spec, &OutputTo::Combined(log), limits(10_000), None, &mut |p| pgid = p).unwrap();
+        let f = run(
+            &spec,
+            &OutputTo::Combined(log),
+            limits(10_000),
+            None,
+            &mut |p| pgid = p,
+        )
+        .unwrap();
         assert!(f.termination.success());
         assert!(!group_alive(pgid));
     }
@@ -375,8 +432,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut spec = CommandSpec::shell("true", dir.path());
         spec.program = "definitely-not-a-program-fixci".into();
-        let err = run(&spec, &OutputTo::Combined(dir.path().join("o")), limits(1000), None, &mut |_| {})
-            .unwrap_err();
+        let err = run(
+            &spec,
+            &OutputTo::Combined(dir.path().join("o")),
+            limits(1000),
+            None,
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("definitely-not-a-program-fixci"));
     }
 
@@ -385,8 +448,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let flag = AtomicBool::new(true);
         let spec = CommandSpec::shell("sleep 1000", dir.path());
-        let f = run(&spec, &OutputTo::Combined(dir.path().join("o")), limits(60_000), Some(&flag), &mut |_| {})
-            .unwrap();
+        let f = run(
+            &spec,
+            &OutputTo::Combined(dir.path().join("o")),
+            limits(60_000),
+            Some(&flag),
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(f.termination, Termination::Cancelled);
     }
 

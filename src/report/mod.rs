@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::engine::state::{RunState, Status};
 use crate::pipeline::fence;
@@ -27,7 +27,13 @@ pub fn title(st: &RunState, spec: &LoadedSpec) -> String {
             return cut(&format!("Fix failing test {}", r.test_file), 72);
         }
     }
-    cut(&format!("Fix: {}", spec.spec.prompt.lines().next().unwrap_or("CI failure")), 72)
+    cut(
+        &format!(
+            "Fix: {}",
+            spec.spec.prompt.lines().next().unwrap_or("CI failure")
+        ),
+        72,
+    )
 }
 
 fn cut(s: &str, n: usize) -> String {
@@ -47,9 +53,17 @@ pub fn summary(st: &RunState) -> String {
             v.map_or(0, |v| v.passed),
             v.map_or(0, |v| v.runs)
         ),
-        Status::Partial => "A fix passed, but with less evidence than the required confidence.".into(),
-        Status::Escalated => format!("No fix passed verification after {} attempt(s); a human has to take over.", st.attempts.len()),
-        Status::Failed => format!("The run ended without a fix: {}.", st.reason.as_deref().unwrap_or("see the stages below")),
+        Status::Partial => {
+            "A fix passed, but with less evidence than the required confidence.".into()
+        }
+        Status::Escalated => format!(
+            "No fix passed verification after {} attempt(s); a human has to take over.",
+            st.attempts.len()
+        ),
+        Status::Failed => format!(
+            "The run ended without a fix: {}.",
+            st.reason.as_deref().unwrap_or("see the stages below")
+        ),
         Status::Interrupted => "The run was interrupted; it can be resumed.".into(),
         Status::Running => "The run has not finished.".into(),
     }
@@ -72,12 +86,25 @@ pub fn pr_body(st: &RunState, spec: &LoadedSpec) -> String {
         let _ = writeln!(b, "## Root cause (as the agent reported it)\n\n{rc}\n");
     }
     if let Some(r) = &st.repro {
-        let _ = writeln!(b, "## Reproduction\n\n`{}` (run with `{}`) failed every confirmation run before the fix.\n", r.test_file, r.command);
+        let _ = writeln!(
+            b,
+            "## Reproduction\n\n`{}` (run with `{}`) failed every confirmation run before the fix.\n",
+            r.test_file, r.command
+        );
     }
     if let Some(v) = &st.verification {
-        let _ = writeln!(b, "## Verification\n\n{} of {} runs passed after the fix.\n", v.passed, v.runs);
+        let _ = writeln!(
+            b,
+            "## Verification\n\n{} of {} runs passed after the fix.\n",
+            v.passed, v.runs
+        );
     }
-    let _ = writeln!(b, "---\nOpened by fixci from `{}`; task: {}", spec.path.display(), spec.spec.prompt.lines().next().unwrap_or(""));
+    let _ = writeln!(
+        b,
+        "---\nOpened by fixci from `{}`; task: {}",
+        spec.path.display(),
+        spec.spec.prompt.lines().next().unwrap_or("")
+    );
     b
 }
 
@@ -102,10 +129,25 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     let _ = writeln!(m, "| pipeline | `{}` |", st.pipeline);
     let _ = writeln!(m, "| agent | `{}` |", st.agent.replace('|', "\\|"));
     let _ = writeln!(m, "| repository | `{}` |", st.repo.source);
-    let _ = writeln!(m, "| base | `{}` ({}) |", st.repo.base, short(&st.repo.base_commit));
-    let _ = writeln!(m, "| reproduction starts at | {} |", short(&st.repo.start_commit));
+    let _ = writeln!(
+        m,
+        "| base | `{}` ({}) |",
+        st.repo.base,
+        short(&st.repo.base_commit)
+    );
+    let _ = writeln!(
+        m,
+        "| reproduction starts at | {} |",
+        short(&st.repo.start_commit)
+    );
     let _ = writeln!(m, "| deterministic | {} |", spec.spec.deterministic);
-    let input = if spec.spec.url.is_some() { "url" } else if spec.spec.raw_logs.is_some() { "raw-logs" } else { "existing-test-path" };
+    let input = if spec.spec.url.is_some() {
+        "url"
+    } else if spec.spec.raw_logs.is_some() {
+        "raw-logs"
+    } else {
+        "existing-test-path"
+    };
     let _ = writeln!(m, "| input | `{input}` |");
     let _ = writeln!(m, "\nTask:\n\n{}\n", fence(spec.spec.prompt.clone()));
 
@@ -120,7 +162,15 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                 (Some(file), None) => format!(" ({file})"),
                 _ => String::new(),
             };
-            let _ = writeln!(m, "- `{}`{loc}{}", f.test, f.message.as_ref().map(|s| format!(": {s}")).unwrap_or_default());
+            let _ = writeln!(
+                m,
+                "- `{}`{loc}{}",
+                f.test,
+                f.message
+                    .as_ref()
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default()
+            );
         }
         if let Some(s) = &l.distilled.signature {
             let _ = writeln!(m, "\nFailure signature: `{s}`");
@@ -131,12 +181,35 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     let _ = writeln!(m, "## Reproduction\n");
     match &st.repro {
         Some(r) => {
-            let _ = writeln!(m, "- Test: `{}` ({})", r.test_file, if r.origin == "agent" { "written by the agent" } else { "already in the repository" });
+            let _ = writeln!(
+                m,
+                "- Test: `{}` ({})",
+                r.test_file,
+                if r.origin == "agent" {
+                    "written by the agent"
+                } else {
+                    "already in the repository"
+                }
+            );
             let _ = writeln!(m, "- Command: `{}`", r.command);
-            let confirm = st.stages.iter().find(|s| s.kind == "run-test" && s.attempt.is_none());
-            let _ = writeln!(m, "- Confirmed by fixci: {}{}", if r.confirmed { "yes" } else { "no" }, confirm.map(|c| format!(" ({})", c.summary)).unwrap_or_default());
+            let confirm = st
+                .stages
+                .iter()
+                .find(|s| s.kind == "run-test" && s.attempt.is_none());
+            let _ = writeln!(
+                m,
+                "- Confirmed by fixci: {}{}",
+                if r.confirmed { "yes" } else { "no" },
+                confirm
+                    .map(|c| format!(" ({})", c.summary))
+                    .unwrap_or_default()
+            );
             if !r.failure_output.is_empty() {
-                let _ = writeln!(m, "\nOutput of a failing run:\n\n{}\n", fence(r.failure_output.clone()));
+                let _ = writeln!(
+                    m,
+                    "\nOutput of a failing run:\n\n{}\n",
+                    fence(r.failure_output.clone())
+                );
             }
         }
         None => {
@@ -147,7 +220,10 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     let _ = writeln!(m, "## Root cause\n");
     match st.attempts.iter().rev().find_map(|a| a.root_cause.as_ref()) {
         Some(rc) => {
-            let _ = writeln!(m, "As the agent reported it (fixci checks the fix, not this explanation):\n\n{rc}\n");
+            let _ = writeln!(
+                m,
+                "As the agent reported it (fixci checks the fix, not this explanation):\n\n{rc}\n"
+            );
         }
         None => {
             let _ = writeln!(m, "The agent gave no explanation.\n");
@@ -155,47 +231,118 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     }
 
     let _ = writeln!(m, "## Fix\n");
-    let tampering: Vec<String> = st.attempts.iter().flat_map(|a| a.tampering.iter().map(move |t| format!("attempt {}: {t}", a.number))).collect();
+    let tampering: Vec<String> = st
+        .attempts
+        .iter()
+        .flat_map(|a| {
+            a.tampering
+                .iter()
+                .map(move |t| format!("attempt {}: {t}", a.number))
+        })
+        .collect();
     if !tampering.is_empty() {
-        let _ = writeln!(m, "**Test tampering detected** (fixci restored its own copy of the reproduction test and refused marker, assertion or timeout changes):\n");
+        let _ = writeln!(
+            m,
+            "**Test tampering detected** (fixci restored its own copy of the reproduction test and refused marker, assertion or timeout changes):\n"
+        );
         for t in &tampering {
             let _ = writeln!(m, "- {t}");
         }
         m.push('\n');
     }
     let diff = if st.commit.is_some() {
-        std::fs::read_to_string(st.worktree.as_ref().and_then(|w| w.parent()).map(|d| d.join("fix.diff")).unwrap_or_default()).unwrap_or_default()
+        std::fs::read_to_string(
+            st.worktree
+                .as_ref()
+                .and_then(|w| w.parent())
+                .map(|d| d.join("fix.diff"))
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default()
     } else {
-        st.attempts.last().map(|a| a.diff.clone()).unwrap_or_default()
+        st.attempts
+            .last()
+            .map(|a| a.diff.clone())
+            .unwrap_or_default()
     };
     let (tests, code) = split_diff(&diff);
     if !tests.is_empty() {
-        let _ = writeln!(m, "Changes to tests (shown first; judged by fixci):\n\n{}\n", fence_diff(&tests));
+        let _ = writeln!(
+            m,
+            "Changes to tests (shown first; judged by fixci):\n\n{}\n",
+            fence_diff(&tests)
+        );
     }
     if code.trim().is_empty() && tests.is_empty() {
         let _ = writeln!(m, "No fix.\n");
     } else if !code.trim().is_empty() {
-        let _ = writeln!(m, "{}:\n\n{}\n", if st.commit.is_some() { "The fix (`fix.diff`)" } else { "The last attempt's diff (not committed)" }, fence_diff(&code));
+        let _ = writeln!(
+            m,
+            "{}:\n\n{}\n",
+            if st.commit.is_some() {
+                "The fix (`fix.diff`)"
+            } else {
+                "The last attempt's diff (not committed)"
+            },
+            fence_diff(&code)
+        );
     }
     if !st.attempts.is_empty() {
-        let _ = writeln!(m, "### Attempts\n\n| attempt | outcome | reason |\n|---|---|---|");
+        let _ = writeln!(
+            m,
+            "### Attempts\n\n| attempt | outcome | reason |\n|---|---|---|"
+        );
         for a in &st.attempts {
-            let _ = writeln!(m, "| {} | {} | {} |", a.number, a.outcome, a.reason.as_deref().unwrap_or("-").replace('|', "\\|").replace('\n', " "));
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} |",
+                a.number,
+                a.outcome,
+                a.reason
+                    .as_deref()
+                    .unwrap_or("-")
+                    .replace('|', "\\|")
+                    .replace('\n', " ")
+            );
         }
         m.push('\n');
-        for a in st.attempts.iter().filter(|a| a.outcome != "passed" && !a.failure_output.is_empty()) {
-            let _ = writeln!(m, "Attempt {} verification output:\n\n{}\n", a.number, fence(a.failure_output.clone()));
+        for a in st
+            .attempts
+            .iter()
+            .filter(|a| a.outcome != "passed" && !a.failure_output.is_empty())
+        {
+            let _ = writeln!(
+                m,
+                "Attempt {} verification output:\n\n{}\n",
+                a.number,
+                fence(a.failure_output.clone())
+            );
         }
     }
 
     let _ = writeln!(m, "## Verification\n");
-    match (&st.verification, st.attempts.last().and_then(|a| a.verification.as_ref())) {
+    match (
+        &st.verification,
+        st.attempts.last().and_then(|a| a.verification.as_ref()),
+    ) {
         (Some(v), _) => {
-            let _ = writeln!(m, "- Runs: {}\n- Passed: {}\n- Failed: {}", v.runs, v.passed, v.failed);
-            let _ = writeln!(m, "- Confidence: the failure was deterministic (it failed every confirmation run), and the fixed test passed all {} runs, each run by fixci with its own copy of the test.\n", v.runs);
+            let _ = writeln!(
+                m,
+                "- Runs: {}\n- Passed: {}\n- Failed: {}",
+                v.runs, v.passed, v.failed
+            );
+            let _ = writeln!(
+                m,
+                "- Confidence: the failure was deterministic (it failed every confirmation run), and the fixed test passed all {} runs, each run by fixci with its own copy of the test.\n",
+                v.runs
+            );
         }
         (None, Some(v)) => {
-            let _ = writeln!(m, "- Last attempt: {} runs, {} passed, {} failed (of {} planned)\n", v.runs, v.passed, v.failed, v.planned);
+            let _ = writeln!(
+                m,
+                "- Last attempt: {} runs, {} passed, {} failed (of {} planned)\n",
+                v.runs, v.passed, v.failed, v.planned
+            );
         }
         (None, None) => {
             let _ = writeln!(m, "Not verified.\n");
@@ -208,20 +355,30 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
             let _ = writeln!(m, "Draft PR: {}\n", p.url.as_deref().unwrap_or("-"));
         }
         Some(p) => {
-            let _ = writeln!(m, "Not opened (proposal). Title and body are in `{}`. To publish:\n\n```sh\n{}\n```\n", p.body_file.display(), p.commands.join("\n"));
+            let _ = writeln!(
+                m,
+                "Not opened (proposal). Title and body are in `{}`. To publish:\n\n```sh\n{}\n```\n",
+                p.body_file.display(),
+                p.commands.join("\n")
+            );
         }
         None => {
             let _ = writeln!(m, "None.\n");
         }
     }
 
-    let _ = writeln!(m, "## Stages\n\n| stage | attempt | status | time | budget | summary |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        m,
+        "## Stages\n\n| stage | attempt | status | time | budget | summary |\n|---|---|---|---|---|---|"
+    );
     for s in &st.stages {
         let _ = writeln!(
             m,
             "| {} | {} | {} | {:.1}s | {:.0}s | {} |",
             s.id,
-            s.attempt.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+            s.attempt
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "-".into()),
             s.status.as_str(),
             s.duration_s,
             s.budget_s,
@@ -241,7 +398,10 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
 
     let _ = writeln!(m, "## Relevant developers\n");
     if devs.is_empty() {
-        let _ = writeln!(m, "No changed lines had prior authors (`git blame` found none).\n");
+        let _ = writeln!(
+            m,
+            "No changed lines had prior authors (`git blame` found none).\n"
+        );
     } else {
         let _ = writeln!(m, "Authors of the changed lines (`git blame` at base):\n");
         for (who, n) in devs {
@@ -264,7 +424,11 @@ fn split_diff(diff: &str) -> (String, String) {
         if let Some(rest) = line.strip_prefix("diff --git a/") {
             to_tests = looks_like_test(rest.split(" b/").next().unwrap_or(rest));
         }
-        if to_tests { tests.push_str(line) } else { code.push_str(line) }
+        if to_tests {
+            tests.push_str(line)
+        } else {
+            code.push_str(line)
+        }
     }
     (tests, code)
 }
@@ -275,7 +439,11 @@ fn fence_diff(d: &str) -> String {
         while !d.is_char_boundary(cut) {
             cut -= 1;
         }
-        format!("{}\n[... {} more bytes: see fix.diff]", &d[..cut], d.len() - cut)
+        format!(
+            "{}\n[... {} more bytes: see fix.diff]",
+            &d[..cut],
+            d.len() - cut
+        )
     } else {
         d.to_string()
     };

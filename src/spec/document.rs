@@ -31,9 +31,8 @@ impl Format {
 /// Errors (exit 2): unreadable file, syntax error (with line and column), a document whose top
 /// level is not an object.
 pub fn read_document(path: &Path, what: &str) -> Result<Value, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!("cannot read {what} `{}`", path.display())).source(e)
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read {what} `{}`", path.display())).source(e))?;
     parse_document(&text, Format::of(path), path, what)
 }
 
@@ -41,8 +40,12 @@ pub fn read_document(path: &Path, what: &str) -> Result<Value, Error> {
 pub fn parse_document(text: &str, format: Format, path: &Path, what: &str) -> Result<Value, Error> {
     let value = match format {
         Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
-            Error::usage(format!("invalid {what} `{}`", path.display()))
-                .detail(format!("line {}, column {}: {}", e.line(), e.column(), json_syntax_msg(&e)))
+            Error::usage(format!("invalid {what} `{}`", path.display())).detail(format!(
+                "line {}, column {}: {}",
+                e.line(),
+                e.column(),
+                json_syntax_msg(&e)
+            ))
         })?,
         Format::Toml => {
             let t = toml::from_str::<toml::Value>(text).map_err(|e| {
@@ -62,8 +65,12 @@ pub fn parse_document(text: &str, format: Format, path: &Path, what: &str) -> Re
         }
     };
     if !value.is_object() {
-        return Err(Error::usage(format!("invalid {what} `{}`", path.display()))
-            .detail(format!("(root): expected an object, found {}", type_name(&value))));
+        return Err(
+            Error::usage(format!("invalid {what} `{}`", path.display())).detail(format!(
+                "(root): expected an object, found {}",
+                type_name(&value)
+            )),
+        );
     }
     Ok(value)
 }
@@ -105,7 +112,11 @@ pub fn check_schema(value: &Value, schema: &str, path: &Path, what: &str) -> Res
         .iter_errors(value)
         .map(|e| {
             let ptr = e.instance_path().to_string();
-            let ptr = if ptr.is_empty() { "(root)".to_string() } else { ptr };
+            let ptr = if ptr.is_empty() {
+                "(root)".to_string()
+            } else {
+                ptr
+            };
             format!("{ptr}: {}", e.masked())
         })
         .collect();
@@ -120,7 +131,10 @@ pub fn check_schema(value: &Value, schema: &str, path: &Path, what: &str) -> Res
 /// Renders a JSON pointer from path segments (`["budgets", "fix"]` -> `/budgets/fix`), escaping
 /// `~` and `/` as RFC 6901 says.
 pub fn pointer(segments: &[&str]) -> String {
-    segments.iter().map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1"))).collect()
+    segments
+        .iter()
+        .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -129,16 +143,26 @@ mod tests {
 
     #[test]
     fn toml_syntax_errors_carry_line_and_column() {
-        let err = parse_document("a = 1\nb = = 2\n", Format::Toml, Path::new("x.toml"), "job spec")
-            .unwrap_err();
+        let err = parse_document(
+            "a = 1\nb = = 2\n",
+            Format::Toml,
+            Path::new("x.toml"),
+            "job spec",
+        )
+        .unwrap_err();
         let r = err.render();
         assert!(r.contains("x.toml") && r.contains("line 2"), "{r}");
     }
 
     #[test]
     fn json_syntax_errors_carry_line_and_column() {
-        let err = parse_document("{\n \"a\": ,\n}", Format::Json, Path::new("x.json"), "job spec")
-            .unwrap_err();
+        let err = parse_document(
+            "{\n \"a\": ,\n}",
+            Format::Json,
+            Path::new("x.json"),
+            "job spec",
+        )
+        .unwrap_err();
         assert!(err.render().contains("line 2, column"), "{}", err.render());
     }
 

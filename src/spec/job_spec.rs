@@ -107,7 +107,10 @@ impl<'de> Deserialize<'de> for AgentSpec {
         }
         let v = serde_json::Value::deserialize(d)?;
         match v {
-            serde_json::Value::String(s) => Ok(AgentSpec { preset: Some(s), ..Default::default() }),
+            serde_json::Value::String(s) => Ok(AgentSpec {
+                preset: Some(s),
+                ..Default::default()
+            }),
             other => {
                 let t: Table = serde_json::from_value(other).map_err(serde::de::Error::custom)?;
                 Ok(AgentSpec {
@@ -149,6 +152,12 @@ fn yes() -> bool {
 
 impl Default for PrSpec {
     fn default() -> Self {
-        Self { draft: true, labels: Vec::new(), reviewers: Vec::new(), remote: None, title: None }
+        Self {
+            draft: true,
+            labels: Vec::new(),
+            reviewers: Vec::new(),
+            remote: None,
+            title: None,
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use document::{check_schema, parse_document, pointer, read_document, type_name, Format};
+pub use document::{Format, check_schema, parse_document, pointer, read_document, type_name};
 pub use job_spec::{AgentSpec, JobSpec, PrSpec};
 
 use crate::error::Error;
@@ -54,7 +54,10 @@ pub struct LoadedSpec {
 pub fn load(path: &Path) -> Result<LoadedSpec, Error> {
     let value = read_document(path, "job spec")?;
     let abs = absolute(path);
-    let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let dir = abs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
     from_value(value, &abs, &dir)
 }
 
@@ -63,8 +66,11 @@ pub fn load(path: &Path) -> Result<LoadedSpec, Error> {
 pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, Error> {
     check_schema(&value, JOB_SCHEMA, path, "job spec")?;
     let spec: JobSpec = serde_path_to_error::deserialize(&value).map_err(|e| {
-        Error::usage(format!("invalid job spec `{}`", path.display()))
-            .detail(format!("/{}: {}", e.path().to_string().replace('.', "/"), e.inner()))
+        Error::usage(format!("invalid job spec `{}`", path.display())).detail(format!(
+            "/{}: {}",
+            e.path().to_string().replace('.', "/"),
+            e.inner()
+        ))
     })?;
     let mut problems = Vec::new();
     let logs = check_inputs(&spec, dir, &mut problems);
@@ -100,14 +106,24 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
     if let Some(agent) = &spec.agent {
         if let Some(stdin) = &agent.stdin {
             if stdin != "prompt" && stdin != "none" {
-                problems.push(format!("/agent/stdin: expected `prompt` or `none`, found `{stdin}`"));
+                problems.push(format!(
+                    "/agent/stdin: expected `prompt` or `none`, found `{stdin}`"
+                ));
             }
         }
     }
     if !problems.is_empty() {
-        return Err(Error::usage(format!("invalid job spec `{}`", path.display())).details(problems));
+        return Err(
+            Error::usage(format!("invalid job spec `{}`", path.display())).details(problems),
+        );
     }
-    Ok(LoadedSpec { spec, path: path.to_path_buf(), dir: dir.to_path_buf(), logs, budgets })
+    Ok(LoadedSpec {
+        spec,
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        logs,
+        budgets,
+    })
 }
 
 /// The input rule: either `existing-test-path`, or exactly one of `url` / `raw-logs`.
@@ -157,13 +173,21 @@ fn resolve_raw_logs(raw: &str, dir: &Path, problems: &mut Vec<String>) -> LogsIn
         return LogsInput::File(candidate);
     }
     if candidate.is_dir() {
-        problems.push(format!("/raw-logs: `{}` is a directory, expected a log file", candidate.display()));
+        problems.push(format!(
+            "/raw-logs: `{}` is a directory, expected a log file",
+            candidate.display()
+        ));
         return LogsInput::None;
     }
     let looks_like_path = !trimmed.contains(' ')
-        && [".log", ".txt", ".zip", ".xml", ".out"].iter().any(|e| trimmed.to_ascii_lowercase().ends_with(e));
+        && [".log", ".txt", ".zip", ".xml", ".out"]
+            .iter()
+            .any(|e| trimmed.to_ascii_lowercase().ends_with(e));
     if looks_like_path {
-        problems.push(format!("/raw-logs: log file `{}` does not exist", candidate.display()));
+        problems.push(format!(
+            "/raw-logs: log file `{}` does not exist",
+            candidate.display()
+        ));
         return LogsInput::None;
     }
     LogsInput::Inline(raw.to_string())
@@ -226,8 +250,9 @@ mod tests {
 
     #[test]
     fn original_keys_are_accepted() {
-        let s = check(r#"{"deterministic": true, "prompt": "fix it", "raw-logs": "line 1\nFAILED x"}"#)
-            .unwrap();
+        let s =
+            check(r#"{"deterministic": true, "prompt": "fix it", "raw-logs": "line 1\nFAILED x"}"#)
+                .unwrap();
         assert!(matches!(s.logs, LogsInput::Inline(_)));
         assert_eq!(s.spec.base, "main");
     }
@@ -260,7 +285,9 @@ mod tests {
     #[test]
     fn run_urls() {
         assert!(is_run_url("https://github.com/o/r/actions/runs/123"));
-        assert!(is_run_url("https://github.com/o/r/actions/runs/123/attempts/2"));
+        assert!(is_run_url(
+            "https://github.com/o/r/actions/runs/123/attempts/2"
+        ));
         assert!(is_run_url("https://ghe.corp/o/r/actions/runs/123/job/456"));
         assert!(!is_run_url("https://github.com/o/r/pull/5"));
     }

@@ -6,12 +6,12 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{judge, worktree, Stage, StageCtx, StageResult};
+use super::{Stage, StageCtx, StageResult, judge, worktree};
 use crate::agent::Invocation;
 use crate::engine::state::{Repro, StageStatus};
-use crate::engine::{prompt_context, Event};
-use crate::error::{io_error, Error};
-use crate::pipeline::{render_prompt, Role, Templates};
+use crate::engine::{Event, prompt_context};
+use crate::error::{Error, io_error};
+use crate::pipeline::{Role, Templates, render_prompt};
 use crate::process::{self, Limits, OutputTo, Termination};
 use crate::vcs;
 
@@ -73,7 +73,15 @@ impl Stage for AgentStage {
         let last_output = || {
             let out = process::tail(&stdout, 600);
             let err = process::tail(&stderr, 600);
-            let s = format!("{}{}", out.trim(), if err.trim().is_empty() { String::new() } else { format!("\n{}", err.trim()) });
+            let s = format!(
+                "{}{}",
+                out.trim(),
+                if err.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!("\n{}", err.trim())
+                }
+            );
             crate::redact::redact(s.trim())
         };
         match finished.termination {
@@ -81,7 +89,17 @@ impl Stage for AgentStage {
                 let last = last_output();
                 return Ok(StageResult::new(
                     StageStatus::Timeout,
-                    format!("the agent did not finish within {}; its last output: {}", humantime::format_duration(std::time::Duration::from_secs(cx.budget.as_secs())), if last.is_empty() { "(none)".into() } else { last }),
+                    format!(
+                        "the agent did not finish within {}; its last output: {}",
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            cx.budget.as_secs()
+                        )),
+                        if last.is_empty() {
+                            "(none)".into()
+                        } else {
+                            last
+                        }
+                    ),
                 ));
             }
             Termination::Cancelled => return Ok(StageResult::failed("interrupted")),
@@ -99,19 +117,35 @@ impl Stage for AgentStage {
 fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<StageResult, Error> {
     let path = cx.dir.join("repro.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(StageResult::failed(format!("the agent ({agent_exit}) left no `repro.json` in its stage directory")));
+        return Ok(StageResult::failed(format!(
+            "the agent ({agent_exit}) left no `repro.json` in its stage directory"
+        )));
     };
     let r: ReproJson = match serde_json::from_str(&text) {
         Ok(r) => r,
-        Err(e) => return Ok(StageResult::failed(format!("`repro.json` is not {{\"test_file\", \"command\"}}: {e}"))),
+        Err(e) => {
+            return Ok(StageResult::failed(format!(
+                "`repro.json` is not {{\"test_file\", \"command\"}}: {e}"
+            )));
+        }
     };
     if let Err(why) = crate::spec::check_relative_inside(&r.test_file) {
-        return Ok(StageResult::failed(format!("`repro.json` test_file `{}` {why}", r.test_file)));
+        return Ok(StageResult::failed(format!(
+            "`repro.json` test_file `{}` {why}",
+            r.test_file
+        )));
     }
     let full = wt.join(&r.test_file);
-    let inside = full.canonicalize().ok().zip(wt.canonicalize().ok()).is_some_and(|(f, w)| f.starts_with(w));
+    let inside = full
+        .canonicalize()
+        .ok()
+        .zip(wt.canonicalize().ok())
+        .is_some_and(|(f, w)| f.starts_with(w));
     if !full.is_file() || !inside {
-        return Ok(StageResult::failed(format!("the reproduction test `{}` does not exist in the worktree (or leaves it through a symlink)", r.test_file)));
+        return Ok(StageResult::failed(format!(
+            "the reproduction test `{}` does not exist in the worktree (or leaves it through a symlink)",
+            r.test_file
+        )));
     }
     if r.command.trim().is_empty() {
         return Ok(StageResult::failed("`repro.json` has an empty command"));
@@ -121,8 +155,18 @@ fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stag
         std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
     }
     std::fs::copy(&full, &copy).map_err(|e| io_error("copy", &full, e))?;
-    let summary = format!("reproduction test `{}`, command `{}`", r.test_file, r.command);
-    cx.st.repro = Some(Repro { test_file: r.test_file, command: r.command, origin: "agent".into(), copy: Some(copy), confirmed: false, failure_output: String::new() });
+    let summary = format!(
+        "reproduction test `{}`, command `{}`",
+        r.test_file, r.command
+    );
+    cx.st.repro = Some(Repro {
+        test_file: r.test_file,
+        command: r.command,
+        origin: "agent".into(),
+        copy: Some(copy),
+        confirmed: false,
+        failure_output: String::new(),
+    });
     Ok(StageResult::passed(summary))
 }
 
@@ -135,33 +179,61 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
         let now = std::fs::read(wt.join(&repro.test_file)).ok();
         let ours = std::fs::read(copy).ok();
         match now {
-            None if from_agent => tampering.push(format!("the fix agent deleted the reproduction test `{}`; fixci restores its copy", repro.test_file)),
-            Some(n) if from_agent && Some(&n) != ours.as_ref() => tampering.push(format!("the fix agent modified the reproduction test `{}`; fixci restores its copy", repro.test_file)),
+            None if from_agent => tampering.push(format!(
+                "the fix agent deleted the reproduction test `{}`; fixci restores its copy",
+                repro.test_file
+            )),
+            Some(n) if from_agent && Some(&n) != ours.as_ref() => tampering.push(format!(
+                "the fix agent modified the reproduction test `{}`; fixci restores its copy",
+                repro.test_file
+            )),
             _ => {}
         }
     }
     let repo = vcs::open(wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-    let base = git2::Oid::from_str(&cx.st.repo.base_commit).map_err(|e| Error::infra("bad base commit in state").source(e))?;
-    let exclude = if from_agent { vec![repro.test_file.clone()] } else { Vec::new() };
-    let diff = vcs::diff_worktree(&repo, base, &exclude).map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
+    let base = git2::Oid::from_str(&cx.st.repo.base_commit)
+        .map_err(|e| Error::infra("bad base commit in state").source(e))?;
+    let exclude = if from_agent {
+        vec![repro.test_file.clone()]
+    } else {
+        Vec::new()
+    };
+    let diff = vcs::diff_worktree(&repo, base, &exclude)
+        .map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
     // Test edits are judged over the whole change, the agent's reproduction test included.
-    let full_diff = vcs::diff_worktree(&repo, base, &[]).map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
+    let full_diff = vcs::diff_worktree(&repo, base, &[])
+        .map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
     let refused = judge::judge_test_edits(&full_diff);
     tampering.extend(refused.iter().cloned());
-    std::fs::write(cx.dir.join("attempt.diff"), &diff).map_err(|e| io_error("write", &cx.dir.join("attempt.diff"), e))?;
-    let root_cause = std::fs::read_to_string(cx.dir.join("root-cause.md")).ok().map(|s| crate::redact::redact(s.trim())).filter(|s| !s.is_empty());
-    let a = cx.st.current_attempt().ok_or_else(|| Error::usage("a fix stage runs inside an `attempts` loop"))?;
+    std::fs::write(cx.dir.join("attempt.diff"), &diff)
+        .map_err(|e| io_error("write", &cx.dir.join("attempt.diff"), e))?;
+    let root_cause = std::fs::read_to_string(cx.dir.join("root-cause.md"))
+        .ok()
+        .map(|s| crate::redact::redact(s.trim()))
+        .filter(|s| !s.is_empty());
+    let a = cx
+        .st
+        .current_attempt()
+        .ok_or_else(|| Error::usage("a fix stage runs inside an `attempts` loop"))?;
     a.diff = diff.clone();
     a.tampering = tampering.clone();
     a.root_cause = root_cause;
     if !refused.is_empty() {
-        return Ok(StageResult::failed(format!("refused test edits: {}", refused.join("; "))));
+        return Ok(StageResult::failed(format!(
+            "refused test edits: {}",
+            refused.join("; ")
+        )));
     }
     if diff.trim().is_empty() {
-        return Ok(StageResult::failed(format!("the agent ({agent_exit}) changed no file besides the reproduction test")));
+        return Ok(StageResult::failed(format!(
+            "the agent ({agent_exit}) changed no file besides the reproduction test"
+        )));
     }
     let files = diff.lines().filter(|l| l.starts_with("diff --git")).count();
-    let mut summary = format!("the agent ({agent_exit}) changed {files} file{}", if files == 1 { "" } else { "s" });
+    let mut summary = format!(
+        "the agent ({agent_exit}) changed {files} file{}",
+        if files == 1 { "" } else { "s" }
+    );
     if !tampering.is_empty() {
         summary.push_str(&format!("; {}", tampering.join("; ")));
     }

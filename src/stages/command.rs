@@ -1,7 +1,7 @@
 //! `command`: an escape hatch for the user's own steps: a shell command run in the worktree
 //! under the stage budget; it passes when it exits 0.
 
-use super::{test_env_remove, worktree, Stage, StageCtx, StageResult};
+use super::{Stage, StageCtx, StageResult, test_env_remove, worktree};
 use crate::engine::state::StageStatus;
 use crate::error::Error;
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
@@ -17,12 +17,29 @@ impl Stage for CommandStage {
         let mut cmd = CommandSpec::shell(&self.command, &worktree(cx.st)?);
         cmd.env_remove = test_env_remove(cx.env);
         let log = cx.dir.join("output.log");
-        let f = process::run(&cmd, &OutputTo::Combined(log.clone()), Limits { budget: cx.budget, grace: cx.env.grace }, Some(cx.env.req.cancel), &mut |_| {})
-            .map_err(|e| Error::infra("cannot start `sh`").source(e))?;
+        let f = process::run(
+            &cmd,
+            &OutputTo::Combined(log.clone()),
+            Limits {
+                budget: cx.budget,
+                grace: cx.env.grace,
+            },
+            Some(cx.env.req.cancel),
+            &mut |_| {},
+        )
+        .map_err(|e| Error::infra("cannot start `sh`").source(e))?;
         Ok(match f.termination {
             t if t.success() => StageResult::passed(format!("`{}` exited 0", self.command)),
-            Termination::TimedOut { .. } => StageResult::new(StageStatus::Timeout, format!("`{}` did not finish within its budget", self.command)),
-            t => StageResult::failed(format!("`{}`: {}; output: {}", self.command, t.describe(), crate::redact::redact(process::tail(&log, 400).trim()))),
+            Termination::TimedOut { .. } => StageResult::new(
+                StageStatus::Timeout,
+                format!("`{}` did not finish within its budget", self.command),
+            ),
+            t => StageResult::failed(format!(
+                "`{}`: {}; output: {}",
+                self.command,
+                t.describe(),
+                crate::redact::redact(process::tail(&log, 400).trim())
+            )),
         })
     }
 }

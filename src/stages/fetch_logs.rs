@@ -3,7 +3,7 @@
 
 use super::{Stage, StageCtx, StageResult};
 use crate::engine::state::{LogsState, StageStatus};
-use crate::error::{io_error, Error};
+use crate::error::{Error, io_error};
 use crate::logs::{self, DistilOptions};
 use crate::spec::LogsInput;
 
@@ -14,7 +14,12 @@ impl Stage for FetchLogs {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         let opts = DistilOptions::default();
         let (path, distilled) = match &cx.env.spec().logs {
-            LogsInput::None => return Ok(StageResult::new(StageStatus::Skipped, "no CI log in the spec")),
+            LogsInput::None => {
+                return Ok(StageResult::new(
+                    StageStatus::Skipped,
+                    "no CI log in the spec",
+                ));
+            }
             LogsInput::Inline(text) => {
                 let p = cx.dir.join("ci.log");
                 std::fs::write(&p, text).map_err(|e| io_error("write", &p, e))?;
@@ -22,23 +27,39 @@ impl Stage for FetchLogs {
             }
             LogsInput::File(p) => (p.clone(), logs::distil_path(p, &opts)),
             LogsInput::Url(url) => {
-                return Err(Error::usage(format!("cannot fetch `{url}`: GitHub run URLs are not supported by this build"))
-                    .hint("download the run's logs and pass the file as `raw-logs`"));
+                return Err(Error::usage(format!(
+                    "cannot fetch `{url}`: GitHub run URLs are not supported by this build"
+                ))
+                .hint("download the run's logs and pass the file as `raw-logs`"));
             }
         };
-        let distilled = distilled.map_err(|e| Error::usage(format!("cannot read the CI log `{}`", path.display())).source(e))?;
-        std::fs::write(cx.dir.join("distilled.json"), serde_json::to_string_pretty(&distilled).unwrap_or_default())
-            .map_err(|e| io_error("write", &cx.dir.join("distilled.json"), e))?;
+        let distilled = distilled.map_err(|e| {
+            Error::usage(format!("cannot read the CI log `{}`", path.display())).source(e)
+        })?;
+        std::fs::write(
+            cx.dir.join("distilled.json"),
+            serde_json::to_string_pretty(&distilled).unwrap_or_default(),
+        )
+        .map_err(|e| io_error("write", &cx.dir.join("distilled.json"), e))?;
         let n = distilled.failures.len();
         let summary = match n {
             0 => "no failing test recognised; the prompt carries the log excerpt".to_string(),
             _ => format!(
                 "{n} failing test{}: {}",
                 if n == 1 { "" } else { "s" },
-                distilled.failures.iter().take(3).map(|f| format!("`{}`", f.test)).collect::<Vec<_>>().join(", ")
+                distilled
+                    .failures
+                    .iter()
+                    .take(3)
+                    .map(|f| format!("`{}`", f.test))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
-        cx.st.logs = Some(LogsState { path: Some(path), distilled });
+        cx.st.logs = Some(LogsState {
+            path: Some(path),
+            distilled,
+        });
         Ok(StageResult::passed(summary))
     }
 }

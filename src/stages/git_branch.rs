@@ -2,10 +2,10 @@
 //! reproduction test carried over (anything else the reproduce agent touched is discarded).
 //! The branch was created with the worktree; it is fixci's own, so moving it is safe.
 
-use super::{worktree, Stage, StageCtx, StageResult};
-use crate::engine::state::RunState;
+use super::{Stage, StageCtx, StageResult, worktree};
 use crate::engine::RunEnv;
-use crate::error::{io_error, Error};
+use crate::engine::state::RunState;
+use crate::error::{Error, io_error};
 use crate::vcs;
 
 /// The `git-branch` stage.
@@ -29,8 +29,10 @@ impl Stage for GitBranch {
 pub fn reset_for_attempt(_env: &RunEnv, st: &mut RunState) -> Result<(), Error> {
     let wt_path = worktree(st)?;
     let wt = vcs::open(&wt_path).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-    let base = git2::Oid::from_str(&st.repo.base_commit).map_err(|e| Error::infra("bad base commit in state").source(e))?;
-    vcs::reset_worktree_to(&wt, base).map_err(|e| Error::infra("cannot reset the worktree to base").source(e))?;
+    let base = git2::Oid::from_str(&st.repo.base_commit)
+        .map_err(|e| Error::infra("bad base commit in state").source(e))?;
+    vcs::reset_worktree_to(&wt, base)
+        .map_err(|e| Error::infra("cannot reset the worktree to base").source(e))?;
     if let Some(r) = &st.repro {
         if r.origin == "agent" {
             if let Some(copy) = &r.copy {
@@ -38,7 +40,8 @@ pub fn reset_for_attempt(_env: &RunEnv, st: &mut RunState) -> Result<(), Error> 
                 if let Some(d) = dest.parent() {
                     std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
                 }
-                std::fs::copy(copy, &dest).map_err(|e| io_error("copy the reproduction test to", &dest, e))?;
+                std::fs::copy(copy, &dest)
+                    .map_err(|e| io_error("copy the reproduction test to", &dest, e))?;
             }
         }
     }

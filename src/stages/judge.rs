@@ -18,8 +18,12 @@ pub fn judge_test_edits(patch: &str) -> Vec<String> {
         r"@pytest\.mark\.(skip|skipif|xfail)\b|\bpytest\.(skip|xfail|importorskip)\(|@unittest\.(skip|skipIf|skipUnless|expectedFailure)\b|\bself\.skipTest\(|\bunittest\.SkipTest\b|#\[ignore\]|\bt\.Skip(Now|f)?\(|\b(it|test|describe)\.(skip|todo)\(|\bx(it|describe|test)\(|@Disabled\b|@Ignore\b|markTestSkipped|markTestIncomplete|\bcollect_ignore\b|--deselect\b",
     )
     .expect("valid regex");
-    let assert_re = Regex::new(r"\bassert|\bexpect\(|\bassert_eq!|\bassert!|\bshould\b|\bt\.(Error|Fatal)").expect("valid regex");
-    let retry_marker = Regex::new(r"@pytest\.mark\.flaky\b|@flaky\b|--reruns\b|\bretry\(|jest\.retryTimes\(").expect("valid regex");
+    let assert_re =
+        Regex::new(r"\bassert|\bexpect\(|\bassert_eq!|\bassert!|\bshould\b|\bt\.(Error|Fatal)")
+            .expect("valid regex");
+    let retry_marker =
+        Regex::new(r"@pytest\.mark\.flaky\b|@flaky\b|--reruns\b|\bretry\(|jest\.retryTimes\(")
+            .expect("valid regex");
     let knob = Regex::new(r"(?i)\b(timeout|timeout_s|timeout_ms|retries|retry|reruns|max_attempts|attempts|deadline)\b\s*[:=(]?\s*(\d+(?:\.\d+)?)").expect("valid regex");
 
     let mut out = Vec::new();
@@ -29,7 +33,10 @@ pub fn judge_test_edits(patch: &str) -> Vec<String> {
         let removed: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix('-')).collect();
         for a in &added {
             if skip.is_match(a) {
-                out.push(format!("`{file}`: adds a skip/xfail marker: `{}`", a.trim()));
+                out.push(format!(
+                    "`{file}`: adds a skip/xfail marker: `{}`",
+                    a.trim()
+                ));
             }
             if retry_marker.is_match(a) && !removed.iter().any(|r| retry_marker.is_match(r)) {
                 out.push(format!("`{file}`: adds retries: `{}`", a.trim()));
@@ -39,7 +46,9 @@ pub fn judge_test_edits(patch: &str) -> Vec<String> {
             let removed_asserts = removed.iter().filter(|l| assert_re.is_match(l)).count();
             let added_asserts = added.iter().filter(|l| assert_re.is_match(l)).count();
             if removed_asserts > 0 && added_asserts == 0 {
-                out.push(format!("`{file}`: deletes {removed_asserts} assertion line(s) and adds none"));
+                out.push(format!(
+                    "`{file}`: deletes {removed_asserts} assertion line(s) and adds none"
+                ));
             }
         }
         let mut before: BTreeMap<String, f64> = BTreeMap::new();
@@ -68,7 +77,9 @@ pub fn judge_test_edits(patch: &str) -> Vec<String> {
 pub fn looks_like_test(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     let name = lower.rsplit('/').next().unwrap_or(&lower);
-    lower.split('/').any(|c| c == "tests" || c == "test" || c == "__tests__" || c == "spec")
+    lower
+        .split('/')
+        .any(|c| c == "tests" || c == "test" || c == "__tests__" || c == "spec")
         || name.starts_with("test_")
         || name.ends_with("_test.py")
         || name.ends_with("_test.go")
@@ -105,7 +116,10 @@ mod tests {
 
     #[test]
     fn skip_markers_are_refused() {
-        let p = diff("tests/test_x.py", "+@pytest.mark.skip(reason='flaky')\n def test_x():\n");
+        let p = diff(
+            "tests/test_x.py",
+            "+@pytest.mark.skip(reason='flaky')\n def test_x():\n",
+        );
         assert_eq!(judge_test_edits(&p).len(), 1);
         let p = diff("tests/test_x.py", "+        self.skipTest('later')\n");
         assert!(!judge_test_edits(&p).is_empty());
@@ -117,21 +131,33 @@ mod tests {
     fn deleting_assertions_is_refused() {
         let p = diff("tests/test_x.py", "-    assert total == 3\n+    total\n");
         assert!(judge_test_edits(&p)[0].contains("deletes 1 assertion"));
-        let p = diff("tests/test_x.py", "-    assert total == 3\n+    assert total == 4\n");
+        let p = diff(
+            "tests/test_x.py",
+            "-    assert total == 3\n+    assert total == 4\n",
+        );
         assert!(judge_test_edits(&p).is_empty());
     }
 
     #[test]
     fn raising_timeouts_is_refused() {
-        let p = diff("tests/test_x.py", "-    client = Client(timeout=5)\n+    client = Client(timeout=60)\n");
+        let p = diff(
+            "tests/test_x.py",
+            "-    client = Client(timeout=5)\n+    client = Client(timeout=60)\n",
+        );
         assert!(judge_test_edits(&p)[0].contains("from 5 to 60"));
-        let p = diff("tests/test_x.py", "-    client = Client(timeout=60)\n+    client = Client(timeout=5)\n");
+        let p = diff(
+            "tests/test_x.py",
+            "-    client = Client(timeout=60)\n+    client = Client(timeout=5)\n",
+        );
         assert!(judge_test_edits(&p).is_empty());
     }
 
     #[test]
     fn real_fixes_pass() {
-        let p = diff("calc/ops.py", "-    return a / b\n+    if b == 0:\n+        raise ZeroDivisionError('b')\n+    return a / b\n");
+        let p = diff(
+            "calc/ops.py",
+            "-    return a / b\n+    if b == 0:\n+        raise ZeroDivisionError('b')\n+    return a / b\n",
+        );
         assert!(judge_test_edits(&p).is_empty());
     }
 }

@@ -55,7 +55,10 @@ pub struct StageResult {
 impl StageResult {
     /// A result with `status` and `summary`.
     pub fn new(status: StageStatus, summary: impl Into<String>) -> Self {
-        Self { status, summary: summary.into() }
+        Self {
+            status,
+            summary: summary.into(),
+        }
     }
 
     /// A passed stage.
@@ -80,11 +83,20 @@ pub fn run(def: &StageDef, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> 
     let stage: Box<dyn Stage> = match def.kind {
         StageKind::FetchLogs => Box::new(fetch_logs::FetchLogs),
         StageKind::Agent => Box::new(agent::AgentStage {
-            role: def.role.ok_or_else(|| Error::usage(format!("stage `{}`: an agent stage needs `role`", def.id)))?,
-            prompt: def.prompt.clone().ok_or_else(|| Error::usage(format!("stage `{}`: an agent stage needs `prompt`", def.id)))?,
+            role: def.role.ok_or_else(|| {
+                Error::usage(format!("stage `{}`: an agent stage needs `role`", def.id))
+            })?,
+            prompt: def.prompt.clone().ok_or_else(|| {
+                Error::usage(format!("stage `{}`: an agent stage needs `prompt`", def.id))
+            })?,
         }),
         StageKind::RunTest => Box::new(run_test::RunTest {
-            expect: def.expect.ok_or_else(|| Error::usage(format!("stage `{}`: a run-test stage needs `expect`", def.id)))?,
+            expect: def.expect.ok_or_else(|| {
+                Error::usage(format!(
+                    "stage `{}`: a run-test stage needs `expect`",
+                    def.id
+                ))
+            })?,
             runs: def.runs.clone(),
             restore: def.restore_test.unwrap_or(false),
         }),
@@ -94,10 +106,18 @@ pub fn run(def: &StageDef, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> 
         StageKind::OpenPr => Box::new(open_pr::OpenPr),
         StageKind::Report => Box::new(report::Report),
         StageKind::Command => Box::new(command::CommandStage {
-            command: def.command.clone().ok_or_else(|| Error::usage(format!("stage `{}`: a command stage needs `command`", def.id)))?,
+            command: def.command.clone().ok_or_else(|| {
+                Error::usage(format!(
+                    "stage `{}`: a command stage needs `command`",
+                    def.id
+                ))
+            })?,
         }),
         StageKind::Attempts => {
-            return Err(Error::usage(format!("stage `{}`: attempt loops run only at the top level", def.id)))
+            return Err(Error::usage(format!(
+                "stage `{}`: attempt loops run only at the top level",
+                def.id
+            )));
         }
     };
     stage.run(cx)
@@ -105,7 +125,9 @@ pub fn run(def: &StageDef, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> 
 
 /// The worktree of the run, or an error when the run has none.
 pub(crate) fn worktree(st: &RunState) -> Result<PathBuf, Error> {
-    st.worktree.clone().ok_or_else(|| Error::infra("this run has no worktree"))
+    st.worktree
+        .clone()
+        .ok_or_else(|| Error::infra("this run has no worktree"))
 }
 
 /// The environment a test or user command runs with: the forge tokens and `secret-env` removed.

@@ -3,7 +3,7 @@
 
 use super::{Stage, StageCtx, StageResult};
 use crate::engine::state::Status;
-use crate::error::{io_error, Error};
+use crate::error::{Error, io_error};
 
 /// The `report` stage.
 pub struct Report;
@@ -16,7 +16,12 @@ impl Stage for Report {
         let run_dir = &cx.env.run_dir;
         let fix_diff = run_dir.join("fix.diff");
         if !fix_diff.exists() {
-            let last = cx.st.attempts.last().map(|a| a.diff.clone()).unwrap_or_default();
+            let last = cx
+                .st
+                .attempts
+                .last()
+                .map(|a| a.diff.clone())
+                .unwrap_or_default();
             std::fs::write(&fix_diff, last).map_err(|e| io_error("write", &fix_diff, e))?;
         }
         let diff = std::fs::read_to_string(&fix_diff).unwrap_or_default();
@@ -30,7 +35,14 @@ impl Stage for Report {
         std::fs::write(&p, md).map_err(|e| io_error("write", &p, e))?;
         let json = crate::report::result_json(cx.st);
         let p = run_dir.join("result.json");
-        std::fs::write(&p, crate::redact::redact(&serde_json::to_string_pretty(&json).unwrap_or_default())).map_err(|e| io_error("write", &p, e))?;
-        Ok(StageResult::passed(format!("report written: {}", run_dir.join("report.md").display())))
+        std::fs::write(
+            &p,
+            crate::redact::redact(&serde_json::to_string_pretty(&json).unwrap_or_default()),
+        )
+        .map_err(|e| io_error("write", &p, e))?;
+        Ok(StageResult::passed(format!(
+            "report written: {}",
+            run_dir.join("report.md").display()
+        )))
     }
 }

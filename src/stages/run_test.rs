@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
-use super::{test_env_remove, worktree, Stage, StageCtx, StageResult};
-use crate::engine::state::{Counts, StageStatus};
+use super::{Stage, StageCtx, StageResult, test_env_remove, worktree};
 use crate::engine::Event;
-use crate::error::{io_error, Error};
+use crate::engine::state::{Counts, StageStatus};
+use crate::error::{Error, io_error};
 use crate::pipeline::{Count, Expect};
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
 
@@ -33,7 +33,10 @@ impl Stage for RunTest {
         };
         let n = cx.env.count(self.runs.as_ref(), default, "`runs`")?;
         let started = Instant::now();
-        let mut counts = Counts { planned: n, ..Default::default() };
+        let mut counts = Counts {
+            planned: n,
+            ..Default::default()
+        };
         let mut first_failure: Option<String> = None;
         let mut verdict: Option<StageResult> = None;
         for k in 1..=n {
@@ -43,7 +46,10 @@ impl Stage for RunTest {
             }
             let remaining = cx.budget.saturating_sub(started.elapsed());
             if remaining.is_zero() {
-                verdict = Some(StageResult::new(StageStatus::Timeout, format!("the stage budget ran out after {} of {n} runs", counts.runs)));
+                verdict = Some(StageResult::new(
+                    StageStatus::Timeout,
+                    format!("the stage budget ran out after {} of {n} runs", counts.runs),
+                ));
                 break;
             }
             if self.restore {
@@ -52,14 +58,24 @@ impl Stage for RunTest {
                     if let Some(d) = dest.parent() {
                         std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
                     }
-                    std::fs::copy(copy, &dest).map_err(|e| io_error("restore the reproduction test to", &dest, e))?;
+                    std::fs::copy(copy, &dest)
+                        .map_err(|e| io_error("restore the reproduction test to", &dest, e))?;
                 }
             }
             let mut cmd = CommandSpec::shell(&repro.command, &wt);
             cmd.env_remove = test_env_remove(cx.env);
             let log = cx.dir.join(format!("run-{k}.log"));
-            let f = process::run(&cmd, &OutputTo::Combined(log.clone()), Limits { budget: remaining, grace: cx.env.grace }, Some(cx.env.req.cancel), &mut |_| {})
-                .map_err(|e| Error::infra("cannot start `sh` to run the test").source(e))?;
+            let f = process::run(
+                &cmd,
+                &OutputTo::Combined(log.clone()),
+                Limits {
+                    budget: remaining,
+                    grace: cx.env.grace,
+                },
+                Some(cx.env.req.cancel),
+                &mut |_| {},
+            )
+            .map_err(|e| Error::infra("cannot start `sh` to run the test").source(e))?;
             counts.runs += 1;
             let passed = f.termination.success();
             if passed {
@@ -73,25 +89,39 @@ impl Stage for RunTest {
                     first_failure = Some(crate::redact::redact(&process::tail(&log, 6 * 1024)));
                 }
             }
-            (cx.emit)(Event::TestRun { stage: cx.id.to_string(), run: k, of: n, passed, how: f.termination.describe() });
+            (cx.emit)(Event::TestRun {
+                stage: cx.id.to_string(),
+                run: k,
+                of: n,
+                passed,
+                how: f.termination.describe(),
+            });
             if f.termination == Termination::Cancelled {
                 verdict = Some(StageResult::failed("interrupted"));
                 break;
             }
             match (self.expect, passed) {
                 (Expect::Fail, true) => {
-                    verdict = Some(StageResult::failed(format!("the reproduction passed on run {k} of {n}: it does not reproduce the failure")));
+                    verdict = Some(StageResult::failed(format!(
+                        "the reproduction passed on run {k} of {n}: it does not reproduce the failure"
+                    )));
                     break;
                 }
                 (Expect::Pass, false) => {
-                    verdict = Some(StageResult::failed(format!("verification run {k} of {n} failed ({})", f.termination.describe())));
+                    verdict = Some(StageResult::failed(format!(
+                        "verification run {k} of {n} failed ({})",
+                        f.termination.describe()
+                    )));
                     break;
                 }
                 _ => {}
             }
         }
-        std::fs::write(cx.dir.join("counts.json"), serde_json::to_string_pretty(&counts).unwrap_or_default())
-            .map_err(|e| io_error("write", &cx.dir.join("counts.json"), e))?;
+        std::fs::write(
+            cx.dir.join("counts.json"),
+            serde_json::to_string_pretty(&counts).unwrap_or_default(),
+        )
+        .map_err(|e| io_error("write", &cx.dir.join("counts.json"), e))?;
         let ok = verdict.is_none();
         match self.expect {
             Expect::Fail => {
@@ -113,10 +143,19 @@ impl Stage for RunTest {
             }
         }
         Ok(verdict.unwrap_or_else(|| {
-            let timeouts = if counts.timed_out > 0 { format!(" ({} by timeout)", counts.timed_out) } else { String::new() };
+            let timeouts = if counts.timed_out > 0 {
+                format!(" ({} by timeout)", counts.timed_out)
+            } else {
+                String::new()
+            };
             match self.expect {
-                Expect::Fail => StageResult::passed(format!("failed {} of {} runs{timeouts}, as a reproduction must", counts.failed, counts.runs)),
-                Expect::Pass => StageResult::passed(format!("passed {} of {} runs", counts.passed, counts.runs)),
+                Expect::Fail => StageResult::passed(format!(
+                    "failed {} of {} runs{timeouts}, as a reproduction must",
+                    counts.failed, counts.runs
+                )),
+                Expect::Pass => {
+                    StageResult::passed(format!("passed {} of {} runs", counts.passed, counts.runs))
+                }
             }
         }))
     }

@@ -2,9 +2,9 @@
 //! the fix branch holds only the fix (unless the spec sets `keep-test`). A test that already
 //! existed in the repository is never removed.
 
-use super::{worktree, Stage, StageCtx, StageResult};
+use super::{Stage, StageCtx, StageResult, worktree};
 use crate::engine::state::StageStatus;
-use crate::error::{io_error, Error};
+use crate::error::{Error, io_error};
 
 /// The `strip-test` stage.
 pub struct StripTest;
@@ -12,13 +12,22 @@ pub struct StripTest;
 impl Stage for StripTest {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         let Some(r) = cx.st.repro.clone() else {
-            return Ok(StageResult::new(StageStatus::Skipped, "no reproduction test"));
+            return Ok(StageResult::new(
+                StageStatus::Skipped,
+                "no reproduction test",
+            ));
         };
         if r.origin != "agent" {
-            return Ok(StageResult::new(StageStatus::Skipped, format!("`{}` already existed in the repository", r.test_file)));
+            return Ok(StageResult::new(
+                StageStatus::Skipped,
+                format!("`{}` already existed in the repository", r.test_file),
+            ));
         }
         if cx.env.spec().spec.keep_test {
-            return Ok(StageResult::new(StageStatus::Skipped, "`keep-test` is set: the reproduction test stays in the fix"));
+            return Ok(StageResult::new(
+                StageStatus::Skipped,
+                "`keep-test` is set: the reproduction test stays in the fix",
+            ));
         }
         let wt = worktree(cx.st)?;
         let path = wt.join(&r.test_file);
@@ -33,6 +42,9 @@ impl Stage for StripTest {
             }
             dir = d.parent().map(|p| p.to_path_buf());
         }
-        Ok(StageResult::passed(format!("removed the reproduction test `{}`", r.test_file)))
+        Ok(StageResult::passed(format!(
+            "removed the reproduction test `{}`",
+            r.test_file
+        )))
     }
 }

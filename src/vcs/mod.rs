@@ -34,19 +34,31 @@ trait Ctx<T> {
 
 impl<T> Ctx<T> for Result<T, git2::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, VcsError> {
-        self.map_err(|source| VcsError::Git { what: what(), source })
+        self.map_err(|source| VcsError::Git {
+            what: what(),
+            source,
+        })
     }
 }
 
 /// Paths an agent leaves behind that never belong in a fix commit (tool caches, aider's
 /// history), matched as prefixes of a path component or exact file suffixes.
-pub const DROPPINGS: &[&str] =
-    &[".aider", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".fixci", ".hypothesis"];
+pub const DROPPINGS: &[&str] = &[
+    ".aider",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".fixci",
+    ".hypothesis",
+];
 
 /// True when `path` (relative, `/`-separated) is an agent dropping or a Python bytecode file.
 pub fn is_dropping(path: &str) -> bool {
     path.ends_with(".pyc")
-        || path.split('/').any(|c| DROPPINGS.iter().any(|d| c.starts_with(d)))
+        || path
+            .split('/')
+            .any(|c| DROPPINGS.iter().any(|d| c.starts_with(d)))
 }
 
 /// fixci's commit identity.
@@ -56,7 +68,8 @@ pub fn fixci_signature() -> Signature<'static> {
 
 /// Opens the repository at or above `path`.
 pub fn discover(path: &Path) -> Result<Repository, VcsError> {
-    Repository::discover(path).ctx(|| format!("find a git repository at or above `{}`", path.display()))
+    Repository::discover(path)
+        .ctx(|| format!("find a git repository at or above `{}`", path.display()))
 }
 
 /// Opens the repository whose work tree (or worktree) is exactly `path`.
@@ -66,7 +79,10 @@ pub fn open(path: &Path) -> Result<Repository, VcsError> {
 
 /// Resolves `rev` to a commit: a local branch, then `origin/<rev>`, then any revision syntax.
 pub fn resolve_commit(repo: &Repository, rev: &str) -> Result<Oid, VcsError> {
-    for name in [format!("refs/heads/{rev}"), format!("refs/remotes/origin/{rev}")] {
+    for name in [
+        format!("refs/heads/{rev}"),
+        format!("refs/remotes/origin/{rev}"),
+    ] {
         if let Ok(r) = repo.find_reference(&name) {
             if let Ok(c) = r.peel_to_commit() {
                 return Ok(c.id());
@@ -76,7 +92,10 @@ pub fn resolve_commit(repo: &Repository, rev: &str) -> Result<Oid, VcsError> {
     repo.revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
         .map(|c| c.id())
-        .map_err(|_| VcsError::NoRevision { rev: rev.into(), repo: workdir_of(repo) })
+        .map_err(|_| VcsError::NoRevision {
+            rev: rev.into(),
+            repo: workdir_of(repo),
+        })
 }
 
 fn workdir_of(repo: &Repository) -> String {
@@ -103,8 +122,12 @@ pub fn add_worktree(
     path: &Path,
     name: &str,
 ) -> Result<Repository, VcsError> {
-    let c = repo.find_commit(commit).ctx(|| format!("find commit {commit}"))?;
-    let b = repo.branch(branch, &c, false).ctx(|| format!("create branch `{branch}`"))?;
+    let c = repo
+        .find_commit(commit)
+        .ctx(|| format!("find commit {commit}"))?;
+    let b = repo
+        .branch(branch, &c, false)
+        .ctx(|| format!("create branch `{branch}`"))?;
     let reference = b.into_reference();
     let mut opts = git2::WorktreeAddOptions::new();
     opts.reference(Some(&reference));
@@ -116,11 +139,18 @@ pub fn add_worktree(
 /// Moves the worktree's branch to `commit` and makes its files match it exactly: tracked
 /// changes are discarded and untracked files removed (fixci's own worktree only).
 pub fn reset_worktree_to(wt: &Repository, commit: Oid) -> Result<(), VcsError> {
-    let obj = wt.find_object(commit, None).ctx(|| format!("find commit {commit}"))?;
-    wt.reset(&obj, git2::ResetType::Hard, None).ctx(|| format!("reset worktree to {commit}"))?;
+    let obj = wt
+        .find_object(commit, None)
+        .ctx(|| format!("find commit {commit}"))?;
+    wt.reset(&obj, git2::ResetType::Hard, None)
+        .ctx(|| format!("reset worktree to {commit}"))?;
     let root = wt.workdir().expect("worktree has a workdir").to_path_buf();
     let statuses = wt
-        .statuses(Some(git2::StatusOptions::new().include_untracked(true).recurse_untracked_dirs(false)))
+        .statuses(Some(
+            git2::StatusOptions::new()
+                .include_untracked(true)
+                .recurse_untracked_dirs(false),
+        ))
         .ctx(|| "read worktree status".into())?;
     for s in statuses.iter() {
         if s.status().contains(git2::Status::WT_NEW) {
@@ -140,18 +170,33 @@ pub fn reset_worktree_to(wt: &Repository, commit: Oid) -> Result<(), VcsError> {
 /// The patch between commit `base` and the worktree's files, untracked files included,
 /// agent droppings and `exclude` paths left out. Empty when nothing changed.
 pub fn diff_worktree(wt: &Repository, base: Oid, exclude: &[String]) -> Result<String, VcsError> {
-    let tree = wt.find_commit(base).and_then(|c| c.tree()).ctx(|| format!("read tree of {base}"))?;
+    let tree = wt
+        .find_commit(base)
+        .and_then(|c| c.tree())
+        .ctx(|| format!("read tree of {base}"))?;
     let mut opts = DiffOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true);
-    let diff = wt.diff_tree_to_workdir(Some(&tree), Some(&mut opts)).ctx(|| "diff worktree".into())?;
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .show_untracked_content(true);
+    let diff = wt
+        .diff_tree_to_workdir(Some(&tree), Some(&mut opts))
+        .ctx(|| "diff worktree".into())?;
     patch_text(&diff, exclude)
 }
 
 /// The patch between two commits.
 pub fn diff_commits(repo: &Repository, a: Oid, b: Oid) -> Result<String, VcsError> {
-    let ta = repo.find_commit(a).and_then(|c| c.tree()).ctx(|| format!("read tree of {a}"))?;
-    let tb = repo.find_commit(b).and_then(|c| c.tree()).ctx(|| format!("read tree of {b}"))?;
-    let diff = repo.diff_tree_to_tree(Some(&ta), Some(&tb), None).ctx(|| "diff commits".into())?;
+    let ta = repo
+        .find_commit(a)
+        .and_then(|c| c.tree())
+        .ctx(|| format!("read tree of {a}"))?;
+    let tb = repo
+        .find_commit(b)
+        .and_then(|c| c.tree())
+        .ctx(|| format!("read tree of {b}"))?;
+    let diff = repo
+        .diff_tree_to_tree(Some(&ta), Some(&tb), None)
+        .ctx(|| "diff commits".into())?;
     patch_text(&diff, &[])
 }
 
@@ -182,13 +227,23 @@ fn patch_text(diff: &git2::Diff<'_>, exclude: &[String]) -> Result<String, VcsEr
 
 /// Paths changed between commit `base` and the worktree (untracked included, droppings not).
 pub fn changed_paths(wt: &Repository, base: Oid) -> Result<Vec<String>, VcsError> {
-    let tree = wt.find_commit(base).and_then(|c| c.tree()).ctx(|| format!("read tree of {base}"))?;
+    let tree = wt
+        .find_commit(base)
+        .and_then(|c| c.tree())
+        .ctx(|| format!("read tree of {base}"))?;
     let mut opts = DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);
-    let diff = wt.diff_tree_to_workdir(Some(&tree), Some(&mut opts)).ctx(|| "diff worktree".into())?;
+    let diff = wt
+        .diff_tree_to_workdir(Some(&tree), Some(&mut opts))
+        .ctx(|| "diff worktree".into())?;
     Ok(diff
         .deltas()
-        .filter_map(|d| d.new_file().path().or_else(|| d.old_file().path()).map(|p| p.to_string_lossy().replace('\\', "/")))
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .or_else(|| d.old_file().path())
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+        })
         .filter(|p| !is_dropping(p))
         .collect())
 }
@@ -199,12 +254,22 @@ pub fn changed_paths(wt: &Repository, base: Oid) -> Result<Vec<String>, VcsError
 pub fn commit_all(wt: &Repository, message: &str) -> Result<Option<Oid>, VcsError> {
     let mut index = wt.index().ctx(|| "open worktree index".into())?;
     let mut cb = |path: &Path, _spec: &[u8]| -> i32 {
-        if is_dropping(&path.to_string_lossy()) { 1 } else { 0 }
+        if is_dropping(&path.to_string_lossy()) {
+            1
+        } else {
+            0
+        }
     };
     index
-        .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut cb as &mut git2::IndexMatchedPath))
+        .add_all(
+            ["*"],
+            IndexAddOption::DEFAULT,
+            Some(&mut cb as &mut git2::IndexMatchedPath),
+        )
         .ctx(|| "stage changes".into())?;
-    index.update_all(["*"], None).ctx(|| "stage deletions".into())?;
+    index
+        .update_all(["*"], None)
+        .ctx(|| "stage deletions".into())?;
     // Droppings the agent may have staged itself are removed from the index too.
     let staged_droppings: Vec<PathBuf> = index
         .iter()
@@ -216,7 +281,10 @@ pub fn commit_all(wt: &Repository, message: &str) -> Result<Option<Oid>, VcsErro
     }
     index.write().ctx(|| "write worktree index".into())?;
     let tree_id = index.write_tree().ctx(|| "write tree".into())?;
-    let head = wt.head().and_then(|h| h.peel_to_commit()).ctx(|| "read HEAD".into())?;
+    let head = wt
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .ctx(|| "read HEAD".into())?;
     if head.tree_id() == tree_id {
         return Ok(None);
     }
@@ -239,7 +307,10 @@ pub fn blame_patch(repo: &Repository, at: Oid, patch: &str) -> Vec<(String, usiz
     let mut old_line = 0usize;
     let mut hunk_removed = false;
     let mut hunk_anchor = 0usize;
-    let finish_hunk = |file: &Option<String>, removed: bool, anchor: usize, targets: &mut Vec<(String, Vec<usize>)>| {
+    let finish_hunk = |file: &Option<String>,
+                       removed: bool,
+                       anchor: usize,
+                       targets: &mut Vec<(String, Vec<usize>)>| {
         if let (Some(f), false, true) = (file, removed, anchor > 0) {
             targets.push((f.clone(), vec![anchor]));
         }
@@ -278,10 +349,18 @@ pub fn blame_patch(repo: &Repository, at: Oid, patch: &str) -> Vec<(String, usiz
         for l in lines {
             let mut opts = git2::BlameOptions::new();
             opts.newest_commit(at).min_line(l).max_line(l);
-            let Ok(blame) = repo.blame_file(Path::new(&f), Some(&mut opts)) else { continue };
+            let Ok(blame) = repo.blame_file(Path::new(&f), Some(&mut opts)) else {
+                continue;
+            };
             for h in blame.iter() {
-                let Some(sig) = h.final_signature() else { continue };
-                let who = format!("{} <{}>", String::from_utf8_lossy(sig.name_bytes()), String::from_utf8_lossy(sig.email_bytes()));
+                let Some(sig) = h.final_signature() else {
+                    continue;
+                };
+                let who = format!(
+                    "{} <{}>",
+                    String::from_utf8_lossy(sig.name_bytes()),
+                    String::from_utf8_lossy(sig.email_bytes())
+                );
                 *counts.entry(who).or_default() += h.lines_in_hunk();
             }
         }
@@ -295,7 +374,9 @@ pub fn blame_patch(repo: &Repository, at: Oid, patch: &str) -> Vec<(String, usiz
 /// first. A human commit on a fix branch stops further automatic attempts.
 pub fn foreign_commits(repo: &Repository, branch_tip: Oid, since: Oid) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let Ok(mut walk) = repo.revwalk() else { return out };
+    let Ok(mut walk) = repo.revwalk() else {
+        return out;
+    };
     if walk.push(branch_tip).is_err() || walk.hide(since).is_err() {
         return out;
     }
@@ -303,7 +384,10 @@ pub fn foreign_commits(repo: &Repository, branch_tip: Oid, since: Oid) -> Vec<(S
         if let Ok(c) = repo.find_commit(oid) {
             let a = c.author();
             if a.email().ok() != Some("fixci@users.noreply.github.com") {
-                out.push((oid.to_string()[..8].to_string(), format!("{} <{}>", a.name().unwrap_or("?"), a.email().unwrap_or("?"))));
+                out.push((
+                    oid.to_string()[..8].to_string(),
+                    format!("{} <{}>", a.name().unwrap_or("?"), a.email().unwrap_or("?")),
+                ));
             }
         }
     }
@@ -319,21 +403,47 @@ pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
             .env("GIT_TERMINAL_PROMPT", "0")
             .stdin(std::process::Stdio::null())
             .output()
-            .map_err(|e| VcsError::Cli { what: what.into(), stderr: e.to_string() })?;
+            .map_err(|e| VcsError::Cli {
+                what: what.into(),
+                stderr: e.to_string(),
+            })?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(VcsError::Cli { what: what.into(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+            Err(VcsError::Cli {
+                what: what.into(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
         }
     };
     if dest.join(".git").exists() {
         let d = dest.to_string_lossy();
-        run(&["-C", &d, "fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*"], &format!("fetch `{source}`"))
+        run(
+            &[
+                "-C",
+                &d,
+                "fetch",
+                "--quiet",
+                "--prune",
+                "origin",
+                "+refs/heads/*:refs/remotes/origin/*",
+            ],
+            &format!("fetch `{source}`"),
+        )
     } else {
         if let Some(parent) = dest.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        run(&["clone", "--quiet", "--no-checkout", source, &dest.to_string_lossy()], &format!("clone `{source}`"))
+        run(
+            &[
+                "clone",
+                "--quiet",
+                "--no-checkout",
+                source,
+                &dest.to_string_lossy(),
+            ],
+            &format!("clone `{source}`"),
+        )
     }
 }
 

@@ -33,7 +33,11 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_EMAIL", "author@example.com")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -124,20 +128,34 @@ pub fn scripted_job(dir: &Path, repo: &Path, mode: &str, extra: serde_json::Valu
 
 /// The single run directory under `out`.
 pub fn run_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<_> = std::fs::read_dir(out).expect("out dir exists").flatten().map(|e| e.path()).collect();
-    assert_eq!(dirs.len(), 1, "expected one run directory in {}: {dirs:?}", out.display());
+    let dirs: Vec<_> = std::fs::read_dir(out)
+        .expect("out dir exists")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "expected one run directory in {}: {dirs:?}",
+        out.display()
+    );
     dirs[0].clone()
 }
 
 /// `result.json` of a run directory.
 pub fn result(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).expect("result.json")).expect("valid JSON")
+    serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).expect("result.json"))
+        .expect("valid JSON")
 }
 
 /// True when process `pid` is running (zombies count as dead).
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()), Some("Z") | Some("X")),
+        Ok(s) => !matches!(
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next()),
+            Some("Z") | Some("X")
+        ),
         Err(_) => false,
     }
 }

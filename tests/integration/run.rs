@@ -21,7 +21,12 @@ fn env() -> Env {
     let repo = root.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     buggy_repo(&repo);
-    Env { out: root.join("out"), root, repo, _tmp: tmp }
+    Env {
+        out: root.join("out"),
+        root,
+        repo,
+        _tmp: tmp,
+    }
 }
 
 fn run(e: &Env, spec: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
@@ -41,14 +46,20 @@ fn run(e: &Env, spec: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
 #[test]
 fn quickstart_ends_with_a_verified_fix_on_a_branch_without_the_reproduction_test() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("reproduce-deterministic/examples/shipping/info.json");
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("reproduce-deterministic/examples/shipping/info.json");
     let out = tmp.path().join("outputs");
     fixci()
         .current_dir(tmp.path())
         .env("FIXCI_CACHE_DIR", tmp.path().join("cache"))
         .env_remove("GITHUB_TOKEN")
         .env_remove("GH_TOKEN")
-        .args(["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .assert()
         .code(0);
     let run = run_dir(&out);
@@ -56,23 +67,57 @@ fn quickstart_ends_with_a_verified_fix_on_a_branch_without_the_reproduction_test
     assert_eq!(r["status"], "success");
     assert_eq!(r["verification"]["runs"], 5);
     assert_eq!(r["verification"]["passed"], 5);
-    for f in ["report.md", "result.json", "fix.diff", "pr.md", "state.json", "events.jsonl", "spec.json", "pipeline.toml"] {
+    for f in [
+        "report.md",
+        "result.json",
+        "fix.diff",
+        "pr.md",
+        "state.json",
+        "events.jsonl",
+        "spec.json",
+        "pipeline.toml",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     let branch = r["branch"].as_str().unwrap();
     assert!(branch.starts_with("fixci/"), "{branch}");
     // The branch holds only the fix: no reproduction test in base...branch.
-    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
     let clone = PathBuf::from(st["repo"]["root"].as_str().unwrap());
-    let changed = git(&clone, &["diff", "--name-only", &format!("main...{branch}")]);
-    assert_eq!(changed.trim(), "shipping/rates.py", "branch diff: {changed}");
+    let changed = git(
+        &clone,
+        &["diff", "--name-only", &format!("main...{branch}")],
+    );
+    assert_eq!(
+        changed.trim(),
+        "shipping/rates.py",
+        "branch diff: {changed}"
+    );
     let diff = std::fs::read_to_string(run.join("fix.diff")).unwrap();
-    assert!(diff.contains("+    return weight_kg >= LIGHT_LIMIT_KG") && !diff.contains("test_fixci_repro"), "{diff}");
+    assert!(
+        diff.contains("+    return weight_kg >= LIGHT_LIMIT_KG")
+            && !diff.contains("test_fixci_repro"),
+        "{diff}"
+    );
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
-    for section in ["## Summary", "## Input configuration", "## Reproduction", "## Root cause", "## Fix", "## Verification", "## Pull request", "## Next steps", "## Relevant developers"] {
+    for section in [
+        "## Summary",
+        "## Input configuration",
+        "## Reproduction",
+        "## Root cause",
+        "## Fix",
+        "## Verification",
+        "## Pull request",
+        "## Next steps",
+        "## Relevant developers",
+    ] {
         assert!(report.contains(section), "report lacks {section}");
     }
-    assert!(report.contains("Dana Whitfield"), "blame names the author of the changed line");
+    assert!(
+        report.contains("Dana Whitfield"),
+        "blame names the author of the changed line"
+    );
     let pr = std::fs::read_to_string(run.join("pr.md")).unwrap();
     assert!(pr.contains("## Summary"));
     assert!(report.contains("gh pr create --draft"));
@@ -102,12 +147,18 @@ fn a_fix_that_never_passes_uses_exactly_max_attempts_and_escalates() {
     assert_eq!(r["status"], "escalated");
     assert_eq!(r["attempts"].as_array().unwrap().len(), 3);
     for n in 1..=3 {
-        assert!(run.join(format!("stages/fix/attempt-{n}/prompt.md")).is_file());
+        assert!(
+            run.join(format!("stages/fix/attempt-{n}/prompt.md"))
+                .is_file()
+        );
     }
     assert!(!run.join("stages/fix/attempt-4").exists());
     // The previous failure is visible in the later prompts.
     let p2 = std::fs::read_to_string(run.join("stages/fix/attempt-2/prompt.md")).unwrap();
-    assert!(p2.contains("Attempt 1") && p2.contains("AssertionError: 3.0 != 2"), "{p2}");
+    assert!(
+        p2.contains("Attempt 1") && p2.contains("AssertionError: 3.0 != 2"),
+        "{p2}"
+    );
     assert!(p2.contains("(len(xs) - 1.0)"), "the previous diff is shown");
     let p3 = std::fs::read_to_string(run.join("stages/fix/attempt-3/prompt.md")).unwrap();
     assert!(p3.contains("Attempt 1") && p3.contains("Attempt 2"));
@@ -123,9 +174,15 @@ fn assert_tampering_refused(mode: &str, words: &str) {
     let r = result(&run);
     assert_ne!(r["status"], "success", "{mode} must not succeed");
     let tamper = r["attempts"][0]["tampering"].as_array().unwrap();
-    assert!(tamper.iter().any(|t| t.as_str().unwrap().contains(words)), "{mode}: {tamper:?}");
+    assert!(
+        tamper.iter().any(|t| t.as_str().unwrap().contains(words)),
+        "{mode}: {tamper:?}"
+    );
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
-    assert!(report.contains("Test tampering detected") && report.contains(words), "{mode}");
+    assert!(
+        report.contains("Test tampering detected") && report.contains(words),
+        "{mode}"
+    );
 }
 
 #[test]
@@ -146,41 +203,79 @@ fn a_fix_agent_that_adds_a_skip_marker_does_not_succeed() {
 #[test]
 fn a_good_fix_succeeds_and_the_agent_never_sees_the_forge_token() {
     let e = env();
-    let spec = scripted_job(&e.root, &e.repo, "good", json!({"secret-env": ["MY_DEPLOY_KEY"]}));
+    let spec = scripted_job(
+        &e.root,
+        &e.repo,
+        "good",
+        json!({"secret-env": ["MY_DEPLOY_KEY"]}),
+    );
     let mut cmd = fixci();
     cmd.current_dir(&e.root)
         .env("FIXCI_CACHE_DIR", e.root.join("cache"))
         .env("GITHUB_TOKEN", "ghp_abcdefghijklmnopqrstuvwxyz0123456789")
         .env("MY_DEPLOY_KEY", "very-secret-deploy-key")
-        .args(["run", spec.to_str().unwrap(), "--out", e.out.to_str().unwrap(), "--no-pr"]);
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            e.out.to_str().unwrap(),
+            "--no-pr",
+        ]);
     cmd.assert().code(0);
     let run = run_dir(&e.out);
-    let seen: BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(run.join("stages/fix/attempt-1/seen-env.json")).unwrap()).unwrap();
+    let seen: BTreeMap<String, String> = serde_json::from_str(
+        &std::fs::read_to_string(run.join("stages/fix/attempt-1/seen-env.json")).unwrap(),
+    )
+    .unwrap();
     assert!(!seen.contains_key("GITHUB_TOKEN") && !seen.contains_key("MY_DEPLOY_KEY"));
     assert_eq!(seen["FIXCI_STAGE"], "fix");
     assert_eq!(seen["FIXCI_ATTEMPT"], "1");
-    assert_eq!(seen["FIXCI_STAGE_DIR"], run.join("stages/fix/attempt-1").display().to_string());
+    assert_eq!(
+        seen["FIXCI_STAGE_DIR"],
+        run.join("stages/fix/attempt-1").display().to_string()
+    );
     assert_eq!(seen["FIXCI_RUN_DIR"], run.display().to_string());
     assert!(seen["FIXCI_PROMPT_FILE"].ends_with("prompt.md"));
     // The branch in the user's repository holds the fix only.
     let branch = result(&run)["branch"].as_str().unwrap().to_string();
-    assert_eq!(git(&e.repo, &["diff", "--name-only", &format!("main...{branch}")]).trim(), "mathlib/stats.py");
+    assert_eq!(
+        git(
+            &e.repo,
+            &["diff", "--name-only", &format!("main...{branch}")]
+        )
+        .trim(),
+        "mathlib/stats.py"
+    );
 }
 
 #[test]
 fn an_agent_that_sleeps_forever_is_killed_at_its_budget_with_its_grandchild() {
     let e = env();
-    let spec = scripted_job(&e.root, &e.repo, "sleep", json!({"budgets": {"reproduce": "2s"}}));
+    let spec = scripted_job(
+        &e.root,
+        &e.repo,
+        "sleep",
+        json!({"budgets": {"reproduce": "2s"}}),
+    );
     run(&e, &spec, &[]).code(1);
     let run = run_dir(&e.out);
     let pids = std::fs::read_to_string(run.join("pids")).unwrap();
-    let pids: Vec<u32> = pids.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    let pids: Vec<u32> = pids
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
     assert_eq!(pids.len(), 2);
     for p in &pids {
         assert!(!alive(*p), "process {p} survived its budget");
     }
     let r = result(&run);
-    let stage = r["stages"].as_array().unwrap().iter().find(|s| s["id"] == "reproduce").unwrap().clone();
+    let stage = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "reproduce")
+        .unwrap()
+        .clone();
     assert_eq!(stage["status"], "timeout");
     assert_eq!(r["status"], "failed");
 }
@@ -191,16 +286,42 @@ fn the_users_checkout_branch_index_and_untracked_files_are_untouched() {
     git(&e.repo, &["checkout", "-q", "-b", "feature"]);
     std::fs::write(e.repo.join("README.md"), "staged change\n").unwrap();
     git(&e.repo, &["add", "README.md"]);
-    std::fs::write(e.repo.join("mathlib/stats.py"), "# my local edit, not committed\n").unwrap();
+    std::fs::write(
+        e.repo.join("mathlib/stats.py"),
+        "# my local edit, not committed\n",
+    )
+    .unwrap();
     std::fs::write(e.repo.join("notes.txt"), "untracked notes\n").unwrap();
     let snapshot = |repo: &Path| {
         let mut s = BTreeMap::new();
-        for f in [".git/HEAD", ".git/index", "README.md", "mathlib/stats.py", "notes.txt", "tests/test_stats.py"] {
+        for f in [
+            ".git/HEAD",
+            ".git/index",
+            "README.md",
+            "mathlib/stats.py",
+            "notes.txt",
+            "tests/test_stats.py",
+        ] {
             s.insert(f.to_string(), std::fs::read(repo.join(f)).unwrap());
         }
-        s.insert("status".into(), git(repo, &["status", "--porcelain=v2", "--branch"]).into_bytes());
+        s.insert(
+            "status".into(),
+            git(repo, &["status", "--porcelain=v2", "--branch"]).into_bytes(),
+        );
         s.insert("stash".into(), git(repo, &["stash", "list"]).into_bytes());
-        s.insert("branches".into(), git(repo, &["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/main", "refs/heads/feature"]).into_bytes());
+        s.insert(
+            "branches".into(),
+            git(
+                repo,
+                &[
+                    "for-each-ref",
+                    "--format=%(refname) %(objectname)",
+                    "refs/heads/main",
+                    "refs/heads/feature",
+                ],
+            )
+            .into_bytes(),
+        );
         s
     };
     let before = snapshot(&e.repo);
@@ -215,12 +336,19 @@ fn dry_run_prints_the_plan_and_creates_nothing() {
     let spec = scripted_job(&e.root, &e.repo, "good", json!({"budgets": {"fix": "7m"}}));
     let branches = git(&e.repo, &["branch", "--list"]);
     let worktrees = git(&e.repo, &["worktree", "list"]);
-    let out = run(&e, &spec, &["--dry-run"]).code(0).get_output().stdout.clone();
+    let out = run(&e, &spec, &["--dry-run"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains("pipeline:   deterministic"), "{out}");
     assert!(out.contains("fix          agent       budget 7m"), "{out}");
     assert!(out.contains("verify") && out.contains("5 runs, every run must pass"));
-    assert!(out.contains("===== prompt of stage `reproduce`") && out.contains("===== prompt of stage `fix`, attempt 1"));
+    assert!(
+        out.contains("===== prompt of stage `reproduce`")
+            && out.contains("===== prompt of stage `fix`, attempt 1")
+    );
     assert!(out.contains("test_mean fails in CI. Fix it."));
     assert_eq!(branches, git(&e.repo, &["branch", "--list"]));
     assert_eq!(worktrees, git(&e.repo, &["worktree", "list"]));
@@ -256,7 +384,10 @@ fn an_existing_test_path_missing_from_the_repository_is_exit_2_naming_the_key() 
     std::fs::write(&spec, json!({"deterministic": true, "prompt": "x", "existing-test-path": "tests/test_nope.py", "repo": e.repo.display().to_string(), "agent": "claude"}).to_string()).unwrap();
     let err = run(&e, &spec, &[]).code(2).get_output().stderr.clone();
     let err = String::from_utf8(err).unwrap();
-    assert!(err.contains("/existing-test-path") && err.contains("tests/test_nope.py"), "{err}");
+    assert!(
+        err.contains("/existing-test-path") && err.contains("tests/test_nope.py"),
+        "{err}"
+    );
     assert!(!e.out.exists());
 }
 
@@ -267,7 +398,10 @@ fn a_missing_agent_binary_is_an_infrastructure_error_with_a_hint() {
     std::fs::write(&spec, json!({"deterministic": true, "prompt": "x", "raw-logs": CI_LOG, "repo": e.repo.display().to_string(), "agent": {"command": ["fixci-no-such-agent-cli"]}}).to_string()).unwrap();
     let err = run(&e, &spec, &[]).code(3).get_output().stderr.clone();
     let err = String::from_utf8(err).unwrap();
-    assert!(err.contains("cannot start agent") && err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("cannot start agent") && err.contains("hint:"),
+        "{err}"
+    );
     // The run still ends with a report.
     assert!(run_dir(&e.out).join("report.md").is_file());
 }
@@ -275,10 +409,18 @@ fn a_missing_agent_binary_is_an_infrastructure_error_with_a_hint() {
 #[test]
 fn budgets_naming_unknown_stages_are_refused() {
     let e = env();
-    let spec = scripted_job(&e.root, &e.repo, "good", json!({"budgets": {"reproduse": "1m"}}));
+    let spec = scripted_job(
+        &e.root,
+        &e.repo,
+        "good",
+        json!({"budgets": {"reproduse": "1m"}}),
+    );
     let err = run(&e, &spec, &[]).code(2).get_output().stderr.clone();
     let err = String::from_utf8(err).unwrap();
-    assert!(err.contains("/budgets/reproduse") && err.contains("reproduce"), "{err}");
+    assert!(
+        err.contains("/budgets/reproduse") && err.contains("reproduce"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -286,8 +428,13 @@ fn the_real_pytest_log_names_the_real_failing_test_in_the_prompt() {
     let Some(fx) = fixtures() else { return };
     let e = env();
     let spec = scripted_job(&e.root, &e.repo, "no-repro", json!({}));
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
-    v["raw-logs"] = json!(fx.join("logs/pytest-step-gitauto.txt").display().to_string());
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    v["raw-logs"] = json!(
+        fx.join("logs/pytest-step-gitauto.txt")
+            .display()
+            .to_string()
+    );
     std::fs::write(&spec, v.to_string()).unwrap();
     run(&e, &spec, &[]).code(1);
     let run = run_dir(&e.out);
@@ -304,11 +451,23 @@ fn the_real_phpunit_archive_names_the_failures_without_the_warning_flood() {
     let Some(fx) = fixtures() else { return };
     let e = env();
     let spec = scripted_job(&e.root, &e.repo, "no-repro", json!({}));
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
-    v["raw-logs"] = json!(fx.join("logs/run-logs-archive-phpunit.zip").display().to_string());
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    v["raw-logs"] = json!(
+        fx.join("logs/run-logs-archive-phpunit.zip")
+            .display()
+            .to_string()
+    );
     std::fs::write(&spec, v.to_string()).unwrap();
     run(&e, &spec, &[]).code(1);
-    let prompt = std::fs::read_to_string(run_dir(&e.out).join("stages/reproduce/prompt.md")).unwrap();
-    assert!(prompt.contains("testBooleanWithStringTrueMixedCase"), "{prompt}");
-    assert!(!prompt.contains("failed to open stream"), "warnings flood the prompt");
+    let prompt =
+        std::fs::read_to_string(run_dir(&e.out).join("stages/reproduce/prompt.md")).unwrap();
+    assert!(
+        prompt.contains("testBooleanWithStringTrueMixedCase"),
+        "{prompt}"
+    );
+    assert!(
+        !prompt.contains("failed to open stream"),
+        "warnings flood the prompt"
+    );
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::common::fixci;
 
 fn specs(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/specs")
+        .join(kind);
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
@@ -23,16 +25,37 @@ fn every_invalid_spec_is_exit_2_with_file_and_pointer() {
     let files = specs("invalid");
     assert!(files.len() >= 20, "only {} invalid specs", files.len());
     for f in files {
-        let expected = std::fs::read_to_string(f.with_extension("expected")).unwrap_or_else(|_| panic!("{} has no .expected", f.display()));
-        let out = fixci().arg("validate").arg(&f).assert().code(2).get_output().clone();
+        let expected = std::fs::read_to_string(f.with_extension("expected"))
+            .unwrap_or_else(|_| panic!("{} has no .expected", f.display()));
+        let out = fixci()
+            .arg("validate")
+            .arg(&f)
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
         let err = String::from_utf8_lossy(&out.stderr);
         let name = f.file_name().unwrap().to_string_lossy();
-        assert!(err.contains(&*name), "{name}: message does not name the file: {err}");
-        assert!(err.contains(expected.trim()), "{name}: expected `{}` in: {err}", expected.trim());
+        assert!(
+            err.contains(&*name),
+            "{name}: message does not name the file: {err}"
+        );
+        assert!(
+            err.contains(expected.trim()),
+            "{name}: expected `{}` in: {err}",
+            expected.trim()
+        );
         // `fixci run` refuses it the same way and writes nothing.
         let tmp = tempfile::tempdir().unwrap();
         let out_dir = tmp.path().join("out");
-        fixci().current_dir(tmp.path()).arg("run").arg(&f).arg("--out").arg(&out_dir).assert().code(2);
+        fixci()
+            .current_dir(tmp.path())
+            .arg("run")
+            .arg(&f)
+            .arg("--out")
+            .arg(&out_dir)
+            .assert()
+            .code(2);
         assert!(!out_dir.exists(), "{name}: run wrote {}", out_dir.display());
     }
 }
@@ -48,7 +71,13 @@ fn every_valid_spec_passes() {
 
 #[test]
 fn the_schema_command_prints_the_embedded_schemas() {
-    let out = fixci().args(["schema", "job"]).assert().code(0).get_output().stdout.clone();
+    let out = fixci()
+        .args(["schema", "job"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["$schema"], "https://json-schema.org/draft/2020-12/schema");
     assert!(v["properties"]["existing-test-path"].is_object());
@@ -58,19 +87,41 @@ fn the_schema_command_prints_the_embedded_schemas() {
 #[test]
 fn built_in_pipeline_files_validate_and_broken_ones_are_located() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    fixci().arg("validate").arg(root.join("pipelines/deterministic.toml")).arg(root.join("pipelines/existing-test.toml")).assert().code(0);
+    fixci()
+        .arg("validate")
+        .arg(root.join("pipelines/deterministic.toml"))
+        .arg(root.join("pipelines/existing-test.toml"))
+        .assert()
+        .code(0);
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("broken.toml");
     std::fs::write(&p, "name = \"broken\"\ndescription = \"x\"\n[[stage]]\nid = \"fix\"\nkind = \"agent\"\nrole = \"fix\"\n").unwrap();
-    let out = fixci().arg("validate").arg(&p).assert().code(2).get_output().stderr.clone();
+    let out = fixci()
+        .arg("validate")
+        .arg(&p)
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
     let err = String::from_utf8_lossy(&out);
-    assert!(err.contains("broken.toml") && err.contains("/stage/0") && err.contains("prompt"), "{err}");
+    assert!(
+        err.contains("broken.toml") && err.contains("/stage/0") && err.contains("prompt"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_default_spec_is_exit_2_with_a_hint() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = fixci().current_dir(tmp.path()).arg("run").assert().code(2).get_output().stderr.clone();
+    let out = fixci()
+        .current_dir(tmp.path())
+        .arg("run")
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
     let err = String::from_utf8_lossy(&out);
     assert!(err.contains("info.json") && err.contains("hint:"), "{err}");
 }
