@@ -124,6 +124,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         pipeline,
         agent,
         repo_flag: args.repo.clone(),
+        agent_flag: args.agent.clone(),
         out_dir,
         no_pr: args.no_pr,
         cancel: &CANCEL,

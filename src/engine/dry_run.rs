@@ -114,6 +114,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         grace: Duration::from_secs(5),
         deadline: Instant::now() + total,
         started: Instant::now(),
+        resumed: false,
         req,
     };
     let mut prompts = Vec::new();
@@ -165,6 +166,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         started_at: String::new(),
         finished_at: None,
         pid: 0,
+        invocation: Default::default(),
     };
     for (def, attempt) in prompts {
         if attempt.is_some() && st.repro.is_none() {

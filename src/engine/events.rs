@@ -16,6 +16,8 @@ pub enum Event {
         pipeline: String,
         run_dir: String,
     },
+    /// An interrupted run was resumed.
+    RunResumed { run_id: String, run_dir: String },
     /// A stage started.
     StageStarted {
         stage: String,

@@ -37,6 +37,8 @@ pub struct RunRequest {
     pub agent: Agent,
     /// `--repo`, overriding the spec's `repo`.
     pub repo_flag: Option<String>,
+    /// `--agent`, kept for resume.
+    pub agent_flag: Option<String>,
     /// Folder that holds run directories (`./outputs` or `--out`).
     pub out_dir: PathBuf,
     /// Write a PR proposal even when a forge token is available.
@@ -59,6 +61,8 @@ pub struct RunEnv {
     pub deadline: Instant,
     /// The run's start.
     pub started: Instant,
+    /// True when this process resumed an earlier run.
+    pub resumed: bool,
 }
 
 impl RunEnv {
@@ -227,6 +231,16 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         started_at: chrono::Utc::now().to_rfc3339(),
         finished_at: None,
         pid: std::process::id(),
+        invocation: state::Invocation {
+            pipeline_file: match &req.pipeline.origin {
+                pipeline::Origin::File(f) => Some(f.clone()),
+                pipeline::Origin::Builtin => None,
+            },
+            agent_flag: req.agent_flag.clone(),
+            repo_flag: req.repo_flag.clone(),
+            no_pr: req.no_pr,
+            total_budget_s: pipeline::total_budget(spec, &req.pipeline.pipeline).as_secs_f64(),
+        },
     };
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.join("repro-test").join(t);
@@ -243,6 +257,18 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
     st.save(&run_dir)
         .map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
 
+    let total = pipeline::total_budget(spec, &req.pipeline.pipeline);
+    let env = make_env(req, run_dir, started, total, false);
+    drive(env, st, observer)
+}
+
+fn make_env(
+    req: RunRequest,
+    run_dir: PathBuf,
+    started: Instant,
+    budget: Duration,
+    resumed: bool,
+) -> RunEnv {
     let grace = req
         .pipeline
         .pipeline
@@ -251,29 +277,153 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         .as_deref()
         .and_then(|g| humantime::parse_duration(g.trim()).ok())
         .unwrap_or(Duration::from_secs(5));
-    let total = pipeline::total_budget(spec, &req.pipeline.pipeline);
     let mut template_roots = req.pipeline.template_roots();
-    template_roots.push(spec.dir.clone());
-    let env = RunEnv {
+    template_roots.push(req.spec.dir.clone());
+    RunEnv {
         req,
-        run_dir: run_dir.clone(),
+        run_dir,
         template_roots,
         grace,
-        deadline: started + total,
+        deadline: Instant::now() + budget,
         started,
-    };
+        resumed,
+    }
+}
+
+/// Continues the run in `run_dir` at its first unfinished stage, reusing its worktree, its
+/// confirmed reproduction and its earlier attempts. `req` is rebuilt by the caller from the
+/// run's `spec.json` and `state.json`.
+///
+/// Errors (exit 2): the run already ended, another fixci process drives it, its worktree is
+/// gone, or someone else moved its fix branch.
+pub fn resume(
+    req: RunRequest,
+    run_dir: &Path,
+    observer: &mut dyn Observer,
+) -> Result<Outcome, Error> {
+    let mut st =
+        RunState::load(run_dir).map_err(|e| io_error("read", &run_dir.join("state.json"), e))?;
+    if !matches!(st.status, Status::Running | Status::Interrupted) {
+        return Err(Error::usage(format!(
+            "run `{}` already ended with status `{}`; nothing to resume",
+            st.run_id,
+            st.status.as_str()
+        )));
+    }
+    if let Some(pid) = live_pid(run_dir) {
+        return Err(Error::usage(format!(
+            "run `{}` is still running (fixci pid {pid})",
+            st.run_id
+        ))
+        .hint(format!("stop it first with `fixci kill {}`", st.run_id)));
+    }
+    // A child left behind by a fixci that was killed outright is stopped before going on.
+    if let Some(pgid) = std::fs::read_to_string(run_dir.join("child.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    {
+        crate::process::kill_group(pgid, libc::SIGKILL);
+        let _ = std::fs::remove_file(run_dir.join("child.pid"));
+    }
+    let wt = st.worktree.clone().unwrap_or_default();
+    if !wt.join(".git").exists() {
+        return Err(Error::usage(format!(
+            "run `{}` cannot be resumed: its worktree `{}` is gone",
+            st.run_id,
+            wt.display()
+        )));
+    }
+    let repo = vcs::open(&st.repo.root)
+        .map_err(|e| Error::infra("cannot open the target repository").source(e))?;
+    let branch = st.branch.clone().unwrap_or_default();
+    let tip = repo
+        .find_reference(&format!("refs/heads/{branch}"))
+        .and_then(|r| r.peel_to_commit())
+        .map(|c| c.id().to_string())
+        .map_err(|_| {
+            Error::usage(format!(
+                "run `{}` cannot be resumed: its branch `{branch}` is gone",
+                st.run_id
+            ))
+        })?;
+    let expected: Vec<&String> = [
+        Some(&st.repo.start_commit),
+        Some(&st.repo.base_commit),
+        st.commit.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !expected.contains(&&tip) {
+        let tip_oid =
+            git2::Oid::from_str(&tip).map_err(|e| Error::infra("bad commit id").source(e))?;
+        let start = git2::Oid::from_str(&st.repo.start_commit)
+            .map_err(|e| Error::infra("bad commit id in state").source(e))?;
+        let who = vcs::foreign_commits(&repo, tip_oid, start);
+        return Err(Error::usage(format!(
+            "run `{}` cannot be resumed: someone else changed its branch `{branch}` (now at {})",
+            st.run_id,
+            &tip[..10]
+        ))
+        .details(who.into_iter().map(|(id, a)| format!("commit {id} by {a}")))
+        .hint("start a new run, or `fixci apply` the run's fix.diff by hand"));
+    }
+    st.status = Status::Running;
+    st.reason = None;
+    st.pid = std::process::id();
+    let used: f64 = st.stages.iter().map(|s| s.duration_s).sum();
+    let total = Duration::from_secs_f64((st.invocation.total_budget_s - used).max(60.0));
+    let env = make_env(req, run_dir.to_path_buf(), Instant::now(), total, true);
+    drive(env, st, observer)
+}
+
+/// The pid of a live fixci process driving the run in `run_dir`, from its `fixci.pid` file.
+/// A pid file whose process is gone (or is not fixci) is stale and yields `None`.
+pub fn live_pid(run_dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(run_dir.join("fixci.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .unwrap_or("Z");
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let is_fixci = String::from_utf8_lossy(&cmd)
+        .split('\0')
+        .next()
+        .is_some_and(|a| a.ends_with("fixci"));
+    (state != "Z" && is_fixci && pid != std::process::id()).then_some(pid)
+}
+
+/// Runs the remaining stages of `st` and records the end.
+fn drive(env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Result<Outcome, Error> {
+    let run_dir = env.run_dir.clone();
+    let started = Instant::now();
+    std::fs::write(run_dir.join("fixci.pid"), std::process::id().to_string())
+        .map_err(|e| io_error("write", &run_dir.join("fixci.pid"), e))?;
+    st.save(&run_dir)
+        .map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
     let mut log = EventLog::open(&run_dir)
         .map_err(|e| io_error("write", &run_dir.join("events.jsonl"), e))?;
     let mut emit = |e: Event| {
         log.write(&e);
         observer.event(&e);
     };
-    emit(Event::RunStarted {
-        run_id,
-        pipeline: st.pipeline.clone(),
-        run_dir: run_dir.display().to_string(),
-    });
-
+    if env.resumed {
+        emit(Event::RunResumed {
+            run_id: st.run_id.clone(),
+            run_dir: run_dir.display().to_string(),
+        });
+    } else {
+        emit(Event::RunStarted {
+            run_id: st.run_id.clone(),
+            pipeline: st.pipeline.clone(),
+            run_dir: run_dir.display().to_string(),
+        });
+    }
     let result = execute(&env, &mut st, &mut emit);
     if st.status == Status::Running {
         st.status = if env.cancelled() {
@@ -290,6 +440,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         reason: st.reason.clone(),
         duration_s: started.elapsed().as_secs_f64(),
     });
+    let _ = std::fs::remove_file(run_dir.join("fixci.pid"));
     result?;
     if st.status == Status::Interrupted {
         return Err(
@@ -304,10 +455,22 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
     })
 }
 
+/// True when a top-level stage `id` already finished (passed or skipped) in an earlier process.
+fn done(st: &RunState, id: &str) -> bool {
+    st.stages.iter().any(|r| {
+        r.id == id
+            && r.attempt.is_none()
+            && matches!(r.status, StageStatus::Passed | StageStatus::Skipped)
+    })
+}
+
 /// The stage loop. Sets `st.status` / `st.reason` on failure; `always` stages still run.
 fn execute(env: &RunEnv, st: &mut RunState, emit: &mut dyn FnMut(Event)) -> Result<(), Error> {
     let mut deferred: Option<Error> = None;
     for def in &env.req.pipeline.pipeline.stages {
+        if done(st, &def.id) {
+            continue;
+        }
         let failed = st.status != Status::Running;
         if failed && !def.always {
             continue;
@@ -369,9 +532,18 @@ fn attempts(
 ) -> Result<(), Error> {
     let max = env.count(def.max.as_ref(), 3, "`max`")? as u32;
     let subs = def.stages.as_deref().unwrap_or_default();
-    let start_tip = st.commit.clone();
-    let _ = start_tip;
-    for n in 1..=max {
+    if st.attempts.iter().any(|a| a.outcome == "passed") {
+        return Ok(());
+    }
+    // An attempt cut short by an interruption is redone from a clean worktree.
+    if st.attempts.last().is_some_and(|a| a.outcome == "running") {
+        st.attempts.pop();
+    }
+    let first = st.attempts.len() as u32 + 1;
+    if env.resumed && first <= max {
+        stages::reset_for_attempt(env, st)?;
+    }
+    for n in first..=max {
         if env.cancelled() {
             st.status = Status::Interrupted;
             st.reason = Some("interrupted".into());
@@ -388,7 +560,9 @@ fn attempts(
                 );
                 return Ok(());
             }
-            stages::reset_for_attempt(env, st)?;
+            if n > first {
+                stages::reset_for_attempt(env, st)?;
+            }
         }
         st.attempts.push(Attempt {
             number: n,

@@ -220,6 +220,24 @@ pub struct RunState {
     pub finished_at: Option<String>,
     /// pid of the fixci process driving the run.
     pub pid: u32,
+    /// How the run was started, so `fixci resume` can rebuild it.
+    #[serde(default)]
+    pub invocation: Invocation,
+}
+
+/// The command-line choices of a run, kept for `fixci resume`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Invocation {
+    /// The pipeline file, when it did not come from the binary.
+    pub pipeline_file: Option<PathBuf>,
+    /// `--agent`.
+    pub agent_flag: Option<String>,
+    /// `--repo`.
+    pub repo_flag: Option<String>,
+    /// `--no-pr`.
+    pub no_pr: bool,
+    /// Total budget in seconds.
+    pub total_budget_s: f64,
 }
 
 impl RunState {

@@ -21,8 +21,10 @@ impl Stage for FetchLogs {
                 ));
             }
             LogsInput::Inline(text) => {
+                // Tokens in a CI log are redacted before anything is written or rendered.
+                let text = crate::redact::redact(text);
                 let p = cx.dir.join("ci.log");
-                std::fs::write(&p, text).map_err(|e| io_error("write", &p, e))?;
+                std::fs::write(&p, &text).map_err(|e| io_error("write", &p, e))?;
                 (p, logs::distil_bytes(text.as_bytes(), &opts))
             }
             LogsInput::File(p) => (p.clone(), logs::distil_path(p, &opts)),
@@ -33,9 +35,10 @@ impl Stage for FetchLogs {
                 .hint("download the run's logs and pass the file as `raw-logs`"));
             }
         };
-        let distilled = distilled.map_err(|e| {
+        let mut distilled = distilled.map_err(|e| {
             Error::usage(format!("cannot read the CI log `{}`", path.display())).source(e)
         })?;
+        redact_distilled(&mut distilled);
         std::fs::write(
             cx.dir.join("distilled.json"),
             serde_json::to_string_pretty(&distilled).unwrap_or_default(),
@@ -61,5 +64,16 @@ impl Stage for FetchLogs {
             distilled,
         });
         Ok(StageResult::passed(summary))
+    }
+}
+
+/// Redacts secrets in everything the distilled log carries into prompts, state and reports.
+fn redact_distilled(d: &mut logs::Distilled) {
+    use crate::redact::redact;
+    d.excerpt = redact(&d.excerpt);
+    d.signature = d.signature.as_deref().map(redact);
+    for f in &mut d.failures {
+        f.test = redact(&f.test);
+        f.message = f.message.as_deref().map(redact);
     }
 }
