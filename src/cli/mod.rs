@@ -5,9 +5,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod apply;
+pub mod clean;
+pub mod kill;
+pub mod list;
 pub mod logs;
+pub mod peek;
+pub mod resume;
 pub mod run;
 pub mod schema;
+pub mod status;
 pub mod stress;
 pub mod validate;
 
@@ -26,6 +33,20 @@ pub enum Command {
     Run(run::RunArgs),
     /// Validate job specs and pipeline files.
     Validate(validate::ValidateArgs),
+    /// Continue an interrupted run at its first unfinished stage.
+    Resume(resume::ResumeArgs),
+    /// List runs: status, stage, attempts, age.
+    List(list::ListArgs),
+    /// Show one run in detail.
+    Status(status::StatusArgs),
+    /// Show the agent's worklog and the tail of the current stage's output.
+    Peek(peek::PeekArgs),
+    /// Stop a run started from another terminal.
+    Kill(kill::KillArgs),
+    /// Remove runs, their worktrees and unproposed branches.
+    Clean(clean::CleanArgs),
+    /// Create a branch with a run's fix in a checkout.
+    Apply(apply::ApplyArgs),
     /// Print the JSON Schema of a job spec or a pipeline.
     Schema(schema::SchemaArgs),
     /// Fetch and distil a CI log: failing tests, failure signature, excerpt.
@@ -41,6 +62,13 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::execute(a),
         Command::Validate(a) => validate::execute(a),
         Command::Schema(a) => schema::execute(a),
+        Command::Resume(a) => resume::execute(a),
+        Command::List(a) => list::execute(a),
+        Command::Status(a) => status::execute(a),
+        Command::Peek(a) => peek::execute(a),
+        Command::Kill(a) => kill::execute(a),
+        Command::Clean(a) => clean::execute(a),
+        Command::Apply(a) => apply::execute(a),
         Command::Logs(a) => logs::execute(a),
         Command::Stress(a) => stress::execute(a),
     };

@@ -55,6 +55,11 @@ pub struct RunArgs {
 }
 
 static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// The flag the signal handlers set.
+pub fn cancel_flag() -> &'static AtomicBool {
+    &CANCEL
+}
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -66,7 +71,9 @@ extern "C" fn on_signal(_: libc::c_int) {
     CANCEL.store(true, Ordering::SeqCst);
 }
 
-fn install_signal_handlers() {
+/// Installs the SIGINT/SIGTERM handlers: the first signal stops children and saves state, the
+/// second exits at once (130).
+pub fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only touches atomics and calls _exit, both async-signal-safe.
         unsafe {
@@ -138,6 +145,16 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let outcome = engine::run(req, &mut progress);
     progress.finish();
     let outcome = outcome?;
+    print_outcome(&outcome);
+    Ok(match outcome.status {
+        Status::Success => exit_codes::SUCCESS,
+        Status::Interrupted => exit_codes::INTERRUPTED,
+        _ => exit_codes::NO_FIX,
+    })
+}
+
+/// Prints where the run's results are and how to publish them.
+pub fn print_outcome(outcome: &engine::Outcome) {
     let state = engine::RunState::load(&outcome.run_dir).ok();
     eprintln!();
     eprintln!(
@@ -166,29 +183,26 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             }
         }
     }
-    Ok(match outcome.status {
-        Status::Success => exit_codes::SUCCESS,
-        Status::Interrupted => exit_codes::INTERRUPTED,
-        _ => exit_codes::NO_FIX,
-    })
 }
 
 /// Stage progress on stderr: a spinner per stage on a terminal (indicatif), plain lines
 /// otherwise. Respects `NO_COLOR`.
-struct Progress {
+pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
     tty: bool,
 }
 
 impl Progress {
-    fn new() -> Self {
+    /// A progress display on stderr.
+    pub fn new() -> Self {
         Self {
             bar: None,
             tty: std::io::stderr().is_terminal(),
         }
     }
 
-    fn finish(&mut self) {
+    /// Clears the spinner.
+    pub fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }

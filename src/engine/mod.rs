@@ -5,6 +5,7 @@
 mod context;
 pub mod dry_run;
 pub mod events;
+pub mod runs;
 pub mod state;
 pub mod workspace;
 

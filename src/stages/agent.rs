@@ -60,7 +60,7 @@ impl Stage for AgentStage {
             Limits { budget: cx.budget, grace: cx.env.grace },
             Some(cx.env.req.cancel),
             &mut |pid| {
-                let _ = std::fs::write(cx.dir.join("agent.pid"), pid.to_string());
+                let _ = std::fs::write(cx.env.run_dir.join("child.pid"), pid.to_string());
                 emit(Event::ChildStarted { stage: id.clone(), pid, command: shown.clone() });
             },
         )
@@ -69,7 +69,7 @@ impl Stage for AgentStage {
                 .source(e)
                 .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
         })?;
-        let _ = std::fs::remove_file(cx.dir.join("agent.pid"));
+        let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
         let last_output = || {
             let out = process::tail(&stdout, 600);
             let err = process::tail(&stderr, 600);

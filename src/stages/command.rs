@@ -25,9 +25,12 @@ impl Stage for CommandStage {
                 grace: cx.env.grace,
             },
             Some(cx.env.req.cancel),
-            &mut |_| {},
+            &mut |pid| {
+                let _ = std::fs::write(cx.env.run_dir.join("child.pid"), pid.to_string());
+            },
         )
         .map_err(|e| Error::infra("cannot start `sh`").source(e))?;
+        let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
         Ok(match f.termination {
             t if t.success() => StageResult::passed(format!("`{}` exited 0", self.command)),
             Termination::TimedOut { .. } => StageResult::new(

@@ -73,9 +73,12 @@ impl Stage for RunTest {
                     grace: cx.env.grace,
                 },
                 Some(cx.env.req.cancel),
-                &mut |_| {},
+                &mut |pid| {
+                    let _ = std::fs::write(cx.env.run_dir.join("child.pid"), pid.to_string());
+                },
             )
             .map_err(|e| Error::infra("cannot start `sh` to run the test").source(e))?;
+            let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
             counts.runs += 1;
             let passed = f.termination.success();
             if passed {

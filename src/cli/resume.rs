@@ -1,0 +1,79 @@
+//! `fixci resume`: continue an interrupted run at its first unfinished stage.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::engine::{self, RunRequest, Status, runs};
+use crate::error::{Error, Result};
+use crate::{agent, exit_codes, pipeline, spec};
+
+/// Continue an interrupted (or killed) run at its first unfinished stage, reusing its worktree,
+/// its confirmed reproduction and its earlier attempts.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Run id, unique prefix, or `last`
+    pub run: String,
+    /// Folder holding run directories (default: `./outputs`)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// The folder holding run directories.
+pub fn out_dir(out: &Option<PathBuf>) -> PathBuf {
+    spec::absolute(out.as_deref().unwrap_or(std::path::Path::new("outputs")))
+}
+
+/// Runs `fixci resume`; returns the exit code.
+pub fn execute(args: ResumeArgs) -> Result<u8> {
+    let out = out_dir(&args.out);
+    let (dir, st) = runs::find(&out, &args.run)?;
+    let text = std::fs::read_to_string(dir.join("spec.json")).map_err(|e| {
+        Error::infra(format!("cannot read `{}`", dir.join("spec.json").display())).source(e)
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::usage(format!(
+            "`{}` is not valid JSON",
+            dir.join("spec.json").display()
+        ))
+        .source(e)
+    })?;
+    let spec_dir = st
+        .spec_file
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let loaded = spec::from_value(value, &st.spec_file, &spec_dir)?;
+    let pipeline = match &st.invocation.pipeline_file {
+        Some(f) => pipeline::load_file(f)?,
+        None => pipeline::select(&loaded, Some(&st.pipeline), std::slice::from_ref(&spec_dir))?,
+    };
+    let agent = agent::resolve(
+        st.invocation.agent_flag.as_deref(),
+        loaded.spec.agent.as_ref(),
+        pipeline.pipeline.defaults.agent.as_deref(),
+        loaded.spec.model.as_deref(),
+        &loaded.dir,
+    )?;
+    let req = RunRequest {
+        spec: loaded,
+        pipeline,
+        agent,
+        repo_flag: st.invocation.repo_flag.clone(),
+        agent_flag: st.invocation.agent_flag.clone(),
+        out_dir: out,
+        no_pr: st.invocation.no_pr,
+        cancel: super::run::cancel_flag(),
+    };
+    super::run::install_signal_handlers();
+    let mut progress = super::run::Progress::new();
+    let outcome = engine::resume(req, &dir, &mut progress);
+    progress.finish();
+    let outcome = outcome?;
+    super::run::print_outcome(&outcome);
+    Ok(match outcome.status {
+        Status::Success => exit_codes::SUCCESS,
+        Status::Interrupted => exit_codes::INTERRUPTED,
+        _ => exit_codes::NO_FIX,
+    })
+}

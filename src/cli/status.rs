@@ -1,0 +1,67 @@
+//! `fixci status`: one run in detail.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::engine::runs;
+use crate::error::Result;
+
+/// Show one run: status, reason, current stage, stages so far, paths.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Run id, unique prefix, or `last`
+    pub run: String,
+    /// Print the run's summary and state as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Folder holding run directories (default: `./outputs`)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `fixci status`; returns the exit code.
+pub fn execute(args: StatusArgs) -> Result<u8> {
+    let out = super::resume::out_dir(&args.out);
+    let (dir, st) = runs::find(&out, &args.run)?;
+    let sum = runs::summary(&dir, &st);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"summary": sum, "state": st}))
+                .unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    println!("run:      {}", st.run_id);
+    println!(
+        "status:   {}{}",
+        sum.status,
+        st.reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    if let Some(p) = sum.pid {
+        println!("pid:      {p}");
+    }
+    println!("stage:    {}", sum.stage.as_deref().unwrap_or("-"));
+    println!("pipeline: {}", st.pipeline);
+    println!("spec:     {}", st.spec_file.display());
+    println!("branch:   {}", st.branch.as_deref().unwrap_or("-"));
+    println!("attempts: {}", st.attempts.len());
+    println!("age:      {}", super::list::age(sum.age_s));
+    println!("dir:      {}", dir.display());
+    println!("\nstages:");
+    for s in &st.stages {
+        let a = s.attempt.map(|a| format!(" #{a}")).unwrap_or_default();
+        println!(
+            "  {:<16} {:<8} {:>6.1}s  {}",
+            format!("{}{a}", s.id),
+            s.status.as_str(),
+            s.duration_s,
+            s.summary
+        );
+    }
+    Ok(0)
+}
