@@ -2,5 +2,6 @@
 //! real git repositories, real processes and real files.
 
 mod common;
+mod forge;
 mod logs;
 mod stress;
