@@ -45,7 +45,6 @@ pub(crate) enum Purpose {
     Run,
     Jobs,
     Logs,
-    Download,
     Issue,
     WriteIssue,
     CreatePull,
@@ -58,7 +57,7 @@ impl Purpose {
     /// (<https://docs.github.com/en/rest/authentication/permissions-required-for-fine-grained-personal-access-tokens>).
     fn permission(self) -> &'static str {
         match self {
-            Purpose::Run | Purpose::Jobs | Purpose::Logs | Purpose::Download => "actions: read",
+            Purpose::Run | Purpose::Jobs | Purpose::Logs => "actions: read",
             Purpose::Issue => "issues: read",
             Purpose::WriteIssue | Purpose::Labels => "issues: write",
             Purpose::CreatePull | Purpose::Reviewers => "pull_requests: write",
@@ -69,7 +68,7 @@ impl Purpose {
         match self {
             Purpose::Run => "the workflow run",
             Purpose::Jobs => "the run's jobs",
-            Purpose::Logs | Purpose::Download => "the logs",
+            Purpose::Logs => "the logs",
             Purpose::Issue => "the issue",
             Purpose::WriteIssue => "the repository's issues",
             Purpose::CreatePull => "the repository",
@@ -150,6 +149,10 @@ impl GitHub {
     /// The API root requests go to, without a trailing slash.
     pub fn api_base(&self) -> &str {
         &self.api_base
+    }
+
+    pub(crate) fn token(&self) -> Option<&Token> {
+        self.token.as_ref()
     }
 
     pub(crate) fn block_on<F: Future>(&self, fut: F) -> F::Output {
@@ -406,7 +409,7 @@ fn hint(status: u16, purpose: Purpose, has_token: bool, headers: &HeaderMap) -> 
         }
         403 if !has_token => format!("this needs a token with `{perm}`: set `GITHUB_TOKEN` or `GH_TOKEN`, or run `gh auth login`"),
         403 => format!("the token needs `{perm}` on this repository (a classic token needs the `repo` scope)"),
-        404 if matches!(purpose, Purpose::Logs | Purpose::Download) => format!(
+        404 if purpose == Purpose::Logs => format!(
             "{} are gone (GitHub deletes them after the retention period, 90 days by default) or the token lacks `{perm}`",
             purpose.what()
         ),

@@ -154,7 +154,9 @@ mod tests {
 
     #[test]
     fn run_urls_in_every_accepted_shape() {
-        let table: &[(&str, &str, u64, Option<u32>, Option<u64>)] = &[
+        /// url, host, run, attempt, job
+        type Row = (&'static str, &'static str, u64, Option<u32>, Option<u64>);
+        let table: &[Row] = &[
             (
                 "https://github.com/o/r/actions/runs/42",
                 "github.com",

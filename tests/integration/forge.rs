@@ -674,3 +674,444 @@ fn a_dead_server_is_a_network_error_after_retries() {
     assert_secret_hidden(&err);
     assert!(!format!("{gh:?}").contains(SECRET));
 }
+
+// ---- publishing: a real bare repository as the remote ----
+
+use fixci::forge::{ESCALATION_LABEL, IssueRef, PrRequest, push_branch, signature_marker};
+use git2::{Repository, Signature};
+use wiremock::Respond;
+use wiremock::matchers::query_param;
+
+const BRANCH: &str = "fixci/fix-1";
+
+/// A working repository with `main` pushed to a bare `remote.git`, and a fix branch on top.
+struct Repos {
+    dir: tempfile::TempDir,
+    work: PathBuf,
+    bare: PathBuf,
+}
+
+fn commit(repo: &Repository, file: &str, text: &str, parents: &[&git2::Commit]) -> git2::Oid {
+    let workdir = repo.workdir().unwrap();
+    std::fs::write(workdir.join(file), text).unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new(file)).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = Signature::now("fixci test", "test@fixci.invalid").unwrap();
+    repo.commit(None, &sig, &sig, text, &tree, parents).unwrap()
+}
+
+fn repos() -> Repos {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("remote.git");
+    Repository::init_bare(&bare).unwrap();
+    let work = dir.path().join("work");
+    let repo = Repository::init(&work).unwrap();
+    let base = commit(&repo, "a.txt", "one\n", &[]);
+    let base = repo.find_commit(base).unwrap();
+    repo.branch("main", &base, true).unwrap();
+    repo.set_head("refs/heads/main").unwrap();
+    repo.remote("origin", bare.to_str().unwrap()).unwrap();
+    push_branch(&work, "origin", "main", None).unwrap();
+    let fix = commit(&repo, "a.txt", "one, fixed\n", &[&base]);
+    repo.branch(BRANCH, &repo.find_commit(fix).unwrap(), false)
+        .unwrap();
+    Repos { dir, work, bare }
+}
+
+fn remote_tip(bare: &Path, branch: &str) -> Option<git2::Oid> {
+    let r = Repository::open_bare(bare).unwrap();
+    r.find_reference(&format!("refs/heads/{branch}"))
+        .ok()
+        .and_then(|r| r.target())
+}
+
+/// Answers the create-pull request with the recorded 201, but only if the branch is already in
+/// the bare remote at that moment; otherwise 422 as GitHub would.
+struct CreatedIfPushed {
+    bare: PathBuf,
+    created: Value,
+}
+
+impl Respond for CreatedIfPushed {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        match remote_tip(&self.bare, BRANCH) {
+            Some(_) => ResponseTemplate::new(201).set_body_json(self.created.clone()),
+            None => ResponseTemplate::new(422).set_body_json(json!({"message": "Validation Failed", "errors": [{"field": "head", "code": "invalid"}]})),
+        }
+    }
+}
+
+fn pr_request() -> PrRequest {
+    PrRequest {
+        title: "fix: flaky test_should_test_file".into(),
+        body: "## Summary\nThe fix, verified 20 times.\n".into(),
+        head: BRANCH.into(),
+        base: "main".into(),
+        labels: vec!["fixci".into()],
+        reviewers: vec!["octocat".into(), "PyGithub/core".into()],
+        linked_issue: Some(IssueRef::parse("PyGithub/PyGithub#28").unwrap()),
+    }
+}
+
+fn body_json(r: &Request) -> Value {
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[test]
+fn the_draft_pr_is_requested_after_the_push_reached_the_remote() {
+    let Some(fx) = fixtures() else { return };
+    let server = Server::start();
+    let repos = repos();
+    let created = exchange(
+        &fx,
+        "create-pull.json",
+        "POST",
+        "/repos/PyGithub/PyGithub/pulls",
+    );
+    assert_eq!(created["status"], 201);
+    server.mount(
+        Mock::given(method("POST"))
+            .and(path("/repos/PyGithub/PyGithub/pulls"))
+            .respond_with(CreatedIfPushed {
+                bare: repos.bare.clone(),
+                created: created["body"].clone(),
+            }),
+    );
+    let number = created["body"]["number"].as_u64().unwrap();
+    server.mount(
+        Mock::given(method("POST"))
+            .and(path(format!(
+                "/repos/PyGithub/PyGithub/issues/{number}/labels"
+            )))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"name": "fixci"}]))),
+    );
+    server.mount(
+        Mock::given(method("POST"))
+            .and(path(format!(
+                "/repos/PyGithub/PyGithub/pulls/{number}/requested_reviewers"
+            )))
+            .respond_with(ResponseTemplate::new(201).set_body_json(created["body"].clone())),
+    );
+
+    let gh = server.github();
+    let pr = gh
+        .push_and_open_draft_pr(&repos.work, "origin", OWNER, REPO, &pr_request())
+        .unwrap();
+    assert_eq!(pr.number, number);
+    assert_eq!(pr.html_url, created["body"]["html_url"].as_str().unwrap());
+    assert!(pr.warnings.is_empty(), "{:?}", pr.warnings);
+
+    let local = Repository::open(&repos.work).unwrap();
+    let local_tip = local
+        .find_branch(BRANCH, git2::BranchType::Local)
+        .unwrap()
+        .get()
+        .target();
+    assert_eq!(remote_tip(&repos.bare, BRANCH), local_tip);
+
+    let reqs = server.requests();
+    let create: Vec<&Request> = reqs
+        .iter()
+        .filter(|r| r.url.path() == "/repos/PyGithub/PyGithub/pulls")
+        .collect();
+    assert_eq!(create.len(), 1);
+    let sent = body_json(create[0]);
+    assert_eq!(sent["draft"], json!(true));
+    assert_eq!(sent["head"], json!(BRANCH));
+    assert_eq!(sent["base"], json!("main"));
+    assert_eq!(sent["title"], json!("fix: flaky test_should_test_file"));
+    assert_eq!(
+        sent["body"],
+        json!("## Summary\nThe fix, verified 20 times.\n\nCloses #28")
+    );
+    assert_eq!(auth_of(create[0]), Some(format!("Bearer {SECRET}")));
+    let labels = reqs
+        .iter()
+        .find(|r| r.url.path().ends_with("/labels"))
+        .unwrap();
+    assert_eq!(body_json(labels), json!({"labels": ["fixci"]}));
+    let reviewers = reqs
+        .iter()
+        .find(|r| r.url.path().ends_with("/requested_reviewers"))
+        .unwrap();
+    assert_eq!(
+        body_json(reviewers),
+        json!({"reviewers": ["octocat"], "team_reviewers": ["core"]})
+    );
+
+    assert_no_secret_on_disk(repos.dir.path());
+}
+
+#[test]
+fn a_rejected_push_is_an_error_and_opens_no_pull_request() {
+    let server = Server::start();
+    let repos = repos();
+    push_branch(&repos.work, "origin", BRANCH, None).unwrap();
+    // Rewrite the local fix branch: the remote's tip is no longer its ancestor.
+    let repo = Repository::open(&repos.work).unwrap();
+    let main = repo
+        .find_branch("main", git2::BranchType::Local)
+        .unwrap()
+        .get()
+        .peel_to_commit()
+        .unwrap();
+    let other = commit(&repo, "a.txt", "one, fixed differently\n", &[&main]);
+    repo.branch(BRANCH, &repo.find_commit(other).unwrap(), true)
+        .unwrap();
+    let before = remote_tip(&repos.bare, BRANCH);
+
+    let err = server
+        .github()
+        .push_and_open_draft_pr(&repos.work, "origin", OWNER, REPO, &pr_request())
+        .unwrap_err();
+    assert!(matches!(err, ForgeError::Push { .. }), "{err:?}");
+    assert!(err.to_string().contains("non-fast-forward"), "{err}");
+    assert_eq!(
+        remote_tip(&repos.bare, BRANCH),
+        before,
+        "the remote branch moved"
+    );
+    assert!(
+        server.requests().is_empty(),
+        "a request reached GitHub after a failed push"
+    );
+    assert_secret_hidden(&err);
+}
+
+#[test]
+fn pushing_needs_an_existing_branch_and_remote() {
+    let repos = repos();
+    let err = push_branch(&repos.work, "origin", "no-such-branch", None).unwrap_err();
+    assert!(
+        err.to_string().contains("no local branch `no-such-branch`"),
+        "{err}"
+    );
+    let err = push_branch(&repos.work, "fork", BRANCH, None).unwrap_err();
+    assert!(err.to_string().contains("no remote named `fork`"), "{err}");
+    // a fork remote is any other remote name
+    Repository::open(&repos.work)
+        .unwrap()
+        .remote("fork", repos.bare.to_str().unwrap())
+        .unwrap();
+    push_branch(&repos.work, "fork", BRANCH, None).unwrap();
+    assert!(remote_tip(&repos.bare, BRANCH).is_some());
+    // an ssh remote without a token is refused before any network use, saying why
+    Repository::open(&repos.work)
+        .unwrap()
+        .remote("ssh", "git@github.invalid:o/r.git")
+        .unwrap();
+    let err = push_branch(&repos.work, "ssh", BRANCH, None).unwrap_err();
+    assert!(
+        err.to_string().contains("ssh URL") && err.to_string().contains("GITHUB_TOKEN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_already_open_pull_request_is_returned_and_label_failures_are_warnings() {
+    let server = Server::start();
+    server.mount(
+        Mock::given(method("POST")).and(path("/repos/o/r/pulls")).respond_with(
+            ResponseTemplate::new(422).set_body_json(json!({"message": "Validation Failed",
+                "errors": [{"resource": "PullRequest", "code": "custom", "message": "A pull request already exists for o:fixci/fix-1."}]})),
+        ),
+    );
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/pulls"))
+            .and(query_param("head", "o:fixci/fix-1"))
+            .and(query_param("state", "open"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!([{"number": 7, "html_url": "https://github.com/o/r/pull/7"}]),
+            )),
+    );
+    server.mount(
+        Mock::given(method("POST"))
+            .and(path("/repos/o/r/issues/7/labels"))
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .set_body_json(json!({"message": "Resource not accessible by integration"})),
+            ),
+    );
+    let req = PrRequest {
+        title: "t".into(),
+        body: "b".into(),
+        head: BRANCH.into(),
+        base: "main".into(),
+        labels: vec!["fixci".into()],
+        ..PrRequest::default()
+    };
+    let pr = server.github().create_draft_pr("o", "r", &req).unwrap();
+    assert_eq!(
+        (pr.number, pr.html_url.as_str()),
+        (7, "https://github.com/o/r/pull/7")
+    );
+    assert_eq!(pr.warnings.len(), 2, "{:?}", pr.warnings);
+    assert!(pr.warnings[0].contains("already open"));
+    assert!(
+        pr.warnings[1].contains("`issues: write`"),
+        "{}",
+        pr.warnings[1]
+    );
+}
+
+#[test]
+fn creating_a_pr_without_a_token_says_how_to_get_one() {
+    let server = Server::start();
+    server.mount(
+        Mock::given(method("POST"))
+            .and(path("/repos/o/r/pulls"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(json!({"message": "Requires authentication"})),
+            ),
+    );
+    let gh = GitHub::new(&server.uri(), None)
+        .unwrap()
+        .with_retry_policy(RetryPolicy::fast());
+    let req = PrRequest {
+        title: "t".into(),
+        head: BRANCH.into(),
+        base: "main".into(),
+        ..PrRequest::default()
+    };
+    let err = gh.create_draft_pr("o", "r", &req).unwrap_err();
+    assert_eq!(err.http_status(), Some(401));
+    assert!(err.to_string().contains("no token was found"), "{err}");
+    assert_eq!(auth_of(&server.requests()[0]), None);
+}
+
+// ---- issues ----
+
+#[test]
+fn fetches_an_issue_as_task_text() {
+    let Some(fx) = fixtures() else { return };
+    let server = Server::start();
+    let issue = exchange(
+        &fx,
+        "issue.json",
+        "GET",
+        "/repos/PyGithub/PyGithub/issues/28",
+    );
+    server.mount(recorded(&issue));
+    let text = server
+        .github()
+        .fetch_issue(&IssueRef::parse("PyGithub/PyGithub#28").unwrap())
+        .unwrap();
+    assert_eq!(text.title, issue["body"]["title"].as_str().unwrap());
+    assert_eq!(
+        text.body,
+        issue["body"]["body"].as_str().unwrap_or_default()
+    );
+    assert_eq!(
+        text.html_url,
+        "https://github.com/PyGithub/PyGithub/issues/28"
+    );
+}
+
+#[test]
+fn escalation_comments_on_the_open_issue_with_the_same_signature() {
+    let Some(fx) = fixtures() else { return };
+    let server = Server::start();
+    let signature = "AssertionError in test_should_test_file_with_boolean_return_values";
+    let mut same = exchange(
+        &fx,
+        "issue.json",
+        "GET",
+        "/repos/PyGithub/PyGithub/issues/28",
+    )["body"]
+        .clone();
+    same["body"] = json!(format!(
+        "Earlier attempts.\n\n{}\n",
+        signature_marker(signature)
+    ));
+    let mut other = same.clone();
+    other["number"] = json!(29);
+    other["body"] = json!(signature_marker("another failure"));
+    let mut pull = same.clone();
+    pull["number"] = json!(30);
+    pull["pull_request"] =
+        json!({"url": "https://api.github.com/repos/PyGithub/PyGithub/pulls/30"});
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/PyGithub/PyGithub/issues"))
+            .and(query_param("labels", ESCALATION_LABEL))
+            .and(query_param("state", "open"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([pull, other, same]))),
+    );
+    server.mount(
+        Mock::given(method("POST"))
+            .and(path("/repos/PyGithub/PyGithub/issues/28/comments"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1, "html_url": "https://github.com/PyGithub/PyGithub/issues/28#issuecomment-1"}))),
+    );
+    let e = server
+        .github()
+        .escalate(
+            OWNER,
+            REPO,
+            "fixci: could not fix",
+            "Attempt 3 failed: ...",
+            signature,
+        )
+        .unwrap();
+    assert!(e.commented_existing);
+    assert_eq!(e.issue_number, 28);
+    assert!(e.html_url.ends_with("#issuecomment-1"));
+    let reqs = server.requests();
+    assert!(
+        !reqs
+            .iter()
+            .any(|r| r.method.as_str() == "POST"
+                && r.url.path() == "/repos/PyGithub/PyGithub/issues")
+    );
+    let comment = reqs.iter().find(|r| r.method.as_str() == "POST").unwrap();
+    assert_eq!(body_json(comment), json!({"body": "Attempt 3 failed: ..."}));
+}
+
+#[test]
+fn escalation_opens_a_labelled_issue_when_none_matches() {
+    let Some(fx) = fixtures() else { return };
+    let server = Server::start();
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/PyGithub/PyGithub/issues"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([]))),
+    );
+    let created = exchange(
+        &fx,
+        "issue.json",
+        "GET",
+        "/repos/PyGithub/PyGithub/issues/28",
+    )["body"]
+        .clone();
+    server.mount(
+        Mock::given(method("POST"))
+            .and(path("/repos/PyGithub/PyGithub/issues"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(created)),
+    );
+    let e = server
+        .github()
+        .escalate(
+            OWNER,
+            REPO,
+            "fixci: could not fix test_x",
+            "History",
+            "sig-1",
+        )
+        .unwrap();
+    assert!(!e.commented_existing);
+    assert_eq!(e.issue_number, 28);
+    let reqs = server.requests();
+    let post = reqs.iter().find(|r| r.method.as_str() == "POST").unwrap();
+    let sent = body_json(post);
+    assert_eq!(sent["labels"], json!([ESCALATION_LABEL]));
+    assert_eq!(sent["title"], json!("fixci: could not fix test_x"));
+    assert!(
+        sent["body"]
+            .as_str()
+            .unwrap()
+            .contains(&signature_marker("sig-1"))
+    );
+}
