@@ -198,33 +198,39 @@ impl GitHub {
     }
 
     /// GETs a log endpoint; a 302 is followed to its `Location` without the token, a 200 is
-    /// taken as the log itself (some proxies answer directly).
+    /// taken as the log itself (some proxies answer directly). The signed URL expires after
+    /// about a minute, so a 4xx from it gets one fresh redirect before it is an error.
     async fn follow_log_redirect(&self, path: &str) -> Result<Answer, ForgeError> {
-        let answer = self.send(Method::GET, path, None).await?;
-        let answer = match answer.status {
-            301 | 302 | 303 | 307 | 308 => {
-                let location = answer
-                    .headers
-                    .get(http::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .map(str::to_string)
-                    .ok_or_else(|| ForgeError::Protocol {
-                        url: answer.shown_url.clone(),
-                        reason: format!("a {} without a `Location` header", answer.status),
-                    })?;
-                let location = if location.starts_with('/') {
-                    format!("{}{}", origin(self.api_base()), location)
-                } else {
-                    location
-                };
-                self.fetch_signed(&location).await?
+        let mut fresh_redirects = 1;
+        loop {
+            let answer = self.send(Method::GET, path, None).await?;
+            if !matches!(answer.status, 301 | 302 | 303 | 307 | 308) {
+                if !(200..300).contains(&answer.status) {
+                    return Err(self.status_error(&answer, Purpose::Logs));
+                }
+                return Ok(answer);
             }
-            _ => answer,
-        };
-        if !(200..300).contains(&answer.status) {
-            return Err(self.status_error(&answer, Purpose::Logs));
+            let location = answer
+                .headers
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(str::to_string)
+                .ok_or_else(|| ForgeError::Protocol {
+                    url: answer.shown_url.clone(),
+                    reason: format!("a {} without a `Location` header", answer.status),
+                })?;
+            let location = if location.starts_with('/') {
+                format!("{}{}", origin(self.api_base()), location)
+            } else {
+                location
+            };
+            let signed = self.fetch_signed(&location).await?;
+            match signed.status {
+                200..=299 => return Ok(signed),
+                400..=499 if fresh_redirects > 0 => fresh_redirects -= 1,
+                _ => return Err(self.status_error(&signed, Purpose::SignedLog)),
+            }
         }
-        Ok(answer)
     }
 }
 

@@ -119,3 +119,84 @@ impl ForgeError {
         }
     }
 }
+
+/// The CLI boundary: usage errors exit 2, the rest 3; an HTTP error's hint becomes the
+/// top-level `hint:` line and a wrapped cause its `caused by:` line.
+impl From<ForgeError> for crate::error::Error {
+    fn from(e: ForgeError) -> Self {
+        use crate::error::Error;
+        let usage = e.is_usage();
+        let base = |msg: String| {
+            if usage {
+                Error::usage(msg)
+            } else {
+                Error::infra(msg)
+            }
+        };
+        match &e {
+            ForgeError::Http {
+                status,
+                url,
+                message,
+                hint,
+            } => base(format!(
+                "GitHub answered {status} for {url}{}",
+                fmt_message(message)
+            ))
+            .hint(hint.clone()),
+            ForgeError::RunNotCompleted { .. } => base(e.to_string())
+                .hint("run fixci again once the run has finished (`gh run watch` waits for it)"),
+            ForgeError::RateLimited { .. } => base(e.to_string())
+                .hint("try again after the reset time, or use a token with a higher rate limit"),
+            _ => {
+                let msg = e.to_string();
+                match e {
+                    ForgeError::Network { source, .. } => base(msg).source(source),
+                    ForgeError::Decode { source, .. } => base(msg).source(source),
+                    ForgeError::Archive { source, .. } => base(msg).source(source),
+                    ForgeError::Io { source, .. } => base(msg).source(source),
+                    _ => base(msg),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit_codes;
+
+    #[test]
+    fn exit_codes_and_hints_at_the_cli_boundary() {
+        let usage: crate::error::Error = ForgeError::RunNotCompleted {
+            status: "in_progress".into(),
+        }
+        .into();
+        assert_eq!(usage.exit_code(), exit_codes::USAGE);
+        assert!(usage.message.contains("`in_progress`"));
+        let http: crate::error::Error = ForgeError::Http {
+            status: 403,
+            url: "https://api.github.com/repos/o/r/actions/runs/1/logs".into(),
+            message: "Must have admin rights to Repository.".into(),
+            hint: "the token needs `actions: read` on this repository".into(),
+        }
+        .into();
+        assert_eq!(http.exit_code(), exit_codes::INFRA);
+        assert!(
+            http.message.contains("403") && !http.message.contains("actions: read"),
+            "{}",
+            http.message
+        );
+        assert_eq!(
+            http.hint.as_deref(),
+            Some("the token needs `actions: read` on this repository")
+        );
+        let io: crate::error::Error = ForgeError::Io {
+            path: "/x".into(),
+            source: std::io::Error::other("disk full"),
+        }
+        .into();
+        assert!(io.source.is_some());
+    }
+}

@@ -45,6 +45,8 @@ pub(crate) enum Purpose {
     Run,
     Jobs,
     Logs,
+    /// The short-lived signed URL a log endpoint redirects to.
+    SignedLog,
     Issue,
     WriteIssue,
     CreatePull,
@@ -57,7 +59,7 @@ impl Purpose {
     /// (<https://docs.github.com/en/rest/authentication/permissions-required-for-fine-grained-personal-access-tokens>).
     fn permission(self) -> &'static str {
         match self {
-            Purpose::Run | Purpose::Jobs | Purpose::Logs => "actions: read",
+            Purpose::Run | Purpose::Jobs | Purpose::Logs | Purpose::SignedLog => "actions: read",
             Purpose::Issue => "issues: read",
             Purpose::WriteIssue | Purpose::Labels => "issues: write",
             Purpose::CreatePull | Purpose::Reviewers => "pull_requests: write",
@@ -68,7 +70,7 @@ impl Purpose {
         match self {
             Purpose::Run => "the workflow run",
             Purpose::Jobs => "the run's jobs",
-            Purpose::Logs => "the logs",
+            Purpose::Logs | Purpose::SignedLog => "the logs",
             Purpose::Issue => "the issue",
             Purpose::WriteIssue => "the repository's issues",
             Purpose::CreatePull => "the repository",
@@ -402,6 +404,9 @@ pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
 fn hint(status: u16, purpose: Purpose, has_token: bool, headers: &HeaderMap) -> String {
     let perm = purpose.permission();
     match status {
+        400..=499 if purpose == Purpose::SignedLog => {
+            "the signed log URL GitHub redirected to was refused twice (it expires after about a minute): try again".into()
+        }
         401 if has_token => "the token was rejected (expired or revoked?): renew `GITHUB_TOKEN` / `GH_TOKEN` or run `gh auth login`".into(),
         401 => "no token was found: set `GITHUB_TOKEN` or `GH_TOKEN`, or run `gh auth login`".into(),
         403 if headers.contains_key("x-github-sso") => {

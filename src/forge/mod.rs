@@ -27,4 +27,4 @@ pub use pulls::{PrRequest, PullRequest};
 pub use push::push_branch;
 pub use retry::RetryPolicy;
 pub use run_ref::{IssueRef, RunRef};
-pub use token::{Token, api_base, resolve_token};
+pub use token::{Token, api_base, resolve_token, resolve_token_for};

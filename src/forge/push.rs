@@ -108,12 +108,16 @@ pub fn push_branch(
     let result = target.push(&[refspec.as_str()], Some(&mut opts));
     drop(opts);
     if let Err(e) = result {
+        let auth = e.code() == ErrorCode::Auth || e.message().contains("authentication");
         let reason = match e.code() {
             ErrorCode::NotFastForward => non_ff(),
-            ErrorCode::Auth if token.is_none() => {
+            _ if auth && token.is_some() && push_url.starts_with("http://") => {
+                "the remote asks for credentials over plain `http`; fixci offers the token over `https` only".to_string()
+            }
+            _ if auth && token.is_none() => {
                 "authentication required: set `GITHUB_TOKEN` or `GH_TOKEN`, or run `gh auth login`".to_string()
             }
-            ErrorCode::Auth => {
+            _ if auth => {
                 "the token was refused: it needs `contents: write` on the repository (or push access to the fork)".to_string()
             }
             _ if e.message().contains("non-fast") || e.message().contains("fastforward") => non_ff(),
@@ -171,6 +175,14 @@ fn strip_userinfo(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git2_is_built_with_https() {
+        assert!(
+            git2::Version::get().https(),
+            "git2 needs its `https` feature to push to GitHub"
+        );
+    }
 
     #[test]
     fn ssh_urls_map_to_https() {

@@ -54,37 +54,55 @@ impl fmt::Display for Token {
     }
 }
 
-/// Finds a token: `GITHUB_TOKEN`, then `GH_TOKEN`, then the output of `gh auth token` when the
-/// GitHub CLI is installed and logged in. Empty values are skipped. `None` when there is none:
-/// public runs can still be read, but logs need a token (GitHub answers 403 without one).
+/// Finds a token for `github.com`: `GITHUB_TOKEN`, then `GH_TOKEN`, then the output of
+/// `gh auth token` when the GitHub CLI is installed and logged in. Empty values are skipped.
+/// `None` when there is none: public runs can still be read, but logs need a token (GitHub
+/// answers 403 without one).
 ///
-/// See <https://cli.github.com/manual/gh_auth_token>.
+/// See <https://cli.github.com/manual/gh_auth_token> and
+/// <https://cli.github.com/manual/gh_help_environment>.
 pub fn resolve_token() -> Option<Token> {
-    resolve_token_from(|name| std::env::var(name).ok(), gh_auth_token)
+    resolve_token_for("github.com")
+}
+
+/// [`resolve_token`] for the run's web host: for a GitHub Enterprise Server host,
+/// `GH_ENTERPRISE_TOKEN` and `GITHUB_ENTERPRISE_TOKEN` come after `GITHUB_TOKEN` and `GH_TOKEN`
+/// (as the GitHub CLI reads them), and `gh auth token --hostname HOST` is asked last.
+pub fn resolve_token_for(web_host: &str) -> Option<Token> {
+    resolve_token_from(web_host, |name| std::env::var(name).ok(), gh_auth_token)
 }
 
 pub(crate) fn resolve_token_from(
+    web_host: &str,
     env: impl Fn(&str) -> Option<String>,
-    gh: impl FnOnce() -> Option<String>,
+    gh: impl FnOnce(&str) -> Option<String>,
 ) -> Option<Token> {
-    for (name, source) in [("GITHUB_TOKEN", "GITHUB_TOKEN"), ("GH_TOKEN", "GH_TOKEN")] {
+    let host = web_host.trim().to_ascii_lowercase();
+    let dotcom = host.is_empty() || host == "github.com";
+    let mut names = vec!["GITHUB_TOKEN", "GH_TOKEN"];
+    if !dotcom {
+        names.extend(["GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN"]);
+    }
+    for name in names {
         if let Some(v) = env(name)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
         {
-            return Some(Token::from_source(v, source));
+            return Some(Token::from_source(v, name));
         }
     }
-    gh().map(|v| v.trim().to_string())
+    let host = if dotcom { "github.com" } else { host.as_str() };
+    gh(host)
+        .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
         .map(|v| Token::from_source(v, "gh auth token"))
 }
 
-/// Runs `gh auth token`; stderr is discarded (it would say "not logged in"), stdin is closed so
-/// `gh` can never prompt.
-fn gh_auth_token() -> Option<String> {
+/// Runs `gh auth token --hostname HOST`; stderr is discarded (it would say "not logged in"),
+/// stdin is closed so `gh` can never prompt.
+fn gh_auth_token(host: &str) -> Option<String> {
     let out = Command::new("gh")
-        .args(["auth", "token"])
+        .args(["auth", "token", "--hostname", host])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -132,30 +150,46 @@ pub(crate) fn api_base_from(cli: Option<&str>, env: Option<&str>, web_host: &str
 mod tests {
     use super::*;
 
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
     #[test]
     fn token_order_is_github_token_then_gh_token_then_gh() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        let t = resolve_token_from(env(&[("GITHUB_TOKEN", "a"), ("GH_TOKEN", "b")]), || {
-            Some("c".into())
-        });
-        let t = t.unwrap();
+        let gh = |v: &'static str| move |host: &str| Some(format!("{v}@{host}"));
+        let t = resolve_token_from(
+            "github.com",
+            env(&[("GITHUB_TOKEN", "a"), ("GH_TOKEN", "b")]),
+            gh("c"),
+        )
+        .unwrap();
         assert_eq!((t.expose(), t.source()), ("a", "GITHUB_TOKEN"));
-        let t = resolve_token_from(env(&[("GITHUB_TOKEN", " "), ("GH_TOKEN", "b")]), || {
-            Some("c".into())
-        });
-        assert_eq!(t.unwrap().source(), "GH_TOKEN");
-        let t = resolve_token_from(env(&[]), || Some("c\n".into()));
-        let t = t.unwrap();
-        assert_eq!((t.expose(), t.source()), ("c", "gh auth token"));
-        assert!(resolve_token_from(env(&[]), || None).is_none());
-        assert!(resolve_token_from(env(&[]), || Some("\n".into())).is_none());
+        let t = resolve_token_from(
+            "github.com",
+            env(&[("GITHUB_TOKEN", " "), ("GH_TOKEN", "b")]),
+            gh("c"),
+        )
+        .unwrap();
+        assert_eq!(t.source(), "GH_TOKEN");
+        let t = resolve_token_from("github.com", env(&[("GH_ENTERPRISE_TOKEN", "e")]), gh("c"))
+            .unwrap();
+        assert_eq!((t.expose(), t.source()), ("c@github.com", "gh auth token"));
+        assert!(resolve_token_from("github.com", env(&[]), |_: &str| None).is_none());
+        assert!(resolve_token_from("github.com", env(&[]), |_: &str| Some("\n".into())).is_none());
+    }
+
+    #[test]
+    fn enterprise_hosts_read_the_enterprise_variables_and_ask_gh_for_their_host() {
+        let gh = |host: &str| Some(format!("g@{host}"));
+        let t = resolve_token_from("ghe.corp", env(&[("GH_ENTERPRISE_TOKEN", "e")]), gh).unwrap();
+        assert_eq!((t.expose(), t.source()), ("e", "GH_ENTERPRISE_TOKEN"));
+        let t = resolve_token_from("GHE.corp", env(&[]), gh).unwrap();
+        assert_eq!(t.expose(), "g@ghe.corp");
     }
 
     #[test]

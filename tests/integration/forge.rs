@@ -1115,3 +1115,94 @@ fn escalation_opens_a_labelled_issue_when_none_matches() {
             .contains(&signature_marker("sig-1"))
     );
 }
+
+#[test]
+fn the_token_is_never_offered_to_a_plain_http_remote() {
+    let server = Server::start();
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path("/o/r.git/info/refs"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .insert_header("WWW-Authenticate", "Basic realm=\"GitHub\""),
+            ),
+    );
+    let repos = repos();
+    let url = format!("{}/o/r.git", server.uri());
+    Repository::open(&repos.work)
+        .unwrap()
+        .remote("plain", &url)
+        .unwrap();
+    let err = push_branch(&repos.work, "plain", BRANCH, Some(&Token::new(SECRET))).unwrap_err();
+    assert!(err.to_string().contains("plain `http`"), "{err}");
+    assert_secret_hidden(&err);
+    let reqs = server.requests();
+    assert!(!reqs.is_empty(), "git never reached the server");
+    for r in reqs {
+        assert_eq!(auth_of(&r), None, "credentials were sent over http");
+    }
+}
+
+#[test]
+fn an_expired_signed_log_url_gets_one_fresh_redirect() {
+    let server = Server::start();
+    mount_run_ok(&server);
+    let location = format!("{}/blob/run.zip?sig=old", server.uri());
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("{}/logs", run_path())))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", location.as_str())),
+    );
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path("/blob/run.zip"))
+            .respond_with(
+                ResponseTemplate::new(403).set_body_string("<Error>AuthenticationFailed</Error>"),
+            )
+            .up_to_n_times(1)
+            .with_priority(1),
+    );
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path("/blob/run.zip"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(small_zip())),
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let fetched = server
+        .github()
+        .fetch_run_logs(&run_ref(), dest.path())
+        .unwrap();
+    assert_eq!(fetched.log_files.len(), 1);
+    let redirects = server
+        .requests()
+        .iter()
+        .filter(|r| r.url.path() == format!("{}/logs", run_path()))
+        .count();
+    assert_eq!(redirects, 2);
+}
+
+#[test]
+fn a_signed_log_url_refused_twice_is_an_error_that_says_so() {
+    let server = Server::start();
+    mount_run_ok(&server);
+    let location = format!("{}/blob/run.zip?sig=old", server.uri());
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("{}/logs", run_path())))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", location.as_str())),
+    );
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path("/blob/run.zip"))
+            .respond_with(ResponseTemplate::new(403)),
+    );
+    let err = server
+        .github()
+        .fetch_run_logs(&run_ref(), tempfile::tempdir().unwrap().path())
+        .unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains("expires") && shown.contains("/blob/run.zip") && !shown.contains("sig=old"),
+        "{shown}"
+    );
+}
