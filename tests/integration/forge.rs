@@ -1141,6 +1141,7 @@ fn the_token_is_never_offered_to_a_plain_http_remote() {
     for r in reqs {
         assert_eq!(auth_of(&r), None, "credentials were sent over http");
     }
+    assert_no_secret_on_disk(repos.dir.path());
 }
 
 #[test]
@@ -1205,4 +1206,89 @@ fn a_signed_log_url_refused_twice_is_an_error_that_says_so() {
         shown.contains("expires") && shown.contains("/blob/run.zip") && !shown.contains("sig=old"),
         "{shown}"
     );
+}
+
+#[test]
+fn an_enterprise_api_root_with_a_path_and_paginated_jobs() {
+    let server = Server::start();
+    let api = format!("{}/api/v3", server.uri());
+    let run = format!("/api/v3{}", run_path());
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path(run.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(minimal_run("completed"))),
+    );
+    let job = |id: u64, conclusion: &str| {
+        json!({"id": id, "name": format!("job {id}"), "status": "completed", "conclusion": conclusion,
+               "steps": [{"name": "Run tests", "number": 1, "status": "completed", "conclusion": conclusion}]})
+    };
+    // page 1 links to page 2 with an absolute URL under the API root, as GitHub does
+    let next = format!(
+        "<{api}{}/jobs?filter=latest&per_page=100&page=2>; rel=\"next\"",
+        run_path()
+    );
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("{run}/jobs")))
+            .and(query_param("page", "2"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"total_count": 2, "jobs": [job(2, "failure")]})),
+            )
+            .with_priority(1),
+    );
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("{run}/jobs")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("Link", next.as_str())
+                    .set_body_json(json!({"total_count": 2, "jobs": [job(1, "success")]})),
+            ),
+    );
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "/api/v3/repos/{OWNER}/{REPO}/actions/jobs/2/logs"
+            )))
+            .respond_with(ResponseTemplate::new(302).insert_header(
+                "Location",
+                format!("{}/_services/logs/2?sig=x", server.uri()).as_str(),
+            )),
+    );
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path("/_services/logs/2"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_string("FAILED tests/test_a.py::test_b\n"),
+            ),
+    );
+    let run_ref = RunRef::parse(&format!(
+        "https://ghe.invalid/{OWNER}/{REPO}/actions/runs/{RUN_ID}"
+    ))
+    .unwrap();
+    assert_eq!(fixci::forge::api_base(Some(&api), &run_ref.web_host), api);
+    let gh = GitHub::new(&api, Some(Token::new(SECRET)))
+        .unwrap()
+        .with_retry_policy(RetryPolicy::fast());
+    let dest = tempfile::tempdir().unwrap();
+    let fetched = gh.fetch_run_logs(&run_ref, dest.path()).unwrap();
+    assert_eq!(fetched.failed_jobs.len(), 1);
+    assert_eq!(fetched.failed_jobs[0].name, "job 2");
+    assert_eq!(
+        fetched.failed_jobs[0].failed_steps,
+        vec!["Run tests".to_string()]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&fetched.log_files[0]).unwrap(),
+        "FAILED tests/test_a.py::test_b\n"
+    );
+    for r in server.requests() {
+        let expected = if r.url.path().starts_with("/api/v3/") {
+            Some(format!("Bearer {SECRET}"))
+        } else {
+            None
+        };
+        assert_eq!(auth_of(&r), expected, "{}", r.url);
+    }
 }
