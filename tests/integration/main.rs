@@ -2,6 +2,7 @@
 //! real git repositories, real processes and real files.
 
 mod common;
+mod forge;
 mod logs;
 mod run;
 mod specs;
