@@ -52,6 +52,12 @@ pub struct RunArgs {
     /// With `--url`: the failure is flaky (non-deterministic)
     #[arg(long, requires = "url")]
     pub flaky: bool,
+    /// A GitHub issue (`OWNER/REPO#N`) whose title and body are the task
+    #[arg(long, value_name = "OWNER/REPO#N")]
+    pub issue: Option<String>,
+    /// GitHub API root (default: `GITHUB_API_URL`, else https://api.github.com)
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
 }
 
 static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -110,6 +116,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     if let Some(m) = &args.model {
         loaded.spec.model = Some(m.clone());
     }
+    if let Some(i) = &args.issue {
+        loaded.spec.issue = Some(i.clone());
+    }
     let mut dirs = vec![loaded.dir.clone()];
     if let Some(r) = args.repo.as_ref().or(loaded.spec.repo.as_ref()) {
         if !spec::is_remote_url(r) && !r.ends_with(".bundle") {
@@ -132,6 +141,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         agent,
         repo_flag: args.repo.clone(),
         agent_flag: args.agent.clone(),
+        api_url: args.api_url.clone(),
         out_dir,
         no_pr: args.no_pr,
         cancel: &CANCEL,

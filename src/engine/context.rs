@@ -78,5 +78,6 @@ pub fn prompt_context(
         "stage": {"id": id, "dir": dir.display().to_string()},
         "budget": {"seconds": budget.as_secs(), "human": humantime::format_duration(Duration::from_secs(budget.as_secs())).to_string()},
         "verify_runs": verify_runs,
+        "issue": st.issue,
     })
 }

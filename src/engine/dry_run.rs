@@ -115,6 +115,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         deadline: Instant::now() + total,
         started: Instant::now(),
         resumed: false,
+        prefetched: None,
         req,
     };
     let mut prompts = Vec::new();
@@ -167,6 +168,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         finished_at: None,
         pid: 0,
         invocation: Default::default(),
+        issue: None,
     };
     for (def, attempt) in prompts {
         if attempt.is_some() && st.repro.is_none() {

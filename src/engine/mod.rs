@@ -5,6 +5,7 @@
 mod context;
 pub mod dry_run;
 pub mod events;
+pub mod forge_inputs;
 pub mod runs;
 pub mod state;
 pub mod workspace;
@@ -40,6 +41,8 @@ pub struct RunRequest {
     pub repo_flag: Option<String>,
     /// `--agent`, kept for resume.
     pub agent_flag: Option<String>,
+    /// `--api-url`: the forge API root.
+    pub api_url: Option<String>,
     /// Folder that holds run directories (`./outputs` or `--out`).
     pub out_dir: PathBuf,
     /// Write a PR proposal even when a forge token is available.
@@ -64,6 +67,8 @@ pub struct RunEnv {
     pub started: Instant,
     /// True when this process resumed an earlier run.
     pub resumed: bool,
+    /// A run URL's logs fetched before the run directory was created.
+    pub prefetched: Option<forge_inputs::Prefetched>,
 }
 
 impl RunEnv {
@@ -136,10 +141,24 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         .source(e)
         .hint("set `base` in the spec to the branch the fix should be cut from")
     })?;
+    // A run URL is fetched first: a run still in progress is refused before anything is written.
+    let prefetched = match &spec.logs {
+        crate::spec::LogsInput::Url(u) => Some(forge_inputs::prefetch(u, req.api_url.as_deref())?),
+        _ => None,
+    };
+    let issue = match &spec.spec.issue {
+        Some(i) => Some(forge_inputs::fetch_issue(i, req.api_url.as_deref())?),
+        None => None,
+    };
+    // The run's head SHA is where the reproduction starts, when the repository has it.
+    let head = prefetched
+        .as_ref()
+        .and_then(|p| git2::Oid::from_str(&p.run.head_sha).ok())
+        .filter(|oid| repo.find_commit(*oid).is_ok());
     let start_commit = match &spec.spec.commit {
         Some(c) => vcs::resolve_commit(&repo, c)
             .map_err(|e| Error::usage(format!("commit `{c}` not found")).source(e))?,
-        None => base_commit,
+        None => head.unwrap_or(base_commit),
     };
     if let Some(t) = &spec.spec.existing_test_path {
         let tree = repo
@@ -241,7 +260,9 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
             repo_flag: req.repo_flag.clone(),
             no_pr: req.no_pr,
             total_budget_s: pipeline::total_budget(spec, &req.pipeline.pipeline).as_secs_f64(),
+            api_url: req.api_url.clone(),
         },
+        issue,
     };
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.join("repro-test").join(t);
@@ -259,7 +280,8 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         .map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
 
     let total = pipeline::total_budget(spec, &req.pipeline.pipeline);
-    let env = make_env(req, run_dir, started, total, false);
+    let mut env = make_env(req, run_dir, started, total, false);
+    env.prefetched = prefetched;
     drive(env, st, observer)
 }
 
@@ -288,6 +310,7 @@ fn make_env(
         deadline: Instant::now() + budget,
         started,
         resumed,
+        prefetched: None,
     }
 }
 

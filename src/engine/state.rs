@@ -223,6 +223,9 @@ pub struct RunState {
     /// How the run was started, so `fixci resume` can rebuild it.
     #[serde(default)]
     pub invocation: Invocation,
+    /// The issue used as the task, when the spec names one.
+    #[serde(default)]
+    pub issue: Option<super::forge_inputs::IssueState>,
 }
 
 /// The command-line choices of a run, kept for `fixci resume`.
@@ -238,6 +241,9 @@ pub struct Invocation {
     pub no_pr: bool,
     /// Total budget in seconds.
     pub total_budget_s: f64,
+    /// `--api-url`.
+    #[serde(default)]
+    pub api_url: Option<String>,
 }
 
 impl RunState {

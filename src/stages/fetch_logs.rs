@@ -29,10 +29,33 @@ impl Stage for FetchLogs {
             }
             LogsInput::File(p) => (p.clone(), logs::distil_path(p, &opts)),
             LogsInput::Url(url) => {
-                return Err(Error::usage(format!(
-                    "cannot fetch `{url}`: GitHub run URLs are not supported by this build"
-                ))
-                .hint("download the run's logs and pass the file as `raw-logs`"));
+                let refetched;
+                let fetched = match &cx.env.prefetched {
+                    Some(p) => p,
+                    None => {
+                        refetched = crate::engine::forge_inputs::prefetch(
+                            url,
+                            cx.env.req.api_url.as_deref(),
+                        )?;
+                        &refetched
+                    }
+                };
+                let (p, d) = crate::engine::forge_inputs::distil_fetched(
+                    &fetched.run.log_files,
+                    &cx.dir,
+                    &opts,
+                )?;
+                let meta = serde_json::json!({
+                    "url": url, "head_sha": fetched.run.head_sha, "head_branch": fetched.run.head_branch,
+                    "status": fetched.run.status, "conclusion": fetched.run.conclusion,
+                    "failed_jobs": fetched.run.failed_jobs.iter().map(|j| serde_json::json!({"id": j.id, "name": j.name, "failed_steps": j.failed_steps})).collect::<Vec<_>>(),
+                });
+                std::fs::write(
+                    cx.dir.join("run.json"),
+                    serde_json::to_string_pretty(&meta).unwrap_or_default(),
+                )
+                .map_err(|e| io_error("write", &cx.dir.join("run.json"), e))?;
+                (p, Ok(d))
             }
         };
         let mut distilled = distilled.map_err(|e| {

@@ -1,14 +1,27 @@
-//! `open-pr`: publishes the fix. Without a forge token, or with `--no-pr`, it writes the
-//! offline proposal: `pr.md` (title and body) and the exact `git push` and `gh pr create
-//! --draft` commands that publish it.
+//! `open-pr`: publishes the fix. With a forge token (and no `--no-pr`), it pushes the fix branch
+//! with git2 to the spec's remote (default `origin`) and then opens a **draft** PR whose body is
+//! the report's summary. Without a token, or with `--no-pr`, it writes the offline proposal:
+//! `pr.md` (title and body) and the exact `git push` and `gh pr create --draft` commands. A
+//! failed publication still leaves the proposal, and is an infrastructure error (exit 3).
 
 use super::{Stage, StageCtx, StageResult};
 use crate::engine::state::{PrState, StageStatus};
 use crate::error::{Error, io_error};
+use crate::forge::{self, IssueRef, PrRequest, RunRef};
 use crate::process::shell_quote;
 
 /// The `open-pr` stage.
 pub struct OpenPr;
+
+/// `owner/repo` and web host of a GitHub remote URL (`https://HOST/O/R(.git)`,
+/// `git@HOST:O/R(.git)`, `ssh://git@HOST/O/R`).
+pub fn github_slug(url: &str) -> Option<(String, String, String)> {
+    let re =
+        regex::Regex::new(r"^(?:[a-z+]+://)?(?:[^@/]+@)?([^/:]+)[:/]([^/]+)/([^/]+?)(?:\.git)?/?$")
+            .expect("valid regex");
+    let c = re.captures(url.trim())?;
+    Some((c[1].to_string(), c[2].to_string(), c[3].to_string()))
+}
 
 impl Stage for OpenPr {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
@@ -62,18 +75,117 @@ impl Stage for OpenPr {
         cx.st.pr = Some(PrState {
             mode: "proposal".into(),
             branch: branch.clone(),
-            title,
+            title: title.clone(),
             body_file,
             commands,
             url: None,
         });
-        let why = if cx.env.req.no_pr {
-            "`--no-pr`"
+
+        // Where the PR goes: the run URL's repository, else the remote's GitHub URL.
+        let from_run = spec
+            .spec
+            .url
+            .as_deref()
+            .and_then(|u| RunRef::parse(u).ok())
+            .map(|r| (r.web_host, r.owner, r.repo));
+        let from_remote = crate::vcs::open(&cx.st.repo.root)
+            .ok()
+            .and_then(|r| {
+                r.find_remote(&remote)
+                    .ok()
+                    .and_then(|rm| rm.url().ok().map(str::to_string))
+            })
+            .and_then(|u| github_slug(&u));
+        let target = from_run.or(from_remote);
+        let token = target
+            .as_ref()
+            .and_then(|(host, _, _)| forge::resolve_token_for(host));
+        let skip = if cx.env.req.no_pr {
+            Some("`--no-pr`")
+        } else if target.is_none() {
+            Some(
+                if cx
+                    .st
+                    .repo
+                    .root
+                    .starts_with(crate::engine::workspace::cache_dir())
+                {
+                    "the repository was cloned from a bundle or URL with no GitHub remote"
+                } else {
+                    "the remote is not a GitHub repository"
+                },
+            )
+        } else if token.is_none() {
+            Some("no forge token (`GITHUB_TOKEN`, `GH_TOKEN` or `gh auth token`)")
         } else {
-            "no forge token"
+            None
+        };
+        if let Some(why) = skip {
+            return Ok(StageResult::passed(format!(
+                "PR proposal written ({why}): push `{branch}` and open the draft PR with the commands in the report"
+            )));
+        }
+        let (host, owner, repo) = target.expect("checked above");
+        let client = forge::GitHub::new(
+            &forge::api_base(cx.env.req.api_url.as_deref(), &host),
+            token,
+        )
+        .map_err(Error::from)?;
+        let req = PrRequest {
+            title,
+            body,
+            head: branch.clone(),
+            base: cx.st.repo.base.clone(),
+            labels: spec.spec.pr.labels.clone(),
+            reviewers: spec.spec.pr.reviewers.clone(),
+            linked_issue: spec
+                .spec
+                .issue
+                .as_deref()
+                .and_then(|i| IssueRef::parse(i).ok()),
+        };
+        let pr = client
+            .push_and_open_draft_pr(&cx.st.repo.root, &remote, &owner, &repo, &req)
+            .map_err(|e| {
+                Error::from(e).detail(
+                    "the offline proposal (pr.md and the commands to publish it) is in the report",
+                )
+            })?;
+        if let Some(p) = cx.st.pr.as_mut() {
+            p.mode = "opened".into();
+            p.url = Some(pr.html_url.clone());
+        }
+        let warnings = if pr.warnings.is_empty() {
+            String::new()
+        } else {
+            format!(" (warnings: {})", pr.warnings.join("; "))
         };
         Ok(StageResult::passed(format!(
-            "PR proposal written ({why}): push `{branch}` and open the draft PR with the commands in the report"
+            "draft PR #{} opened: {}{warnings}",
+            pr.number, pr.html_url
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::github_slug;
+
+    #[test]
+    fn remote_urls() {
+        let s = |u: &str| github_slug(u).map(|(h, o, r)| format!("{h} {o} {r}"));
+        assert_eq!(
+            s("https://github.com/acme/api.git").as_deref(),
+            Some("github.com acme api")
+        );
+        assert_eq!(
+            s("git@github.com:acme/api.git").as_deref(),
+            Some("github.com acme api")
+        );
+        assert_eq!(
+            s("ssh://git@ghe.corp/acme/api").as_deref(),
+            Some("ghe.corp acme api")
+        );
+        assert_eq!(s("/srv/git/api.git"), None);
     }
 }

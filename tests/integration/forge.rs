@@ -1292,3 +1292,164 @@ fn an_enterprise_api_root_with_a_path_and_paginated_jobs() {
         assert_eq!(auth_of(&r), expected, "{}", r.url);
     }
 }
+
+// ---- `fixci run` end to end against the local GitHub server ----
+
+/// Mounts a failed run whose one failed job's log (via the recorded 302) is the real pytest log.
+fn mount_failed_run_with_pytest_log(server: &Server, fx: &Path) {
+    server.mount(recorded(&exchange(
+        fx,
+        "workflow-run-failed.json",
+        "GET",
+        &run_path(),
+    )));
+    let mut jobs = exchange(
+        fx,
+        "workflow-run-jobs.json",
+        "GET",
+        &format!("{}/jobs", run_path()),
+    );
+    let job = &mut jobs["body"]["jobs"][1];
+    job["conclusion"] = json!("failure");
+    let job_id = job["id"].as_u64().unwrap();
+    server.mount(recorded(&jobs));
+    let signed = format!("{}/signed/job-{job_id}.txt?sig=x", server.uri());
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "/repos/{OWNER}/{REPO}/actions/jobs/{job_id}/logs"
+            )))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", signed.as_str())),
+    );
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("/signed/job-{job_id}.txt")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_bytes(
+                    std::fs::read(fx.join("logs/pytest-step-gitauto.txt")).unwrap(),
+                ),
+            ),
+    );
+}
+
+/// A job spec whose input is the local server's run URL.
+fn url_job(root: &Path, repo: &Path, server: &Server, mode: &str) -> PathBuf {
+    let spec = crate::common::scripted_job(root, repo, mode, json!({}));
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("raw-logs");
+    v["url"] = json!(format!(
+        "{}/{OWNER}/{REPO}/actions/runs/{RUN_ID}",
+        server.uri()
+    ));
+    std::fs::write(&spec, v.to_string()).unwrap();
+    spec
+}
+
+fn run_fixci(root: &Path, spec: &Path, server: &Server) -> assert_cmd::assert::Assert {
+    crate::common::fixci()
+        .current_dir(root)
+        .env("GITHUB_API_URL", server.uri())
+        .env("GITHUB_TOKEN", SECRET)
+        .env("FIXCI_CACHE_DIR", root.join("cache"))
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            root.join("out").to_str().unwrap(),
+        ])
+        .assert()
+}
+
+#[test]
+fn fixci_run_with_a_run_url_puts_the_real_failing_test_in_the_prompt() {
+    let Some(fx) = fixtures() else { return };
+    let server = Server::start();
+    mount_failed_run_with_pytest_log(&server, &fx);
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    crate::common::buggy_repo(&repo);
+    let spec = url_job(tmp.path(), &repo, &server, "no-repro");
+    run_fixci(tmp.path(), &spec, &server).code(1);
+    let run = crate::common::run_dir(&tmp.path().join("out"));
+    let prompt = std::fs::read_to_string(run.join("stages/reproduce/prompt.md")).unwrap();
+    assert!(prompt.contains("utils/files/test_should_test_file.py::TestShouldTestFile::test_should_test_file_with_boolean_return_values"), "{prompt}");
+    let seen = std::fs::read_to_string(run.join("stages/reproduce/seen-env.json")).unwrap();
+    assert!(!seen.contains("GITHUB_TOKEN") && !seen.contains(SECRET));
+    assert_no_secret_on_disk(&run);
+}
+
+#[test]
+fn fixci_run_with_an_in_progress_run_exits_2_naming_the_status_and_writes_nothing() {
+    let Some(fx) = fixtures() else { return };
+    let server = Server::start();
+    let mut run = exchange(&fx, "workflow-run-failed.json", "GET", &run_path());
+    run["body"]["status"] = json!("in_progress");
+    run["body"]["conclusion"] = Value::Null;
+    server.mount(recorded(&run));
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    crate::common::buggy_repo(&repo);
+    let spec = url_job(tmp.path(), &repo, &server, "good");
+    let out = run_fixci(tmp.path(), &spec, &server)
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&out);
+    assert!(err.contains("in_progress"), "{err}");
+    assert!(!tmp.path().join("out").exists());
+}
+
+#[test]
+fn fixci_run_pushes_the_fix_then_opens_a_draft_pr_with_the_report_summary() {
+    let Some(fx) = fixtures() else { return };
+    let server = Server::start();
+    mount_failed_run_with_pytest_log(&server, &fx);
+    let created = exchange(
+        &fx,
+        "create-pull.json",
+        "POST",
+        &format!("/repos/{OWNER}/{REPO}/pulls"),
+    );
+    server.mount(
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{OWNER}/{REPO}/pulls")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(created["body"].clone())),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    crate::common::buggy_repo(&repo);
+    let bare = tmp.path().join("remote.git");
+    crate::common::git(
+        tmp.path(),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
+    crate::common::git(&repo, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    let spec = url_job(tmp.path(), &repo, &server, "good");
+    run_fixci(tmp.path(), &spec, &server).code(0);
+    let run = crate::common::run_dir(&tmp.path().join("out"));
+    let r = crate::common::result(&run);
+    let branch = r["branch"].as_str().unwrap().to_string();
+    assert_eq!(r["pr"]["mode"], "opened", "{r}");
+    // The push reached the remote before the PR request.
+    let remote_tip = crate::common::git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
+    assert_eq!(remote_tip.trim(), r["commit"].as_str().unwrap());
+    let reqs = server.requests();
+    let pr = reqs
+        .iter()
+        .find(|q| q.method.as_str() == "POST" && q.url.path().ends_with("/pulls"))
+        .expect("a PR request");
+    let body: Value = serde_json::from_slice(&pr.body).unwrap();
+    assert_eq!(body["draft"], true);
+    assert_eq!(body["head"], branch.as_str());
+    assert_eq!(body["base"], "main");
+    assert!(
+        body["body"].as_str().unwrap().contains("## Summary"),
+        "{body}"
+    );
+    assert_eq!(auth_of(pr), Some(format!("Bearer {SECRET}")));
+    assert_no_secret_on_disk(&run);
+}
