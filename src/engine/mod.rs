@@ -165,6 +165,10 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
             .find_commit(start_commit)
             .and_then(|c| c.tree())
             .map_err(|e| Error::infra("cannot read the start commit").source(e))?;
+        if let Some(link) = symlink_in_tree(&repo, &tree, t) {
+            return Err(Error::usage(format!("invalid job spec `{}`", spec.path.display()))
+                .detail(format!("/existing-test-path: `{t}` goes through the symlink `{link}`; give the real path inside the repository")));
+        }
         if tree.get_path(Path::new(t)).is_err() {
             return Err(
                 Error::usage(format!("invalid job spec `{}`", spec.path.display())).detail(
@@ -207,8 +211,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
     };
     write(
         "spec.json",
-        serde_json::to_string_pretty(&spec.spec)
-            .unwrap_or_default()
+        crate::redact::redact(&serde_json::to_string_pretty(&spec.spec).unwrap_or_default())
             .as_bytes(),
     )?;
     write("pipeline.toml", req.pipeline.text.as_bytes())?;
@@ -492,7 +495,8 @@ fn done(st: &RunState, id: &str) -> bool {
 fn execute(env: &RunEnv, st: &mut RunState, emit: &mut dyn FnMut(Event)) -> Result<(), Error> {
     let mut deferred: Option<Error> = None;
     for def in &env.req.pipeline.pipeline.stages {
-        if done(st, &def.id) {
+        // Finalizers (`always`) run again on resume so the report describes the whole run.
+        if done(st, &def.id) && !def.always {
             continue;
         }
         let failed = st.status != Status::Running;
@@ -827,4 +831,22 @@ fn unique_dir(path: &Path) -> PathBuf {
         n += 1;
     }
     p
+}
+
+/// The first component of `rel` that is a symlink in `tree`, if any: a path through a symlink
+/// may lead outside the repository.
+fn symlink_in_tree(repo: &git2::Repository, tree: &git2::Tree<'_>, rel: &str) -> Option<String> {
+    let mut prefix = PathBuf::new();
+    for c in Path::new(rel).components() {
+        prefix.push(c);
+        let entry = tree.get_path(&prefix).ok()?;
+        if entry.filemode() == 0o120000 {
+            return Some(prefix.display().to_string());
+        }
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            break;
+        }
+    }
+    let _ = repo;
+    None
 }

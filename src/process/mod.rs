@@ -253,7 +253,13 @@ pub fn run(
     }
     // Budget exhausted or cancelled: TERM the group, wait the grace period, then KILL.
     kill_group(pid, libc::SIGTERM);
-    let exited = rx.recv_timeout(limits.grace).is_ok();
+    // On an interruption the user is waiting at the terminal: at most 2 s of grace.
+    let grace = if outcome == Some(Termination::Cancelled) {
+        limits.grace.min(Duration::from_secs(2))
+    } else {
+        limits.grace
+    };
+    let exited = rx.recv_timeout(grace).is_ok();
     kill_group(pid, libc::SIGKILL);
     if !exited {
         let _ = rx.recv();

@@ -130,20 +130,26 @@ fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stag
         }
     };
     if let Err(why) = crate::spec::check_relative_inside(&r.test_file) {
-        return Ok(StageResult::failed(format!(
-            "`repro.json` test_file `{}` {why}",
+        return Err(Error::usage(format!(
+            "the agent's `repro.json` names test_file `{}`, which {why}",
             r.test_file
         )));
     }
     let full = wt.join(&r.test_file);
+    if !full.is_file() {
+        return Ok(StageResult::failed(format!(
+            "the reproduction test `{}` does not exist in the worktree",
+            r.test_file
+        )));
+    }
     let inside = full
         .canonicalize()
         .ok()
         .zip(wt.canonicalize().ok())
         .is_some_and(|(f, w)| f.starts_with(w));
-    if !full.is_file() || !inside {
-        return Ok(StageResult::failed(format!(
-            "the reproduction test `{}` does not exist in the worktree (or leaves it through a symlink)",
+    if !inside {
+        return Err(Error::usage(format!(
+            "the agent's `repro.json` names test_file `{}`, which leaves the repository through a symlink",
             r.test_file
         )));
     }

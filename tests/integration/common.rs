@@ -83,6 +83,20 @@ if mode == "sleep":
     child = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 1000"])
     pathlib.Path(os.environ["FIXCI_RUN_DIR"], "pids").write_text(f"{os.getpid()} {child.pid}")
     time.sleep(1000)
+if mode == "slow-once" and stage == "fix":
+    marker = pathlib.Path(os.environ["FIXCI_RUN_DIR"], "slept")
+    if not marker.exists():
+        marker.write_text("1")
+        child = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 1000"])
+        pathlib.Path(os.environ["FIXCI_RUN_DIR"], "pids").write_text(f"{os.getpid()} {child.pid}")
+        time.sleep(1000)
+    mode = "good"
+if stage == "reproduce" and mode.startswith("escape-"):
+    target = {"escape-abs": "/etc/hostname", "escape-dotdot": "../outside_test.py", "escape-symlink": "tests/test_link.py"}[mode]
+    if mode == "escape-symlink":
+        os.symlink("/etc/hostname", "tests/test_link.py")
+    (stage_dir / "repro.json").write_text(json.dumps({"test_file": target, "command": "false"}))
+    sys.exit(0)
 if stage == "reproduce":
     if mode == "no-repro":
         sys.exit(0)
@@ -97,6 +111,8 @@ elif stage == "fix":
         (stage_dir / "root-cause.md").write_text("mean divided by len - 1 instead of len.")
     else:
         stats.write_text(src.replace("(len(xs) - 1)", "(len(xs) - 1.0)"))
+    if mode == "human" and os.environ["FIXCI_ATTEMPT"] == "1":
+        subprocess.run(["git", "-c", "user.name=Jane Doe", "-c", "user.email=jane@example.com", "commit", "-qam", "wip: my own try"], check=True)
     if mode == "tamper-edit":
         repro.write_text(repro.read_text().replace("self.assertEqual(", "self.assertTrue(True or "))
     elif mode == "tamper-delete":

@@ -2,6 +2,7 @@
 //! real git repositories, real processes and real files.
 
 mod common;
+mod faults;
 mod forge;
 mod logs;
 mod run;

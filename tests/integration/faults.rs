@@ -1,0 +1,463 @@
+//! Runs that survive faults: SIGINT and SIGKILL then `fixci resume`, run management from another
+//! terminal (`list`, `status`, `kill`, `clean`, `apply`), human commits, secrets, path escapes and
+//! disk errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    repo: PathBuf,
+    out: PathBuf,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    buggy_repo(&repo);
+    Env {
+        out: root.join("out"),
+        root,
+        repo,
+        _tmp: tmp,
+    }
+}
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fixci"))
+}
+
+fn fixci_in(e: &Env, args: &[&str]) -> assert_cmd::assert::Assert {
+    let mut c = fixci();
+    c.current_dir(&e.root)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .args(args)
+        .arg("--out")
+        .arg(&e.out);
+    c.assert()
+}
+
+/// Starts `fixci run` in the background.
+fn spawn_run(e: &Env, spec: &Path) -> Child {
+    Command::new(bin())
+        .current_dir(&e.root)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .env_remove("GITHUB_TOKEN")
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            e.out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most 60 s) until the scripted agent has written the pids of its sleeping fix stage.
+fn wait_for_pids(e: &Env) -> (PathBuf, Vec<u32>) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(entries) = std::fs::read_dir(&e.out) {
+            for d in entries.flatten() {
+                if let Ok(t) = std::fs::read_to_string(d.path().join("pids")) {
+                    let pids: Vec<u32> = t
+                        .split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect();
+                    if pids.len() == 2 {
+                        return (d.path(), pids);
+                    }
+                }
+            }
+        }
+        assert!(Instant::now() < until, "the fix stage never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn events(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn started(run: &Path, stage: &str) -> usize {
+    events(run)
+        .iter()
+        .filter(|e| e["event"] == "stage_started" && e["stage"] == stage)
+        .count()
+}
+
+#[test]
+fn sigint_during_the_fix_stage_exits_130_kills_children_and_resume_completes_without_reproducing_again()
+ {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "slow-once", json!({}));
+    let mut child = spawn_run(&e, &spec);
+    let (run, pids) = wait_for_pids(&e);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t0 = Instant::now();
+    let status = child.wait().unwrap();
+    let waited = t0.elapsed();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        waited < Duration::from_secs(5),
+        "fixci took {waited:?} to stop"
+    );
+    for p in pids {
+        assert!(!alive(p), "child {p} survived the interruption");
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("fixci resume"), "{err}");
+    assert_eq!(result(&run)["status"], "interrupted");
+    assert_eq!(started(&run, "reproduce"), 1);
+
+    let id = run.file_name().unwrap().to_str().unwrap().to_string();
+    fixci_in(&e, &["resume", &id[..12]]).code(0);
+    assert_eq!(
+        started(&run, "reproduce"),
+        1,
+        "resume ran the reproduce stage again"
+    );
+    assert!(events(&run).iter().any(|e| e["event"] == "run_resumed"));
+    assert_eq!(result(&run)["status"], "success");
+}
+
+#[test]
+fn sigkill_mid_stage_then_resume_completes_the_run() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "slow-once", json!({}));
+    let mut child = spawn_run(&e, &spec);
+    let (run, pids) = wait_for_pids(&e);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The orphaned agent is still there until resume stops it.
+    fixci_in(&e, &["resume", "last"]).code(0);
+    for p in pids {
+        assert!(!alive(p), "orphan {p} survived resume");
+    }
+    assert_eq!(started(&run, "reproduce"), 1);
+    assert_eq!(result(&run)["status"], "success");
+}
+
+#[test]
+fn list_status_kill_and_clean_manage_a_run_from_another_terminal() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "slow-once", json!({}));
+    let mut child = spawn_run(&e, &spec);
+    let (run, pids) = wait_for_pids(&e);
+    let id = run.file_name().unwrap().to_str().unwrap().to_string();
+
+    let out = fixci_in(&e, &["list", "--json"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let list: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(list[0]["status"], "running");
+    assert_eq!(list[0]["stage"], "fix");
+    assert_eq!(list[0]["run_id"], id.as_str());
+    let out = fixci_in(&e, &["status", &id])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let status = String::from_utf8_lossy(&out);
+    assert!(
+        status.contains("status:   running") && status.contains("stage:    fix"),
+        "{status}"
+    );
+
+    // clean refuses a running run.
+    let err = fixci_in(&e, &["clean", &id])
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&err).contains("running"));
+    assert!(run.exists());
+
+    fixci_in(&e, &["kill", &id]).code(0);
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(130));
+    for p in pids {
+        assert!(!alive(p));
+    }
+    let out = fixci_in(&e, &["list", "--json"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let list: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(list[0]["status"], "interrupted");
+    // A second kill finds nothing running.
+    fixci_in(&e, &["kill", &id]).code(2);
+
+    let branch = result(&run)["branch"].as_str().unwrap().to_string();
+    fixci_in(&e, &["clean", &id]).code(0);
+    assert!(!run.exists());
+    assert!(
+        git(&e.repo, &["branch", "--list", &branch])
+            .trim()
+            .is_empty(),
+        "branch of an unproposed run kept"
+    );
+    assert!(!git(&e.repo, &["worktree", "list"]).contains(&id));
+}
+
+#[test]
+fn a_stale_pid_file_is_detected() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "slow-once", json!({}));
+    let mut child = spawn_run(&e, &spec);
+    let (run, _) = wait_for_pids(&e);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = fixci_in(&e, &["list", "--json"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let list: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(list[0]["status"], "stale");
+    let err = fixci_in(&e, &["kill", "last"])
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&err).contains("not running"));
+    assert!(
+        !run.join("fixci.pid").exists(),
+        "the stale pid file was not removed"
+    );
+    // Clean still works on it.
+    fixci_in(&e, &["clean", "--all"]).code(0);
+    assert!(!run.exists());
+}
+
+#[test]
+fn apply_creates_the_fix_branch_in_another_checkout_without_touching_it() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "good", json!({}));
+    fixci_in(&e, &["run", spec.to_str().unwrap()]).code(0);
+    let other = e.root.join("other");
+    git(
+        &e.root,
+        &[
+            "clone",
+            "-q",
+            e.repo.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    let head = git(&other, &["rev-parse", "HEAD"]);
+    let out = fixci_in(&e, &["apply", "last", "--repo", other.to_str().unwrap()])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8_lossy(&out);
+    let name = out.split('`').nth(1).unwrap().to_string();
+    assert!(name.starts_with("fixci/"), "{out}");
+    assert_eq!(head, git(&other, &["rev-parse", "HEAD"]));
+    assert!(git(&other, &["status", "--porcelain"]).trim().is_empty());
+    let shown = git(&other, &["show", &format!("{name}:mathlib/stats.py")]);
+    assert!(shown.contains("sum(xs) / len(xs)"), "{shown}");
+}
+
+#[test]
+fn a_commit_by_someone_else_on_the_fix_branch_stops_the_attempts() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "human", json!({"max-attempts": 3}));
+    fixci_in(&e, &["run", spec.to_str().unwrap()]).code(1);
+    let run = run_dir(&e.out);
+    let r = result(&run);
+    assert_eq!(r["status"], "escalated");
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 1);
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Jane Doe <jane@example.com>"),
+        "{r}"
+    );
+    assert!(
+        std::fs::read_to_string(run.join("report.md"))
+            .unwrap()
+            .contains("Jane Doe")
+    );
+}
+
+#[test]
+fn a_forge_token_in_the_environment_and_the_ci_log_is_in_no_run_file() {
+    let e = env();
+    let token = "ghp_SECRETsecret0123456789abcdefABCDEF99";
+    let log = format!(
+        "{CI_LOG}2026-11-02T10:00:03.0000000Z curl -H 'Authorization: token {token}' https://api.github.com\n"
+    );
+    let spec = scripted_job(&e.root, &e.repo, "good", json!({"raw-logs": log}));
+    fixci()
+        .current_dir(&e.root)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .env("GITHUB_TOKEN", token)
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            e.out.to_str().unwrap(),
+            "--no-pr",
+        ])
+        .assert()
+        .code(0);
+    let run = run_dir(&e.out);
+    let mut stack = vec![run.clone()];
+    while let Some(d) = stack.pop() {
+        for f in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = f.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                assert!(
+                    !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                    "token in {}",
+                    p.display()
+                );
+            }
+        }
+    }
+    let seen: Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("stages/reproduce/seen-env.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(seen.get("GITHUB_TOKEN").is_none());
+}
+
+fn assert_escape_refused(mode: &str) {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, mode, json!({}));
+    let err = fixci_in(&e, &["run", spec.to_str().unwrap()])
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&err).contains("test_file"),
+        "{mode}: {}",
+        String::from_utf8_lossy(&err)
+    );
+}
+
+#[test]
+fn an_agent_test_file_that_escapes_the_repository_is_refused() {
+    assert_escape_refused("escape-abs");
+    assert_escape_refused("escape-dotdot");
+    assert_escape_refused("escape-symlink");
+}
+
+#[test]
+fn an_existing_test_path_through_a_symlink_is_refused() {
+    let e = env();
+    std::os::unix::fs::symlink("/etc", e.repo.join("linked")).unwrap();
+    git(&e.repo, &["add", "linked"]);
+    git(&e.repo, &["commit", "-qm", "a symlink"]);
+    let spec = e.root.join("info.json");
+    std::fs::write(&spec, json!({"deterministic": true, "prompt": "x", "existing-test-path": "linked/hostname", "repo": e.repo.display().to_string(), "agent": "claude"}).to_string()).unwrap();
+    let err = fixci_in(&e, &["run", spec.to_str().unwrap()])
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("/existing-test-path") && err.contains("symlink"),
+        "{err}"
+    );
+    assert!(!e.out.exists());
+}
+
+#[test]
+fn a_prompt_template_that_escapes_the_pipeline_folder_is_refused() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "good", json!({}));
+    let pipes = e.root.join("pipelines");
+    std::fs::create_dir_all(&pipes).unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/deterministic.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        pipes.join("deterministic.toml"),
+        text.replace(
+            "prompt = \"reproduce-deterministic/AI_PROMPT.md\"",
+            "prompt = \"../../../etc/hostname\"",
+        ),
+    )
+    .unwrap();
+    let err = fixci_in(&e, &["run", spec.to_str().unwrap(), "--dry-run"])
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&err).contains("../../../etc/hostname"));
+    // A symlink out of the folder is refused too.
+    std::fs::create_dir_all(e.root.join("reproduce-deterministic")).unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/hostname",
+        e.root.join("reproduce-deterministic/AI_PROMPT.md"),
+    )
+    .unwrap();
+    std::fs::write(pipes.join("deterministic.toml"), &text).unwrap();
+    let err = fixci_in(&e, &["run", spec.to_str().unwrap(), "--dry-run"])
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&err).contains("symlink"),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+}
+
+#[test]
+fn an_unwritable_run_directory_is_exit_3_naming_the_path_and_the_repository_is_untouched() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "good", json!({}));
+    let blocker = e.root.join("not-a-dir");
+    std::fs::write(&blocker, "a file where the output folder should be").unwrap();
+    let before = git(&e.repo, &["for-each-ref"]);
+    let out = fixci()
+        .current_dir(&e.root)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            blocker.join("outputs").to_str().unwrap(),
+        ])
+        .assert()
+        .code(3)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&out).contains("not-a-dir"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(before, git(&e.repo, &["for-each-ref"]));
+    assert!(git(&e.repo, &["worktree", "list"]).lines().count() == 1);
+}
