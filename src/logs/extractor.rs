@@ -35,6 +35,8 @@ pub struct ExLine {
     pub text: String,
     /// Consecutive identical lines it stands for.
     pub repeat: u64,
+    /// A rule matched it (header, message, location): kept first when a block is cut.
+    pub key: bool,
 }
 
 /// A failing test as one pack saw it (a block, a failure line, or both merged).
@@ -99,7 +101,6 @@ struct Section {
 pub struct Extractor<'b> {
     book: &'b RuleBook,
     line_no: u64,
-    bom_checked: bool,
     group: Option<String>,
     section: Option<Section>,
     block: Option<Block>,
@@ -119,7 +120,6 @@ impl<'b> Extractor<'b> {
         Self {
             book,
             line_no: 0,
-            bom_checked: false,
             group: None,
             section: None,
             block: None,
@@ -171,9 +171,6 @@ impl<'b> Extractor<'b> {
     }
 
     fn handle(&mut self, raw: &[u8]) {
-        if !self.bom_checked {
-            self.bom_checked = true;
-        }
         let norm = normaliser::normalise_line(raw);
         match group_marker(&norm) {
             Some(Some(name)) => {
@@ -190,9 +187,11 @@ impl<'b> Extractor<'b> {
             return;
         }
         let no = self.line_no;
+        let mut key = false;
         // The message of a block whose header says it comes on the next non-blank line.
         if let Some(b) = &mut self.block {
             if b.message_next && b.header_line != no && !text.trim().is_empty() {
+                key = true;
                 b.cand.message = Some(text.trim().to_string());
                 b.message_next = false;
                 b.message_set_by_next = true;
@@ -281,6 +280,7 @@ impl<'b> Extractor<'b> {
                 _ => false,
             };
             if applied {
+                key = true;
                 structural_packs.push(rule.pack);
             }
         }
@@ -296,6 +296,7 @@ impl<'b> Extractor<'b> {
                 continue;
             }
             let Some(caps) = rule.re.captures(text) else { continue };
+            key = true;
             if block_pack == Some(rule.pack) {
                 if let Some(b) = &mut self.block {
                     apply_detail(&mut b.cand, rule.spec.role, rule.spec.keep, &caps, b.message_set_by_next);
@@ -314,7 +315,7 @@ impl<'b> Extractor<'b> {
 
         if let Some(b) = &mut self.block {
             b.n_lines += 1;
-            push_line(&mut b.cand.lines, &mut self.stored, no, text);
+            push_line(&mut b.cand.lines, &mut self.stored, no, text, key);
         }
     }
 
@@ -463,7 +464,7 @@ fn apply_detail(c: &mut Candidate, role: Role, keep: Keep, caps: &Captures<'_>, 
     }
 }
 
-fn push_line(lines: &mut Vec<ExLine>, stored: &mut usize, no: u64, text: &str) {
+fn push_line(lines: &mut Vec<ExLine>, stored: &mut usize, no: u64, text: &str, key: bool) {
     if let Some(last) = lines.last_mut() {
         if last.text == cap(text) {
             last.repeat += 1;
@@ -473,7 +474,8 @@ fn push_line(lines: &mut Vec<ExLine>, stored: &mut usize, no: u64, text: &str) {
     if lines.len() >= BLOCK_LINES || *stored >= STORED_BYTES {
         return;
     }
-    let l = ex_line(no, text);
+    let mut l = ex_line(no, text);
+    l.key = key;
     *stored += l.text.len();
     lines.push(l);
 }
@@ -490,7 +492,7 @@ fn cap(text: &str) -> &str {
 }
 
 fn ex_line(no: u64, text: &str) -> ExLine {
-    ExLine { no, text: cap(text).to_string(), repeat: 1 }
+    ExLine { no, text: cap(text).to_string(), repeat: 1, key: true }
 }
 
 /// `a` and `b` name the same test: equal, or one ends with the other at a `.`/`::` boundary

@@ -54,9 +54,9 @@ pub fn extract(xml: &str) -> Extracted {
             .map(|m| m.lines().next().unwrap_or("").trim().to_string());
         let first_line = line_of(start);
         let body_line = line_of(tag_end.min(body_end) + kind_at);
-        let mut lines = vec![ExLine { no: first_line, text: format!("FAILED {test}"), repeat: 1 }];
+        let mut lines = vec![ExLine { no: first_line, text: format!("FAILED {test}"), repeat: 1, key: true }];
         for (k, l) in ftext.lines().take(200).enumerate() {
-            lines.push(ExLine { no: body_line + k as u64, text: l.to_string(), repeat: 1 });
+            lines.push(ExLine { no: body_line + k as u64, text: l.to_string(), repeat: 1, key: k == 0 });
         }
         out.failures.push(Candidate {
             pack: 0,

@@ -222,6 +222,31 @@ struct Piece {
     lines: Vec<ExLine>,
 }
 
+/// The lines of a piece too big for `room` bytes: rule-matched lines first, then the lines
+/// closest after them (a message's continuation, the rest of a traceback), in log order.
+fn cut(lines: &[(u64, String, bool)], mut room: usize) -> Vec<(u64, String)> {
+    let mut dist = vec![usize::MAX; lines.len()];
+    let mut last_key: Option<usize> = None;
+    for (i, (_, _, key)) in lines.iter().enumerate() {
+        if *key {
+            last_key = Some(i);
+        }
+        dist[i] = last_key.map_or(usize::MAX / 2 + (lines.len() - i), |k| i - k);
+    }
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by_key(|&i| (dist[i], i));
+    let mut picked = Vec::new();
+    for i in order {
+        let need = lines[i].1.len() + 1;
+        if need <= room {
+            room -= need;
+            picked.push(i);
+        }
+    }
+    picked.sort_unstable();
+    picked.into_iter().map(|i| (lines[i].0, lines[i].1.clone())).collect()
+}
+
 fn render(l: &ExLine) -> String {
     if l.repeat > 1 { format!("{} (x{})", l.text, l.repeat) } else { l.text.clone() }
 }
@@ -237,34 +262,20 @@ fn excerpt(mut pieces: Vec<Piece>, entries: &[Option<String>], budget: usize) ->
     let mut headed = std::collections::HashSet::new();
     for p in pieces {
         let head_cost = if multi && !headed.contains(&p.part) { heading(&entries[p.part]).len() } else { 0 };
-        let lines: Vec<(u64, String)> =
-            p.lines.iter().filter(|l| !chosen.contains_key(&(p.part, l.no))).map(|l| (l.no, render(l))).collect();
+        let lines: Vec<(u64, String, bool)> = p
+            .lines
+            .iter()
+            .filter(|l| !chosen.contains_key(&(p.part, l.no)))
+            .map(|l| (l.no, render(l), l.key))
+            .collect();
         if lines.is_empty() {
             continue;
         }
-        let cost: usize = lines.iter().map(|(_, t)| t.len() + 1).sum::<usize>() + head_cost;
+        let cost: usize = lines.iter().map(|(_, t, _)| t.len() + 1).sum::<usize>() + head_cost;
         let take: Vec<(u64, String)> = if used + cost <= budget {
-            lines
+            lines.into_iter().map(|(n, t, _)| (n, t)).collect()
         } else {
-            // Keep the header line and as much of the end (where the error usually is) as fits.
-            let mut room = budget.saturating_sub(used + head_cost);
-            let mut keep = Vec::new();
-            if let Some((no, t)) = lines.first() {
-                if t.len() < room {
-                    room -= t.len() + 1;
-                    keep.push((*no, t.clone()));
-                }
-            }
-            let mut tail = Vec::new();
-            for (no, t) in lines.iter().skip(1).rev() {
-                if t.len() + 1 > room {
-                    break;
-                }
-                room -= t.len() + 1;
-                tail.push((*no, t.clone()));
-            }
-            keep.extend(tail.into_iter().rev());
-            keep
+            cut(&lines, budget.saturating_sub(used + head_cost))
         };
         if take.is_empty() {
             continue;
@@ -293,3 +304,6 @@ fn excerpt(mut pieces: Vec<Piece>, entries: &[Option<String>], budget: usize) ->
     }
     (text, nums)
 }
+
+#[cfg(test)]
+mod tests;
