@@ -106,7 +106,10 @@ pub struct Extractor<'b> {
     block: Option<Block>,
     candidates: Vec<Candidate>,
     provisional: VecDeque<Candidate>,
-    pending: Vec<Option<Candidate>>,
+    /// Per pack: messages seen outside a block, with the test running then (newest last).
+    pending: Vec<VecDeque<(Option<String>, Candidate)>>,
+    /// Per pack: the test a `context` rule last named.
+    context: Vec<Option<String>>,
     summaries: Vec<ExLine>,
     generic: VecDeque<GenericError>,
     stored: usize,
@@ -125,7 +128,8 @@ impl<'b> Extractor<'b> {
             block: None,
             candidates: Vec::new(),
             provisional: VecDeque::new(),
-            pending: vec![None; book.packs.len()],
+            pending: vec![VecDeque::new(); book.packs.len()],
+            context: vec![None; book.packs.len()],
             summaries: Vec::new(),
             generic: VecDeque::new(),
             stored: 0,
@@ -262,6 +266,12 @@ impl<'b> Extractor<'b> {
                     }
                     true
                 }
+                Role::Context => {
+                    if let Some(caps) = rule.re.captures(text) {
+                        self.context[rule.pack] = Some(test_id(&caps));
+                    }
+                    true
+                }
                 Role::Error => {
                     if let Some(caps) = rule.re.captures(text) {
                         let message = caps.name("message").map_or(text, |m| m.as_str()).trim().to_string();
@@ -309,7 +319,11 @@ impl<'b> Extractor<'b> {
                 let mut c = empty_candidate(rule.pack, book.packs[rule.pack].priority, no);
                 apply_detail(&mut c, Role::Message, Keep::First, &caps, false);
                 c.lines.push(ex_line(no, text));
-                self.pending[rule.pack] = Some(c);
+                let q = &mut self.pending[rule.pack];
+                if q.len() == 16 {
+                    q.pop_front();
+                }
+                q.push_back((self.context[rule.pack].clone(), c));
             }
         }
 
@@ -328,15 +342,18 @@ impl<'b> Extractor<'b> {
         cand.group = self.group.clone();
         apply_detail(&mut cand, Role::Message, Keep::First, caps, false);
         apply_detail(&mut cand, Role::Location, Keep::First, caps, false);
-        // A message line seen just before the header (go test -v prints it first).
-        if let Some(p) = self.pending[rule.pack].take() {
-            if cand.message.is_none() && no.saturating_sub(p.first_line) <= 200 {
+        // A message line seen before the header (go test -v prints it first): the one printed
+        // while this test ran, else the latest one printed while no test was named.
+        let q = &mut self.pending[rule.pack];
+        let pick = q
+            .iter()
+            .rposition(|(ctx, _)| ctx.as_deref() == Some(cand.test.as_str()))
+            .or_else(|| q.iter().rposition(|(ctx, _)| ctx.is_none()));
+        if let Some((_, p)) = pick.and_then(|i| q.remove(i)) {
+            if cand.message.is_none() && no.saturating_sub(p.first_line) <= 10_000 {
                 cand.message = p.message;
-                if cand.file.is_none() {
-                    cand.file = p.file;
-                    cand.line = p.line;
-                }
-                cand.lines.extend(p.lines);
+                cand.locations.splice(0..0, p.locations);
+                cand.lines.splice(0..0, p.lines);
             }
         }
         self.block = Some(Block {

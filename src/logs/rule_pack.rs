@@ -44,6 +44,9 @@ pub enum Role {
     Summary,
     /// A generic error line; reported only when no pack found a failing test.
     Error,
+    /// Names the test now running (`=== RUN   TestX`); messages seen outside a block are kept
+    /// for the block of that test (go test -v prints them before `--- FAIL`).
+    Context,
 }
 
 /// Which of several matches within a block wins.

@@ -175,6 +175,31 @@ fn nextest_failures() {
 }
 
 #[test]
+fn go_test_plain_verbose_and_panic() {
+    for text in [sample!("go-test.txt"), sample!("go-test-v.txt")] {
+        let d = distil(text);
+        assert_eq!(
+            rows(&d),
+            vec![
+                row("TestAdd", Some("calc_test.go"), Some(13), Some("Add(1, 2) = 4, want 3")),
+                row("TestTable/one", Some("calc_test.go"), Some(21), Some("Add(1, 1) = 3, want 2")),
+            ],
+            "{text}"
+        );
+        assert!(d.excerpt.contains("FAIL\texample.com/calc"));
+        check_stable(text);
+    }
+    let text = sample!("go-test-panic.txt");
+    let d = distil(text);
+    let last = d.failures.last().unwrap();
+    assert_eq!(last.test, "TestIndex");
+    assert_eq!(last.message.as_deref(), Some("runtime error: index out of range [3] with length 0"));
+    assert_eq!((last.file.as_deref(), last.line), (Some("/home/runner/work/calc/calc/panic_test.go"), Some(7)));
+    assert_eq!(d.failures.len(), 3);
+    check_stable(text);
+}
+
+#[test]
 fn jest_blocks() {
     let text = sample!("jest.txt");
     let d = distil(text);
