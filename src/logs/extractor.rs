@@ -315,7 +315,7 @@ impl<'b> Extractor<'b> {
                         b.header_line = no;
                     }
                 }
-            } else if rule.spec.role == Role::Message {
+            } else if rule.spec.role == Role::Message && rule.spec.before_block {
                 let mut c = empty_candidate(rule.pack, book.packs[rule.pack].priority, no);
                 apply_detail(&mut c, Role::Message, Keep::First, &caps, false);
                 c.lines.push(ex_line(no, text));

@@ -306,4 +306,6 @@ fn excerpt(mut pieces: Vec<Piece>, entries: &[Option<String>], budget: usize) ->
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

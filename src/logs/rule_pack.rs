@@ -83,6 +83,10 @@ pub struct RuleSpec {
     /// For `block-start`: the block counts only when a `failure` line names the same test.
     #[serde(default)]
     pub confirm: bool,
+    /// For `message`: also kept when seen outside a block, for the next block of the same test
+    /// (go test -v prints messages before `--- FAIL`). Such a pattern must hold a trigger.
+    #[serde(default)]
+    pub before_block: bool,
     /// For `error`: higher ranks are reported first.
     #[serde(default)]
     pub rank: i32,
