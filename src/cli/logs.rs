@@ -24,11 +24,19 @@ pub struct LogsArgs {
 /// exit 3 when reading fails midway.
 pub fn execute(args: LogsArgs) -> crate::error::Result<u8> {
     if args.source.starts_with("http://") || args.source.starts_with("https://") {
-        return Err(Error::usage(format!("cannot fetch `{}`: run URLs need the forge module", args.source))
-            .hint("download the run's logs ZIP (`gh run download` or the Actions page) and pass its path"));
+        return Err(Error::usage(format!(
+            "cannot fetch `{}`: run URLs need the forge module",
+            args.source
+        ))
+        .hint(
+            "download the run's logs ZIP (`gh run download` or the Actions page) and pass its path",
+        ));
     }
-    let opts = DistilOptions { budget_bytes: args.budget };
-    let d = crate::logs::distil_path(Path::new(&args.source), &opts).map_err(|e| to_error(&args.source, e))?;
+    let opts = DistilOptions {
+        budget_bytes: args.budget,
+    };
+    let d = crate::logs::distil_path(Path::new(&args.source), &opts)
+        .map_err(|e| to_error(&args.source, e))?;
     if args.json {
         let json = serde_json::to_string_pretty(&d)
             .map_err(|e| Error::infra("cannot serialise the distilled log").source(e))?;
@@ -43,12 +51,18 @@ fn to_error(source: &str, e: LogError) -> Error {
     let usage = match &e {
         LogError::Io { source, .. } => matches!(
             source.kind(),
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory
+            std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::IsADirectory
         ),
         LogError::Invalid(_) => true,
     };
     let msg = format!("cannot distil `{source}`");
-    if usage { Error::usage(msg).source(e) } else { Error::infra(msg).source(e) }
+    if usage {
+        Error::usage(msg).source(e)
+    } else {
+        Error::infra(msg).source(e)
+    }
 }
 
 /// Renders the distilled log as Markdown: failures, signature, excerpt with original line numbers.
@@ -79,9 +93,17 @@ pub fn markdown(d: &Distilled) -> String {
         let _ = write!(out, "\n**Signature:** `{s}`\n");
     }
     if !d.excerpt.is_empty() {
-        let width = d.source_lines.iter().max().map_or(1, |n| n.to_string().len());
+        let width = d
+            .source_lines
+            .iter()
+            .max()
+            .map_or(1, |n| n.to_string().len());
         out.push_str("\n## Excerpt\n\n```text\n");
-        for (line, no) in d.excerpt.lines().zip(d.source_lines.iter().chain(std::iter::repeat(&0))) {
+        for (line, no) in d
+            .excerpt
+            .lines()
+            .zip(d.source_lines.iter().chain(std::iter::repeat(&0)))
+        {
             if *no == 0 {
                 let _ = writeln!(out, "{line}");
             } else {

@@ -153,7 +153,11 @@ impl<'b> Extractor<'b> {
                 pos = e + 1;
                 continue;
             }
-            match self.book.prefilter.find_at(region, pos) {
+            match self
+                .book
+                .prefilter
+                .find(aho_corasick::Input::new(region).span(pos..n))
+            {
                 None => {
                     let rest = &region[pos..];
                     self.line_no += memchr::memchr_iter(b'\n', rest).count() as u64;
@@ -163,9 +167,11 @@ impl<'b> Extractor<'b> {
                     return;
                 }
                 Some(m) => {
-                    let ls = memchr::memrchr(b'\n', &region[pos..m.start()]).map_or(pos, |i| pos + i + 1);
+                    let ls = memchr::memrchr(b'\n', &region[pos..m.start()])
+                        .map_or(pos, |i| pos + i + 1);
                     self.line_no += memchr::memchr_iter(b'\n', &region[pos..ls]).count() as u64;
-                    let e = memchr::memchr(b'\n', &region[m.start()..]).map_or(n, |i| m.start() + i);
+                    let e =
+                        memchr::memchr(b'\n', &region[m.start()..]).map_or(n, |i| m.start() + i);
                     self.line_no += 1;
                     self.handle(&region[ls..e]);
                     pos = e + 1;
@@ -240,11 +246,16 @@ impl<'b> Extractor<'b> {
             let applied = match rule.spec.role {
                 Role::SectionStart => {
                     self.close_block();
-                    self.section = Some(Section { pack: rule.pack, n_lines: 0 });
+                    self.section = Some(Section {
+                        pack: rule.pack,
+                        n_lines: 0,
+                    });
                     true
                 }
                 Role::BlockStart => {
-                    if rule.spec.in_section && self.section.as_ref().map(|s| s.pack) != Some(rule.pack) {
+                    if rule.spec.in_section
+                        && self.section.as_ref().map(|s| s.pack) != Some(rule.pack)
+                    {
                         false
                     } else if let Some(caps) = rule.re.captures(text) {
                         self.close_block();
@@ -274,7 +285,11 @@ impl<'b> Extractor<'b> {
                 }
                 Role::Error => {
                     if let Some(caps) = rule.re.captures(text) {
-                        let message = caps.name("message").map_or(text, |m| m.as_str()).trim().to_string();
+                        let message = caps
+                            .name("message")
+                            .map_or(text, |m| m.as_str())
+                            .trim()
+                            .to_string();
                         if self.generic.len() == MAX_GENERIC {
                             self.generic.pop_front();
                         }
@@ -305,11 +320,19 @@ impl<'b> Extractor<'b> {
             if structural_packs.contains(&rule.pack) && block_pack != Some(rule.pack) {
                 continue;
             }
-            let Some(caps) = rule.re.captures(text) else { continue };
+            let Some(caps) = rule.re.captures(text) else {
+                continue;
+            };
             key = true;
             if block_pack == Some(rule.pack) {
                 if let Some(b) = &mut self.block {
-                    apply_detail(&mut b.cand, rule.spec.role, rule.spec.keep, &caps, b.message_set_by_next);
+                    apply_detail(
+                        &mut b.cand,
+                        rule.spec.role,
+                        rule.spec.keep,
+                        &caps,
+                        b.message_set_by_next,
+                    );
                     if rule.spec.message_next {
                         b.message_next = true;
                         b.header_line = no;
@@ -393,7 +416,11 @@ impl<'b> Extractor<'b> {
         }
         c.lines.push(ex_line(no, text));
         // Confirms a provisional block (googletest's `[ RUN ]` ... `[  FAILED  ]`).
-        if let Some(i) = self.provisional.iter().position(|p| p.pack == c.pack && ids_compatible(&p.test, &c.test)) {
+        if let Some(i) = self
+            .provisional
+            .iter()
+            .position(|p| p.pack == c.pack && ids_compatible(&p.test, &c.test))
+        {
             if let Some(p) = self.provisional.remove(i) {
                 if self.candidates.len() < MAX_CANDIDATES {
                     self.candidates.push(p);
@@ -413,7 +440,10 @@ impl<'b> Extractor<'b> {
             if c.test.is_empty() {
                 continue;
             }
-            if let Some(m) = merged.iter_mut().find(|m| m.pack == c.pack && same_failure(m, &c)) {
+            if let Some(m) = merged
+                .iter_mut()
+                .find(|m| m.pack == c.pack && same_failure(m, &c))
+            {
                 merge(m, c);
             } else {
                 merged.push(c);
@@ -421,7 +451,14 @@ impl<'b> Extractor<'b> {
         }
         // A parent whose subtests failed (go `TestA` over `TestA/sub`) adds nothing.
         let ids: Vec<(usize, String)> = merged.iter().map(|m| (m.pack, m.test.clone())).collect();
-        merged.retain(|m| !ids.iter().any(|(p, t)| *p == m.pack && t.len() > m.test.len() && t.starts_with(&m.test) && t.as_bytes()[m.test.len()] == b'/'));
+        merged.retain(|m| {
+            !ids.iter().any(|(p, t)| {
+                *p == m.pack
+                    && t.len() > m.test.len()
+                    && t.starts_with(&m.test)
+                    && t.as_bytes()[m.test.len()] == b'/'
+            })
+        });
         for m in &mut merged {
             pick_location(m);
         }
@@ -457,12 +494,20 @@ fn empty_candidate(pack: usize, priority: i32, no: u64) -> Candidate {
 fn test_id(caps: &Captures<'_>) -> String {
     let test = caps.name("test").map_or("", |m| m.as_str()).trim();
     match caps.name("name").map(|m| m.as_str()) {
-        Some(name) if !test.ends_with(&format!(".{name}")) && test != name => format!("{test}.{name}"),
+        Some(name) if !test.ends_with(&format!(".{name}")) && test != name => {
+            format!("{test}.{name}")
+        }
         _ => test.to_string(),
     }
 }
 
-fn apply_detail(c: &mut Candidate, role: Role, keep: Keep, caps: &Captures<'_>, message_locked: bool) {
+fn apply_detail(
+    c: &mut Candidate,
+    role: Role,
+    keep: Keep,
+    caps: &Captures<'_>,
+    message_locked: bool,
+) {
     if let (Some(m), false) = (caps.name("message"), message_locked) {
         let m = m.as_str().trim();
         if !m.is_empty() && (c.message.is_none() || keep == Keep::Last) {
@@ -509,7 +554,12 @@ fn cap(text: &str) -> &str {
 }
 
 fn ex_line(no: u64, text: &str) -> ExLine {
-    ExLine { no, text: cap(text).to_string(), repeat: 1, key: true }
+    ExLine {
+        no,
+        text: cap(text).to_string(),
+        repeat: 1,
+        key: true,
+    }
 }
 
 /// `a` and `b` name the same test: equal, or one ends with the other at a `.`/`::` boundary
@@ -520,8 +570,13 @@ pub fn ids_compatible(a: &str, b: &str) -> bool {
     }
     let a = a.replace("::", ".");
     let b = b.replace("::", ".");
-    let (long, short) = if a.len() >= b.len() { (&a, &b) } else { (&b, &a) };
-    long.ends_with(short.as_str()) && matches!(long.as_bytes()[long.len() - short.len() - 1], b'.' | b'/')
+    let (long, short) = if a.len() >= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    long.ends_with(short.as_str())
+        && matches!(long.as_bytes()[long.len() - short.len() - 1], b'.' | b'/')
         || long == short
 }
 
@@ -580,7 +635,12 @@ fn pick_location(c: &mut Candidate) {
     let own = c.file.clone();
     let chosen = own
         .as_ref()
-        .and_then(|f| c.locations.iter().rev().find(|(lf, _)| lf.ends_with(f.as_str()) || f.ends_with(lf.as_str())))
+        .and_then(|f| {
+            c.locations
+                .iter()
+                .rev()
+                .find(|(lf, _)| lf.ends_with(f.as_str()) || f.ends_with(lf.as_str()))
+        })
         .or(match c.location_keep {
             Keep::First => c.locations.first(),
             Keep::Last => c.locations.last(),

@@ -10,27 +10,41 @@ use super::rule_pack::Keep;
 pub fn looks_like_junit(head: &[u8]) -> bool {
     let s = String::from_utf8_lossy(&head[..head.len().min(4096)]);
     let s = s.trim_start_matches('\u{feff}').trim_start();
-    (s.starts_with("<?xml") || s.starts_with("<testsuite")) && (s.contains("<testsuite") || s.contains("<testcase"))
+    (s.starts_with("<?xml") || s.starts_with("<testsuite"))
+        && (s.contains("<testsuite") || s.contains("<testcase"))
 }
 
 /// Extracts failing and erroring test cases.
 pub fn extract(xml: &str) -> Extracted {
     let mut out = Extracted::default();
-    let line_of = |pos: usize| 1 + xml.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() as u64;
+    let line_of = |pos: usize| {
+        1 + xml.as_bytes()[..pos]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+    };
     let mut pos = 0;
     while let Some(i) = xml[pos..].find("<testcase") {
         let start = pos + i;
-        let Some(tag_end) = xml[start..].find('>').map(|j| start + j) else { break };
+        let Some(tag_end) = xml[start..].find('>').map(|j| start + j) else {
+            break;
+        };
         let tag = &xml[start..tag_end];
         let self_closing = tag.ends_with('/');
         let body_end = if self_closing {
             tag_end
         } else {
-            xml[tag_end..].find("</testcase>").map_or(xml.len(), |j| tag_end + j)
+            xml[tag_end..]
+                .find("</testcase>")
+                .map_or(xml.len(), |j| tag_end + j)
         };
         let body = &xml[tag_end.min(body_end)..body_end];
         pos = body_end.max(tag_end + 1);
-        let Some(kind_at) = ["<failure", "<error"].iter().filter_map(|k| body.find(k)).min() else {
+        let Some(kind_at) = ["<failure", "<error"]
+            .iter()
+            .filter_map(|k| body.find(k))
+            .min()
+        else {
             continue;
         };
         let name = attr(tag, "name").unwrap_or_default();
@@ -40,23 +54,47 @@ pub fn extract(xml: &str) -> Extracted {
             (true, _) => name,
             (false, true) => classname,
         };
-        let ftag_end = body[kind_at..].find('>').map_or(body.len(), |j| kind_at + j);
+        let ftag_end = body[kind_at..]
+            .find('>')
+            .map_or(body.len(), |j| kind_at + j);
         let ftag = &body[kind_at..ftag_end];
         let ftext = if ftag.ends_with('/') {
             String::new()
         } else {
-            let close = body[ftag_end..].find("</").map_or(body.len(), |j| ftag_end + j);
-            unescape(body.get(ftag_end + 1..close).unwrap_or("").trim_start_matches("<![CDATA[").trim_end_matches("]]>"))
+            let close = body[ftag_end..]
+                .find("</")
+                .map_or(body.len(), |j| ftag_end + j);
+            unescape(
+                body.get(ftag_end + 1..close)
+                    .unwrap_or("")
+                    .trim_start_matches("<![CDATA[")
+                    .trim_end_matches("]]>"),
+            )
         };
         let message = attr(ftag, "message")
             .filter(|m| !m.trim().is_empty())
-            .or_else(|| ftext.lines().find(|l| !l.trim().is_empty()).map(str::to_string))
+            .or_else(|| {
+                ftext
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .map(str::to_string)
+            })
             .map(|m| m.lines().next().unwrap_or("").trim().to_string());
         let first_line = line_of(start);
         let body_line = line_of(tag_end.min(body_end) + kind_at);
-        let mut lines = vec![ExLine { no: first_line, text: format!("FAILED {test}"), repeat: 1, key: true }];
+        let mut lines = vec![ExLine {
+            no: first_line,
+            text: format!("FAILED {test}"),
+            repeat: 1,
+            key: true,
+        }];
         for (k, l) in ftext.lines().take(200).enumerate() {
-            lines.push(ExLine { no: body_line + k as u64, text: l.to_string(), repeat: 1, key: k == 0 });
+            lines.push(ExLine {
+                no: body_line + k as u64,
+                text: l.to_string(),
+                repeat: 1,
+                key: k == 0,
+            });
         }
         out.failures.push(Candidate {
             pack: 0,
@@ -120,7 +158,9 @@ fn unescape(s: &str) -> String {
             "amp" => Some('&'),
             "quot" => Some('"'),
             "apos" => Some('\''),
-            _ if ent.starts_with("#x") => u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32),
+            _ if ent.starts_with("#x") => u32::from_str_radix(&ent[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
             _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
             _ => None,
         };
@@ -154,6 +194,10 @@ E       assert 3 == 4</failure></testcase>
         assert_eq!(f.file.as_deref(), Some("tests/test_calc.py"));
         assert_eq!(f.line, Some(4));
         assert_eq!(f.message.as_deref(), Some("assert 3 == 4"));
-        assert!(f.lines.iter().any(|l| l.text == ">       assert add(1, 2) == 4"));
+        assert!(
+            f.lines
+                .iter()
+                .any(|l| l.text == ">       assert add(1, 2) == 4")
+        );
     }
 }

@@ -68,7 +68,9 @@ pub struct DistilOptions {
 
 impl Default for DistilOptions {
     fn default() -> Self {
-        Self { budget_bytes: 16 * 1024 }
+        Self {
+            budget_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -129,14 +131,18 @@ pub fn distil_bytes(bytes: &[u8], opts: &DistilOptions) -> Result<Distilled, Log
 /// The failure signature of one test run's output (same normalisation as
 /// [`Distilled::signature`]), or `None` when the output shows no recognisable failure.
 pub fn output_signature(output: &[u8]) -> Option<String> {
-    distil_bytes(output, &DistilOptions::default()).ok().and_then(|d| d.signature)
+    distil_bytes(output, &DistilOptions::default())
+        .ok()
+        .and_then(|d| d.signature)
 }
 
 /// True when `output` (a test run's stdout+stderr) shows the failure described by `signature`:
 /// one of its failures has the same masked message and a compatible test id (equal, or one ends
 /// with the other, as `Class.test` and `path.py::Class::test`).
 pub fn signature_matches(signature: &str, output: &[u8]) -> bool {
-    let Ok(d) = distil_bytes(output, &DistilOptions::default()) else { return false };
+    let Ok(d) = distil_bytes(output, &DistilOptions::default()) else {
+        return false;
+    };
     let (want_id, want_msg) = signature::split(signature);
     d.failures.iter().any(|f| {
         let sig = signature::signature(&f.test, f.message.as_deref());
@@ -174,11 +180,19 @@ fn assemble(parts: Vec<Part>, opts: &DistilOptions) -> Distilled {
             step: c.group.clone(),
             entry: p.entry.clone(),
         });
-        pieces.push(Piece { part: *i, rank: 0, lines: c.lines.clone() });
+        pieces.push(Piece {
+            part: *i,
+            rank: 0,
+            lines: c.lines.clone(),
+        });
     }
     for (i, p) in parts.iter().enumerate() {
         for s in &p.extracted.summaries {
-            pieces.push(Piece { part: i, rank: 1, lines: vec![s.clone()] });
+            pieces.push(Piece {
+                part: i,
+                rank: 1,
+                lines: vec![s.clone()],
+            });
         }
     }
     // Generic errors: reported only when no test failed; in the excerpt, the last few anyway.
@@ -196,7 +210,11 @@ fn assemble(parts: Vec<Part>, opts: &DistilOptions) -> Distilled {
             }
             let p = &parts[i];
             failures.push(Failure {
-                test: g.group.clone().or_else(|| p.entry.clone()).unwrap_or_else(|| "log".to_string()),
+                test: g
+                    .group
+                    .clone()
+                    .or_else(|| p.entry.clone())
+                    .unwrap_or_else(|| "log".to_string()),
                 file: None,
                 line: None,
                 message: Some(g.message.clone()),
@@ -207,12 +225,23 @@ fn assemble(parts: Vec<Part>, opts: &DistilOptions) -> Distilled {
         }
     }
     for (i, g) in generic.iter().rev().take(10) {
-        pieces.push(Piece { part: *i, rank: 2, lines: vec![g.line.clone()] });
+        pieces.push(Piece {
+            part: *i,
+            rank: 2,
+            lines: vec![g.line.clone()],
+        });
     }
-    let signature = failures.first().map(|f| signature::signature(&f.test, f.message.as_deref()));
+    let signature = failures
+        .first()
+        .map(|f| signature::signature(&f.test, f.message.as_deref()));
     let entries: Vec<Option<String>> = parts.iter().map(|p| p.entry.clone()).collect();
     let (excerpt, source_lines) = excerpt(pieces, &entries, opts.budget_bytes);
-    Distilled { failures, signature, excerpt, source_lines }
+    Distilled {
+        failures,
+        signature,
+        excerpt,
+        source_lines,
+    }
 }
 
 /// A group of lines that should stay together in the excerpt; lower `rank` is kept first.
@@ -244,16 +273,27 @@ fn cut(lines: &[(u64, String, bool)], mut room: usize) -> Vec<(u64, String)> {
         }
     }
     picked.sort_unstable();
-    picked.into_iter().map(|i| (lines[i].0, lines[i].1.clone())).collect()
+    picked
+        .into_iter()
+        .map(|i| (lines[i].0, lines[i].1.clone()))
+        .collect()
 }
 
 fn render(l: &ExLine) -> String {
-    if l.repeat > 1 { format!("{} (x{})", l.text, l.repeat) } else { l.text.clone() }
+    if l.repeat > 1 {
+        format!("{} (x{})", l.text, l.repeat)
+    } else {
+        l.text.clone()
+    }
 }
 
 /// Fits pieces into `budget` bytes: whole pieces by rank, a piece too big for what is left is cut
 /// to its head and tail. Lines come out in log order with their original numbers.
-fn excerpt(mut pieces: Vec<Piece>, entries: &[Option<String>], budget: usize) -> (String, Vec<u64>) {
+fn excerpt(
+    mut pieces: Vec<Piece>,
+    entries: &[Option<String>],
+    budget: usize,
+) -> (String, Vec<u64>) {
     pieces.sort_by_key(|p| p.rank);
     let mut chosen: std::collections::BTreeMap<(usize, u64), String> = Default::default();
     let mut used = 0usize;
@@ -261,7 +301,11 @@ fn excerpt(mut pieces: Vec<Piece>, entries: &[Option<String>], budget: usize) ->
     let heading = |e: &Option<String>| format!("==> {} <==\n", e.as_deref().unwrap_or("log"));
     let mut headed = std::collections::HashSet::new();
     for p in pieces {
-        let head_cost = if multi && !headed.contains(&p.part) { heading(&entries[p.part]).len() } else { 0 };
+        let head_cost = if multi && !headed.contains(&p.part) {
+            heading(&entries[p.part]).len()
+        } else {
+            0
+        };
         let lines: Vec<(u64, String, bool)> = p
             .lines
             .iter()

@@ -29,7 +29,14 @@ pub struct ChunkReader<R> {
 impl<R: Read> ChunkReader<R> {
     /// Wraps a reader.
     pub fn new(inner: R) -> Self {
-        Self { inner, buf: vec![0; CHUNK], start: 0, end: 0, eof: false, skipping: false }
+        Self {
+            inner,
+            buf: vec![0; CHUNK],
+            start: 0,
+            end: 0,
+            eof: false,
+            skipping: false,
+        }
     }
 
     /// The next run of whole lines: each ends in `\n` except the last of the input and a line
@@ -247,11 +254,18 @@ impl<R: Read> Normaliser<R> {
             if let Some(l) = self.pending.pop_front() {
                 return Ok(Some(l));
             }
-            let Some(region) = self.reader.next_region()? else { return Ok(None) };
+            let Some(region) = self.reader.next_region()? else {
+                return Ok(None);
+            };
             // Queue at most one region's lines (each capped), then hand them out.
-            for l in region.strip_suffix(b"\n").unwrap_or(region).split(|&b| b == b'\n') {
+            for l in region
+                .strip_suffix(b"\n")
+                .unwrap_or(region)
+                .split(|&b| b == b'\n')
+            {
                 self.line_no += 1;
-                self.pending.push_back((self.line_no, normalise_line(l).into_owned()));
+                self.pending
+                    .push_back((self.line_no, normalise_line(l).into_owned()));
             }
         }
     }
@@ -281,7 +295,12 @@ impl<R: Read> Normaliser<R> {
             match &mut self.held {
                 Some(h) if h.text == text && h.group == self.group => h.repeat += 1,
                 _ => {
-                    let next = NormLine { text, line: no, repeat: 1, group: self.group.clone() };
+                    let next = NormLine {
+                        text,
+                        line: no,
+                        repeat: 1,
+                        group: self.group.clone(),
+                    };
                     if let Some(prev) = self.held.replace(next) {
                         return Ok(Some(prev));
                     }
@@ -302,9 +321,15 @@ mod tests {
             &*normalise_line(b"2026-02-11T00:08:26.4935586Z \x1b[31mFAILED\x1b[0m x\r"),
             b"FAILED x"
         );
-        assert_eq!(&*normalise_line("\u{feff}2026-02-11T00:08:26Z hi".as_bytes()), b"hi");
+        assert_eq!(
+            &*normalise_line("\u{feff}2026-02-11T00:08:26Z hi".as_bytes()),
+            b"hi"
+        );
         assert_eq!(&*normalise_line(b"10%\r50%\r100% done"), b"100% done");
-        assert_eq!(&*normalise_line(b"2026-02-11 not a stamp"), b"2026-02-11 not a stamp");
+        assert_eq!(
+            &*normalise_line(b"2026-02-11 not a stamp"),
+            b"2026-02-11 not a stamp"
+        );
         assert_eq!(&*normalise_line(b"\x1b]0;title\x07text\x1b[1;2"), b"text");
     }
 

@@ -88,8 +88,15 @@ fn log_strategy() -> impl Strategy<Value = Vec<u8>> {
 
 /// 256 cases by default (a few seconds); `PROPTEST_CASES` raises it for a longer local run.
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
@@ -108,7 +115,7 @@ proptest! {
             count += 1;
         }
         let total = bytes.split(|&b| b == b'\n').count() as u64 - u64::from(bytes.last() == Some(&b'\n'));
-        prop_assert!(last <= total.max(0));
+        prop_assert!(last <= total);
         prop_assert!(count <= bytes.len() + 1);
     }
 

@@ -134,7 +134,7 @@ pub struct RuleBook {
     /// All noise patterns.
     pub noise: RegexSet,
     /// Prefilter over raw bytes: every pack's triggers plus the GitHub group markers.
-    pub prefilter: regex::bytes::Regex,
+    pub prefilter: aho_corasick::AhoCorasick,
     /// The prefilter as a POSIX ERE (for `grep -E`, the benchmark's raw-scan floor).
     pub prefilter_ere: String,
 }
@@ -148,6 +148,12 @@ pub enum PackError {
         file: String,
         #[source]
         source: toml::de::Error,
+    },
+    /// The triggers did not make a searcher.
+    #[error("rule pack triggers do not build a prefilter")]
+    Prefilter {
+        #[source]
+        source: aho_corasick::BuildError,
     },
     /// A pattern did not compile.
     #[error("rule pack `{file}`: pattern `{pattern}` does not compile")]
@@ -165,8 +171,10 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
     let mut rules = Vec::new();
     let mut noise = Vec::new();
     for (i, (file, text)) in files.iter().enumerate() {
-        let spec: PackSpec = toml::from_str(text)
-            .map_err(|source| PackError::Toml { file: file.to_string(), source })?;
+        let spec: PackSpec = toml::from_str(text).map_err(|source| PackError::Toml {
+            file: file.to_string(),
+            source,
+        })?;
         let re_err = |pattern: &str, source| PackError::Regex {
             file: file.to_string(),
             pattern: pattern.to_string(),
@@ -181,29 +189,57 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
             if r.role == Role::Noise {
                 noise.push(r.pattern.clone());
             }
-            rules.push(Rule { pack: i, spec: r.clone(), re, end });
+            rules.push(Rule {
+                pack: i,
+                spec: r.clone(),
+                re,
+                end,
+            });
         }
         packs.push(spec);
     }
-    let set_rules: Vec<usize> =
-        (0..rules.len()).filter(|&i| rules[i].spec.role != Role::Noise).collect();
-    let set = RegexSet::new(set_rules.iter().map(|&i| rules[i].spec.pattern.as_str()))
-        .map_err(|e| PackError::Regex { file: "(all)".into(), pattern: "(set)".into(), source: e })?;
-    let noise = RegexSet::new(&noise)
-        .map_err(|e| PackError::Regex { file: "(all)".into(), pattern: "(noise)".into(), source: e })?;
-    let mut lits: Vec<String> = packs.iter().flat_map(|p| p.triggers.iter().cloned()).collect();
+    let set_rules: Vec<usize> = (0..rules.len())
+        .filter(|&i| rules[i].spec.role != Role::Noise)
+        .collect();
+    let set =
+        RegexSet::new(set_rules.iter().map(|&i| rules[i].spec.pattern.as_str())).map_err(|e| {
+            PackError::Regex {
+                file: "(all)".into(),
+                pattern: "(set)".into(),
+                source: e,
+            }
+        })?;
+    let noise = RegexSet::new(&noise).map_err(|e| PackError::Regex {
+        file: "(all)".into(),
+        pattern: "(noise)".into(),
+        source: e,
+    })?;
+    let mut lits: Vec<String> = packs
+        .iter()
+        .flat_map(|p| p.triggers.iter().cloned())
+        .collect();
     lits.push("##[group]".into());
     lits.push("##[endgroup]".into());
     lits.sort();
     lits.dedup();
-    let alternation = lits.iter().map(|l| regex::escape(l)).collect::<Vec<_>>().join("|");
-    let prefilter = regex::bytes::Regex::new(&alternation).map_err(|e| PackError::Regex {
-        file: "(all)".into(),
-        pattern: alternation.clone(),
-        source: e,
-    })?;
-    let prefilter_ere = lits.iter().map(|l| ere_escape(l)).collect::<Vec<_>>().join("|");
-    Ok(RuleBook { packs, rules, set, set_rules, noise, prefilter, prefilter_ere })
+    let prefilter = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(&lits)
+        .map_err(|source| PackError::Prefilter { source })?;
+    let prefilter_ere = lits
+        .iter()
+        .map(|l| ere_escape(l))
+        .collect::<Vec<_>>()
+        .join("|");
+    Ok(RuleBook {
+        packs,
+        rules,
+        set,
+        set_rules,
+        noise,
+        prefilter,
+        prefilter_ere,
+    })
 }
 
 /// Escapes a literal for a POSIX extended regular expression.
@@ -244,7 +280,9 @@ mod tests {
             assert!(!p.rules.is_empty(), "pack `{}` has no rules", p.name);
         }
         let names: Vec<&str> = book.packs.iter().map(|p| p.name.as_str()).collect();
-        for want in ["pytest", "unittest", "cargo", "go", "jest", "phpunit", "gtest", "generic"] {
+        for want in [
+            "pytest", "unittest", "cargo", "go", "jest", "phpunit", "gtest", "generic",
+        ] {
             assert!(names.contains(&want), "missing pack `{want}`");
         }
     }

@@ -13,12 +13,17 @@ pub fn mask(line: &str) -> String {
     static HEX: OnceLock<Regex> = OnceLock::new();
     static NUM: OnceLock<Regex> = OnceLock::new();
     static WS: OnceLock<Regex> = OnceLock::new();
-    let hex = HEX.get_or_init(|| Regex::new(r"\b0[xX][0-9a-fA-F]+\b|\b[0-9a-fA-F]{6,}\b").expect("constant pattern compiles"));
+    let hex = HEX.get_or_init(|| {
+        Regex::new(r"\b0[xX][0-9a-fA-F]+\b|\b[0-9a-fA-F]{6,}\b").expect("constant pattern compiles")
+    });
     let num = NUM.get_or_init(|| Regex::new(r"\d+").expect("constant pattern compiles"));
     let ws = WS.get_or_init(|| Regex::new(r"\s+").expect("constant pattern compiles"));
     let s = hex.replace_all(line, |c: &regex::Captures<'_>| {
         let m = &c[0];
-        if m.starts_with("0x") || m.starts_with("0X") || (m.bytes().any(|b| b.is_ascii_digit()) && m.bytes().any(|b| b.is_ascii_alphabetic())) {
+        if m.starts_with("0x")
+            || m.starts_with("0X")
+            || (m.bytes().any(|b| b.is_ascii_digit()) && m.bytes().any(|b| b.is_ascii_alphabetic()))
+        {
             "H".to_string()
         } else {
             m.to_string()
@@ -58,8 +63,14 @@ mod tests {
 
     #[test]
     fn signature_joins_id_and_masked_message() {
-        assert_eq!(signature("t::x", Some("assert 3 == 4")), "t::x: assert N == N");
+        assert_eq!(
+            signature("t::x", Some("assert 3 == 4")),
+            "t::x: assert N == N"
+        );
         assert_eq!(signature("t::x", None), "t::x");
-        assert_eq!(split("a.b: AssertionError: N != N"), ("a.b", "AssertionError: N != N"));
+        assert_eq!(
+            split("a.b: AssertionError: N != N"),
+            ("a.b", "AssertionError: N != N")
+        );
     }
 }

@@ -53,27 +53,48 @@ fn extract_text<R: Read>(reader: R, entry: Option<String>, name: &str) -> Result
         match chunks.next_region() {
             Ok(Some(region)) => ex.feed(region),
             Ok(None) => break,
-            Err(source) => return Err(LogError::Io { path: name.to_string(), source }),
+            Err(source) => {
+                return Err(LogError::Io {
+                    path: name.to_string(),
+                    source,
+                });
+            }
         }
     }
-    Ok(Part { entry, kind_names: kind_names(book), extracted: ex.finish() })
+    Ok(Part {
+        entry,
+        kind_names: kind_names(book),
+        extracted: ex.finish(),
+    })
 }
 
 fn junit_part(text: &str) -> Part {
-    Part { entry: None, kind_names: vec!["junit".to_string()], extracted: junit::extract(text) }
+    Part {
+        entry: None,
+        kind_names: vec!["junit".to_string()],
+        extracted: junit::extract(text),
+    }
 }
 
 /// Distils a file on disk.
 pub(crate) fn extract_path(path: &Path, limit: u64) -> Result<Vec<Part>, LogError> {
     let name = path.display().to_string();
-    let io_err = |source| LogError::Io { path: name.clone(), source };
+    let io_err = |source| LogError::Io {
+        path: name.clone(),
+        source,
+    };
     let mut f = File::open(path).map_err(io_err)?;
     let meta = f.metadata().map_err(io_err)?;
     if meta.is_dir() {
-        return Err(LogError::Invalid(format!("`{name}` is a directory, not a log file")));
+        return Err(LogError::Invalid(format!(
+            "`{name}` is a directory, not a log file"
+        )));
     }
     let mut head = Vec::with_capacity(SNIFF);
-    (&mut f).take(SNIFF as u64).read_to_end(&mut head).map_err(io_err)?;
+    (&mut f)
+        .take(SNIFF as u64)
+        .read_to_end(&mut head)
+        .map_err(io_err)?;
     f.rewind().map_err(io_err)?;
     match sniff(&head, &name)? {
         Kind::Zip => extract_zip(f, &name, limit),
@@ -131,13 +152,16 @@ fn select_entries(names: &[String]) -> Vec<usize> {
     let job_of_top = |n: &str| -> Option<String> {
         let stem = n.strip_suffix(".txt")?;
         let (num, job) = stem.split_once('_')?;
-        num.chars().all(|c| c.is_ascii_digit()).then(|| job.to_string())
+        num.chars()
+            .all(|c| c.is_ascii_digit())
+            .then(|| job.to_string())
     };
     let step_job = |n: &str| -> Option<String> {
         let (dir, file) = n.split_once('/')?;
         (is_txt(file) && !file.contains('/') && file != "system.txt").then(|| dir.to_string())
     };
-    let jobs_with_steps: std::collections::HashSet<String> = names.iter().filter_map(|n| step_job(n)).collect();
+    let jobs_with_steps: std::collections::HashSet<String> =
+        names.iter().filter_map(|n| step_job(n)).collect();
     let mut picked: Vec<usize> = Vec::new();
     for (i, n) in names.iter().enumerate() {
         if n.contains('/') {
@@ -153,7 +177,11 @@ fn select_entries(names: &[String]) -> Vec<usize> {
     }
     let key = |n: &str| -> (String, u64, String) {
         let (dir, file) = n.rsplit_once('/').unwrap_or(("", n));
-        let num = file.split('_').next().and_then(|d| d.parse().ok()).unwrap_or(u64::MAX);
+        let num = file
+            .split('_')
+            .next()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(u64::MAX);
         (dir.to_string(), num, file.to_string())
     };
     picked.sort_by_key(|&i| key(&names[i]));
@@ -165,11 +193,16 @@ fn extract_zip<R: Read + Seek>(reader: R, name: &str, limit: u64) -> Result<Vec<
     let mut zip = zip::ZipArchive::new(reader)
         .map_err(|e| invalid(format!("not a readable ZIP archive ({e})")))?;
     if zip.len() > 100_000 {
-        return Err(invalid(format!("archive has {} entries, too many for a run-logs archive", zip.len())));
+        return Err(invalid(format!(
+            "archive has {} entries, too many for a run-logs archive",
+            zip.len()
+        )));
     }
     let mut names = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
-        let f = zip.by_index_raw(i).map_err(|e| invalid(format!("broken entry {i} ({e})")))?;
+        let f = zip
+            .by_index_raw(i)
+            .map_err(|e| invalid(format!("broken entry {i} ({e})")))?;
         names.push(f.name().map(|n| n.to_string()).unwrap_or_default());
     }
     let picked = select_entries(&names);
@@ -178,7 +211,9 @@ fn extract_zip<R: Read + Seek>(reader: R, name: &str, limit: u64) -> Result<Vec<
     }
     let mut declared = 0u64;
     for &i in &picked {
-        let f = zip.by_index_raw(i).map_err(|e| invalid(format!("broken entry `{}` ({e})", names[i])))?;
+        let f = zip
+            .by_index_raw(i)
+            .map_err(|e| invalid(format!("broken entry `{}` ({e})", names[i])))?;
         declared = declared.saturating_add(f.size());
     }
     if declared > limit {
@@ -190,15 +225,25 @@ fn extract_zip<R: Read + Seek>(reader: R, name: &str, limit: u64) -> Result<Vec<
     let used = std::cell::Cell::new(0u64);
     let mut parts = Vec::new();
     for i in picked {
-        let entry = zip.by_index(i).map_err(|e| invalid(format!("cannot read entry `{}` ({e})", names[i])))?;
-        let capped = Capped { inner: entry, used: &used, limit: limit };
-        let part = extract_text(capped, Some(names[i].clone()), &format!("{name}:{}", names[i]))
-            .map_err(|e| match e {
-                LogError::Io { source, .. } if used.get() > limit => {
-                    invalid(format!("entry `{}`: {source}", names[i]))
-                }
-                e => e,
-            })?;
+        let entry = zip
+            .by_index(i)
+            .map_err(|e| invalid(format!("cannot read entry `{}` ({e})", names[i])))?;
+        let capped = Capped {
+            inner: entry,
+            used: &used,
+            limit,
+        };
+        let part = extract_text(
+            capped,
+            Some(names[i].clone()),
+            &format!("{name}:{}", names[i]),
+        )
+        .map_err(|e| match e {
+            LogError::Io { source, .. } if used.get() > limit => {
+                invalid(format!("entry `{}`: {source}", names[i]))
+            }
+            e => e,
+        })?;
         parts.push(part);
     }
     Ok(parts)
@@ -210,12 +255,28 @@ mod tests {
 
     #[test]
     fn prefers_step_files_over_the_job_log() {
-        let names: Vec<String> =
-            ["1_build.txt", "build/1_Set up job.txt", "build/3_Run tests.txt", "build/system.txt", "0_lint.txt", "lint/system.txt"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-        let got: Vec<&str> = select_entries(&names).into_iter().map(|i| names[i].as_str()).collect();
-        assert_eq!(got, vec!["0_lint.txt", "build/1_Set up job.txt", "build/3_Run tests.txt"]);
+        let names: Vec<String> = [
+            "1_build.txt",
+            "build/1_Set up job.txt",
+            "build/3_Run tests.txt",
+            "build/system.txt",
+            "0_lint.txt",
+            "lint/system.txt",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let got: Vec<&str> = select_entries(&names)
+            .into_iter()
+            .map(|i| names[i].as_str())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "0_lint.txt",
+                "build/1_Set up job.txt",
+                "build/3_Run tests.txt"
+            ]
+        );
     }
 }

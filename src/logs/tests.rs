@@ -6,7 +6,11 @@ use super::*;
 
 macro_rules! sample {
     ($name:literal) => {
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/logs/", $name))
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/logs/",
+            $name
+        ))
     };
 }
 
@@ -14,13 +18,23 @@ fn distil(text: &str) -> Distilled {
     distil_bytes(text.as_bytes(), &DistilOptions::default()).expect("distils")
 }
 
-/// `(test, file, line, message)` of each failure.
-fn rows(d: &Distilled) -> Vec<(String, Option<String>, Option<u32>, Option<String>)> {
-    d.failures.iter().map(|f| (f.test.clone(), f.file.clone(), f.line, f.message.clone())).collect()
+/// `(test, file, line, message)` of one failure.
+type Row = (String, Option<String>, Option<u32>, Option<String>);
+
+fn rows(d: &Distilled) -> Vec<Row> {
+    d.failures
+        .iter()
+        .map(|f| (f.test.clone(), f.file.clone(), f.line, f.message.clone()))
+        .collect()
 }
 
-fn row(test: &str, file: Option<&str>, line: Option<u32>, msg: Option<&str>) -> (String, Option<String>, Option<u32>, Option<String>) {
-    (test.to_string(), file.map(str::to_string), line, msg.map(str::to_string))
+fn row(test: &str, file: Option<&str>, line: Option<u32>, msg: Option<&str>) -> Row {
+    (
+        test.to_string(),
+        file.map(str::to_string),
+        line,
+        msg.map(str::to_string),
+    )
 }
 
 /// Wraps a log as a GitHub Actions job log: timestamps, a `##[group]` for setup, ANSI colour on
@@ -29,12 +43,19 @@ fn github_wrap(text: &str) -> (String, u64) {
     let mut out = String::new();
     let mut n = 0u64;
     let mut push = |out: &mut String, l: &str| {
-        out.push_str(&format!("2026-02-11T00:08:{:02}.{:07}Z {l}\n", n % 60, n * 7919 % 10_000_000));
+        out.push_str(&format!(
+            "2026-02-11T00:08:{:02}.{:07}Z {l}\n",
+            n % 60,
+            n * 7919 % 10_000_000
+        ));
         n += 1;
     };
     push(&mut out, "##[group]Run actions/setup-python@v5");
     for i in 0..50 {
-        push(&mut out, &format!("Successfully installed package-{i} (Error: none reported)"));
+        push(
+            &mut out,
+            &format!("Successfully installed package-{i} (Error: none reported)"),
+        );
     }
     push(&mut out, "##[endgroup]");
     push(&mut out, "##[group]Run the tests");
@@ -60,7 +81,12 @@ fn check_stable(text: &str) {
     assert_eq!(rows(&plain), rows(&w), "wrapping changed the result");
     assert_eq!(plain.signature, w.signature);
     let shifted: Vec<u64> = plain.source_lines.iter().map(|n| n + offset).collect();
-    let w_lines: Vec<u64> = w.source_lines.iter().copied().filter(|n| *n <= offset + text.lines().count() as u64).collect();
+    let w_lines: Vec<u64> = w
+        .source_lines
+        .iter()
+        .copied()
+        .filter(|n| *n <= offset + text.lines().count() as u64)
+        .collect();
     assert_eq!(shifted, w_lines);
     for t in [text, wrapped.as_str()] {
         let book = rule_pack::embedded().unwrap();
@@ -70,7 +96,12 @@ fn check_stable(text: &str) {
         slow.exhaustive = true;
         slow.feed(t.as_bytes());
         let (f, s) = (fast.finish(), slow.finish());
-        let ids = |e: &Extracted| e.failures.iter().map(|c| (c.test.clone(), c.message.clone(), c.line)).collect::<Vec<_>>();
+        let ids = |e: &Extracted| {
+            e.failures
+                .iter()
+                .map(|c| (c.test.clone(), c.message.clone(), c.line))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(&f), ids(&s), "the prefilter missed a line");
         assert_eq!(f.lines, s.lines);
     }
@@ -83,17 +114,32 @@ fn pytest_errors_and_failures_with_summary_ids() {
     assert_eq!(
         rows(&d),
         vec![
-            row("tests/test_pyfuncs.py::test_uses_broken", Some("tests/test_pyfuncs.py"), Some(25), Some("RuntimeError: fixture exploded")),
+            row(
+                "tests/test_pyfuncs.py::test_uses_broken",
+                Some("tests/test_pyfuncs.py"),
+                Some(25),
+                Some("RuntimeError: fixture exploded")
+            ),
             row(
                 "tests/test_pyfuncs.py::test_box_value",
                 Some("tests/test_pyfuncs.py"),
                 Some(11),
-                Some("AssertionError: unexpected box <tests.test_pyfuncs.Box object at 0x7f013cd865d0>")
+                Some(
+                    "AssertionError: unexpected box <tests.test_pyfuncs.Box object at 0x7f013cd865d0>"
+                )
             ),
-            row("tests/test_pyfuncs.py::test_even[1]", Some("tests/test_pyfuncs.py"), Some(16), Some("assert (1 % 2) == 0")),
+            row(
+                "tests/test_pyfuncs.py::test_even[1]",
+                Some("tests/test_pyfuncs.py"),
+                Some(16),
+                Some("assert (1 % 2) == 0")
+            ),
         ]
     );
-    assert_eq!(d.signature.as_deref(), Some("tests/test_pyfuncs.py::test_uses_broken: RuntimeError: fixture exploded"));
+    assert_eq!(
+        d.signature.as_deref(),
+        Some("tests/test_pyfuncs.py::test_uses_broken: RuntimeError: fixture exploded")
+    );
     assert!(d.excerpt.contains("E       assert (1 % 2) == 0"));
     check_stable(text);
 }
@@ -105,7 +151,11 @@ fn pytest_verbose_coloured_output() {
     let tests: Vec<&str> = d.failures.iter().map(|f| f.test.as_str()).collect();
     assert_eq!(
         tests,
-        vec!["tests/test_pyfuncs.py::test_box_value", "tests/test_pyfuncs.py::test_even[1]", "tests/test_pyfuncs.py::test_uses_broken"]
+        vec![
+            "tests/test_pyfuncs.py::test_box_value",
+            "tests/test_pyfuncs.py::test_even[1]",
+            "tests/test_pyfuncs.py::test_uses_broken"
+        ]
     );
     assert!(!d.excerpt.contains('\x1b'), "ANSI left in the excerpt");
     check_stable(text);
@@ -119,8 +169,18 @@ fn unittest_fail_and_error_blocks() {
         assert_eq!(
             rows(&d),
             vec![
-                row("tests.test_calc.TestCalc.test_lookup", file, Some(18), Some("KeyError: 'b'")),
-                row("tests.test_calc.TestCalc.test_add_one", file, Some(13), Some("AssertionError: 4 != 3")),
+                row(
+                    "tests.test_calc.TestCalc.test_lookup",
+                    file,
+                    Some(18),
+                    Some("KeyError: 'b'")
+                ),
+                row(
+                    "tests.test_calc.TestCalc.test_add_one",
+                    file,
+                    Some(13),
+                    Some("AssertionError: 4 != 3")
+                ),
             ]
         );
         assert!(d.excerpt.contains("FAILED (failures=1, errors=1)"));
@@ -132,8 +192,19 @@ fn unittest_fail_and_error_blocks() {
 fn unittest_before_python_3_11_names_the_class_only() {
     let text = "F\n======================================================================\nFAIL: test_add_one (tests.test_calc.TestCalc)\n----------------------------------------------------------------------\nTraceback (most recent call last):\n  File \"/w/tests/test_calc.py\", line 13, in test_add_one\n    self.assertEqual(add(1, 2), 3)\nAssertionError: 4 != 3\n\n----------------------------------------------------------------------\nRan 1 test in 0.000s\n\nFAILED (failures=1)\n";
     let d = distil(text);
-    assert_eq!(rows(&d), vec![row("tests.test_calc.TestCalc.test_add_one", Some("/w/tests/test_calc.py"), Some(13), Some("AssertionError: 4 != 3"))]);
-    assert_eq!(d.signature.as_deref(), Some("tests.test_calc.TestCalc.test_add_one: AssertionError: N != N"));
+    assert_eq!(
+        rows(&d),
+        vec![row(
+            "tests.test_calc.TestCalc.test_add_one",
+            Some("/w/tests/test_calc.py"),
+            Some(13),
+            Some("AssertionError: 4 != 3")
+        )]
+    );
+    assert_eq!(
+        d.signature.as_deref(),
+        Some("tests.test_calc.TestCalc.test_add_one: AssertionError: N != N")
+    );
 }
 
 #[test]
@@ -143,11 +214,24 @@ fn cargo_test_panics() {
     assert_eq!(
         rows(&d),
         vec![
-            row("tests::adds_one", Some("src/lib.rs"), Some(16), Some("assertion `left == right` failed")),
-            row("tests::parses", Some("src/lib.rs"), Some(23), Some("a number: ParseIntError { kind: InvalidDigit }")),
+            row(
+                "tests::adds_one",
+                Some("src/lib.rs"),
+                Some(16),
+                Some("assertion `left == right` failed")
+            ),
+            row(
+                "tests::parses",
+                Some("src/lib.rs"),
+                Some(23),
+                Some("a number: ParseIntError { kind: InvalidDigit }")
+            ),
         ]
     );
-    assert!(d.excerpt.contains("test result: FAILED. 1 passed; 2 failed"));
+    assert!(
+        d.excerpt
+            .contains("test result: FAILED. 1 passed; 2 failed")
+    );
     check_stable(text);
 }
 
@@ -158,8 +242,18 @@ fn cargo_compile_errors() {
     assert_eq!(
         rows(&d),
         vec![
-            row("error[E0308]", Some("src/lib.rs"), Some(2), Some("mismatched types")),
-            row("error[E0308]", Some("src/lib.rs"), Some(7), Some("mismatched types")),
+            row(
+                "error[E0308]",
+                Some("src/lib.rs"),
+                Some(2),
+                Some("mismatched types")
+            ),
+            row(
+                "error[E0308]",
+                Some("src/lib.rs"),
+                Some(7),
+                Some("mismatched types")
+            ),
         ]
     );
     check_stable(text);
@@ -169,7 +263,15 @@ fn cargo_compile_errors() {
 fn nextest_failures() {
     for text in [sample!("nextest.txt"), sample!("nextest-old.txt")] {
         let d = distil(text);
-        assert_eq!(rows(&d), vec![row("tests::adds_one", Some("src/lib.rs"), Some(16), Some("assertion `left == right` failed"))]);
+        assert_eq!(
+            rows(&d),
+            vec![row(
+                "tests::adds_one",
+                Some("src/lib.rs"),
+                Some(16),
+                Some("assertion `left == right` failed")
+            )]
+        );
         check_stable(text);
     }
 }
@@ -181,8 +283,18 @@ fn go_test_plain_verbose_and_panic() {
         assert_eq!(
             rows(&d),
             vec![
-                row("TestAdd", Some("calc_test.go"), Some(13), Some("Add(1, 2) = 4, want 3")),
-                row("TestTable/one", Some("calc_test.go"), Some(21), Some("Add(1, 1) = 3, want 2")),
+                row(
+                    "TestAdd",
+                    Some("calc_test.go"),
+                    Some(13),
+                    Some("Add(1, 2) = 4, want 3")
+                ),
+                row(
+                    "TestTable/one",
+                    Some("calc_test.go"),
+                    Some(21),
+                    Some("Add(1, 1) = 3, want 2")
+                ),
             ],
             "{text}"
         );
@@ -193,8 +305,14 @@ fn go_test_plain_verbose_and_panic() {
     let d = distil(text);
     let last = d.failures.last().unwrap();
     assert_eq!(last.test, "TestIndex");
-    assert_eq!(last.message.as_deref(), Some("runtime error: index out of range [3] with length 0"));
-    assert_eq!((last.file.as_deref(), last.line), (Some("/home/runner/work/calc/calc/panic_test.go"), Some(7)));
+    assert_eq!(
+        last.message.as_deref(),
+        Some("runtime error: index out of range [3] with length 0")
+    );
+    assert_eq!(
+        (last.file.as_deref(), last.line),
+        (Some("/home/runner/work/calc/calc/panic_test.go"), Some(7))
+    );
     assert_eq!(d.failures.len(), 3);
     check_stable(text);
 }
@@ -206,11 +324,24 @@ fn jest_blocks() {
     assert_eq!(
         rows(&d),
         vec![
-            row("sum › adds 1 + 2 to equal 3", Some("src/sum.test.js"), Some(10), Some("expect(received).toBe(expected) // Object.is equality")),
-            row("parse › rejects bad input", Some("src/parse.js"), Some(4), Some("TypeError: Cannot read properties of undefined (reading 'trim')")),
+            row(
+                "sum › adds 1 + 2 to equal 3",
+                Some("src/sum.test.js"),
+                Some(10),
+                Some("expect(received).toBe(expected) // Object.is equality")
+            ),
+            row(
+                "parse › rejects bad input",
+                Some("src/parse.js"),
+                Some(4),
+                Some("TypeError: Cannot read properties of undefined (reading 'trim')")
+            ),
         ]
     );
-    assert!(d.excerpt.contains("Tests:       2 failed, 1 passed, 3 total"));
+    assert!(
+        d.excerpt
+            .contains("Tests:       2 failed, 1 passed, 3 total")
+    );
     check_stable(text);
 }
 
@@ -253,8 +384,18 @@ fn phpunit_sections_ignore_warnings() {
     assert_eq!(
         rows(&d),
         vec![
-            row(r"Tests\Unit\CalcTest::testDivide", Some("/app/tests/Unit/CalcTest.php"), Some(27), Some("DivisionByZeroError: Division by zero")),
-            row(r"Tests\Unit\CalcTest::testAdd", Some("/app/tests/Unit/CalcTest.php"), Some(19), Some("Failed asserting that 4 matches expected 3.")),
+            row(
+                r"Tests\Unit\CalcTest::testDivide",
+                Some("/app/tests/Unit/CalcTest.php"),
+                Some(27),
+                Some("DivisionByZeroError: Division by zero")
+            ),
+            row(
+                r"Tests\Unit\CalcTest::testAdd",
+                Some("/app/tests/Unit/CalcTest.php"),
+                Some(19),
+                Some("Failed asserting that 4 matches expected 3.")
+            ),
         ]
     );
     assert!(!d.excerpt.contains("failed to open stream"));
@@ -265,33 +406,71 @@ fn phpunit_sections_ignore_warnings() {
 fn generic_errors_only_when_no_test_failed() {
     let text = "Run make\nbuilding...\nFATAL: disk quota exceeded on /build\n##[error]Process completed with exit code 2.\n";
     let d = distil(text);
-    let msgs: Vec<&str> = d.failures.iter().filter_map(|f| f.message.as_deref()).collect();
-    assert_eq!(msgs, vec!["disk quota exceeded on /build", "Process completed with exit code 2."]);
-    assert!(d.failures.iter().all(|f| f.kind.as_deref() == Some("generic")));
-    assert_eq!(d.signature.as_deref(), Some("log: disk quota exceeded on /build"));
+    let msgs: Vec<&str> = d
+        .failures
+        .iter()
+        .filter_map(|f| f.message.as_deref())
+        .collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "disk quota exceeded on /build",
+            "Process completed with exit code 2."
+        ]
+    );
+    assert!(
+        d.failures
+            .iter()
+            .all(|f| f.kind.as_deref() == Some("generic"))
+    );
+    assert_eq!(
+        d.signature.as_deref(),
+        Some("log: disk quota exceeded on /build")
+    );
     // With a test failure, the exit-code line is context, not a failure.
     let d = distil(sample!("cargo-test.txt"));
-    assert!(d.failures.iter().all(|f| f.kind.as_deref() == Some("cargo")));
+    assert!(
+        d.failures
+            .iter()
+            .all(|f| f.kind.as_deref() == Some("cargo"))
+    );
 }
 
 #[test]
 fn signatures_match_across_runs_with_other_addresses() {
     let ci = distil(sample!("pytest-plain.txt"));
-    let sig = ci.failures.iter().find(|f| f.test.ends_with("test_box_value")).map(|f| signature::signature(&f.test, f.message.as_deref())).unwrap();
-    assert_eq!(sig, "tests/test_pyfuncs.py::test_box_value: AssertionError: unexpected box <tests.test_pyfuncs.Box object at H>");
+    let sig = ci
+        .failures
+        .iter()
+        .find(|f| f.test.ends_with("test_box_value"))
+        .map(|f| signature::signature(&f.test, f.message.as_deref()))
+        .unwrap();
+    assert_eq!(
+        sig,
+        "tests/test_pyfuncs.py::test_box_value: AssertionError: unexpected box <tests.test_pyfuncs.Box object at H>"
+    );
     let rerun = sample!("pytest-one-rerun.txt");
-    assert_eq!(output_signature(rerun.as_bytes()).as_deref(), Some(sig.as_str()));
+    assert_eq!(
+        output_signature(rerun.as_bytes()).as_deref(),
+        Some(sig.as_str())
+    );
     assert!(signature_matches(&sig, rerun.as_bytes()));
     assert!(!signature_matches(&sig, sample!("unittest.txt").as_bytes()));
 
     let ci = distil(sample!("unittest.txt"));
     let sig = signature::signature(&ci.failures[1].test, ci.failures[1].message.as_deref());
     let rerun = sample!("unittest-one-rerun.txt");
-    assert_eq!(output_signature(rerun.as_bytes()).as_deref(), Some(sig.as_str()));
+    assert_eq!(
+        output_signature(rerun.as_bytes()).as_deref(),
+        Some(sig.as_str())
+    );
     assert!(signature_matches(&sig, rerun.as_bytes()));
     // A pytest run of the same unittest test names it `path::Class::test`: still a match.
     let via_pytest = "FAILED tests/test_calc.py::TestCalc::test_add_one - AssertionError: 5 != 3\n";
-    assert!(signature_matches("TestCalc.test_add_one: AssertionError: N != N", via_pytest.as_bytes()));
+    assert!(signature_matches(
+        "TestCalc.test_add_one: AssertionError: N != N",
+        via_pytest.as_bytes()
+    ));
     assert!(!signature_matches(&sig, b"all good\n"));
 }
 
@@ -299,29 +478,65 @@ fn signatures_match_across_runs_with_other_addresses() {
 fn excerpt_respects_the_budget_and_keeps_the_error() {
     let text = sample!("cargo-test.txt");
     for budget in [0, 50, 200, 600, 1500, 100_000] {
-        let d = distil_bytes(text.as_bytes(), &DistilOptions { budget_bytes: budget }).unwrap();
-        assert!(d.excerpt.len() <= budget, "budget {budget}: {} bytes", d.excerpt.len());
+        let d = distil_bytes(
+            text.as_bytes(),
+            &DistilOptions {
+                budget_bytes: budget,
+            },
+        )
+        .unwrap();
+        assert!(
+            d.excerpt.len() <= budget,
+            "budget {budget}: {} bytes",
+            d.excerpt.len()
+        );
         assert_eq!(d.excerpt.lines().count(), d.source_lines.len());
         assert_eq!(d.failures.len(), 2, "failures do not depend on the budget");
     }
     let d = distil_bytes(text.as_bytes(), &DistilOptions { budget_bytes: 600 }).unwrap();
-    for want in ["test tests::adds_one ... FAILED", "thread 'tests::adds_one' (25797) panicked at src/lib.rs:16:9:", "assertion `left == right` failed"] {
-        assert!(d.excerpt.contains(want), "{want} missing from a cut excerpt: {}", d.excerpt);
+    for want in [
+        "test tests::adds_one ... FAILED",
+        "thread 'tests::adds_one' (25797) panicked at src/lib.rs:16:9:",
+        "assertion `left == right` failed",
+    ] {
+        assert!(
+            d.excerpt.contains(want),
+            "{want} missing from a cut excerpt: {}",
+            d.excerpt
+        );
     }
-    assert!(!d.excerpt.contains("FnOnce"), "backtrace kept before the error: {}", d.excerpt);
+    assert!(
+        !d.excerpt.contains("FnOnce"),
+        "backtrace kept before the error: {}",
+        d.excerpt
+    );
 }
 
 #[test]
 fn repeated_lines_collapse_with_a_count() {
-    let mut text = String::from("FAIL: test_x (m.T.test_x)\n----------------------------------------------------------------------\nTraceback (most recent call last):\n");
+    let mut text = String::from(
+        "FAIL: test_x (m.T.test_x)\n----------------------------------------------------------------------\nTraceback (most recent call last):\n",
+    );
     for _ in 0..312 {
         text.push_str("  File \"/w/m.py\", line 3, in f\n");
     }
     text.push_str("RecursionError: maximum recursion depth exceeded\n\nRan 1 test in 0.1s\n");
     let d = distil(&text);
-    assert!(d.excerpt.contains("  File \"/w/m.py\", line 3, in f (x312)"), "{}", d.excerpt);
-    assert_eq!(d.failures[0].message.as_deref(), Some("RecursionError: maximum recursion depth exceeded"));
-    let i = d.excerpt.lines().position(|l| l.ends_with("(x312)")).unwrap();
+    assert!(
+        d.excerpt
+            .contains("  File \"/w/m.py\", line 3, in f (x312)"),
+        "{}",
+        d.excerpt
+    );
+    assert_eq!(
+        d.failures[0].message.as_deref(),
+        Some("RecursionError: maximum recursion depth exceeded")
+    );
+    let i = d
+        .excerpt
+        .lines()
+        .position(|l| l.ends_with("(x312)"))
+        .unwrap();
     assert_eq!(d.source_lines[i], 4);
     assert_eq!(d.source_lines[i + 1], 316);
 }
@@ -330,7 +545,10 @@ fn repeated_lines_collapse_with_a_count() {
 fn junit_input_is_read_directly() {
     let xml = "<?xml version=\"1.0\"?>\n<testsuite name=\"go\" tests=\"2\" failures=\"1\">\n  <testcase classname=\"calc\" name=\"TestAdd\" time=\"0.00\">\n    <failure message=\"Failed\" type=\"\">calc_test.go:9: Add(1,2) = 4, want 3</failure>\n  </testcase>\n  <testcase classname=\"calc\" name=\"TestSub\" time=\"0.00\"/>\n</testsuite>\n";
     let d = distil(xml);
-    assert_eq!(rows(&d), vec![row("calc.TestAdd", None, None, Some("Failed"))]);
+    assert_eq!(
+        rows(&d),
+        vec![row("calc.TestAdd", None, None, Some("Failed"))]
+    );
     assert_eq!(d.failures[0].kind.as_deref(), Some("junit"));
     assert!(d.excerpt.contains("calc_test.go:9: Add(1,2) = 4, want 3"));
     assert_eq!(d.source_lines, vec![3, 4]);
@@ -340,16 +558,45 @@ fn junit_input_is_read_directly() {
 fn adversarial_inputs_give_a_result_or_a_clear_error() {
     let empty = distil_bytes(b"", &DistilOptions::default()).unwrap();
     assert!(empty.failures.is_empty() && empty.excerpt.is_empty() && empty.signature.is_none());
-    let err = distil_bytes(b"\x7fELF\x02\x01\x01\0\0\0binary", &DistilOptions::default()).unwrap_err();
+    let err = distil_bytes(
+        b"\x7fELF\x02\x01\x01\0\0\0binary",
+        &DistilOptions::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("looks binary"), "{err}");
     // Invalid UTF-8 inside a failure: replaced, not fatal.
-    let d = distil_bytes(b"FAILED tests/t.py::test_x - assert b'\xff\xfe' == 1\n", &DistilOptions::default()).unwrap();
+    let d = distil_bytes(
+        b"FAILED tests/t.py::test_x - assert b'\xff\xfe' == 1\n",
+        &DistilOptions::default(),
+    )
+    .unwrap();
     assert_eq!(d.failures[0].test, "tests/t.py::test_x");
-    assert!(d.failures[0].message.as_deref().unwrap().contains('\u{fffd}'));
+    assert!(
+        d.failures[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains('\u{fffd}')
+    );
     // Only carriage returns, lone escapes, giant numbers.
-    for junk in [&b"\r\r\r\r"[..], b"\x1b", b"\x1b[", b"\x1b]", b"\n\n\n", b"---- x stdout ----", b"1) A::b\n"] {
+    for junk in [
+        &b"\r\r\r\r"[..],
+        b"\x1b",
+        b"\x1b[",
+        b"\x1b]",
+        b"\n\n\n",
+        b"---- x stdout ----",
+        b"1) A::b\n",
+    ] {
         distil_bytes(junk, &DistilOptions::default()).unwrap();
     }
-    let d = distil_bytes(b"test t ... FAILED\nthread 't' panicked at a.rs:99999999999999:1:\nboom\n", &DistilOptions::default()).unwrap();
-    assert_eq!(d.failures[0].line, None, "an out-of-range line number is dropped");
+    let d = distil_bytes(
+        b"test t ... FAILED\nthread 't' panicked at a.rs:99999999999999:1:\nboom\n",
+        &DistilOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        d.failures[0].line, None,
+        "an out-of-range line number is dropped"
+    );
 }

@@ -6,13 +6,27 @@ use serde_json::Value;
 use crate::common::{fixci, fixtures};
 
 fn json_of(args: &[&str]) -> Value {
-    let out = fixci().arg("logs").arg("--json").args(args).output().expect("run fixci");
-    assert!(out.status.success(), "fixci logs failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = fixci()
+        .arg("logs")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run fixci");
+    assert!(
+        out.status.success(),
+        "fixci logs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
 fn tests_of(v: &Value) -> Vec<String> {
-    v["failures"].as_array().expect("failures").iter().map(|f| f["test"].as_str().unwrap_or("").to_string()).collect()
+    v["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|f| f["test"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 #[test]
@@ -21,7 +35,9 @@ fn pytest_step_log_reports_only_the_failing_test() {
     let v = json_of(&[fx.join("logs/pytest-step-gitauto.txt").to_str().unwrap()]);
     assert_eq!(
         tests_of(&v),
-        vec!["utils/files/test_should_test_file.py::TestShouldTestFile::test_should_test_file_with_boolean_return_values"]
+        vec![
+            "utils/files/test_should_test_file.py::TestShouldTestFile::test_should_test_file_with_boolean_return_values"
+        ]
     );
     let f = &v["failures"][0];
     assert_eq!(f["file"], "utils/files/test_should_test_file.py");
@@ -33,20 +49,35 @@ fn pytest_step_log_reports_only_the_failing_test() {
     );
     let excerpt = v["excerpt"].as_str().unwrap();
     assert!(excerpt.contains("E           assert False"), "{excerpt}");
-    assert!(!excerpt.contains("collected 2900 items"), "setup noise in the excerpt");
+    assert!(
+        !excerpt.contains("collected 2900 items"),
+        "setup noise in the excerpt"
+    );
     // Line numbers point into the original file.
-    let lines: Vec<u64> = v["source_lines"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    let lines: Vec<u64> = v["source_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
     let original = std::fs::read_to_string(fx.join("logs/pytest-step-gitauto.txt")).unwrap();
     let original: Vec<&str> = original.lines().collect();
     for (text, no) in excerpt.lines().zip(&lines) {
-        assert_eq!(original[*no as usize - 1].trim_end(), text.trim_end(), "line {no}");
+        assert_eq!(
+            original[*no as usize - 1].trim_end(),
+            text.trim_end(),
+            "line {no}"
+        );
     }
 }
 
 #[test]
 fn phpunit_run_logs_archive_reports_the_phpunit_failures_not_the_warnings() {
     let Some(fx) = fixtures() else { return };
-    let v = json_of(&[fx.join("logs/run-logs-archive-phpunit.zip").to_str().unwrap()]);
+    let v = json_of(&[fx
+        .join("logs/run-logs-archive-phpunit.zip")
+        .to_str()
+        .unwrap()]);
     assert_eq!(
         tests_of(&v),
         vec![
@@ -58,26 +89,53 @@ fn phpunit_run_logs_archive_reports_the_phpunit_failures_not_the_warnings() {
     for f in v["failures"].as_array().unwrap() {
         assert_eq!(f["kind"], "phpunit");
         assert_eq!(f["entry"], "0_php-unit.txt");
-        assert!(!f["message"].as_str().unwrap().contains("failed to open stream"));
+        assert!(
+            !f["message"]
+                .as_str()
+                .unwrap()
+                .contains("failed to open stream")
+        );
     }
-    assert_eq!(v["failures"][2]["message"], "Failed asserting that false is true.");
+    assert_eq!(
+        v["failures"][2]["message"],
+        "Failed asserting that false is true."
+    );
     assert_eq!(v["failures"][2]["line"], 42);
     let excerpt = v["excerpt"].as_str().unwrap();
     assert!(!excerpt.contains("failed to open stream"), "{excerpt}");
-    assert!(!excerpt.contains("2026-02-11T"), "timestamps must be stripped: {excerpt}");
+    assert!(
+        !excerpt.contains("2026-02-11T"),
+        "timestamps must be stripped: {excerpt}"
+    );
     assert!(excerpt.contains("Tests: 5125, Assertions: 14582, Errors: 1, Failures: 2"));
-    assert!(v["source_lines"].as_array().unwrap().iter().all(|n| n.as_u64().unwrap() > 1000));
+    assert!(
+        v["source_lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n.as_u64().unwrap() > 1000)
+    );
 }
 
 #[test]
 fn markdown_output_lists_failures_and_numbered_excerpt() {
     let Some(fx) = fixtures() else { return };
-    let out = fixci().arg("logs").arg(fx.join("logs/run-logs-archive-phpunit.zip")).output().unwrap();
+    let out = fixci()
+        .arg("logs")
+        .arg(fx.join("logs/run-logs-archive-phpunit.zip"))
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(md.contains("## Failures"), "{md}");
-    assert!(md.contains(r"- `Tests\Unit\Php\BaseParserClassTest::testBooleanWithStringTrueMixedCase`"), "{md}");
-    assert!(md.contains("1034 | Failed asserting that false is true."), "{md}");
+    assert!(
+        md.contains(r"- `Tests\Unit\Php\BaseParserClassTest::testBooleanWithStringTrueMixedCase`"),
+        "{md}"
+    );
+    assert!(
+        md.contains("1034 | Failed asserting that false is true."),
+        "{md}"
+    );
 }
 
 #[test]
@@ -101,7 +159,8 @@ fn a_missing_file_is_a_usage_error_naming_it() {
 fn write_zip(path: &std::path::Path, entries: &[(&str, &[u8])]) {
     let f = std::fs::File::create(path).unwrap();
     let mut z = zip::ZipWriter::new(f);
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     for (name, data) in entries {
         z.start_file(*name, opts).unwrap();
         std::io::Write::write_all(&mut z, data).unwrap();
@@ -126,13 +185,19 @@ FAILED tests/test_x.py::test_even[1] - assert (1 % 2) == 0\n\
 fn run_logs_zip_prefers_step_files_and_names_the_entry() {
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("logs.zip");
-    let step = format!("2026-02-11T00:08:26.4935586Z ##[group]Run pytest\n2026-02-11T00:08:26.4935586Z collected 3 items\n{}", PYTEST_TAIL);
+    let step = format!(
+        "2026-02-11T00:08:26.4935586Z ##[group]Run pytest\n2026-02-11T00:08:26.4935586Z collected 3 items\n{}",
+        PYTEST_TAIL
+    );
     let job = format!("setup line\n{step}");
     write_zip(
         &zip,
         &[
             ("1_test.txt", job.as_bytes()),
-            ("test/1_Set up job.txt", b"Current runner version: '2.331.0'\n"),
+            (
+                "test/1_Set up job.txt",
+                b"Current runner version: '2.331.0'\n",
+            ),
             ("test/4_Run pytest.txt", step.as_bytes()),
             ("test/system.txt", b"Requested labels: ubuntu-latest\n"),
         ],
@@ -143,7 +208,10 @@ fn run_logs_zip_prefers_step_files_and_names_the_entry() {
     assert_eq!(v["failures"][0]["step"], "Run pytest");
     // Line numbers are those of the step file (the `E` line is its 9th line).
     let excerpt: Vec<&str> = v["excerpt"].as_str().unwrap().lines().collect();
-    let i = excerpt.iter().position(|l| l.starts_with("E       assert")).unwrap();
+    let i = excerpt
+        .iter()
+        .position(|l| l.starts_with("E       assert"))
+        .unwrap();
     assert_eq!(v["source_lines"][i], 9);
 }
 
@@ -153,7 +221,10 @@ fn zip_bomb_is_refused_past_the_size_limit() {
     let zip = dir.path().join("bomb.zip");
     let zeros = vec![b'\n'; 8 << 20];
     write_zip(&zip, &[("0_job.txt", &zeros)]);
-    assert!(std::fs::metadata(&zip).unwrap().len() < 200_000, "the test archive should be small");
+    assert!(
+        std::fs::metadata(&zip).unwrap().len() < 200_000,
+        "the test archive should be small"
+    );
     let err = fixci::logs::distil_path_with_limit(&zip, &Default::default(), 1 << 20).unwrap_err();
     assert!(err.to_string().contains("over the limit"), "{err}");
     assert!(err.to_string().contains("bomb.zip"), "{err}");
@@ -171,7 +242,12 @@ fn zip_bomb_is_refused_past_the_size_limit() {
     }
     // Through the CLI a broken archive is a usage error naming the file.
     std::fs::write(&zip, b"PK\x03\x04 truncated").unwrap();
-    fixci().arg("logs").arg(&zip).assert().code(2).stderr(predicates::str::contains("bomb.zip"));
+    fixci()
+        .arg("logs")
+        .arg(&zip)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("bomb.zip"));
 }
 
 #[test]
@@ -189,9 +265,16 @@ fn empty_file_gives_an_empty_result() {
 fn binary_garbage_is_a_clear_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("core.bin");
-    let garbage: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&p, &garbage).unwrap();
-    fixci().arg("logs").arg(&p).assert().code(2).stderr(predicates::str::contains("looks binary"));
+    fixci()
+        .arg("logs")
+        .arg(&p)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("looks binary"));
 }
 
 #[test]
@@ -201,7 +284,12 @@ fn two_gb_sparse_file_is_refused_quickly() {
     let f = std::fs::File::create(&p).unwrap();
     f.set_len(2 << 30).unwrap();
     drop(f);
-    fixci().arg("logs").arg(&p).assert().code(2).stderr(predicates::str::contains("NUL byte at offset 0"));
+    fixci()
+        .arg("logs")
+        .arg(&p)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("NUL byte at offset 0"));
 }
 
 #[test]
@@ -222,9 +310,15 @@ fn ten_megabyte_lines_are_truncated_and_the_failure_still_found() {
     assert_eq!(v["failures"][0]["message"], "assert (1 % 2) == 0");
     let excerpt = v["excerpt"].as_str().unwrap();
     assert!(excerpt.len() <= 100_000);
-    assert!(excerpt.lines().all(|l| l.len() <= 4096), "excerpt lines are capped");
+    assert!(
+        excerpt.lines().all(|l| l.len() <= 4096),
+        "excerpt lines are capped"
+    );
     // Line numbers still count the long lines: the `E` line is line 9.
-    let i = excerpt.lines().position(|l| l.starts_with("E       assert")).unwrap();
+    let i = excerpt
+        .lines()
+        .position(|l| l.starts_with("E       assert"))
+        .unwrap();
     assert_eq!(v["source_lines"][i], 9);
 }
 
@@ -233,12 +327,30 @@ fn invalid_utf8_is_replaced_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("latin1.log");
     let mut log = b"caf\xe9 au lait\n".to_vec();
-    log.extend_from_slice(PYTEST_TAIL.replace("assert (1 % 2) == 0\n\ntests", "assert '\u{fffd}' == 0\n\ntests").as_bytes());
+    log.extend_from_slice(
+        PYTEST_TAIL
+            .replace(
+                "assert (1 % 2) == 0\n\ntests",
+                "assert '\u{fffd}' == 0\n\ntests",
+            )
+            .as_bytes(),
+    );
     log.extend_from_slice(b"FAILED tests/test_y.py::test_bytes - assert b'\xff' == b''\n");
     std::fs::write(&p, &log).unwrap();
     let v = json_of(&[p.to_str().unwrap()]);
-    assert_eq!(tests_of(&v), vec!["tests/test_x.py::test_even[1]", "tests/test_y.py::test_bytes"]);
-    assert!(v["failures"][1]["message"].as_str().unwrap().contains('\u{fffd}'));
+    assert_eq!(
+        tests_of(&v),
+        vec![
+            "tests/test_x.py::test_even[1]",
+            "tests/test_y.py::test_bytes"
+        ]
+    );
+    assert!(
+        v["failures"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains('\u{fffd}')
+    );
 }
 
 #[test]
@@ -257,11 +369,19 @@ fn junit_xml_file_is_read_directly() {
     assert_eq!(tests_of(&v), vec!["tests.test_x.test_even[1]"]);
     assert_eq!(v["failures"][0]["file"], "tests/test_x.py");
     assert_eq!(v["failures"][0]["line"], 14);
-    assert_eq!(v["signature"], "tests.test_x.test_even[1]: assert (N % N) == N");
+    assert_eq!(
+        v["signature"],
+        "tests.test_x.test_even[1]: assert (N % N) == N"
+    );
 }
 
 #[test]
 fn a_directory_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    fixci().arg("logs").arg(dir.path()).assert().code(2).stderr(predicates::str::contains("directory"));
+    fixci()
+        .arg("logs")
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("directory"));
 }
