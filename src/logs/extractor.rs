@@ -435,30 +435,35 @@ impl<'b> Extractor<'b> {
     /// Ends the log: closes what is open, merges candidates naming the same test.
     pub fn finish(mut self) -> Extracted {
         self.close_block();
+        // Compatible ids end with the same segment, so only those are compared.
         let mut merged: Vec<Candidate> = Vec::new();
+        let mut by_tail: std::collections::HashMap<(usize, String), Vec<usize>> =
+            Default::default();
         for c in std::mem::take(&mut self.candidates) {
             if c.test.is_empty() {
                 continue;
             }
-            if let Some(m) = merged
-                .iter_mut()
-                .find(|m| m.pack == c.pack && same_failure(m, &c))
-            {
-                merge(m, c);
+            let key = (c.pack, last_segment(&c.test).to_string());
+            let bucket = by_tail.entry(key).or_default();
+            if let Some(&i) = bucket.iter().find(|&&i| same_failure(&merged[i], &c)) {
+                merge(&mut merged[i], c);
             } else {
+                bucket.push(merged.len());
                 merged.push(c);
             }
         }
         // A parent whose subtests failed (go `TestA` over `TestA/sub`) adds nothing.
-        let ids: Vec<(usize, String)> = merged.iter().map(|m| (m.pack, m.test.clone())).collect();
-        merged.retain(|m| {
-            !ids.iter().any(|(p, t)| {
-                *p == m.pack
-                    && t.len() > m.test.len()
-                    && t.starts_with(&m.test)
-                    && t.as_bytes()[m.test.len()] == b'/'
-            })
-        });
+        let mut parents: std::collections::HashSet<(usize, &str)> = Default::default();
+        for m in &merged {
+            for (i, _) in m.test.match_indices('/') {
+                parents.insert((m.pack, &m.test[..i]));
+            }
+        }
+        let parents: std::collections::HashSet<(usize, String)> = parents
+            .into_iter()
+            .map(|(p, t)| (p, t.to_string()))
+            .collect();
+        merged.retain(|m| !parents.contains(&(m.pack, m.test.clone())));
         for m in &mut merged {
             pick_location(m);
         }
@@ -562,6 +567,11 @@ fn ex_line(no: u64, text: &str) -> ExLine {
     }
 }
 
+/// The last `.`/`:`/`/`-separated segment of a test id (equal for compatible ids).
+fn last_segment(id: &str) -> &str {
+    id.rsplit(['.', ':', '/']).next().unwrap_or(id)
+}
+
 /// `a` and `b` name the same test: equal, or one ends with the other at a `.`/`::` boundary
 /// (pytest prints `Class.test` in a block header and `path.py::Class::test` in its summary).
 pub fn ids_compatible(a: &str, b: &str) -> bool {
@@ -575,9 +585,12 @@ pub fn ids_compatible(a: &str, b: &str) -> bool {
     } else {
         (&b, &a)
     };
-    long.ends_with(short.as_str())
+    if long == short {
+        return true;
+    }
+    !short.is_empty()
+        && long.ends_with(short.as_str())
         && matches!(long.as_bytes()[long.len() - short.len() - 1], b'.' | b'/')
-        || long == short
 }
 
 fn same_failure(a: &Candidate, b: &Candidate) -> bool {

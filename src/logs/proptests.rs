@@ -148,4 +148,12 @@ proptest! {
             prop_assert_eq!(d.signature.is_some(), !d.failures.is_empty());
         }
     }
+
+    #[test]
+    fn ids_and_masks_are_total(a in "[a-z:./\\[\\]0-9]{0,12}", b in "[a-z:./0-9]{0,12}", line in ".{0,80}") {
+        let _ = ids_compatible(&a, &b);
+        prop_assert_eq!(ids_compatible(&a, &b), ids_compatible(&b, &a));
+        let m = mask(&line);
+        prop_assert_eq!(mask(&m), m.clone(), "masking is idempotent");
+    }
 }

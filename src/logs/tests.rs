@@ -600,3 +600,27 @@ fn adversarial_inputs_give_a_result_or_a_clear_error() {
         "an out-of-range line number is dropped"
     );
 }
+
+#[test]
+fn ids_compatible_handles_separators_and_edges() {
+    assert!(ids_compatible("a.py::T::test_x", "T.test_x"));
+    assert!(ids_compatible("a::b", "a.b"));
+    assert!(ids_compatible("x", "x"));
+    assert!(!ids_compatible("a.py::test_x", "test_xx"));
+    assert!(!ids_compatible("ab", "b"));
+    assert!(!ids_compatible("", "a"));
+}
+
+#[test]
+fn thousands_of_failures_stay_bounded() {
+    let mut log = String::new();
+    for i in 0..12_000 {
+        log.push_str(&format!(
+            "FAILED tests/test_{}.py::test_{i} - assert {i} == 0\n",
+            i % 7
+        ));
+    }
+    let d = distil(&log);
+    assert_eq!(d.failures.len(), 10_000, "candidates are capped");
+    assert!(d.excerpt.len() <= DistilOptions::default().budget_bytes);
+}
