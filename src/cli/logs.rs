@@ -1,4 +1,10 @@
-//! `fixci logs`: fetch and distil a CI log.
+//! `fixci logs`: distil a CI log into the failing tests, a signature and an excerpt.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::Error;
+use crate::logs::{DistilOptions, Distilled, LogError};
 
 /// Distil a CI log (file, run-logs ZIP or URL) into the failing tests, a signature and an excerpt.
 #[derive(Debug, clap::Args)]
@@ -13,17 +19,98 @@ pub struct LogsArgs {
     pub budget: usize,
 }
 
-/// Runs `fixci logs`; returns the exit code.
+/// Runs `fixci logs`; returns the exit code (0 when the log was read, whether or not it shows a
+/// failure). Exit 2 for a URL (not supported yet), a missing file or input that is not a log;
+/// exit 3 when reading fails midway.
 pub fn execute(args: LogsArgs) -> crate::error::Result<u8> {
-    let d = crate::logs::distil_path(
-        std::path::Path::new(&args.source),
-        &crate::logs::DistilOptions {
-            budget_bytes: args.budget,
-        },
-    )
-    .map_err(|e| {
-        crate::error::Error::usage(format!("cannot distil `{}`", args.source)).source(e)
-    })?;
-    println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
-    Ok(0)
+    if args.source.starts_with("http://") || args.source.starts_with("https://") {
+        return Err(Error::usage(format!(
+            "cannot fetch `{}`: run URLs need the forge module",
+            args.source
+        ))
+        .hint(
+            "download the run's logs ZIP (`gh run download` or the Actions page) and pass its path",
+        ));
+    }
+    let opts = DistilOptions {
+        budget_bytes: args.budget,
+    };
+    let d = crate::logs::distil_path(Path::new(&args.source), &opts)
+        .map_err(|e| to_error(&args.source, e))?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&d)
+            .map_err(|e| Error::infra("cannot serialise the distilled log").source(e))?;
+        println!("{json}");
+    } else {
+        print!("{}", markdown(&d));
+    }
+    Ok(crate::exit_codes::SUCCESS)
+}
+
+fn to_error(source: &str, e: LogError) -> Error {
+    let usage = match &e {
+        LogError::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::IsADirectory
+        ),
+        LogError::Invalid(_) => true,
+    };
+    let msg = format!("cannot distil `{source}`");
+    if usage {
+        Error::usage(msg).source(e)
+    } else {
+        Error::infra(msg).source(e)
+    }
+}
+
+/// Renders the distilled log as Markdown: failures, signature, excerpt with original line numbers.
+pub fn markdown(d: &Distilled) -> String {
+    let mut out = String::new();
+    if d.failures.is_empty() {
+        out.push_str("No failure found.\n");
+    } else {
+        out.push_str("## Failures\n\n");
+        for f in &d.failures {
+            let _ = write!(out, "- `{}`", f.test);
+            match (&f.file, f.line) {
+                (Some(file), Some(line)) => {
+                    let _ = write!(out, " ({file}:{line})");
+                }
+                (Some(file), None) => {
+                    let _ = write!(out, " ({file})");
+                }
+                _ => {}
+            }
+            if let Some(m) = &f.message {
+                let _ = write!(out, ": {m}");
+            }
+            out.push('\n');
+        }
+    }
+    if let Some(s) = &d.signature {
+        let _ = write!(out, "\n**Signature:** `{s}`\n");
+    }
+    if !d.excerpt.is_empty() {
+        let width = d
+            .source_lines
+            .iter()
+            .max()
+            .map_or(1, |n| n.to_string().len());
+        out.push_str("\n## Excerpt\n\n```text\n");
+        for (line, no) in d
+            .excerpt
+            .lines()
+            .zip(d.source_lines.iter().chain(std::iter::repeat(&0)))
+        {
+            if *no == 0 {
+                let _ = writeln!(out, "{line}");
+            } else {
+                let _ = writeln!(out, "{no:>width$} | {line}");
+            }
+        }
+        out.push_str("```\n");
+    }
+    out
 }

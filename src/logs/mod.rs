@@ -1,9 +1,27 @@
 //! Normalises CI logs and extracts the failure: failing tests, a failure signature and an
-//! excerpt that fits a byte budget. (Interface fixed here; implementation in progress.)
+//! excerpt that fits a byte budget.
+//!
+//! Input is plain text (a GitHub Actions job or step log, any test runner's output), a GitHub
+//! run-logs ZIP (`<n>_<job>.txt`, `<job>/<step#>_<step>.txt`) or a JUnit XML report. Text is
+//! streamed in chunks ([`normaliser`]) and matched against rule packs (`rules/*.toml`, see
+//! [`rule_pack`]) by the [`extractor`]; memory stays bounded whatever the log size. This module
+//! does no network I/O: a run URL is the forge module's job.
+
+pub mod extractor;
+pub mod junit;
+pub mod normaliser;
+pub mod rule_pack;
+pub mod signature;
+mod source;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+pub use extractor::ids_compatible;
+pub use signature::mask;
+
+use extractor::{Candidate, ExLine, Extracted};
 
 /// One failing test (or failing step, for generic errors).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +34,15 @@ pub struct Failure {
     pub line: Option<u32>,
     /// The error message (one line), when known.
     pub message: Option<String>,
+    /// The rule pack that recognised it (`pytest`, `cargo`, `generic`, `junit`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The `##[group]` (step) it was printed in, when the log has groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The run-logs archive entry it came from, for ZIP input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
 }
 
 /// The distilled failure of a CI log.
@@ -27,7 +54,8 @@ pub struct Distilled {
     pub signature: Option<String>,
     /// The lines that matter, within the byte budget, as text.
     pub excerpt: String,
-    /// 1-based line numbers in the original log of the excerpt's lines.
+    /// 1-based line numbers in the original log of the excerpt's lines (0 for the
+    /// `==> entry <==` headings that separate archive entries).
     pub source_lines: Vec<u64>,
 }
 
@@ -46,6 +74,10 @@ impl Default for DistilOptions {
     }
 }
 
+/// Default cap on the bytes inflated from a run-logs ZIP (1 GiB); past it the archive is refused
+/// as a ZIP bomb. GitHub run logs are far smaller.
+pub const MAX_UNZIPPED_BYTES: u64 = 1 << 30;
+
 /// Errors reading a log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -62,36 +94,38 @@ pub enum LogError {
 }
 
 /// Distils a log file: plain text, a GitHub run-logs ZIP, or JUnit XML.
+///
+/// Text is streamed (peak memory is a few MiB whatever the size); a ZIP is read entry by entry
+/// with its total uncompressed size capped by [`MAX_UNZIPPED_BYTES`].
+///
+/// # Errors
+/// [`LogError::Io`] when the file cannot be opened or read; [`LogError::Invalid`] for binary
+/// data, a broken archive or one over the size limit.
 pub fn distil_path(path: &Path, opts: &DistilOptions) -> Result<Distilled, LogError> {
-    let bytes = std::fs::read(path).map_err(|source| LogError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    distil_bytes(&bytes, opts)
+    distil_path_with_limit(path, opts, MAX_UNZIPPED_BYTES)
 }
 
-/// Distils log text held in memory (inline `raw-logs`).
+/// [`distil_path`] with another cap on the bytes inflated from a ZIP (`max_unzipped_bytes`).
+///
+/// # Errors
+/// As [`distil_path`].
+pub fn distil_path_with_limit(
+    path: &Path,
+    opts: &DistilOptions,
+    max_unzipped_bytes: u64,
+) -> Result<Distilled, LogError> {
+    let parts = source::extract_path(path, max_unzipped_bytes)?;
+    Ok(assemble(parts, opts))
+}
+
+/// Distils log bytes held in memory (inline `raw-logs`, a test run's output); ZIP and JUnit XML
+/// are recognised by their first bytes.
+///
+/// # Errors
+/// As [`distil_path`], naming the input `(inline)`.
 pub fn distil_bytes(bytes: &[u8], opts: &DistilOptions) -> Result<Distilled, LogError> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut excerpt = String::new();
-    for line in text
-        .lines()
-        .rev()
-        .take(60)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-    {
-        if excerpt.len() + line.len() + 1 > opts.budget_bytes {
-            break;
-        }
-        excerpt.push_str(line);
-        excerpt.push('\n');
-    }
-    Ok(Distilled {
-        excerpt,
-        ..Default::default()
-    })
+    let parts = source::extract_bytes(bytes, MAX_UNZIPPED_BYTES)?;
+    Ok(assemble(parts, opts))
 }
 
 /// The failure signature of one test run's output (same normalisation as
@@ -102,7 +136,220 @@ pub fn output_signature(output: &[u8]) -> Option<String> {
         .and_then(|d| d.signature)
 }
 
-/// True when `output` (a test run's stdout+stderr) shows the failure described by `signature`.
+/// True when `output` (a test run's stdout+stderr) shows the failure described by `signature`:
+/// one of its failures has the same masked message and a compatible test id (equal, or one ends
+/// with the other, as `Class.test` and `path.py::Class::test`).
 pub fn signature_matches(signature: &str, output: &[u8]) -> bool {
-    output_signature(output).as_deref() == Some(signature)
+    let Ok(d) = distil_bytes(output, &DistilOptions::default()) else {
+        return false;
+    };
+    let (want_id, want_msg) = signature::split(signature);
+    d.failures.iter().any(|f| {
+        let sig = signature::signature(&f.test, f.message.as_deref());
+        let (id, msg) = signature::split(&sig);
+        msg == want_msg && ids_compatible(id, want_id)
+    })
 }
+
+/// One source's extraction: the archive entry name (for ZIP input) and what it yielded.
+pub(crate) struct Part {
+    pub entry: Option<String>,
+    pub kind_names: Vec<String>,
+    pub extracted: Extracted,
+}
+
+/// Builds the result from the parts: test failures (or, failing those, generic errors), the
+/// signature of the first, and the excerpt.
+fn assemble(parts: Vec<Part>, opts: &DistilOptions) -> Distilled {
+    // (part, candidate)
+    let mut tests: Vec<(usize, &Candidate)> = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        tests.extend(p.extracted.failures.iter().map(|c| (i, c)));
+    }
+    tests.sort_by_key(|(i, c)| (std::cmp::Reverse(c.priority), *i, c.first_line));
+    let mut failures = Vec::new();
+    let mut pieces: Vec<Piece> = Vec::new();
+    for (i, c) in &tests {
+        let p = &parts[*i];
+        failures.push(Failure {
+            test: c.test.clone(),
+            file: c.file.clone(),
+            line: c.line,
+            message: c.message.clone(),
+            kind: p.kind_names.get(c.pack).cloned(),
+            step: c.group.clone(),
+            entry: p.entry.clone(),
+        });
+        pieces.push(Piece {
+            part: *i,
+            rank: 0,
+            lines: c.lines.clone(),
+        });
+    }
+    for (i, p) in parts.iter().enumerate() {
+        for s in &p.extracted.summaries {
+            pieces.push(Piece {
+                part: i,
+                rank: 1,
+                lines: vec![s.clone()],
+            });
+        }
+    }
+    // Generic errors: reported only when no test failed; in the excerpt, the last few anyway.
+    let mut generic: Vec<(usize, &extractor::GenericError)> = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        generic.extend(p.extracted.generic.iter().map(|g| (i, g)));
+    }
+    if failures.is_empty() {
+        let mut ordered = generic.clone();
+        ordered.sort_by_key(|(i, g)| (std::cmp::Reverse(g.rank), *i, g.line.no));
+        let mut seen = std::collections::HashSet::new();
+        for (i, g) in ordered {
+            if failures.len() >= 20 || !seen.insert(g.message.clone()) {
+                continue;
+            }
+            let p = &parts[i];
+            failures.push(Failure {
+                test: g
+                    .group
+                    .clone()
+                    .or_else(|| p.entry.clone())
+                    .unwrap_or_else(|| "log".to_string()),
+                file: None,
+                line: None,
+                message: Some(g.message.clone()),
+                kind: Some("generic".to_string()),
+                step: g.group.clone(),
+                entry: p.entry.clone(),
+            });
+        }
+    }
+    for (i, g) in generic.iter().rev().take(10) {
+        pieces.push(Piece {
+            part: *i,
+            rank: 2,
+            lines: vec![g.line.clone()],
+        });
+    }
+    let signature = failures
+        .first()
+        .map(|f| signature::signature(&f.test, f.message.as_deref()));
+    let entries: Vec<Option<String>> = parts.iter().map(|p| p.entry.clone()).collect();
+    let (excerpt, source_lines) = excerpt(pieces, &entries, opts.budget_bytes);
+    Distilled {
+        failures,
+        signature,
+        excerpt,
+        source_lines,
+    }
+}
+
+/// A group of lines that should stay together in the excerpt; lower `rank` is kept first.
+struct Piece {
+    part: usize,
+    rank: u8,
+    lines: Vec<ExLine>,
+}
+
+/// The lines of a piece too big for `room` bytes: rule-matched lines first, then the lines
+/// closest after them (a message's continuation, the rest of a traceback), in log order.
+fn cut(lines: &[(u64, String, bool)], mut room: usize) -> Vec<(u64, String)> {
+    let mut dist = vec![usize::MAX; lines.len()];
+    let mut last_key: Option<usize> = None;
+    for (i, (_, _, key)) in lines.iter().enumerate() {
+        if *key {
+            last_key = Some(i);
+        }
+        dist[i] = last_key.map_or(usize::MAX / 2 + (lines.len() - i), |k| i - k);
+    }
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by_key(|&i| (dist[i], i));
+    let mut picked = Vec::new();
+    for i in order {
+        let need = lines[i].1.len() + 1;
+        if need <= room {
+            room -= need;
+            picked.push(i);
+        }
+    }
+    picked.sort_unstable();
+    picked
+        .into_iter()
+        .map(|i| (lines[i].0, lines[i].1.clone()))
+        .collect()
+}
+
+fn render(l: &ExLine) -> String {
+    if l.repeat > 1 {
+        format!("{} (x{})", l.text, l.repeat)
+    } else {
+        l.text.clone()
+    }
+}
+
+/// Fits pieces into `budget` bytes: whole pieces by rank, a piece too big for what is left is cut
+/// to its head and tail. Lines come out in log order with their original numbers.
+fn excerpt(
+    mut pieces: Vec<Piece>,
+    entries: &[Option<String>],
+    budget: usize,
+) -> (String, Vec<u64>) {
+    pieces.sort_by_key(|p| p.rank);
+    let mut chosen: std::collections::BTreeMap<(usize, u64), String> = Default::default();
+    let mut used = 0usize;
+    let multi = entries.len() > 1;
+    let heading = |e: &Option<String>| format!("==> {} <==\n", e.as_deref().unwrap_or("log"));
+    let mut headed = std::collections::HashSet::new();
+    for p in pieces {
+        let head_cost = if multi && !headed.contains(&p.part) {
+            heading(&entries[p.part]).len()
+        } else {
+            0
+        };
+        let lines: Vec<(u64, String, bool)> = p
+            .lines
+            .iter()
+            .filter(|l| !chosen.contains_key(&(p.part, l.no)))
+            .map(|l| (l.no, render(l), l.key))
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let cost: usize = lines.iter().map(|(_, t, _)| t.len() + 1).sum::<usize>() + head_cost;
+        let take: Vec<(u64, String)> = if used + cost <= budget {
+            lines.into_iter().map(|(n, t, _)| (n, t)).collect()
+        } else {
+            cut(&lines, budget.saturating_sub(used + head_cost))
+        };
+        if take.is_empty() {
+            continue;
+        }
+        if head_cost > 0 {
+            headed.insert(p.part);
+            used += head_cost;
+        }
+        for (no, t) in take {
+            used += t.len() + 1;
+            chosen.insert((p.part, no), t);
+        }
+    }
+    let mut text = String::new();
+    let mut nums = Vec::new();
+    let mut last_part = None;
+    for ((part, no), t) in chosen {
+        if multi && last_part != Some(part) {
+            text.push_str(&heading(&entries[part]));
+            nums.push(0);
+            last_part = Some(part);
+        }
+        text.push_str(&t);
+        text.push('\n');
+        nums.push(no);
+    }
+    (text, nums)
+}
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;

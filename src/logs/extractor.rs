@@ -1,0 +1,668 @@
+//! The layered extractor: applies the rule packs to a stream of lines and collects failing tests,
+//! their blocks (tracebacks), summaries and generic error lines.
+//!
+//! Outside sections and blocks it does not look at every line: a prefilter (the packs' literal
+//! triggers, one regex over the raw chunk) jumps to candidate lines, and only those are normalised
+//! and matched. Inside an open section or block every line is processed. It keeps bounded state
+//! whatever the input size: blocks, lines and candidates are capped.
+
+use std::collections::VecDeque;
+
+use regex::Captures;
+
+use super::normaliser::{self, group_marker};
+use super::rule_pack::{Keep, Role, RuleBook};
+
+/// Longest excerpt line kept, in bytes.
+const EXCERPT_LINE_CAP: usize = 2048;
+/// Lines kept per block.
+const BLOCK_LINES: usize = 400;
+/// A block or section longer than this (in lines) is closed.
+const BLOCK_MAX: u64 = 5_000;
+const SECTION_MAX: u64 = 50_000;
+/// Bytes of excerpt text held across all blocks.
+const STORED_BYTES: usize = 8 << 20;
+const MAX_CANDIDATES: usize = 10_000;
+const MAX_GENERIC: usize = 100;
+const MAX_SUMMARIES: usize = 100;
+
+/// A line kept for the excerpt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExLine {
+    /// 1-based line number in the original log (or archive entry).
+    pub no: u64,
+    /// Normalised text, capped at 2 KiB.
+    pub text: String,
+    /// Consecutive identical lines it stands for.
+    pub repeat: u64,
+    /// A rule matched it (header, message, location): kept first when a block is cut.
+    pub key: bool,
+}
+
+/// A failing test as one pack saw it (a block, a failure line, or both merged).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub pack: usize,
+    pub priority: i32,
+    pub first_line: u64,
+    pub test: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub message: Option<String>,
+    /// Locations seen in its block, in order.
+    pub locations: Vec<(String, u32)>,
+    pub location_keep: Keep,
+    /// The block's lines, or the failure line.
+    pub lines: Vec<ExLine>,
+    pub from_block: bool,
+    pub confirm: bool,
+    pub group: Option<String>,
+}
+
+/// A generic error line.
+#[derive(Debug, Clone)]
+pub struct GenericError {
+    pub rank: i32,
+    pub message: String,
+    pub line: ExLine,
+    pub group: Option<String>,
+}
+
+/// What one log (or archive entry) yielded.
+#[derive(Debug, Default)]
+pub struct Extracted {
+    /// Failing tests of the test-runner packs, merged, in log order.
+    pub failures: Vec<Candidate>,
+    /// Summary lines.
+    pub summaries: Vec<ExLine>,
+    /// The last generic error lines.
+    pub generic: Vec<GenericError>,
+    /// Lines read.
+    pub lines: u64,
+}
+
+#[derive(Debug)]
+struct Block {
+    cand: Candidate,
+    rule: usize,
+    message_next: bool,
+    header_line: u64,
+    n_lines: u64,
+    message_set_by_next: bool,
+}
+
+#[derive(Debug)]
+struct Section {
+    pack: usize,
+    n_lines: u64,
+}
+
+/// The extractor's state over one log.
+pub struct Extractor<'b> {
+    book: &'b RuleBook,
+    line_no: u64,
+    group: Option<String>,
+    section: Option<Section>,
+    block: Option<Block>,
+    candidates: Vec<Candidate>,
+    provisional: VecDeque<Candidate>,
+    /// Per pack: messages seen outside a block, with the test running then (newest last).
+    pending: Vec<VecDeque<(Option<String>, Candidate)>>,
+    /// Per pack: the test a `context` rule last named.
+    context: Vec<Option<String>>,
+    summaries: Vec<ExLine>,
+    generic: VecDeque<GenericError>,
+    stored: usize,
+    /// Process every line, not only prefilter hits (for tests of the prefilter's soundness).
+    pub exhaustive: bool,
+}
+
+impl<'b> Extractor<'b> {
+    /// A fresh extractor over `book`.
+    pub fn new(book: &'b RuleBook) -> Self {
+        Self {
+            book,
+            line_no: 0,
+            group: None,
+            section: None,
+            block: None,
+            candidates: Vec::new(),
+            provisional: VecDeque::new(),
+            pending: vec![VecDeque::new(); book.packs.len()],
+            context: vec![None; book.packs.len()],
+            summaries: Vec::new(),
+            generic: VecDeque::new(),
+            stored: 0,
+            exhaustive: false,
+        }
+    }
+
+    fn slow(&self) -> bool {
+        self.exhaustive || self.section.is_some() || self.block.is_some()
+    }
+
+    /// Feeds a run of whole lines (as [`normaliser::ChunkReader::next_region`] returns them).
+    pub fn feed(&mut self, region: &[u8]) {
+        let mut pos = 0;
+        let n = region.len();
+        while pos < n {
+            if self.slow() {
+                let e = memchr::memchr(b'\n', &region[pos..]).map_or(n, |i| pos + i);
+                self.line_no += 1;
+                self.handle(&region[pos..e]);
+                pos = e + 1;
+                continue;
+            }
+            match self
+                .book
+                .prefilter
+                .find(aho_corasick::Input::new(region).span(pos..n))
+            {
+                None => {
+                    let rest = &region[pos..];
+                    self.line_no += memchr::memchr_iter(b'\n', rest).count() as u64;
+                    if rest.last() != Some(&b'\n') {
+                        self.line_no += 1;
+                    }
+                    return;
+                }
+                Some(m) => {
+                    let ls = memchr::memrchr(b'\n', &region[pos..m.start()])
+                        .map_or(pos, |i| pos + i + 1);
+                    self.line_no += memchr::memchr_iter(b'\n', &region[pos..ls]).count() as u64;
+                    let e =
+                        memchr::memchr(b'\n', &region[m.start()..]).map_or(n, |i| m.start() + i);
+                    self.line_no += 1;
+                    self.handle(&region[ls..e]);
+                    pos = e + 1;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, raw: &[u8]) {
+        let norm = normaliser::normalise_line(raw);
+        match group_marker(&norm) {
+            Some(Some(name)) => {
+                self.group = Some(String::from_utf8_lossy(name).trim().to_string());
+                return;
+            }
+            Some(None) => return,
+            None => {}
+        }
+        let text = String::from_utf8_lossy(&norm);
+        let text: &str = &text;
+        let book = self.book;
+        if book.noise.is_match(text) {
+            return;
+        }
+        let no = self.line_no;
+        let mut key = false;
+        // The message of a block whose header says it comes on the next non-blank line.
+        if let Some(b) = &mut self.block {
+            if b.message_next && b.header_line != no && !text.trim().is_empty() {
+                key = true;
+                b.cand.message = Some(text.trim().to_string());
+                b.message_next = false;
+                b.message_set_by_next = true;
+            }
+        }
+        let matches = book.set.matches(text);
+        let mut hits: Vec<usize> = matches.iter().map(|i| book.set_rules[i]).collect();
+        hits.sort_unstable();
+
+        // Ends first: the block's own end pattern, then block-end / section-end rules.
+        if let Some(b) = &self.block {
+            let rule = &book.rules[b.rule];
+            let own_end = rule.end.as_ref().is_some_and(|e| e.is_match(text));
+            let pack_end = hits.iter().any(|&r| {
+                let rr = &book.rules[r];
+                rr.pack == b.cand.pack && matches!(rr.spec.role, Role::BlockEnd | Role::SectionEnd)
+            });
+            if own_end || pack_end || b.n_lines >= BLOCK_MAX {
+                self.close_block();
+            }
+        }
+        if let Some(s) = &self.section {
+            let end = hits.iter().any(|&r| {
+                let rr = &book.rules[r];
+                rr.pack == s.pack && rr.spec.role == Role::SectionEnd
+            });
+            if end || s.n_lines >= SECTION_MAX {
+                self.section = None;
+            }
+        }
+        if let Some(s) = &mut self.section {
+            s.n_lines += 1;
+        }
+
+        // Structural rules: the first applicable one per pack.
+        let mut structural_packs: Vec<usize> = Vec::new();
+        for &r in &hits {
+            let rule = &book.rules[r];
+            if structural_packs.contains(&rule.pack) {
+                continue;
+            }
+            let applied = match rule.spec.role {
+                Role::SectionStart => {
+                    self.close_block();
+                    self.section = Some(Section {
+                        pack: rule.pack,
+                        n_lines: 0,
+                    });
+                    true
+                }
+                Role::BlockStart => {
+                    if rule.spec.in_section
+                        && self.section.as_ref().map(|s| s.pack) != Some(rule.pack)
+                    {
+                        false
+                    } else if let Some(caps) = rule.re.captures(text) {
+                        self.close_block();
+                        self.open_block(r, &caps, no);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Role::Failure => {
+                    if let Some(caps) = rule.re.captures(text) {
+                        self.failure_line(r, &caps, no, text);
+                    }
+                    true
+                }
+                Role::Summary => {
+                    if self.summaries.len() < MAX_SUMMARIES {
+                        self.summaries.push(ex_line(no, text));
+                    }
+                    true
+                }
+                Role::Context => {
+                    if let Some(caps) = rule.re.captures(text) {
+                        self.context[rule.pack] = Some(test_id(&caps));
+                    }
+                    true
+                }
+                Role::Error => {
+                    if let Some(caps) = rule.re.captures(text) {
+                        let message = caps
+                            .name("message")
+                            .map_or(text, |m| m.as_str())
+                            .trim()
+                            .to_string();
+                        if self.generic.len() == MAX_GENERIC {
+                            self.generic.pop_front();
+                        }
+                        self.generic.push_back(GenericError {
+                            rank: rule.spec.rank,
+                            message,
+                            line: ex_line(no, text),
+                            group: self.group.clone(),
+                        });
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if applied {
+                key = true;
+                structural_packs.push(rule.pack);
+            }
+        }
+
+        // Messages and locations: into the open block of the same pack, else pending.
+        let block_pack = self.block.as_ref().map(|b| b.cand.pack);
+        for &r in &hits {
+            let rule = &book.rules[r];
+            if !matches!(rule.spec.role, Role::Message | Role::Location) {
+                continue;
+            }
+            if structural_packs.contains(&rule.pack) && block_pack != Some(rule.pack) {
+                continue;
+            }
+            let Some(caps) = rule.re.captures(text) else {
+                continue;
+            };
+            key = true;
+            if block_pack == Some(rule.pack) {
+                if let Some(b) = &mut self.block {
+                    apply_detail(
+                        &mut b.cand,
+                        rule.spec.role,
+                        rule.spec.keep,
+                        &caps,
+                        b.message_set_by_next,
+                    );
+                    if rule.spec.message_next {
+                        b.message_next = true;
+                        b.header_line = no;
+                    }
+                }
+            } else if rule.spec.role == Role::Message && rule.spec.before_block {
+                let mut c = empty_candidate(rule.pack, book.packs[rule.pack].priority, no);
+                apply_detail(&mut c, Role::Message, Keep::First, &caps, false);
+                c.lines.push(ex_line(no, text));
+                let q = &mut self.pending[rule.pack];
+                if q.len() == 16 {
+                    q.pop_front();
+                }
+                q.push_back((self.context[rule.pack].clone(), c));
+            }
+        }
+
+        if let Some(b) = &mut self.block {
+            b.n_lines += 1;
+            push_line(&mut b.cand.lines, &mut self.stored, no, text, key);
+        }
+    }
+
+    fn open_block(&mut self, r: usize, caps: &Captures<'_>, no: u64) {
+        let rule = &self.book.rules[r];
+        let mut cand = empty_candidate(rule.pack, self.book.packs[rule.pack].priority, no);
+        cand.test = test_id(caps);
+        cand.from_block = true;
+        cand.confirm = rule.spec.confirm;
+        cand.group = self.group.clone();
+        apply_detail(&mut cand, Role::Message, Keep::First, caps, false);
+        apply_detail(&mut cand, Role::Location, Keep::First, caps, false);
+        // A message line seen before the header (go test -v prints it first): the one printed
+        // while this test ran, else the latest one printed while no test was named.
+        let q = &mut self.pending[rule.pack];
+        let pick = q
+            .iter()
+            .rposition(|(ctx, _)| ctx.as_deref() == Some(cand.test.as_str()))
+            .or_else(|| q.iter().rposition(|(ctx, _)| ctx.is_none()));
+        if let Some((_, p)) = pick.and_then(|i| q.remove(i)) {
+            if cand.message.is_none() && no.saturating_sub(p.first_line) <= 10_000 {
+                cand.message = p.message;
+                cand.locations.splice(0..0, p.locations);
+                cand.lines.splice(0..0, p.lines);
+            }
+        }
+        self.block = Some(Block {
+            cand,
+            rule: r,
+            message_next: rule.spec.message_next,
+            header_line: no,
+            n_lines: 0,
+            message_set_by_next: false,
+        });
+    }
+
+    fn close_block(&mut self) {
+        let Some(b) = self.block.take() else { return };
+        let c = b.cand;
+        if c.confirm {
+            if self.provisional.len() == 8 {
+                self.provisional.pop_front();
+            }
+            self.provisional.push_back(c);
+        } else if self.candidates.len() < MAX_CANDIDATES {
+            self.candidates.push(c);
+        }
+    }
+
+    fn failure_line(&mut self, r: usize, caps: &Captures<'_>, no: u64, text: &str) {
+        let rule = &self.book.rules[r];
+        let mut c = empty_candidate(rule.pack, self.book.packs[rule.pack].priority, no);
+        c.test = test_id(caps);
+        c.group = self.group.clone();
+        apply_detail(&mut c, Role::Message, Keep::First, caps, false);
+        if let Some(f) = caps.name("file") {
+            c.file = Some(f.as_str().to_string());
+        }
+        if let Some(l) = caps.name("line") {
+            c.line = l.as_str().parse().ok();
+        }
+        c.lines.push(ex_line(no, text));
+        // Confirms a provisional block (googletest's `[ RUN ]` ... `[  FAILED  ]`).
+        if let Some(i) = self
+            .provisional
+            .iter()
+            .position(|p| p.pack == c.pack && ids_compatible(&p.test, &c.test))
+        {
+            if let Some(p) = self.provisional.remove(i) {
+                if self.candidates.len() < MAX_CANDIDATES {
+                    self.candidates.push(p);
+                }
+            }
+        }
+        if self.candidates.len() < MAX_CANDIDATES {
+            self.candidates.push(c);
+        }
+    }
+
+    /// Ends the log: closes what is open, merges candidates naming the same test.
+    pub fn finish(mut self) -> Extracted {
+        self.close_block();
+        // Compatible ids end with the same segment, so only those are compared.
+        let mut merged: Vec<Candidate> = Vec::new();
+        let mut by_tail: std::collections::HashMap<(usize, String), Vec<usize>> =
+            Default::default();
+        for c in std::mem::take(&mut self.candidates) {
+            if c.test.is_empty() {
+                continue;
+            }
+            let key = (c.pack, last_segment(&c.test).to_string());
+            let bucket = by_tail.entry(key).or_default();
+            if let Some(&i) = bucket.iter().find(|&&i| same_failure(&merged[i], &c)) {
+                merge(&mut merged[i], c);
+            } else {
+                bucket.push(merged.len());
+                merged.push(c);
+            }
+        }
+        // A parent whose subtests failed (go `TestA` over `TestA/sub`) adds nothing.
+        let mut parents: std::collections::HashSet<(usize, &str)> = Default::default();
+        for m in &merged {
+            for (i, _) in m.test.match_indices('/') {
+                parents.insert((m.pack, &m.test[..i]));
+            }
+        }
+        let parents: std::collections::HashSet<(usize, String)> = parents
+            .into_iter()
+            .map(|(p, t)| (p, t.to_string()))
+            .collect();
+        merged.retain(|m| !parents.contains(&(m.pack, m.test.clone())));
+        for m in &mut merged {
+            pick_location(m);
+        }
+        Extracted {
+            failures: merged,
+            summaries: self.summaries,
+            generic: self.generic.into_iter().collect(),
+            lines: self.line_no,
+        }
+    }
+}
+
+fn empty_candidate(pack: usize, priority: i32, no: u64) -> Candidate {
+    Candidate {
+        pack,
+        priority,
+        first_line: no,
+        test: String::new(),
+        file: None,
+        line: None,
+        message: None,
+        locations: Vec::new(),
+        location_keep: Keep::First,
+        lines: Vec::new(),
+        from_block: false,
+        confirm: false,
+        group: None,
+    }
+}
+
+/// The test id from a match: `test`, joined with `name` when `test` does not already end in it
+/// (unittest before Python 3.11 prints `test_x (mod.Class)`).
+fn test_id(caps: &Captures<'_>) -> String {
+    let test = caps.name("test").map_or("", |m| m.as_str()).trim();
+    match caps.name("name").map(|m| m.as_str()) {
+        Some(name) if !test.ends_with(&format!(".{name}")) && test != name => {
+            format!("{test}.{name}")
+        }
+        _ => test.to_string(),
+    }
+}
+
+fn apply_detail(
+    c: &mut Candidate,
+    role: Role,
+    keep: Keep,
+    caps: &Captures<'_>,
+    message_locked: bool,
+) {
+    if let (Some(m), false) = (caps.name("message"), message_locked) {
+        let m = m.as_str().trim();
+        if !m.is_empty() && (c.message.is_none() || keep == Keep::Last) {
+            c.message = Some(m.to_string());
+        }
+    }
+    if let (Some(f), Some(l)) = (caps.name("file"), caps.name("line")) {
+        if let Ok(l) = l.as_str().parse::<u32>() {
+            if c.locations.len() < 64 {
+                c.locations.push((f.as_str().to_string(), l));
+            }
+            if role == Role::Location {
+                c.location_keep = keep;
+            }
+        }
+    }
+}
+
+fn push_line(lines: &mut Vec<ExLine>, stored: &mut usize, no: u64, text: &str, key: bool) {
+    if let Some(last) = lines.last_mut() {
+        if last.text == cap(text) {
+            last.repeat += 1;
+            return;
+        }
+    }
+    if lines.len() >= BLOCK_LINES || *stored >= STORED_BYTES {
+        return;
+    }
+    let mut l = ex_line(no, text);
+    l.key = key;
+    *stored += l.text.len();
+    lines.push(l);
+}
+
+fn cap(text: &str) -> &str {
+    if text.len() <= EXCERPT_LINE_CAP {
+        return text;
+    }
+    let mut i = EXCERPT_LINE_CAP;
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    &text[..i]
+}
+
+fn ex_line(no: u64, text: &str) -> ExLine {
+    ExLine {
+        no,
+        text: cap(text).to_string(),
+        repeat: 1,
+        key: true,
+    }
+}
+
+/// The last `.`/`:`/`/`-separated segment of a test id (equal for compatible ids).
+fn last_segment(id: &str) -> &str {
+    id.rsplit(['.', ':', '/']).next().unwrap_or(id)
+}
+
+/// `a` and `b` name the same test: equal, or one ends with the other at a `.`/`::` boundary
+/// (pytest prints `Class.test` in a block header and `path.py::Class::test` in its summary).
+pub fn ids_compatible(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let a = a.replace("::", ".");
+    let b = b.replace("::", ".");
+    let (long, short) = if a.len() >= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    if long == short {
+        return true;
+    }
+    !short.is_empty()
+        && long.ends_with(short.as_str())
+        && matches!(long.as_bytes()[long.len() - short.len() - 1], b'.' | b'/')
+}
+
+fn same_failure(a: &Candidate, b: &Candidate) -> bool {
+    if !ids_compatible(&a.test, &b.test) {
+        return false;
+    }
+    // Two compile errors with the same code at different places are two failures.
+    if a.from_block && b.from_block {
+        if let (Some(x), Some(y)) = (a.locations.first(), b.locations.first()) {
+            return x == y;
+        }
+    }
+    true
+}
+
+fn merge(into: &mut Candidate, c: Candidate) {
+    if c.test.len() > into.test.len() {
+        into.test = c.test;
+    }
+    // A block's message (the `E` line, the exception line) wins over a summary line's.
+    if into.message.is_none() || (c.from_block && !into.from_block && c.message.is_some()) {
+        into.message = c.message.or(into.message.take());
+    }
+    if !into.from_block {
+        into.file = c.file.or(into.file.take());
+        if into.line.is_none() {
+            into.line = c.line;
+        }
+    } else if into.file.is_none() {
+        into.file = c.file;
+    }
+    if c.from_block && !into.from_block {
+        into.location_keep = c.location_keep;
+    }
+    into.locations.extend(c.locations);
+    into.from_block |= c.from_block;
+    into.first_line = into.first_line.min(c.first_line);
+    into.lines.extend(c.lines);
+    into.lines.sort_by_key(|l| l.no);
+    into.lines.dedup_by_key(|l| l.no);
+    if into.group.is_none() {
+        into.group = c.group;
+    }
+}
+
+/// Chooses `file`/`line`: a location in the test's own file when the id names one, else the rule's
+/// `keep` choice.
+fn pick_location(c: &mut Candidate) {
+    if c.line.is_some() && c.file.is_some() {
+        return;
+    }
+    if c.locations.is_empty() {
+        return;
+    }
+    let own = c.file.clone();
+    let chosen = own
+        .as_ref()
+        .and_then(|f| {
+            c.locations
+                .iter()
+                .rev()
+                .find(|(lf, _)| lf.ends_with(f.as_str()) || f.ends_with(lf.as_str()))
+        })
+        .or(match c.location_keep {
+            Keep::First => c.locations.first(),
+            Keep::Last => c.locations.last(),
+        })
+        .cloned();
+    if let Some((f, l)) = chosen {
+        if c.file.is_none() {
+            c.file = Some(f);
+        }
+        c.line = Some(l);
+    }
+}

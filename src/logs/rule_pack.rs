@@ -1,0 +1,303 @@
+//! Rule packs: one TOML file per test runner under `src/logs/rules/`, embedded in the binary.
+//!
+//! A pack lists literal `triggers` (the raw-scan prefilter: a line is looked at only when it holds
+//! one of them, or when a section or block of some pack is open) and prioritised `[[rule]]`s, each a
+//! regex with named capture groups (`test`, `name`, `file`, `line`, `message`) and a `role`.
+//! This module parses and compiles packs; it does not apply them (see `extractor.rs`).
+
+use regex::{Regex, RegexSet};
+use serde::Deserialize;
+
+/// The embedded packs, most specific first: `(file name, TOML text)`.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("pytest.toml", include_str!("rules/pytest.toml")),
+    ("cargo.toml", include_str!("rules/cargo.toml")),
+    ("unittest.toml", include_str!("rules/unittest.toml")),
+    ("go.toml", include_str!("rules/go.toml")),
+    ("jest.toml", include_str!("rules/jest.toml")),
+    ("phpunit.toml", include_str!("rules/phpunit.toml")),
+    ("gtest.toml", include_str!("rules/gtest.toml")),
+    ("generic.toml", include_str!("rules/generic.toml")),
+];
+
+/// What a matching line does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Suppresses the line everywhere (known-harmless output).
+    Noise,
+    /// Opens a section of the pack (e.g. pytest `= FAILURES =`); `in-section` rules need it.
+    SectionStart,
+    /// Closes the pack's open section and block.
+    SectionEnd,
+    /// Opens a failure block (a traceback); captures `test`, maybe `message`, `file`, `line`.
+    BlockStart,
+    /// Closes the pack's open block.
+    BlockEnd,
+    /// Sets the open block's error message (`message`, maybe `file`/`line`).
+    Message,
+    /// Adds a `file`/`line` location to the open block.
+    Location,
+    /// A line naming a failing test on its own (`FAILED path::test - msg`).
+    Failure,
+    /// A run summary (`test result: FAILED`), kept in the excerpt.
+    Summary,
+    /// A generic error line; reported only when no pack found a failing test.
+    Error,
+    /// Names the test now running (`=== RUN   TestX`); messages seen outside a block are kept
+    /// for the block of that test (go test -v prints them before `--- FAIL`).
+    Context,
+}
+
+/// Which of several matches within a block wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Keep {
+    /// The first match in the block.
+    #[default]
+    First,
+    /// The last match in the block.
+    Last,
+}
+
+/// One `[[rule]]` as written in a pack file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RuleSpec {
+    /// What a match does.
+    pub role: Role,
+    /// Regex over one normalised line (no timestamp, no ANSI, no trailing newline).
+    pub pattern: String,
+    /// For `message`/`location`: which match in a block wins.
+    #[serde(default)]
+    pub keep: Keep,
+    /// The next non-blank line is the block's message.
+    #[serde(default)]
+    pub message_next: bool,
+    /// For `block-start`: only inside a section of the same pack.
+    #[serde(default)]
+    pub in_section: bool,
+    /// For `block-start`: a regex that also ends this kind of block.
+    #[serde(default)]
+    pub end: Option<String>,
+    /// For `block-start`: the block counts only when a `failure` line names the same test.
+    #[serde(default)]
+    pub confirm: bool,
+    /// For `message`: also kept when seen outside a block, for the next block of the same test
+    /// (go test -v prints messages before `--- FAIL`). Such a pattern must hold a trigger.
+    #[serde(default)]
+    pub before_block: bool,
+    /// For `error`: higher ranks are reported first.
+    #[serde(default)]
+    pub rank: i32,
+}
+
+/// One pack file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PackSpec {
+    /// Pack name, e.g. `pytest`.
+    pub name: String,
+    /// Higher is more specific; failures of higher packs are listed first.
+    pub priority: i32,
+    /// Literal substrings, one of which every line matched outside sections and blocks holds.
+    pub triggers: Vec<String>,
+    /// The rules, in priority order within the pack.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleSpec>,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Index of the pack in [`RuleBook::packs`].
+    pub pack: usize,
+    /// The rule as written.
+    pub spec: RuleSpec,
+    /// Its compiled pattern.
+    pub re: Regex,
+    /// Its compiled `end` pattern.
+    pub end: Option<Regex>,
+}
+
+/// All packs compiled together.
+#[derive(Debug)]
+pub struct RuleBook {
+    /// The packs, in [`EMBEDDED`] order.
+    pub packs: Vec<PackSpec>,
+    /// Every rule of every pack; rules of one pack are contiguous and in file order.
+    pub rules: Vec<Rule>,
+    /// Non-noise rules matched together: indices into `set_rules`.
+    pub set: RegexSet,
+    /// `set` index -> `rules` index.
+    pub set_rules: Vec<usize>,
+    /// All noise patterns.
+    pub noise: RegexSet,
+    /// Prefilter over raw bytes: every pack's triggers plus the GitHub group markers.
+    pub prefilter: aho_corasick::AhoCorasick,
+    /// The prefilter as a POSIX ERE (for `grep -E`, the benchmark's raw-scan floor).
+    pub prefilter_ere: String,
+}
+
+/// Errors in a rule pack (a bug in fixci's embedded data; a unit test checks every pack).
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// The TOML did not parse or had unknown keys.
+    #[error("rule pack `{file}` is invalid")]
+    Toml {
+        file: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The triggers did not make a searcher.
+    #[error("rule pack triggers do not build a prefilter")]
+    Prefilter {
+        #[source]
+        source: aho_corasick::BuildError,
+    },
+    /// A pattern did not compile.
+    #[error("rule pack `{file}`: pattern `{pattern}` does not compile")]
+    Regex {
+        file: String,
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+}
+
+/// Parses and compiles the given packs.
+pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
+    let mut packs = Vec::new();
+    let mut rules = Vec::new();
+    let mut noise = Vec::new();
+    for (i, (file, text)) in files.iter().enumerate() {
+        let spec: PackSpec = toml::from_str(text).map_err(|source| PackError::Toml {
+            file: file.to_string(),
+            source,
+        })?;
+        let re_err = |pattern: &str, source| PackError::Regex {
+            file: file.to_string(),
+            pattern: pattern.to_string(),
+            source,
+        };
+        for r in &spec.rules {
+            let re = Regex::new(&r.pattern).map_err(|e| re_err(&r.pattern, e))?;
+            let end = match &r.end {
+                Some(p) => Some(Regex::new(p).map_err(|e| re_err(p, e))?),
+                None => None,
+            };
+            if r.role == Role::Noise {
+                noise.push(r.pattern.clone());
+            }
+            rules.push(Rule {
+                pack: i,
+                spec: r.clone(),
+                re,
+                end,
+            });
+        }
+        packs.push(spec);
+    }
+    let set_rules: Vec<usize> = (0..rules.len())
+        .filter(|&i| rules[i].spec.role != Role::Noise)
+        .collect();
+    let set =
+        RegexSet::new(set_rules.iter().map(|&i| rules[i].spec.pattern.as_str())).map_err(|e| {
+            PackError::Regex {
+                file: "(all)".into(),
+                pattern: "(set)".into(),
+                source: e,
+            }
+        })?;
+    let noise = RegexSet::new(&noise).map_err(|e| PackError::Regex {
+        file: "(all)".into(),
+        pattern: "(noise)".into(),
+        source: e,
+    })?;
+    let mut lits: Vec<String> = packs
+        .iter()
+        .flat_map(|p| p.triggers.iter().cloned())
+        .collect();
+    lits.push("##[group]".into());
+    lits.push("##[endgroup]".into());
+    lits.sort();
+    lits.dedup();
+    let prefilter = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(&lits)
+        .map_err(|source| PackError::Prefilter { source })?;
+    let prefilter_ere = lits
+        .iter()
+        .map(|l| ere_escape(l))
+        .collect::<Vec<_>>()
+        .join("|");
+    Ok(RuleBook {
+        packs,
+        rules,
+        set,
+        set_rules,
+        noise,
+        prefilter,
+        prefilter_ere,
+    })
+}
+
+/// Escapes a literal for a POSIX extended regular expression.
+fn ere_escape(lit: &str) -> String {
+    let mut out = String::with_capacity(lit.len());
+    for c in lit.chars() {
+        match c {
+            '\t' => out.push('\t'),
+            '.' | '[' | ']' | '(' | ')' | '*' | '+' | '?' | '{' | '}' | '|' | '^' | '$' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The embedded packs, compiled once.
+///
+/// # Errors
+/// Only if an embedded pack is broken (a unit test compiles them all).
+pub fn embedded() -> Result<&'static RuleBook, &'static PackError> {
+    static BOOK: std::sync::OnceLock<Result<RuleBook, PackError>> = std::sync::OnceLock::new();
+    BOOK.get_or_init(|| compile(EMBEDDED)).as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_pack_parses_and_every_regex_compiles() {
+        let book = compile(EMBEDDED).expect("embedded packs compile");
+        assert_eq!(book.packs.len(), EMBEDDED.len());
+        for p in &book.packs {
+            assert!(!p.triggers.is_empty(), "pack `{}` has no triggers", p.name);
+            assert!(!p.rules.is_empty(), "pack `{}` has no rules", p.name);
+        }
+        let names: Vec<&str> = book.packs.iter().map(|p| p.name.as_str()).collect();
+        for want in [
+            "pytest", "unittest", "cargo", "go", "jest", "phpunit", "gtest", "generic",
+        ] {
+            assert!(names.contains(&want), "missing pack `{want}`");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let bad = "name = \"x\"\npriority = 1\ntriggers = [\"a\"]\n[[rule]]\nrole = \"failure\"\npattern = \"a\"\nkepe = \"first\"\n";
+        let err = compile(&[("bad.toml", bad)]).unwrap_err();
+        assert!(err.to_string().contains("bad.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_regex_names_the_pack_and_pattern() {
+        let bad = "name = \"x\"\npriority = 1\ntriggers = [\"a\"]\n[[rule]]\nrole = \"failure\"\npattern = \"(a\"\n";
+        let err = compile(&[("bad.toml", bad)]).unwrap_err();
+        assert!(err.to_string().contains("`(a`"), "{err}");
+    }
+}

@@ -1,0 +1,626 @@
+//! Rule-pack tests over real runner output in `tests/data/logs/` (pytest, unittest and cargo test
+//! output was produced by running the tools; the others follow each runner's documented format),
+//! plus the same outputs wrapped the way GitHub Actions stores them.
+
+use super::*;
+
+macro_rules! sample {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/logs/",
+            $name
+        ))
+    };
+}
+
+fn distil(text: &str) -> Distilled {
+    distil_bytes(text.as_bytes(), &DistilOptions::default()).expect("distils")
+}
+
+/// `(test, file, line, message)` of one failure.
+type Row = (String, Option<String>, Option<u32>, Option<String>);
+
+fn rows(d: &Distilled) -> Vec<Row> {
+    d.failures
+        .iter()
+        .map(|f| (f.test.clone(), f.file.clone(), f.line, f.message.clone()))
+        .collect()
+}
+
+fn row(test: &str, file: Option<&str>, line: Option<u32>, msg: Option<&str>) -> Row {
+    (
+        test.to_string(),
+        file.map(str::to_string),
+        line,
+        msg.map(str::to_string),
+    )
+}
+
+/// Wraps a log as a GitHub Actions job log: timestamps, a `##[group]` for setup, ANSI colour on
+/// some lines, setup noise, a trailing `##[error]` line. Returns the text and the line offset.
+fn github_wrap(text: &str) -> (String, u64) {
+    let mut out = String::new();
+    let mut n = 0u64;
+    let mut push = |out: &mut String, l: &str| {
+        out.push_str(&format!(
+            "2026-02-11T00:08:{:02}.{:07}Z {l}\n",
+            n % 60,
+            n * 7919 % 10_000_000
+        ));
+        n += 1;
+    };
+    push(&mut out, "##[group]Run actions/setup-python@v5");
+    for i in 0..50 {
+        push(
+            &mut out,
+            &format!("Successfully installed package-{i} (Error: none reported)"),
+        );
+    }
+    push(&mut out, "##[endgroup]");
+    push(&mut out, "##[group]Run the tests");
+    let offset = 53;
+    for (i, l) in text.lines().enumerate() {
+        if i % 3 == 0 && !l.is_empty() {
+            push(&mut out, &format!("\x1b[1m{l}\x1b[0m"));
+        } else {
+            push(&mut out, l);
+        }
+    }
+    push(&mut out, "##[endgroup]");
+    push(&mut out, "##[error]Process completed with exit code 1.");
+    (out, offset)
+}
+
+/// The failures are the same plain and wrapped (line numbers shifted), and the fast path agrees
+/// with processing every line.
+fn check_stable(text: &str) {
+    let plain = distil(text);
+    let (wrapped, offset) = github_wrap(text);
+    let w = distil(&wrapped);
+    assert_eq!(rows(&plain), rows(&w), "wrapping changed the result");
+    assert_eq!(plain.signature, w.signature);
+    let shifted: Vec<u64> = plain.source_lines.iter().map(|n| n + offset).collect();
+    let w_lines: Vec<u64> = w
+        .source_lines
+        .iter()
+        .copied()
+        .filter(|n| *n <= offset + text.lines().count() as u64)
+        .collect();
+    assert_eq!(shifted, w_lines);
+    for t in [text, wrapped.as_str()] {
+        let book = rule_pack::embedded().unwrap();
+        let mut fast = extractor::Extractor::new(book);
+        fast.feed(t.as_bytes());
+        let mut slow = extractor::Extractor::new(book);
+        slow.exhaustive = true;
+        slow.feed(t.as_bytes());
+        let (f, s) = (fast.finish(), slow.finish());
+        let ids = |e: &Extracted| {
+            e.failures
+                .iter()
+                .map(|c| (c.test.clone(), c.message.clone(), c.line))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&f), ids(&s), "the prefilter missed a line");
+        assert_eq!(f.lines, s.lines);
+    }
+}
+
+#[test]
+fn pytest_errors_and_failures_with_summary_ids() {
+    let text = sample!("pytest-plain.txt");
+    let d = distil(text);
+    assert_eq!(
+        rows(&d),
+        vec![
+            row(
+                "tests/test_pyfuncs.py::test_uses_broken",
+                Some("tests/test_pyfuncs.py"),
+                Some(25),
+                Some("RuntimeError: fixture exploded")
+            ),
+            row(
+                "tests/test_pyfuncs.py::test_box_value",
+                Some("tests/test_pyfuncs.py"),
+                Some(11),
+                Some(
+                    "AssertionError: unexpected box <tests.test_pyfuncs.Box object at 0x7f013cd865d0>"
+                )
+            ),
+            row(
+                "tests/test_pyfuncs.py::test_even[1]",
+                Some("tests/test_pyfuncs.py"),
+                Some(16),
+                Some("assert (1 % 2) == 0")
+            ),
+        ]
+    );
+    assert_eq!(
+        d.signature.as_deref(),
+        Some("tests/test_pyfuncs.py::test_uses_broken: RuntimeError: fixture exploded")
+    );
+    assert!(d.excerpt.contains("E       assert (1 % 2) == 0"));
+    check_stable(text);
+}
+
+#[test]
+fn pytest_verbose_coloured_output() {
+    let text = sample!("pytest-verbose-color.txt");
+    let d = distil(text);
+    let tests: Vec<&str> = d.failures.iter().map(|f| f.test.as_str()).collect();
+    assert_eq!(
+        tests,
+        vec![
+            "tests/test_pyfuncs.py::test_box_value",
+            "tests/test_pyfuncs.py::test_even[1]",
+            "tests/test_pyfuncs.py::test_uses_broken"
+        ]
+    );
+    assert!(!d.excerpt.contains('\x1b'), "ANSI left in the excerpt");
+    check_stable(text);
+}
+
+#[test]
+fn unittest_fail_and_error_blocks() {
+    for text in [sample!("unittest.txt"), sample!("unittest-verbose.txt")] {
+        let d = distil(text);
+        let file = Some("/home/runner/work/calc/calc/tests/test_calc.py");
+        assert_eq!(
+            rows(&d),
+            vec![
+                row(
+                    "tests.test_calc.TestCalc.test_lookup",
+                    file,
+                    Some(18),
+                    Some("KeyError: 'b'")
+                ),
+                row(
+                    "tests.test_calc.TestCalc.test_add_one",
+                    file,
+                    Some(13),
+                    Some("AssertionError: 4 != 3")
+                ),
+            ]
+        );
+        assert!(d.excerpt.contains("FAILED (failures=1, errors=1)"));
+        check_stable(text);
+    }
+}
+
+#[test]
+fn unittest_before_python_3_11_names_the_class_only() {
+    let text = "F\n======================================================================\nFAIL: test_add_one (tests.test_calc.TestCalc)\n----------------------------------------------------------------------\nTraceback (most recent call last):\n  File \"/w/tests/test_calc.py\", line 13, in test_add_one\n    self.assertEqual(add(1, 2), 3)\nAssertionError: 4 != 3\n\n----------------------------------------------------------------------\nRan 1 test in 0.000s\n\nFAILED (failures=1)\n";
+    let d = distil(text);
+    assert_eq!(
+        rows(&d),
+        vec![row(
+            "tests.test_calc.TestCalc.test_add_one",
+            Some("/w/tests/test_calc.py"),
+            Some(13),
+            Some("AssertionError: 4 != 3")
+        )]
+    );
+    assert_eq!(
+        d.signature.as_deref(),
+        Some("tests.test_calc.TestCalc.test_add_one: AssertionError: N != N")
+    );
+}
+
+#[test]
+fn cargo_test_panics() {
+    let text = sample!("cargo-test.txt");
+    let d = distil(text);
+    assert_eq!(
+        rows(&d),
+        vec![
+            row(
+                "tests::adds_one",
+                Some("src/lib.rs"),
+                Some(16),
+                Some("assertion `left == right` failed")
+            ),
+            row(
+                "tests::parses",
+                Some("src/lib.rs"),
+                Some(23),
+                Some("a number: ParseIntError { kind: InvalidDigit }")
+            ),
+        ]
+    );
+    assert!(
+        d.excerpt
+            .contains("test result: FAILED. 1 passed; 2 failed")
+    );
+    check_stable(text);
+}
+
+#[test]
+fn cargo_compile_errors() {
+    let text = sample!("cargo-compile-error.txt");
+    let d = distil(text);
+    assert_eq!(
+        rows(&d),
+        vec![
+            row(
+                "error[E0308]",
+                Some("src/lib.rs"),
+                Some(2),
+                Some("mismatched types")
+            ),
+            row(
+                "error[E0308]",
+                Some("src/lib.rs"),
+                Some(7),
+                Some("mismatched types")
+            ),
+        ]
+    );
+    check_stable(text);
+}
+
+#[test]
+fn nextest_failures() {
+    for text in [sample!("nextest.txt"), sample!("nextest-old.txt")] {
+        let d = distil(text);
+        assert_eq!(
+            rows(&d),
+            vec![row(
+                "tests::adds_one",
+                Some("src/lib.rs"),
+                Some(16),
+                Some("assertion `left == right` failed")
+            )]
+        );
+        check_stable(text);
+    }
+}
+
+#[test]
+fn go_test_plain_verbose_and_panic() {
+    for text in [sample!("go-test.txt"), sample!("go-test-v.txt")] {
+        let d = distil(text);
+        assert_eq!(
+            rows(&d),
+            vec![
+                row(
+                    "TestAdd",
+                    Some("calc_test.go"),
+                    Some(13),
+                    Some("Add(1, 2) = 4, want 3")
+                ),
+                row(
+                    "TestTable/one",
+                    Some("calc_test.go"),
+                    Some(21),
+                    Some("Add(1, 1) = 3, want 2")
+                ),
+            ],
+            "{text}"
+        );
+        assert!(d.excerpt.contains("FAIL\texample.com/calc"));
+        check_stable(text);
+    }
+    let text = sample!("go-test-panic.txt");
+    let d = distil(text);
+    let last = d.failures.last().unwrap();
+    assert_eq!(last.test, "TestIndex");
+    assert_eq!(
+        last.message.as_deref(),
+        Some("runtime error: index out of range [3] with length 0")
+    );
+    assert_eq!(
+        (last.file.as_deref(), last.line),
+        (Some("/home/runner/work/calc/calc/panic_test.go"), Some(7))
+    );
+    assert_eq!(d.failures.len(), 3);
+    check_stable(text);
+}
+
+#[test]
+fn jest_blocks() {
+    let text = sample!("jest.txt");
+    let d = distil(text);
+    assert_eq!(
+        rows(&d),
+        vec![
+            row(
+                "sum › adds 1 + 2 to equal 3",
+                Some("src/sum.test.js"),
+                Some(10),
+                Some("expect(received).toBe(expected) // Object.is equality")
+            ),
+            row(
+                "parse › rejects bad input",
+                Some("src/parse.js"),
+                Some(4),
+                Some("TypeError: Cannot read properties of undefined (reading 'trim')")
+            ),
+        ]
+    );
+    assert!(
+        d.excerpt
+            .contains("Tests:       2 failed, 1 passed, 3 total")
+    );
+    check_stable(text);
+}
+
+#[test]
+fn vitest_blocks() {
+    let text = sample!("vitest.txt");
+    let d = distil(text);
+    assert_eq!(
+        rows(&d),
+        vec![row(
+            "src/sum.test.ts > sum > adds 1 + 2",
+            Some("src/sum.test.ts"),
+            Some(10),
+            Some("AssertionError: expected 4 to be 3 // Object.is equality")
+        )]
+    );
+    check_stable(text);
+}
+
+#[test]
+fn googletest_confirmed_failures_only() {
+    let text = sample!("gtest.txt");
+    let d = distil(text);
+    assert_eq!(
+        rows(&d),
+        vec![row(
+            "CalcTest.AddsOne",
+            Some("/home/runner/work/calc/calc/test/calc_test.cc"),
+            Some(12),
+            Some("Expected equality of these values:")
+        )]
+    );
+    check_stable(text);
+}
+
+#[test]
+fn phpunit_sections_ignore_warnings() {
+    let text = sample!("phpunit.txt");
+    let d = distil(text);
+    assert_eq!(
+        rows(&d),
+        vec![
+            row(
+                r"Tests\Unit\CalcTest::testDivide",
+                Some("/app/tests/Unit/CalcTest.php"),
+                Some(27),
+                Some("DivisionByZeroError: Division by zero")
+            ),
+            row(
+                r"Tests\Unit\CalcTest::testAdd",
+                Some("/app/tests/Unit/CalcTest.php"),
+                Some(19),
+                Some("Failed asserting that 4 matches expected 3.")
+            ),
+        ]
+    );
+    assert!(!d.excerpt.contains("failed to open stream"));
+    check_stable(text);
+}
+
+#[test]
+fn generic_errors_only_when_no_test_failed() {
+    let text = "Run make\nbuilding...\nFATAL: disk quota exceeded on /build\n##[error]Process completed with exit code 2.\n";
+    let d = distil(text);
+    let msgs: Vec<&str> = d
+        .failures
+        .iter()
+        .filter_map(|f| f.message.as_deref())
+        .collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "disk quota exceeded on /build",
+            "Process completed with exit code 2."
+        ]
+    );
+    assert!(
+        d.failures
+            .iter()
+            .all(|f| f.kind.as_deref() == Some("generic"))
+    );
+    assert_eq!(
+        d.signature.as_deref(),
+        Some("log: disk quota exceeded on /build")
+    );
+    // With a test failure, the exit-code line is context, not a failure.
+    let d = distil(sample!("cargo-test.txt"));
+    assert!(
+        d.failures
+            .iter()
+            .all(|f| f.kind.as_deref() == Some("cargo"))
+    );
+}
+
+#[test]
+fn signatures_match_across_runs_with_other_addresses() {
+    let ci = distil(sample!("pytest-plain.txt"));
+    let sig = ci
+        .failures
+        .iter()
+        .find(|f| f.test.ends_with("test_box_value"))
+        .map(|f| signature::signature(&f.test, f.message.as_deref()))
+        .unwrap();
+    assert_eq!(
+        sig,
+        "tests/test_pyfuncs.py::test_box_value: AssertionError: unexpected box <tests.test_pyfuncs.Box object at H>"
+    );
+    let rerun = sample!("pytest-one-rerun.txt");
+    assert_eq!(
+        output_signature(rerun.as_bytes()).as_deref(),
+        Some(sig.as_str())
+    );
+    assert!(signature_matches(&sig, rerun.as_bytes()));
+    assert!(!signature_matches(&sig, sample!("unittest.txt").as_bytes()));
+
+    let ci = distil(sample!("unittest.txt"));
+    let sig = signature::signature(&ci.failures[1].test, ci.failures[1].message.as_deref());
+    let rerun = sample!("unittest-one-rerun.txt");
+    assert_eq!(
+        output_signature(rerun.as_bytes()).as_deref(),
+        Some(sig.as_str())
+    );
+    assert!(signature_matches(&sig, rerun.as_bytes()));
+    // A pytest run of the same unittest test names it `path::Class::test`: still a match.
+    let via_pytest = "FAILED tests/test_calc.py::TestCalc::test_add_one - AssertionError: 5 != 3\n";
+    assert!(signature_matches(
+        "TestCalc.test_add_one: AssertionError: N != N",
+        via_pytest.as_bytes()
+    ));
+    assert!(!signature_matches(&sig, b"all good\n"));
+}
+
+#[test]
+fn excerpt_respects_the_budget_and_keeps_the_error() {
+    let text = sample!("cargo-test.txt");
+    for budget in [0, 50, 200, 600, 1500, 100_000] {
+        let d = distil_bytes(
+            text.as_bytes(),
+            &DistilOptions {
+                budget_bytes: budget,
+            },
+        )
+        .unwrap();
+        assert!(
+            d.excerpt.len() <= budget,
+            "budget {budget}: {} bytes",
+            d.excerpt.len()
+        );
+        assert_eq!(d.excerpt.lines().count(), d.source_lines.len());
+        assert_eq!(d.failures.len(), 2, "failures do not depend on the budget");
+    }
+    let d = distil_bytes(text.as_bytes(), &DistilOptions { budget_bytes: 600 }).unwrap();
+    for want in [
+        "test tests::adds_one ... FAILED",
+        "thread 'tests::adds_one' (25797) panicked at src/lib.rs:16:9:",
+        "assertion `left == right` failed",
+    ] {
+        assert!(
+            d.excerpt.contains(want),
+            "{want} missing from a cut excerpt: {}",
+            d.excerpt
+        );
+    }
+    assert!(
+        !d.excerpt.contains("FnOnce"),
+        "backtrace kept before the error: {}",
+        d.excerpt
+    );
+}
+
+#[test]
+fn repeated_lines_collapse_with_a_count() {
+    let mut text = String::from(
+        "FAIL: test_x (m.T.test_x)\n----------------------------------------------------------------------\nTraceback (most recent call last):\n",
+    );
+    for _ in 0..312 {
+        text.push_str("  File \"/w/m.py\", line 3, in f\n");
+    }
+    text.push_str("RecursionError: maximum recursion depth exceeded\n\nRan 1 test in 0.1s\n");
+    let d = distil(&text);
+    assert!(
+        d.excerpt
+            .contains("  File \"/w/m.py\", line 3, in f (x312)"),
+        "{}",
+        d.excerpt
+    );
+    assert_eq!(
+        d.failures[0].message.as_deref(),
+        Some("RecursionError: maximum recursion depth exceeded")
+    );
+    let i = d
+        .excerpt
+        .lines()
+        .position(|l| l.ends_with("(x312)"))
+        .unwrap();
+    assert_eq!(d.source_lines[i], 4);
+    assert_eq!(d.source_lines[i + 1], 316);
+}
+
+#[test]
+fn junit_input_is_read_directly() {
+    let xml = "<?xml version=\"1.0\"?>\n<testsuite name=\"go\" tests=\"2\" failures=\"1\">\n  <testcase classname=\"calc\" name=\"TestAdd\" time=\"0.00\">\n    <failure message=\"Failed\" type=\"\">calc_test.go:9: Add(1,2) = 4, want 3</failure>\n  </testcase>\n  <testcase classname=\"calc\" name=\"TestSub\" time=\"0.00\"/>\n</testsuite>\n";
+    let d = distil(xml);
+    assert_eq!(
+        rows(&d),
+        vec![row("calc.TestAdd", None, None, Some("Failed"))]
+    );
+    assert_eq!(d.failures[0].kind.as_deref(), Some("junit"));
+    assert!(d.excerpt.contains("calc_test.go:9: Add(1,2) = 4, want 3"));
+    assert_eq!(d.source_lines, vec![3, 4]);
+}
+
+#[test]
+fn adversarial_inputs_give_a_result_or_a_clear_error() {
+    let empty = distil_bytes(b"", &DistilOptions::default()).unwrap();
+    assert!(empty.failures.is_empty() && empty.excerpt.is_empty() && empty.signature.is_none());
+    let err = distil_bytes(
+        b"\x7fELF\x02\x01\x01\0\0\0binary",
+        &DistilOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("looks binary"), "{err}");
+    // Invalid UTF-8 inside a failure: replaced, not fatal.
+    let d = distil_bytes(
+        b"FAILED tests/t.py::test_x - assert b'\xff\xfe' == 1\n",
+        &DistilOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(d.failures[0].test, "tests/t.py::test_x");
+    assert!(
+        d.failures[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains('\u{fffd}')
+    );
+    // Only carriage returns, lone escapes, giant numbers.
+    for junk in [
+        &b"\r\r\r\r"[..],
+        b"\x1b",
+        b"\x1b[",
+        b"\x1b]",
+        b"\n\n\n",
+        b"---- x stdout ----",
+        b"1) A::b\n",
+    ] {
+        distil_bytes(junk, &DistilOptions::default()).unwrap();
+    }
+    let d = distil_bytes(
+        b"test t ... FAILED\nthread 't' panicked at a.rs:99999999999999:1:\nboom\n",
+        &DistilOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        d.failures[0].line, None,
+        "an out-of-range line number is dropped"
+    );
+}
+
+#[test]
+fn ids_compatible_handles_separators_and_edges() {
+    assert!(ids_compatible("a.py::T::test_x", "T.test_x"));
+    assert!(ids_compatible("a::b", "a.b"));
+    assert!(ids_compatible("x", "x"));
+    assert!(!ids_compatible("a.py::test_x", "test_xx"));
+    assert!(!ids_compatible("ab", "b"));
+    assert!(!ids_compatible("", "a"));
+}
+
+#[test]
+fn thousands_of_failures_stay_bounded() {
+    let mut log = String::new();
+    for i in 0..12_000 {
+        log.push_str(&format!(
+            "FAILED tests/test_{}.py::test_{i} - assert {i} == 0\n",
+            i % 7
+        ));
+    }
+    let d = distil(&log);
+    assert_eq!(d.failures.len(), 10_000, "candidates are capped");
+    assert!(d.excerpt.len() <= DistilOptions::default().budget_bytes);
+}
