@@ -42,29 +42,44 @@ pub struct ExLine {
 /// A failing test as one pack saw it (a block, a failure line, or both merged).
 #[derive(Debug, Clone)]
 pub struct Candidate {
+    /// Index of the pack in the rule book.
     pub pack: usize,
+    /// The pack's priority (higher is listed first).
     pub priority: i32,
+    /// 1-based line where it was first seen.
     pub first_line: u64,
+    /// Test id.
     pub test: String,
+    /// Test file, when a rule captured it.
     pub file: Option<String>,
+    /// 1-based line in `file`.
     pub line: Option<u32>,
+    /// Error message (one line).
     pub message: Option<String>,
     /// Locations seen in its block, in order.
     pub locations: Vec<(String, u32)>,
+    /// Which location wins when the test's own file is not among them.
     pub location_keep: Keep,
     /// The block's lines, or the failure line.
     pub lines: Vec<ExLine>,
+    /// It came from a block (a traceback), not only from a one-line failure.
     pub from_block: bool,
+    /// The block counts only if a failure line confirms it (googletest `[ RUN ]`).
     pub confirm: bool,
+    /// The `##[group]` (step) it was printed in.
     pub group: Option<String>,
 }
 
 /// A generic error line.
 #[derive(Debug, Clone)]
 pub struct GenericError {
+    /// The rule's rank (exit-code lines rank lowest).
     pub rank: i32,
+    /// The captured message.
     pub message: String,
+    /// The line itself.
     pub line: ExLine,
+    /// The `##[group]` (step) it was printed in.
     pub group: Option<String>,
 }
 

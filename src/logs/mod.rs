@@ -84,7 +84,9 @@ pub enum LogError {
     /// The file could not be read.
     #[error("cannot read log `{path}`")]
     Io {
+        /// The file (or `archive:entry`), as given.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

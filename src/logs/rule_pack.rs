@@ -145,21 +145,27 @@ pub enum PackError {
     /// The TOML did not parse or had unknown keys.
     #[error("rule pack `{file}` is invalid")]
     Toml {
+        /// The pack's file name.
         file: String,
+        /// The parse error.
         #[source]
         source: toml::de::Error,
     },
     /// The triggers did not make a searcher.
     #[error("rule pack triggers do not build a prefilter")]
     Prefilter {
+        /// The builder's error.
         #[source]
         source: aho_corasick::BuildError,
     },
     /// A pattern did not compile.
     #[error("rule pack `{file}`: pattern `{pattern}` does not compile")]
     Regex {
+        /// The pack's file name.
         file: String,
+        /// The pattern as written.
         pattern: String,
+        /// The compile error.
         #[source]
         source: regex::Error,
     },
