@@ -17,26 +17,34 @@ pub struct LogsArgs {
     /// Maximum excerpt size in bytes.
     #[arg(long, default_value_t = 16 * 1024)]
     pub budget: usize,
+    /// GitHub API root for a run URL (default: `GITHUB_API_URL`, else https://api.github.com)
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
 }
 
 /// Runs `fixci logs`; returns the exit code (0 when the log was read, whether or not it shows a
-/// failure). Exit 2 for a URL (not supported yet), a missing file or input that is not a log;
+/// failure). Exit 2 for a run that has not completed, a missing file or input that is not a log;
 /// exit 3 when reading fails midway.
 pub fn execute(args: LogsArgs) -> crate::error::Result<u8> {
-    if args.source.starts_with("http://") || args.source.starts_with("https://") {
-        return Err(Error::usage(format!(
-            "cannot fetch `{}`: run URLs need the forge module",
-            args.source
-        ))
-        .hint(
-            "download the run's logs ZIP (`gh run download` or the Actions page) and pass its path",
-        ));
-    }
     let opts = DistilOptions {
         budget_bytes: args.budget,
     };
-    let d = crate::logs::distil_path(Path::new(&args.source), &opts)
-        .map_err(|e| to_error(&args.source, e))?;
+    let d = if args.source.starts_with("http://") || args.source.starts_with("https://") {
+        // A run URL: fetch the failed jobs' logs (or the run archive) through the forge.
+        let fetched = crate::engine::forge_inputs::prefetch(&args.source, args.api_url.as_deref())?;
+        let keep = tempfile::tempdir()
+            .map_err(|e| Error::infra("cannot create a temporary folder").source(e))?;
+        let (_, mut d) = crate::engine::forge_inputs::distil_fetched(
+            &fetched.run.log_files,
+            keep.path(),
+            &opts,
+        )?;
+        d.excerpt = crate::redact::redact(&d.excerpt);
+        d
+    } else {
+        crate::logs::distil_path(Path::new(&args.source), &opts)
+            .map_err(|e| to_error(&args.source, e))?
+    };
     if args.json {
         let json = serde_json::to_string_pretty(&d)
             .map_err(|e| Error::infra("cannot serialise the distilled log").source(e))?;

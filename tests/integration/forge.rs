@@ -1453,3 +1453,30 @@ fn fixci_run_pushes_the_fix_then_opens_a_draft_pr_with_the_report_summary() {
     assert_eq!(auth_of(pr), Some(format!("Bearer {SECRET}")));
     assert_no_secret_on_disk(&run);
 }
+
+#[test]
+fn fixci_logs_with_a_run_url_prints_the_real_failing_test() {
+    let Some(fx) = fixtures() else { return };
+    let server = Server::start();
+    mount_failed_run_with_pytest_log(&server, &fx);
+    let out = crate::common::fixci()
+        .env("GITHUB_TOKEN", SECRET)
+        .args([
+            "logs",
+            "--json",
+            "--api-url",
+            &server.uri(),
+            &format!("https://github.com/{OWNER}/{REPO}/actions/runs/{RUN_ID}"),
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["failures"][0]["test"],
+        "utils/files/test_should_test_file.py::TestShouldTestFile::test_should_test_file_with_boolean_return_values"
+    );
+    assert!(!String::from_utf8_lossy(&out).contains(SECRET));
+}

@@ -139,12 +139,12 @@ fn markdown_output_lists_failures_and_numbered_excerpt() {
 }
 
 #[test]
-fn a_url_is_a_usage_error_until_the_forge_module_lands() {
+fn a_url_that_is_not_a_run_url_is_a_usage_error_naming_it() {
     fixci()
-        .args(["logs", "https://github.com/o/r/actions/runs/1"])
+        .args(["logs", "https://github.com/o/r/pull/7"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("forge module"));
+        .stderr(predicates::str::contains("https://github.com/o/r/pull/7"));
 }
 
 #[test]
