@@ -1,6 +1,7 @@
 //! `fixci clean`: remove run directories, their worktrees, and fix branches that were never
 //! proposed.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ pub fn execute(args: CleanArgs) -> Result<u8> {
         println!("removed {}{}", st.run_id, kept);
     }
     if targets.is_empty() {
-        eprintln!("nothing to clean in `{}`", out.display());
+        let _ = writeln!(std::io::stderr(), "nothing to clean in `{}`", out.display());
     }
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! `fixci kill`: stop a run started from another terminal.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -61,11 +62,17 @@ pub fn execute(args: KillArgs) -> Result<u8> {
             st.reason = Some("killed with `fixci kill`".into());
             let _ = st.save(&dir);
         }
-        eprintln!("killed run {} (pid {pid}) with SIGKILL", st.run_id);
+        let _ = writeln!(
+            std::io::stderr(),
+            "killed run {} (pid {pid}) with SIGKILL",
+            st.run_id
+        );
     } else {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "stopped run {} (pid {pid}); resume it with `fixci resume {}`",
-            st.run_id, st.run_id
+            st.run_id,
+            st.run_id
         );
     }
     Ok(0)

@@ -1,5 +1,6 @@
 //! `fixci list`: the runs in `./outputs`, like a job CLI's list.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -43,7 +44,7 @@ pub fn execute(args: ListArgs) -> Result<u8> {
         return Ok(0);
     }
     if rows.is_empty() {
-        eprintln!("no runs in `{}`", out.display());
+        let _ = writeln!(std::io::stderr(), "no runs in `{}`", out.display());
         return Ok(0);
     }
     println!(

@@ -2,6 +2,7 @@
 //! with `--dry-run`).
 
 use std::io::IsTerminal;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -166,8 +167,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
 /// Prints where the run's results are and how to publish them.
 pub fn print_outcome(outcome: &engine::Outcome) {
     let state = engine::RunState::load(&outcome.run_dir).ok();
-    eprintln!();
-    eprintln!(
+    let _ = writeln!(std::io::stderr());
+    let _ = writeln!(
+        std::io::stderr(),
         "status: {}{}",
         outcome.status.as_str(),
         outcome
@@ -176,18 +178,28 @@ pub fn print_outcome(outcome: &engine::Outcome) {
             .map(|r| format!(" ({r})"))
             .unwrap_or_default()
     );
-    eprintln!("report: {}", outcome.run_dir.join("report.md").display());
+    let _ = writeln!(
+        std::io::stderr(),
+        "report: {}",
+        outcome.run_dir.join("report.md").display()
+    );
     if let Some(st) = &state {
         if let (Some(b), Some(_)) = (&st.branch, &st.commit) {
-            eprintln!("branch: {b} in {}", st.repo.root.display());
+            let _ = writeln!(
+                std::io::stderr(),
+                "branch: {b} in {}",
+                st.repo.root.display()
+            );
         }
         if let Some(pr) = &st.pr {
             match &pr.url {
-                Some(u) => eprintln!("draft PR: {u}"),
+                Some(u) => {
+                    let _ = writeln!(std::io::stderr(), "draft PR: {u}");
+                }
                 None => {
-                    eprintln!("to publish:");
+                    let _ = writeln!(std::io::stderr(), "to publish:");
                     for c in &pr.commands {
-                        eprintln!("  {c}");
+                        let _ = writeln!(std::io::stderr(), "  {c}");
                     }
                 }
             }
@@ -227,7 +239,10 @@ impl Observer for Progress {
                 pipeline,
                 run_dir,
             } => {
-                eprintln!("fixci: run {run_id} (pipeline `{pipeline}`) in {run_dir}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "fixci: run {run_id} (pipeline `{pipeline}`) in {run_dir}"
+                );
             }
             Event::StageStarted {
                 stage,
@@ -275,10 +290,13 @@ impl Observer for Progress {
                 let a = attempt
                     .map(|a| format!(" (attempt {a})"))
                     .unwrap_or_default();
-                eprintln!("  {stage}{a}: {status} in {duration_s:.1}s: {summary}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "  {stage}{a}: {status} in {duration_s:.1}s: {summary}"
+                );
             }
             Event::AttemptFailed { attempt, reason } => {
-                eprintln!("  attempt {attempt} failed: {reason}");
+                let _ = writeln!(std::io::stderr(), "  attempt {attempt} failed: {reason}");
             }
             _ => {}
         }

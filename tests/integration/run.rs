@@ -471,3 +471,26 @@ fn the_real_phpunit_archive_names_the_failures_without_the_warning_flood() {
         "warnings flood the prompt"
     );
 }
+
+#[test]
+fn a_closed_stderr_does_not_stop_a_run_regression() {
+    // `fixci run ... 2>&1 | head -2` closes the pipe early; the run must still finish.
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "good", json!({}));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fixci"))
+        .current_dir(&e.root)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            e.out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(result(&run_dir(&e.out))["status"], "success");
+}
