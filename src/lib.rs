@@ -16,4 +16,5 @@ pub mod process;
 pub mod report;
 pub mod spec;
 pub mod stages;
+pub mod stats;
 pub mod vcs;
