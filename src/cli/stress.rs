@@ -314,6 +314,12 @@ fn render(r: &StressReport) -> String {
             100.0 * ub
         ));
     }
+    if let Some(n) = r.runs_to_verify {
+        s.push_str(&format!(
+            "to verify a fix: {n} clean runs (a non-fix at this rate passes 5 runs with probability {:.0}%)\n",
+            100.0 * r.five_runs_pass_probability
+        ));
+    }
     if let Some(t) = r.time_to_first_failure_s {
         s.push_str(&format!("first failure: {t:.2} s\n"));
     }

@@ -85,6 +85,13 @@ pub struct StressReport {
     pub runs_per_s: f64,
     /// Seconds from the start until the first counted failure ended, if any.
     pub time_to_first_failure_s: Option<f64>,
+    /// Clean runs a verification needs so that a non-fix failing at `failure_rate` would have
+    /// failed at least once with probability `confidence`:
+    /// [`crate::stats::runs_needed`]`(failure_rate, 1 - confidence)`; `None` without failures.
+    pub runs_to_verify: Option<u64>,
+    /// Probability that a non-fix failing at `failure_rate` passes the plain five-run check:
+    /// [`crate::stats::pass_probability`]`(failure_rate, 5)`.
+    pub five_runs_pass_probability: f64,
     /// Why it stopped.
     pub stop_reason: StopReason,
     /// Runs at a time.

@@ -253,16 +253,13 @@ impl Tally {
         stop_reason: StopReason,
     ) -> StressReport {
         let wall_s = wall.as_secs_f64();
+        let rate = if self.runs == 0 { 0.0 } else { self.failures as f64 / self.runs as f64 };
         StressReport {
             command: c.command.display(),
             runs: self.runs,
             failures: self.failures,
             unmatched_failures: self.unmatched,
-            failure_rate: if self.runs == 0 {
-                0.0
-            } else {
-                self.failures as f64 / self.runs as f64
-            },
+            failure_rate: rate,
             interval: crate::stats::clopper_pearson(self.failures, self.runs, c.confidence),
             confidence: c.confidence,
             signatures: self.signatures,
@@ -270,6 +267,9 @@ impl Tally {
             wall_s,
             runs_per_s: if wall_s > 0.0 { self.runs as f64 / wall_s } else { 0.0 },
             time_to_first_failure_s: self.first_failure.map(|d| d.as_secs_f64()),
+            runs_to_verify: (self.failures > 0)
+                .then(|| crate::stats::runs_needed(rate, 1.0 - c.confidence)),
+            five_runs_pass_probability: crate::stats::pass_probability(rate, 5),
             stop_reason,
             jobs: c.jobs,
             cpu_stressors: c.cpu_stressors,
@@ -290,4 +290,110 @@ fn read_tail(path: &Path, max: u64) -> Vec<u8> {
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stress::{FailureMatch, ShufflePlugin, StressCommand};
+
+    fn config(dir: &Path, script: &str) -> StressConfig {
+        let mut c = StressConfig::new(
+            StressCommand::Shell(script.into()),
+            dir.to_path_buf(),
+            dir.join("keep"),
+        );
+        c.jobs = 2;
+        c.runs = Some(10);
+        c
+    }
+
+    #[test]
+    fn progress_is_reported_and_ends_with_the_final_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path(), "exit 0");
+        let mut seen = Vec::new();
+        let r = run(&c, None, &mut |p| seen.push(*p)).unwrap();
+        assert_eq!((r.runs, r.failures, r.stop_reason), (10, 0, StopReason::Runs));
+        let last = seen.last().expect("at least the final progress call");
+        assert_eq!((last.runs, last.in_flight), (10, 0));
+        assert!(seen.windows(2).all(|w| w[0].runs <= w[1].runs));
+        assert_eq!(r.passing_samples.len(), 3);
+        assert!(r.passing_samples.iter().all(|p| p.is_file()));
+    }
+
+    #[test]
+    fn cancel_stops_running_children_and_counts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path(), "sleep 1000");
+        let cancel = AtomicBool::new(false);
+        let mut calls = 0;
+        let r = run(&c, Some(&cancel), &mut |p| {
+            calls += 1;
+            if p.in_flight == 2 {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        })
+        .unwrap();
+        assert!(calls > 0);
+        assert_eq!((r.runs, r.stop_reason), (0, StopReason::Interrupted));
+        // The cancelled runs' outputs are not kept as results.
+        assert_eq!(std::fs::read_dir(dir.path().join("keep/runs")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn env_is_passed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path(), r#"test "$FIXCI_A" = 1 && test -z "$HOME""#);
+        c.env = vec![("FIXCI_A".into(), "1".into())];
+        c.env_remove = vec!["HOME".into()];
+        let r = run(&c, None, &mut |_| {}).unwrap();
+        assert_eq!(r.failures, 0, "{:?}", r.failing_runs);
+    }
+
+    #[test]
+    fn shuffle_seed_is_appended_per_run_and_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        // The plugin's arguments are appended to a shell command: `f` prints them and fails.
+        let mut c = config(dir.path(), r#"f() { echo "$@"; exit 1; }; f"#);
+        c.shuffle = Some((ShufflePlugin::Randomly, 1000));
+        c.runs = Some(4);
+        let r = run(&c, None, &mut |_| {}).unwrap();
+        assert_eq!(r.failures, 4);
+        for f in &r.failing_runs {
+            let seed = f.seed.unwrap();
+            assert_eq!(seed, 1000 + f.index);
+            let out = std::fs::read_to_string(&f.output).unwrap();
+            assert!(out.contains(&format!("--randomly-seed={seed}")), "{out}");
+        }
+    }
+
+    #[test]
+    fn unmatched_failures_do_not_count_towards_until_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path(), "echo other; exit 1");
+        c.failure_match = Some(FailureMatch::Text("wanted".into()));
+        c.until_failures = Some(1);
+        let r = run(&c, None, &mut |_| {}).unwrap();
+        assert_eq!((r.runs, r.failures, r.unmatched_failures), (10, 0, 10));
+        assert_eq!(r.stop_reason, StopReason::Runs);
+        assert_eq!(r.runs_to_verify, None);
+        assert!(r.failing_outputs().is_empty());
+    }
+
+    #[test]
+    fn cpu_stressors_run_during_the_runs_and_are_gone_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path(), "pgrep -f '^sh -c while :; do :; done$'");
+        c.cpu_stressors = 2;
+        c.runs = Some(1);
+        c.keep_passing = 1;
+        let r = run(&c, None, &mut |_| {}).unwrap();
+        let out = std::fs::read_to_string(&r.passing_samples[0]).unwrap();
+        let pids: Vec<&str> = out.lines().collect();
+        assert!(pids.len() >= 2, "{out}");
+        for pid in pids {
+            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "stressor {pid} survived");
+        }
+    }
 }
