@@ -67,9 +67,14 @@ pub struct StressArgs {
     /// pytest-random-order installed).
     #[arg(long)]
     pub shuffle: bool,
-    /// Measure each amplification (parallel copies, CPU stressors, shuffled order) on a slice
-    /// of the budget, then spend the rest on the one with the highest failure rate.
-    #[arg(long, conflicts_with_all = ["shuffle", "cpu_stressors"])]
+    /// Repeat the test K times inside each run and stop at its first failure (pytest with
+    /// pytest-repeat installed: appends `--count=K -x`); the report adds the rate of one
+    /// repetition.
+    #[arg(long, value_name = "K")]
+    pub repeat: Option<u32>,
+    /// Measure each amplification (parallel copies, CPU stressors, in-process repetition,
+    /// shuffled order) on a slice of the budget, then spend the rest on the best one.
+    #[arg(long, conflicts_with_all = ["shuffle", "cpu_stressors", "repeat"])]
     pub explore: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
@@ -110,13 +115,26 @@ pub fn execute(args: StressArgs) -> Result<u8> {
         (None, None) => None,
     };
     // Validate before creating any directory, so a usage error writes nothing.
+    config.repeat = args.repeat;
     config.validate()?;
-    if args.shuffle {
-        let plugin = stress::detect_shuffle(&config.command, &cwd).ok_or_else(|| {
-            Error::usage("`--shuffle` needs a pytest command with pytest-randomly or pytest-random-order installed")
+    if args.shuffle || args.repeat.is_some() {
+        let plugins = stress::detect_pytest_plugins(&config.command, &cwd);
+        if args.shuffle {
+            let plugin = plugins.shuffle.ok_or_else(|| {
+                Error::usage(
+                    "`--shuffle` needs a pytest command with pytest-randomly or \
+                     pytest-random-order installed",
+                )
                 .hint("`pip install pytest-randomly`, or drop `--shuffle`")
-        })?;
-        config.shuffle = Some((plugin, seed_from_clock()));
+            })?;
+            config.shuffle = Some((plugin, seed_from_clock()));
+        }
+        if args.repeat.is_some() && !plugins.repeat {
+            return Err(Error::usage(
+                "`--repeat` needs a pytest command with pytest-repeat installed",
+            )
+            .hint("`pip install pytest-repeat`, or drop `--repeat`"));
+        }
     }
     config.keep_dir = match args.keep_dir {
         Some(d) => d,
@@ -255,6 +273,7 @@ fn explore_json(e: &ExploreReport) -> serde_json::Value {
         "chosen": e.chosen_name,
         "chosen_amplification": e.chosen,
         "chosen_trial_rate": e.chosen_trial_rate,
+        "ranked_by": e.ranked_by,
         "trials": e.trials.iter().map(|t| serde_json::json!({
             "name": t.name,
             "amplification": t.amplification,
@@ -281,9 +300,10 @@ fn render_explore(e: &ExploreReport) -> String {
         ));
     }
     s.push_str(&format!(
-        "chosen: {} ({:.1}% in its slice)\n\n",
+        "chosen: {} ({:.1}% of runs failed in its slice; ranked by {})\n\n",
         e.chosen_name,
-        100.0 * e.chosen_trial_rate
+        100.0 * e.chosen_trial_rate,
+        e.ranked_by
     ));
     s
 }
@@ -314,9 +334,24 @@ fn render(r: &StressReport) -> String {
             100.0 * ub
         ));
     }
-    if let Some(n) = r.runs_to_verify {
+    if let Some(rep) = &r.per_repetition {
         s.push_str(&format!(
-            "to verify a fix: {n} clean runs (a non-fix at this rate passes 5 runs with probability {:.0}%)\n",
+            "per repetition: {:.2}% [{:.2}%, {:.2}%] ({} repetitions per run)\n",
+            100.0 * rep.failure_rate,
+            100.0 * rep.interval.0,
+            100.0 * rep.interval.1,
+            r.repetitions_per_run
+        ));
+    }
+    if let Some(n) = r.runs_to_verify {
+        let each = if r.repetitions_per_run > 1 {
+            format!(" of {} repetitions", r.repetitions_per_run)
+        } else {
+            String::new()
+        };
+        s.push_str(&format!(
+            "to verify a fix: {n} clean runs{each} (a non-fix at this rate passes 5 runs with \
+             probability {:.0}%)\n",
             100.0 * r.five_runs_pass_probability
         ));
     }

@@ -11,4 +11,6 @@ mod verification;
 
 pub use interval::{clopper_pearson, wilson, wilson_z, z_for_confidence};
 pub use sprt::{Sprt, SprtDecision};
-pub use verification::{pass_probability, runs_needed, upper_bound_after_zero_failures};
+pub use verification::{
+    pass_probability, per_attempt_rate, runs_needed, upper_bound_after_zero_failures,
+};

@@ -56,6 +56,20 @@ pub fn pass_probability(p: f64, runs: u64) -> f64 {
     (runs as f64 * (-p).ln_1p()).exp()
 }
 
+/// The failure rate of one attempt, when a batch of `k` independent attempts fails as soon as
+/// one does and batches fail at rate `batch_rate`: `1 - (1 - batch_rate)^(1/k)` (the inverse
+/// of `1 - (1 - p)^k`). Monotone, so it maps the ends of an interval for the batch rate to an
+/// interval for one attempt with the same confidence (the interval for a monotone function of
+/// a parameter). `k = 0` is treated as 1; `batch_rate` is clamped to `[0, 1]`.
+pub fn per_attempt_rate(batch_rate: f64, k: u32) -> f64 {
+    let b = batch_rate.clamp(0.0, 1.0);
+    if b >= 1.0 {
+        return 1.0;
+    }
+    // -expm1(ln(1 - b) / k), precise for small rates.
+    -((-b).ln_1p() / f64::from(k.max(1))).exp_m1()
+}
+
 /// The one-sided upper bound on the failure rate after `runs` runs with no failure, at
 /// `confidence` (e.g. 0.95): `1 - (1 - confidence)^(1/runs)`, the exact binomial bound, so
 /// the report can say "failure rate after the fix < x at 95% confidence". For large `runs` it
@@ -122,6 +136,18 @@ mod tests {
         assert!((pass_probability(0.1, 5) - 0.590_49).abs() < 1e-12);
         assert_eq!(pass_probability(1.0, 3), 0.0);
         assert_eq!(pass_probability(0.3, 0), 1.0);
+    }
+
+    #[test]
+    fn per_attempt_rate_inverts_the_batch_rate() {
+        // A batch of 10 attempts at p = 0.1 fails with 1 - 0.9^10 = 0.6513.
+        let batch = 1.0 - pass_probability(0.1, 10);
+        assert!((batch - 0.651_321_5).abs() < 1e-6);
+        assert!((per_attempt_rate(batch, 10) - 0.1).abs() < 1e-12);
+        assert_eq!(per_attempt_rate(0.0, 10), 0.0);
+        assert_eq!(per_attempt_rate(1.0, 10), 1.0);
+        assert_eq!(per_attempt_rate(0.3, 1), 0.3);
+        assert!(per_attempt_rate(0.2, 5) < per_attempt_rate(0.3, 5));
     }
 
     #[test]

@@ -49,17 +49,55 @@ impl ShufflePlugin {
     }
 }
 
-/// Finds a shuffle plugin usable with `command`: the command must run pytest (`pytest ...`,
-/// `py.test ...`, `python -m pytest ...`), and the Python that runs it (the interpreter named
-/// in the command, or the `#!` line of the `pytest` script, else `python3`) must import
-/// `pytest_randomly` or `random_order`. Runs that Python once or twice (a few hundred ms).
-pub fn detect_shuffle(command: &StressCommand, cwd: &Path) -> Option<ShufflePlugin> {
-    let python = match command {
+/// The pytest plugins usable with a command, as found by [`detect_pytest_plugins`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PytestPlugins {
+    /// A test-order shuffling plugin (pytest-randomly preferred over pytest-random-order).
+    pub shuffle: Option<ShufflePlugin>,
+    /// pytest-repeat (`--count K`), for in-process repetition.
+    pub repeat: bool,
+}
+
+/// Finds the pytest plugins usable with `command`: the command must run pytest (`pytest ...`,
+/// `py.test ...`, `python -m pytest ...`, or a shell string mentioning pytest), and the Python
+/// that runs it (the interpreter named in the command, or the `#!` line of the `pytest` script,
+/// else `python3`) must find `pytest_randomly` / `random_order` / `pytest_repeat`. Runs that
+/// Python once (a few hundred ms); anything that goes wrong means "no plugin".
+pub fn detect_pytest_plugins(command: &StressCommand, cwd: &Path) -> PytestPlugins {
+    let Some(python) = pytest_python(command, cwd) else { return PytestPlugins::default() };
+    let script = "import importlib.util as u\n\
+                  for m in ('pytest_randomly', 'random_order', 'pytest_repeat'):\n    \
+                  print(m if u.find_spec(m) else '')";
+    let found = Command::new(&python)
+        .args(["-c", script])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let has = |m: &str| found.lines().any(|l| l.trim() == m);
+    PytestPlugins {
+        shuffle: if has("pytest_randomly") {
+            Some(ShufflePlugin::Randomly)
+        } else if has("random_order") {
+            Some(ShufflePlugin::RandomOrder)
+        } else {
+            None
+        },
+        repeat: has("pytest_repeat"),
+    }
+}
+
+/// The Python interpreter that runs pytest in `command`, or `None` when it does not run pytest.
+fn pytest_python(command: &StressCommand, cwd: &Path) -> Option<String> {
+    match command {
         StressCommand::Argv(v) => {
-            let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
-            let first = base(v.first()?);
+            let first = v.first()?.rsplit('/').next()?;
             if first == "pytest" || first == "py.test" {
-                find_program(&v[0], cwd)
+                let shebang = find_program(&v[0], cwd)
                     .and_then(|p| std::fs::read_to_string(p).ok())
                     .and_then(|s| {
                         let line = s.lines().next()?.strip_prefix("#!")?.trim().to_string();
@@ -71,39 +109,19 @@ pub fn detect_shuffle(command: &StressCommand, cwd: &Path) -> Option<ShufflePlug
                         } else {
                             w.to_string()
                         })
-                    })
-                    .unwrap_or_else(|| "python3".into())
+                    });
+                Some(shebang.unwrap_or_else(|| "python3".into()))
             } else if first.starts_with("python")
                 && v.windows(2).any(|w| w[0] == "-m" && w[1] == "pytest")
             {
-                v[0].clone()
+                Some(v[0].clone())
             } else {
-                return None;
+                None
             }
         }
         StressCommand::Shell(s) => {
-            if !s.contains("pytest") && !s.contains("py.test") {
-                return None;
-            }
-            "python3".into()
+            (s.contains("pytest") || s.contains("py.test")).then(|| "python3".to_string())
         }
-    };
-    let imports = |module: &str| {
-        Command::new(&python)
-            .args(["-c", &format!("import {module}")])
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if imports("pytest_randomly") {
-        Some(ShufflePlugin::Randomly)
-    } else if imports("random_order") {
-        Some(ShufflePlugin::RandomOrder)
-    } else {
-        None
     }
 }
 
@@ -159,6 +177,12 @@ pub enum Amplification {
         /// Stressor processes.
         processes: usize,
     },
+    /// Each run repeats the test `count` times in-process (pytest-repeat `--count`) and stops
+    /// at the first failure (`-x`).
+    Repeat {
+        /// Repetitions per run.
+        count: u32,
+    },
     /// Shuffled test order, seed `base_seed + run index` (logged per failing run).
     Shuffle {
         /// The plugin used.
@@ -175,6 +199,7 @@ impl Amplification {
             Amplification::Plain => "plain".into(),
             Amplification::Parallel { jobs } => format!("parallel-x{jobs}"),
             Amplification::CpuStress { processes } => format!("cpu-stress-x{processes}"),
+            Amplification::Repeat { count } => format!("repeat-x{count}"),
             Amplification::Shuffle { plugin, .. } => format!("shuffle-{}", plugin.name()),
         }
     }
@@ -186,6 +211,7 @@ impl Amplification {
             Amplification::Plain => {}
             Amplification::Parallel { jobs } => c.jobs = jobs,
             Amplification::CpuStress { processes } => c.cpu_stressors = processes,
+            Amplification::Repeat { count } => c.repeat = Some(count),
             Amplification::Shuffle { plugin, base_seed } => c.shuffle = Some((plugin, base_seed)),
         }
         c
@@ -212,22 +238,30 @@ pub struct ExploreReport {
     pub chosen: Amplification,
     /// Its short name.
     pub chosen_name: String,
-    /// Its failure rate in its trial slice.
+    /// Its failure rate (per run) in its trial slice.
     pub chosen_trial_rate: f64,
+    /// What "best" meant: `failures-per-run` or `failures-per-second`.
+    pub ranked_by: String,
     /// The run on the chosen condition, with the rest of the budget.
     pub main: StressReport,
 }
+
+/// Repetitions per run of the in-process repeat candidate.
+const EXPLORE_REPEAT: u32 = 10;
 
 /// Share of the budget spent measuring the candidates (split equally among them).
 const EXPLORE_SHARE: f64 = 0.4;
 
 /// Tries each amplification candidate for an equal slice of 40% of the budget, then runs the
-/// one with the highest failure rate (ties go to the earlier candidate, so plain wins when
-/// nothing fails) for the rest. The budget is `base.duration` and/or `base.runs`; each slice
-/// gets its share of both. `base.until_failures` applies to the final phase only. Candidates,
-/// in order: plain; twice as many parallel copies as `base.jobs`; one CPU stressor per CPU;
-/// shuffled order when [`detect_shuffle`] finds a plugin (seed from the clock, logged in the
-/// report). Slices keep their outputs under `base.keep_dir/explore/<name>/`.
+/// best for the rest. The budget is `base.duration` and/or `base.runs`; each slice gets its
+/// share of both. "Best" is the highest failure rate per run when the budget is a run count,
+/// and the most failures per second when it includes a duration (so that a candidate whose
+/// runs are longer does not win by taking longer); ties go to the earlier candidate, so plain
+/// wins when nothing fails. `base.until_failures` applies to the final phase only.
+/// Candidates, in order: plain; twice as many parallel copies as `base.jobs`; one CPU stressor
+/// per CPU; in-process repetition (10 per run) when pytest-repeat is installed; shuffled order
+/// when a shuffle plugin is ([`detect_pytest_plugins`]; seed from the clock, logged per failing
+/// run). Slices keep their outputs under `base.keep_dir/explore/<name>/`.
 ///
 /// `progress` receives the phase name (`explore:<name>` or `main:<name>`) with the counts.
 /// Errors: as [`super::run`]; a cancel during a slice skips to the end (the main phase then
@@ -244,7 +278,11 @@ pub fn explore(
         Amplification::Parallel { jobs: base.jobs.saturating_mul(2).max(2) },
         Amplification::CpuStress { processes: super::config::default_jobs() },
     ];
-    if let Some(plugin) = detect_shuffle(&base.command, &base.cwd) {
+    let plugins = detect_pytest_plugins(&base.command, &base.cwd);
+    if plugins.repeat && base.repeat.is_none() {
+        candidates.push(Amplification::Repeat { count: EXPLORE_REPEAT });
+    }
+    if let Some(plugin) = plugins.shuffle {
         let base_seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() % 1_000_000)
@@ -267,12 +305,20 @@ pub fn explore(
         let report = super::run(&c, cancel, &mut |p| progress(&label, p))?;
         trials.push(ExploreTrial { amplification: amp, name, report });
     }
+    // With a run budget, the rest is spent in runs: the best has the highest failures per run.
+    // With a duration, it is spent in seconds: the best has the most failures per second.
+    let per_second = base.duration.is_some();
+    let score = |r: &StressReport| {
+        if per_second {
+            if r.wall_s > 0.0 { r.failures as f64 / r.wall_s } else { 0.0 }
+        } else {
+            r.failure_rate
+        }
+    };
     let best = trials
         .iter()
         .enumerate()
-        .max_by(|(i, a), (j, b)| {
-            a.report.failure_rate.total_cmp(&b.report.failure_rate).then(j.cmp(i))
-        })
+        .max_by(|(i, a), (j, b)| score(&a.report).total_cmp(&score(&b.report)).then(j.cmp(i)))
         .map(|(i, _)| i)
         .unwrap_or(0);
     let chosen = trials[best].amplification;
@@ -286,6 +332,7 @@ pub fn explore(
     Ok(ExploreReport {
         chosen_name: chosen.name(),
         chosen_trial_rate: trials[best].report.failure_rate,
+        ranked_by: if per_second { "failures-per-second" } else { "failures-per-run" }.into(),
         chosen,
         trials,
         main,

@@ -29,16 +29,22 @@ impl StressCommand {
         }
     }
 
-    /// The command of run number `index` (0-based): with a shuffle plugin, its seed argument
+    /// The command of run number `index` (0-based): with `repeat`, pytest-repeat's
+    /// `--count=K -x` is appended; with a shuffle plugin, its seed argument
     /// (`base_seed + index`) is appended, and the seed is returned.
     pub(crate) fn for_run(
         &self,
         cwd: &Path,
         shuffle: Option<(ShufflePlugin, u64)>,
+        repeat: Option<u32>,
         index: u64,
     ) -> (crate::process::CommandSpec, Option<u64>) {
         let seed = shuffle.map(|(p, base)| (p, base.wrapping_add(index)));
-        let extra: Vec<String> = seed.map(|(p, s)| p.args(s)).unwrap_or_default();
+        let mut extra: Vec<String> = Vec::new();
+        if let Some(k) = repeat {
+            extra.extend([format!("--count={k}"), "-x".to_string()]);
+        }
+        extra.extend(seed.map(|(p, s)| p.args(s)).unwrap_or_default());
         let spec = match self {
             StressCommand::Argv(v) => crate::process::CommandSpec {
                 program: v[0].clone(),
@@ -120,6 +126,9 @@ pub struct StressConfig {
     pub shuffle: Option<(ShufflePlugin, u64)>,
     /// Number of CPU stressor processes (busy loops) kept running during the runs.
     pub cpu_stressors: usize,
+    /// Repetitions of the test inside each run (pytest-repeat `--count=K -x`): a run fails
+    /// when any repetition fails, and the report adds the per-repetition rate.
+    pub repeat: Option<u32>,
 }
 
 impl StressConfig {
@@ -143,6 +152,7 @@ impl StressConfig {
             confidence: 0.95,
             shuffle: None,
             cpu_stressors: 0,
+            repeat: None,
         }
     }
 
@@ -164,6 +174,9 @@ impl StressConfig {
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
             return bad("`--duration` must be more than 0s");
+        }
+        if self.repeat == Some(0) {
+            return bad("`--repeat` must be at least 1");
         }
         if self.per_run_timeout.is_zero() {
             return bad("the per-run timeout must be more than 0s");

@@ -16,9 +16,10 @@ mod report;
 mod runner;
 
 pub use amplify::{
-    Amplification, ExploreReport, ExploreTrial, ShufflePlugin, detect_shuffle, explore,
+    Amplification, ExploreReport, ExploreTrial, PytestPlugins, ShufflePlugin,
+    detect_pytest_plugins, explore,
 };
 pub use config::{FailureMatch, StressCommand, StressConfig};
 pub use error::StressError;
-pub use report::{Progress, RunRecord, StopReason, StressReport};
+pub use report::{Progress, RepetitionEstimate, RunRecord, StopReason, StressReport};
 pub use runner::run;

@@ -56,6 +56,15 @@ pub struct Progress {
     pub elapsed_s: f64,
 }
 
+/// The failure rate of one in-process repetition, when each run repeats the test.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RepetitionEstimate {
+    /// Estimated failure rate of one repetition.
+    pub failure_rate: f64,
+    /// The per-run interval mapped to one repetition (same confidence).
+    pub interval: (f64, f64),
+}
+
 /// The result of a stress run. Serialises to the JSON that `fixci stress --json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StressReport {
@@ -92,6 +101,12 @@ pub struct StressReport {
     /// Probability that a non-fix failing at `failure_rate` passes the plain five-run check:
     /// [`crate::stats::pass_probability`]`(failure_rate, 5)`.
     pub five_runs_pass_probability: f64,
+    /// Repetitions of the test per run (1 unless [`super::StressConfig::repeat`]); all the
+    /// counts above are per run.
+    pub repetitions_per_run: u32,
+    /// With more than one repetition per run: the failure rate of one repetition, derived from
+    /// the per-run rate (see [`crate::stats::per_attempt_rate`]).
+    pub per_repetition: Option<RepetitionEstimate>,
     /// Why it stopped.
     pub stop_reason: StopReason,
     /// Runs at a time.

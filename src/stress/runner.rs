@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::amplify::CpuStressors;
 use super::config::StressConfig;
 use super::error::StressError;
-use super::report::{Progress, RunRecord, StopReason, StressReport};
+use super::report::{Progress, RepetitionEstimate, RunRecord, StopReason, StressReport};
 use crate::process::{self, Limits, OutputTo, Termination};
 
 /// At most this much of a failing run's output (its end) is read for signature matching.
@@ -122,7 +122,7 @@ impl Shared<'_> {
                 break;
             }
             let out = self.runs_dir.join(format!("run-{index:06}.log"));
-            let (mut spec, seed) = c.command.for_run(&c.cwd, c.shuffle, index);
+            let (mut spec, seed) = c.command.for_run(&c.cwd, c.shuffle, c.repeat, index);
             spec.env.extend(c.env.iter().cloned());
             spec.env_remove.extend(c.env_remove.iter().cloned());
             self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -254,13 +254,14 @@ impl Tally {
     ) -> StressReport {
         let wall_s = wall.as_secs_f64();
         let rate = if self.runs == 0 { 0.0 } else { self.failures as f64 / self.runs as f64 };
+        let interval = crate::stats::clopper_pearson(self.failures, self.runs, c.confidence);
         StressReport {
             command: c.command.display(),
             runs: self.runs,
             failures: self.failures,
             unmatched_failures: self.unmatched,
             failure_rate: rate,
-            interval: crate::stats::clopper_pearson(self.failures, self.runs, c.confidence),
+            interval,
             confidence: c.confidence,
             signatures: self.signatures,
             timeouts: self.timeouts,
@@ -270,6 +271,12 @@ impl Tally {
             runs_to_verify: (self.failures > 0)
                 .then(|| crate::stats::runs_needed(rate, 1.0 - c.confidence)),
             five_runs_pass_probability: crate::stats::pass_probability(rate, 5),
+            repetitions_per_run: c.repeat.unwrap_or(1),
+            per_repetition: c.repeat.filter(|&k| k > 1).map(|k| {
+                let (lo, hi) = interval;
+                let per = |p: f64| crate::stats::per_attempt_rate(p, k);
+                RepetitionEstimate { failure_rate: per(rate), interval: (per(lo), per(hi)) }
+            }),
             stop_reason,
             jobs: c.jobs,
             cpu_stressors: c.cpu_stressors,

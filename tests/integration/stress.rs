@@ -275,6 +275,9 @@ fn bad_arguments_are_usage_errors_and_write_nothing() {
             "command `definitely-not-a-command-fixci` not found",
         ),
         (&["--", "./missing.sh"][..], "command `./missing.sh` not found"),
+        (&["--repeat", "3", "--", "true"][..], "`--repeat` needs a pytest command"),
+        (&["--shuffle", "--", "true"][..], "`--shuffle` needs a pytest command"),
+        (&["--repeat", "0", "--", "true"][..], "`--repeat` must be at least 1"),
     ] {
         let out = fixci().current_dir(dir.path()).arg("stress").args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -316,5 +319,57 @@ fn sigint_stops_every_run_and_exits_130_with_a_report() {
             })
             .collect();
         assert!(ours.is_empty(), "left running: {ours:?}");
+    }
+}
+
+#[test]
+fn repeat_and_shuffle_reach_pytest_and_estimate_the_per_repetition_rate() {
+    // A stand-in `python3 -m pytest` on PYTHONPATH, with importable `pytest_repeat` and
+    // `pytest_randomly`, so detection, argument passing and the per-repetition estimate run
+    // for real without installing pytest. Each repetition fails with probability 0.1.
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    std::fs::create_dir_all(lib.join("pytest")).unwrap();
+    std::fs::write(lib.join("pytest/__init__.py"), "").unwrap();
+    std::fs::write(lib.join("pytest_repeat.py"), "").unwrap();
+    std::fs::write(lib.join("pytest_randomly.py"), "").unwrap();
+    std::fs::write(
+        lib.join("pytest/__main__.py"),
+        r#"import os, sys
+print("argv:", " ".join(sys.argv[1:]))
+count = next(int(a.split("=")[1]) for a in sys.argv if a.startswith("--count="))
+assert "-x" in sys.argv and "randomly" in sys.argv
+for i in range(count):
+    if int.from_bytes(os.urandom(4), "big") % 10 == 0:
+        print(f"AssertionError: repetition {i}")
+        sys.exit(1)
+"#,
+    )
+    .unwrap();
+    let out = fixci()
+        .current_dir(dir.path())
+        .env("PYTHONPATH", &lib)
+        .args(["stress", "--json", "--runs", "60", "--repeat", "10", "--shuffle"])
+        .args(["--confidence", "0.999999", "--keep-dir", "k", "--"])
+        .args(["python3", "-m", "pytest", "test_x.py"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["repetitions_per_run"], 10);
+    // Per-repetition interval at confidence 0.999999 misses 0.1 with probability <= 1e-6.
+    let rep = &v["per_repetition"];
+    let (lo, hi) = (rep["interval"][0].as_f64().unwrap(), rep["interval"][1].as_f64().unwrap());
+    assert!(lo < 0.1 && 0.1 < hi, "[{lo}, {hi}]: {v}");
+    // A run fails with probability 1 - 0.9^10 = 0.65; P(no failing run in 60) ~ 1e-27.
+    let failing = v["failing_runs"].as_array().unwrap();
+    assert!(!failing.is_empty());
+    for r in failing {
+        let seed = r["seed"].as_u64().expect("a logged seed");
+        let text = std::fs::read_to_string(dir.path().join(r["output"].as_str().unwrap())).unwrap();
+        assert!(
+            text.contains(&format!("--count=10 -x -p randomly --randomly-seed={seed}")),
+            "{text}"
+        );
     }
 }
