@@ -142,7 +142,8 @@ pub fn execute(args: StressArgs) -> Result<u8> {
     };
 
     install_signal_handlers();
-    let bar = progress_bar(config.runs);
+    // With --explore the phases have different run counts: a spinner, not one bar.
+    let bar = progress_bar(if args.explore { None } else { config.runs });
     let result = if args.explore {
         let mut cb = |phase: &str, p: &Progress| update(&bar, Some(phase), p);
         stress::explore(&config, Some(&INTERRUPTED), &mut cb).map(Outcome::Explore)

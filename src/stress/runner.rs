@@ -32,7 +32,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(50);
 /// `config.keep_dir/stress.json`.
 ///
 /// Errors: [`StressError::Config`] / [`StressError::NotFound`] from
-/// [`StressConfig::validate`]; [`StressError::Io`] when `keep_dir` cannot be written;
+/// [`StressConfig::validate`], or `Config` when `keep_dir/runs` is not empty; [`StressError::Io`] when `keep_dir` cannot be written;
 /// [`StressError::Spawn`] when a run cannot be started (everything started is stopped first).
 pub fn run(
     config: &StressConfig,
@@ -43,6 +43,18 @@ pub fn run(
     let runs_dir = config.keep_dir.join("runs");
     std::fs::create_dir_all(&runs_dir)
         .map_err(|source| StressError::Io { path: runs_dir.clone(), source })?;
+    // Old outputs would mix with this run's and could be mistaken for its failures; fixci does
+    // not delete what it did not write in this run, so it refuses instead.
+    let occupied = std::fs::read_dir(&runs_dir)
+        .map_err(|source| StressError::Io { path: runs_dir.clone(), source })?
+        .next()
+        .is_some();
+    if occupied {
+        return Err(StressError::Config(format!(
+            "`{}` already holds the outputs of an earlier stress run; choose another keep directory",
+            runs_dir.display()
+        )));
+    }
     let stressors = CpuStressors::start(config.cpu_stressors, &config.cwd)?;
 
     let shared = Shared {

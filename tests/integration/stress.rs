@@ -288,6 +288,22 @@ fn bad_arguments_are_usage_errors_and_write_nothing() {
 }
 
 #[test]
+fn a_keep_dir_with_earlier_runs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        fixci()
+            .current_dir(dir.path())
+            .args(["stress", "--runs", "2", "--keep-dir", "k", "--", "false"])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run().status.code(), Some(1));
+    let out = run();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds the outputs"));
+}
+
+#[test]
 fn sigint_stops_every_run_and_exits_130_with_a_report() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("started");
