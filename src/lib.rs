@@ -17,4 +17,6 @@ pub mod redact;
 pub mod report;
 pub mod spec;
 pub mod stages;
+pub mod stats;
+pub mod stress;
 pub mod vcs;
