@@ -213,7 +213,11 @@ fn default_keep_dir(cwd: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(&outputs).map_err(|e| crate::error::io_error("create", &outputs, e))?;
     let stamp = chrono::Local::now().format("%Y-%m-%d_%H-%M-%S");
     for i in 1u32.. {
-        let name = if i == 1 { format!("{stamp}_stress") } else { format!("{stamp}_stress-{i}") };
+        let name = if i == 1 {
+            format!("{stamp}_stress")
+        } else {
+            format!("{stamp}_stress-{i}")
+        };
         let dir = outputs.join(name);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
@@ -254,8 +258,12 @@ fn progress_bar(runs: Option<u64>) -> ProgressBar {
 
 fn update(bar: &ProgressBar, phase: Option<&str>, p: &Progress) {
     bar.set_position(p.runs);
-    let mut msg =
-        format!("{} runs, {} failures ({:.1}%)", p.runs, p.failures, pct(p.failures, p.runs));
+    let mut msg = format!(
+        "{} runs, {} failures ({:.1}%)",
+        p.runs,
+        p.failures,
+        pct(p.failures, p.runs)
+    );
     if p.unmatched_failures > 0 {
         msg.push_str(&format!(", {} not matching", p.unmatched_failures));
     }
@@ -266,7 +274,11 @@ fn update(bar: &ProgressBar, phase: Option<&str>, p: &Progress) {
 }
 
 fn pct(k: u64, n: u64) -> f64 {
-    if n == 0 { 0.0 } else { 100.0 * k as f64 / n as f64 }
+    if n == 0 {
+        0.0
+    } else {
+        100.0 * k as f64 / n as f64
+    }
 }
 
 fn explore_json(e: &ExploreReport) -> serde_json::Value {
@@ -318,7 +330,11 @@ fn render(r: &StressReport) -> String {
     };
     let conf = 100.0 * r.confidence;
     let mut s = format!("runs:          {} (stopped: {stop})\n", r.runs);
-    s.push_str(&format!("failures:      {} ({:.2}%)", r.failures, 100.0 * r.failure_rate));
+    s.push_str(&format!(
+        "failures:      {} ({:.2}%)",
+        r.failures,
+        100.0 * r.failure_rate
+    ));
     if r.unmatched_failures > 0 {
         s.push_str(&format!(", plus {} not matching", r.unmatched_failures));
     }
@@ -399,7 +415,10 @@ mod tests {
     #[test]
     fn one_word_with_spaces_is_a_shell_script() {
         let d = std::env::temp_dir();
-        assert_eq!(parse_command(&["exit 1".into()], &d), StressCommand::Shell("exit 1".into()));
+        assert_eq!(
+            parse_command(&["exit 1".into()], &d),
+            StressCommand::Shell("exit 1".into())
+        );
         assert_eq!(
             parse_command(&["sh".into(), "-c".into(), "exit 1".into()], &d),
             StressCommand::Argv(vec!["sh".into(), "-c".into(), "exit 1".into()])
@@ -408,7 +427,15 @@ mod tests {
 
     #[test]
     fn shuffle_plugin_args_carry_the_seed() {
-        assert!(ShufflePlugin::Randomly.args(42).contains(&"--randomly-seed=42".to_string()));
-        assert!(ShufflePlugin::RandomOrder.args(7).contains(&"--random-order-seed=7".to_string()));
+        assert!(
+            ShufflePlugin::Randomly
+                .args(42)
+                .contains(&"--randomly-seed=42".to_string())
+        );
+        assert!(
+            ShufflePlugin::RandomOrder
+                .args(7)
+                .contains(&"--random-order-seed=7".to_string())
+        );
     }
 }

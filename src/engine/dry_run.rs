@@ -169,6 +169,8 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         pid: 0,
         invocation: Default::default(),
         issue: None,
+        flaky: None,
+        partial_reason: None,
     };
     for (def, attempt) in prompts {
         if attempt.is_some() && st.repro.is_none() {
@@ -236,20 +238,37 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
         ));
     }
     if let Some(e) = def.expect {
-        let default = if e == pipeline::Expect::Fail {
-            3
-        } else {
-            u64::from(env.spec().spec.verify_runs.unwrap_or(5))
-        };
-        let runs = env.count(def.runs.as_ref(), default, "`runs`")?;
-        extra.push(format!(
-            "{runs} runs, every run must {}",
-            if e == pipeline::Expect::Fail {
-                "fail"
-            } else {
-                "pass"
+        let stress = def.mode == Some(pipeline::RunMode::Stress);
+        match (stress, e) {
+            (true, pipeline::Expect::Fail) => {
+                let runs = env.count(def.runs.as_ref(), 400, "`runs`")?;
+                extra.push(format!(
+                    "stress: up to {runs} parallel runs, at least one must fail; measures p0"
+                ));
             }
-        ));
+            (true, pipeline::Expect::Pass) => {
+                extra.push(format!(
+                    "stress: ceil(ln({}) / ln(1 - p0)) runs, every run must pass",
+                    def.alpha.unwrap_or(0.05)
+                ));
+            }
+            (false, _) => {
+                let default = if e == pipeline::Expect::Fail {
+                    3
+                } else {
+                    u64::from(env.spec().spec.verify_runs.unwrap_or(5))
+                };
+                let runs = env.count(def.runs.as_ref(), default, "`runs`")?;
+                extra.push(format!(
+                    "{runs} runs, every run must {}",
+                    if e == pipeline::Expect::Fail {
+                        "fail"
+                    } else {
+                        "pass"
+                    }
+                ));
+            }
+        }
     }
     if let Some(p) = &def.prompt {
         extra.push(format!("prompt {p}"));

@@ -266,6 +266,8 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
             api_url: req.api_url.clone(),
         },
         issue,
+        flaky: None,
+        partial_reason: None,
     };
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.join("repro-test").join(t);
@@ -455,6 +457,9 @@ fn drive(env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Result<O
     if st.status == Status::Running {
         st.status = if env.cancelled() {
             Status::Interrupted
+        } else if let Some(why) = st.partial_reason.clone() {
+            st.reason = Some(why);
+            Status::Partial
         } else {
             Status::Success
         };

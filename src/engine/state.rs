@@ -223,6 +223,12 @@ pub struct RunState {
     /// How the run was started, so `fixci resume` can rebuild it.
     #[serde(default)]
     pub invocation: Invocation,
+    /// Failure-rate statistics of a flaky reproduction, once measured.
+    #[serde(default)]
+    pub flaky: Option<FlakyStats>,
+    /// Why a verified fix falls short of the required confidence (the run ends `partial`).
+    #[serde(default)]
+    pub partial_reason: Option<String>,
     /// The issue used as the task, when the spec names one.
     #[serde(default)]
     pub issue: Option<super::forge_inputs::IssueState>,
@@ -276,4 +282,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The measured failure rate of a flaky reproduction (before the fix).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FlakyStats {
+    /// Runs made under stress.
+    pub runs: u64,
+    /// Failures that counted (matching the CI failure signature when one applies).
+    pub failures: u64,
+    /// Failures with another signature, not counted.
+    pub unmatched_failures: u64,
+    /// p0 = failures / runs.
+    pub failure_rate: f64,
+    /// Clopper-Pearson interval of p0 at `confidence`.
+    pub interval: (f64, f64),
+    /// Confidence of the interval (0.95).
+    pub confidence: f64,
+    /// How failures were matched (`signature ...` or `any failure`).
+    pub matched_by: String,
+    /// Parallel copies (the amplification used).
+    pub jobs: usize,
+    /// Wall time of the measurement in seconds.
+    pub wall_s: f64,
 }

@@ -28,6 +28,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "deterministic",
         include_str!("../../pipelines/deterministic.toml"),
     ),
+    ("flaky", include_str!("../../pipelines/flaky.toml")),
 ];
 
 /// A pipeline file.
@@ -95,6 +96,17 @@ pub enum Expect {
     Pass,
 }
 
+/// How a `run-test` stage runs its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    /// One run after another (default).
+    Repeat,
+    /// Parallel runs (`fixci stress`); for `expect = "pass"`, as many as the measured failure
+    /// rate demands.
+    Stress,
+}
+
 /// An integer, or a minijinja expression that evaluates to one (`"spec.verify_runs or 5"`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -154,6 +166,12 @@ pub struct StageDef {
     /// run-test: number of runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<Count>,
+    /// run-test: `repeat` or `stress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RunMode>,
+    /// run-test, stress, expect pass: probability that an ineffective fix passes (default 0.05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
     /// run-test: restore the reproduction test from fixci's copy before each run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_test: Option<bool>,

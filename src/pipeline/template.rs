@@ -21,6 +21,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "implementing-features/AI_PROMPT.md",
         include_str!("../../implementing-features/AI_PROMPT.md"),
     ),
+    (
+        "reproduce-nd/AI_PROMPT.md",
+        include_str!("../../reproduce-nd/AI_PROMPT.md"),
+    ),
 ];
 
 /// Builds environments and finds template files.

@@ -321,6 +321,28 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     }
 
     let _ = writeln!(m, "## Verification\n");
+    if let Some(f) = &st.flaky {
+        let _ = writeln!(
+            m,
+            "Before the fix (flaky reproduction under stress, {} parallel jobs): {} of {} runs failed, p0 = {:.3} ({:.0}% Clopper-Pearson interval [{:.3}, {:.3}]); failures counted: {}{}.\n",
+            f.jobs,
+            f.failures,
+            f.runs,
+            f.failure_rate,
+            f.confidence * 100.0,
+            f.interval.0,
+            f.interval.1,
+            f.matched_by,
+            if f.unmatched_failures > 0 {
+                format!(
+                    "; {} failures with another signature were not counted",
+                    f.unmatched_failures
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     match (
         &st.verification,
         st.attempts.last().and_then(|a| a.verification.as_ref()),
@@ -328,14 +350,41 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         (Some(v), _) => {
             let _ = writeln!(
                 m,
-                "- Runs: {}\n- Passed: {}\n- Failed: {}",
-                v.runs, v.passed, v.failed
+                "- Runs: {} (planned {})\n- Passed: {}\n- Failed: {}",
+                v.runs, v.planned, v.passed, v.failed
             );
-            let _ = writeln!(
-                m,
-                "- Confidence: the failure was deterministic (it failed every confirmation run), and the fixed test passed all {} runs, each run by fixci with its own copy of the test.\n",
-                v.runs
-            );
+            match &st.flaky {
+                Some(f) if v.failed == 0 => {
+                    let bound = crate::stats::upper_bound_after_zero_failures(v.runs, 0.95);
+                    let caught = 1.0 - (1.0 - f.failure_rate).powf(v.runs as f64);
+                    let _ = writeln!(
+                        m,
+                        "- Bound: **failure rate after fix < {bound:.4} at 95% confidence** ({} runs, no failure; exact binomial bound 1 - 0.05^(1/n)).",
+                        v.runs
+                    );
+                    let _ = writeln!(
+                        m,
+                        "- Power: had the fix changed nothing (rate p0 = {:.3}), at least one of these runs would have failed with probability {:.3}; five runs would have caught it with probability {:.3}.",
+                        f.failure_rate,
+                        caught,
+                        1.0 - (1.0 - f.failure_rate).powi(5)
+                    );
+                    if let Some(p) = &st.partial_reason {
+                        let _ = writeln!(
+                            m,
+                            "- **Partial:** {p}; the bound above is what the runs made support."
+                        );
+                    }
+                    m.push('\n');
+                }
+                _ => {
+                    let _ = writeln!(
+                        m,
+                        "- Confidence: the failure was deterministic (it failed every confirmation run), and the fixed test passed all {} runs, each run by fixci with its own copy of the test.\n",
+                        v.runs
+                    );
+                }
+            }
         }
         (None, Some(v)) => {
             let _ = writeln!(
@@ -471,6 +520,8 @@ pub fn result_json(st: &RunState) -> Value {
             "tampering": a.tampering, "verification": a.verification,
         })).collect::<Vec<_>>(),
         "verification": st.verification,
+        "flaky": st.flaky,
+        "bound_95": st.verification.as_ref().filter(|v| st.flaky.is_some() && v.failed == 0).map(|v| crate::stats::upper_bound_after_zero_failures(v.runs, 0.95)),
         "pr": st.pr,
         "started_at": st.started_at,
         "finished_at": st.finished_at,

@@ -11,7 +11,14 @@ pub struct Report;
 impl Stage for Report {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         if cx.st.status == Status::Running && !cx.env.cancelled() {
-            cx.st.status = Status::Success;
+            // A fix whose evidence falls short of the required confidence is `partial`.
+            match cx.st.partial_reason.clone() {
+                Some(why) => {
+                    cx.st.status = Status::Partial;
+                    cx.st.reason = Some(why);
+                }
+                None => cx.st.status = Status::Success,
+            }
         }
         let run_dir = &cx.env.run_dir;
         let fix_diff = run_dir.join("fix.diff");

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use super::{Stage, StageCtx, StageResult, test_env_remove, worktree};
 use crate::engine::Event;
-use crate::engine::state::{Counts, StageStatus};
+use crate::engine::state::{Counts, FlakyStats, StageStatus};
 use crate::error::{Error, io_error};
-use crate::pipeline::{Count, Expect};
+use crate::pipeline::{Count, Expect, RunMode};
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
 
 /// The `run-test` stage.
@@ -21,10 +21,17 @@ pub struct RunTest {
     pub runs: Option<Count>,
     /// Restore fixci's copy of the reproduction test before each run.
     pub restore: bool,
+    /// One run after another, or in parallel under stress.
+    pub mode: RunMode,
+    /// Stress verification: probability that an ineffective fix passes.
+    pub alpha: f64,
 }
 
 impl Stage for RunTest {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
+        if self.mode == RunMode::Stress {
+            return self.stress(cx);
+        }
         let wt = worktree(cx.st)?;
         let repro = cx.st.repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
         let default = match self.expect {
@@ -161,5 +168,162 @@ impl Stage for RunTest {
                 }
             }
         }))
+    }
+}
+
+impl RunTest {
+    /// Parallel runs through the stress runner. `expect = "fail"` confirms a flaky reproduction
+    /// (at least one counted failure) and measures p0; `expect = "pass"` verifies a fix with
+    /// N = ceil(ln(alpha) / ln(1 - p0)) runs, stopping at the first failure.
+    fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
+        use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
+        let wt = worktree(cx.st)?;
+        let repro = cx.st.repro.clone().ok_or_else(|| {
+            Error::usage(format!("stage `{}` needs a reproduction before it", cx.id))
+        })?;
+        if self.restore {
+            if let Some(copy) = &repro.copy {
+                let dest = wt.join(&repro.test_file);
+                if let Some(d) = dest.parent() {
+                    std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
+                }
+                std::fs::copy(copy, &dest)
+                    .map_err(|e| io_error("restore the reproduction test to", &dest, e))?;
+            }
+        }
+        let mut cfg = StressConfig::new(
+            StressCommand::Shell(repro.command.clone()),
+            wt.clone(),
+            cx.dir.join("stress"),
+        );
+        cfg.env_remove = test_env_remove(cx.env);
+        cfg.duration = Some(cx.budget);
+        cfg.grace = cx.env.grace.min(std::time::Duration::from_secs(2));
+        cfg.per_run_timeout = cx.budget;
+        // Only an existing test can be held to the CI log's failure signature: an agent's new
+        // test has another test id, so there every failure counts.
+        let signature = cx
+            .st
+            .logs
+            .as_ref()
+            .and_then(|l| l.distilled.signature.clone());
+        let matched_by = match (&signature, repro.origin.as_str()) {
+            (Some(sig), "existing") => {
+                cfg.failure_match = Some(FailureMatch::Signature(sig.clone()));
+                format!("the CI failure signature `{sig}`")
+            }
+            _ => "any failure of the reproduction command".to_string(),
+        };
+        let planned = match self.expect {
+            Expect::Fail => {
+                cfg.runs = Some(cx.env.count(self.runs.as_ref(), 400, "`runs`")?);
+                cfg.runs.unwrap_or(400)
+            }
+            Expect::Pass => {
+                let p0 = cx.st.flaky.as_ref().map(|f| f.failure_rate).unwrap_or(0.0);
+                let n = match &self.runs {
+                    Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
+                    None if p0 > 0.0 => crate::stats::runs_needed(p0, self.alpha),
+                    None => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
+                };
+                cfg.runs = Some(n);
+                cfg.until_failures = Some(1);
+                n
+            }
+        };
+        let report = stress::run(&cfg, Some(cx.env.req.cancel), &mut |_| {}).map_err(|e| {
+            Error::infra(format!("stage `{}`: the stress runner failed", cx.id)).source(e)
+        })?;
+        std::fs::write(
+            cx.dir.join("stress.json"),
+            serde_json::to_string_pretty(&report).unwrap_or_default(),
+        )
+        .map_err(|e| io_error("write", &cx.dir.join("stress.json"), e))?;
+        let first_failure = report
+            .failing_runs
+            .iter()
+            .find(|r| r.counted)
+            .map(|r| crate::redact::redact(&process::tail(&r.output, 6 * 1024)));
+        let counts = Counts {
+            runs: report.runs,
+            passed: report.runs - report.failures - report.unmatched_failures,
+            failed: report.failures + report.unmatched_failures,
+            timed_out: report.timeouts,
+            planned,
+        };
+        if report.stop_reason == StopReason::Interrupted {
+            return Ok(StageResult::failed("interrupted"));
+        }
+        match self.expect {
+            Expect::Fail => {
+                let stats = FlakyStats {
+                    runs: report.runs,
+                    failures: report.failures,
+                    unmatched_failures: report.unmatched_failures,
+                    failure_rate: report.failure_rate,
+                    interval: report.interval,
+                    confidence: report.confidence,
+                    matched_by: matched_by.clone(),
+                    jobs: report.jobs,
+                    wall_s: report.wall_s,
+                };
+                cx.st.flaky = Some(stats);
+                let r = cx.st.repro.as_mut().expect("checked above");
+                r.confirmed = report.failures > 0;
+                if let Some(out) = first_failure {
+                    r.failure_output = out;
+                }
+                if report.failures == 0 {
+                    let other = if report.unmatched_failures > 0 {
+                        format!(
+                            " ({} failures with another signature did not count)",
+                            report.unmatched_failures
+                        )
+                    } else {
+                        String::new()
+                    };
+                    return Ok(StageResult::failed(format!(
+                        "no failure matching {matched_by} in {} runs under stress{other}",
+                        report.runs
+                    )));
+                }
+                Ok(StageResult::passed(format!(
+                    "reproduced: {} of {} runs failed (p0 = {:.3}, {:.0}% interval [{:.3}, {:.3}]), {} jobs in parallel",
+                    report.failures,
+                    report.runs,
+                    report.failure_rate,
+                    report.confidence * 100.0,
+                    report.interval.0,
+                    report.interval.1,
+                    report.jobs
+                )))
+            }
+            Expect::Pass => {
+                let a = cx.st.current_attempt();
+                if let Some(a) = a {
+                    a.verification = Some(counts.clone());
+                    if let Some(out) = &first_failure {
+                        a.failure_output = out.clone();
+                    }
+                }
+                if report.failures + report.unmatched_failures > 0 {
+                    return Ok(StageResult::failed(format!(
+                        "verification failed: a failure after {} of {planned} runs",
+                        report.runs
+                    )));
+                }
+                if report.runs < planned {
+                    cx.st.partial_reason = Some(format!(
+                        "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out",
+                        report.runs
+                    ));
+                }
+                let bound = crate::stats::upper_bound_after_zero_failures(report.runs, 0.95);
+                Ok(StageResult::passed(format!(
+                    "passed {} of {planned} runs; failure rate after the fix < {bound:.4} at 95% confidence",
+                    report.runs
+                )))
+            }
+        }
     }
 }

@@ -27,14 +27,24 @@ pub fn clopper_pearson(failures: u64, runs: u64, confidence: f64) -> (f64, f64) 
     }
     let alpha = 1.0 - confidence;
     let (x, n) = (failures as f64, runs as f64);
-    let lo = if failures == 0 { 0.0 } else { beta_quantile(x, n - x + 1.0, alpha / 2.0) };
-    let hi = if failures == runs { 1.0 } else { beta_quantile(x + 1.0, n - x, 1.0 - alpha / 2.0) };
+    let lo = if failures == 0 {
+        0.0
+    } else {
+        beta_quantile(x, n - x + 1.0, alpha / 2.0)
+    };
+    let hi = if failures == runs {
+        1.0
+    } else {
+        beta_quantile(x + 1.0, n - x, 1.0 - alpha / 2.0)
+    };
     (lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0))
 }
 
 fn beta_quantile(a: f64, b: f64, q: f64) -> f64 {
     // Shapes are >= 1 here (counts), so construction cannot fail.
-    Beta::new(a, b).expect("beta shapes are positive").inverse_cdf(q)
+    Beta::new(a, b)
+        .expect("beta shapes are positive")
+        .inverse_cdf(q)
 }
 
 /// The Wilson score interval for `successes` out of `n` at `confidence` (e.g. `0.95`), as
@@ -61,7 +71,10 @@ pub fn wilson(successes: u64, n: u64, confidence: f64) -> (f64, f64) {
 /// When `successes > n` or `z` is negative or not finite.
 pub fn wilson_z(successes: u64, n: u64, z: f64) -> (f64, f64) {
     assert!(successes <= n, "successes ({successes}) > n ({n})");
-    assert!(z.is_finite() && z >= 0.0, "z must be a finite non-negative number, got {z}");
+    assert!(
+        z.is_finite() && z >= 0.0,
+        "z must be a finite non-negative number, got {z}"
+    );
     if n == 0 {
         return (0.0, 1.0);
     }
@@ -84,7 +97,9 @@ pub fn z_for_confidence(confidence: f64) -> f64 {
         confidence > 0.0 && confidence < 1.0,
         "confidence must be strictly between 0 and 1, got {confidence}"
     );
-    Normal::new(0.0, 1.0).expect("standard normal").inverse_cdf(1.0 - (1.0 - confidence) / 2.0)
+    Normal::new(0.0, 1.0)
+        .expect("standard normal")
+        .inverse_cdf(1.0 - (1.0 - confidence) / 2.0)
 }
 
 fn check(k: u64, n: u64, confidence: f64) {
@@ -110,9 +125,21 @@ mod tests {
     // tabulated in Brown, Cai and DasGupta (2001).
     #[test]
     fn clopper_pearson_matches_published_values() {
-        close(clopper_pearson(5, 10, 0.95), (0.187_086_0, 0.812_914_0), 1e-6);
-        close(clopper_pearson(1, 10, 0.95), (0.002_528_579, 0.445_016_1), 1e-6);
-        close(clopper_pearson(10, 100, 0.95), (0.049_004_69, 0.176_222_6), 1e-6);
+        close(
+            clopper_pearson(5, 10, 0.95),
+            (0.187_086_0, 0.812_914_0),
+            1e-6,
+        );
+        close(
+            clopper_pearson(1, 10, 0.95),
+            (0.002_528_579, 0.445_016_1),
+            1e-6,
+        );
+        close(
+            clopper_pearson(10, 100, 0.95),
+            (0.049_004_69, 0.176_222_6),
+            1e-6,
+        );
     }
 
     #[test]

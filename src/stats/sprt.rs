@@ -43,9 +43,15 @@ impl Sprt {
     /// (`beta = 0` is allowed: never declare a fix broken by mistake, i.e. never stop early
     /// on "still broken" without a failure).
     pub fn new(p0: f64, p1: f64, alpha: f64, beta: f64) -> Self {
-        assert!((0.0..1.0).contains(&p1) && p1 < p0 && p0 < 1.0, "need 0 <= p1 < p0 < 1");
+        assert!(
+            (0.0..1.0).contains(&p1) && p1 < p0 && p0 < 1.0,
+            "need 0 <= p1 < p0 < 1"
+        );
         assert!(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1)");
-        assert!((0.0..1.0).contains(&beta) && alpha + beta < 1.0, "beta must be in [0, 1 - alpha)");
+        assert!(
+            (0.0..1.0).contains(&beta) && alpha + beta < 1.0,
+            "beta must be in [0, 1 - alpha)"
+        );
         Self {
             pass_step: (-p1).ln_1p() - (-p0).ln_1p(),
             fail_step: (p1 / p0).ln(),

@@ -32,10 +32,17 @@ impl ShufflePlugin {
     pub fn args(self, seed: u64) -> Vec<String> {
         match self {
             ShufflePlugin::Randomly => {
-                vec!["-p".into(), "randomly".into(), format!("--randomly-seed={seed}")]
+                vec![
+                    "-p".into(),
+                    "randomly".into(),
+                    format!("--randomly-seed={seed}"),
+                ]
             }
             ShufflePlugin::RandomOrder => {
-                vec!["--random-order-bucket=global".into(), format!("--random-order-seed={seed}")]
+                vec![
+                    "--random-order-bucket=global".into(),
+                    format!("--random-order-seed={seed}"),
+                ]
             }
         }
     }
@@ -64,7 +71,9 @@ pub struct PytestPlugins {
 /// else `python3`) must find `pytest_randomly` / `random_order` / `pytest_repeat`. Runs that
 /// Python once (a few hundred ms); anything that goes wrong means "no plugin".
 pub fn detect_pytest_plugins(command: &StressCommand, cwd: &Path) -> PytestPlugins {
-    let Some(python) = pytest_python(command, cwd) else { return PytestPlugins::default() };
+    let Some(python) = pytest_python(command, cwd) else {
+        return PytestPlugins::default();
+    };
     let script = "import importlib.util as u\n\
                   for m in ('pytest_randomly', 'random_order', 'pytest_repeat'):\n    \
                   print(m if u.find_spec(m) else '')";
@@ -275,12 +284,18 @@ pub fn explore(
     let start = Instant::now();
     let mut candidates = vec![
         Amplification::Plain,
-        Amplification::Parallel { jobs: base.jobs.saturating_mul(2).max(2) },
-        Amplification::CpuStress { processes: super::config::default_jobs() },
+        Amplification::Parallel {
+            jobs: base.jobs.saturating_mul(2).max(2),
+        },
+        Amplification::CpuStress {
+            processes: super::config::default_jobs(),
+        },
     ];
     let plugins = detect_pytest_plugins(&base.command, &base.cwd);
     if plugins.repeat && base.repeat.is_none() {
-        candidates.push(Amplification::Repeat { count: EXPLORE_REPEAT });
+        candidates.push(Amplification::Repeat {
+            count: EXPLORE_REPEAT,
+        });
     }
     if let Some(plugin) = plugins.shuffle {
         let base_seed = std::time::SystemTime::now()
@@ -290,7 +305,9 @@ pub fn explore(
         candidates.push(Amplification::Shuffle { plugin, base_seed });
     }
     let k = candidates.len() as f64;
-    let slice_runs = base.runs.map(|n| ((n as f64 * EXPLORE_SHARE / k).floor() as u64).max(1));
+    let slice_runs = base
+        .runs
+        .map(|n| ((n as f64 * EXPLORE_SHARE / k).floor() as u64).max(1));
     let slice_duration = base.duration.map(|d| d.mul_f64(EXPLORE_SHARE / k));
 
     let mut trials = Vec::new();
@@ -303,14 +320,22 @@ pub fn explore(
         c.keep_dir = base.keep_dir.join("explore").join(&name);
         let label = format!("explore:{name}");
         let report = super::run(&c, cancel, &mut |p| progress(&label, p))?;
-        trials.push(ExploreTrial { amplification: amp, name, report });
+        trials.push(ExploreTrial {
+            amplification: amp,
+            name,
+            report,
+        });
     }
     // With a run budget, the rest is spent in runs: the best has the highest failures per run.
     // With a duration, it is spent in seconds: the best has the most failures per second.
     let per_second = base.duration.is_some();
     let score = |r: &StressReport| {
         if per_second {
-            if r.wall_s > 0.0 { r.failures as f64 / r.wall_s } else { 0.0 }
+            if r.wall_s > 0.0 {
+                r.failures as f64 / r.wall_s
+            } else {
+                0.0
+            }
         } else {
             r.failure_rate
         }
@@ -325,14 +350,21 @@ pub fn explore(
     let mut c = chosen.apply(base);
     let used_runs: u64 = trials.iter().map(|t| t.report.runs).sum();
     c.runs = base.runs.map(|n| n.saturating_sub(used_runs).max(1));
-    c.duration =
-        base.duration.map(|d| d.saturating_sub(start.elapsed()).max(Duration::from_millis(1)));
+    c.duration = base.duration.map(|d| {
+        d.saturating_sub(start.elapsed())
+            .max(Duration::from_millis(1))
+    });
     let label = format!("main:{}", chosen.name());
     let main = super::run(&c, cancel, &mut |p| progress(&label, p))?;
     Ok(ExploreReport {
         chosen_name: chosen.name(),
         chosen_trial_rate: trials[best].report.failure_rate,
-        ranked_by: if per_second { "failures-per-second" } else { "failures-per-run" }.into(),
+        ranked_by: if per_second {
+            "failures-per-second"
+        } else {
+            "failures-per-run"
+        }
+        .into(),
         chosen,
         trials,
         main,

@@ -22,9 +22,11 @@ impl StressCommand {
     /// The command as one display string.
     pub fn display(&self) -> String {
         match self {
-            StressCommand::Argv(v) => {
-                v.iter().map(|a| crate::process::shell_quote(a)).collect::<Vec<_>>().join(" ")
-            }
+            StressCommand::Argv(v) => v
+                .iter()
+                .map(|a| crate::process::shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
             StressCommand::Shell(s) => s.clone(),
         }
     }
@@ -192,7 +194,9 @@ impl StressConfig {
             StressCommand::Shell(s) if s.trim().is_empty() => bad("empty command"),
             StressCommand::Argv(v) => {
                 if find_program(&v[0], &self.cwd).is_none() {
-                    return Err(StressError::NotFound { program: v[0].clone() });
+                    return Err(StressError::NotFound {
+                        program: v[0].clone(),
+                    });
                 }
                 Ok(())
             }
@@ -203,19 +207,25 @@ impl StressConfig {
 
 /// The number of CPUs available to this process (at least 1).
 pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Resolves `program` as `Command` would: a name with a `/` is a path (relative to `cwd`),
 /// otherwise it is looked up on `PATH`. Returns the path of an executable file.
 pub(crate) fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let executable =
-        |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if program.contains('/') {
         let p = cwd.join(program);
         return executable(&p).then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| executable(p))
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| executable(p))
 }

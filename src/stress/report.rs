@@ -124,6 +124,10 @@ pub struct StressReport {
 impl StressReport {
     /// The output files of the counted failures.
     pub fn failing_outputs(&self) -> Vec<PathBuf> {
-        self.failing_runs.iter().filter(|r| r.counted).map(|r| r.output.clone()).collect()
+        self.failing_runs
+            .iter()
+            .filter(|r| r.counted)
+            .map(|r| r.output.clone())
+            .collect()
     }
 }

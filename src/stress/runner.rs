@@ -41,12 +41,17 @@ pub fn run(
 ) -> Result<StressReport, StressError> {
     config.validate()?;
     let runs_dir = config.keep_dir.join("runs");
-    std::fs::create_dir_all(&runs_dir)
-        .map_err(|source| StressError::Io { path: runs_dir.clone(), source })?;
+    std::fs::create_dir_all(&runs_dir).map_err(|source| StressError::Io {
+        path: runs_dir.clone(),
+        source,
+    })?;
     // Old outputs would mix with this run's and could be mistaken for its failures; fixci does
     // not delete what it did not write in this run, so it refuses instead.
     let occupied = std::fs::read_dir(&runs_dir)
-        .map_err(|source| StressError::Io { path: runs_dir.clone(), source })?
+        .map_err(|source| StressError::Io {
+            path: runs_dir.clone(),
+            source,
+        })?
         .next()
         .is_some();
     if occupied {
@@ -81,7 +86,11 @@ pub fn run(
     drop(stressors);
 
     let wall = shared.start.elapsed();
-    if let Some(e) = shared.spawn_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    if let Some(e) = shared
+        .spawn_error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
         return Err(StressError::Spawn(e));
     }
     let tally = shared.tally.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -127,7 +136,10 @@ impl Shared<'_> {
 
     fn worker(&self, done: &mpsc::Sender<()>) {
         let c = self.config;
-        let limits = Limits { budget: c.per_run_timeout, grace: c.grace };
+        let limits = Limits {
+            budget: c.per_run_timeout,
+            grace: c.grace,
+        };
         while !self.stop.load(Ordering::SeqCst) {
             let index = self.next.fetch_add(1, Ordering::SeqCst);
             if c.runs.is_some_and(|n| index >= n) {
@@ -227,8 +239,10 @@ impl Shared<'_> {
             if let Some(d) = deadline {
                 wait = wait.min(d.saturating_duration_since(Instant::now()));
             }
-            let finished =
-                matches!(done.recv_timeout(wait), Err(mpsc::RecvTimeoutError::Disconnected));
+            let finished = matches!(
+                done.recv_timeout(wait),
+                Err(mpsc::RecvTimeoutError::Disconnected)
+            );
             if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
                 self.halt(StopReason::Interrupted);
             }
@@ -265,7 +279,11 @@ impl Tally {
         stop_reason: StopReason,
     ) -> StressReport {
         let wall_s = wall.as_secs_f64();
-        let rate = if self.runs == 0 { 0.0 } else { self.failures as f64 / self.runs as f64 };
+        let rate = if self.runs == 0 {
+            0.0
+        } else {
+            self.failures as f64 / self.runs as f64
+        };
         let interval = crate::stats::clopper_pearson(self.failures, self.runs, c.confidence);
         StressReport {
             command: c.command.display(),
@@ -278,7 +296,11 @@ impl Tally {
             signatures: self.signatures,
             timeouts: self.timeouts,
             wall_s,
-            runs_per_s: if wall_s > 0.0 { self.runs as f64 / wall_s } else { 0.0 },
+            runs_per_s: if wall_s > 0.0 {
+                self.runs as f64 / wall_s
+            } else {
+                0.0
+            },
             time_to_first_failure_s: self.first_failure.map(|d| d.as_secs_f64()),
             runs_to_verify: (self.failures > 0)
                 .then(|| crate::stats::runs_needed(rate, 1.0 - c.confidence)),
@@ -287,7 +309,10 @@ impl Tally {
             per_repetition: c.repeat.filter(|&k| k > 1).map(|k| {
                 let (lo, hi) = interval;
                 let per = |p: f64| crate::stats::per_attempt_rate(p, k);
-                RepetitionEstimate { failure_rate: per(rate), interval: (per(lo), per(hi)) }
+                RepetitionEstimate {
+                    failure_rate: per(rate),
+                    interval: (per(lo), per(hi)),
+                }
             }),
             stop_reason,
             jobs: c.jobs,
@@ -301,7 +326,9 @@ impl Tally {
 
 /// The last `max` bytes of a file (empty when it cannot be read).
 fn read_tail(path: &Path, max: u64) -> Vec<u8> {
-    let Ok(mut f) = std::fs::File::open(path) else { return Vec::new() };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len > max && f.seek(SeekFrom::Start(len - max)).is_err() {
         return Vec::new();
@@ -333,7 +360,10 @@ mod tests {
         let c = config(dir.path(), "exit 0");
         let mut seen = Vec::new();
         let r = run(&c, None, &mut |p| seen.push(*p)).unwrap();
-        assert_eq!((r.runs, r.failures, r.stop_reason), (10, 0, StopReason::Runs));
+        assert_eq!(
+            (r.runs, r.failures, r.stop_reason),
+            (10, 0, StopReason::Runs)
+        );
         let last = seen.last().expect("at least the final progress call");
         assert_eq!((last.runs, last.in_flight), (10, 0));
         assert!(seen.windows(2).all(|w| w[0].runs <= w[1].runs));
@@ -357,7 +387,12 @@ mod tests {
         assert!(calls > 0);
         assert_eq!((r.runs, r.stop_reason), (0, StopReason::Interrupted));
         // The cancelled runs' outputs are not kept as results.
-        assert_eq!(std::fs::read_dir(dir.path().join("keep/runs")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("keep/runs"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -412,7 +447,10 @@ mod tests {
         let pids: Vec<&str> = out.lines().collect();
         assert!(pids.len() >= 2, "{out}");
         for pid in pids {
-            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "stressor {pid} survived");
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists(),
+                "stressor {pid} survived"
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod faults;
+mod flaky;
 mod forge;
 mod logs;
 mod run;

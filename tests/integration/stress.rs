@@ -13,7 +13,11 @@ use crate::common::fixci;
 
 /// A command that fails (exit 1) with probability 1/`modulus`.
 fn flaky(modulus: u32) -> Vec<String> {
-    vec!["bash".into(), "-c".into(), format!("exit $(( SRANDOM % {modulus} == 0 ))")]
+    vec![
+        "bash".into(),
+        "-c".into(),
+        format!("exit $(( SRANDOM % {modulus} == 0 ))"),
+    ]
 }
 
 /// Runs `fixci stress --json ARGS -- CMD` in `dir`; returns (exit code, report).
@@ -29,13 +33,19 @@ fn stress_json(dir: &Path, args: &[&str], cmd: &[String]) -> (i32, Value) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     (out.status.code().unwrap(), v)
 }
 
 fn interval(v: &Value) -> (f64, f64) {
-    (v["interval"][0].as_f64().unwrap(), v["interval"][1].as_f64().unwrap())
+    (
+        v["interval"][0].as_f64().unwrap(),
+        v["interval"][1].as_f64().unwrap(),
+    )
 }
 
 #[test]
@@ -45,25 +55,50 @@ fn estimated_rate_interval_contains_the_true_rate() {
     // probability <= 1e-6.
     let (code, v) = stress_json(
         dir.path(),
-        &["--runs", "2000", "--confidence", "0.999999", "--keep-dir", "k"],
+        &[
+            "--runs",
+            "2000",
+            "--confidence",
+            "0.999999",
+            "--keep-dir",
+            "k",
+        ],
         &flaky(10),
     );
     assert_eq!(code, 1, "some run failed, so exit 1: {v}");
     assert_eq!(v["runs"], 2000);
     assert_eq!(v["stop_reason"], "runs");
     let (lo, hi) = interval(&v);
-    assert!(lo < 0.1 && 0.1 < hi, "interval [{lo}, {hi}] misses 0.1: {}", v["failures"]);
+    assert!(
+        lo < 0.1 && 0.1 < hi,
+        "interval [{lo}, {hi}] misses 0.1: {}",
+        v["failures"]
+    );
     // The interval is informative, not [0, 1]: at n = 2000 its width is about 0.07.
     assert!(hi - lo < 0.1, "[{lo}, {hi}]");
     let failures = v["failures"].as_u64().unwrap();
-    assert_eq!(v["failure_rate"].as_f64().unwrap(), failures as f64 / 2000.0);
-    assert_eq!(v["signatures"]["(no signature: exit 1)"].as_u64(), Some(failures));
-    for key in ["confidence", "wall_s", "runs_per_s", "time_to_first_failure_s"] {
+    assert_eq!(
+        v["failure_rate"].as_f64().unwrap(),
+        failures as f64 / 2000.0
+    );
+    assert_eq!(
+        v["signatures"]["(no signature: exit 1)"].as_u64(),
+        Some(failures)
+    );
+    for key in [
+        "confidence",
+        "wall_s",
+        "runs_per_s",
+        "time_to_first_failure_s",
+    ] {
         assert!(v[key].is_number(), "{key}: {v}");
     }
     // Every failing run's output was kept; passing outputs only as a sample of 3.
     let runs = dir.path().join("k/runs");
-    assert_eq!(std::fs::read_dir(&runs).unwrap().count() as u64, failures + 3);
+    assert_eq!(
+        std::fs::read_dir(&runs).unwrap().count() as u64,
+        failures + 3
+    );
     assert!(dir.path().join("k/stress.json").is_file());
 }
 
@@ -74,7 +109,16 @@ fn until_failures_stops_early() {
     // comes from --until-failures.
     let (code, v) = stress_json(
         dir.path(),
-        &["--runs", "2000", "--until-failures", "3", "--jobs", "2", "--keep-dir", "k"],
+        &[
+            "--runs",
+            "2000",
+            "--until-failures",
+            "3",
+            "--jobs",
+            "2",
+            "--keep-dir",
+            "k",
+        ],
         &flaky(10),
     );
     assert_eq!(code, 1);
@@ -117,7 +161,10 @@ fn match_text_counts_only_the_matching_failure() {
     // Each way has probability 1/3; P(either count is 0 in 300 runs) = 2 (2/3)^300 ~ 1e-53.
     assert!(failures > 0 && unmatched > 0, "{v}");
     let (lo, hi) = interval(&v);
-    assert!(lo < 1.0 / 3.0 && 1.0 / 3.0 < hi, "[{lo}, {hi}] misses 1/3 (p <= 1e-6)");
+    assert!(
+        lo < 1.0 / 3.0 && 1.0 / 3.0 < hi,
+        "[{lo}, {hi}] misses 1/3 (p <= 1e-6)"
+    );
     for r in v["failing_runs"].as_array().unwrap() {
         let text = std::fs::read_to_string(dir.path().join(r["output"].as_str().unwrap())).unwrap();
         let counted = r["counted"].as_bool().unwrap();
@@ -146,8 +193,10 @@ class TestTwoWays(unittest.TestCase):
 "#,
     )
     .unwrap();
-    let cmd: Vec<String> =
-        ["python3", "-m", "unittest", "test_two_ways"].iter().map(|s| s.to_string()).collect();
+    let cmd: Vec<String> = ["python3", "-m", "unittest", "test_two_ways"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     // First learn the two signatures from an unfiltered run.
     let (_, v) = stress_json(dir.path(), &["--runs", "60", "--keep-dir", "a"], &cmd);
     let sig_of = |needle: &str| -> String {
@@ -168,13 +217,24 @@ class TestTwoWays(unittest.TestCase):
     assert!(!alpha.starts_with("(no signature"), "{alpha}");
     let (_, v) = stress_json(
         dir.path(),
-        &["--runs", "60", "--keep-dir", "b", "--match-signature", &alpha],
+        &[
+            "--runs",
+            "60",
+            "--keep-dir",
+            "b",
+            "--match-signature",
+            &alpha,
+        ],
         &cmd,
     );
     assert!(v["failures"].as_u64().unwrap() > 0 && v["unmatched_failures"].as_u64().unwrap() > 0);
     for r in v["failing_runs"].as_array().unwrap() {
         let text = std::fs::read_to_string(dir.path().join(r["output"].as_str().unwrap())).unwrap();
-        assert_eq!(r["counted"].as_bool().unwrap(), text.contains("1 != 2"), "{r}");
+        assert_eq!(
+            r["counted"].as_bool().unwrap(),
+            text.contains("1 != 2"),
+            "{r}"
+        );
     }
 }
 
@@ -192,10 +252,17 @@ fn all_passing_runs_exit_zero_and_bound_the_rate() {
     // 1 - 0.05^(1/20) = 13.91%.
     assert!(text.contains("rate < 13.91% at 95% confidence"), "{text}");
     // The default keep dir is a run directory under outputs/.
-    let outputs: Vec<_> =
-        std::fs::read_dir(dir.path().join("outputs")).unwrap().flatten().collect();
+    let outputs: Vec<_> = std::fs::read_dir(dir.path().join("outputs"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(outputs.len(), 1);
-    assert!(outputs[0].file_name().to_string_lossy().ends_with("_stress"));
+    assert!(
+        outputs[0]
+            .file_name()
+            .to_string_lossy()
+            .ends_with("_stress")
+    );
 }
 
 #[test]
@@ -229,11 +296,18 @@ fn duration_stops_the_run_and_a_shell_string_is_a_script() {
 #[test]
 fn explore_measures_each_amplification_and_records_the_choice() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, v) =
-        stress_json(dir.path(), &["--runs", "60", "--explore", "--keep-dir", "k"], &flaky(4));
+    let (_, v) = stress_json(
+        dir.path(),
+        &["--runs", "60", "--explore", "--keep-dir", "k"],
+        &flaky(4),
+    );
     let e = &v["explore"];
-    let names: Vec<&str> =
-        e["trials"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = e["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         &names[..3],
         &[
@@ -256,16 +330,27 @@ fn explore_measures_each_amplification_and_records_the_choice() {
 }
 
 fn cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 #[test]
 fn bad_arguments_are_usage_errors_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     for (args, needle) in [
-        (&["--jobs", "0", "--", "true"][..], "`--jobs` must be at least 1"),
-        (&["--runs", "0", "--", "true"][..], "`--runs` must be at least 1"),
-        (&["--until-failures", "0", "--", "true"][..], "`--until-failures` must be at least 1"),
+        (
+            &["--jobs", "0", "--", "true"][..],
+            "`--jobs` must be at least 1",
+        ),
+        (
+            &["--runs", "0", "--", "true"][..],
+            "`--runs` must be at least 1",
+        ),
+        (
+            &["--until-failures", "0", "--", "true"][..],
+            "`--until-failures` must be at least 1",
+        ),
         (
             &["--confidence", "1.5", "--", "true"][..],
             "`--confidence` must be strictly between 0 and 1",
@@ -274,12 +359,29 @@ fn bad_arguments_are_usage_errors_and_write_nothing() {
             &["--", "definitely-not-a-command-fixci"][..],
             "command `definitely-not-a-command-fixci` not found",
         ),
-        (&["--", "./missing.sh"][..], "command `./missing.sh` not found"),
-        (&["--repeat", "3", "--", "true"][..], "`--repeat` needs a pytest command"),
-        (&["--shuffle", "--", "true"][..], "`--shuffle` needs a pytest command"),
-        (&["--repeat", "0", "--", "true"][..], "`--repeat` must be at least 1"),
+        (
+            &["--", "./missing.sh"][..],
+            "command `./missing.sh` not found",
+        ),
+        (
+            &["--repeat", "3", "--", "true"][..],
+            "`--repeat` needs a pytest command",
+        ),
+        (
+            &["--shuffle", "--", "true"][..],
+            "`--shuffle` needs a pytest command",
+        ),
+        (
+            &["--repeat", "0", "--", "true"][..],
+            "`--repeat` must be at least 1",
+        ),
     ] {
-        let out = fixci().current_dir(dir.path()).arg("stress").args(args).output().unwrap();
+        let out = fixci()
+            .current_dir(dir.path())
+            .arg("stress")
+            .args(args)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
@@ -310,7 +412,18 @@ fn sigint_stops_every_run_and_exits_130_with_a_report() {
     let script = format!("touch {}; exec sleep 1000", marker.display());
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fixci"))
         .current_dir(dir.path())
-        .args(["stress", "--json", "--runs", "10", "--jobs", "2", "--keep-dir", "k", "--", &script])
+        .args([
+            "stress",
+            "--json",
+            "--runs",
+            "10",
+            "--jobs",
+            "2",
+            "--keep-dir",
+            "k",
+            "--",
+            &script,
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -325,7 +438,9 @@ fn sigint_stops_every_run_and_exits_130_with_a_report() {
     assert_eq!(v["stop_reason"], "interrupted");
     assert_eq!(v["runs"], 0, "the stopped runs are not counted");
     // No `sleep 1000` of ours survived (each run's group was killed before fixci exited).
-    let ps = std::process::Command::new("pgrep").args(["-f", "^sleep 1000$"]).output();
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "^sleep 1000$"])
+        .output();
     if let Ok(ps) = ps {
         let me = String::from_utf8_lossy(&ps.stdout).to_string();
         let ours: Vec<_> = me
@@ -365,7 +480,15 @@ for i in range(count):
     let out = fixci()
         .current_dir(dir.path())
         .env("PYTHONPATH", &lib)
-        .args(["stress", "--json", "--runs", "60", "--repeat", "10", "--shuffle"])
+        .args([
+            "stress",
+            "--json",
+            "--runs",
+            "60",
+            "--repeat",
+            "10",
+            "--shuffle",
+        ])
         .args(["--confidence", "0.999999", "--keep-dir", "k", "--"])
         .args(["python3", "-m", "pytest", "test_x.py"])
         .output()
@@ -375,7 +498,10 @@ for i in range(count):
     assert_eq!(v["repetitions_per_run"], 10);
     // Per-repetition interval at confidence 0.999999 misses 0.1 with probability <= 1e-6.
     let rep = &v["per_repetition"];
-    let (lo, hi) = (rep["interval"][0].as_f64().unwrap(), rep["interval"][1].as_f64().unwrap());
+    let (lo, hi) = (
+        rep["interval"][0].as_f64().unwrap(),
+        rep["interval"][1].as_f64().unwrap(),
+    );
     assert!(lo < 0.1 && 0.1 < hi, "[{lo}, {hi}]: {v}");
     // A run fails with probability 1 - 0.9^10 = 0.65; P(no failing run in 60) ~ 1e-27.
     let failing = v["failing_runs"].as_array().unwrap();
