@@ -214,6 +214,12 @@ pub struct Progress {
     tty: bool,
 }
 
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Progress {
     /// A progress display on stderr.
     pub fn new() -> Self {

@@ -87,7 +87,6 @@ pub fn distil_fetched(
             &dest,
             &DistilOptions {
                 budget_bytes: per.max(1024),
-                ..opts.clone()
             },
         )
         .map_err(|e| {
