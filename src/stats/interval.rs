@@ -11,7 +11,7 @@ use statrs::distribution::{Beta, ContinuousCDF, Normal};
 /// `x = n`), where `B(q; a, b)` is the `q` quantile of the Beta(a, b) distribution.
 /// Source: C. J. Clopper and E. S. Pearson, "The use of confidence or fiducial limits
 /// illustrated in the case of the binomial", Biometrika 26(4):404-413, 1934; the Beta-quantile
-/// form is eq. (5) of L. D. Brown, T. T. Cai and A. DasGupta, "Interval Estimation for a
+/// form is as given by L. D. Brown, T. T. Cai and A. DasGupta, "Interval Estimation for a
 /// Binomial Proportion", Statistical Science 16(2):101-133, 2001. The quantiles come from
 /// `statrs` (inverse regularized incomplete beta function).
 ///
@@ -62,7 +62,7 @@ pub fn wilson(successes: u64, n: u64, confidence: f64) -> (f64, f64) {
 /// 95%), as `(lo, hi)`:
 /// `(p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)` with `p = successes/n`.
 /// Source: E. B. Wilson, "Probable inference, the law of succession, and statistical
-/// inference", JASA 22(158):209-212, 1927; eq. (4) of Brown, Cai and DasGupta (2001).
+/// inference", JASA 22(158):209-212, 1927; as written in Brown, Cai and DasGupta (2001).
 /// Better behaved than the Wald interval for small `n` and rates near 0 or 1, but not
 /// guaranteed to cover at the nominal level (use [`clopper_pearson`] for that). `n = 0` gives
 /// `(0, 1)`.

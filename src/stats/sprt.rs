@@ -20,7 +20,7 @@ pub enum SprtDecision {
 /// [`SprtDecision::StillBroken`] when `L <= ln(beta/(1-alpha))`, so that
 /// P(declare fixed | still broken) <= ~alpha and P(declare broken | fixed) <= ~beta.
 /// Source: A. Wald, "Sequential Tests of Statistical Hypotheses", Annals of Mathematical
-/// Statistics 16(2):117-186, 1945 (section 3, the binomial case).
+/// Statistics 16(2):117-186, 1945 (the test for a binomial proportion).
 ///
 /// With `p1 = 0` one failure decides "still broken" and the number of passes needed for
 /// "fixed" equals [`super::runs_needed`]`(p0, alpha)` when `beta = 0`.

@@ -3,9 +3,10 @@
 /// The number of runs `N` such that a test that is still broken, failing independently with
 /// rate `p0`, fails at least once among `N` runs with probability at least `1 - alpha`:
 /// `N = ceil(ln(alpha) / ln(1 - p0))`, i.e. the smallest `N` with `(1 - p0)^N <= alpha`.
-/// This is the geometric-distribution bound used for success-run (zero-failure) testing, e.g.
-/// NIST/SEMATECH e-Handbook of Statistical Methods, section 8.3.1.2 ("Success run
-/// theorem" / zero-failure testing), and DESIGN.md section 4.
+/// Equivalently, the smallest `N` whose zero-failure upper bound at confidence `1 - alpha`
+/// ([`upper_bound_after_zero_failures`]) is at most `p0`; the zero-numerator reasoning is that
+/// of J. A. Hanley and A. Lippman-Hand (JAMA 249(13):1743-1745, 1983), and the rule is the one
+/// stated in DESIGN.md section 4.
 ///
 /// Edge cases, chosen so that the caller can always cap the result with its own budget:
 /// - `p0 >= 1` (a deterministic failure): 1 run.

@@ -32,8 +32,9 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(50);
 /// `config.keep_dir/stress.json`.
 ///
 /// Errors: [`StressError::Config`] / [`StressError::NotFound`] from
-/// [`StressConfig::validate`], or `Config` when `keep_dir/runs` is not empty; [`StressError::Io`] when `keep_dir` cannot be written;
-/// [`StressError::Spawn`] when a run cannot be started (everything started is stopped first).
+/// [`StressConfig::validate`], or `Config` when `keep_dir/runs` is not empty;
+/// [`StressError::Io`] when `keep_dir` cannot be written; [`StressError::Spawn`] when a run
+/// cannot be started (everything started is stopped first).
 pub fn run(
     config: &StressConfig,
     cancel: Option<&AtomicBool>,
@@ -233,7 +234,7 @@ impl Shared<'_> {
         progress: &mut dyn FnMut(&Progress),
     ) {
         let deadline = self.config.duration.map(|d| self.start + d);
-        let mut last = Instant::now() - PROGRESS_EVERY;
+        let mut last = Instant::now().checked_sub(PROGRESS_EVERY).unwrap_or_else(Instant::now);
         loop {
             let mut wait = PROGRESS_EVERY;
             if let Some(d) = deadline {
