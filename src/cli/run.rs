@@ -72,6 +72,8 @@ static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 extern "C" fn on_signal(_: libc::c_int) {
     // First signal: ask the engine to stop children and save state. Second: leave now.
     if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
+        // Kill every child group first, so none is orphaned.
+        crate::process::kill_all_groups();
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(130) };
     }

@@ -11,9 +11,43 @@ use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Process groups of the children running now (0 = free slot), so a signal handler can kill them
+/// all at once ([`kill_all_groups`]). 256 slots cover the widest stress run.
+static LIVE_GROUPS: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
+
+fn track(pgid: u32) {
+    for slot in &LIVE_GROUPS {
+        if slot.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            return;
+        }
+    }
+}
+
+fn untrack(pgid: u32) {
+    for slot in &LIVE_GROUPS {
+        if slot.compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Sends SIGKILL to every child group started by [`run`] that is still running. Only atomics and
+/// `killpg`: safe to call from a signal handler (the second Ctrl-C).
+pub fn kill_all_groups() {
+    for slot in &LIVE_GROUPS {
+        let g = slot.load(Ordering::SeqCst);
+        if g != 0 {
+            // SAFETY: killpg is async-signal-safe and has no memory-safety preconditions.
+            unsafe {
+                libc::killpg(g as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}
 
 /// What a child is started as.
 #[derive(Debug, Clone)]
@@ -207,6 +241,7 @@ pub fn run(
         source,
     })?;
     let pid = child.id();
+    track(pid);
     on_spawn(pid);
 
     // A waiter thread observes the leader's exit without reaping it (WNOWAIT), so the group id
@@ -242,6 +277,7 @@ pub fn run(
                     (None, Some(signal)) => Termination::Signaled { signal },
                     (None, None) => Termination::Signaled { signal: 0 },
                 };
+                untrack(pid);
                 return Ok(Finished {
                     termination,
                     duration: start.elapsed(),
@@ -267,6 +303,7 @@ pub fn run(
     let _ = child.wait();
     settle_group(pid);
     let termination = outcome.unwrap_or(Termination::TimedOut { killed: !exited });
+    untrack(pid);
     Ok(Finished {
         termination,
         duration: start.elapsed(),

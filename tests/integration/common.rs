@@ -79,6 +79,7 @@ stage_dir = pathlib.Path(os.environ["FIXCI_STAGE_DIR"])
 prompt = pathlib.Path(os.environ["FIXCI_PROMPT_FILE"]).read_text()
 (stage_dir / "seen-env.json").write_text(json.dumps(dict(os.environ)))
 repro = pathlib.Path("tests/test_repro.py")
+print(f"scripted agent: stage {stage}, mode {mode}", flush=True)
 if mode == "sleep":
     child = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 1000"])
     pathlib.Path(os.environ["FIXCI_RUN_DIR"], "pids").write_text(f"{os.getpid()} {child.pid}")

@@ -461,3 +461,38 @@ fn an_unwritable_run_directory_is_exit_3_naming_the_path_and_the_repository_is_u
     assert_eq!(before, git(&e.repo, &["for-each-ref"]));
     assert!(git(&e.repo, &["worktree", "list"]).lines().count() == 1);
 }
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_still_kills_the_children() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "slow-once", json!({}));
+    let mut child = spawn_run(&e, &spec);
+    let (_, pids) = wait_for_pids(&e);
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let until = Instant::now() + Duration::from_secs(2);
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for p in pids {
+        assert!(!alive(p), "child {p} was orphaned by the second Ctrl-C");
+    }
+}
+
+#[test]
+fn peek_shows_the_agents_worklog_of_the_running_stage() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "slow-once", json!({}));
+    let mut child = spawn_run(&e, &spec);
+    let (run, _) = wait_for_pids(&e);
+    let out = fixci_in(&e, &["peek", "last", "--log", "5"]).code(0).get_output().stdout.clone();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("stages/fix/attempt-1"), "{out}");
+    assert!(out.contains("scripted agent: stage fix"), "{out}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(result(&run)["status"], "interrupted");
+}
