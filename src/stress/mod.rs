@@ -19,7 +19,7 @@ pub use amplify::{
     Amplification, ExploreReport, ExploreTrial, PytestPlugins, ShufflePlugin,
     detect_pytest_plugins, explore,
 };
-pub use config::{FailureMatch, StressCommand, StressConfig};
+pub use config::{FailureMatch, StressCommand, StressConfig, default_jobs};
 pub use error::StressError;
 pub use report::{Progress, RepetitionEstimate, RunRecord, StopReason, StressReport};
 pub use runner::run;

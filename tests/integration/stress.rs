@@ -425,7 +425,12 @@ fn sigint_stops_every_run_and_exits_130_with_a_report() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = child;
     while !marker.exists() {
+        // A fixci that exits before starting a run would otherwise leave this loop waiting.
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("fixci exited before starting a run: {status}");
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // SAFETY: plain kill(2) on our own child.
