@@ -21,7 +21,10 @@ static LIVE_GROUPS: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
 
 fn track(pgid: u32) {
     for slot in &LIVE_GROUPS {
-        if slot.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        if slot
+            .compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
             return;
         }
     }
@@ -29,7 +32,10 @@ fn track(pgid: u32) {
 
 fn untrack(pgid: u32) {
     for slot in &LIVE_GROUPS {
-        if slot.compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        if slot
+            .compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
             return;
         }
     }

@@ -144,6 +144,9 @@ pub struct PrSpec {
     /// PR title (default: derived from the failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Open (or comment on) an escalation issue when every attempt failed.
+    #[serde(default)]
+    pub escalate: bool,
 }
 
 fn yes() -> bool {
@@ -158,6 +161,7 @@ impl Default for PrSpec {
             reviewers: Vec::new(),
             remote: None,
             title: None,
+            escalate: false,
         }
     }
 }

@@ -25,7 +25,16 @@ pub fn github_slug(url: &str) -> Option<(String, String, String)> {
 
 impl Stage for OpenPr {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
-        if cx.st.commit.is_none() {
+        if cx.env.cancelled() {
+            return Ok(StageResult::new(
+                StageStatus::Skipped,
+                "interrupted: nothing is published",
+            ));
+        }
+        if cx.st.status == crate::engine::Status::Escalated {
+            return escalate(cx);
+        }
+        if cx.st.commit.is_none() || cx.st.status != crate::engine::Status::Running {
             return Ok(StageResult::new(
                 StageStatus::Skipped,
                 "no fix commit to propose",
@@ -81,22 +90,7 @@ impl Stage for OpenPr {
             url: None,
         });
 
-        // Where the PR goes: the run URL's repository, else the remote's GitHub URL.
-        let from_run = spec
-            .spec
-            .url
-            .as_deref()
-            .and_then(|u| RunRef::parse(u).ok())
-            .map(|r| (r.web_host, r.owner, r.repo));
-        let from_remote = crate::vcs::open(&cx.st.repo.root)
-            .ok()
-            .and_then(|r| {
-                r.find_remote(&remote)
-                    .ok()
-                    .and_then(|rm| rm.url().ok().map(str::to_string))
-            })
-            .and_then(|u| github_slug(&u));
-        let target = from_run.or(from_remote);
+        let target = forge_target(cx, &remote);
         let token = target
             .as_ref()
             .and_then(|(host, _, _)| forge::resolve_token_for(host));
@@ -165,6 +159,98 @@ impl Stage for OpenPr {
             pr.number, pr.html_url
         )))
     }
+}
+
+/// Where a PR or issue for this run goes: the run URL's repository, else the remote's GitHub URL.
+fn forge_target(cx: &StageCtx<'_>, remote: &str) -> Option<(String, String, String)> {
+    let spec = cx.env.spec();
+    let from_run = spec
+        .spec
+        .url
+        .as_deref()
+        .and_then(|u| RunRef::parse(u).ok())
+        .map(|r| (r.web_host, r.owner, r.repo));
+    from_run.or_else(|| {
+        crate::vcs::open(&cx.st.repo.root)
+            .ok()
+            .and_then(|r| {
+                r.find_remote(remote)
+                    .ok()
+                    .and_then(|rm| rm.url().ok().map(str::to_string))
+            })
+            .and_then(|u| github_slug(&u))
+    })
+}
+
+/// After exhausted attempts, with `pr.escalate`: opens an issue labelled `fixci-escalation` with
+/// the attempts' history, or comments on the open one with the same failure signature.
+fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
+    let spec = cx.env.spec();
+    if !spec.spec.pr.escalate {
+        return Ok(StageResult::new(
+            StageStatus::Skipped,
+            "escalated; `pr.escalate` is off, so no escalation issue",
+        ));
+    }
+    let remote = spec
+        .spec
+        .pr
+        .remote
+        .clone()
+        .unwrap_or_else(|| "origin".into());
+    let Some((host, owner, repo)) = forge_target(cx, &remote) else {
+        return Ok(StageResult::new(
+            StageStatus::Skipped,
+            "escalated; no GitHub repository to open an escalation issue in",
+        ));
+    };
+    let Some(token) = forge::resolve_token_for(&host) else {
+        return Ok(StageResult::new(
+            StageStatus::Skipped,
+            "escalated; no forge token for an escalation issue",
+        ));
+    };
+    let client = forge::GitHub::new(
+        &forge::api_base(cx.env.req.api_url.as_deref(), &host),
+        Some(token),
+    )
+    .map_err(Error::from)?;
+    let title = format!("fixci could not fix: {}", crate::report::title(cx.st, spec));
+    let mut body = format!(
+        "{}\n\n| attempt | outcome | reason |\n|---|---|---|\n",
+        crate::report::summary(cx.st)
+    );
+    for a in &cx.st.attempts {
+        body.push_str(&format!(
+            "| {} | {} | {} |\n",
+            a.number,
+            a.outcome,
+            a.reason.as_deref().unwrap_or("-").replace('|', "\\|")
+        ));
+    }
+    body.push_str(&format!(
+        "\nRun `{}`; full report in its `report.md`.\n",
+        cx.st.run_id
+    ));
+    let body = crate::redact::redact(&body);
+    let signature = cx
+        .st
+        .logs
+        .as_ref()
+        .and_then(|l| l.distilled.signature.clone())
+        .unwrap_or_else(|| crate::report::title(cx.st, spec));
+    let e = client
+        .escalate(&owner, &repo, &title, &body, &signature)
+        .map_err(Error::from)?;
+    let what = if e.commented_existing {
+        "commented on escalation issue"
+    } else {
+        "opened escalation issue"
+    };
+    Ok(StageResult::passed(format!(
+        "{what} #{}: {}",
+        e.issue_number, e.html_url
+    )))
 }
 
 #[cfg(test)]

@@ -234,7 +234,9 @@ impl Shared<'_> {
         progress: &mut dyn FnMut(&Progress),
     ) {
         let deadline = self.config.duration.map(|d| self.start + d);
-        let mut last = Instant::now().checked_sub(PROGRESS_EVERY).unwrap_or_else(Instant::now);
+        let mut last = Instant::now()
+            .checked_sub(PROGRESS_EVERY)
+            .unwrap_or_else(Instant::now);
         loop {
             let mut wait = PROGRESS_EVERY;
             if let Some(d) = deadline {

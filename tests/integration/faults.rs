@@ -488,7 +488,11 @@ fn peek_shows_the_agents_worklog_of_the_running_stage() {
     let spec = scripted_job(&e.root, &e.repo, "slow-once", json!({}));
     let mut child = spawn_run(&e, &spec);
     let (run, _) = wait_for_pids(&e);
-    let out = fixci_in(&e, &["peek", "last", "--log", "5"]).code(0).get_output().stdout.clone();
+    let out = fixci_in(&e, &["peek", "last", "--log", "5"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
     let out = String::from_utf8_lossy(&out);
     assert!(out.contains("stages/fix/attempt-1"), "{out}");
     assert!(out.contains("scripted agent: stage fix"), "{out}");

@@ -1480,3 +1480,50 @@ fn fixci_logs_with_a_run_url_prints_the_real_failing_test() {
     );
     assert!(!String::from_utf8_lossy(&out).contains(SECRET));
 }
+
+#[test]
+fn exhausted_attempts_open_an_escalation_issue_with_the_history_when_asked() {
+    let Some(fx) = fixtures() else { return };
+    let server = Server::start();
+    mount_failed_run_with_pytest_log(&server, &fx);
+    server.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{OWNER}/{REPO}/issues")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([]))),
+    );
+    server.mount(
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{OWNER}/{REPO}/issues")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"number": 77, "title": "t", "body": "b", "html_url": "https://github.com/PyGithub/PyGithub/issues/77"}))),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    crate::common::buggy_repo(&repo);
+    let spec = url_job(tmp.path(), &repo, &server, "never");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    v["max-attempts"] = json!(2);
+    v["pr"] = json!({"escalate": true});
+    std::fs::write(&spec, v.to_string()).unwrap();
+    run_fixci(tmp.path(), &spec, &server).code(1);
+    let run = crate::common::run_dir(&tmp.path().join("out"));
+    assert_eq!(crate::common::result(&run)["status"], "escalated");
+    let reqs = server.requests();
+    let post = reqs
+        .iter()
+        .find(|q| q.method.as_str() == "POST" && q.url.path().ends_with("/issues"))
+        .expect("an escalation issue");
+    let body: Value = serde_json::from_slice(&post.body).unwrap();
+    assert_eq!(body["labels"], json!(["fixci-escalation"]));
+    let text = body["body"].as_str().unwrap();
+    assert!(
+        text.contains("| 1 | failed |") && text.contains("| 2 | failed |"),
+        "{text}"
+    );
+    assert!(
+        !reqs.iter().any(|q| q.url.path().ends_with("/pulls")),
+        "no PR for an escalated run"
+    );
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("opened escalation issue #77"), "{report}");
+}
