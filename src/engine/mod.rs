@@ -701,42 +701,30 @@ fn run_stage(
         budget_s: budget.as_secs_f64(),
     });
     let t0 = Instant::now();
+    let skip_reason = match &def.condition {
+        Some(cond) if !budget.is_zero() => {
+            let ctx = context::prompt_context(env, st, &def.id, &stage_dir, attempt, budget);
+            let ok = Templates::expression_env()
+                .compile_expression(cond)
+                .and_then(|x| x.eval(minijinja::Value::from(minijinja::value::Serde(&ctx))))
+                .map_err(|e| {
+                    Error::usage(format!(
+                        "stage `{}`: cannot evaluate `if = \"{cond}\"`",
+                        def.id
+                    ))
+                    .detail(e.to_string())
+                })?;
+            (!ok.is_true()).then(|| format!("`if = \"{cond}\"` is false"))
+        }
+        _ => None,
+    };
     let result = if budget.is_zero() {
         Ok(StageResult::new(
             StageStatus::Timeout,
             "the run's total budget ran out before this stage",
         ))
-    } else if let Some(cond) = &def.condition {
-        let ctx = context::prompt_context(env, st, &def.id, &stage_dir, attempt, budget);
-        let ok = Templates::expression_env()
-            .compile_expression(cond)
-            .and_then(|x| x.eval(minijinja::Value::from(minijinja::value::Serde(&ctx))))
-            .map_err(|e| {
-                Error::usage(format!(
-                    "stage `{}`: cannot evaluate `if = \"{cond}\"`",
-                    def.id
-                ))
-                .detail(e.to_string())
-            })?;
-        if ok.is_true() {
-            stages::run(
-                def,
-                &mut StageCtx {
-                    env,
-                    st,
-                    id: &def.id,
-                    dir: stage_dir.clone(),
-                    attempt,
-                    budget,
-                    emit,
-                },
-            )
-        } else {
-            Ok(StageResult::new(
-                StageStatus::Skipped,
-                format!("`if = \"{cond}\"` is false"),
-            ))
-        }
+    } else if let Some(why) = skip_reason {
+        Ok(StageResult::new(StageStatus::Skipped, why))
     } else {
         stages::run(
             def,

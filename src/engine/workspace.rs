@@ -61,10 +61,7 @@ pub fn resolve_repo(
             .source(e)
             .hint("run fixci inside the repository, pass `--repo PATH`, or set `repo` in the spec")
         })?;
-        let root = repo
-            .workdir()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| repo.path().to_path_buf());
+        let root = vcs::workdir(&repo);
         return Ok(RepoSource {
             source: root.display().to_string(),
             root,
@@ -83,10 +80,7 @@ pub fn resolve_repo(
         let repo = vcs::discover(&local).map_err(|e| {
             Error::usage(format!("`{}` is not a git repository", local.display())).source(e)
         })?;
-        let root = repo
-            .workdir()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| repo.path().to_path_buf());
+        let root = vcs::workdir(&repo);
         return Ok(RepoSource {
             source: named,
             root,

@@ -153,6 +153,13 @@ fn yes() -> bool {
     true
 }
 
+impl PrSpec {
+    /// The remote to push to: `remote`, else `origin`.
+    pub fn remote_name(&self) -> String {
+        self.remote.clone().unwrap_or_else(|| "origin".into())
+    }
+}
+
 impl Default for PrSpec {
     fn default() -> Self {
         Self {

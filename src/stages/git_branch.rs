@@ -5,7 +5,7 @@
 use super::{Stage, StageCtx, StageResult, worktree};
 use crate::engine::RunEnv;
 use crate::engine::state::RunState;
-use crate::error::{Error, io_error};
+use crate::error::Error;
 use crate::vcs;
 
 /// The `git-branch` stage.
@@ -33,17 +33,8 @@ pub fn reset_for_attempt(_env: &RunEnv, st: &mut RunState) -> Result<(), Error> 
         .map_err(|e| Error::infra("bad base commit in state").source(e))?;
     vcs::reset_worktree_to(&wt, base)
         .map_err(|e| Error::infra("cannot reset the worktree to base").source(e))?;
-    if let Some(r) = &st.repro {
-        if r.origin == "agent" {
-            if let Some(copy) = &r.copy {
-                let dest = wt_path.join(&r.test_file);
-                if let Some(d) = dest.parent() {
-                    std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
-                }
-                std::fs::copy(copy, &dest)
-                    .map_err(|e| io_error("copy the reproduction test to", &dest, e))?;
-            }
-        }
+    if let Some(r) = st.repro.as_ref().filter(|r| r.origin == "agent") {
+        super::restore_repro_test(&wt_path, r)?;
     }
     Ok(())
 }

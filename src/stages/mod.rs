@@ -136,3 +136,21 @@ pub(crate) fn worktree(st: &RunState) -> Result<PathBuf, Error> {
 pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
     crate::agent::scrubbed_env(&env.spec().spec.secret_env)
 }
+
+/// Puts fixci's own copy of the confirmed reproduction test back into the worktree (no-op for a
+/// reproduction without a copy).
+pub(crate) fn restore_repro_test(
+    wt: &std::path::Path,
+    repro: &crate::engine::state::Repro,
+) -> Result<(), Error> {
+    let Some(copy) = &repro.copy else {
+        return Ok(());
+    };
+    let dest = wt.join(&repro.test_file);
+    if let Some(d) = dest.parent() {
+        std::fs::create_dir_all(d).map_err(|e| crate::error::io_error("create", d, e))?;
+    }
+    std::fs::copy(copy, &dest)
+        .map_err(|e| crate::error::io_error("restore the reproduction test to", &dest, e))?;
+    Ok(())
+}

@@ -49,12 +49,7 @@ impl Stage for OpenPr {
             .map_err(|e| io_error("write", &body_file, e))?;
         let body_only = cx.dir.join("pr-body.md");
         std::fs::write(&body_only, &body).map_err(|e| io_error("write", &body_only, e))?;
-        let remote = spec
-            .spec
-            .pr
-            .remote
-            .clone()
-            .unwrap_or_else(|| "origin".into());
+        let remote = spec.spec.pr.remote_name();
         let root = cx.st.repo.root.display().to_string();
         let mut gh = format!(
             "gh pr create --draft --base {} --head {} --title {} --body-file {}",
@@ -192,12 +187,7 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
             "escalated; `pr.escalate` is off, so no escalation issue",
         ));
     }
-    let remote = spec
-        .spec
-        .pr
-        .remote
-        .clone()
-        .unwrap_or_else(|| "origin".into());
+    let remote = spec.spec.pr.remote_name();
     let Some((host, owner, repo)) = forge_target(cx, &remote) else {
         return Ok(StageResult::new(
             StageStatus::Skipped,

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{Stage, StageCtx, StageResult, test_env_remove, worktree};
+use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, worktree};
 use crate::engine::Event;
 use crate::engine::state::{Counts, FlakyStats, StageStatus};
 use crate::error::{Error, io_error};
@@ -60,14 +60,7 @@ impl Stage for RunTest {
                 break;
             }
             if self.restore {
-                if let Some(copy) = &repro.copy {
-                    let dest = wt.join(&repro.test_file);
-                    if let Some(d) = dest.parent() {
-                        std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
-                    }
-                    std::fs::copy(copy, &dest)
-                        .map_err(|e| io_error("restore the reproduction test to", &dest, e))?;
-                }
+                restore_repro_test(&wt, &repro)?;
             }
             let mut cmd = CommandSpec::shell(&repro.command, &wt);
             cmd.env_remove = test_env_remove(cx.env);
@@ -182,14 +175,7 @@ impl RunTest {
             Error::usage(format!("stage `{}` needs a reproduction before it", cx.id))
         })?;
         if self.restore {
-            if let Some(copy) = &repro.copy {
-                let dest = wt.join(&repro.test_file);
-                if let Some(d) = dest.parent() {
-                    std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
-                }
-                std::fs::copy(copy, &dest)
-                    .map_err(|e| io_error("restore the reproduction test to", &dest, e))?;
-            }
+            restore_repro_test(&wt, &repro)?;
         }
         let mut cfg = StressConfig::new(
             StressCommand::Shell(repro.command.clone()),

@@ -72,6 +72,13 @@ pub fn discover(path: &Path) -> Result<Repository, VcsError> {
         .ctx(|| format!("find a git repository at or above `{}`", path.display()))
 }
 
+/// The working directory of `repo` (its git folder for a bare repository).
+pub fn workdir(repo: &Repository) -> PathBuf {
+    repo.workdir()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| repo.path().to_path_buf())
+}
+
 /// Opens the repository whose work tree (or worktree) is exactly `path`.
 pub fn open(path: &Path) -> Result<Repository, VcsError> {
     Repository::open(path).ctx(|| format!("open repository `{}`", path.display()))

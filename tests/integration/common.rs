@@ -176,3 +176,26 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A scratch folder with the buggy repository at `repo` and run directories going to `out`.
+pub struct TestEnv {
+    pub _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub repo: PathBuf,
+    pub out: PathBuf,
+}
+
+/// A fresh [`TestEnv`].
+pub fn test_env() -> TestEnv {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    buggy_repo(&repo);
+    TestEnv {
+        out: root.join("out"),
+        root,
+        repo,
+        _tmp: tmp,
+    }
+}

@@ -8,25 +8,10 @@ use serde_json::json;
 
 use crate::common::*;
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    repo: PathBuf,
-    out: PathBuf,
-}
+type Env = TestEnv;
 
 fn env() -> Env {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
-    let repo = root.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    buggy_repo(&repo);
-    Env {
-        out: root.join("out"),
-        root,
-        repo,
-        _tmp: tmp,
-    }
+    test_env()
 }
 
 fn run(e: &Env, spec: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
