@@ -47,15 +47,23 @@ fn cut(s: &str, n: usize) -> String {
 /// The one-paragraph summary that leads the report and the PR body.
 pub fn summary(st: &RunState) -> String {
     let v = st.verification.as_ref();
-    match st.status {
+    // While the publishing stages run, the status is still `running`; a verified fix is
+    // described by what it will end as.
+    let status = match (st.status, v, &st.partial_reason) {
+        (Status::Running, Some(_), Some(_)) => Status::Partial,
+        (Status::Running, Some(_), None) => Status::Success,
+        (s, _, _) => s,
+    };
+    match status {
         Status::Success => format!(
             "fixci reproduced the failure, and a fix passed verification: {} of {} runs passed with fixci's own copy of the reproduction test.",
             v.map_or(0, |v| v.passed),
             v.map_or(0, |v| v.runs)
         ),
-        Status::Partial => {
-            "A fix passed, but with less evidence than the required confidence.".into()
-        }
+        Status::Partial => format!(
+            "A fix passed every verification run, but with less evidence than the required confidence: {}.",
+            st.partial_reason.as_deref().unwrap_or("see Verification")
+        ),
         Status::Escalated => format!(
             "No fix passed verification after {} attempt(s); a human has to take over.",
             st.attempts.len()
