@@ -68,10 +68,15 @@ impl Stage for OpenPr {
             gh.push_str(&format!(" --reviewer {}", shell_quote(r)));
         }
         let commands = vec![
+            // A clone of a bundle has the bundle file as `origin`, which cannot be pushed to.
             format!(
                 "git -C {} push {} {}",
                 shell_quote(&root),
-                shell_quote(&remote),
+                if cx.st.repo.source.ends_with(".bundle") {
+                    "YOUR-REMOTE-URL".to_string()
+                } else {
+                    shell_quote(&remote)
+                },
                 shell_quote(&branch)
             ),
             format!("cd {} && {gh}", shell_quote(&root)),

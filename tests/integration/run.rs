@@ -106,6 +106,10 @@ fn quickstart_ends_with_a_verified_fix_on_a_branch_without_the_reproduction_test
     let pr = std::fs::read_to_string(run.join("pr.md")).unwrap();
     assert!(pr.contains("## Summary"));
     assert!(report.contains("gh pr create --draft"));
+    assert!(
+        report.contains("push YOUR-REMOTE-URL fixci/"),
+        "a bundle's clone cannot push to `origin`"
+    );
 }
 
 #[test]
