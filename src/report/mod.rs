@@ -13,6 +13,27 @@ use crate::stages::judge::looks_like_test;
 /// Largest diff quoted in full in the report (bytes); longer ones are cut with a note.
 pub const MAX_DIFF_IN_REPORT: usize = 24 * 1024;
 
+/// A Markdown table cell: `|` escaped, line breaks folded into spaces.
+pub fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The attempts table (attempt, outcome, reason) as Markdown, one row per attempt; shared by
+/// the report and the escalation issue.
+pub fn attempts_table(st: &RunState) -> String {
+    let mut t = String::from("| attempt | outcome | reason |\n|---|---|---|\n");
+    for a in &st.attempts {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} |",
+            a.number,
+            cell(&a.outcome),
+            cell(a.reason.as_deref().unwrap_or("-"))
+        );
+    }
+    t
+}
+
 /// The PR / commit title: the spec's `pr.title`, else `Fix <first failing test>`, else the
 /// prompt's first line (72 characters at most).
 pub fn title(st: &RunState, spec: &LoadedSpec) -> String {
@@ -135,7 +156,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     let _ = writeln!(m, "| key | value |\n|---|---|");
     let _ = writeln!(m, "| job spec | `{}` |", st.spec_file.display());
     let _ = writeln!(m, "| pipeline | `{}` |", st.pipeline);
-    let _ = writeln!(m, "| agent | `{}` |", st.agent.replace('|', "\\|"));
+    let _ = writeln!(m, "| agent | `{}` |", cell(&st.agent));
     let _ = writeln!(m, "| repository | `{}` |", st.repo.source);
     let _ = writeln!(
         m,
@@ -296,24 +317,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         );
     }
     if !st.attempts.is_empty() {
-        let _ = writeln!(
-            m,
-            "### Attempts\n\n| attempt | outcome | reason |\n|---|---|---|"
-        );
-        for a in &st.attempts {
-            let _ = writeln!(
-                m,
-                "| {} | {} | {} |",
-                a.number,
-                a.outcome,
-                a.reason
-                    .as_deref()
-                    .unwrap_or("-")
-                    .replace('|', "\\|")
-                    .replace('\n', " ")
-            );
-        }
-        m.push('\n');
+        let _ = writeln!(m, "### Attempts\n\n{}", attempts_table(st));
         for a in st
             .attempts
             .iter()
@@ -439,7 +443,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
             s.status.as_str(),
             s.duration_s,
             s.budget_s,
-            s.summary.replace('|', "\\|").replace('\n', " ")
+            cell(&s.summary)
         );
     }
     m.push('\n');

@@ -212,17 +212,10 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
     .map_err(Error::from)?;
     let title = format!("fixci could not fix: {}", crate::report::title(cx.st, spec));
     let mut body = format!(
-        "{}\n\n| attempt | outcome | reason |\n|---|---|---|\n",
-        crate::report::summary(cx.st)
+        "{}\n\n{}",
+        crate::report::summary(cx.st),
+        crate::report::attempts_table(cx.st)
     );
-    for a in &cx.st.attempts {
-        body.push_str(&format!(
-            "| {} | {} | {} |\n",
-            a.number,
-            a.outcome,
-            a.reason.as_deref().unwrap_or("-").replace('|', "\\|")
-        ));
-    }
     body.push_str(&format!(
         "\nRun `{}`; full report in its `report.md`.\n",
         cx.st.run_id
