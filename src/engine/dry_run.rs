@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::state::{Attempt, LogsState, RepoState, Repro, RunState, Status};
+use super::state::{Attempt, LogsState, RepoState, Repro, RunState};
 use super::{DEFAULT_STAGE_BUDGET, RunEnv, RunRequest, context, workspace};
 use crate::error::Error;
 use crate::pipeline::{self, StageDef, StageKind, Templates, render_prompt};
@@ -135,15 +135,12 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         }
     }
     let placeholder = |s: &str| format!("<{s}>");
-    let mut st = RunState {
-        fixci_version: env!("CARGO_PKG_VERSION").into(),
-        run_id: "<run id>".into(),
-        status: Status::Running,
-        reason: None,
-        spec_file: env.spec().path.clone(),
-        pipeline: env.req.pipeline.pipeline.name.clone(),
-        agent: env.req.agent.name.clone(),
-        repo: RepoState {
+    let mut st = RunState::new(
+        "<run id>".into(),
+        env.spec().path.clone(),
+        env.req.pipeline.pipeline.name.clone(),
+        env.req.agent.name.clone(),
+        RepoState {
             root: source.root.clone(),
             source: source.source.clone(),
             base: env.spec().spec.base.clone(),
@@ -155,23 +152,10 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
                 .clone()
                 .unwrap_or_else(|| placeholder("base commit")),
         },
-        worktree: Some(PathBuf::from("<run dir>/worktree")),
-        branch: Some(format!("fixci/{slug}")),
-        logs,
-        repro: None,
-        attempts: Vec::new(),
-        stages: Vec::new(),
-        verification: None,
-        commit: None,
-        pr: None,
-        started_at: String::new(),
-        finished_at: None,
-        pid: 0,
-        invocation: Default::default(),
-        issue: None,
-        flaky: None,
-        partial_reason: None,
-    };
+        PathBuf::from("<run dir>/worktree"),
+        format!("fixci/{slug}"),
+    );
+    st.logs = logs;
     for (def, attempt) in prompts {
         if attempt.is_some() && st.repro.is_none() {
             st.repro = Some(match &env.spec().spec.existing_test_path {

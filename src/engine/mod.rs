@@ -227,48 +227,33 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
     )
     .map_err(|e| Error::infra("cannot create the fix branch and its worktree").source(e))?;
 
-    let mut st = RunState {
-        fixci_version: env!("CARGO_PKG_VERSION").into(),
-        run_id: run_id.clone(),
-        status: Status::Running,
-        reason: None,
-        spec_file: spec.path.clone(),
-        pipeline: req.pipeline.pipeline.name.clone(),
-        agent: format!("{} ({})", req.agent.name, req.agent.argv.join(" ")),
-        repo: RepoState {
+    let mut st = RunState::new(
+        run_id.clone(),
+        spec.path.clone(),
+        req.pipeline.pipeline.name.clone(),
+        format!("{} ({})", req.agent.name, req.agent.argv.join(" ")),
+        RepoState {
             root: source.root.clone(),
             source: source.source.clone(),
             base: spec.spec.base.clone(),
             base_commit: base_commit.to_string(),
             start_commit: start_commit.to_string(),
         },
-        worktree: Some(worktree.clone()),
-        branch: Some(branch),
-        logs: None,
-        repro: None,
-        attempts: Vec::new(),
-        stages: Vec::new(),
-        verification: None,
-        commit: None,
-        pr: None,
-        started_at: chrono::Utc::now().to_rfc3339(),
-        finished_at: None,
-        pid: std::process::id(),
-        invocation: state::Invocation {
-            pipeline_file: match &req.pipeline.origin {
-                pipeline::Origin::File(f) => Some(f.clone()),
-                pipeline::Origin::Builtin => None,
-            },
-            agent_flag: req.agent_flag.clone(),
-            repo_flag: req.repo_flag.clone(),
-            no_pr: req.no_pr,
-            total_budget_s: pipeline::total_budget(spec, &req.pipeline.pipeline).as_secs_f64(),
-            api_url: req.api_url.clone(),
+        worktree.clone(),
+        branch,
+    );
+    st.invocation = state::Invocation {
+        pipeline_file: match &req.pipeline.origin {
+            pipeline::Origin::File(f) => Some(f.clone()),
+            pipeline::Origin::Builtin => None,
         },
-        issue,
-        flaky: None,
-        partial_reason: None,
+        agent_flag: req.agent_flag.clone(),
+        repo_flag: req.repo_flag.clone(),
+        no_pr: req.no_pr,
+        total_budget_s: pipeline::total_budget(spec, &req.pipeline.pipeline).as_secs_f64(),
+        api_url: req.api_url.clone(),
     };
+    st.issue = issue;
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.join("repro-test").join(t);
         copy_file(&worktree.join(t), &copy)?;

@@ -253,6 +253,45 @@ pub struct Invocation {
 }
 
 impl RunState {
+    /// A fresh state for a run that has done nothing yet: status `running`, started now by this
+    /// process, no stages, attempts or results.
+    pub fn new(
+        run_id: String,
+        spec_file: PathBuf,
+        pipeline: String,
+        agent: String,
+        repo: RepoState,
+        worktree: PathBuf,
+        branch: String,
+    ) -> RunState {
+        RunState {
+            fixci_version: env!("CARGO_PKG_VERSION").into(),
+            run_id,
+            status: Status::Running,
+            reason: None,
+            spec_file,
+            pipeline,
+            agent,
+            repo,
+            worktree: Some(worktree),
+            branch: Some(branch),
+            logs: None,
+            repro: None,
+            attempts: Vec::new(),
+            stages: Vec::new(),
+            verification: None,
+            commit: None,
+            pr: None,
+            started_at: chrono::Utc::now().to_rfc3339(),
+            finished_at: None,
+            pid: std::process::id(),
+            invocation: Invocation::default(),
+            flaky: None,
+            partial_reason: None,
+            issue: None,
+        }
+    }
+
     /// Writes `state.json` into `run_dir` atomically (temp file in the same folder + rename).
     pub fn save(&self, run_dir: &Path) -> std::io::Result<()> {
         write_atomic(
