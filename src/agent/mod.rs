@@ -1,7 +1,9 @@
 //! Agent adapters: build the command line for a preset (`claude`, `codex`, `gemini`, `aider`)
 //! or a spec's own command, and the environment it runs in (fixci's `FIXCI_*` variables; forge
-//! tokens and the spec's `secret-env` removed). Judging what the agent did is not done here: the
-//! engine measures that itself.
+//! tokens and the spec's `secret-env` removed), and reading what the CLI reports about its own run
+//! ([`result`]). Judging what the agent did is not done here: the engine measures that itself.
+
+pub mod result;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::process::CommandSpec;
 use crate::spec::AgentSpec;
+pub use result::{AgentReport, AgentTotals, ResultFormat};
 
 /// The presets, from `src/agent/presets.toml`.
 pub const PRESETS: &str = include_str!("presets.toml");
@@ -33,6 +36,9 @@ struct Preset {
     stdin: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    #[serde(default)]
+    tail: Vec<String>,
+    result: ResultFormat,
 }
 
 fn presets() -> BTreeMap<String, Preset> {
@@ -55,6 +61,9 @@ pub struct Agent {
     pub env: BTreeMap<String, String>,
     /// Feed the prompt on stdin.
     pub prompt_on_stdin: bool,
+    /// Which parser reads the CLI's stdout: the preset's `result` (a spec's own command line
+    /// under a named preset keeps that preset's parser; without one it is `none`).
+    pub result: ResultFormat,
 }
 
 /// Resolves the agent from the CLI flag (`--agent NAME`), the spec's `agent`, or the pipeline
@@ -105,6 +114,9 @@ pub fn resolve(
         }
     }
     argv.extend(chosen.args.iter().cloned());
+    if chosen.command.is_none() {
+        argv.extend(preset.tail.iter().cloned());
+    }
     let mut env = preset.env.clone();
     env.extend(chosen.env.clone());
     let stdin = chosen
@@ -117,6 +129,7 @@ pub fn resolve(
         argv,
         env,
         prompt_on_stdin: stdin == "prompt",
+        result: preset.result,
     })
 }
 
@@ -255,6 +268,39 @@ mod tests {
                 && c.env_remove.contains(&"MY_SECRET".to_string())
         );
         assert!(c.env.iter().any(|(k, v)| k == "FIXCI_ATTEMPT" && v == "2"));
+    }
+
+    #[test]
+    fn spec_args_go_before_a_preset_tail_and_presets_name_their_parser() {
+        let spec = AgentSpec {
+            preset: Some("codex".into()),
+            args: vec!["-c".into(), "model_provider=local".into()],
+            ..Default::default()
+        };
+        let a = resolve(None, Some(&spec), None, Some("m1"), Path::new("/")).unwrap();
+        let c = a.command(&inv());
+        assert_eq!(c.args.last().map(String::as_str), Some("-"));
+        let pos = |x: &str| c.args.iter().position(|a| a == x).unwrap();
+        assert!(pos("-m") < pos("-c") && pos("-c") < c.args.len() - 1);
+        assert!(
+            c.args.contains(&"/run/stages/fix".to_string()),
+            "--add-dir {{stage_dir}}"
+        );
+        assert_eq!(a.result, ResultFormat::CodexJsonl);
+        for (name, format) in [
+            ("claude", ResultFormat::ClaudeJson),
+            ("gemini", ResultFormat::GeminiJson),
+            ("aider", ResultFormat::AiderText),
+        ] {
+            let a = resolve(Some(name), None, None, None, Path::new("/")).unwrap();
+            assert_eq!(a.result, format, "{name}");
+        }
+        let own = AgentSpec {
+            command: Some(vec!["my-agent".into()]),
+            ..Default::default()
+        };
+        let a = resolve(None, Some(&own), None, None, Path::new("/")).unwrap();
+        assert_eq!((a.name.as_str(), a.result), ("command", ResultFormat::None));
     }
 
     #[test]

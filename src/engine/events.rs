@@ -39,6 +39,14 @@ pub enum Event {
         pid: u32,
         command: String,
     },
+    /// An agent CLI finished (or was stopped): what it reported about its own run.
+    AgentFinished {
+        stage: String,
+        attempt: Option<u32>,
+        /// The agent preset (`claude`, `codex`, ..., `command`).
+        agent: String,
+        report: crate::agent::AgentReport,
+    },
     /// One run of a test finished.
     TestRun {
         stage: String,

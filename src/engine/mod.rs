@@ -725,9 +725,9 @@ fn run_stage(
         )
     };
     let duration = t0.elapsed();
-    let (status, summary) = match &result {
-        Ok(r) => (r.status, r.summary.clone()),
-        Err(e) => (StageStatus::Error, e.message.clone()),
+    let (status, summary, agent) = match &result {
+        Ok(r) => (r.status, r.summary.clone(), r.agent.clone()),
+        Err(e) => (StageStatus::Error, e.message.clone(), None),
     };
     st.stages.push(StageRecord {
         id: def.id.clone(),
@@ -737,6 +737,7 @@ fn run_stage(
         summary: summary.clone(),
         duration_s: duration.as_secs_f64(),
         budget_s: budget.as_secs_f64(),
+        agent,
     });
     if let Err(e) = st.save(&env.run_dir) {
         return Err(io_error("write", &env.run_dir.join("state.json"), e));

@@ -81,6 +81,9 @@ pub struct StageRecord {
     pub duration_s: f64,
     /// The budget it had, in seconds.
     pub budget_s: f64,
+    /// What the agent CLI reported, for an `agent` stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agent::AgentReport>,
 }
 
 /// The repository a run works on.
@@ -158,6 +161,9 @@ pub struct Attempt {
     pub root_cause: Option<String>,
     /// Verification counts.
     pub verification: Option<Counts>,
+    /// What the fix agent's CLI reported for this attempt (tokens, cost, error).
+    #[serde(default)]
+    pub agent: Option<crate::agent::AgentReport>,
 }
 
 /// The PR (or the offline proposal).

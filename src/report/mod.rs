@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
+use crate::agent::AgentTotals;
 use crate::engine::state::{RunState, Status};
 use crate::pipeline::fence;
 use crate::spec::LoadedSpec;
@@ -428,6 +429,8 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         }
     }
 
+    agent_section(&mut m, st);
+
     let _ = writeln!(
         m,
         "## Stages\n\n| stage | attempt | status | time | budget | summary |\n|---|---|---|---|---|---|"
@@ -511,6 +514,93 @@ fn fence_diff(d: &str) -> String {
     fence(body).replacen("text\n", "diff\n", 1)
 }
 
+/// The `## Agent` section: one row per agent invocation (the reproduce stage, each fix
+/// attempt) with what the CLI reported, and a total row. Omitted when no agent ran.
+fn agent_section(m: &mut String, st: &RunState) {
+    let runs: Vec<_> = st
+        .stages
+        .iter()
+        .filter_map(|s| s.agent.as_ref().map(|a| (s, a)))
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    let n = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    let cost = |c: Option<f64>| c.map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        m,
+        "## Agent\n\nWhat the agent CLI reported about its own runs (its word: tokens and cost are \
+         for accounting; fixci judged the outcome itself).\n\n\
+         | stage | attempt | turns | input tokens | output tokens | cache read | cache write | cost | error |\n\
+         |---|---|---|---|---|---|---|---|---|"
+    );
+    for (s, a) in &runs {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.id,
+            s.attempt
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "-".into()),
+            n(a.turns),
+            n(a.input_tokens),
+            n(a.output_tokens),
+            n(a.cache_read_tokens),
+            n(a.cache_write_tokens),
+            cost(a.cost_usd),
+            if a.is_error {
+                cell(&cut(a.error.as_deref().unwrap_or("error"), 200))
+            } else {
+                "-".into()
+            }
+        );
+    }
+    let t = AgentTotals::of(runs.iter().map(|(_, a)| *a));
+    let _ = writeln!(
+        m,
+        "| **total** | | | {} | {} | {} | {} | {} | {} of {} |\n",
+        t.input,
+        t.output,
+        t.cache_read,
+        t.cache_write,
+        cost(t.cost_usd),
+        t.errors,
+        t.invocations
+    );
+}
+
+/// The `agent` object of `result.json`: the agent's command line, `error` (the last agent
+/// invocation was an agent error: the CLI said so, it exited non-zero or at its budget, or it
+/// left nothing), `errors` (how many were), token totals, the stated cost (`null` when no CLI
+/// stated one) and each invocation's report.
+fn agent_json(st: &RunState) -> Value {
+    let runs: Vec<_> = st
+        .stages
+        .iter()
+        .filter_map(|s| s.agent.as_ref().map(|a| (s, a)))
+        .collect();
+    let t = AgentTotals::of(runs.iter().map(|(_, a)| *a));
+    json!({
+        "command": st.agent,
+        "error": runs.last().is_some_and(|(_, a)| a.is_error),
+        "errors": t.errors,
+        "tokens": {
+            "input": t.input,
+            "output": t.output,
+            "cache_read": t.cache_read,
+            "cache_write": t.cache_write,
+        },
+        "cost_usd": t.cost_usd,
+        "invocations": runs.iter().map(|(s, a)| {
+            let mut v = json!({"stage": s.id, "attempt": s.attempt});
+            if let (Some(o), Ok(Value::Object(r))) = (v.as_object_mut(), serde_json::to_value(a)) {
+                o.extend(r);
+            }
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
 /// `result.json`: `status` first, then reason, stages, attempts, verification, branch, PR.
 pub fn result_json(st: &RunState) -> Value {
     json!({
@@ -518,7 +608,7 @@ pub fn result_json(st: &RunState) -> Value {
         "reason": st.reason,
         "run_id": st.run_id,
         "pipeline": st.pipeline,
-        "agent": st.agent,
+        "agent": agent_json(st),
         "branch": st.branch,
         "base": st.repo.base,
         "base_commit": st.repo.base_commit,
@@ -530,6 +620,7 @@ pub fn result_json(st: &RunState) -> Value {
         "attempts": st.attempts.iter().map(|a| json!({
             "number": a.number, "outcome": a.outcome, "reason": a.reason,
             "tampering": a.tampering, "verification": a.verification,
+            "agent": a.agent,
         })).collect::<Vec<_>>(),
         "verification": st.verification,
         "flaky": st.flaky,

@@ -64,6 +64,28 @@ pub struct JobSpec {
     /// Extra environment variables removed from the agent's and tests' environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<String>,
+    /// What to do with commits an agent makes by itself during its run (aider does unless told
+    /// not to): fold them into fixci's single fix commit (default), or reject the stage.
+    #[serde(default, skip_serializing_if = "AgentCommits::is_fold")]
+    pub agent_commits: AgentCommits,
+}
+
+/// The `agent-commits` policy. Files the agent staged are unstaged either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentCommits {
+    /// Undo the commits (soft reset to the branch tip before the agent ran), keep their
+    /// changes as worktree changes: fixci's fix commit holds them.
+    #[default]
+    Fold,
+    /// Undo the commits the same way and fail the stage: the agent broke the contract.
+    Reject,
+}
+
+impl AgentCommits {
+    fn is_fold(&self) -> bool {
+        *self == AgentCommits::Fold
+    }
 }
 
 fn default_base() -> String {

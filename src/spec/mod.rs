@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use document::{Format, check_schema, parse_document, pointer, read_document, type_name};
-pub use job_spec::{AgentSpec, JobSpec, PrSpec};
+pub use job_spec::{AgentCommits, AgentSpec, JobSpec, PrSpec};
 
 use crate::error::Error;
 

@@ -1,18 +1,26 @@
 //! `agent`: renders the stage's prompt, runs the coding agent in the worktree under the stage
 //! budget, and reads back what it left: `repro.json` for a reproduce stage, the worktree diff
 //! (and `root-cause.md`) for a fix stage. Nothing the agent says is taken as proof.
+//!
+//! Around the invocation it keeps git clean: commits the agent made by itself, a branch switch
+//! and files it staged are undone (the files stay) by the `agent-commits` policy, and the
+//! agent's fallback outputs in `.fixci/` (for CLIs that cannot write outside the repository)
+//! are moved into the stage directory. What the CLI reports about its run (tokens, cost, its
+//! own error flag) is parsed into an [`AgentReport`] and recorded on the stage, the attempt and
+//! the event stream.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
 use super::{Stage, StageCtx, StageResult, judge, worktree};
-use crate::agent::Invocation;
+use crate::agent::{AgentReport, Invocation};
 use crate::engine::state::{Repro, StageStatus};
 use crate::engine::{Event, prompt_context};
 use crate::error::{Error, io_error};
 use crate::pipeline::{Role, Templates, render_prompt};
 use crate::process::{self, Limits, OutputTo, Termination};
+use crate::spec::AgentCommits;
 use crate::vcs;
 
 /// The `agent` stage.
@@ -49,6 +57,10 @@ impl Stage for AgentStage {
             secret_env: cx.env.spec().spec.secret_env.clone(),
         };
         let cmd = cx.env.req.agent.command(&inv);
+        let wt_repo =
+            vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
+        let branch = cx.st.branch.clone().unwrap_or_default();
+        let before = vcs::branch_tip(&wt_repo, &branch).ok();
         let stdout = cx.dir.join("agent.stdout.log");
         let stderr = cx.dir.join("agent.stderr.log");
         let id = cx.id.to_string();
@@ -70,9 +82,71 @@ impl Stage for AgentStage {
                 .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
         })?;
         let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
+        let git = match before {
+            Some(b) => vcs::undo_agent_git(&wt_repo, &branch, b)
+                .map_err(|e| Error::infra("cannot undo the agent's own git changes").source(e))?,
+            None => Default::default(),
+        };
+        take_fallback_outputs(&wt, &cx.dir)?;
+        let mut report = crate::agent::result::parse(
+            cx.env.req.agent.result,
+            &String::from_utf8_lossy(&std::fs::read(&stdout).unwrap_or_default()),
+        );
+        report.exit = finished.termination.describe();
+        let policy = cx.env.spec().spec.agent_commits;
+        let mut result = self.judge(
+            cx,
+            &wt,
+            &stdout,
+            &stderr,
+            &finished.termination,
+            &mut report,
+        )?;
+        if !git.commits.is_empty() && policy == AgentCommits::Reject {
+            let why = format!(
+                "{} (`agent-commits = \"reject\"`)",
+                git.describe("rejected")
+            );
+            report.set_error(why.clone());
+            if matches!(result.status, StageStatus::Passed) {
+                result = StageResult::failed(why);
+            }
+        } else if git.any() {
+            result
+                .summary
+                .push_str(&format!("; {}", git.describe("folded into fixci's commit")));
+        }
+        if self.role == Role::Fix {
+            if let Some(a) = cx.st.current_attempt() {
+                a.agent = Some(report.clone());
+            }
+        }
+        (cx.emit)(Event::AgentFinished {
+            stage: cx.id.to_string(),
+            attempt: cx.attempt,
+            agent: cx.env.req.agent.name.clone(),
+            report: report.clone(),
+        });
+        result.agent = Some(report);
+        Ok(result)
+    }
+}
+
+impl AgentStage {
+    /// Judges the finished invocation: the timeout, then what the role asks for. Marks the
+    /// report as an agent error where the invocation failed by fixci's measure.
+    fn judge(
+        &self,
+        cx: &mut StageCtx<'_>,
+        wt: &Path,
+        stdout: &Path,
+        stderr: &Path,
+        termination: &Termination,
+        report: &mut AgentReport,
+    ) -> Result<StageResult, Error> {
         let last_output = || {
-            let out = process::tail(&stdout, 600);
-            let err = process::tail(&stderr, 600);
+            let out = process::tail(stdout, 600);
+            let err = process::tail(stderr, 600);
             let s = format!(
                 "{}{}",
                 out.trim(),
@@ -84,16 +158,17 @@ impl Stage for AgentStage {
             );
             crate::redact::redact(s.trim())
         };
-        match finished.termination {
+        let budget =
+            humantime::format_duration(std::time::Duration::from_secs(cx.budget.as_secs()));
+        match termination {
             Termination::TimedOut { .. } => {
+                report.timed_out = true;
+                report.set_error(format!("stopped at the stage budget of {budget}"));
                 let last = last_output();
                 return Ok(StageResult::new(
                     StageStatus::Timeout,
                     format!(
-                        "the agent did not finish within {}; its last output: {}",
-                        humantime::format_duration(std::time::Duration::from_secs(
-                            cx.budget.as_secs()
-                        )),
+                        "the agent did not finish within {budget}; its last output: {}",
                         if last.is_empty() {
                             "(none)".into()
                         } else {
@@ -103,14 +178,41 @@ impl Stage for AgentStage {
                 ));
             }
             Termination::Cancelled => return Ok(StageResult::failed("interrupted")),
+            t if !t.success() => report.set_error(format!("the agent ended with {}", t.describe())),
             _ => {}
         }
-        let agent_exit = finished.termination.describe();
-        match self.role {
-            Role::Reproduce => read_repro(cx, &wt, &agent_exit),
-            Role::Fix => judge_fix(cx, &wt, &agent_exit),
+        let agent_exit = termination.describe();
+        let r = match self.role {
+            Role::Reproduce => read_repro(cx, wt, &agent_exit)?,
+            Role::Fix => judge_fix(cx, wt, &agent_exit)?,
+        };
+        if r.status != StageStatus::Passed {
+            report.set_error(r.summary.clone());
+        }
+        Ok(r)
+    }
+}
+
+/// Where a CLI that cannot write outside the repository leaves its stage outputs, relative to
+/// the worktree (a dropping: never diffed or committed).
+pub const FALLBACK_DIR: &str = ".fixci";
+
+/// Moves `repro.json` and `root-cause.md` from the worktree's `.fixci/` into the stage
+/// directory (unless the agent wrote them there too), then removes `.fixci/`.
+fn take_fallback_outputs(wt: &Path, stage_dir: &Path) -> Result<(), Error> {
+    let dir = wt.join(FALLBACK_DIR);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for name in ["repro.json", "root-cause.md"] {
+        let from = dir.join(name);
+        let to = stage_dir.join(name);
+        if from.is_file() && !to.exists() {
+            std::fs::copy(&from, &to).map_err(|e| io_error("copy", &from, e))?;
         }
     }
+    std::fs::remove_dir_all(&dir).map_err(|e| io_error("remove", &dir, e))?;
+    Ok(())
 }
 
 /// Reads `repro.json`, checks the test file, and keeps fixci's own copy of it.

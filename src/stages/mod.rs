@@ -50,6 +50,8 @@ pub struct StageResult {
     pub status: StageStatus,
     /// What happened, or why it failed.
     pub summary: String,
+    /// What the agent CLI reported (agent stages only).
+    pub agent: Option<crate::agent::AgentReport>,
 }
 
 impl StageResult {
@@ -58,6 +60,7 @@ impl StageResult {
         Self {
             status,
             summary: summary.into(),
+            agent: None,
         }
     }
 

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use git2::{BranchType, DiffOptions, IndexAddOption, Oid, Repository, Signature};
 
+mod agent_git;
+pub use agent_git::{AgentGitChanges, branch_tip, undo_agent_git};
+
 /// git errors, with what fixci was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum VcsError {

@@ -1,0 +1,613 @@
+//! What an agent CLI says about its own run, read from its standard output: explanation, turns,
+//! tokens, cost and whether the CLI reported an error. One [`AgentReport`] shape for every CLI;
+//! the preset's `result` key ([`ResultFormat`]) says which parser reads the output.
+//!
+//! This is the agent's word, recorded for cost accounting and the report. It never decides
+//! success: fixci judges a run by what it measures itself (the diff, the reproduction, the
+//! verification). Parsers are lenient: output cut short by a budget yields what was there.
+//!
+//! Formats, as the CLIs print them (checked against the versions in `shared/AGENTS.md`; samples
+//! in `tests/data/agents/`):
+//! - `claude-json`: `claude -p --output-format json` (one object) or `stream-json --verbose`
+//!   (JSON Lines ending in a `{"type": "result"}` object): `result`, `is_error`, `num_turns`,
+//!   `total_cost_usd`, `usage{input_tokens, output_tokens, cache_read_input_tokens,
+//!   cache_creation_input_tokens}`.
+//! - `codex-jsonl`: `codex exec --json` events; `turn.completed.usage{input_tokens,
+//!   cached_input_tokens, output_tokens}` summed over turns (input includes cached, as in the
+//!   OpenAI API); `item.completed` `agent_message` text; `turn.failed` / `error` events.
+//! - `gemini-json`: `gemini -o json`: `{response, stats.models.<model>.tokens{input, candidates,
+//!   cached, thoughts}, error?}`.
+//! - `aider-text`: aider's plain text, one line per model reply:
+//!   `Tokens: 1.7k sent, 340 received. Cost: $0.00046 message, $0.00046 session.`
+//!   (optional `N cache write` / `N cache hit` parts; cost only for models aider knows).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Which parser reads an agent CLI's standard output (a preset's `result` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResultFormat {
+    /// Claude Code's `--output-format json` object or `stream-json` lines.
+    ClaudeJson,
+    /// Codex's `exec --json` JSON Lines events.
+    CodexJsonl,
+    /// Gemini CLI's `-o json` object.
+    GeminiJson,
+    /// aider's plain-text `Tokens: ... Cost: ...` lines.
+    AiderText,
+    /// Nothing to read (a scripted or unknown agent).
+    #[default]
+    None,
+}
+
+impl ResultFormat {
+    /// The kebab-case name, as in `presets.toml`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ResultFormat::ClaudeJson => "claude-json",
+            ResultFormat::CodexJsonl => "codex-jsonl",
+            ResultFormat::GeminiJson => "gemini-json",
+            ResultFormat::AiderText => "aider-text",
+            ResultFormat::None => "none",
+        }
+    }
+}
+
+/// One agent invocation as the CLI reported it, plus fixci's own verdict on whether it was an
+/// agent error. Token counts are `None` when the CLI reported none.
+///
+/// Token semantics are the same for every CLI: `input_tokens` are input tokens *not* read from
+/// a prompt cache, `cache_read_tokens` those that were, `cache_write_tokens` those written to
+/// it (Anthropic's split; for codex `input_tokens - cached_input_tokens`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// The parser that read the output (`claude-json`, ..., `none`).
+    pub format: String,
+    /// The agent's final message or explanation, if it gave one (at most 4000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    /// Model turns, as the CLI counts them (claude `num_turns`; codex completed turns; gemini
+    /// main-loop model requests; aider model replies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u64>,
+    /// Input tokens not read from a cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Output tokens (gemini: candidates + thoughts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Input tokens read from a prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_tokens: Option<u64>,
+    /// Input tokens written to a prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_tokens: Option<u64>,
+    /// Cost in US dollars, only when the CLI states one (claude; aider for models it knows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// True when this invocation was an agent error: the CLI said so (`is_error`, a failed
+    /// turn, an error object), it exited non-zero, it was stopped at its budget, or it left
+    /// nothing (no `repro.json`, an empty diff).
+    pub is_error: bool,
+    /// True when fixci stopped it at the stage budget.
+    #[serde(default)]
+    pub timed_out: bool,
+    /// What the error was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How the process ended (`exit 0`, `exit 1`, `killed by signal 9`, `timeout`).
+    #[serde(default)]
+    pub exit: String,
+}
+
+impl AgentReport {
+    /// Marks the invocation as an agent error, keeping the first reason given.
+    pub fn set_error(&mut self, why: impl Into<String>) {
+        self.is_error = true;
+        if self.error.is_none() {
+            self.error = Some(why.into());
+        }
+    }
+}
+
+/// Token and cost totals over several invocations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentTotals {
+    /// Invocations counted.
+    pub invocations: u64,
+    /// Of those, agent errors.
+    pub errors: u64,
+    /// Sum of `input_tokens`.
+    pub input: u64,
+    /// Sum of `output_tokens`.
+    pub output: u64,
+    /// Sum of `cache_read_tokens`.
+    pub cache_read: u64,
+    /// Sum of `cache_write_tokens`.
+    pub cache_write: u64,
+    /// Sum of the stated costs; `None` when no invocation stated one.
+    pub cost_usd: Option<f64>,
+}
+
+impl AgentTotals {
+    /// Totals over `reports`.
+    pub fn of<'a>(reports: impl IntoIterator<Item = &'a AgentReport>) -> AgentTotals {
+        let mut t = AgentTotals::default();
+        for r in reports {
+            t.invocations += 1;
+            t.errors += u64::from(r.is_error);
+            t.input += r.input_tokens.unwrap_or(0);
+            t.output += r.output_tokens.unwrap_or(0);
+            t.cache_read += r.cache_read_tokens.unwrap_or(0);
+            t.cache_write += r.cache_write_tokens.unwrap_or(0);
+            if let Some(c) = r.cost_usd {
+                t.cost_usd = Some(t.cost_usd.unwrap_or(0.0) + c);
+            }
+        }
+        t
+    }
+}
+
+/// Longest explanation kept, in characters.
+const MAX_EXPLANATION: usize = 4000;
+
+/// Parses `stdout` of an agent CLI with the parser `format`. Never fails: unreadable output
+/// gives a report with no numbers.
+pub fn parse(format: ResultFormat, stdout: &str) -> AgentReport {
+    let mut r = match format {
+        ResultFormat::ClaudeJson => claude(stdout),
+        ResultFormat::CodexJsonl => codex(stdout),
+        ResultFormat::GeminiJson => gemini(stdout),
+        ResultFormat::AiderText => aider(stdout),
+        ResultFormat::None => AgentReport::default(),
+    };
+    r.format = format.as_str().into();
+    r.explanation = r
+        .explanation
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            if e.chars().count() > MAX_EXPLANATION {
+                e.chars().take(MAX_EXPLANATION).collect::<String>() + " [...]"
+            } else {
+                e
+            }
+        });
+    r
+}
+
+/// JSON objects in `text`: the whole text when it is one value, else one per line.
+fn json_values(text: &str) -> Vec<Value> {
+    if let Ok(v) = serde_json::from_str::<Value>(text.trim()) {
+        return vec![v];
+    }
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .filter(Value::is_object)
+        .collect()
+}
+
+fn u(v: &Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(Value::as_u64)
+}
+
+fn claude(stdout: &str) -> AgentReport {
+    let values = json_values(stdout);
+    let mut r = AgentReport::default();
+    if let Some(res) = values
+        .iter()
+        .rev()
+        .find(|v| v.get("type").and_then(Value::as_str) == Some("result"))
+    {
+        let usage = res.get("usage").cloned().unwrap_or(Value::Null);
+        r.explanation = res.get("result").and_then(Value::as_str).map(String::from);
+        r.turns = u(res, "num_turns");
+        r.input_tokens = u(&usage, "input_tokens");
+        r.output_tokens = u(&usage, "output_tokens");
+        r.cache_read_tokens = u(&usage, "cache_read_input_tokens");
+        r.cache_write_tokens = u(&usage, "cache_creation_input_tokens");
+        r.cost_usd = res.get("total_cost_usd").and_then(Value::as_f64);
+        // `subtype` can say `success` on an API error; `is_error` is the flag that holds.
+        if res.get("is_error").and_then(Value::as_bool) == Some(true) {
+            let status = res
+                .get("api_error_status")
+                .filter(|s| !s.is_null())
+                .map(|s| format!(" (API status {s})"))
+                .unwrap_or_default();
+            let subtype = res.get("subtype").and_then(Value::as_str).unwrap_or("");
+            let what = r
+                .explanation
+                .clone()
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or_else(|| format!("claude reported an error ({subtype})"));
+            r.set_error(format!("{what}{status}"));
+        }
+        return r;
+    }
+    // A stream cut short: count what the assistant messages said so far (each message may be
+    // repeated once per content block, with the same id).
+    let mut seen = std::collections::BTreeSet::new();
+    for v in &values {
+        if v.get("type").and_then(Value::as_str) != Some("assistant") {
+            continue;
+        }
+        let Some(msg) = v.get("message") else {
+            continue;
+        };
+        let id = msg.get("id").and_then(Value::as_str).unwrap_or("");
+        if !seen.insert(id.to_string()) {
+            continue;
+        }
+        let usage = msg.get("usage").cloned().unwrap_or(Value::Null);
+        add(&mut r.input_tokens, u(&usage, "input_tokens"));
+        add(&mut r.output_tokens, u(&usage, "output_tokens"));
+        add(
+            &mut r.cache_read_tokens,
+            u(&usage, "cache_read_input_tokens"),
+        );
+        add(
+            &mut r.cache_write_tokens,
+            u(&usage, "cache_creation_input_tokens"),
+        );
+        if let Some(t) = msg.get("content").and_then(Value::as_array).and_then(|c| {
+            c.iter()
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .last()
+        }) {
+            r.explanation = Some(t.to_string());
+        }
+    }
+    if !seen.is_empty() {
+        r.turns = Some(seen.len() as u64);
+    }
+    r
+}
+
+fn add(total: &mut Option<u64>, n: Option<u64>) {
+    if let Some(n) = n {
+        *total = Some(total.unwrap_or(0) + n);
+    }
+}
+
+fn codex(stdout: &str) -> AgentReport {
+    let mut r = AgentReport::default();
+    let mut turns = 0u64;
+    let mut last_error: Option<String> = None;
+    let mut failed: Option<String> = None;
+    for v in json_values(stdout) {
+        match v.get("type").and_then(Value::as_str).unwrap_or("") {
+            "turn.completed" => {
+                turns += 1;
+                last_error = None;
+                let usage = v.get("usage").cloned().unwrap_or(Value::Null);
+                let input = u(&usage, "input_tokens");
+                let cached = u(&usage, "cached_input_tokens");
+                add(
+                    &mut r.input_tokens,
+                    input.map(|i| i.saturating_sub(cached.unwrap_or(0))),
+                );
+                add(&mut r.cache_read_tokens, cached);
+                add(
+                    &mut r.cache_write_tokens,
+                    u(&usage, "cache_write_input_tokens"),
+                );
+                add(&mut r.output_tokens, u(&usage, "output_tokens"));
+            }
+            "turn.failed" => {
+                failed = Some(
+                    v.pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("codex reported a failed turn")
+                        .to_string(),
+                );
+            }
+            "error" => {
+                last_error = v.get("message").and_then(Value::as_str).map(String::from);
+            }
+            "item.completed" => {
+                let item = v.get("item").cloned().unwrap_or(Value::Null);
+                if item.get("type").and_then(Value::as_str) == Some("agent_message") {
+                    r.explanation = item.get("text").and_then(Value::as_str).map(String::from);
+                }
+            }
+            _ => {}
+        }
+    }
+    if turns > 0 {
+        r.turns = Some(turns);
+    }
+    // `error` events also announce retries ("Reconnecting... 2/5"); only one that is not
+    // followed by a completed turn, or a failed turn, is the run's error.
+    if let Some(e) = failed.or(last_error) {
+        r.set_error(e);
+    }
+    r
+}
+
+fn gemini(stdout: &str) -> AgentReport {
+    let mut r = AgentReport::default();
+    // The object is pretty-printed over many lines; anything printed before it is skipped.
+    let v = serde_json::from_str::<Value>(stdout.trim())
+        .ok()
+        .or_else(|| {
+            stdout
+                .find("\n{")
+                .and_then(|i| serde_json::from_str::<Value>(stdout[i..].trim()).ok())
+        })
+        .unwrap_or(Value::Null);
+    r.explanation = v.get("response").and_then(Value::as_str).map(String::from);
+    if let Some(models) = v.pointer("/stats/models").and_then(Value::as_object) {
+        let mut turns = None;
+        for m in models.values() {
+            let t = m.get("tokens").cloned().unwrap_or(Value::Null);
+            add(&mut r.input_tokens, u(&t, "input"));
+            add(&mut r.cache_read_tokens, u(&t, "cached"));
+            add(
+                &mut r.output_tokens,
+                u(&t, "candidates").map(|c| c + u(&t, "thoughts").unwrap_or(0)),
+            );
+            let requests = m
+                .pointer("/roles/main/totalRequests")
+                .and_then(Value::as_u64)
+                .or_else(|| m.pointer("/api/totalRequests").and_then(Value::as_u64));
+            add(&mut turns, requests);
+        }
+        r.turns = turns;
+    }
+    if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+        let msg = e
+            .get("message")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| e.to_string());
+        let code = e
+            .get("code")
+            .map(|c| format!(" (code {c})"))
+            .unwrap_or_default();
+        r.set_error(format!("{msg}{code}"));
+    }
+    r
+}
+
+/// aider's abbreviated counts: `340`, `1.7k`, `12k`, `1.2M`.
+fn aider_count(s: &str) -> Option<u64> {
+    let s = s.trim().trim_end_matches(',');
+    let (num, mult) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1e3),
+        'm' | 'M' => (&s[..s.len() - 1], 1e6),
+        _ => (s, 1.0),
+    };
+    num.replace(',', "")
+        .parse::<f64>()
+        .ok()
+        .map(|n| (n * mult).round() as u64)
+}
+
+fn aider(stdout: &str) -> AgentReport {
+    // Lines may be wrapped at the terminal width, so whitespace includes newlines.
+    let re = regex::Regex::new(
+        r"Tokens:\s+(?P<sent>[\d.,]+[kKmM]?)\s+sent,(?:\s+(?P<cw>[\d.,]+[kKmM]?)\s+cache\s+write,)?(?:\s+(?P<ch>[\d.,]+[kKmM]?)\s+cache\s+hit,)?\s+(?P<recv>[\d.,]+[kKmM]?)\s+received\.(?:\s+Cost:\s+\$(?P<msg>[\d.]+)\s+message,\s+\$(?P<session>[\d.]+)\s+session\.)?",
+    )
+    .expect("valid regex");
+    let mut r = AgentReport::default();
+    let mut replies = 0;
+    for c in re.captures_iter(stdout) {
+        replies += 1;
+        let n = |k: &str| c.name(k).and_then(|m| aider_count(m.as_str()));
+        add(&mut r.input_tokens, n("sent"));
+        add(&mut r.output_tokens, n("recv"));
+        add(&mut r.cache_write_tokens, n("cw"));
+        add(&mut r.cache_read_tokens, n("ch"));
+        // The session figure is aider's running total for this process.
+        if let Some(s) = c
+            .name("session")
+            .and_then(|m| m.as_str().parse::<f64>().ok())
+        {
+            r.cost_usd = Some(s);
+        }
+    }
+    if replies > 0 {
+        r.turns = Some(replies);
+    }
+    // aider exits 0 after an API failure; its litellm errors are the sign.
+    let api_error =
+        regex::Regex::new(r"(?m)^.*litellm\.\w*(?:Error|Exception)\b.*$").expect("valid regex");
+    if replies == 0 {
+        if let Some(m) = api_error.find_iter(stdout).last() {
+            r.set_error(m.as_str().trim().to_string());
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/agents")
+            .join(name);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn claude_json_object() {
+        let r = parse(ResultFormat::ClaudeJson, &sample("claude-json.json"));
+        assert_eq!(r.format, "claude-json");
+        assert_eq!(r.turns, Some(4));
+        assert_eq!(r.input_tokens, Some(4000));
+        assert_eq!(r.output_tokens, Some(200));
+        assert_eq!(r.cache_read_tokens, Some(800));
+        assert_eq!(r.cache_write_tokens, Some(400));
+        assert_eq!(r.cost_usd, Some(0.0279));
+        assert!(!r.is_error);
+        assert!(r.explanation.unwrap().contains("`>=`"));
+    }
+
+    #[test]
+    fn claude_stream_json_takes_the_result_event() {
+        let r = parse(
+            ResultFormat::ClaudeJson,
+            &sample("claude-stream-json-denied.jsonl"),
+        );
+        assert_eq!(r.turns, Some(3));
+        assert_eq!(r.input_tokens, Some(3000));
+        assert_eq!(r.cache_write_tokens, Some(300));
+        assert!(r.cost_usd.is_some_and(|c| c > 0.0));
+        assert!(!r.is_error);
+    }
+
+    #[test]
+    fn claude_api_error_is_an_error_despite_subtype_success() {
+        let text = sample("claude-stream-json-error.jsonl");
+        assert!(text.contains(r#""subtype":"success","is_error":true"#));
+        let r = parse(ResultFormat::ClaudeJson, &text);
+        assert!(r.is_error);
+        assert!(
+            r.error.as_deref().unwrap().contains("Unable to connect"),
+            "{r:?}"
+        );
+        assert_eq!(r.cost_usd, Some(0.0));
+    }
+
+    #[test]
+    fn claude_stream_cut_short_counts_distinct_messages() {
+        let text = sample("claude-stream-json-denied.jsonl");
+        let cut: String = text
+            .lines()
+            .filter(|l| !l.contains(r#""type":"result""#))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let r = parse(ResultFormat::ClaudeJson, &cut);
+        assert_eq!(r.turns, Some(3), "{r:?}");
+        assert_eq!(r.input_tokens, Some(3000));
+        assert_eq!(r.cost_usd, None);
+        assert!(r.explanation.unwrap().contains("I wrote"));
+    }
+
+    #[test]
+    fn codex_sums_completed_turns_and_splits_cached_input() {
+        let r = parse(ResultFormat::CodexJsonl, &sample("codex-jsonl.jsonl"));
+        assert_eq!(r.turns, Some(1));
+        assert_eq!(r.input_tokens, Some(3000 - 600));
+        assert_eq!(r.cache_read_tokens, Some(600));
+        assert_eq!(r.output_tokens, Some(150));
+        assert_eq!(r.cost_usd, None);
+        assert!(!r.is_error, "{r:?}");
+        assert!(r.explanation.unwrap().starts_with("I wrote"));
+        let two = format!(
+            "{}{}",
+            sample("codex-jsonl.jsonl"),
+            r#"{"type":"turn.completed","usage":{"input_tokens":10,"cached_input_tokens":0,"output_tokens":5}}"#
+        );
+        let r = parse(ResultFormat::CodexJsonl, &two);
+        assert_eq!(
+            (r.turns, r.input_tokens, r.output_tokens),
+            (Some(2), Some(2410), Some(155))
+        );
+    }
+
+    #[test]
+    fn codex_retry_errors_count_only_when_nothing_followed() {
+        let retry = r#"{"type":"error","message":"Reconnecting... 1/5 (stream disconnected)"}"#;
+        let ok = format!("{retry}\n{}", sample("codex-jsonl.jsonl"));
+        assert!(!parse(ResultFormat::CodexJsonl, &ok).is_error);
+        let stuck = format!("{{\"type\":\"turn.started\"}}\n{retry}\n");
+        let r = parse(ResultFormat::CodexJsonl, &stuck);
+        assert!(r.is_error && r.error.unwrap().contains("Reconnecting"));
+        let failed = r#"{"type":"turn.failed","error":{"message":"unexpected status 401"}}"#;
+        let r = parse(ResultFormat::CodexJsonl, failed);
+        assert_eq!(r.error.as_deref(), Some("unexpected status 401"));
+    }
+
+    #[test]
+    fn gemini_sums_models_and_counts_main_requests() {
+        let r = parse(ResultFormat::GeminiJson, &sample("gemini-json.json"));
+        assert_eq!(r.input_tokens, Some(3200));
+        assert_eq!(r.cache_read_tokens, Some(800));
+        assert_eq!(r.output_tokens, Some(200));
+        assert_eq!(r.turns, Some(3));
+        assert_eq!(r.cost_usd, None);
+        assert!(!r.is_error);
+        assert!(r.explanation.unwrap().starts_with("I wrote"));
+        let err = r#"{"session_id": "x", "error": {"type": "Error", "message": "Invalid auth method selected.", "code": 41}}"#;
+        let r = parse(
+            ResultFormat::GeminiJson,
+            &format!("Security Warning: ...\n{err}"),
+        );
+        assert_eq!(
+            r.error.as_deref(),
+            Some("Invalid auth method selected. (code 41)")
+        );
+    }
+
+    #[test]
+    fn aider_sums_token_lines_and_takes_the_session_cost() {
+        let r = parse(ResultFormat::AiderText, &sample("aider-text-fix-cost.txt"));
+        assert_eq!(r.turns, Some(2));
+        assert_eq!(r.input_tokens, Some(1700 + 2300));
+        assert_eq!(r.output_tokens, Some(680));
+        assert_eq!(r.cost_usd, Some(0.0010));
+        assert!(!r.is_error);
+        let r = parse(ResultFormat::AiderText, &sample("aider-text-reproduce.txt"));
+        assert_eq!(
+            (r.input_tokens, r.output_tokens, r.cost_usd),
+            (Some(1500), Some(165), None)
+        );
+    }
+
+    #[test]
+    fn aider_cache_parts_wrapped_lines_and_api_errors() {
+        let wrapped = "Tokens: 12k sent, 1.2k cache write, 3.4k cache hit, 60 received. Cost: $0.01 message,\n$0.02 session.\n";
+        let r = parse(ResultFormat::AiderText, wrapped);
+        assert_eq!(
+            (
+                r.input_tokens,
+                r.cache_write_tokens,
+                r.cache_read_tokens,
+                r.output_tokens,
+                r.cost_usd
+            ),
+            (Some(12000), Some(1200), Some(3400), Some(60), Some(0.02))
+        );
+        let failed = "Aider v0.86.2\nlitellm.APIConnectionError: APIConnectionError: OpenAIException - Connection error.\nRetrying in 0.2 seconds...\n";
+        let r = parse(ResultFormat::AiderText, failed);
+        assert!(r.is_error && r.error.unwrap().starts_with("litellm.APIConnectionError"));
+    }
+
+    #[test]
+    fn unreadable_output_gives_no_numbers() {
+        for f in [
+            ResultFormat::ClaudeJson,
+            ResultFormat::CodexJsonl,
+            ResultFormat::GeminiJson,
+            ResultFormat::AiderText,
+            ResultFormat::None,
+        ] {
+            let r = parse(f, "not json at all\n");
+            assert_eq!(r.input_tokens, None, "{f:?}");
+            assert!(!r.is_error, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn totals_add_only_stated_costs() {
+        let a = AgentReport {
+            input_tokens: Some(10),
+            cost_usd: Some(0.5),
+            ..Default::default()
+        };
+        let b = AgentReport {
+            input_tokens: Some(5),
+            output_tokens: Some(2),
+            is_error: true,
+            ..Default::default()
+        };
+        let t = AgentTotals::of([&a, &b]);
+        assert_eq!((t.invocations, t.errors, t.input, t.output), (2, 1, 15, 2));
+        assert_eq!(t.cost_usd, Some(0.5));
+        assert_eq!(AgentTotals::of([&b]).cost_usd, None);
+    }
+}
