@@ -33,7 +33,11 @@ impl AgentGitChanges {
             let list = self
                 .commits
                 .iter()
-                .map(|(id, s)| format!("{id} \"{s}\""))
+                .map(|(id, s)| {
+                    let short: String = s.chars().take(60).collect();
+                    let more = if short.len() < s.len() { "..." } else { "" };
+                    format!("{id} \"{short}{more}\"")
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             parts.push(format!(
@@ -79,6 +83,13 @@ pub fn undo_agent_git(
         .ok()
         .and_then(|h| h.symbolic_target().ok().flatten().map(|t| t == refname))
         .unwrap_or(false);
+    // Where the agent left HEAD: its commits are reachable from there (on the fix branch, or on
+    // a branch or detached HEAD of its own).
+    let agent_head = wt
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .map(|c| c.id());
     if !on_branch {
         // The worktree's files are left as they are; only HEAD is re-pointed.
         wt.set_head(&refname)
@@ -86,9 +97,11 @@ pub fn undo_agent_git(
         out.left_branch = true;
     }
     let tip = branch_tip(wt, branch)?;
-    if tip != before {
+    let newest = if on_branch { Some(tip) } else { agent_head };
+    if let Some(newest) = newest.filter(|n| *n != before) {
         let mut walk = wt.revwalk().ctx(|| "walk the agent's commits".into())?;
-        walk.push(tip).ctx(|| "walk the agent's commits".into())?;
+        walk.push(newest)
+            .ctx(|| "walk the agent's commits".into())?;
         let _ = walk.hide(before);
         walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)
             .ctx(|| "walk the agent's commits".into())?;
@@ -100,6 +113,8 @@ pub fn undo_agent_git(
                 ));
             }
         }
+    }
+    if tip != before {
         let obj = wt
             .find_object(before, None)
             .ctx(|| format!("find commit {before}"))?;
@@ -232,7 +247,9 @@ mod tests {
         std::fs::write(d.path().join("a.py"), "x = 3\n").unwrap();
         git(d.path(), &["commit", "-qam", "on another branch"]);
         let c = undo_agent_git(&r, "fix", before).unwrap();
-        assert!(c.left_branch && c.commits.is_empty());
+        assert!(c.left_branch);
+        assert_eq!(c.commits.len(), 1, "{c:?}");
+        assert_eq!(branch_tip(&r, "fix").unwrap(), before);
         assert_eq!(
             r.head().unwrap().name(),
             Ok("refs/heads/fix"),

@@ -70,7 +70,9 @@ pub const CI_LOG: &str = "2026-11-02T10:00:01.1000000Z ##[group]Run python -m un
 /// reproduce stage: `repro-passes` writes a test that passes, `sleep` hangs with a grandchild
 /// that ignores SIGTERM, `no-repro` leaves no repro.json; otherwise a failing test.
 /// fix stage: `good` fixes the bug, `never` makes a wrong change, `tamper-edit` /
-/// `tamper-delete` / `tamper-skip` make the reproduction pass by attacking the test.
+/// `tamper-delete` / `tamper-skip` make the reproduction pass by attacking the test,
+/// `self-commit` / `self-commit-branch` fix it and commit by themselves, `human` makes a wrong
+/// change and has a person commit on the fix branch during the next verification.
 pub const AGENT_PY: &str = r#"
 import json, os, pathlib, subprocess, sys, time
 mode = sys.argv[1]
@@ -103,17 +105,33 @@ if stage == "reproduce":
         sys.exit(0)
     body = "self.assertEqual(mean([2, 2]), 4)" if mode == "repro-passes" else "self.assertEqual(mean([1, 2, 3]), 2)"
     repro.write_text(f"import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unittest.TestCase):\n    def test_mean(self):\n        {body}\n")
-    (stage_dir / "repro.json").write_text(json.dumps({"test_file": str(repro), "command": "python3 -m unittest tests.test_repro"}))
+    command = "python3 -m unittest tests.test_repro"
+    if mode == "human":
+        # A person commits on the fix branch while no agent runs: here, during a verification
+        # run after the fix agent of attempt 1 asked for it with a marker file.
+        marker = pathlib.Path(os.environ["FIXCI_RUN_DIR"], "human-commit-now")
+        command += f"; rc=$?; if [ -f '{marker}' ]; then rm '{marker}'; git -c user.name='Jane Doe' -c user.email=jane@example.com commit -qam 'wip: my own try'; fi; exit $rc"
+    (stage_dir / "repro.json").write_text(json.dumps({"test_file": str(repro), "command": command}))
 elif stage == "fix":
     stats = pathlib.Path("mathlib/stats.py")
     src = stats.read_text()
-    if mode == "good":
+    if mode == "good" or mode.startswith("self-commit"):
         stats.write_text(src.replace("(len(xs) - 1)", "len(xs)"))
         (stage_dir / "root-cause.md").write_text("mean divided by len - 1 instead of len.")
     else:
         stats.write_text(src.replace("(len(xs) - 1)", "(len(xs) - 1.0)"))
     if mode == "human" and os.environ["FIXCI_ATTEMPT"] == "1":
-        subprocess.run(["git", "-c", "user.name=Jane Doe", "-c", "user.email=jane@example.com", "commit", "-qam", "wip: my own try"], check=True)
+        pathlib.Path(os.environ["FIXCI_RUN_DIR"], "human-commit-now").write_text("1")
+    if mode.startswith("self-commit"):
+        # An agent that commits by itself (as aider does), stages a dropping, and, in
+        # `self-commit-branch`, leaves the fix branch for one of its own.
+        if mode == "self-commit-branch":
+            subprocess.run(["git", "checkout", "-qb", "agent-scratch"], check=True)
+        pathlib.Path(".aider.chat.history.md").write_text("aider chat history\n")
+        subprocess.run(["git", "add", "-A", "-f", "mathlib", ".aider.chat.history.md"], check=True)
+        subprocess.run(["git", "-c", "user.name=Agent Bot", "-c", "user.email=bot@example.com", "commit", "-qm", "agent: fix mean"], check=True)
+        pathlib.Path("NOTES.md").write_text("notes the agent staged\n")
+        subprocess.run(["git", "add", "NOTES.md"], check=True)
     if mode == "tamper-edit":
         repro.write_text(repro.read_text().replace("self.assertEqual(", "self.assertTrue(True or "))
     elif mode == "tamper-delete":

@@ -286,6 +286,76 @@ fn a_commit_by_someone_else_on_the_fix_branch_stops_the_attempts() {
     );
 }
 
+/// The fix branch's commits after `main`, as `author: subject`, and its files.
+fn branch_commits_and_files(repo: &Path, branch: &str) -> (Vec<String>, String) {
+    let log = git(
+        repo,
+        &["log", "--format=%an: %s", &format!("main..{branch}")],
+    );
+    let files = git(repo, &["ls-tree", "-r", "--name-only", branch]);
+    (log.lines().map(String::from).collect(), files)
+}
+
+#[test]
+fn commits_an_agent_makes_during_its_run_are_folded_into_the_single_fix_commit() {
+    for mode in ["self-commit", "self-commit-branch"] {
+        let e = env();
+        let spec = scripted_job(&e.root, &e.repo, mode, json!({}));
+        fixci_in(&e, &["run", spec.to_str().unwrap()]).code(0);
+        let run = run_dir(&e.out);
+        let r = result(&run);
+        assert_eq!(r["status"], "success", "{mode}: {r}");
+        let branch = r["branch"].as_str().unwrap();
+        let (log, files) = branch_commits_and_files(&e.repo, branch);
+        assert_eq!(log.len(), 1, "{mode}: one commit, fixci's: {log:?}");
+        assert!(log[0].starts_with("fixci: "), "{mode}: {log:?}");
+        assert!(
+            !files.contains(".aider") && files.contains("mathlib/stats.py"),
+            "{mode}: no dropping in the fix commit: {files}"
+        );
+        // The file the agent staged is an ordinary change of the fix.
+        assert!(files.contains("NOTES.md"), "{mode}: {files}");
+        let fix = r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "fix")
+            .unwrap();
+        let summary = fix["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("\"agent: fix mean\") folded into fixci's commit"),
+            "{mode}: {summary}"
+        );
+        if mode == "self-commit-branch" {
+            assert!(summary.contains("HEAD, which the agent had moved off the fix branch"));
+        }
+    }
+}
+
+#[test]
+fn agent_commits_reject_fails_the_attempt_and_undoes_the_commit() {
+    let e = env();
+    let spec = scripted_job(
+        &e.root,
+        &e.repo,
+        "self-commit",
+        json!({"agent-commits": "reject", "max-attempts": 1}),
+    );
+    fixci_in(&e, &["run", spec.to_str().unwrap()]).code(1);
+    let run = run_dir(&e.out);
+    let r = result(&run);
+    assert_eq!(r["status"], "escalated", "{r}");
+    let reason = r["attempts"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("rejected") && reason.contains("agent-commits"),
+        "{reason}"
+    );
+    assert_eq!(r["agent"]["error"], true);
+    let branch = r["branch"].as_str().unwrap();
+    let (log, _) = branch_commits_and_files(&e.repo, branch);
+    assert!(log.is_empty(), "the agent's commit is gone: {log:?}");
+}
+
 #[test]
 fn a_forge_token_in_the_environment_and_the_ci_log_is_in_no_run_file() {
     let e = env();
