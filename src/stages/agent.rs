@@ -163,7 +163,14 @@ impl AgentStage {
         match termination {
             Termination::TimedOut { .. } => {
                 report.timed_out = true;
-                report.set_error(format!("stopped at the stage budget of {budget}"));
+                report.is_error = true;
+                // The budget is why it ended; what the CLI itself last complained of follows.
+                report.error = Some(match report.error.take() {
+                    Some(cli) => {
+                        format!("stopped at the stage budget of {budget}; the CLI said: {cli}")
+                    }
+                    None => format!("stopped at the stage budget of {budget}"),
+                });
                 let last = last_output();
                 return Ok(StageResult::new(
                     StageStatus::Timeout,

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area. They drive the real `fixci` binary against
 //! real git repositories, real processes and real files.
 
+mod agents;
 mod common;
 mod faults;
 mod flaky;
