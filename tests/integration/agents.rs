@@ -485,11 +485,13 @@ fn codex_is_stopped_at_its_budget_when_the_service_is_down() {
 
 #[test]
 fn gemini_is_stopped_at_its_budget_when_the_service_is_down() {
-    stopped_at_its_budget_when_the_service_is_down("gemini", "8s");
+    // gemini prints nothing until its model router has failed, which takes a few seconds of
+    // node start-up on a loaded 2-core machine.
+    stopped_at_its_budget_when_the_service_is_down("gemini", "15s");
 }
 
 #[test]
 fn aider_is_stopped_at_its_budget_when_the_service_is_down() {
     // aider gives up by itself only after ~80 s (and then exits 0); it starts slowly.
-    stopped_at_its_budget_when_the_service_is_down("aider", "12s");
+    stopped_at_its_budget_when_the_service_is_down("aider", "15s");
 }
