@@ -61,6 +61,7 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
         agent,
         repo_flag: st.invocation.repo_flag.clone(),
         agent_flag: st.invocation.agent_flag.clone(),
+        model_flag: st.invocation.model_flag.clone(),
         api_url: st.invocation.api_url.clone(),
         out_dir: out,
         no_pr: st.invocation.no_pr,

@@ -144,6 +144,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         agent,
         repo_flag: args.repo.clone(),
         agent_flag: args.agent.clone(),
+        model_flag: args.model.clone(),
         api_url: args.api_url.clone(),
         out_dir,
         no_pr: args.no_pr,
@@ -301,6 +302,21 @@ impl Observer for Progress {
                 let _ = writeln!(
                     std::io::stderr(),
                     "  {stage}{a}: {status} in {duration_s:.1}s: {summary}"
+                );
+            }
+            Event::AttemptStarted {
+                attempt,
+                max,
+                agent,
+                model,
+            } => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "  attempt {attempt}/{max}: agent `{agent}`{}",
+                    model
+                        .as_ref()
+                        .map(|m| format!(", model `{m}`"))
+                        .unwrap_or_default()
                 );
             }
             Event::AttemptFailed { attempt, reason } => {

@@ -5,6 +5,7 @@ mod common;
 mod faults;
 mod flaky;
 mod forge;
+mod ladder;
 mod logs;
 mod run;
 mod specs;
