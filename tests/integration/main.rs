@@ -2,6 +2,7 @@
 //! real git repositories, real processes and real files.
 
 mod common;
+mod doctor;
 mod faults;
 mod flaky;
 mod forge;
