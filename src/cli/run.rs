@@ -26,10 +26,11 @@ pub struct RunArgs {
     /// Pipeline name or TOML file, overriding the one the spec selects
     #[arg(long, value_name = "NAME|FILE")]
     pub pipeline: Option<String>,
-    /// Agent preset (claude, codex, gemini, aider), overriding the spec's `agent`
+    /// Agent preset (claude, codex, gemini, aider) for every stage, overriding the spec's
+    /// `agent` and switching the pipeline's attempt ladder off
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
-    /// Model passed to the agent preset, overriding the spec's `model`
+    /// Model passed to the agent, overriding the spec's `model` and the attempt ladder's
     #[arg(long)]
     pub model: Option<String>,
     /// Resolve everything, render the prompts, print the plan; create nothing
