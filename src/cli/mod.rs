@@ -11,6 +11,7 @@ pub mod kill;
 pub mod list;
 pub mod logs;
 pub mod peek;
+pub mod replay;
 pub mod resume;
 pub mod run;
 pub mod schema;
@@ -53,6 +54,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Run a command many times in parallel; failure rate with its interval.
     Stress(stress::StressArgs),
+    /// Replay a corpus of past failures to measure variants' success rates.
+    Replay(replay::ReplayArgs),
 }
 
 /// Parses the process arguments, runs the command and returns its exit code.
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Apply(a) => apply::execute(a),
         Command::Logs(a) => logs::execute(a),
         Command::Stress(a) => stress::execute(a),
+        Command::Replay(a) => replay::execute(a),
     };
     finish(result)
 }
