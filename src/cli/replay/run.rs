@@ -225,6 +225,8 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         }
     });
     bar.finish_and_clear();
+    // Drop the scratch folder when every item cleaned up after itself.
+    let _ = std::fs::remove_dir(out.join("work"));
     let summary = summary?;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &summary.written {
