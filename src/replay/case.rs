@@ -48,7 +48,9 @@ pub struct Case {
     pub dir: PathBuf,
     /// `case.toml` (absolute).
     pub file: PathBuf,
-    /// The repository as written in `case.toml` (the record's cluster key).
+    /// The repository's identity, the record's cluster key: a URL as written, else the
+    /// resolved path's last component without `.git` / `.bundle` (the same on every machine a
+    /// shard runs on).
     pub repo: String,
     /// The repository resolved: an absolute path or bundle, or the URL as written.
     pub repo_source: String,
@@ -259,7 +261,19 @@ pub fn load_case(file: &Path) -> Result<Case, Error> {
         id: c.id,
         dir,
         file,
-        repo: c.repo,
+        repo: if spec::is_remote_url(&c.repo) {
+            c.repo.clone()
+        } else {
+            Path::new(&repo_source)
+                .file_name()
+                .map(|n| {
+                    n.to_string_lossy()
+                        .trim_end_matches(".bundle")
+                        .trim_end_matches(".git")
+                        .to_string()
+                })
+                .unwrap_or_else(|| c.repo.clone())
+        },
         repo_source,
         commit: c.commit,
         spec: loaded,

@@ -482,3 +482,55 @@ fn bad_replay_inputs_exit_2_naming_the_file_and_write_nothing() {
     let schema: Value = serde_json::from_slice(&s.stdout).unwrap();
     assert_eq!(schema["properties"]["fail-to-pass"]["type"], "array");
 }
+
+#[test]
+fn a_variant_brings_its_own_prompt_and_budgets_and_a_slow_agent_is_a_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = corpus(tmp.path());
+    let v = tmp.path().join("slow");
+    std::fs::create_dir_all(v.join("implementing-features")).unwrap();
+    std::fs::write(
+        v.join("implementing-features/AI_PROMPT.md"),
+        "VARIANT-PROMPT-MARKER: {{ spec.prompt }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        v.join("variant.toml"),
+        "agent = { command = [\"sh\", \"-c\", \"echo thinking; sleep 30\"] }\nbudgets = { fix = \"1s\" }\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = fixci()
+        .args(["replay", "run"])
+        .arg(corpus.join("cases/calc-add"))
+        .arg("--variant")
+        .arg(&v)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = &records(&out)[0];
+    assert_eq!(r["verdict"], "timeout", "{r}");
+    assert_eq!(r["variant"], "slow");
+    let fix = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "agent")
+        .unwrap();
+    assert_eq!(fix["status"], "timeout");
+    // The variant's template rendered the prompt the agent got.
+    let run_dir = out.join(r["run_dir"].as_str().unwrap());
+    let prompt = run_dir.join("stages/fix/attempt-1/prompt.md");
+    let text = std::fs::read_to_string(prompt).unwrap();
+    assert!(
+        text.starts_with("VARIANT-PROMPT-MARKER: Fix the failing test"),
+        "{text}"
+    );
+}
