@@ -23,7 +23,7 @@ pub struct RunArgs {
     pub cases: PathBuf,
     /// A variant: a folder (its `variant.toml`, `pipelines/` and prompt templates) or a TOML
     /// file. Repeat for several variants.
-    #[arg(long = "variant", value_name = "DIR_OR_TOML")]
+    #[arg(long = "variant", value_name = "DIR_OR_TOML", num_args = 1..)]
     pub variants: Vec<PathBuf>,
     /// Output folder: `plan.json`, `records/`, `work/`.
     #[arg(long)]
