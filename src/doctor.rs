@@ -173,11 +173,11 @@ pub fn plan_for_spec(
             agent: run_agent,
             repo_flag: None,
             agent_flag: None,
-            model_flag: None,
             api_url: None,
             out_dir: PathBuf::new(),
             no_pr: true,
             cancel: &NEVER_CANCELLED,
+            template_roots: Vec::new(),
         };
         for def in &pipeline.pipeline.stages {
             if def.kind != StageKind::Attempts || (def.agent.is_none() && def.model.is_none()) {

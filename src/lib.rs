@@ -15,6 +15,7 @@ pub mod logs;
 pub mod pipeline;
 pub mod process;
 pub mod redact;
+pub mod replay;
 pub mod report;
 pub mod spec;
 pub mod stages;

@@ -12,6 +12,7 @@ pub mod kill;
 pub mod list;
 pub mod logs;
 pub mod peek;
+pub mod replay;
 pub mod resume;
 pub mod run;
 pub mod schema;
@@ -56,6 +57,8 @@ pub enum Command {
     Stress(stress::StressArgs),
     /// Check git, the agent CLIs and their flags, test runners and the GitHub token.
     Doctor(doctor::DoctorArgs),
+    /// Replay a corpus of past failures to measure variants' success rates.
+    Replay(replay::ReplayArgs),
 }
 
 /// Parses the process arguments, runs the command and returns its exit code.
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Logs(a) => logs::execute(a),
         Command::Stress(a) => stress::execute(a),
         Command::Doctor(a) => doctor::execute(a),
+        Command::Replay(a) => replay::execute(a),
     };
     finish(result)
 }

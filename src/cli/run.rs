@@ -119,6 +119,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let mut loaded = load_spec(&args)?;
     if let Some(m) = &args.model {
         loaded.spec.model = Some(m.clone());
+        loaded.model_flag = Some(m.clone());
     }
     if let Some(i) = &args.issue {
         loaded.spec.issue = Some(i.clone());
@@ -145,11 +146,11 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         agent,
         repo_flag: args.repo.clone(),
         agent_flag: args.agent.clone(),
-        model_flag: args.model.clone(),
         api_url: args.api_url.clone(),
         out_dir,
         no_pr: args.no_pr,
         cancel: &CANCEL,
+        template_roots: Vec::new(),
     };
     if args.dry_run {
         print!("{}", engine::dry_run::plan(req)?);

@@ -107,7 +107,8 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     let env = RunEnv {
         run_dir: PathBuf::from("<run dir>"),
         template_roots: {
-            let mut r = p.template_roots();
+            let mut r = req.template_roots.clone();
+            r.extend(p.template_roots());
             r.push(spec.dir.clone());
             r
         },
@@ -290,7 +291,7 @@ fn ladder_lines(env: &RunEnv, out: &mut String, def: &StageDef) -> Result<(), Er
     let plan = super::ladder::plan(&env.req, def, max)?;
     let why = if env.req.agent_flag.is_some() {
         " (`--agent` on the command line: the ladder is off)"
-    } else if env.req.model_flag.is_some() {
+    } else if env.req.spec.model_flag.is_some() {
         " (`--model` on the command line: the ladder's model is off)"
     } else {
         ""

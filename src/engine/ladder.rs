@@ -92,7 +92,7 @@ pub fn choose(
     } else {
         eval("agent", &def.agent)?
     };
-    let ladder_model = if fixed_agent || req.model_flag.is_some() {
+    let ladder_model = if fixed_agent || req.spec.model_flag.is_some() {
         None
     } else {
         eval("model", &def.model)?
@@ -211,11 +211,11 @@ mod tests {
             },
             repo_flag: None,
             agent_flag: agent_flag.map(String::from),
-            model_flag: None,
             api_url: None,
             out_dir: "/out".into(),
             no_pr: true,
             cancel: &CANCEL,
+            template_roots: Vec::new(),
         }
     }
 
@@ -285,7 +285,7 @@ model = "{{ 'haiku' if attempt.number < 3 else 'opus' }}"
             assert!(!a.from_ladder);
         }
         let mut r = req(LADDER, spec(), None);
-        r.model_flag = Some("sonnet".into());
+        r.spec.model_flag = Some("sonnet".into());
         let a = attempts(&r);
         assert_eq!(a[0].agent.name, "claude");
         assert_eq!(a[3].agent.name, "codex");

@@ -42,9 +42,6 @@ pub struct RunRequest {
     pub repo_flag: Option<String>,
     /// `--agent`, kept for resume; fixes the agent of every attempt (the ladder is off).
     pub agent_flag: Option<String>,
-    /// `--model`, kept for resume; fixes the model of every attempt (it is also the spec's
-    /// `model` by then).
-    pub model_flag: Option<String>,
     /// `--api-url`: the forge API root.
     pub api_url: Option<String>,
     /// Folder that holds run directories (`./outputs` or `--out`).
@@ -53,6 +50,8 @@ pub struct RunRequest {
     pub no_pr: bool,
     /// Set by the signal handler; stops children and the run.
     pub cancel: &'static AtomicBool,
+    /// Extra template folders, searched before the pipeline's own (a replay variant's prompts).
+    pub template_roots: Vec<PathBuf>,
 }
 
 /// Run-wide, read-only context handed to every stage.
@@ -267,7 +266,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
             pipeline::Origin::Builtin => None,
         },
         agent_flag: req.agent_flag.clone(),
-        model_flag: req.model_flag.clone(),
+        model_flag: req.spec.model_flag.clone(),
         repo_flag: req.repo_flag.clone(),
         no_pr: req.no_pr,
         total_budget_s: pipeline::total_budget(spec, &req.pipeline.pipeline).as_secs_f64(),
@@ -310,7 +309,8 @@ fn make_env(
         .as_deref()
         .and_then(|g| humantime::parse_duration(g.trim()).ok())
         .unwrap_or(Duration::from_secs(5));
-    let mut template_roots = req.pipeline.template_roots();
+    let mut template_roots = req.template_roots.clone();
+    template_roots.extend(req.pipeline.template_roots());
     template_roots.push(req.spec.dir.clone());
     RunEnv {
         req,

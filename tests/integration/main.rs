@@ -8,6 +8,7 @@ mod flaky;
 mod forge;
 mod ladder;
 mod logs;
+mod replay;
 mod run;
 mod specs;
 mod stress;
