@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod exit_codes;
@@ -14,6 +15,7 @@ pub mod logs;
 pub mod pipeline;
 pub mod process;
 pub mod redact;
+pub mod replay;
 pub mod report;
 pub mod spec;
 pub mod stages;

@@ -62,6 +62,9 @@ impl ResultFormat {
 /// it (Anthropic's split; for codex `input_tokens - cached_input_tokens`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentReport {
+    /// The agent preset that ran (`claude`, ..., `command`).
+    #[serde(default)]
+    pub agent: String,
     /// The parser that read the output (`claude-json`, ..., `none`).
     pub format: String,
     /// The agent's final message or explanation, if it gave one (at most 4000 characters).

@@ -7,10 +7,12 @@ use clap::{Parser, Subcommand};
 
 pub mod apply;
 pub mod clean;
+pub mod doctor;
 pub mod kill;
 pub mod list;
 pub mod logs;
 pub mod peek;
+pub mod replay;
 pub mod resume;
 pub mod run;
 pub mod schema;
@@ -53,6 +55,10 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Run a command many times in parallel; failure rate with its interval.
     Stress(stress::StressArgs),
+    /// Check git, the agent CLIs and their flags, test runners and the GitHub token.
+    Doctor(doctor::DoctorArgs),
+    /// Replay a corpus of past failures to measure variants' success rates.
+    Replay(replay::ReplayArgs),
 }
 
 /// Parses the process arguments, runs the command and returns its exit code.
@@ -71,6 +77,8 @@ pub fn main() -> ExitCode {
         Command::Apply(a) => apply::execute(a),
         Command::Logs(a) => logs::execute(a),
         Command::Stress(a) => stress::execute(a),
+        Command::Doctor(a) => doctor::execute(a),
+        Command::Replay(a) => replay::execute(a),
     };
     finish(result)
 }

@@ -83,7 +83,7 @@ pub struct StageRecord {
     pub budget_s: f64,
     /// What the agent CLI reported, for an `agent` stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent: Option<crate::agent::AgentReport>,
+    pub agent_report: Option<crate::agent::AgentReport>,
 }
 
 /// The repository a run works on.
@@ -149,6 +149,12 @@ pub struct Attempt {
     pub number: u32,
     /// `passed` or the failing stage's status.
     pub outcome: String,
+    /// The agent this attempt ran (preset name, or `command`), as the attempt ladder chose it.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// The model this attempt gave the agent, if any.
+    #[serde(default)]
+    pub model: Option<String>,
     /// Why it did not pass.
     pub reason: Option<String>,
     /// The attempt's diff against `base` (reproduction test excluded).
@@ -163,7 +169,7 @@ pub struct Attempt {
     pub verification: Option<Counts>,
     /// What the fix agent's CLI reported for this attempt (tokens, cost, error).
     #[serde(default)]
-    pub agent: Option<crate::agent::AgentReport>,
+    pub agent_report: Option<crate::agent::AgentReport>,
 }
 
 /// The PR (or the offline proposal).
@@ -247,6 +253,9 @@ pub struct Invocation {
     pub pipeline_file: Option<PathBuf>,
     /// `--agent`.
     pub agent_flag: Option<String>,
+    /// `--model`.
+    #[serde(default)]
+    pub model_flag: Option<String>,
     /// `--repo`.
     pub repo_flag: Option<String>,
     /// `--no-pr`.

@@ -93,6 +93,7 @@ impl Stage for AgentStage {
             &String::from_utf8_lossy(&std::fs::read(&stdout).unwrap_or_default()),
         );
         report.exit = finished.termination.describe();
+        report.agent = cx.env.req.agent.name.clone();
         let policy = cx.env.spec().spec.agent_commits;
         let mut result = self.judge(
             cx,
@@ -118,7 +119,7 @@ impl Stage for AgentStage {
         }
         if self.role == Role::Fix {
             if let Some(a) = cx.st.current_attempt() {
-                a.agent = Some(report.clone());
+                a.agent_report = Some(report.clone());
             }
         }
         (cx.emit)(Event::AgentFinished {
@@ -127,7 +128,7 @@ impl Stage for AgentStage {
             agent: cx.env.req.agent.name.clone(),
             report: report.clone(),
         });
-        result.agent = Some(report);
+        result.agent_report = Some(report);
         Ok(result)
     }
 }

@@ -51,7 +51,7 @@ pub struct StageResult {
     /// What happened, or why it failed.
     pub summary: String,
     /// What the agent CLI reported (agent stages only).
-    pub agent: Option<crate::agent::AgentReport>,
+    pub agent_report: Option<crate::agent::AgentReport>,
 }
 
 impl StageResult {
@@ -60,7 +60,7 @@ impl StageResult {
         Self {
             status,
             summary: summary.into(),
-            agent: None,
+            agent_report: None,
         }
     }
 

@@ -272,7 +272,7 @@ fn fixes_the_quickstart(cli: &str) -> Option<Value> {
         "{cli}: {agent:#}"
     );
     assert_eq!(
-        r["attempts"][0]["agent"],
+        r["attempts"][0]["agent_report"],
         inv[1]
             .as_object()
             .map(|o| {

@@ -3,10 +3,13 @@
 
 mod agents;
 mod common;
+mod doctor;
 mod faults;
 mod flaky;
 mod forge;
+mod ladder;
 mod logs;
+mod replay;
 mod run;
 mod specs;
 mod stress;
