@@ -535,17 +535,18 @@ fn agent_section(m: &mut String, st: &RunState) {
         m,
         "## Agent\n\nWhat the agent CLI reported about its own runs (its word: tokens and cost are \
          for accounting; fixci judged the outcome itself).\n\n\
-         | stage | attempt | turns | input tokens | output tokens | cache read | cache write | cost | error |\n\
-         |---|---|---|---|---|---|---|---|---|"
+         | stage | attempt | agent | turns | input tokens | output tokens | cache read | cache write | cost | error |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
     );
     for (s, a) in &runs {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.id,
             s.attempt
                 .map(|x| x.to_string())
                 .unwrap_or_else(|| "-".into()),
+            cell(&a.agent),
             n(a.turns),
             n(a.input_tokens),
             n(a.output_tokens),
@@ -562,7 +563,7 @@ fn agent_section(m: &mut String, st: &RunState) {
     let t = AgentTotals::of(runs.iter().map(|(_, a)| *a));
     let _ = writeln!(
         m,
-        "| **total** | | | {} | {} | {} | {} | {} | {} of {} |\n",
+        "| **total** | | | | {} | {} | {} | {} | {} | {} of {} |\n",
         t.input,
         t.output,
         t.cache_read,
