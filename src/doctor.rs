@@ -753,7 +753,10 @@ mod tests {
         );
         // The presets' own command lines are where the flags come from.
         let codex = agent::resolve(Some("codex"), None, None, Some("o3"), Path::new("/")).unwrap();
-        assert_eq!(flags_of(&codex.argv, &[]), ["-a", "-s", "--json", "-m"]);
+        assert_eq!(
+            flags_of(&codex.argv, &[]),
+            ["-a", "-s", "--json", "--add-dir", "-m"]
+        );
     }
 
     #[test]

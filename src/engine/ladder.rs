@@ -268,8 +268,11 @@ model = "{{ 'haiku' if attempt.number < 3 else 'opus' }}"
         );
         assert_eq!((got[2].0.as_str(), got[2].1.as_str()), ("claude", "opus"));
         assert_eq!((got[3].0.as_str(), got[3].1.as_str()), ("codex", "opus"));
+        // codex's preset ends with `-` (the prompt on stdin), after the model.
         assert!(
-            got[3].2.ends_with(&["-m".into(), "opus".into()]),
+            got[3]
+                .2
+                .ends_with(&["-m".into(), "opus".into(), "-".into()]),
             "{:?}",
             got[3].2
         );
