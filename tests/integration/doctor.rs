@@ -75,9 +75,9 @@ fn codex_stub(exec_help: &str) -> String {
     )
 }
 
-const CODEX_EXEC_HELP: &str = "'  -m, --model <MODEL>' '  -s, --sandbox <MODE>' '      --json  Print events to stdout as JSONL'";
+const CODEX_EXEC_HELP: &str = "'  -m, --model <MODEL>' '  -s, --sandbox <MODE>' '      --json  Print events to stdout as JSONL' '      --add-dir <DIR>'";
 /// `--json` renamed: only `--json-events` (which must not count as `--json`).
-const CODEX_EXEC_HELP_RENAMED: &str = "'  -m, --model <MODEL>' '  -s, --sandbox <MODE>' '      --json-events  Print events as JSON Lines'";
+const CODEX_EXEC_HELP_RENAMED: &str = "'  -m, --model <MODEL>' '  -s, --sandbox <MODE>' '      --json-events  Print events as JSON Lines' '      --add-dir <DIR>'";
 
 fn out(a: &assert_cmd::assert::Assert) -> (String, String) {
     let o = a.get_output();
@@ -182,7 +182,7 @@ fn a_cli_with_every_flag_passes_and_missing_presets_only_warn_by_default() {
     let (stdout, _) = out(&a);
     assert_eq!(
         line(&stdout, "ok    codex flags: "),
-        "ok    codex flags: `-a` `-s` `--json` `-m` found in `codex --help`, `codex exec --help`"
+        "ok    codex flags: `-a` `-s` `--json` `--add-dir` `-m` found in `codex --help`, `codex exec --help`"
     );
     // No spec, no --agent: every preset; the missing ones are warnings, the installed one ok.
     let a = d.cmd().assert().code(0);
@@ -234,7 +234,7 @@ fn with_a_spec_it_checks_the_ladders_agents_the_test_runner_and_the_token_the_sp
     // claude's help leaves out `--max-turns` (it works, but is hidden): the preset says so.
     d.stub(
         "claude",
-        "case \"$1\" in\n  --version) echo '2.1.197 (Claude Code)' ;;\n  --help) printf '%s\\n' '  -p, --print' '  --permission-mode <mode>' '  --output-format <format>' '  --model <model>' ;;\nesac\n",
+        "case \"$1\" in\n  --version) echo '2.1.197 (Claude Code)' ;;\n  --help) printf '%s\\n' '  -p, --print' '  --permission-mode <mode>' '  --output-format <format>' '  --verbose' '  --add-dir <directories...>' '  --model <model>' ;;\nesac\n",
     );
     std::fs::create_dir_all(d.root.join("pipelines")).unwrap();
     let builtin = std::fs::read_to_string(
@@ -265,7 +265,7 @@ fn with_a_spec_it_checks_the_ladders_agents_the_test_runner_and_the_token_the_sp
     let (stdout, _) = out(&a);
     assert!(
         line(&stdout, "ok    claude flags: ")
-            .contains("`-p` `--permission-mode` `--output-format` found"),
+            .contains("`-p` `--permission-mode` `--output-format` `--verbose` `--add-dir` found"),
         "{stdout}"
     );
     assert!(!line(&stdout, "ok    claude flags: ").contains("--max-turns"));

@@ -119,7 +119,7 @@ fn each_attempt_runs_the_agent_and_model_the_ladder_chose() {
         "{calls:?}"
     );
     assert!(
-        calls[2].starts_with("codex fix 2 -a never exec ") && calls[2].ends_with("-m opus"),
+        calls[2].starts_with("codex fix 2 -a never exec ") && calls[2].ends_with("-m opus -"),
         "{calls:?}"
     );
     // The state, result.json and the report record each attempt's agent and model.
