@@ -779,7 +779,7 @@ pub fn html(r: &Report) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::replay::record::{Funnel, RECORD_FORMAT};
 
