@@ -65,6 +65,7 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
         out_dir: out,
         no_pr: st.invocation.no_pr,
         cancel: super::run::cancel_flag(),
+        template_roots: Vec::new(),
     };
     super::run::install_signal_handlers();
     let mut progress = super::run::Progress::new();

@@ -148,6 +148,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         out_dir,
         no_pr: args.no_pr,
         cancel: &CANCEL,
+        template_roots: Vec::new(),
     };
     if args.dry_run {
         print!("{}", engine::dry_run::plan(req)?);

@@ -11,12 +11,14 @@ pub enum Which {
     Job,
     /// A pipeline file.
     Pipeline,
+    /// A replay case (`case.toml`).
+    Case,
 }
 
 /// Print a JSON Schema (draft 2020-12).
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// `job` or `pipeline`
+    /// `job`, `pipeline` or `case`
     pub which: Which,
 }
 
@@ -27,6 +29,7 @@ pub fn execute(args: SchemaArgs) -> Result<u8> {
         match args.which {
             Which::Job => crate::spec::JOB_SCHEMA,
             Which::Pipeline => crate::pipeline::PIPELINE_SCHEMA,
+            Which::Case => crate::replay::case::CASE_SCHEMA,
         }
     );
     Ok(0)

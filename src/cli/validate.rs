@@ -10,7 +10,8 @@ use crate::{exit_codes, pipeline, spec};
 /// Validate job specs and pipeline files; exit 2 with located errors if any is invalid.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Files to check: job specs (`.json`, `.toml`) and pipelines (`.toml` with `[[stage]]`)
+    /// Files to check: job specs (`.json`, `.toml`), pipelines (`.toml` with `[[stage]]`) and
+    /// replay cases (`case.toml`)
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -24,11 +25,22 @@ fn is_pipeline(path: &Path) -> bool {
             .is_some_and(|t| t.contains_key("stage"))
 }
 
+/// True when `path` holds a replay case: a TOML file with `fail-to-pass`.
+fn is_case(path: &Path) -> bool {
+    spec::Format::of(path) == spec::Format::Toml
+        && std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+            .is_some_and(|t| t.contains_key("fail-to-pass"))
+}
+
 /// Runs `fixci validate`; returns the exit code.
 pub fn execute(args: ValidateArgs) -> Result<u8> {
     let mut bad = 0;
     for f in &args.files {
-        let (what, r) = if is_pipeline(f) {
+        let (what, r) = if is_case(f) {
+            ("replay case", crate::replay::case::load_case(f).map(|_| ()))
+        } else if is_pipeline(f) {
             ("pipeline", pipeline::load_file(f).map(|_| ()))
         } else {
             ("job spec", spec::load(f).map(|_| ()))

@@ -107,7 +107,8 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     let env = RunEnv {
         run_dir: PathBuf::from("<run dir>"),
         template_roots: {
-            let mut r = p.template_roots();
+            let mut r = req.template_roots.clone();
+            r.extend(p.template_roots());
             r.push(spec.dir.clone());
             r
         },

@@ -49,6 +49,8 @@ pub struct RunRequest {
     pub no_pr: bool,
     /// Set by the signal handler; stops children and the run.
     pub cancel: &'static AtomicBool,
+    /// Extra template folders, searched before the pipeline's own (a replay variant's prompts).
+    pub template_roots: Vec<PathBuf>,
 }
 
 /// Run-wide, read-only context handed to every stage.
@@ -290,7 +292,8 @@ fn make_env(
         .as_deref()
         .and_then(|g| humantime::parse_duration(g.trim()).ok())
         .unwrap_or(Duration::from_secs(5));
-    let mut template_roots = req.pipeline.template_roots();
+    let mut template_roots = req.template_roots.clone();
+    template_roots.extend(req.pipeline.template_roots());
     template_roots.push(req.spec.dir.clone());
     RunEnv {
         req,

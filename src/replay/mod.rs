@@ -6,11 +6,14 @@
 //! (one per finished item, written atomically), `work/<key>/` (the item's repository clone and
 //! engine run directory), `report.{md,json,html}`.
 
+pub mod case;
 pub mod compare;
 pub mod emit;
 pub mod plan;
 pub mod record;
 pub mod report;
+pub mod run;
+pub mod variant;
 
 pub use plan::{Plan, PlanItem, Shard};
 pub use record::{Record, Verdict};

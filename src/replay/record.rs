@@ -116,8 +116,8 @@ pub struct Record {
     pub key: String,
     /// Case id (`case.toml` `id`).
     pub case: String,
-    /// The case's repository source as written in `case.toml` (the cluster of the repo-clustered
-    /// standard error).
+    /// The case's repository (the cluster of the repo-clustered standard error): a URL as
+    /// written in `case.toml`, else the repository folder's or bundle's name.
     pub repo: String,
     /// The case's tags.
     #[serde(default)]

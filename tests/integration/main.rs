@@ -6,6 +6,7 @@ mod faults;
 mod flaky;
 mod forge;
 mod logs;
+mod replay;
 mod replay_report;
 mod run;
 mod specs;

@@ -1,0 +1,923 @@
+//! Executing a replay: the plan (every case × variant × epoch, keyed by content), the shard one
+//! process runs, a bounded pool of workers that run items through the engine (each in its own
+//! repository clone, worktree and budget), the measurement of the case's fail-to-pass and
+//! pass-to-pass commands on the fix branch, and one atomically written record per item.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::case::{Case, content_hash};
+use super::plan::{Plan, PlanItem, Shard};
+use super::record::{self, CommandCheck, Funnel, Record, StageTiming, Tokens, Verdict};
+use super::variant::Variant;
+use crate::agent::{self, Agent};
+use crate::engine::{self, Event, Observer, RunRequest, RunState, Status};
+use crate::error::{Error, io_error};
+use crate::pipeline;
+use crate::process::{self, CommandSpec, Limits, OutputTo};
+use crate::spec::LoadedSpec;
+
+/// fixci's version, part of every record key.
+pub const FIXCI_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the agent of an item is.
+#[derive(Debug, Clone)]
+pub enum ItemAgent {
+    /// Apply the case's gold patch.
+    Gold,
+    /// Run the engine with this agent.
+    Engine(Agent),
+}
+
+/// One planned item, resolved: everything needed to run it.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Record key.
+    pub key: String,
+    /// Index of the case in the corpus.
+    pub case: usize,
+    /// Index of the variant.
+    pub variant: usize,
+    /// 0-based epoch.
+    pub epoch: u32,
+    /// The agent.
+    pub agent: ItemAgent,
+    /// The job spec with the variant applied (model, agent, budgets, attempts, start commit).
+    pub spec: LoadedSpec,
+    /// The selected pipeline.
+    pub pipeline: Option<pipeline::Loaded>,
+}
+
+/// Builds the plan: for every case, variant and epoch (in that order), the job spec with the
+/// variant applied, the pipeline and agent it selects, and the record key: hex SHA-256 of the
+/// case's content hash, the variant's files hash, the agent (name, argv, env names), the model,
+/// the epoch and fixci's version.
+///
+/// Errors (exit 2): a variant whose pipeline, budgets or agent do not fit a case (case and
+/// variant named).
+pub fn plan(
+    cases: &[Case],
+    variants: &[Variant],
+    epochs: u32,
+    agent_flag: Option<&str>,
+) -> Result<(Plan, Vec<Item>), Error> {
+    let gold = agent_flag == Some("gold");
+    let mut items = Vec::new();
+    for (ci, case) in cases.iter().enumerate() {
+        for (vi, variant) in variants.iter().enumerate() {
+            let ctx = |e: Error| {
+                e.hint(format!(
+                    "case `{}` ({}) with variant `{}` ({})",
+                    case.id,
+                    case.file.display(),
+                    variant.name,
+                    variant.source.display()
+                ))
+            };
+            let mut spec = case.spec.clone();
+            spec.spec.commit = Some(case.commit.clone());
+            spec.spec.base = case.commit.clone();
+            spec.spec.pr.escalate = false;
+            if let Some(m) = &variant.model {
+                spec.spec.model = Some(m.clone());
+            }
+            if let Some(n) = variant.max_attempts {
+                spec.spec.max_attempts = Some(n);
+            }
+            for (k, v) in &variant.budgets {
+                spec.spec.budgets.insert(k.clone(), v.clone());
+                if let Ok(d) = humantime::parse_duration(v.trim()) {
+                    spec.budgets.insert(k.clone(), d);
+                }
+            }
+            let (agent, pipeline, agent_id) = if gold {
+                if case.gold_patch.is_none() {
+                    return Err(ctx(Error::usage(format!(
+                        "case `{}` has no `gold-patch`, so `--agent gold` cannot check it",
+                        case.id
+                    ))));
+                }
+                (ItemAgent::Gold, None, "gold".to_string())
+            } else {
+                let mut dirs = variant.pipeline_dirs.clone();
+                dirs.push(spec.dir.clone());
+                let p = pipeline::select(&spec, variant.pipeline.as_deref(), &dirs).map_err(ctx)?;
+                let (agent_spec, agent_dir) = match &variant.agent {
+                    Some(a) => (Some(a), variant.dir.as_path()),
+                    None => (spec.spec.agent.as_ref(), spec.dir.as_path()),
+                };
+                let a = agent::resolve(
+                    agent_flag,
+                    agent_spec,
+                    p.pipeline.defaults.agent.as_deref(),
+                    spec.spec.model.as_deref(),
+                    agent_dir,
+                )
+                .map_err(ctx)?;
+                let env_names: Vec<&String> = a.env.keys().collect();
+                let id = format!("{} {:?} {:?}", a.name, a.argv, env_names);
+                (ItemAgent::Engine(a), Some(p), id)
+            };
+            let model = spec.spec.model.clone().unwrap_or_default();
+            for epoch in 0..epochs {
+                let key = content_hash([
+                    case.hash.as_bytes(),
+                    variant.hash.as_bytes(),
+                    agent_id.as_bytes(),
+                    model.as_bytes(),
+                    epoch.to_string().as_bytes(),
+                    FIXCI_VERSION.as_bytes(),
+                ]);
+                items.push(Item {
+                    key,
+                    case: ci,
+                    variant: vi,
+                    epoch,
+                    agent: agent.clone(),
+                    spec: spec.clone(),
+                    pipeline: pipeline.clone(),
+                });
+            }
+        }
+    }
+    let plan = Plan {
+        format: 1,
+        fixci_version: FIXCI_VERSION.into(),
+        epochs,
+        variants: variants.iter().map(|v| v.name.clone()).collect(),
+        cases: cases.iter().map(|c| c.id.clone()).collect(),
+        items: items
+            .iter()
+            .map(|i| PlanItem {
+                key: i.key.clone(),
+                case: cases[i.case].id.clone(),
+                variant: variants[i.variant].name.clone(),
+                epoch: i.epoch,
+            })
+            .collect(),
+    };
+    Ok((plan, items))
+}
+
+/// Parses `--shard`: `i/n` (0-based `i < n`) or `auto/n`, which reads the index from
+/// `JOB_COMPLETION_INDEX` (Kubernetes Indexed Jobs), `AWS_BATCH_JOB_ARRAY_INDEX` (AWS Batch
+/// array jobs) or `SLURM_ARRAY_TASK_ID` (Slurm job arrays), the first one set. `env` looks a
+/// variable up (the process environment in production).
+///
+/// Errors (exit 2): malformed text, `n = 0`, `i >= n`, `auto` with none of the variables set
+/// or a non-integer value.
+pub fn parse_shard(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Shard, Error> {
+    let bad = |why: String| {
+        Error::usage(format!("invalid `--shard {text}`"))
+            .detail(why)
+            .hint("use `--shard I/N` with 0 <= I < N, or `--shard auto/N` inside a Kubernetes Indexed Job, an AWS Batch array job or a Slurm job array")
+    };
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| bad("expected `I/N` or `auto/N`".into()))?;
+    let count: u32 = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| bad(format!("`{n}` is not a positive shard count")))?;
+    let index: u32 = if i.trim() == "auto" {
+        let vars = [
+            "JOB_COMPLETION_INDEX",
+            "AWS_BATCH_JOB_ARRAY_INDEX",
+            "SLURM_ARRAY_TASK_ID",
+        ];
+        let (var, value) = vars
+            .iter()
+            .find_map(|v| env(v).map(|x| (*v, x)))
+            .ok_or_else(|| bad(format!("none of {} is set", vars.join(", "))))?;
+        value
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{var}=`{value}` is not a shard index")))?
+    } else {
+        i.trim()
+            .parse()
+            .map_err(|_| bad(format!("`{i}` is not a shard index")))?
+    };
+    if index >= count {
+        return Err(bad(format!(
+            "shard index {index} is not below the shard count {count} (indices are 0-based)"
+        )));
+    }
+    Ok(Shard { index, count })
+}
+
+/// Options of [`execute`].
+pub struct Options<'a> {
+    /// The corpus.
+    pub cases: &'a [Case],
+    /// The variants.
+    pub variants: &'a [Variant],
+    /// The replay output folder.
+    pub out: PathBuf,
+    /// Workers.
+    pub jobs: u32,
+    /// Infrastructure retries per item.
+    pub retries: u32,
+    /// Keep clones and worktrees.
+    pub keep_work: bool,
+    /// Set by the signal handler.
+    pub cancel: &'static AtomicBool,
+}
+
+/// What [`execute`] did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Items of the shard.
+    pub planned: usize,
+    /// Items skipped because their record existed (`--resume`).
+    pub skipped: usize,
+    /// Records written by this process, by verdict.
+    pub written: Vec<Record>,
+    /// True when interrupted before every item ran.
+    pub interrupted: bool,
+}
+
+/// Progress callback: (items done, items to do, the record just written).
+pub type OnRecord<'a> = dyn Fn(usize, usize, &Record) + Sync + 'a;
+
+/// Runs `items` with `opts.jobs` workers, writing one record per finished item. An item that
+/// fails for infrastructure reasons (exit 3: clone, git, disk) is retried up to `opts.retries`
+/// times and then recorded as `infra-error`; an interrupted item writes no record (a later
+/// `--resume` runs it again).
+///
+/// Errors (exit 3): a record cannot be written.
+pub fn execute(
+    opts: &Options<'_>,
+    items: &[Item],
+    on_record: &OnRecord<'_>,
+) -> Result<Summary, Error> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let written = Mutex::new(Vec::new());
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let workers = (opts.jobs as usize).clamp(1, items.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    if opts.cancel.load(Ordering::SeqCst) || failure.lock().unwrap().is_some() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { return };
+                    match run_item(opts, item) {
+                        Ok(Some(rec)) => {
+                            if let Err(e) = record::write(&opts.out, &rec) {
+                                *failure.lock().unwrap() = Some(e);
+                                return;
+                            }
+                            let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                            on_record(n, items.len(), &rec);
+                            written.lock().unwrap().push(rec);
+                        }
+                        Ok(None) => return,
+                        Err(e) => {
+                            *failure.lock().unwrap() = Some(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    let written = written.into_inner().unwrap();
+    Ok(Summary {
+        planned: items.len(),
+        skipped: 0,
+        interrupted: written.len() < items.len(),
+        written,
+    })
+}
+
+/// The item's scratch folder (repository clone): `work/<key>`.
+pub fn work_dir(out: &Path, key: &str) -> PathBuf {
+    out.join("work").join(key)
+}
+
+/// The item's engine run folder: `runs/<key>`.
+pub fn runs_dir(out: &Path, key: &str) -> PathBuf {
+    out.join("runs").join(key)
+}
+
+/// Removes what an unfinished earlier attempt at an item left behind: kills a child process
+/// group recorded in a `child.pid` (a replay killed outright leaves its agents running), then
+/// deletes the item's work and run folders.
+pub fn clear_leftovers(out: &Path, key: &str) {
+    let runs = runs_dir(out, key);
+    if let Ok(entries) = std::fs::read_dir(&runs) {
+        for e in entries.flatten() {
+            if let Some(pgid) = std::fs::read_to_string(e.path().join("child.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+            {
+                process::kill_group(pgid, libc::SIGKILL);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&runs);
+    let _ = std::fs::remove_dir_all(work_dir(out, key));
+}
+
+/// An observer that ignores events (replay shows its own progress).
+struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&mut self, _e: &Event) {}
+}
+
+/// Runs one item with infrastructure retries; `None` when interrupted.
+fn run_item(opts: &Options<'_>, item: &Item) -> Result<Option<Record>, Error> {
+    let case = &opts.cases[item.case];
+    let variant = &opts.variants[item.variant];
+    let mut tries = 0;
+    loop {
+        clear_leftovers(&opts.out, &item.key);
+        let started = Instant::now();
+        let result = match &item.agent {
+            ItemAgent::Gold => run_gold(opts, item, case),
+            ItemAgent::Engine(a) => run_engine(opts, item, case, variant, a),
+        };
+        let result = match result {
+            Err(e) if e.exit_code() == crate::exit_codes::INTERRUPTED => return Ok(None),
+            _ if opts.cancel.load(Ordering::SeqCst) => return Ok(None),
+            Err(e) if e.exit_code() == crate::exit_codes::INFRA && tries < opts.retries => {
+                tries += 1;
+                continue;
+            }
+            r => r,
+        };
+        let mut rec = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let mut r = blank_record(item, case, variant);
+                r.verdict = Verdict::InfraError;
+                r.reason = one_line(&e.render());
+                r
+            }
+        };
+        rec.retries = tries;
+        rec.wall_s = started.elapsed().as_secs_f64();
+        rec.finished_at = chrono::Local::now().to_rfc3339();
+        if !opts.keep_work {
+            let _ = std::fs::remove_dir_all(work_dir(&opts.out, &item.key));
+            if let Ok(entries) = std::fs::read_dir(runs_dir(&opts.out, &item.key)) {
+                for e in entries.flatten() {
+                    let _ = std::fs::remove_dir_all(e.path().join("worktree"));
+                }
+            }
+        }
+        return Ok(Some(rec));
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let s: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let s = s.join(" | ");
+    if s.len() > 500 {
+        format!("{}…", &s[..s.floor_char_boundary(500)])
+    } else {
+        s
+    }
+}
+
+fn blank_record(item: &Item, case: &Case, variant: &Variant) -> Record {
+    let (agent, model) = match &item.agent {
+        ItemAgent::Gold => ("gold".to_string(), None),
+        ItemAgent::Engine(a) => (a.name.clone(), item.spec.spec.model.clone()),
+    };
+    Record {
+        format: record::RECORD_FORMAT,
+        key: item.key.clone(),
+        case: case.id.clone(),
+        repo: case.repo.clone(),
+        tags: case.tags.clone(),
+        deterministic: case.spec.spec.deterministic,
+        variant: variant.name.clone(),
+        agent,
+        model,
+        epoch: item.epoch,
+        fixci_version: FIXCI_VERSION.into(),
+        verdict: Verdict::Unresolved,
+        reason: String::new(),
+        funnel: Funnel::default(),
+        fail_to_pass: Vec::new(),
+        pass_to_pass: Vec::new(),
+        flags: Vec::new(),
+        wall_s: 0.0,
+        agent_and_tests_s: 0.0,
+        stages: Vec::new(),
+        attempts: 0,
+        tokens: None,
+        cost_usd: None,
+        retries: 0,
+        run_dir: None,
+        finished_at: String::new(),
+    }
+}
+
+/// Runs `git` with `args` in `cwd`; exit 3 with git's stderr on failure.
+fn git(cwd: &Path, args: &[&str]) -> Result<String, Error> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| Error::infra("cannot run git").source(e))?;
+    if !out.status.success() {
+        return Err(Error::infra(format!("`git {}` failed", args.join(" ")))
+            .detail(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Serialises clones of the same remote into the shared cache across this process's workers.
+static CACHE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Clones the case's repository into `dest` without a checkout and checks that it has the
+/// case's commit. A URL is cloned once into fixci's cache and then cloned locally from there.
+///
+/// Errors: the clone fails (exit 3); the commit is missing (exit 3, named).
+fn clone_case(case: &Case, dest: &Path) -> Result<String, Error> {
+    let source = if crate::spec::is_remote_url(&case.repo_source) {
+        let _guard = CACHE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = crate::engine::workspace::cache_dir()
+            .join("replay-repos")
+            .join(
+                content_hash([case.repo_source.as_bytes()])
+                    .get(..16)
+                    .unwrap_or("repo"),
+            );
+        crate::vcs::clone_or_fetch(&case.repo_source, &cached)
+            .map_err(|e| Error::infra(format!("cannot clone `{}`", case.repo_source)).source(e))?;
+        cached.display().to_string()
+    } else {
+        case.repo_source.clone()
+    };
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
+    }
+    git(
+        dest.parent().unwrap_or(Path::new("/")),
+        &[
+            "clone",
+            "-q",
+            "--no-checkout",
+            &source,
+            &dest.display().to_string(),
+        ],
+    )?;
+    git(
+        dest,
+        &[
+            "rev-parse",
+            "--verify",
+            &format!("{}^{{commit}}", case.commit),
+        ],
+    )
+    .map_err(|_| {
+        Error::infra(format!(
+            "commit `{}` of case `{}` is not in `{}`",
+            case.commit, case.id, case.repo
+        ))
+    })
+}
+
+/// Runs each command `runs` times in `cwd` (stopping a command at its first failure when
+/// `stop_on_failure`), under `budget` per run, secrets removed. Returns the checks and the
+/// seconds spent.
+fn run_checks(
+    commands: &[String],
+    runs: u32,
+    stop_on_failure: bool,
+    cwd: &Path,
+    scratch: &Path,
+    budget: Duration,
+    secret_env: &[String],
+    cancel: &'static AtomicBool,
+) -> Result<(Vec<CommandCheck>, f64), Error> {
+    let started = Instant::now();
+    std::fs::create_dir_all(scratch).map_err(|e| io_error("create", scratch, e))?;
+    let log = scratch.join("check.log");
+    let mut out = Vec::new();
+    for c in commands {
+        let mut check = CommandCheck {
+            command: c.clone(),
+            runs: 0,
+            passed: 0,
+            output: String::new(),
+        };
+        for _ in 0..runs {
+            if cancel.load(Ordering::SeqCst) {
+                return Err(Error::interrupted("replay interrupted"));
+            }
+            let mut spec = CommandSpec::shell(c, cwd);
+            spec.env_remove = agent::scrubbed_env(secret_env);
+            let f = process::run(
+                &spec,
+                &OutputTo::Combined(log.clone()),
+                Limits {
+                    budget,
+                    grace: Duration::from_secs(2),
+                },
+                Some(cancel),
+                &mut |_| {},
+            )
+            .map_err(|e| Error::infra(format!("cannot run `{c}`")).source(e))?;
+            check.runs += 1;
+            if f.termination.success() {
+                check.passed += 1;
+            } else {
+                check.output = crate::redact::redact(&process::tail(&log, 2000));
+                if stop_on_failure {
+                    break;
+                }
+            }
+        }
+        out.push(check);
+    }
+    Ok((out, started.elapsed().as_secs_f64()))
+}
+
+fn all_pass(checks: &[CommandCheck]) -> bool {
+    checks.iter().all(|c| c.runs > 0 && c.passed == c.runs)
+}
+
+/// The gold check: the fail-to-pass commands must fail at the case's commit (every run for a
+/// deterministic case, at least once for a flaky one), the gold patch must apply, and after it
+/// every fail-to-pass and pass-to-pass command must pass every run.
+fn run_gold(opts: &Options<'_>, item: &Item, case: &Case) -> Result<Record, Error> {
+    let mut rec = blank_record(item, case, &opts.variants[item.variant]);
+    let work = work_dir(&opts.out, &item.key);
+    let repo = work.join("repo");
+    let commit = clone_case(case, &repo)?;
+    git(&repo, &["checkout", "-q", "--detach", "-f", &commit])?;
+    let deterministic = case.spec.spec.deterministic;
+    // A deterministic case is run a few times to catch a flaky fail-to-pass command.
+    let runs = if deterministic {
+        case.check_runs.max(3)
+    } else {
+        case.check_runs
+    };
+    let secret = &case.spec.spec.secret_env;
+    let scratch = work.join("checks");
+    let (before, t0) = run_checks(
+        &case.fail_to_pass,
+        runs,
+        false,
+        &repo,
+        &scratch,
+        case.check_budget,
+        secret,
+        opts.cancel,
+    )?;
+    rec.agent_and_tests_s += t0;
+    let mut flags = Vec::new();
+    for c in &before {
+        if c.passed == c.runs {
+            flags.push(format!(
+                "fail-to-pass-passes-before-fix: `{}` passed {}/{} runs at the failing commit",
+                c.command, c.passed, c.runs
+            ));
+        } else if deterministic && c.passed > 0 {
+            flags.push(format!("fail-to-pass-flaky: `{}` passed {}/{} runs at the failing commit of a deterministic case", c.command, c.passed, c.runs));
+        }
+    }
+    rec.funnel.reproduced = before.iter().all(|c| c.passed < c.runs);
+    let patch = work.join("gold.patch");
+    std::fs::write(&patch, case.gold_patch.as_deref().unwrap_or_default())
+        .map_err(|e| io_error("write", &patch, e))?;
+    if let Err(e) = git(
+        &repo,
+        &["apply", "--whitespace=nowarn", &patch.display().to_string()],
+    ) {
+        flags.push(format!(
+            "gold-patch-does-not-apply: {}",
+            one_line(&e.render())
+        ));
+        rec.verdict = Verdict::Unresolved;
+        rec.reason = "the gold patch does not apply at the case's commit".into();
+        rec.flags = flags;
+        return Ok(rec);
+    }
+    rec.funnel.fixed = true;
+    let (f2p, t1) = run_checks(
+        &case.fail_to_pass,
+        runs,
+        false,
+        &repo,
+        &scratch,
+        case.check_budget,
+        secret,
+        opts.cancel,
+    )?;
+    let (p2p, t2) = run_checks(
+        &case.pass_to_pass,
+        runs,
+        false,
+        &repo,
+        &scratch,
+        case.check_budget,
+        secret,
+        opts.cancel,
+    )?;
+    rec.agent_and_tests_s += t1 + t2;
+    for c in &f2p {
+        if c.passed == 0 {
+            flags.push(format!(
+                "gold-patch-does-not-resolve: `{}` still fails ({}/{} runs passed)",
+                c.command, c.passed, c.runs
+            ));
+        } else if c.passed < c.runs {
+            flags.push(format!(
+                "fail-to-pass-flaky: `{}` passed {}/{} runs after the gold patch",
+                c.command, c.passed, c.runs
+            ));
+        }
+    }
+    for c in &p2p {
+        if c.passed < c.runs {
+            flags.push(format!(
+                "pass-to-pass-fails: `{}` passed {}/{} runs after the gold patch",
+                c.command, c.passed, c.runs
+            ));
+        }
+    }
+    rec.funnel.verified = all_pass(&f2p);
+    let resolved = all_pass(&f2p) && all_pass(&p2p);
+    rec.fail_to_pass = f2p;
+    rec.pass_to_pass = p2p;
+    rec.verdict = if !rec.funnel.reproduced {
+        Verdict::CouldNotReproduce
+    } else if resolved && flags.is_empty() {
+        Verdict::Resolved
+    } else {
+        Verdict::Unresolved
+    };
+    rec.reason = match flags.first() {
+        None => "the gold patch resolves the case".into(),
+        Some(f) => f.clone(),
+    };
+    rec.flags = flags;
+    Ok(rec)
+}
+
+/// Runs the engine on the item, then judges the fix branch with the case's commands.
+fn run_engine(
+    opts: &Options<'_>,
+    item: &Item,
+    case: &Case,
+    variant: &Variant,
+    agent: &Agent,
+) -> Result<Record, Error> {
+    let mut rec = blank_record(item, case, variant);
+    let work = work_dir(&opts.out, &item.key);
+    let repo = work.join("repo");
+    clone_case(case, &repo)?;
+    let runs = runs_dir(&opts.out, &item.key);
+    let req = RunRequest {
+        spec: item.spec.clone(),
+        pipeline: item.pipeline.clone().expect("engine items have a pipeline"),
+        agent: agent.clone(),
+        repo_flag: Some(repo.display().to_string()),
+        agent_flag: None,
+        api_url: None,
+        out_dir: runs.clone(),
+        no_pr: true,
+        cancel: opts.cancel,
+        template_roots: variant.template_roots.clone(),
+    };
+    let outcome = engine::run(req, &mut Quiet)?;
+    rec.run_dir = outcome
+        .run_dir
+        .strip_prefix(&opts.out)
+        .ok()
+        .map(|p| p.display().to_string());
+    let st = RunState::load(&outcome.run_dir)
+        .map_err(|e| io_error("read", &outcome.run_dir.join("state.json"), e))?;
+    if st.status == Status::Interrupted {
+        return Err(Error::interrupted("replay interrupted"));
+    }
+    rec.stages = st
+        .stages
+        .iter()
+        .map(|s| StageTiming {
+            id: match s.attempt {
+                Some(a) => format!("{}#{a}", s.id),
+                None => s.id.clone(),
+            },
+            kind: s.kind.clone(),
+            status: s.status.as_str().into(),
+            seconds: s.duration_s,
+        })
+        .collect();
+    rec.agent_and_tests_s = st
+        .stages
+        .iter()
+        .filter(|s| matches!(s.kind.as_str(), "agent" | "run-test" | "command"))
+        .map(|s| s.duration_s)
+        .sum();
+    rec.attempts = st.attempts.len() as u32;
+    read_agent_report(&outcome.run_dir, &mut rec);
+    rec.funnel.reproduced = st.repro.as_ref().is_some_and(|r| r.confirmed);
+    rec.funnel.fixed = st.attempts.iter().any(|a| !a.diff.trim().is_empty());
+    rec.funnel.verified = matches!(st.status, Status::Success | Status::Partial);
+    let reason = st.reason.clone().unwrap_or_default();
+    if rec.funnel.verified {
+        let Some(fix) = st.commit.clone() else {
+            rec.verdict = Verdict::Unresolved;
+            rec.reason = "the run verified a fix but recorded no fix commit".into();
+            return Ok(rec);
+        };
+        git(&repo, &["checkout", "-q", "--detach", "-f", &fix])?;
+        let secret = &case.spec.spec.secret_env;
+        let scratch = work.join("checks");
+        let (f2p, t1) = run_checks(
+            &case.fail_to_pass,
+            case.check_runs,
+            true,
+            &repo,
+            &scratch,
+            case.check_budget,
+            secret,
+            opts.cancel,
+        )?;
+        let (p2p, t2) = run_checks(
+            &case.pass_to_pass,
+            case.check_runs,
+            true,
+            &repo,
+            &scratch,
+            case.check_budget,
+            secret,
+            opts.cancel,
+        )?;
+        rec.agent_and_tests_s += t1 + t2;
+        let resolved = all_pass(&f2p) && all_pass(&p2p);
+        rec.reason = if resolved {
+            format!(
+                "fix {} passes every fail-to-pass and pass-to-pass command",
+                &fix[..fix.len().min(10)]
+            )
+        } else {
+            let bad = f2p
+                .iter()
+                .map(|c| ("fail-to-pass", c))
+                .chain(p2p.iter().map(|c| ("pass-to-pass", c)))
+                .find(|(_, c)| c.passed < c.runs)
+                .map(|(k, c)| format!("{k} `{}` failed on the fix branch", c.command))
+                .unwrap_or_default();
+            bad
+        };
+        rec.verdict = if resolved {
+            Verdict::Resolved
+        } else {
+            Verdict::Unresolved
+        };
+        rec.fail_to_pass = f2p;
+        rec.pass_to_pass = p2p;
+        return Ok(rec);
+    }
+    rec.verdict = classify_unverified(
+        &st,
+        rec.funnel.reproduced,
+        agent_error_flag(&outcome.run_dir),
+    );
+    rec.reason = if reason.is_empty() {
+        st.status.as_str().to_string()
+    } else {
+        one_line(&reason)
+    };
+    Ok(rec)
+}
+
+/// The verdict of a run that verified no fix: a timeout when the phase that failed (the
+/// reproduction, or every attempt) ran out of budget; an agent error when the agent failed as a
+/// program there (the agent's own error flag, a non-zero exit, or nothing produced); else
+/// could-not-reproduce (before a confirmed reproduction) or unresolved.
+fn classify_unverified(st: &RunState, reproduced: bool, agent_error: Option<bool>) -> Verdict {
+    use crate::engine::state::StageStatus;
+    let agent_failed = |s: &crate::engine::state::StageRecord| {
+        s.kind == "agent"
+            && matches!(s.status, StageStatus::Failed | StageStatus::Error)
+            && !s.summary.contains("refused")
+            && !s.summary.contains("human commit")
+    };
+    if !reproduced {
+        let pre: Vec<_> = st.stages.iter().filter(|s| s.attempt.is_none()).collect();
+        if pre.iter().any(|s| s.status == StageStatus::Timeout) {
+            return Verdict::Timeout;
+        }
+        if pre.iter().any(|s| agent_failed(s)) || agent_error == Some(true) {
+            return Verdict::AgentError;
+        }
+        return Verdict::CouldNotReproduce;
+    }
+    let attempts: Vec<u32> = st.attempts.iter().map(|a| a.number).collect();
+    if attempts.is_empty() {
+        return if st.stages.iter().any(|s| s.status == StageStatus::Timeout) {
+            Verdict::Timeout
+        } else {
+            Verdict::Unresolved
+        };
+    }
+    let in_attempt = |n: u32| st.stages.iter().filter(move |s| s.attempt == Some(n));
+    if attempts
+        .iter()
+        .all(|n| in_attempt(*n).any(|s| s.status == StageStatus::Timeout))
+    {
+        return Verdict::Timeout;
+    }
+    if attempts
+        .iter()
+        .all(|n| in_attempt(*n).any(|s| agent_failed(s)))
+    {
+        return Verdict::AgentError;
+    }
+    Verdict::Unresolved
+}
+
+/// The agent's own error flag from the run's `result.json` (`agent.error`), when it has one.
+fn agent_error_flag(run_dir: &Path) -> Option<bool> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("result.json")).ok()?).ok()?;
+    v.pointer("/agent/error").and_then(|e| e.as_bool())
+}
+
+/// Tokens and cost from the run's `result.json` (`agent.tokens`, `agent.cost_usd`), when the
+/// agent reported them.
+fn read_agent_report(run_dir: &Path, rec: &mut Record) {
+    let Some(v) = std::fs::read_to_string(run_dir.join("result.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return;
+    };
+    if let Some(t) = v.pointer("/agent/tokens").filter(|t| t.is_object()) {
+        let n = |k: &str| t.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        rec.tokens = Some(Tokens {
+            input: n("input"),
+            output: n("output"),
+            cache_read: n("cache_read"),
+            cache_write: n("cache_write"),
+        });
+    }
+    rec.cost_usd = v.pointer("/agent/cost_usd").and_then(|c| c.as_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn shards_parse_and_partition() {
+        let none = env(&[]);
+        assert_eq!(
+            parse_shard("1/3", &none).unwrap(),
+            Shard { index: 1, count: 3 }
+        );
+        for bad in ["3/3", "1", "a/2", "0/0", "auto/2"] {
+            let e = parse_shard(bad, &none).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.render().contains(bad), "{}", e.render());
+        }
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "2")]);
+        assert_eq!(parse_shard("auto/4", &k8s).unwrap().index, 2);
+        let slurm = env(&[("SLURM_ARRAY_TASK_ID", "1")]);
+        assert_eq!(parse_shard("auto/2", &slurm).unwrap().index, 1);
+        let batch = env(&[("AWS_BATCH_JOB_ARRAY_INDEX", "x")]);
+        assert!(
+            parse_shard("auto/2", &batch)
+                .unwrap_err()
+                .render()
+                .contains("AWS_BATCH_JOB_ARRAY_INDEX")
+        );
+        let over = env(&[("JOB_COMPLETION_INDEX", "5")]);
+        assert!(parse_shard("auto/2", &over).is_err());
+        // Shards partition the plan: every index in exactly one shard.
+        let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
+        for i in 0..50 {
+            assert_eq!(shards.iter().filter(|s| s.contains(i)).count(), 1);
+        }
+    }
+}
