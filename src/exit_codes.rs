@@ -3,7 +3,8 @@
 /// A fix was proposed and verified, or the command succeeded.
 pub const SUCCESS: u8 = 0;
 /// The pipeline ended without a verified fix: could not reproduce, or attempts exhausted
-/// (escalated), or verification could not reach its confidence.
+/// (escalated), or verification could not reach its confidence. Also `fixci stress` (a counted
+/// run failed) and `fixci doctor` (a needed check failed).
 pub const NO_FIX: u8 = 1;
 /// Usage error, invalid job spec, invalid pipeline or template. Nothing was written.
 pub const USAGE: u8 = 2;

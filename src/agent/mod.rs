@@ -33,6 +33,50 @@ struct Preset {
     stdin: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// `fixci doctor`: argument lists whose outputs together must mention every flag.
+    #[serde(default = "default_help_args")]
+    help_args: Vec<Vec<String>>,
+    /// `fixci doctor`: arguments that print the version.
+    #[serde(default = "default_version_args")]
+    version_args: Vec<String>,
+    /// `fixci doctor`: flags the CLI accepts but leaves out of its help.
+    #[serde(default)]
+    hidden_flags: Vec<String>,
+    /// `fixci doctor`: how to install the CLI (a hint).
+    #[serde(default)]
+    install: Option<String>,
+}
+
+fn default_help_args() -> Vec<Vec<String>> {
+    vec![vec!["--help".into()]]
+}
+
+fn default_version_args() -> Vec<String> {
+    vec!["--version".into()]
+}
+
+/// How `fixci doctor` checks a preset's CLI, from the preset's table in `presets.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// Each entry is one invocation (e.g. `["exec", "--help"]`); together their outputs must
+    /// mention every flag fixci passes, except `hidden_flags`. Default `[["--help"]]`.
+    pub help_args: Vec<Vec<String>>,
+    /// Arguments that print the version. Default `["--version"]`.
+    pub version_args: Vec<String>,
+    /// Flags the CLI accepts without listing them in its help (e.g. claude's `--max-turns`).
+    pub hidden_flags: Vec<String>,
+    /// An install command, shown as a hint when the CLI is missing.
+    pub install: Option<String>,
+}
+
+/// The doctor metadata of preset `name`; `None` for an unknown preset.
+pub fn probe(name: &str) -> Option<Probe> {
+    presets().remove(name).map(|p| Probe {
+        help_args: p.help_args,
+        version_args: p.version_args,
+        hidden_flags: p.hidden_flags,
+        install: p.install,
+    })
 }
 
 fn presets() -> BTreeMap<String, Preset> {

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod apply;
 pub mod clean;
+pub mod doctor;
 pub mod kill;
 pub mod list;
 pub mod logs;
@@ -54,6 +55,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Run a command many times in parallel; failure rate with its interval.
     Stress(stress::StressArgs),
+    /// Check git, the agent CLIs and their flags, test runners and the GitHub token.
+    Doctor(doctor::DoctorArgs),
     /// Replay a corpus of past failures to measure variants' success rates.
     Replay(replay::ReplayArgs),
 }
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Apply(a) => apply::execute(a),
         Command::Logs(a) => logs::execute(a),
         Command::Stress(a) => stress::execute(a),
+        Command::Doctor(a) => doctor::execute(a),
         Command::Replay(a) => replay::execute(a),
     };
     finish(result)

@@ -43,7 +43,9 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
         .parent()
         .map(|p| p.to_path_buf())
         .unwrap_or_else(|| PathBuf::from("/"));
-    let loaded = spec::from_value(value, &st.spec_file, &spec_dir)?;
+    let mut loaded = spec::from_value(value, &st.spec_file, &spec_dir)?;
+    // `--model` of the first invocation still beats the attempt ladder.
+    loaded.model_flag = st.invocation.model_flag.clone();
     let pipeline = match &st.invocation.pipeline_file {
         Some(f) => pipeline::load_file(f)?,
         None => pipeline::select(&loaded, Some(&st.pipeline), std::slice::from_ref(&spec_dir))?,

@@ -26,10 +26,11 @@ pub struct RunArgs {
     /// Pipeline name or TOML file, overriding the one the spec selects
     #[arg(long, value_name = "NAME|FILE")]
     pub pipeline: Option<String>,
-    /// Agent preset (claude, codex, gemini, aider), overriding the spec's `agent`
+    /// Agent preset (claude, codex, gemini, aider) for every stage, overriding the spec's
+    /// `agent` and switching the pipeline's attempt ladder off
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
-    /// Model passed to the agent preset, overriding the spec's `model`
+    /// Model passed to the agent, overriding the spec's `model` and the attempt ladder's
     #[arg(long)]
     pub model: Option<String>,
     /// Resolve everything, render the prompts, print the plan; create nothing
@@ -118,6 +119,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let mut loaded = load_spec(&args)?;
     if let Some(m) = &args.model {
         loaded.spec.model = Some(m.clone());
+        loaded.model_flag = Some(m.clone());
     }
     if let Some(i) = &args.issue {
         loaded.spec.issue = Some(i.clone());
@@ -302,6 +304,21 @@ impl Observer for Progress {
                 let _ = writeln!(
                     std::io::stderr(),
                     "  {stage}{a}: {status} in {duration_s:.1}s: {summary}"
+                );
+            }
+            Event::AttemptStarted {
+                attempt,
+                max,
+                agent,
+                model,
+            } => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "  attempt {attempt}/{max}: agent `{agent}`{}",
+                    model
+                        .as_ref()
+                        .map(|m| format!(", model `{m}`"))
+                        .unwrap_or_default()
                 );
             }
             Event::AttemptFailed { attempt, reason } => {

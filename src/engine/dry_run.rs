@@ -124,6 +124,9 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     for def in &env.req.pipeline.pipeline.stages {
         n += 1;
         line(&env, &mut out, &format!("{n}."), def)?;
+        if def.kind == StageKind::Attempts {
+            ladder_lines(&env, &mut out, def)?;
+        }
         if let Some(subs) = &def.stages {
             for (i, s) in subs.iter().enumerate() {
                 line(&env, &mut out, &format!("  {n}.{}.", i + 1), s)?;
@@ -275,6 +278,38 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
         kind,
         extra.join(", ")
     );
+    Ok(())
+}
+
+/// The attempt ladder, one line per attempt, when the stage has one: the agent, the model and
+/// the command line each attempt would run. Errors as [`super::ladder::choose`].
+fn ladder_lines(env: &RunEnv, out: &mut String, def: &StageDef) -> Result<(), Error> {
+    if def.agent.is_none() && def.model.is_none() {
+        return Ok(());
+    }
+    let max = env.count(def.max.as_ref(), 3, "`max`")? as u32;
+    let plan = super::ladder::plan(&env.req, def, max)?;
+    let why = if env.req.agent_flag.is_some() {
+        " (`--agent` on the command line: the ladder is off)"
+    } else if env.req.spec.model_flag.is_some() {
+        " (`--model` on the command line: the ladder's model is off)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "         attempt ladder{why}:");
+    for a in plan {
+        let _ = writeln!(
+            out,
+            "           attempt {}: {}{} `{}`",
+            a.number,
+            a.agent.name,
+            a.model
+                .as_ref()
+                .map(|m| format!(", model {m}"))
+                .unwrap_or_default(),
+            a.agent.argv.join(" ")
+        );
+    }
     Ok(())
 }
 

@@ -47,8 +47,13 @@ pub enum Event {
         passed: bool,
         how: String,
     },
-    /// An attempt started.
-    AttemptStarted { attempt: u32, max: u32 },
+    /// An attempt started, with the agent (preset name or `command`) and model it runs.
+    AttemptStarted {
+        attempt: u32,
+        max: u32,
+        agent: String,
+        model: Option<String>,
+    },
     /// An attempt failed.
     AttemptFailed { attempt: u32, reason: String },
     /// The run ended.

@@ -6,6 +6,7 @@ mod context;
 pub mod dry_run;
 pub mod events;
 pub mod forge_inputs;
+pub mod ladder;
 pub mod runs;
 pub mod state;
 pub mod workspace;
@@ -39,7 +40,7 @@ pub struct RunRequest {
     pub agent: Agent,
     /// `--repo`, overriding the spec's `repo`.
     pub repo_flag: Option<String>,
-    /// `--agent`, kept for resume.
+    /// `--agent`, kept for resume; fixes the agent of every attempt (the ladder is off).
     pub agent_flag: Option<String>,
     /// `--api-url`: the forge API root.
     pub api_url: Option<String>,
@@ -88,26 +89,39 @@ impl RunEnv {
     ///
     /// Errors (exit 2): an expression that fails or does not give a positive integer.
     pub fn count(&self, c: Option<&Count>, default: u64, what: &str) -> Result<u64, Error> {
-        match c {
-            None => Ok(default),
-            Some(Count::Fixed(n)) => Ok(*n),
-            Some(Count::Expr(e)) => {
-                let env = Templates::expression_env();
-                let ctx = pipeline::spec_context(&self.req.spec.spec);
-                let v = env
-                    .compile_expression(e)
-                    .and_then(|x| x.eval(minijinja::context! { spec => minijinja::Value::from(minijinja::value::Serde(&ctx)) }))
-                    .map_err(|err| Error::usage(format!("pipeline `{}`: cannot evaluate {what} `{e}`", self.req.pipeline.pipeline.name)).detail(err.to_string()))?;
-                u64::try_from(v.clone())
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        Error::usage(format!(
-                            "pipeline `{}`: {what} `{e}` gave `{v}`, expected a positive integer",
-                            self.req.pipeline.pipeline.name
-                        ))
-                    })
-            }
+        eval_count(&self.req, c, default, what)
+    }
+}
+
+/// Evaluates a `runs` / `max` count of `req`'s pipeline (integer or expression over `spec`),
+/// with `default` when absent; `what` names the key in errors.
+///
+/// Errors (exit 2): an expression that fails or does not give a positive integer.
+pub fn eval_count(
+    req: &RunRequest,
+    c: Option<&Count>,
+    default: u64,
+    what: &str,
+) -> Result<u64, Error> {
+    match c {
+        None => Ok(default),
+        Some(Count::Fixed(n)) => Ok(*n),
+        Some(Count::Expr(e)) => {
+            let env = Templates::expression_env();
+            let ctx = pipeline::spec_context(&req.spec.spec);
+            let v = env
+                .compile_expression(e)
+                .and_then(|x| x.eval(minijinja::context! { spec => minijinja::Value::from(minijinja::value::Serde(&ctx)) }))
+                .map_err(|err| Error::usage(format!("pipeline `{}`: cannot evaluate {what} `{e}`", req.pipeline.pipeline.name)).detail(err.to_string()))?;
+            u64::try_from(v.clone())
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "pipeline `{}`: {what} `{e}` gave `{v}`, expected a positive integer",
+                        req.pipeline.pipeline.name
+                    ))
+                })
         }
     }
 }
@@ -129,6 +143,8 @@ pub struct Outcome {
 /// interruption (exit 130, state saved).
 pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Error> {
     let started = Instant::now();
+    // A bad attempt ladder stops the run before anything is cloned or written.
+    ladder::check(&req)?;
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), true)?;
     let repo = vcs::open(&source.root)
@@ -250,6 +266,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
             pipeline::Origin::Builtin => None,
         },
         agent_flag: req.agent_flag.clone(),
+        model_flag: req.spec.model_flag.clone(),
         repo_flag: req.repo_flag.clone(),
         no_pr: req.no_pr,
         total_budget_s: pipeline::total_budget(spec, &req.pipeline.pipeline).as_secs_f64(),
@@ -318,6 +335,7 @@ pub fn resume(
     run_dir: &Path,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, Error> {
+    ladder::check(&req)?;
     let mut st =
         RunState::load(run_dir).map_err(|e| io_error("read", &run_dir.join("state.json"), e))?;
     if !matches!(st.status, Status::Running | Status::Interrupted) {
@@ -416,7 +434,7 @@ pub fn live_pid(run_dir: &Path) -> Option<u32> {
 }
 
 /// Runs the remaining stages of `st` and records the end.
-fn drive(env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Result<Outcome, Error> {
+fn drive(mut env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Result<Outcome, Error> {
     let run_dir = env.run_dir.clone();
     let started = Instant::now();
     std::fs::write(run_dir.join("fixci.pid"), std::process::id().to_string())
@@ -441,7 +459,7 @@ fn drive(env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Result<O
             run_dir: run_dir.display().to_string(),
         });
     }
-    let result = execute(&env, &mut st, &mut emit);
+    let result = execute(&mut env, &mut st, &mut emit);
     if st.status == Status::Running {
         st.status = if env.cancelled() {
             Status::Interrupted
@@ -485,9 +503,10 @@ fn done(st: &RunState, id: &str) -> bool {
 }
 
 /// The stage loop. Sets `st.status` / `st.reason` on failure; `always` stages still run.
-fn execute(env: &RunEnv, st: &mut RunState, emit: &mut dyn FnMut(Event)) -> Result<(), Error> {
+fn execute(env: &mut RunEnv, st: &mut RunState, emit: &mut dyn FnMut(Event)) -> Result<(), Error> {
     let mut deferred: Option<Error> = None;
-    for def in &env.req.pipeline.pipeline.stages {
+    let stages = env.req.pipeline.pipeline.stages.clone();
+    for def in &stages {
         // Finalizers (`always`) run again on resume so the report describes the whole run.
         if done(st, &def.id) && !def.always {
             continue;
@@ -544,13 +563,32 @@ fn fail(st: &mut RunState, status: Status, reason: &str) {
 
 /// The attempt loop: runs its stages until one attempt passes them all, at most `max` times;
 /// each new attempt starts from a clean worktree (base + the reproduction test) and sees the
-/// previous attempts' diffs and failures in its prompt.
+/// previous attempts' diffs and failures in its prompt. Each attempt runs the agent and model
+/// the ladder chooses (see [`ladder`]): the run's agent and the spec's model are swapped for the
+/// attempt's while its stages run, and restored afterwards, so stages outside the loop keep the
+/// run's own.
 fn attempts(
-    env: &RunEnv,
+    env: &mut RunEnv,
     st: &mut RunState,
     def: &StageDef,
     emit: &mut dyn FnMut(Event),
 ) -> Result<(), Error> {
+    let run_agent = env.req.agent.clone();
+    let run_model = env.req.spec.spec.model.clone();
+    let result = attempt_loop(env, st, def, emit);
+    env.req.agent = run_agent;
+    env.req.spec.spec.model = run_model;
+    result
+}
+
+fn attempt_loop(
+    env: &mut RunEnv,
+    st: &mut RunState,
+    def: &StageDef,
+    emit: &mut dyn FnMut(Event),
+) -> Result<(), Error> {
+    let run_agent = env.req.agent.clone();
+    let run_model = env.req.spec.spec.model.clone();
     let max = env.count(def.max.as_ref(), 3, "`max`")? as u32;
     let subs = def.stages.as_deref().unwrap_or_default();
     if st.attempts.iter().any(|a| a.outcome == "passed") {
@@ -585,12 +623,25 @@ fn attempts(
                 stages::reset_for_attempt(env, st)?;
             }
         }
+        // The ladder sees the run's own agent and model, not the previous attempt's.
+        env.req.agent = run_agent.clone();
+        env.req.spec.spec.model = run_model.clone();
+        let chosen = ladder::choose(&env.req, def, n, max)?;
+        env.req.agent = chosen.agent;
+        env.req.spec.spec.model = chosen.model.clone();
         st.attempts.push(Attempt {
             number: n,
             outcome: "running".into(),
+            agent: Some(env.req.agent.name.clone()),
+            model: chosen.model.clone(),
             ..Default::default()
         });
-        emit(Event::AttemptStarted { attempt: n, max });
+        emit(Event::AttemptStarted {
+            attempt: n,
+            max,
+            agent: env.req.agent.name.clone(),
+            model: chosen.model,
+        });
         let mut failure: Option<String> = None;
         for sub in subs {
             let r = run_stage(env, st, sub, Some(n), emit)?;

@@ -146,6 +146,12 @@ pub struct Attempt {
     pub number: u32,
     /// `passed` or the failing stage's status.
     pub outcome: String,
+    /// The agent this attempt ran (preset name, or `command`), as the attempt ladder chose it.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// The model this attempt gave the agent, if any.
+    #[serde(default)]
+    pub model: Option<String>,
     /// Why it did not pass.
     pub reason: Option<String>,
     /// The attempt's diff against `base` (reproduction test excluded).
@@ -241,6 +247,9 @@ pub struct Invocation {
     pub pipeline_file: Option<PathBuf>,
     /// `--agent`.
     pub agent_flag: Option<String>,
+    /// `--model`.
+    #[serde(default)]
+    pub model_flag: Option<String>,
     /// `--repo`.
     pub repo_flag: Option<String>,
     /// `--no-pr`.

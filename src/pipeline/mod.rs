@@ -3,6 +3,7 @@
 //! them against `schemas/pipeline.schema.json`, selecting one for a job spec by its `when`
 //! expression, and the minijinja environment that renders prompts. Runs nothing.
 
+pub mod ladder;
 mod template;
 
 use std::path::{Path, PathBuf};
@@ -184,6 +185,15 @@ pub struct StageDef {
     /// attempts: the stages of one attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<Vec<StageDef>>,
+    /// attempts: the agent preset of each attempt (the attempt ladder): a preset name, or a
+    /// minijinja template over `attempt` (`number`, `max`) and `spec` rendered per attempt
+    /// (see [`ladder`]); an empty result keeps the run's agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// attempts: the model of each attempt, written as `agent` is; an empty result keeps the
+    /// run's model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// Where a pipeline came from.
@@ -259,11 +269,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
     let mut problems = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     let env = Templates::expression_env();
+    let presets: std::collections::BTreeSet<String> =
+        crate::agent::preset_names().into_iter().collect();
     fn walk(
         stages: &[StageDef],
         prefix: &str,
         seen: &mut std::collections::BTreeSet<String>,
         env: &minijinja::Environment<'static>,
+        presets: &std::collections::BTreeSet<String>,
         problems: &mut Vec<String>,
     ) {
         for (i, s) in stages.iter().enumerate() {
@@ -301,17 +314,40 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
                     }
                 }
             }
+            for (key, text) in [("agent", &s.agent), ("model", &s.model)] {
+                let Some(text) = text else { continue };
+                if s.kind != StageKind::Attempts {
+                    problems.push(format!(
+                        "{ptr}/{key}: only an `attempts` stage chooses the {key} per attempt"
+                    ));
+                    continue;
+                }
+                let max = match &s.max {
+                    None => Some(3),
+                    // A very large `max` is checked over its first 100 attempts.
+                    Some(Count::Fixed(n)) => Some(u32::try_from(*n).unwrap_or(u32::MAX).min(100)),
+                    Some(Count::Expr(_)) => None,
+                };
+                problems.extend(ladder::check(key, text, max, &ptr, presets));
+            }
             if s.kind == StageKind::Attempts {
                 if let Some(sub) = &s.stages {
                     if sub.iter().any(|x| x.kind == StageKind::Attempts) {
                         problems.push(format!("{ptr}/stages: attempt loops cannot be nested"));
                     }
-                    walk(sub, &format!("{ptr}/stages"), seen, env, problems);
+                    walk(sub, &format!("{ptr}/stages"), seen, env, presets, problems);
                 }
             }
         }
     }
-    walk(&p.stages, "/stage", &mut seen, &env, &mut problems);
+    walk(
+        &p.stages,
+        "/stage",
+        &mut seen,
+        &env,
+        &presets,
+        &mut problems,
+    );
     for (key, v) in [
         ("total-budget", &p.defaults.total_budget),
         ("grace", &p.defaults.grace),

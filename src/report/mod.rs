@@ -18,15 +18,19 @@ pub fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
-/// The attempts table (attempt, outcome, reason) as Markdown, one row per attempt; shared by
-/// the report and the escalation issue.
+/// The attempts table (attempt, agent, model, outcome, reason) as Markdown, one row per
+/// attempt; shared by the report and the escalation issue. `-` marks an unknown value (a state
+/// written before attempts recorded their agent, or no model).
 pub fn attempts_table(st: &RunState) -> String {
-    let mut t = String::from("| attempt | outcome | reason |\n|---|---|---|\n");
+    let mut t =
+        String::from("| attempt | agent | model | outcome | reason |\n|---|---|---|---|---|\n");
     for a in &st.attempts {
         let _ = writeln!(
             t,
-            "| {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             a.number,
+            cell(a.agent.as_deref().unwrap_or("-")),
+            cell(a.model.as_deref().unwrap_or("-")),
             cell(&a.outcome),
             cell(a.reason.as_deref().unwrap_or("-"))
         );
@@ -528,7 +532,8 @@ pub fn result_json(st: &RunState) -> Value {
         "signature": st.logs.as_ref().and_then(|l| l.distilled.signature.clone()),
         "stages": st.stages,
         "attempts": st.attempts.iter().map(|a| json!({
-            "number": a.number, "outcome": a.outcome, "reason": a.reason,
+            "number": a.number, "agent": a.agent, "model": a.model,
+            "outcome": a.outcome, "reason": a.reason,
             "tampering": a.tampering, "verification": a.verification,
         })).collect::<Vec<_>>(),
         "verification": st.verification,

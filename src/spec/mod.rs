@@ -45,6 +45,9 @@ pub struct LoadedSpec {
     pub logs: LogsInput,
     /// Parsed `budgets`: stage id (or `total`) -> duration.
     pub budgets: BTreeMap<String, Duration>,
+    /// `--model` from the command line, which also replaced `spec.model`; unlike the spec's own
+    /// `model` it beats the pipeline's attempt ladder. `None` when loaded from a file.
+    pub model_flag: Option<String>,
 }
 
 /// Loads and validates the job spec at `path` (JSON, or TOML by extension).
@@ -123,6 +126,7 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
         dir: dir.to_path_buf(),
         logs,
         budgets,
+        model_flag: None,
     })
 }
 

@@ -1517,7 +1517,8 @@ fn exhausted_attempts_open_an_escalation_issue_with_the_history_when_asked() {
     assert_eq!(body["labels"], json!(["fixci-escalation"]));
     let text = body["body"].as_str().unwrap();
     assert!(
-        text.contains("| 1 | failed |") && text.contains("| 2 | failed |"),
+        text.contains("| 1 | command | - | failed |")
+            && text.contains("| 2 | command | - | failed |"),
         "{text}"
     );
     assert!(

@@ -2,9 +2,11 @@
 //! real git repositories, real processes and real files.
 
 mod common;
+mod doctor;
 mod faults;
 mod flaky;
 mod forge;
+mod ladder;
 mod logs;
 mod replay;
 mod replay_report;
