@@ -343,9 +343,10 @@ fn run_item(opts: &Options<'_>, item: &Item) -> Result<Option<Record>, Error> {
     let case = &opts.cases[item.case];
     let variant = &opts.variants[item.variant];
     let mut tries = 0;
+    // Wall time covers every try and the clean-up.
+    let started = Instant::now();
     loop {
         clear_leftovers(&opts.out, &item.key);
-        let started = Instant::now();
         let result = match &item.agent {
             ItemAgent::Gold => run_gold(opts, item, case),
             ItemAgent::Engine(a) => run_engine(opts, item, case, variant, a),
@@ -369,8 +370,6 @@ fn run_item(opts: &Options<'_>, item: &Item) -> Result<Option<Record>, Error> {
             }
         };
         rec.retries = tries;
-        rec.wall_s = started.elapsed().as_secs_f64();
-        rec.finished_at = chrono::Local::now().to_rfc3339();
         if !opts.keep_work {
             let _ = std::fs::remove_dir_all(work_dir(&opts.out, &item.key));
             if let Ok(entries) = std::fs::read_dir(runs_dir(&opts.out, &item.key)) {
@@ -379,6 +378,9 @@ fn run_item(opts: &Options<'_>, item: &Item) -> Result<Option<Record>, Error> {
                 }
             }
         }
+        // The clean-up is part of the item's cost.
+        rec.wall_s = started.elapsed().as_secs_f64();
+        rec.finished_at = chrono::Local::now().to_rfc3339();
         return Ok(Some(rec));
     }
 }

@@ -10,6 +10,7 @@ mod forge;
 mod ladder;
 mod logs;
 mod replay;
+mod replay_report;
 mod run;
 mod specs;
 mod stress;
