@@ -497,60 +497,84 @@ fn clone_case(case: &Case, dest: &Path) -> Result<String, Error> {
     })
 }
 
-/// Runs each command `runs` times in `cwd` (stopping a command at its first failure when
-/// `stop_on_failure`), under `budget` per run, secrets removed. Returns the checks and the
-/// seconds spent.
-fn run_checks(
-    commands: &[String],
-    runs: u32,
-    stop_on_failure: bool,
-    cwd: &Path,
-    scratch: &Path,
+/// Runs a case's check commands in one checkout: the repository clone, a scratch folder for the
+/// output, the case's per-run budget, its secrets removed.
+struct Checker<'a> {
+    cwd: &'a Path,
+    scratch: PathBuf,
     budget: Duration,
-    secret_env: &[String],
+    secret_env: &'a [String],
     cancel: &'static AtomicBool,
-) -> Result<(Vec<CommandCheck>, f64), Error> {
-    let started = Instant::now();
-    std::fs::create_dir_all(scratch).map_err(|e| io_error("create", scratch, e))?;
-    let log = scratch.join("check.log");
-    let mut out = Vec::new();
-    for c in commands {
-        let mut check = CommandCheck {
-            command: c.clone(),
-            runs: 0,
-            passed: 0,
-            output: String::new(),
-        };
-        for _ in 0..runs {
-            if cancel.load(Ordering::SeqCst) {
-                return Err(Error::interrupted("replay interrupted"));
-            }
-            let mut spec = CommandSpec::shell(c, cwd);
-            spec.env_remove = agent::scrubbed_env(secret_env);
-            let f = process::run(
-                &spec,
-                &OutputTo::Combined(log.clone()),
-                Limits {
-                    budget,
-                    grace: Duration::from_secs(2),
-                },
-                Some(cancel),
-                &mut |_| {},
-            )
-            .map_err(|e| Error::infra(format!("cannot run `{c}`")).source(e))?;
-            check.runs += 1;
-            if f.termination.success() {
-                check.passed += 1;
-            } else {
-                check.output = crate::redact::redact(&process::tail(&log, 2000));
-                if stop_on_failure {
-                    break;
+}
+
+impl<'a> Checker<'a> {
+    fn new(case: &'a Case, cwd: &'a Path, work: &Path, cancel: &'static AtomicBool) -> Self {
+        Checker {
+            cwd,
+            scratch: work.join("checks"),
+            budget: case.check_budget,
+            secret_env: &case.spec.spec.secret_env,
+            cancel,
+        }
+    }
+
+    /// Runs each command `runs` times (stopping a command at its first failure when
+    /// `stop_on_failure`). Returns the checks and the seconds spent.
+    fn run(
+        &self,
+        commands: &[String],
+        runs: u32,
+        stop_on_failure: bool,
+    ) -> Result<(Vec<CommandCheck>, f64), Error> {
+        let (cwd, scratch, budget, secret_env, cancel) = (
+            self.cwd,
+            self.scratch.as_path(),
+            self.budget,
+            self.secret_env,
+            self.cancel,
+        );
+        let started = Instant::now();
+        std::fs::create_dir_all(scratch).map_err(|e| io_error("create", scratch, e))?;
+        let log = scratch.join("check.log");
+        let mut out = Vec::new();
+        for c in commands {
+            let mut check = CommandCheck {
+                command: c.clone(),
+                runs: 0,
+                passed: 0,
+                output: String::new(),
+            };
+            for _ in 0..runs {
+                if cancel.load(Ordering::SeqCst) {
+                    return Err(Error::interrupted("replay interrupted"));
+                }
+                let mut spec = CommandSpec::shell(c, cwd);
+                spec.env_remove = agent::scrubbed_env(secret_env);
+                let f = process::run(
+                    &spec,
+                    &OutputTo::Combined(log.clone()),
+                    Limits {
+                        budget,
+                        grace: Duration::from_secs(2),
+                    },
+                    Some(cancel),
+                    &mut |_| {},
+                )
+                .map_err(|e| Error::infra(format!("cannot run `{c}`")).source(e))?;
+                check.runs += 1;
+                if f.termination.success() {
+                    check.passed += 1;
+                } else {
+                    check.output = crate::redact::redact(&process::tail(&log, 2000));
+                    if stop_on_failure {
+                        break;
+                    }
                 }
             }
+            out.push(check);
         }
-        out.push(check);
+        Ok((out, started.elapsed().as_secs_f64()))
     }
-    Ok((out, started.elapsed().as_secs_f64()))
 }
 
 fn all_pass(checks: &[CommandCheck]) -> bool {
@@ -573,18 +597,8 @@ fn run_gold(opts: &Options<'_>, item: &Item, case: &Case) -> Result<Record, Erro
     } else {
         case.check_runs
     };
-    let secret = &case.spec.spec.secret_env;
-    let scratch = work.join("checks");
-    let (before, t0) = run_checks(
-        &case.fail_to_pass,
-        runs,
-        false,
-        &repo,
-        &scratch,
-        case.check_budget,
-        secret,
-        opts.cancel,
-    )?;
+    let checker = Checker::new(case, &repo, &work, opts.cancel);
+    let (before, t0) = checker.run(&case.fail_to_pass, runs, false)?;
     rec.agent_and_tests_s += t0;
     let mut flags = Vec::new();
     for c in &before {
@@ -615,26 +629,8 @@ fn run_gold(opts: &Options<'_>, item: &Item, case: &Case) -> Result<Record, Erro
         return Ok(rec);
     }
     rec.funnel.fixed = true;
-    let (f2p, t1) = run_checks(
-        &case.fail_to_pass,
-        runs,
-        false,
-        &repo,
-        &scratch,
-        case.check_budget,
-        secret,
-        opts.cancel,
-    )?;
-    let (p2p, t2) = run_checks(
-        &case.pass_to_pass,
-        runs,
-        false,
-        &repo,
-        &scratch,
-        case.check_budget,
-        secret,
-        opts.cancel,
-    )?;
+    let (f2p, t1) = checker.run(&case.fail_to_pass, runs, false)?;
+    let (p2p, t2) = checker.run(&case.pass_to_pass, runs, false)?;
     rec.agent_and_tests_s += t1 + t2;
     for c in &f2p {
         if c.passed == 0 {
@@ -744,28 +740,9 @@ fn run_engine(
             return Ok(rec);
         };
         git(&repo, &["checkout", "-q", "--detach", "-f", &fix])?;
-        let secret = &case.spec.spec.secret_env;
-        let scratch = work.join("checks");
-        let (f2p, t1) = run_checks(
-            &case.fail_to_pass,
-            case.check_runs,
-            true,
-            &repo,
-            &scratch,
-            case.check_budget,
-            secret,
-            opts.cancel,
-        )?;
-        let (p2p, t2) = run_checks(
-            &case.pass_to_pass,
-            case.check_runs,
-            true,
-            &repo,
-            &scratch,
-            case.check_budget,
-            secret,
-            opts.cancel,
-        )?;
+        let checker = Checker::new(case, &repo, &work, opts.cancel);
+        let (f2p, t1) = checker.run(&case.fail_to_pass, case.check_runs, true)?;
+        let (p2p, t2) = checker.run(&case.pass_to_pass, case.check_runs, true)?;
         rec.agent_and_tests_s += t1 + t2;
         let resolved = all_pass(&f2p) && all_pass(&p2p);
         rec.reason = if resolved {
