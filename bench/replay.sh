@@ -41,7 +41,7 @@ for c in "$W"/corpus/cases/*/; do
   d=$(mktemp -d)
   git clone -q --no-checkout "$W/corpus/repos/calc" "$d/r" && git -C "$d/r" checkout -q --detach "$commit"
   (cd "$d/r" && for i in 1 2 3; do python3 -m unittest -q tests.test_add 2>/dev/null && exit 1; done; true)
-  (cd "$d/r" && sed -i 's/return a - b.*/return a + b/' calc.py && for i in 1 2 3 4 5 6; do python3 -m unittest -q tests.test_add 2>/dev/null; done; python3 -m unittest -q tests.test_sub 2>/dev/null)
+  (cd "$d/r" && sed -i 's/return a - b  # add.*/return a + b/' calc.py && for i in 1 2 3 4 5 6; do python3 -m unittest -q tests.test_add 2>/dev/null; done; python3 -m unittest -q tests.test_sub 2>/dev/null)
   rm -rf "$d"
 done
 end=$(date +%s.%N)

@@ -95,13 +95,13 @@ pub fn execute(args: ApplyArgs) -> Result<u8> {
         .map_err(|e| Error::infra("cannot read the fix commit").source(e))?;
     repo.branch(&name, &c, false)
         .map_err(|e| Error::infra(format!("cannot create branch `{name}`")).source(e))?;
-    println!(
+    outln!(
         "created branch `{name}` at {} (base `{}` + fix.diff) in {}",
         &commit.to_string()[..10],
         st.repo.base,
         at.display()
     );
-    println!(
+    outln!(
         "next steps:\n  git switch {name}\n  git push -u origin {name}\n  gh pr create --draft --base {} --head {name}",
         st.repo.base
     );

@@ -59,7 +59,7 @@ pub fn execute(args: CleanArgs) -> Result<u8> {
     }
     for (dir, st) in &targets {
         let kept = remove_run(dir, st)?;
-        println!("removed {}{}", st.run_id, kept);
+        outln!("removed {}{}", st.run_id, kept);
     }
     if targets.is_empty() {
         let _ = writeln!(std::io::stderr(), "nothing to clean in `{}`", out.display());

@@ -37,7 +37,7 @@ pub fn execute(args: ListArgs) -> Result<u8> {
         .map(|(d, s)| runs::summary(d, s))
         .collect();
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
@@ -47,12 +47,17 @@ pub fn execute(args: ListArgs) -> Result<u8> {
         let _ = writeln!(std::io::stderr(), "no runs in `{}`", out.display());
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<11} {:<48} {:<14} {:<12} {:>8} {:>5}",
-        "STATUS", "RUN", "PIPELINE", "STAGE", "ATTEMPTS", "AGE"
+        "STATUS",
+        "RUN",
+        "PIPELINE",
+        "STAGE",
+        "ATTEMPTS",
+        "AGE"
     );
     for r in rows {
-        println!(
+        outln!(
             "{:<11} {:<48} {:<14} {:<12} {:>8} {:>5}",
             r.status,
             r.run_id,

@@ -48,9 +48,9 @@ pub fn execute(args: LogsArgs) -> crate::error::Result<u8> {
     if args.json {
         let json = serde_json::to_string_pretty(&d)
             .map_err(|e| Error::infra("cannot serialise the distilled log").source(e))?;
-        println!("{json}");
+        outln!("{json}");
     } else {
-        print!("{}", markdown(&d));
+        out!("{}", markdown(&d));
     }
     Ok(crate::exit_codes::SUCCESS)
 }

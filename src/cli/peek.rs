@@ -36,7 +36,7 @@ pub fn execute(args: PeekArgs) -> Result<u8> {
             st.run_id
         )));
     };
-    println!(
+    outln!(
         "run {} — {}",
         st.run_id,
         stage.strip_prefix(&dir).unwrap_or(&stage).display()
@@ -65,11 +65,11 @@ pub fn execute(args: PeekArgs) -> Result<u8> {
         shown.push(run.clone());
     }
     if shown.is_empty() {
-        println!("(no output yet)");
+        outln!("(no output yet)");
     }
     for f in shown {
         let text = crate::redact::redact(&crate::process::tail(&f, 64 * 1024));
-        println!(
+        outln!(
             "\n--- {} (last {} lines) ---\n{}",
             f.file_name().unwrap_or_default().to_string_lossy(),
             args.log,

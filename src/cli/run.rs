@@ -153,7 +153,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         template_roots: Vec::new(),
     };
     if args.dry_run {
-        print!("{}", engine::dry_run::plan(req)?);
+        out!("{}", engine::dry_run::plan(req)?);
         return Ok(exit_codes::SUCCESS);
     }
     install_signal_handlers();

@@ -24,7 +24,7 @@ pub struct SchemaArgs {
 
 /// Runs `fixci schema`; returns the exit code.
 pub fn execute(args: SchemaArgs) -> Result<u8> {
-    print!(
+    out!(
         "{}",
         match args.which {
             Which::Job => crate::spec::JOB_SCHEMA,

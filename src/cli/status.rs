@@ -26,15 +26,15 @@ pub fn execute(args: StatusArgs) -> Result<u8> {
     let (dir, st) = runs::find(&out, &args.run)?;
     let sum = runs::summary(&dir, &st);
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({"summary": sum, "state": st}))
                 .unwrap_or_default()
         );
         return Ok(0);
     }
-    println!("run:      {}", st.run_id);
-    println!(
+    outln!("run:      {}", st.run_id);
+    outln!(
         "status:   {}{}",
         sum.status,
         st.reason
@@ -43,19 +43,19 @@ pub fn execute(args: StatusArgs) -> Result<u8> {
             .unwrap_or_default()
     );
     if let Some(p) = sum.pid {
-        println!("pid:      {p}");
+        outln!("pid:      {p}");
     }
-    println!("stage:    {}", sum.stage.as_deref().unwrap_or("-"));
-    println!("pipeline: {}", st.pipeline);
-    println!("spec:     {}", st.spec_file.display());
-    println!("branch:   {}", st.branch.as_deref().unwrap_or("-"));
-    println!("attempts: {}", st.attempts.len());
-    println!("age:      {}", super::list::age(sum.age_s));
-    println!("dir:      {}", dir.display());
-    println!("\nstages:");
+    outln!("stage:    {}", sum.stage.as_deref().unwrap_or("-"));
+    outln!("pipeline: {}", st.pipeline);
+    outln!("spec:     {}", st.spec_file.display());
+    outln!("branch:   {}", st.branch.as_deref().unwrap_or("-"));
+    outln!("attempts: {}", st.attempts.len());
+    outln!("age:      {}", super::list::age(sum.age_s));
+    outln!("dir:      {}", dir.display());
+    outln!("\nstages:");
     for s in &st.stages {
         let a = s.attempt.map(|a| format!(" #{a}")).unwrap_or_default();
-        println!(
+        outln!(
             "  {:<16} {:<8} {:>6.1}s  {}",
             format!("{}{a}", s.id),
             s.status.as_str(),

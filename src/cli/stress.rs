@@ -159,12 +159,12 @@ pub fn execute(args: StressArgs) -> Result<u8> {
         if let Outcome::Explore(e) = &outcome {
             v["explore"] = explore_json(e);
         }
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         if let Outcome::Explore(e) = &outcome {
-            print!("{}", render_explore(e));
+            out!("{}", render_explore(e));
         }
-        print!("{}", render(main));
+        out!("{}", render(main));
     }
     Ok(if main.stop_reason == StopReason::Interrupted {
         exit_codes::INTERRUPTED

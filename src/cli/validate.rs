@@ -46,10 +46,10 @@ pub fn execute(args: ValidateArgs) -> Result<u8> {
             ("job spec", spec::load(f).map(|_| ()))
         };
         match r {
-            Ok(()) => println!("ok: {} ({what})", f.display()),
+            Ok(()) => outln!("ok: {} ({what})", f.display()),
             Err(e) => {
                 bad += 1;
-                eprint!("{}", e.render());
+                err!("{}", e.render());
             }
         }
     }

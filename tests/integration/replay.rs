@@ -177,6 +177,77 @@ fn variants_resolve_the_known_subset_and_shards_merge_to_the_same_results() {
     );
     assert_eq!(rec["pass_to_pass"][0]["passed"], 0);
 
+    // The report on the real replay: the counts, rate and Wilson interval are the hand-computed
+    // ones. Variant a: 4 of 6; Wilson 95% (z = 1.959964): centre (p + z²/2n) / (1 + z²/n) =
+    // 0.601611, half-width z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n) = 0.301618, so [0.299993,
+    // 0.903229]. Variant b: 5 of 6, [0.436497, 0.969947]. Repo-clustered SE (CR1, 3 repos of
+    // 2 cases): both 1/6.
+    let o = fixci()
+        .args(["replay", "report"])
+        .arg(&whole)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rep: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (i, (name, resolved, lo, hi)) in
+        [("a", 4, 0.299993, 0.903229), ("b", 5, 0.436497, 0.969947)]
+            .into_iter()
+            .enumerate()
+    {
+        let v = &rep["variants"][i];
+        assert_eq!(v["variant"], name);
+        assert_eq!(
+            (v["scored"].as_u64(), v["resolved"].as_u64()),
+            (Some(6), Some(resolved))
+        );
+        assert!((v["rate"].as_f64().unwrap() - resolved as f64 / 6.0).abs() < 1e-12);
+        assert!(
+            (v["wilson"]["lo"].as_f64().unwrap() - lo).abs() < 1e-5,
+            "{v}"
+        );
+        assert!(
+            (v["wilson"]["hi"].as_f64().unwrap() - hi).abs() < 1e-5,
+            "{v}"
+        );
+        assert!(
+            (v["clustered_se"].as_f64().unwrap() - 1.0 / 6.0).abs() < 1e-9,
+            "{v}"
+        );
+    }
+    // compare a b: only a resolved calc-mul (b = 1), only b resolved queue-first and text-clean
+    // (c = 2); exact McNemar p = min(1, 2·P[X <= 1]), X ~ Bin(3, 1/2) = 2·(1 + 3)/8 = 1.
+    let o = fixci()
+        .args(["replay", "compare"])
+        .arg(&whole)
+        .arg(&whole)
+        .args(["--variant-a", "a", "--variant-b", "b", "--json"])
+        .output()
+        .unwrap();
+    let cmp: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(cmp["counts"]["only_a"], 1);
+    assert_eq!(cmp["counts"]["only_b"], 2);
+    assert_eq!(cmp["p_value"], 1.0);
+    // A closed standard output (`... | head`) does not crash the command.
+    let (read_end, write_end) = {
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        (fds[0], fds[1])
+    };
+    unsafe { libc::close(read_end) };
+    let stdout = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(write_end) };
+    let o = Command::new(assert_cmd::cargo::cargo_bin("fixci"))
+        .args(["replay", "report"])
+        .arg(&whole)
+        .stdout(stdout)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // Two shards as two concurrent processes, then merge: the same verdicts and keys.
     let s0 = tmp.path().join("shard-0");
     let s1 = tmp.path().join("shard-1");

@@ -180,7 +180,7 @@ def main():
     if bench:
         cases = {}
         for i in range(bench):
-            cases[f"calc-{i:04d}"] = ("calc", "calc.py", "return a + b", f"return a - b  # add {i}",
+            cases[f"calc-{i:04d}"] = ("calc", "calc.py", "return a + b", f"return a - b  # add {i:04d}",
                                       "tests/test_add.py", ["python3 -m unittest -q tests.test_add"],
                                       ["python3 -m unittest -q tests.test_sub"], True)
         variants = {"a": {cid: "fix" for cid in cases}}

@@ -43,12 +43,12 @@ pub fn execute(args: CompareArgs) -> Result<u8> {
     let vb = compare::select_variant(&args.b, &rb, args.variant_b.as_deref(), "--variant-b")?;
     let c = compare::compare(&args.a, &ra, &va, &args.b, &rb, &vb)?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&c).expect("comparisons serialize")
         );
     } else {
-        print!("{}", compare::markdown(&c));
+        out!("{}", compare::markdown(&c));
     }
     Ok(crate::exit_codes::SUCCESS)
 }

@@ -101,7 +101,7 @@ pub fn execute(args: EmitArgs) -> Result<u8> {
     };
     match &args.output {
         Some(f) => std::fs::write(f, text).map_err(|e| io_error("write", f, e))?,
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(crate::exit_codes::SUCCESS)
 }

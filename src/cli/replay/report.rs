@@ -61,7 +61,7 @@ pub fn execute(args: ReportArgs) -> Result<u8> {
     };
     match &args.out_file {
         Some(f) => std::fs::write(f, chosen).map_err(|e| io_error("write", f, e))?,
-        None => print!("{chosen}"),
+        None => out!("{chosen}"),
     }
     Ok(crate::exit_codes::SUCCESS)
 }

@@ -178,7 +178,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             _ => true,
         })
         .collect();
-    eprintln!(
+    errln!(
         "replay: {} cases x {} variant{} x {} epoch{} = {} items; shard {}/{}: {} to run{}",
         cases.len(),
         variants.len(),
@@ -221,7 +221,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         if tty {
             bar.set_message(line);
         } else {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     });
     bar.finish_and_clear();
@@ -240,7 +240,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
                 .map(|n| format!("{n} {}", v.as_str()))
         })
         .collect();
-    println!(
+    outln!(
         "{} records written to {} ({}){}",
         summary.written.len(),
         record::records_dir(&out).display(),
@@ -256,7 +256,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         }
     );
     if summary.interrupted || cancel.load(std::sync::atomic::Ordering::SeqCst) {
-        eprintln!(
+        errln!(
             "replay interrupted; finished items are recorded. Continue with the same command and `--resume`."
         );
         return Ok(exit_codes::INTERRUPTED);
@@ -266,7 +266,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         .iter()
         .any(|r| r.verdict == Verdict::InfraError)
     {
-        eprintln!("some items ended with infrastructure errors; `--resume` retries them");
+        errln!("some items ended with infrastructure errors; `--resume` retries them");
         return Ok(exit_codes::INFRA);
     }
     Ok(exit_codes::SUCCESS)
@@ -342,7 +342,7 @@ pub fn merge(args: MergeArgs) -> Result<u8> {
         crate::engine::state::write_atomic(&target, &bytes)
             .map_err(|e| io_error("write", &target, e))?;
     }
-    println!(
+    outln!(
         "merged {} records from {} folder{} into {}{}",
         merged.len(),
         args.dirs.len(),
@@ -367,15 +367,17 @@ pub fn merge(args: MergeArgs) -> Result<u8> {
             .filter(|i| !merged.contains_key(&i.key))
             .collect();
         if !missing.is_empty() {
-            eprintln!(
+            errln!(
                 "incomplete: {} of {} planned items have no record",
                 missing.len(),
                 p.items.len()
             );
             for i in missing.iter().take(10) {
-                eprintln!(
+                errln!(
                     "  missing: case `{}`, variant `{}`, epoch {}",
-                    i.case, i.variant, i.epoch
+                    i.case,
+                    i.variant,
+                    i.epoch
                 );
             }
             return Ok(exit_codes::NO_FIX);
