@@ -131,15 +131,7 @@ pub fn undo_agent_git(
     let diff = wt
         .diff_tree_to_index(Some(&tree), Some(&index), None)
         .ctx(|| "diff the index".into())?;
-    let staged: Vec<String> = diff
-        .deltas()
-        .filter_map(|d| {
-            d.new_file()
-                .path()
-                .or_else(|| d.old_file().path())
-                .map(|p| p.to_string_lossy().replace('\\', "/"))
-        })
-        .collect();
+    let staged: Vec<String> = super::diff_paths(&diff);
     if !staged.is_empty() {
         wt.reset_default(Some(head.as_object()), staged.iter())
             .ctx(|| "unstage the agent's files".into())?;

@@ -235,6 +235,18 @@ fn patch_text(diff: &git2::Diff<'_>, exclude: &[String]) -> Result<String, VcsEr
     Ok(out)
 }
 
+/// The paths a diff touches (the new path, else the old one), with `/` separators.
+pub(crate) fn diff_paths(diff: &git2::Diff<'_>) -> Vec<String> {
+    diff.deltas()
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .or_else(|| d.old_file().path())
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+        })
+        .collect()
+}
+
 /// Paths changed between commit `base` and the worktree (untracked included, droppings not).
 pub fn changed_paths(wt: &Repository, base: Oid) -> Result<Vec<String>, VcsError> {
     let tree = wt
@@ -246,14 +258,8 @@ pub fn changed_paths(wt: &Repository, base: Oid) -> Result<Vec<String>, VcsError
     let diff = wt
         .diff_tree_to_workdir(Some(&tree), Some(&mut opts))
         .ctx(|| "diff worktree".into())?;
-    Ok(diff
-        .deltas()
-        .filter_map(|d| {
-            d.new_file()
-                .path()
-                .or_else(|| d.old_file().path())
-                .map(|p| p.to_string_lossy().replace('\\', "/"))
-        })
+    Ok(diff_paths(&diff)
+        .into_iter()
         .filter(|p| !is_dropping(p))
         .collect())
 }
