@@ -234,9 +234,7 @@ pub struct Options<'a> {
 pub struct Summary {
     /// Items of the shard.
     pub planned: usize,
-    /// Items skipped because their record existed (`--resume`).
-    pub skipped: usize,
-    /// Records written by this process, by verdict.
+    /// Records written by this process, in the order they finished.
     pub written: Vec<Record>,
     /// True when interrupted before every item ran.
     pub interrupted: bool,
@@ -296,7 +294,6 @@ pub fn execute(
     let written = written.into_inner().unwrap();
     Ok(Summary {
         planned: items.len(),
-        skipped: 0,
         interrupted: written.len() < items.len(),
         written,
     })
@@ -751,14 +748,12 @@ fn run_engine(
                 &fix[..fix.len().min(10)]
             )
         } else {
-            let bad = f2p
-                .iter()
+            f2p.iter()
                 .map(|c| ("fail-to-pass", c))
                 .chain(p2p.iter().map(|c| ("pass-to-pass", c)))
                 .find(|(_, c)| c.passed < c.runs)
                 .map(|(k, c)| format!("{k} `{}` failed on the fix branch", c.command))
-                .unwrap_or_default();
-            bad
+                .unwrap_or_default()
         };
         rec.verdict = if resolved {
             Verdict::Resolved
