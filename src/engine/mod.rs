@@ -575,7 +575,7 @@ fn attempts(
 ) -> Result<(), Error> {
     let run_agent = env.req.agent.clone();
     let run_model = env.req.spec.spec.model.clone();
-    let result = attempt_loop(env, st, def, emit);
+    let result = attempt_loop(env, st, def, emit, &run_agent, &run_model);
     env.req.agent = run_agent;
     env.req.spec.spec.model = run_model;
     result
@@ -586,9 +586,9 @@ fn attempt_loop(
     st: &mut RunState,
     def: &StageDef,
     emit: &mut dyn FnMut(Event),
+    run_agent: &Agent,
+    run_model: &Option<String>,
 ) -> Result<(), Error> {
-    let run_agent = env.req.agent.clone();
-    let run_model = env.req.spec.spec.model.clone();
     let max = env.count(def.max.as_ref(), 3, "`max`")? as u32;
     let subs = def.stages.as_deref().unwrap_or_default();
     if st.attempts.iter().any(|a| a.outcome == "passed") {

@@ -463,6 +463,15 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
+/// The Wilson interval as `lo – hi` percentages, `-` when nothing was scored.
+fn wilson_text(v: &VariantSummary) -> String {
+    if v.scored == 0 {
+        "-".to_owned()
+    } else {
+        format!("{} – {}", pct(v.wilson.lo), pct(v.wilson.hi))
+    }
+}
+
 fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
     x.map_or_else(|| "-".to_owned(), f)
 }
@@ -497,11 +506,7 @@ pub fn markdown(r: &Report) -> String {
             v.scored,
             v.resolved,
             opt(v.rate, pct),
-            if v.scored == 0 {
-                "-".to_owned()
-            } else {
-                format!("{} – {}", pct(v.wilson.lo), pct(v.wilson.hi))
-            },
+            wilson_text(v),
             opt(v.clustered_se, pct),
             v.repos,
             v.cases
@@ -677,11 +682,7 @@ pub fn html(r: &Report) -> String {
             v.scored,
             v.resolved,
             opt(v.rate, pct),
-            if v.scored == 0 {
-                "-".to_owned()
-            } else {
-                format!("{} – {}", pct(v.wilson.lo), pct(v.wilson.hi))
-            },
+            wilson_text(v),
             opt(v.clustered_se, pct),
             v.repos,
             v.cases,
