@@ -412,6 +412,27 @@ fn the_outcome_is_printed_on_stdout_one_key_per_line() {
 }
 
 #[test]
+fn peek_of_an_ended_run_shows_the_last_stage_that_left_output() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "good", json!({}));
+    run(&e, &spec, &[]).code(0);
+    let out = fixci()
+        .current_dir(&e.root)
+        .args(["peek", "last", "--out"])
+        .arg(&e.out)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("no output yet"), "{out}");
+    // The verification's last test run is the last output of a successful run.
+    assert!(out.contains("stages/verify/attempt-1"), "{out}");
+    assert!(out.contains("--- run-5.log"), "{out}");
+}
+
+#[test]
 fn an_existing_test_path_missing_from_the_repository_is_exit_2_naming_the_key() {
     let e = env();
     let spec = e.root.join("info.json");
