@@ -17,6 +17,8 @@ pub mod process;
 pub mod redact;
 pub mod replay;
 pub mod report;
+pub mod run_dir;
+pub mod runners;
 pub mod spec;
 pub mod stages;
 pub mod stats;

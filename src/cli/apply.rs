@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::runs;
+use crate::run_dir;
 use crate::error::{Error, Result};
 use crate::vcs;
 
@@ -26,8 +26,8 @@ pub struct ApplyArgs {
 /// Runs `fixci apply`; returns the exit code.
 pub fn execute(args: ApplyArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let (dir, st) = runs::find(&out, &args.run)?;
-    let patch = std::fs::read(dir.join("fix.diff")).unwrap_or_default();
+    let (dir, st) = run_dir::find(&out, &args.run)?;
+    let patch = std::fs::read(dir.fix_diff_file()).unwrap_or_default();
     if patch.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::usage(format!(
             "run `{}` has no fix to apply (status `{}`)",
@@ -53,7 +53,7 @@ pub fn execute(args: ApplyArgs) -> Result<u8> {
     let diff = git2::Diff::from_buffer(&patch).map_err(|e| {
         Error::usage(format!(
             "`{}` is not a valid patch",
-            dir.join("fix.diff").display()
+            dir.fix_diff_file().display()
         ))
         .source(e)
     })?;

@@ -6,8 +6,8 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::state::{Attempt, LogsState, RepoState, Repro, RunState};
-use super::{DEFAULT_STAGE_BUDGET, RunEnv, RunRequest, context, workspace};
+use super::{DEFAULT_STAGE_BUDGET, RunEnv, RunRequest};
+use crate::run_dir::{Attempt, LogsState, RepoState, Repro, RunDir, RunState, workspace};
 use crate::error::Error;
 use crate::pipeline::{self, StageDef, StageKind, Templates, render_prompt};
 use crate::spec::LogsInput;
@@ -105,7 +105,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     }
     let _ = writeln!(out, "\nstages:");
     let env = RunEnv {
-        run_dir: PathBuf::from("<run dir>"),
+        run_dir: RunDir::new("<run dir>"),
         template_roots: {
             let mut r = req.template_roots.clone();
             r.extend(p.template_roots());
@@ -156,7 +156,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
                 .clone()
                 .unwrap_or_else(|| placeholder("base commit")),
         },
-        PathBuf::from("<run dir>/worktree"),
+        env.run_dir.worktree(),
         format!("fixci/{slug}"),
     );
     st.logs = logs;
@@ -165,7 +165,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
             st.repro = Some(match &env.spec().spec.existing_test_path {
                 Some(t) => Repro {
                     test_file: t.clone(),
-                    command: super::test_command(env.spec().spec.test_command.as_deref(), t),
+                    command: crate::runners::test_command(env.spec().spec.test_command.as_deref(), t),
                     origin: "existing".into(),
                     copy: None,
                     confirmed: true,
@@ -182,19 +182,15 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
             });
             st.attempts.push(Attempt {
                 number: 1,
-                outcome: "running".into(),
+                outcome: crate::run_dir::AttemptOutcome::Running,
                 ..Default::default()
             });
         }
         let rel = def.prompt.as_deref().unwrap_or_default();
         let (name, text) = Templates::find(rel, &env.template_roots)?;
         let budget = pipeline::stage_budget(env.spec(), def, DEFAULT_STAGE_BUDGET);
-        let dir = PathBuf::from(format!(
-            "<run dir>/stages/{}{}",
-            def.id,
-            attempt.map(|a| format!("/attempt-{a}")).unwrap_or_default()
-        ));
-        let ctx = context::prompt_context(&env, &st, &def.id, &dir, attempt, budget);
+        let dir = env.run_dir.stage_dir(&def.id, attempt);
+        let ctx = crate::stages::prompt_context(&env, &st, &def.id, &dir, attempt, budget);
         let rendered = crate::redact::redact(&render_prompt(&name, &text, &ctx)?);
         let _ = writeln!(
             out,

@@ -79,6 +79,24 @@ pub enum StageKind {
     Attempts,
 }
 
+impl StageKind {
+    /// The kebab-case name, as written in pipeline files.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StageKind::FetchLogs => "fetch-logs",
+            StageKind::Agent => "agent",
+            StageKind::RunTest => "run-test",
+            StageKind::GitBranch => "git-branch",
+            StageKind::GitCommit => "git-commit",
+            StageKind::StripTest => "strip-test",
+            StageKind::OpenPr => "open-pr",
+            StageKind::Report => "report",
+            StageKind::Command => "command",
+            StageKind::Attempts => "attempts",
+        }
+    }
+}
+
 /// What an agent stage asks of the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -248,6 +266,29 @@ impl Loaded {
         }
         let mut out = Vec::new();
         walk(&self.pipeline.stages, &mut out);
+        out
+    }
+}
+
+impl Pipeline {
+    /// Deprecation notes on a valid pipeline, each `/stage/N: ...`: a `report` stage is accepted
+    /// and does nothing (the report is written when the run ends).
+    pub fn notes(&self) -> Vec<String> {
+        fn walk(stages: &[StageDef], prefix: &str, out: &mut Vec<String>) {
+            for (i, s) in stages.iter().enumerate() {
+                let ptr = format!("{prefix}/{i}");
+                if s.kind == StageKind::Report {
+                    out.push(format!(
+                        "{ptr}: `kind = \"report\"` is deprecated and does nothing: fixci writes the report when the run ends; remove the stage"
+                    ));
+                }
+                if let Some(sub) = &s.stages {
+                    walk(sub, &format!("{ptr}/stages"), out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.stages, "/stage", &mut out);
         out
     }
 }

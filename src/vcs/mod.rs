@@ -146,6 +146,26 @@ pub fn add_worktree(
     open(path)
 }
 
+/// Removes the worktree registered as `name` (its files and its registration); no-op when
+/// there is none.
+pub fn prune_worktree(repo: &Repository, name: &str) -> Result<(), VcsError> {
+    let Ok(wt) = repo.find_worktree(name) else {
+        return Ok(());
+    };
+    let mut opts = git2::WorktreePruneOptions::new();
+    opts.valid(true).working_tree(true).locked(false);
+    wt.prune(Some(&mut opts))
+        .ctx(|| format!("remove worktree `{name}`"))
+}
+
+/// Deletes the local branch `name`; no-op when there is none.
+pub fn delete_branch(repo: &Repository, name: &str) -> Result<(), VcsError> {
+    let Ok(mut b) = repo.find_branch(name, git2::BranchType::Local) else {
+        return Ok(());
+    };
+    b.delete().ctx(|| format!("delete branch `{name}`"))
+}
+
 /// Moves the worktree's branch to `commit` and makes its files match it exactly: tracked
 /// changes are discarded and untracked files removed (fixci's own worktree only).
 pub fn reset_worktree_to(wt: &Repository, commit: Oid) -> Result<(), VcsError> {

@@ -1,12 +1,15 @@
-//! The run's state: everything stages learn (logs, reproduction, attempts, verification, PR),
+//! The run's state: everything the run learned (logs, reproduction, attempts, verification, PR),
 //! persisted as `state.json` in the run directory, written atomically (temp file + rename) after
-//! every stage so a run can be resumed or inspected at any point.
+//! every stage so a run can be resumed or inspected at any point. It changes only through
+//! [`RunState::apply`], the one reducer of the [`Event`] stream.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::event::Event;
 use crate::logs::Distilled;
+use crate::pipeline::StageKind;
 
 /// Overall status of a run; `status` leads `result.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,12 +68,12 @@ impl StageStatus {
 }
 
 /// The record of one finished stage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageRecord {
     /// Stage id.
     pub id: String,
-    /// Stage kind (kebab-case).
-    pub kind: String,
+    /// Stage kind (kebab-case in JSON).
+    pub kind: StageKind,
     /// Attempt number, for stages inside the attempt loop.
     pub attempt: Option<u32>,
     /// Outcome.
@@ -81,13 +84,17 @@ pub struct StageRecord {
     pub duration_s: f64,
     /// The budget it had, in seconds.
     pub budget_s: f64,
+    /// True when fixci refused what the stage's agent produced (test edits that weaken the
+    /// evidence), as opposed to the agent failing as a program.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
     /// What the agent CLI reported, for an `agent` stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_report: Option<crate::agent::AgentReport>,
 }
 
 /// The repository a run works on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepoState {
     /// The repository that holds the fix branch (the user's repo, or fixci's cached clone).
     pub root: PathBuf,
@@ -102,7 +109,7 @@ pub struct RepoState {
 }
 
 /// The log the run works from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogsState {
     /// The full log (a file in the run directory, or the user's file).
     pub path: Option<PathBuf>,
@@ -111,7 +118,7 @@ pub struct LogsState {
 }
 
 /// The confirmed (or proposed) reproduction.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Repro {
     /// Test file, relative to the repository root.
     pub test_file: String,
@@ -143,12 +150,12 @@ pub struct Counts {
 }
 
 /// One fix attempt.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     /// 1-based number.
     pub number: u32,
-    /// `passed` or the failing stage's status.
-    pub outcome: String,
+    /// `running`, `passed`, or the failing stage's status.
+    pub outcome: AttemptOutcome,
     /// The agent this attempt ran (preset name, or `command`), as the attempt ladder chose it.
     #[serde(default)]
     pub agent: Option<String>,
@@ -173,7 +180,7 @@ pub struct Attempt {
 }
 
 /// The PR (or the offline proposal).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrState {
     /// `proposal` (offline) or `opened`.
     pub mode: String,
@@ -190,7 +197,7 @@ pub struct PrState {
 }
 
 /// Everything the run knows. Serialized as `state.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     /// fixci version that wrote it.
     pub fixci_version: String,
@@ -243,11 +250,70 @@ pub struct RunState {
     pub partial_reason: Option<String>,
     /// The issue used as the task, when the spec names one.
     #[serde(default)]
-    pub issue: Option<super::forge_inputs::IssueState>,
+    pub issue: Option<IssueState>,
+}
+
+/// An issue used as the task (untrusted text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueState {
+    /// `O/R#N`.
+    pub reference: String,
+    /// Title.
+    pub title: String,
+    /// Body (Markdown, untrusted).
+    pub body: String,
+    /// Web URL.
+    pub url: String,
+}
+
+/// How a fix attempt ended (`running` while it runs); the names are those of [`StageStatus`]
+/// for the stage that stopped it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptOutcome {
+    /// Still running (or cut short by an interruption).
+    #[default]
+    Running,
+    /// Every stage of the attempt passed.
+    Passed,
+    /// A stage failed.
+    Failed,
+    /// A stage ran out of its budget.
+    Timeout,
+    /// A stage was skipped (not a pass).
+    Skipped,
+    /// A stage could not do its job.
+    Error,
+}
+
+impl AttemptOutcome {
+    /// Lowercase name as in `result.json`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Running => "running",
+            AttemptOutcome::Passed => "passed",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::Skipped => "skipped",
+            AttemptOutcome::Error => "error",
+        }
+    }
+}
+
+impl From<StageStatus> for AttemptOutcome {
+    fn from(s: StageStatus) -> Self {
+        match s {
+            StageStatus::Passed => AttemptOutcome::Passed,
+            StageStatus::Failed => AttemptOutcome::Failed,
+            StageStatus::Timeout => AttemptOutcome::Timeout,
+            StageStatus::Skipped => AttemptOutcome::Skipped,
+            StageStatus::Error => AttemptOutcome::Error,
+        }
+    }
 }
 
 /// The command-line choices of a run, kept for `fixci resume`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Invocation {
     /// The pipeline file, when it did not come from the binary.
     pub pipeline_file: Option<PathBuf>,
@@ -307,23 +373,168 @@ impl RunState {
         }
     }
 
-    /// Writes `state.json` into `run_dir` atomically (temp file in the same folder + rename).
-    pub fn save(&self, run_dir: &Path) -> std::io::Result<()> {
-        write_atomic(
-            &run_dir.join("state.json"),
-            serde_json::to_string_pretty(self)?.as_bytes(),
-        )
+    /// The attempt numbered `n`.
+    fn attempt_mut(&mut self, n: u32) -> Option<&mut Attempt> {
+        self.attempts.iter_mut().rev().find(|a| a.number == n)
     }
 
-    /// Reads `state.json` from `run_dir`.
-    pub fn load(run_dir: &Path) -> std::io::Result<RunState> {
-        let text = std::fs::read_to_string(run_dir.join("state.json"))?;
-        serde_json::from_str(&text).map_err(std::io::Error::other)
+    /// The one reducer: folds `e` into the state. Events that only inform (stage started,
+    /// child started, test run) change nothing. A `run_stopping` event sets the status only
+    /// while the run is still `running` (the first reason wins); `run_finished` sets the final
+    /// status, reason and end time.
+    pub fn apply(&mut self, e: &Event) {
+        match e {
+            Event::RunStarted { .. }
+            | Event::StageStarted { .. }
+            | Event::ChildStarted { .. }
+            | Event::TestRun { .. } => {}
+            Event::RunResumed { pid, .. } => {
+                self.status = Status::Running;
+                self.reason = None;
+                self.finished_at = None;
+                if *pid != 0 {
+                    self.pid = *pid;
+                }
+            }
+            Event::StageFinished {
+                stage,
+                kind,
+                attempt,
+                status,
+                summary,
+                duration_s,
+                budget_s,
+                refused,
+                agent_report,
+            } => self.stages.push(StageRecord {
+                id: stage.clone(),
+                kind: *kind,
+                attempt: *attempt,
+                status: *status,
+                summary: summary.clone(),
+                duration_s: *duration_s,
+                budget_s: *budget_s,
+                refused: *refused,
+                agent_report: agent_report.clone(),
+            }),
+            Event::AgentFinished {
+                attempt: Some(n),
+                report,
+                ..
+            } => {
+                if let Some(a) = self.attempt_mut(*n) {
+                    a.agent_report = Some(report.clone());
+                }
+            }
+            Event::AgentFinished { attempt: None, .. } => {}
+            Event::LogsDistilled { logs } => self.logs = Some(logs.clone()),
+            Event::ReproductionRecorded { repro } => self.repro = Some(repro.clone()),
+            Event::ReproductionTested {
+                confirmed,
+                failure_output,
+            } => {
+                if let Some(r) = self.repro.as_mut() {
+                    r.confirmed = *confirmed;
+                    if let Some(out) = failure_output {
+                        r.failure_output = out.clone();
+                    }
+                }
+            }
+            Event::FlakyMeasured { stats } => self.flaky = Some(stats.clone()),
+            Event::VerificationRecorded {
+                attempt,
+                counts,
+                passed,
+                failure_output,
+            } => match attempt.and_then(|n| self.attempt_mut(n)) {
+                Some(a) => {
+                    a.verification = Some(counts.clone());
+                    if let Some(out) = failure_output {
+                        a.failure_output = out.clone();
+                    }
+                }
+                None if *passed => self.verification = Some(counts.clone()),
+                None => {}
+            },
+            Event::PartialEvidence { reason } => self.partial_reason = Some(reason.clone()),
+            Event::AttemptStarted {
+                attempt,
+                agent,
+                model,
+                ..
+            } => self.attempts.push(Attempt {
+                number: *attempt,
+                outcome: AttemptOutcome::Running,
+                agent: Some(agent.clone()),
+                model: model.clone(),
+                ..Default::default()
+            }),
+            Event::FixProposed {
+                attempt,
+                diff,
+                tampering,
+                root_cause,
+            } => {
+                if let Some(a) = self.attempt_mut(*attempt) {
+                    a.diff = diff.clone();
+                    a.tampering = tampering.clone();
+                    a.root_cause = root_cause.clone();
+                }
+            }
+            Event::AttemptFinished {
+                attempt,
+                outcome,
+                reason,
+            } => {
+                if let Some(a) = self.attempt_mut(*attempt) {
+                    a.outcome = *outcome;
+                    a.reason = reason.clone();
+                    if *outcome == AttemptOutcome::Passed {
+                        let v = a.verification.clone();
+                        self.verification = v;
+                    }
+                }
+            }
+            Event::AttemptDiscarded { attempt } => {
+                self.attempts.retain(|a| a.number != *attempt);
+            }
+            Event::CommitMade { commit } => self.commit = Some(commit.clone()),
+            Event::PrRecorded { pr } => self.pr = Some(pr.clone()),
+            Event::RunStopping { status, reason } => {
+                if self.status == Status::Running {
+                    self.status = *status;
+                    self.reason = Some(reason.clone());
+                }
+            }
+            Event::RunFinished {
+                status,
+                reason,
+                finished_at,
+                ..
+            } => {
+                self.status = *status;
+                self.reason = reason.clone();
+                self.finished_at = Some(if finished_at.is_empty() {
+                    chrono::Utc::now().to_rfc3339()
+                } else {
+                    finished_at.clone()
+                });
+            }
+        }
     }
 
-    /// The attempt being worked on.
-    pub fn current_attempt(&mut self) -> Option<&mut Attempt> {
-        self.attempts.last_mut()
+    /// The status a run that reached its end without a stop gets: `interrupted` when it was
+    /// cancelled, `partial` when a verified fix fell short of the required confidence, else
+    /// `success`; a run already stopped keeps its status. Returns the status and its reason.
+    pub fn final_status(&self, cancelled: bool) -> (Status, Option<String>) {
+        match self.status {
+            Status::Running if cancelled => (Status::Interrupted, Some("interrupted".into())),
+            Status::Running => match &self.partial_reason {
+                Some(why) => (Status::Partial, Some(why.clone())),
+                None => (Status::Success, None),
+            },
+            s => (s, self.reason.clone()),
+        }
     }
 }
 
@@ -339,7 +550,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The measured failure rate of a flaky reproduction (before the fix).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FlakyStats {
     /// Runs made under stress.
     pub runs: u64,
