@@ -183,7 +183,7 @@ pub fn plan_for_spec(
             if def.kind != StageKind::Attempts || (def.agent.is_none() && def.model.is_none()) {
                 continue;
             }
-            let max = engine::eval_count(&req, def.max.as_ref(), 3, "`max`")? as u32;
+            let max = engine::eval_count(&req, def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
             for a in engine::ladder::plan(&req, def, max)? {
                 targets.push(AgentTarget {
                     agent: a.agent,

@@ -26,8 +26,6 @@ use crate::run_dir::{
 use crate::stages::{self, StageCtx, StageResult, forge_inputs};
 use crate::vcs;
 
-/// Default budget of a stage that declares none: 5 minutes.
-pub const DEFAULT_STAGE_BUDGET: Duration = Duration::from_secs(300);
 
 /// How a run ended.
 #[derive(Debug)]
@@ -204,7 +202,7 @@ fn make_env(
         .grace
         .as_deref()
         .and_then(|g| humantime::parse_duration(g.trim()).ok())
-        .unwrap_or(Duration::from_secs(5));
+        .unwrap_or(crate::defaults::GRACE);
     let mut template_roots = req.template_roots.clone();
     template_roots.extend(req.pipeline.template_roots());
     template_roots.push(req.spec.dir.clone());
@@ -293,7 +291,7 @@ pub fn resume(
         .hint("start a new run, or `fixci apply` the run's fix.diff by hand"));
     }
     let used: f64 = st.stages.iter().map(|s| s.duration_s).sum();
-    let total = Duration::from_secs_f64((st.invocation.total_budget_s - used).max(60.0));
+    let total = Duration::from_secs_f64((st.invocation.total_budget_s - used).max(crate::defaults::RESUME_MIN_BUDGET.as_secs_f64()));
     let env = make_env(req, run_dir.clone(), Instant::now(), total, true);
     drive(env, st, observer)
 }
@@ -480,7 +478,7 @@ fn attempt_loop(
     run_model: &Option<String>,
 ) -> Result<(), Error> {
     use stages::Recorder as _;
-    let max = env.count(def.max.as_ref(), 3, "`max`")? as u32;
+    let max = env.count(def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
     let subs = def.stages.as_deref().unwrap_or_default();
     if rec
         .st
@@ -603,7 +601,7 @@ fn run_stage(
     attempt: Option<u32>,
 ) -> Result<StageResult, Error> {
     use stages::Recorder as _;
-    let planned = pipeline::stage_budget(env.spec(), def, DEFAULT_STAGE_BUDGET);
+    let planned = pipeline::stage_budget(env.spec(), def, crate::defaults::STAGE_BUDGET);
     let remaining = env.deadline.saturating_duration_since(Instant::now());
     let budget = if def.always {
         planned

@@ -364,7 +364,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
                     continue;
                 }
                 let max = match &s.max {
-                    None => Some(3),
+                    None => Some(crate::defaults::MAX_ATTEMPTS as u32),
                     // A very large `max` is checked over its first 100 attempts.
                     Some(Count::Fixed(n)) => Some(u32::try_from(*n).unwrap_or(u32::MAX).min(100)),
                     Some(Count::Expr(_)) => None,
@@ -579,7 +579,7 @@ pub fn total_budget(spec: &LoadedSpec, p: &Pipeline) -> Duration {
                 .as_deref()
                 .and_then(|b| humantime::parse_duration(b.trim()).ok())
         })
-        .unwrap_or(Duration::from_secs(23 * 60))
+        .unwrap_or(crate::defaults::TOTAL_BUDGET)
 }
 
 #[cfg(test)]

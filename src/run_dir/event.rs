@@ -216,3 +216,91 @@ pub fn read_events(path: &Path) -> std::io::Result<Vec<(Event, String)>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run_dir::{AttemptOutcome, Counts, Status};
+
+    /// One event of each shape that carries enums or nested types.
+    fn sample() -> Vec<Event> {
+        vec![
+            Event::RunStarted {
+                run_id: "r".into(),
+                pipeline: "deterministic".into(),
+                run_dir: "/o/r".into(),
+            },
+            Event::StageStarted {
+                stage: "verify".into(),
+                kind: StageKind::RunTest,
+                attempt: Some(2),
+                budget_s: 60.0,
+            },
+            Event::StageFinished {
+                stage: "fix".into(),
+                kind: StageKind::Agent,
+                attempt: Some(2),
+                status: StageStatus::Failed,
+                summary: "refused test edits: skip marker".into(),
+                duration_s: 1.5,
+                budget_s: 60.0,
+                refused: true,
+                agent_report: Some(AgentReport {
+                    agent: "command".into(),
+                    is_error: true,
+                    ..Default::default()
+                }),
+            },
+            Event::VerificationRecorded {
+                attempt: Some(2),
+                counts: Counts {
+                    runs: 5,
+                    passed: 5,
+                    planned: 5,
+                    ..Default::default()
+                },
+                passed: true,
+                failure_output: None,
+            },
+            Event::AttemptFinished {
+                attempt: 2,
+                outcome: AttemptOutcome::Timeout,
+                reason: Some("stage `verify` timeout".into()),
+            },
+            Event::RunFinished {
+                status: Status::Escalated,
+                reason: Some("no fix".into()),
+                duration_s: 3.0,
+                finished_at: "2026-01-01T00:00:00+00:00".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn events_round_trip_through_events_jsonl() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        let mut log = EventLog::open(&path).unwrap();
+        for e in sample() {
+            log.write(&e);
+        }
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Enums are written as their kebab-case names, as `result.json` has them.
+        assert!(text.contains(r#""kind":"run-test""#), "{text}");
+        assert!(text.contains(r#""status":"escalated""#), "{text}");
+        assert!(text.contains(r#""outcome":"timeout""#), "{text}");
+        // A torn last line (a crash mid-write) and a foreign line are skipped, not fatal.
+        std::fs::write(&path, format!("{text}{{\"event\":\"from_the_future\"}}\n{{\"event\":\"run_sta")).unwrap();
+        let back = read_events(&path).unwrap();
+        let events: Vec<Event> = back.iter().map(|(e, _)| e.clone()).collect();
+        assert_eq!(events, sample());
+        assert!(back.iter().all(|(_, ts)| chrono::DateTime::parse_from_rfc3339(ts).is_ok()));
+    }
+
+    #[test]
+    fn a_missing_events_file_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(read_events(&tmp.path().join("events.jsonl")).is_err());
+    }
+}

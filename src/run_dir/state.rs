@@ -571,3 +571,127 @@ pub struct FlakyStats {
     /// Wall time of the measurement in seconds.
     pub wall_s: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> RunState {
+        RunState::new(
+            "r".into(),
+            "info.json".into(),
+            "deterministic".into(),
+            "command".into(),
+            RepoState {
+                root: "/repo".into(),
+                source: "/repo".into(),
+                base: "main".into(),
+                base_commit: "b".repeat(40),
+                start_commit: "b".repeat(40),
+            },
+            "/o/r/worktree".into(),
+            "fixci/x".into(),
+        )
+    }
+
+    fn counts(runs: u64, passed: u64) -> Counts {
+        Counts {
+            runs,
+            passed,
+            failed: runs - passed,
+            timed_out: 0,
+            planned: runs,
+        }
+    }
+
+    #[test]
+    fn apply_folds_an_attempt_and_its_verification_into_the_state() {
+        let mut st = state();
+        st.apply(&Event::AttemptStarted {
+            attempt: 1,
+            max: 3,
+            agent: "claude".into(),
+            model: Some("m".into()),
+        });
+        st.apply(&Event::FixProposed {
+            attempt: 1,
+            diff: "diff --git a/x b/x".into(),
+            tampering: vec![],
+            root_cause: Some("off by one".into()),
+        });
+        st.apply(&Event::VerificationRecorded {
+            attempt: Some(1),
+            counts: counts(5, 5),
+            passed: true,
+            failure_output: None,
+        });
+        assert_eq!(st.verification, None, "only a passed attempt sets the run's verification");
+        st.apply(&Event::AttemptFinished {
+            attempt: 1,
+            outcome: AttemptOutcome::Passed,
+            reason: None,
+        });
+        let a = &st.attempts[0];
+        assert_eq!(a.outcome, AttemptOutcome::Passed);
+        assert_eq!(a.model.as_deref(), Some("m"));
+        assert_eq!(a.root_cause.as_deref(), Some("off by one"));
+        assert_eq!(st.verification, Some(counts(5, 5)));
+    }
+
+    #[test]
+    fn the_first_stop_wins_and_the_end_decides_the_status_once() {
+        let mut st = state();
+        assert_eq!(st.final_status(false), (Status::Success, None));
+        st.apply(&Event::PartialEvidence {
+            reason: "3 of 9 runs".into(),
+        });
+        assert_eq!(
+            st.final_status(false),
+            (Status::Partial, Some("3 of 9 runs".into()))
+        );
+        assert_eq!(st.final_status(true).0, Status::Interrupted);
+        st.apply(&Event::RunStopping {
+            status: Status::Escalated,
+            reason: "first".into(),
+        });
+        st.apply(&Event::RunStopping {
+            status: Status::Failed,
+            reason: "second".into(),
+        });
+        assert_eq!(
+            st.final_status(false),
+            (Status::Escalated, Some("first".into()))
+        );
+        let (status, reason) = st.final_status(false);
+        st.apply(&Event::RunFinished {
+            status,
+            reason,
+            duration_s: 1.0,
+            finished_at: "2026-01-01T00:00:00+00:00".into(),
+        });
+        assert_eq!(st.finished_at.as_deref(), Some("2026-01-01T00:00:00+00:00"));
+        // A resume reopens the run.
+        st.apply(&Event::RunResumed {
+            run_id: "r".into(),
+            run_dir: "/o/r".into(),
+            pid: 42,
+        });
+        assert_eq!((st.status, st.reason.clone(), st.finished_at.clone(), st.pid), (Status::Running, None, None, 42));
+    }
+
+    #[test]
+    fn an_interrupted_attempt_is_discarded() {
+        let mut st = state();
+        for n in [1, 2] {
+            st.apply(&Event::AttemptStarted {
+                attempt: n,
+                max: 3,
+                agent: "command".into(),
+                model: None,
+            });
+        }
+        st.apply(&Event::AttemptDiscarded { attempt: 2 });
+        assert_eq!(st.attempts.len(), 1);
+        assert_eq!(st.attempts[0].number, 1);
+    }
+}

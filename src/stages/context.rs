@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::agent::Agent;
+use crate::defaults;
 use crate::error::Error;
 use crate::pipeline::{self, Count, Templates};
 use crate::run_dir::{AttemptOutcome, RunDir, RunState};
@@ -162,9 +163,9 @@ pub fn prompt_context(
         .stages
         .iter()
         .find(|s| s.kind == pipeline::StageKind::Attempts)
-        .and_then(|s| env.count(s.max.as_ref(), 3, "`max`").ok())
-        .unwrap_or(3);
-    let verify_runs = env.spec().spec.verify_runs.unwrap_or(5);
+        .and_then(|s| env.count(s.max.as_ref(), defaults::MAX_ATTEMPTS, "`max`").ok())
+        .unwrap_or(defaults::MAX_ATTEMPTS);
+    let verify_runs = defaults::verify_runs(env.spec().spec.verify_runs);
     json!({
         "spec": pipeline::spec_context(&env.spec().spec),
         "logs": logs,

@@ -149,7 +149,7 @@ pub fn run(def: &StageDef, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> 
             runs: def.runs.clone(),
             restore: def.restore_test.unwrap_or(false),
             mode: def.mode.unwrap_or(crate::pipeline::RunMode::Repeat),
-            alpha: def.alpha.unwrap_or(0.05),
+            alpha: def.alpha.unwrap_or(crate::defaults::ALPHA),
         }),
         StageKind::GitBranch => Box::new(git_branch::GitBranch),
         StageKind::GitCommit => Box::new(git_commit::GitCommit),

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, worktree};
+use crate::defaults;
 use crate::run_dir::Event;
 use crate::run_dir::{Counts, FlakyStats, StageStatus};
 use crate::error::{Error, io_error};
@@ -35,8 +36,8 @@ impl Stage for RunTest {
         let wt = worktree(cx.st())?;
         let repro = cx.st().repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
         let default = match self.expect {
-            Expect::Fail => 3,
-            Expect::Pass => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
+            Expect::Fail => defaults::CONFIRM_RUNS,
+            Expect::Pass => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
         };
         let n = cx.env.count(self.runs.as_ref(), default, "`runs`")?;
         let started = Instant::now();
@@ -195,7 +196,7 @@ impl RunTest {
         };
         let planned = match self.expect {
             Expect::Fail => {
-                cfg.runs = Some(cx.env.count(self.runs.as_ref(), 400, "`runs`")?);
+                cfg.runs = Some(cx.env.count(self.runs.as_ref(), defaults::STRESS_RUNS, "`runs`")?);
                 cfg.runs.unwrap_or(400)
             }
             Expect::Pass => {
@@ -203,7 +204,7 @@ impl RunTest {
                 let n = match &self.runs {
                     Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
                     None if p0 > 0.0 => crate::stats::runs_needed(p0, self.alpha),
-                    None => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
+                    None => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
                 };
                 cfg.runs = Some(n);
                 cfg.until_failures = Some(1);
