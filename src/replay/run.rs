@@ -824,7 +824,7 @@ fn classify_unverified(st: &RunState, reproduced: bool, agent_error: Option<bool
     }
     if attempts
         .iter()
-        .all(|n| in_attempt(*n).any(|s| agent_failed(s)))
+        .all(|n| in_attempt(*n).any(&agent_failed))
     {
         return Verdict::AgentError;
     }
