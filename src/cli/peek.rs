@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::runs;
+use crate::run_dir;
 use crate::error::{Error, Result};
 
 /// Show the tail of the current (or last) stage's output: the agent's stdout/stderr, or the
@@ -29,8 +29,8 @@ fn tail_lines(text: &str, n: usize) -> String {
 /// Runs `fixci peek`; returns the exit code.
 pub fn execute(args: PeekArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let (dir, st) = runs::find(&out, &args.run)?;
-    let Some(latest) = runs::latest_stage_dir(&dir) else {
+    let (dir, st) = run_dir::find(&out, &args.run)?;
+    let Some(latest) = dir.latest_stage_dir() else {
         return Err(Error::usage(format!(
             "run `{}` has not started a stage yet",
             st.run_id
@@ -38,9 +38,9 @@ pub fn execute(args: PeekArgs) -> Result<u8> {
     };
     // A running run shows its current stage, even before it wrote anything; an ended one shows
     // the last stage that left output (its final stages, such as the commit, print nothing).
-    let running = st.status == crate::engine::Status::Running;
+    let running = st.status == crate::run_dir::Status::Running;
     let (stage, shown) = std::iter::once(latest.clone())
-        .chain(if running { Vec::new() } else { stage_dirs_newest_first(&dir) })
+        .chain(if running { Vec::new() } else { stage_dirs_newest_first(dir.path()) })
         .map(|d| {
             let files = output_files(&d);
             (d, files)
@@ -50,7 +50,7 @@ pub fn execute(args: PeekArgs) -> Result<u8> {
     outln!(
         "run {} — {}",
         st.run_id,
-        stage.strip_prefix(&dir).unwrap_or(&stage).display()
+        stage.strip_prefix(dir.path()).unwrap_or(&stage).display()
     );
     if shown.is_empty() {
         outln!("(no output yet)");

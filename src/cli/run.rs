@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::Args;
 
-use crate::engine::{self, Event, Observer, RunRequest, Status};
+use crate::engine::{self, RunRequest};
+use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState, Status};
 use crate::error::{Error, Result};
 use crate::spec::{self, LoadedSpec};
 use crate::{agent, exit_codes, pipeline};
@@ -134,6 +135,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         }
     }
     let pipeline = pipeline::select(&loaded, args.pipeline.as_deref(), &dirs)?;
+    for n in pipeline.pipeline.notes() {
+        errln!("note: pipeline `{}`: {n}", pipeline.pipeline.name);
+    }
     let agent = agent::resolve(
         args.agent.as_deref(),
         loaded.spec.agent.as_ref(),
@@ -177,7 +181,8 @@ pub fn execute(args: RunArgs) -> Result<u8> {
 /// a draft PR was opened), or one JSON object with `json` (the same keys; absent values are
 /// `null`); how to publish a fix without a PR goes to standard error, with the progress.
 pub fn print_outcome(outcome: &engine::Outcome, json: bool) {
-    let state = engine::RunState::load(&outcome.run_dir).ok();
+    let dir = RunDir::new(&outcome.run_dir);
+    let state = dir.load_state().ok();
     let branch = state
         .as_ref()
         .and_then(|st| st.commit.as_ref().and(st.branch.clone()));
@@ -185,7 +190,7 @@ pub fn print_outcome(outcome: &engine::Outcome, json: bool) {
         .as_ref()
         .and_then(|st| st.pr.as_ref())
         .and_then(|pr| pr.url.clone());
-    let report = outcome.run_dir.join("report.md");
+    let report = dir.report_file();
     if json {
         let v = serde_json::json!({
             "status": outcome.status.as_str(),
@@ -251,8 +256,8 @@ impl Progress {
     }
 }
 
-impl Observer for Progress {
-    fn event(&mut self, e: &Event) {
+impl Listener for Progress {
+    fn event(&mut self, e: &Event, _st: &RunState) {
         match e {
             Event::RunStarted {
                 run_id,
@@ -305,8 +310,10 @@ impl Observer for Progress {
                 status,
                 summary,
                 duration_s,
+                ..
             } => {
                 self.finish();
+                let status = status.as_str();
                 let a = attempt
                     .map(|a| format!(" (attempt {a})"))
                     .unwrap_or_default();
@@ -330,7 +337,11 @@ impl Observer for Progress {
                         .unwrap_or_default()
                 );
             }
-            Event::AttemptFailed { attempt, reason } => {
+            Event::AttemptFinished {
+                attempt,
+                outcome,
+                reason: Some(reason),
+            } if *outcome != AttemptOutcome::Passed => {
                 let _ = writeln!(std::io::stderr(), "  attempt {attempt} failed: {reason}");
             }
             _ => {}
