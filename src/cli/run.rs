@@ -120,6 +120,11 @@ fn load_spec(args: &RunArgs) -> Result<LoadedSpec> {
 
 /// Runs `fixci run`; returns the exit code.
 pub fn execute(args: RunArgs) -> Result<u8> {
+    // From here on a signal is noted, not fatal: the engine stops cleanly (exit 130) whether
+    // the run directory exists yet or not.
+    if !args.dry_run {
+        install_signal_handlers();
+    }
     let mut loaded = load_spec(&args)?;
     if let Some(m) = &args.model {
         loaded.spec.model = Some(m.clone());
@@ -163,7 +168,6 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         out!("{}", engine::dry_run::plan(req)?);
         return Ok(exit_codes::SUCCESS);
     }
-    install_signal_handlers();
     let mut progress = Progress::new();
     let outcome = engine::run(req, &mut progress);
     progress.finish();

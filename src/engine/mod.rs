@@ -111,11 +111,13 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     }
     .and_then(|d| d.failures.first().map(|f| f.test.clone()));
     let slug = workspace::run_slug(spec, first_failure.as_deref());
-    let run_id = format!(
-        "{}_{}",
-        chrono::Local::now().format("%Y-%m-%d_%H-%M-%S"),
-        slug
-    );
+    let run_id = new_run_id(&slug);
+    // A signal before anything is written ends the run here, leaving nothing behind.
+    if req.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Error::interrupted(
+            "interrupted before the run started; nothing was written",
+        ));
+    }
     let run_dir = RunDir::create(&req.out_dir, &run_id)?;
     let run_id = run_dir.id();
 
@@ -186,6 +188,21 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     let mut env = make_env(req, run_dir, started, total, false);
     env.prefetched = prefetched;
     drive(env, st, observer)
+}
+
+/// A run id: the local start time to the second, the slug, then 6 hex digits from the clock's
+/// nanoseconds and the process id, so that runs started in the same second (by any process,
+/// with any `--out`) get different ids, and so different names in the repository.
+fn new_run_id(slug: &str) -> String {
+    let now = chrono::Local::now();
+    let nanos = now.timestamp_subsec_nanos() as u64;
+    let mix = (nanos ^ (u64::from(std::process::id()) << 20)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!(
+        "{}_{}_{:06x}",
+        now.format("%Y-%m-%d_%H-%M-%S"),
+        slug,
+        (mix >> 40) & 0xff_ffff
+    )
 }
 
 fn make_env(
@@ -425,18 +442,26 @@ fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
             continue;
         }
         if env.cancelled() && !def.always {
-            rec.stop(Status::Interrupted, "interrupted");
+            rec.stop(Status::Interrupted, &interrupted_at(&def.id));
             continue;
         }
         if def.kind == StageKind::Attempts {
             if let Err(e) = attempts(env, rec, def) {
-                rec.stop(Status::Failed, &e.message);
-                deferred = Some(e);
+                if env.cancelled() {
+                    rec.stop(Status::Interrupted, &interrupted_at(&def.id));
+                } else {
+                    rec.stop(Status::Failed, &e.message);
+                    deferred = Some(e);
+                }
             }
             continue;
         }
         match run_stage(env, rec, def, None) {
             Ok(r) if matches!(r.status, StageStatus::Passed | StageStatus::Skipped) => {}
+            // A stage cut short by a signal did not fail: the run stops resumable there.
+            _ if env.cancelled() && !def.always => {
+                rec.stop(Status::Interrupted, &interrupted_at(&def.id));
+            }
             Ok(r) => {
                 let reason = def.fail_reason.clone().unwrap_or_else(|| {
                     format!("stage `{}` {}: {}", def.id, r.status.as_str(), r.summary)
@@ -504,7 +529,7 @@ fn attempt_loop(
     }
     for n in first..=max {
         if env.cancelled() {
-            rec.stop(Status::Interrupted, "interrupted");
+            rec.stop(Status::Interrupted, &interrupted_at(&def.id));
             return Ok(());
         }
         if n > 1 {
@@ -535,7 +560,16 @@ fn attempt_loop(
         });
         let mut failure: Option<(AttemptOutcome, String)> = None;
         for sub in subs {
-            let r = run_stage(env, rec, sub, Some(n))?;
+            let r = run_stage(env, rec, sub, Some(n));
+            // A stage cut short by a signal is no failure of the attempt: the attempt stays
+            // `running` and a resume redoes it from a clean worktree.
+            if env.cancelled()
+                && !matches!(&r, Ok(r) if matches!(r.status, StageStatus::Passed | StageStatus::Skipped))
+            {
+                rec.stop(Status::Interrupted, &interrupted_at(&sub.id));
+                return Ok(());
+            }
+            let r = r?;
             if !matches!(r.status, StageStatus::Passed | StageStatus::Skipped) {
                 failure = Some((
                     r.status.into(),
@@ -544,7 +578,7 @@ fn attempt_loop(
                 break;
             }
             if env.cancelled() {
-                rec.stop(Status::Interrupted, "interrupted");
+                rec.stop(Status::Interrupted, &interrupted_at(&sub.id));
                 return Ok(());
             }
         }
@@ -576,6 +610,11 @@ fn attempt_loop(
         ),
     );
     Ok(())
+}
+
+/// The reason of a run stopped by a signal at (or just before) stage `id`.
+fn interrupted_at(id: &str) -> String {
+    format!("interrupted at {id}")
 }
 
 /// Commits on the fix branch not made by fixci, as `id by Name <email>`.
@@ -648,10 +687,15 @@ fn run_stage(
         )
     };
     let duration = t0.elapsed();
-    let (status, summary, agent_report, refused) = match &result {
+    let (mut status, mut summary, agent_report, refused) = match &result {
         Ok(r) => (r.status, r.summary.clone(), r.agent_report.clone(), r.refused),
         Err(e) => (StageStatus::Error, e.message.clone(), None, false),
     };
+    // What a stage cut short by a signal produced says nothing about the run.
+    if env.cancelled() && !matches!(status, StageStatus::Passed | StageStatus::Skipped) {
+        status = StageStatus::Interrupted;
+        summary = format!("interrupted ({summary})");
+    }
     rec.emit(Event::StageFinished {
         stage: def.id.clone(),
         kind: def.kind,

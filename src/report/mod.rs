@@ -102,7 +102,10 @@ pub fn summary(st: &RunState) -> String {
             "The run ended without a fix: {}.",
             st.reason.as_deref().unwrap_or("see the stages below")
         ),
-        Status::Interrupted => "The run was interrupted; it can be resumed.".into(),
+        Status::Interrupted => format!(
+            "The run was {}; it can be resumed from there.",
+            st.reason.as_deref().unwrap_or("interrupted")
+        ),
         Status::Running => "The run has not finished.".into(),
     }
 }
@@ -477,7 +480,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     let next = match st.status {
         Status::Success => "Review the fix diff, then publish the branch (see Pull request).".to_string(),
         Status::Escalated => "Read the attempts' diffs and verification output above; fix by hand or re-run with a different prompt or agent.".into(),
-        Status::Failed => "Check the reproduction: give a more specific prompt, an `existing-test-path`, or a longer `reproduce` budget.".into(),
+        Status::Failed => failed_next_step(st),
         _ => format!("Resume with `fixci resume {}`.", st.run_id),
     };
     let _ = writeln!(m, "{next}\n");
@@ -496,6 +499,27 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         m.push('\n');
     }
     m
+}
+
+/// What to do after a run that ended without a fix: a longer budget only when a stage ran out
+/// of its budget; when fixci itself could not do a stage's job (a stage `error`: a missing
+/// program, git or disk), fix that first; otherwise, help the reproduction.
+fn failed_next_step(st: &RunState) -> String {
+    use crate::run_dir::StageStatus;
+    let last = st.stages.iter().rev().find(|s| {
+        !matches!(s.status, StageStatus::Passed | StageStatus::Skipped)
+    });
+    match last {
+        Some(s) if s.status == StageStatus::Error => format!(
+            "fixci could not run stage `{}` ({}); fix that, then start the run again.",
+            s.id, s.summary
+        ),
+        Some(s) if s.status == StageStatus::Timeout => format!(
+            "Stage `{}` ran out of its budget: give it a longer one (`budgets` in the spec), or a more specific prompt.",
+            s.id
+        ),
+        _ => "Check the reproduction: give a more specific prompt or an `existing-test-path`.".into(),
+    }
 }
 
 fn short(c: &str) -> String {

@@ -52,6 +52,8 @@ pub enum StageStatus {
     Timeout,
     Skipped,
     Error,
+    /// Cut short by SIGINT/SIGTERM (`fixci kill`); a resume runs the stage again.
+    Interrupted,
 }
 
 impl StageStatus {
@@ -63,6 +65,7 @@ impl StageStatus {
             StageStatus::Timeout => "timeout",
             StageStatus::Skipped => "skipped",
             StageStatus::Error => "error",
+            StageStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -308,6 +311,7 @@ impl From<StageStatus> for AttemptOutcome {
             StageStatus::Timeout => AttemptOutcome::Timeout,
             StageStatus::Skipped => AttemptOutcome::Skipped,
             StageStatus::Error => AttemptOutcome::Error,
+            StageStatus::Interrupted => AttemptOutcome::Running,
         }
     }
 }

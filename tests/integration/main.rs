@@ -8,6 +8,7 @@ mod faults;
 mod flaky;
 mod forge;
 mod ladder;
+mod lifecycle;
 mod logs;
 mod replay;
 mod replay_report;
