@@ -103,6 +103,9 @@ pub struct Plan {
     /// Why a forge token is needed (the spec has a run URL or an issue); `None`: a token is
     /// optional (without one a run ends with an offline PR proposal).
     pub token_needed: Option<String>,
+    /// Check for a token at all: without a spec (any use), or when the spec uses GitHub (a
+    /// `url`, an `issue`, or a PR stage for a repository with a GitHub remote).
+    pub check_token: bool,
 }
 
 static NEVER_CANCELLED: AtomicBool = AtomicBool::new(false);
@@ -139,6 +142,7 @@ pub fn plan_without_spec(agents: &[String]) -> Result<Plan, Error> {
             need: Need::No,
         }],
         token_needed: None,
+        check_token: true,
     })
 }
 
@@ -235,10 +239,38 @@ pub fn plan_for_spec(
     } else {
         None
     };
+    let check_token = token_needed.is_some() || opens_pr_on_github(&spec, &pipeline);
     Ok(Plan {
         agents: targets,
         runners,
         token_needed,
+        check_token,
+    })
+}
+
+/// True when the pipeline opens a PR and the spec's repository is on GitHub (a GitHub URL, or a
+/// local repository with a `github.com` remote).
+fn opens_pr_on_github(spec: &LoadedSpec, p: &pipeline::Loaded) -> bool {
+    if !p.all_stages().iter().any(|s| s.kind == StageKind::OpenPr) {
+        return false;
+    }
+    let Ok(source) = crate::run_dir::workspace::resolve_repo(spec, None, false) else {
+        return false;
+    };
+    if source.source.contains("github.com") {
+        return true;
+    }
+    let Ok(repo) = git2::Repository::open(&source.root) else {
+        return false;
+    };
+    let Ok(names) = repo.remotes() else {
+        return false;
+    };
+    (0..names.len()).filter_map(|i| names.get(i).ok().flatten()).any(|n| {
+        repo.find_remote(n)
+            .ok()
+            .and_then(|r| r.url().ok().map(|u| u.contains("github.com")))
+            .unwrap_or(false)
     })
 }
 
@@ -264,7 +296,9 @@ pub fn run(plan: &Plan, timeout: Duration) -> Vec<Check> {
             checks.push(runner_check(r));
         }
     }
-    checks.push(token_check(plan.token_needed.as_deref(), timeout));
+    if plan.check_token {
+        checks.push(token_check(plan.token_needed.as_deref(), timeout));
+    }
     checks
 }
 

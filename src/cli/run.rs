@@ -118,6 +118,50 @@ fn load_spec(args: &RunArgs) -> Result<LoadedSpec> {
     spec::load(&path)
 }
 
+/// The run request for `loaded`: its pipeline (`pipeline_flag`, else chosen by the spec;
+/// searched next to the spec and in its repository), its agent (`agent_flag`, the spec's, the
+/// pipeline's default), `repo_flag`, run directories under `out_dir`. Shared by `fixci run` and
+/// `fixci validate`.
+///
+/// Errors (exit 2): an unknown pipeline or agent.
+pub fn request(
+    loaded: LoadedSpec,
+    pipeline_flag: Option<&str>,
+    agent_flag: Option<&str>,
+    repo_flag: Option<&str>,
+    out_dir: PathBuf,
+) -> Result<RunRequest> {
+    let mut dirs = vec![loaded.dir.clone()];
+    if let Some(r) = repo_flag.or(loaded.spec.repo.as_deref()) {
+        if !spec::is_remote_url(r) && !r.ends_with(".bundle") {
+            dirs.push(loaded.dir.join(r));
+        }
+    }
+    let pipeline = pipeline::select(&loaded, pipeline_flag, &dirs)?;
+    for n in pipeline.pipeline.notes() {
+        errln!("note: pipeline `{}`: {n}", pipeline.pipeline.name);
+    }
+    let agent = agent::resolve(
+        agent_flag,
+        loaded.spec.agent.as_ref(),
+        pipeline.pipeline.defaults.agent.as_deref(),
+        loaded.spec.model.as_deref(),
+        &loaded.dir,
+    )?;
+    Ok(RunRequest {
+        spec: loaded,
+        pipeline,
+        agent,
+        repo_flag: repo_flag.map(str::to_string),
+        agent_flag: agent_flag.map(str::to_string),
+        api_url: None,
+        out_dir,
+        no_pr: false,
+        cancel: &CANCEL,
+        template_roots: Vec::new(),
+    })
+}
+
 /// Runs `fixci run`; returns the exit code.
 pub fn execute(args: RunArgs) -> Result<u8> {
     // From here on a signal is noted, not fatal: the engine stops cleanly (exit 130) whether
@@ -133,37 +177,16 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     if let Some(i) = &args.issue {
         loaded.spec.issue = Some(i.clone());
     }
-    let mut dirs = vec![loaded.dir.clone()];
-    if let Some(r) = args.repo.as_ref().or(loaded.spec.repo.as_ref()) {
-        if !spec::is_remote_url(r) && !r.ends_with(".bundle") {
-            dirs.push(loaded.dir.join(r));
-        }
-    }
-    let pipeline = pipeline::select(&loaded, args.pipeline.as_deref(), &dirs)?;
-    for n in pipeline.pipeline.notes() {
-        errln!("note: pipeline `{}`: {n}", pipeline.pipeline.name);
-    }
-    let agent = agent::resolve(
-        args.agent.as_deref(),
-        loaded.spec.agent.as_ref(),
-        pipeline.pipeline.defaults.agent.as_deref(),
-        loaded.spec.model.as_deref(),
-        &loaded.dir,
-    )?;
     let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("outputs"));
-    let out_dir = spec::absolute(&out_dir);
-    let req = RunRequest {
-        spec: loaded,
-        pipeline,
-        agent,
-        repo_flag: args.repo.clone(),
-        agent_flag: args.agent.clone(),
-        api_url: args.api_url.clone(),
-        out_dir,
-        no_pr: args.no_pr,
-        cancel: &CANCEL,
-        template_roots: Vec::new(),
-    };
+    let mut req = request(
+        loaded,
+        args.pipeline.as_deref(),
+        args.agent.as_deref(),
+        args.repo.as_deref(),
+        spec::absolute(&out_dir),
+    )?;
+    req.api_url = args.api_url.clone();
+    req.no_pr = args.no_pr;
     if args.dry_run {
         out!("{}", engine::dry_run::plan(req)?);
         return Ok(exit_codes::SUCCESS);

@@ -35,6 +35,23 @@ fn is_case(path: &Path) -> bool {
 }
 
 /// Runs `fixci validate`; returns the exit code.
+/// The checks `fixci run --dry-run` makes before anything is written (see
+/// [`crate::engine::preflight::without_writing`]): the pipeline is known, the ladders resolve,
+/// and, when the repository is reachable, base, commit and `existing-test-path`. Missing
+/// programs and checks that could not run are printed as notes.
+fn preflight_spec(loaded: crate::spec::LoadedSpec) -> Result<()> {
+    let name = loaded.path.display().to_string();
+    let req = super::run::request(loaded, None, None, None, std::path::PathBuf::from("outputs"))?;
+    let found = crate::engine::preflight::without_writing(&req)?;
+    for e in &found.missing {
+        errln!("note: {name}: {} (`fixci run` would stop here, exit 3)", e.message);
+    }
+    for c in &found.not_checked {
+        errln!("note: {name}: not checked: {c}");
+    }
+    Ok(())
+}
+
 pub fn execute(args: ValidateArgs) -> Result<u8> {
     let mut bad = 0;
     for f in &args.files {
@@ -50,7 +67,7 @@ pub fn execute(args: ValidateArgs) -> Result<u8> {
                 }),
             )
         } else {
-            ("job spec", spec::load(f).map(|_| ()))
+            ("job spec", spec::load(f).and_then(preflight_spec))
         };
         match r {
             Ok(()) => outln!("ok: {} ({what})", f.display()),

@@ -19,6 +19,7 @@ use crate::spec::LogsInput;
 pub fn plan(req: RunRequest) -> Result<String, Error> {
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), false)?;
+    let findings = super::preflight::without_writing(&req)?;
     let logs = match &spec.logs {
         LogsInput::Inline(t) => Some(LogsState {
             path: Some(PathBuf::from("<run dir>/stages/fetch-logs/ci.log")),
@@ -47,6 +48,15 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     };
     let total = pipeline::total_budget(spec, &p.pipeline);
     let _ = writeln!(out, "dry run: nothing is created, cloned or changed\n");
+    for e in &findings.missing {
+        let _ = writeln!(out, "pre-flight: FAIL {} (`fixci run` would stop here, exit 3)", e.message);
+    }
+    for c in &findings.not_checked {
+        let _ = writeln!(out, "pre-flight: not checked: {c}");
+    }
+    if !findings.missing.is_empty() || !findings.not_checked.is_empty() {
+        out.push('\n');
+    }
     let _ = writeln!(out, "job spec:   {}", spec.path.display());
     let _ = writeln!(
         out,

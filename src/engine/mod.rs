@@ -8,6 +8,7 @@
 
 pub mod dry_run;
 pub mod ladder;
+pub mod preflight;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,20 +47,13 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     let started = Instant::now();
     // A bad attempt ladder stops the run before anything is cloned or written.
     ladder::check(&req)?;
+    // Every program the plan starts exists, before anything is cloned or written.
+    preflight::programs(&req)?;
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), true)?;
     let repo = vcs::open(&source.root)
         .or_else(|_| vcs::discover(&source.root))
         .map_err(|e| Error::infra("cannot open the target repository").source(e))?;
-    let base_commit = vcs::resolve_commit(&repo, &spec.spec.base).map_err(|e| {
-        Error::usage(format!(
-            "base branch `{}` not found in `{}`",
-            spec.spec.base,
-            source.root.display()
-        ))
-        .source(e)
-        .hint("set `base` in the spec to the branch the fix should be cut from")
-    })?;
     // A run URL is fetched first: a run still in progress is refused before anything is written.
     let prefetched = match &spec.logs {
         crate::spec::LogsInput::Url(u) => Some(forge_inputs::prefetch(u, req.api_url.as_deref())?),
@@ -74,32 +68,8 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
         .as_ref()
         .and_then(|p| git2::Oid::from_str(&p.run.head_sha).ok())
         .filter(|oid| repo.find_commit(*oid).is_ok());
-    let start_commit = match &spec.spec.commit {
-        Some(c) => vcs::resolve_commit(&repo, c)
-            .map_err(|e| Error::usage(format!("commit `{c}` not found")).source(e))?,
-        None => head.unwrap_or(base_commit),
-    };
-    if let Some(t) = &spec.spec.existing_test_path {
-        let tree = repo
-            .find_commit(start_commit)
-            .and_then(|c| c.tree())
-            .map_err(|e| Error::infra("cannot read the start commit").source(e))?;
-        if let Some(link) = symlink_in_tree(&repo, &tree, t) {
-            return Err(Error::usage(format!("invalid job spec `{}`", spec.path.display()))
-                .detail(format!("/existing-test-path: `{t}` goes through the symlink `{link}`; give the real path inside the repository")));
-        }
-        if tree.get_path(Path::new(t)).is_err() {
-            return Err(
-                Error::usage(format!("invalid job spec `{}`", spec.path.display())).detail(
-                    format!(
-                        "/existing-test-path: `{t}` does not exist in `{}` at {}",
-                        source.root.display(),
-                        &start_commit.to_string()[..10]
-                    ),
-                ),
-            );
-        }
-    }
+    let commits = preflight::repository(spec, &repo, &source.root, head)?;
+    let (base_commit, start_commit) = (commits.base, commits.start);
 
     // The distilled log names the run; distilling a local log here is cheap and pure.
     let first_failure = match &spec.logs {
@@ -247,6 +217,7 @@ pub fn resume(
     observer: &mut dyn Listener,
 ) -> Result<Outcome, Error> {
     ladder::check(&req)?;
+    preflight::programs(&req)?;
     let st = run_dir.load_state()?;
     if !matches!(st.status, Status::Running | Status::Interrupted) {
         return Err(Error::usage(format!(
@@ -725,7 +696,7 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), Error> {
 
 /// The first component of `rel` that is a symlink in `tree`, if any: a path through a symlink
 /// may lead outside the repository.
-fn symlink_in_tree(repo: &git2::Repository, tree: &git2::Tree<'_>, rel: &str) -> Option<String> {
+fn symlink_in_tree(tree: &git2::Tree<'_>, rel: &str) -> Option<String> {
     let mut prefix = PathBuf::new();
     for c in Path::new(rel).components() {
         prefix.push(c);
@@ -737,6 +708,5 @@ fn symlink_in_tree(repo: &git2::Repository, tree: &git2::Tree<'_>, rel: &str) ->
             break;
         }
     }
-    let _ = repo;
     None
 }

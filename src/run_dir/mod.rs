@@ -62,11 +62,19 @@ impl RunDir {
     /// Errors: the folder cannot be created.
     pub fn create(out: &Path, run_id: &str) -> Result<RunDir, Error> {
         let base = out.join(run_id);
+        std::fs::create_dir_all(out).map_err(|e| io_error("create the run directory", out, e))?;
+        // `create_dir` is atomic: of two runs that pick the same name, one gets `-2`.
         let mut p = base.clone();
         let mut n = 2;
-        while p.exists() {
-            p = PathBuf::from(format!("{}-{n}", base.display()));
-            n += 1;
+        loop {
+            match std::fs::create_dir(&p) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    p = PathBuf::from(format!("{}-{n}", base.display()));
+                    n += 1;
+                }
+                Err(e) => return Err(io_error("create the run directory", &p, e)),
+            }
         }
         let dir = RunDir::new(p);
         std::fs::create_dir_all(dir.stages_dir())

@@ -200,3 +200,148 @@ fn two_runs_of_one_spec_started_together_with_different_out_both_complete() {
     }
     assert_ne!(ids[0], ids[1]);
 }
+
+/// A folder with only the programs a scripted run needs (git, sh, python3), for a `PATH` that
+/// has no agent CLI.
+fn bare_path(root: &Path) -> PathBuf {
+    let bin = root.join("bare-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for p in ["git", "sh", "python3"] {
+        let out = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .unwrap();
+        let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!found.is_empty(), "{p} not found");
+        std::os::unix::fs::symlink(found, bin.join(p)).unwrap();
+    }
+    bin
+}
+
+#[test]
+fn a_missing_agent_cli_is_exit_3_with_its_install_hint_and_nothing_written() {
+    let e = test_env();
+    let spec = pausing_job(&e.root, &e.repo);
+    let branches = git(&e.repo, &["branch", "--list"]);
+    let worktrees = git(&e.repo, &["worktree", "list"]);
+    let path = bare_path(&e.root);
+    let out = fixci()
+        .current_dir(&e.root)
+        .env("PATH", &path)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .args(["run", spec.to_str().unwrap(), "--agent", "claude", "--out"])
+        .arg(&e.out)
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`claude`"), "{err}");
+    assert!(err.contains("npm install -g @anthropic-ai/claude-code"), "{err}");
+    assert!(!e.out.exists(), "a run directory was written");
+    assert_eq!(git(&e.repo, &["branch", "--list"]), branches);
+    assert_eq!(git(&e.repo, &["worktree", "list"]), worktrees);
+
+    // A ladder attempt's agent is checked too, before anything is written.
+    let pipe = e.root.join("ladder.toml");
+    let builtin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/deterministic.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &pipe,
+        builtin.replace(
+            "max = \"spec.max_attempts or 3\"",
+            "max = 2\nagent = \"{{ '' if attempt.number == 1 else 'codex' }}\"",
+        ),
+    )
+    .unwrap();
+    let out = fixci()
+        .current_dir(&e.root)
+        .env("PATH", &path)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .args(["run", spec.to_str().unwrap(), "--pipeline"])
+        .arg(&pipe)
+        .arg("--out")
+        .arg(&e.out)
+        .assert()
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("codex") && err.contains("attempt 2"), "{err}");
+    assert!(!e.out.exists(), "a run directory was written");
+}
+
+#[test]
+fn validate_runs_the_repository_checks_of_a_dry_run() {
+    let e = test_env();
+    let spec = pausing_job(&e.root, &e.repo);
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let write = |name: &str, v: &Value| {
+        let p = e.root.join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p
+    };
+    let ok = write("ok.json", &v);
+    fixci().arg("validate").arg(&ok).assert().code(0);
+
+    v.as_object_mut().unwrap().remove("budgets");
+    v["existing-test-path"] = json!("tests/test_missing.py");
+    let missing = write("missing.json", &v);
+    for args in [vec!["validate", missing.to_str().unwrap()], vec!["run", missing.to_str().unwrap(), "--dry-run"]] {
+        let out = fixci().current_dir(&e.root).args(&args).assert().code(2).get_output().clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("/existing-test-path") && err.contains("tests/test_missing.py"), "{args:?}: {err}");
+    }
+    v["existing-test-path"] = json!("tests/test_stats.py");
+    v["url"] = json!("https://github.com/o/r/actions/runs/1");
+    v.as_object_mut().unwrap().remove("raw-logs");
+    fixci().arg("validate").arg(write("existing-with-url.json", &v)).assert().code(0);
+
+    v.as_object_mut().unwrap().remove("url");
+    v["pipeline"] = json!("no-such-pipeline");
+    let unknown = write("unknown.json", &v);
+    let out = fixci().arg("validate").arg(&unknown).assert().code(2).get_output().clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-pipeline"), "{err}");
+
+    // A repository not reachable without cloning: the checks that need it are named as not run.
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&ok).unwrap()).unwrap();
+    v["repo"] = json!("https://github.com/fixci-test/not-cloned.git");
+    let out = fixci()
+        .current_dir(&e.root)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .arg("validate")
+        .arg(write("remote.json", &v))
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not checked") && err.contains("existing-test-path"), "{err}");
+}
+
+#[test]
+fn doctor_checks_a_token_only_for_a_spec_that_uses_github() {
+    let e = test_env();
+    let spec = pausing_job(&e.root, &e.repo);
+    let doctor = || {
+        let out = fixci()
+            .current_dir(&e.root)
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GH_TOKEN")
+            .arg("doctor")
+            .arg(&spec)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = doctor();
+    assert!(out.contains("runner sh"), "{out}");
+    assert!(!out.contains("GitHub token"), "{out}");
+    // The same spec, its repository now on GitHub: the PR stage would use a token.
+    git(&e.repo, &["remote", "add", "origin", "https://github.com/o/r.git"]);
+    let out = doctor();
+    assert!(out.contains("GitHub token"), "{out}");
+}

@@ -472,11 +472,11 @@ fn a_missing_agent_binary_is_an_infrastructure_error_with_a_hint() {
     let err = run(&e, &spec, &[]).code(3).get_output().stderr.clone();
     let err = String::from_utf8(err).unwrap();
     assert!(
-        err.contains("cannot start agent") && err.contains("hint:"),
+        err.contains("`fixci-no-such-agent-cli` not found") && err.contains("hint:"),
         "{err}"
     );
-    // The run still ends with a report.
-    assert!(run_dir(&e.out).join("report.md").is_file());
+    // Pre-flight: found missing before anything is written.
+    assert!(!e.out.exists());
 }
 
 #[test]
