@@ -16,6 +16,7 @@ impl Stage for CommandStage {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         let mut cmd = CommandSpec::shell(&self.command, &worktree(cx.st)?);
         cmd.env_remove = test_env_remove(cx.env);
+        cmd.env = super::test_env(cx.env);
         let log = cx.dir.join("output.log");
         let f = process::run(
             &cmd,

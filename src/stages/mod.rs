@@ -135,6 +135,12 @@ pub(crate) fn worktree(st: &RunState) -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::infra("this run has no worktree"))
 }
 
+/// Variables set for test and command stages: the request's `env` (a replay case's `env` and
+/// `path`), empty outside replay.
+pub(crate) fn test_env(env: &RunEnv) -> Vec<(String, String)> {
+    env.req.env.clone()
+}
+
 /// The environment a test or user command runs with: the forge tokens and `secret-env` removed.
 pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
     crate::agent::scrubbed_env(&env.spec().spec.secret_env)

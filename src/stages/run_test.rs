@@ -64,6 +64,7 @@ impl Stage for RunTest {
             }
             let mut cmd = CommandSpec::shell(&repro.command, &wt);
             cmd.env_remove = test_env_remove(cx.env);
+            cmd.env = super::test_env(cx.env);
             let log = cx.dir.join(format!("run-{k}.log"));
             let f = process::run(
                 &cmd,
@@ -183,6 +184,7 @@ impl RunTest {
             cx.dir.join("stress"),
         );
         cfg.env_remove = test_env_remove(cx.env);
+        cfg.env = super::test_env(cx.env);
         cfg.duration = Some(cx.budget);
         cfg.grace = cx.env.grace.min(std::time::Duration::from_secs(2));
         cfg.per_run_timeout = cx.budget;

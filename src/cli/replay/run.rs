@@ -122,6 +122,13 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let cases = case::load_corpus(&args.cases)?;
     let gold = args.agent.as_deref() == Some("gold");
     let variants: Vec<Variant> = if gold {
+        if let Some(v) = args.variants.first() {
+            return Err(Error::usage(format!(
+                "`--variant {}` cannot be used with `--agent gold`",
+                v.display()
+            ))
+            .hint("the gold check applies each case's gold patch with no agent, prompt or pipeline: drop `--variant`"));
+        }
         vec![Variant::gold()]
     } else {
         if args.variants.is_empty() {
