@@ -112,8 +112,10 @@ pub fn classify(termination: &Termination, output: &str) -> FailureKind {
         return FailureKind::MissingRunner(l);
     }
     if COLLECTION.is_match(output) {
+        // The last import-time error is the cause (unittest prints its own ImportError first).
         let line = IMPORT_LINE
-            .captures(output)
+            .captures_iter(output)
+            .last()
             .map(|c| c[1].trim().to_string())
             .or_else(|| first_match(&COLLECTION))
             .unwrap_or_default();
@@ -121,7 +123,7 @@ pub fn classify(termination: &Termination, output: &str) -> FailureKind {
     }
     // No runner summary and an import-time error: the test module never loaded.
     if !RAN_TESTS.is_match(output) {
-        if let Some(c) = IMPORT_LINE.captures(output) {
+        if let Some(c) = IMPORT_LINE.captures_iter(output).last() {
             return FailureKind::Collection(c[1].trim().to_string());
         }
     }
@@ -168,7 +170,10 @@ mod tests {
             &exit(1),
             "E\n======\nERROR: test_x (unittest.loader._FailedTest.test_x)\nImportError: Failed to import test module: test_x\nTraceback ...\nModuleNotFoundError: No module named 'yaml'\n\nRan 1 test in 0.000s\n\nFAILED (errors=1)\n",
         );
-        assert_eq!(k.label(), "collection-error");
+        assert_eq!(
+            k,
+            FailureKind::Collection("ModuleNotFoundError: No module named 'yaml'".into())
+        );
         let k = classify(&exit(5), "\nno tests ran in 0.01s\n");
         assert_eq!(k, FailureKind::NoTestsRan);
         let k = classify(&exit(5), "\n----\nRan 0 tests in 0.000s\n\nNO TESTS RAN\n");
