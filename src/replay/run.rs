@@ -705,9 +705,11 @@ fn setup(opts: &Options<'_>, item: &Item, case: &Case, repo: &Path, rec: &mut Re
 /// at most `qualify-runs` times (flaky case), and must fail, for the code's reason (not an
 /// import or collection error), and for a deterministic case in every run and the same way;
 /// the pass-to-pass commands must pass. Then the gold patch must hold a change and apply, and
-/// every fail-to-pass and pass-to-pass command must pass every run: `qualify-runs` runs for a
-/// deterministic case; for a flaky one `max(check-runs, N)` with N = ceil(ln 0.05 / ln(1 - p0))
-/// and p0 the lowest failure rate measured before the patch ([`crate::stats::runs_needed`]).
+/// every fail-to-pass command must pass every run: `qualify-runs` runs for a deterministic case;
+/// for a flaky one `max(check-runs, N)` with N = ceil(ln 0.05 / ln(1 - p0)) and p0 the lowest
+/// failure rate measured before the patch ([`crate::stats::runs_needed`]). The pass-to-pass
+/// commands run `max(check-runs, 3)` times (no more than the fail-to-pass ones) before and
+/// after the patch and must pass every run.
 /// Each finding is a flag; a record is `resolved` only without flags.
 fn run_gold(opts: &Options<'_>, item: &Item, case: &Case, rec: &mut Record) -> Result<(), Error> {
     let work = work_dir(&opts.out, &item.key);
@@ -796,7 +798,9 @@ fn run_gold(opts: &Options<'_>, item: &Item, case: &Case, rec: &mut Record) -> R
         };
         case.check_runs.max(needed)
     };
-    let (p2p_before, t1) = checker.run(&case.pass_to_pass, Runs::all(after))?;
+    // Pass-to-pass commands only have to pass: `check-runs` runs (at least 3) before and after.
+    let p2p_runs = after.min(case.check_runs.max(3));
+    let (p2p_before, t1) = checker.run(&case.pass_to_pass, Runs::all(p2p_runs))?;
     rec.agent_and_tests_s += t1;
     for m in &p2p_before {
         let c = &m.check;
@@ -848,7 +852,7 @@ fn run_gold(opts: &Options<'_>, item: &Item, case: &Case, rec: &mut Record) -> R
     }
     rec.funnel.fixed = true;
     let (f2p, t2) = checker.run(&case.fail_to_pass, Runs::all(after))?;
-    let (p2p, t3) = checker.run(&case.pass_to_pass, Runs::all(after))?;
+    let (p2p, t3) = checker.run(&case.pass_to_pass, Runs::all(p2p_runs))?;
     rec.agent_and_tests_s += t2 + t3;
     let (f2p, p2p) = (checks(f2p), checks(p2p));
     for c in &f2p {

@@ -104,6 +104,7 @@ pub fn run(def: &StageDef, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> 
             restore: def.restore_test.unwrap_or(false),
             mode: def.mode.unwrap_or(crate::pipeline::RunMode::Repeat),
             alpha: def.alpha.unwrap_or(0.05),
+            until_failures: def.until_failures,
         }),
         StageKind::GitBranch => Box::new(git_branch::GitBranch),
         StageKind::GitCommit => Box::new(git_commit::GitCommit),

@@ -25,6 +25,8 @@ pub struct RunTest {
     pub mode: RunMode,
     /// Stress verification: probability that an ineffective fix passes.
     pub alpha: f64,
+    /// Stress confirmation: stop once this many failures were seen.
+    pub until_failures: Option<u64>,
 }
 
 impl Stage for RunTest {
@@ -205,6 +207,7 @@ impl RunTest {
         let planned = match self.expect {
             Expect::Fail => {
                 cfg.runs = Some(cx.env.count(self.runs.as_ref(), 400, "`runs`")?);
+                cfg.until_failures = self.until_failures;
                 cfg.runs.unwrap_or(400)
             }
             Expect::Pass => {
