@@ -69,7 +69,9 @@ fn kind_of(path: &Path) -> Kind {
     }
     let schema: serde_json::Value =
         serde_json::from_str(crate::replay::variant::VARIANT_SCHEMA).expect("valid schema");
-    let variant_keys = schema["properties"].as_object().expect("schema has properties");
+    let variant_keys = schema["properties"]
+        .as_object()
+        .expect("schema has properties");
     if !keys.is_empty()
         && !has("prompt")
         && !has("deterministic")

@@ -62,6 +62,48 @@ impl Default for Environment {
     }
 }
 
+/// A shell command of a replay item, ready to run: where, with which variables set and removed,
+/// within which budget (2 s grace between SIGTERM and SIGKILL).
+pub(crate) struct ItemCommand<'a> {
+    /// Working directory (the item's clone).
+    pub cwd: &'a Path,
+    /// Variables set ([`Environment::process_vars`]).
+    pub env: &'a [(String, String)],
+    /// Variables removed (forge tokens, the spec's `secret-env`).
+    pub env_remove: &'a [String],
+    /// Budget of one run.
+    pub budget: Duration,
+    /// Set by the signal handler.
+    pub cancel: &'static AtomicBool,
+}
+
+impl ItemCommand<'_> {
+    /// Runs `script` with `sh -c`, its combined output to `log` (truncated first).
+    ///
+    /// Errors (exit 3): the shell cannot be started; `what` names the command in the message.
+    pub(crate) fn run(
+        &self,
+        script: &str,
+        log: &Path,
+        what: &str,
+    ) -> Result<process::Finished, Error> {
+        let mut spec = CommandSpec::shell(script, self.cwd);
+        spec.env = self.env.to_vec();
+        spec.env_remove = self.env_remove.to_vec();
+        process::run(
+            &spec,
+            &OutputTo::Combined(log.to_path_buf()),
+            Limits {
+                budget: self.budget,
+                grace: Duration::from_secs(2),
+            },
+            Some(self.cancel),
+            &mut |_| {},
+        )
+        .map_err(|e| Error::infra(format!("cannot run {what}`{script}`")).source(e))
+    }
+}
+
 /// One setup command as it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SetupRun {
@@ -127,7 +169,8 @@ impl Environment {
             .cloned()
             .or_else(|| inherited_path.map(str::to_owned));
         if !self.path.is_empty() || self.env.contains_key("PATH") {
-            let mut parts: Vec<String> = self.path.iter().map(|p| p.display().to_string()).collect();
+            let mut parts: Vec<String> =
+                self.path.iter().map(|p| p.display().to_string()).collect();
             parts.extend(base.filter(|b| !b.is_empty()));
             vars.push(("PATH".into(), parts.join(":")));
         }
@@ -161,22 +204,17 @@ impl Environment {
         }
         let mut all = std::fs::File::create(log).map_err(|e| io_error("create", log, e))?;
         let one = log.with_extension("one.log");
+        let vars = self.process_vars();
+        let runner = ItemCommand {
+            cwd,
+            env: &vars,
+            env_remove,
+            budget: self.setup_budget,
+            cancel,
+        };
         for c in &self.setup {
-            let mut spec = CommandSpec::shell(c, cwd);
-            spec.env = self.process_vars();
-            spec.env_remove = env_remove.to_vec();
             let started = Instant::now();
-            let f = process::run(
-                &spec,
-                &OutputTo::Combined(one.clone()),
-                Limits {
-                    budget: self.setup_budget,
-                    grace: Duration::from_secs(2),
-                },
-                Some(cancel),
-                &mut |_| {},
-            )
-            .map_err(|e| Error::infra(format!("cannot run setup command `{c}`")).source(e))?;
+            let f = runner.run(c, &one, "setup command ")?;
             let output = std::fs::read(&one).unwrap_or_default();
             let _ = std::fs::remove_file(&one);
             let ended = f.termination.describe();

@@ -63,9 +63,8 @@ static NO_MODULE_RUNNER: LazyLock<Regex> = LazyLock::new(|| {
     // quotes, unlike the ModuleNotFoundError a test's own import raises).
     Regex::new(r"(?m)^\S*: No module named [A-Za-z_][\w.]*\s*$").expect("valid regex")
 });
-static CANT_OPEN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^\S*python\S*: can't open file .*$").expect("valid regex")
-});
+static CANT_OPEN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^\S*python\S*: can't open file .*$").expect("valid regex"));
 static NOT_FOUND: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^.*(?:not found|No such file or directory|command not found|Permission denied|cannot execute).*$")
         .expect("valid regex")
@@ -77,8 +76,10 @@ static COLLECTION: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 static IMPORT_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^(?:E\s+)?((?:ModuleNotFoundError|ImportError|SyntaxError|IndentationError): .*)$")
-        .expect("valid regex")
+    Regex::new(
+        r"(?m)^(?:E\s+)?((?:ModuleNotFoundError|ImportError|SyntaxError|IndentationError): .*)$",
+    )
+    .expect("valid regex")
 });
 static RAN_TESTS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)\b\d+ (?:passed|failed)\b|^Ran [1-9]\d* tests?\b|^(?:FAIL|ERROR): \w")
@@ -88,7 +89,8 @@ static NO_TESTS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)(?:^|\s)no tests ran\b|^Ran 0 tests\b|^NO TESTS RAN").expect("valid regex")
 });
 static ASSERTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^(?:E\s+)?(?:AssertionError\b|assert\s)|\bAssertionError:|^FAIL: ").expect("valid regex")
+    Regex::new(r"(?m)^(?:E\s+)?(?:AssertionError\b|assert\s)|\bAssertionError:|^FAIL: ")
+        .expect("valid regex")
 });
 static EXCEPTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^(?:E\s+)?(?:[a-z_][\w]*\.)*([A-Z]\w*(?:Error|Exception|Failure|Exit|Interrupt|Warning))\b(?::|$)")
@@ -127,7 +129,9 @@ pub fn classify(termination: &Termination, output: &str) -> FailureKind {
             return FailureKind::Collection(c[1].trim().to_string());
         }
     }
-    if NO_TESTS.is_match(output) || matches!(termination, Termination::Exited { code: 5 }) && output.contains("pytest") {
+    if NO_TESTS.is_match(output)
+        || matches!(termination, Termination::Exited { code: 5 }) && output.contains("pytest")
+    {
         return FailureKind::NoTestsRan;
     }
     if ASSERTION.is_match(output) {
@@ -150,9 +154,15 @@ mod tests {
     #[test]
     fn kinds_of_real_runner_output() {
         let k = classify(&exit(1), "/tmp/v/bin/python: No module named pytest\n");
-        assert_eq!(k, FailureKind::MissingRunner("/tmp/v/bin/python: No module named pytest".into()));
+        assert_eq!(
+            k,
+            FailureKind::MissingRunner("/tmp/v/bin/python: No module named pytest".into())
+        );
         let k = classify(&exit(127), "sh: 1: python: not found\n");
-        assert_eq!(k, FailureKind::MissingRunner("sh: 1: python: not found".into()));
+        assert_eq!(
+            k,
+            FailureKind::MissingRunner("sh: 1: python: not found".into())
+        );
         let k = classify(
             &exit(2),
             "python: can't open file '/r/test.py': [Errno 2] No such file or directory\n",
@@ -163,7 +173,10 @@ mod tests {
             &exit(2),
             "==== ERRORS ====\n___ ERROR collecting tests/test_x.py ___\nImportError while importing test module '/r/tests/test_x.py'.\nE   ModuleNotFoundError: No module named 'six'\n!!!! Interrupted: 1 error during collection !!!!\n",
         );
-        assert_eq!(k, FailureKind::Collection("ModuleNotFoundError: No module named 'six'".into()));
+        assert_eq!(
+            k,
+            FailureKind::Collection("ModuleNotFoundError: No module named 'six'".into())
+        );
         assert!(k.is_other_reason());
         // unittest: the module does not import.
         let k = classify(
@@ -194,7 +207,13 @@ mod tests {
             "E\n======\nERROR: test_y (t.T.test_y)\nTraceback:\nImportError: cannot import name 'z'\n\nRan 1 test in 0.001s\n\nFAILED (errors=1)\n",
         );
         assert_eq!(k, FailureKind::Exception("ImportError".into()));
-        assert_eq!(classify(&Termination::TimedOut { killed: false }, ""), FailureKind::Timeout);
-        assert_eq!(classify(&exit(1), "FAIL test_pick: expected a\n"), FailureKind::Other);
+        assert_eq!(
+            classify(&Termination::TimedOut { killed: false }, ""),
+            FailureKind::Timeout
+        );
+        assert_eq!(
+            classify(&exit(1), "FAIL test_pick: expected a\n"),
+            FailureKind::Other
+        );
     }
 }

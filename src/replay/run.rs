@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::case::{Case, content_hash};
-use super::env::Environment;
+use super::env::{Environment, ItemCommand};
 use super::kind::{self, FailureKind};
 use super::plan::{Plan, PlanItem, Shard};
 use super::record::{self, CommandCheck, Funnel, Record, StageTiming, Tokens, Verdict};
@@ -19,7 +19,7 @@ use crate::agent::{self, Agent};
 use crate::engine::{self, Event, Observer, RunRequest, RunState, Status};
 use crate::error::{Error, io_error};
 use crate::pipeline;
-use crate::process::{self, CommandSpec, Limits, OutputTo};
+use crate::process;
 use crate::spec::LoadedSpec;
 
 /// fixci's version, part of every record key.
@@ -555,7 +555,13 @@ struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    fn new(item: &Item, case: &Case, cwd: &'a Path, work: &Path, cancel: &'static AtomicBool) -> Self {
+    fn new(
+        item: &Item,
+        case: &Case,
+        cwd: &'a Path,
+        work: &Path,
+        cancel: &'static AtomicBool,
+    ) -> Self {
         Checker {
             cwd,
             scratch: work.join("checks"),
@@ -592,20 +598,14 @@ impl<'a> Checker<'a> {
                 if self.cancel.load(Ordering::SeqCst) {
                     return Err(Error::interrupted("replay interrupted"));
                 }
-                let mut spec = CommandSpec::shell(c, self.cwd);
-                spec.env = self.env.clone();
-                spec.env_remove = self.env_remove.clone();
-                let f = process::run(
-                    &spec,
-                    &OutputTo::Combined(log.clone()),
-                    Limits {
-                        budget: self.budget,
-                        grace: Duration::from_secs(2),
-                    },
-                    Some(self.cancel),
-                    &mut |_| {},
-                )
-                .map_err(|e| Error::infra(format!("cannot run `{c}`")).source(e))?;
+                let f = ItemCommand {
+                    cwd: self.cwd,
+                    env: &self.env,
+                    env_remove: &self.env_remove,
+                    budget: self.budget,
+                    cancel: self.cancel,
+                }
+                .run(c, &log, "")?;
                 if matches!(f.termination, process::Termination::Cancelled) {
                     return Err(Error::interrupted("replay interrupted"));
                 }
@@ -629,10 +629,8 @@ impl<'a> Checker<'a> {
                         FailureKind::Collection(l) if !l.is_empty() => format!(" ({l})"),
                         _ => String::new(),
                     };
-                    m.other_reason = Some(crate::redact::redact(&format!(
-                        "{}{detail}",
-                        kind.label()
-                    )));
+                    m.other_reason =
+                        Some(crate::redact::redact(&format!("{}{detail}", kind.label())));
                 }
                 *check.failure_kinds.entry(kind.label()).or_default() += 1;
                 check.output = crate::redact::redact(&process::tail(&log, 2000));
@@ -688,7 +686,13 @@ pub(crate) fn patch_is_empty(patch: &str) -> bool {
 
 /// Runs the case's and variant's setup commands in the item's clone (checked out at the case's
 /// commit), logging to `runs/<key>/setup.log`.
-fn setup(opts: &Options<'_>, item: &Item, case: &Case, repo: &Path, rec: &mut Record) -> Result<(), Error> {
+fn setup(
+    opts: &Options<'_>,
+    item: &Item,
+    case: &Case,
+    repo: &Path,
+    rec: &mut Record,
+) -> Result<(), Error> {
     let log = runs_dir(&opts.out, &item.key).join("setup.log");
     let env_remove = agent::scrubbed_env(&case.spec.spec.secret_env);
     let started = Instant::now();
@@ -847,7 +851,11 @@ fn run_gold(opts: &Options<'_>, item: &Item, case: &Case, rec: &mut Record) -> R
             &cloned.commit[..cloned.commit.len().min(10)],
             one_line(&why)
         ));
-        finish(rec, flags, "the gold patch does not apply at the case's commit");
+        finish(
+            rec,
+            flags,
+            "the gold patch does not apply at the case's commit",
+        );
         return Ok(());
     }
     rec.funnel.fixed = true;

@@ -25,7 +25,9 @@ pub fn check_against_repository(case: &Case) -> Result<(), Error> {
             } else {
                 "/repo"
             };
-            return Err(bad().detail(format!("{key}: {}", e.message)).details(e.details));
+            return Err(bad()
+                .detail(format!("{key}: {}", e.message))
+                .details(e.details));
         }
     };
     let short = &cloned.commit[..cloned.commit.len().min(10)];

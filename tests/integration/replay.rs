@@ -45,7 +45,8 @@ fn verdicts(out: &Path) -> BTreeMap<(String, String, u64), String> {
         .collect()
 }
 
-fn records(out: &Path) -> Vec<Value> {
+/// Every record of an output folder, sorted by key.
+pub(crate) fn records(out: &Path) -> Vec<Value> {
     let mut v: Vec<Value> = std::fs::read_dir(out.join("records"))
         .unwrap()
         .flatten()

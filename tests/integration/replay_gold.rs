@@ -33,7 +33,15 @@ fn make_case(root: &Path, d: &Def) -> (PathBuf, String) {
         std::fs::write(f, t).unwrap();
     }
     git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-q", "-m", &format!("{} at the failing commit", d.id)]);
+    git(
+        &src,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            &format!("{} at the failing commit", d.id),
+        ],
+    );
     let commit = git(&src, &["rev-parse", "HEAD"]).trim().to_string();
     for (p, t) in d.fix {
         std::fs::write(src.join(p), t).unwrap();
@@ -60,7 +68,12 @@ fn make_case(root: &Path, d: &Def) -> (PathBuf, String) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let test_path = d.files.iter().find(|(p, _)| p.starts_with("tests/")).unwrap().0;
+    let test_path = d
+        .files
+        .iter()
+        .find(|(p, _)| p.starts_with("tests/"))
+        .unwrap()
+        .0;
     std::fs::write(
         case.join("case.toml"),
         format!(
@@ -79,13 +92,9 @@ fn make_case(root: &Path, d: &Def) -> (PathBuf, String) {
     (case, root_commit)
 }
 
+/// The records sorted by (case, epoch).
 fn records(out: &Path) -> Vec<Value> {
-    let mut v: Vec<Value> = std::fs::read_dir(out.join("records"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap())
-        .collect();
+    let mut v = crate::replay::records(out);
     v.sort_by_key(|r| (r["case"].as_str().unwrap().to_string(), r["epoch"].as_u64()));
     v
 }
@@ -115,7 +124,10 @@ fn a_half_failing_test_declared_deterministic_is_flagged_in_every_epoch() {
         &Def {
             id: "flip",
             files: &[
-                ("lib.sh", "check() { [ $(($1 % 2)) -eq 0 ] || { echo \"AssertionError: odd run $1\"; exit 1; }; }\n"),
+                (
+                    "lib.sh",
+                    "check() { [ $(($1 % 2)) -eq 0 ] || { echo \"AssertionError: odd run $1\"; exit 1; }; }\n",
+                ),
                 ("tests/test_flip.sh", COUNTING),
                 ("tests/test_ok.sh", OK),
             ],
@@ -134,7 +146,12 @@ fn a_half_failing_test_declared_deterministic_is_flagged_in_every_epoch() {
         .arg(&out)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let recs = records(&out);
     assert_eq!(recs.len(), 3);
     for r in &recs {
@@ -146,7 +163,10 @@ fn a_half_failing_test_declared_deterministic_is_flagged_in_every_epoch() {
         assert!(flag.contains("failure rate 50.0%"), "{flag}");
         assert!(flag.contains("23.7%–76.3%"), "{flag}");
         let before = &r["fail_to_pass_before"][0];
-        assert_eq!((before["runs"].as_u64(), before["passed"].as_u64()), (Some(10), Some(5)));
+        assert_eq!(
+            (before["runs"].as_u64(), before["passed"].as_u64()),
+            (Some(10), Some(5))
+        );
         assert_eq!(before["failure_kinds"]["assertion"], 5, "{r}");
         assert_eq!(r["fail_to_pass"][0]["passed"], 10, "{r}");
     }
@@ -157,10 +177,7 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let counter = root.join("seven-count");
-    let seven_env = format!(
-        "env = {{ COUNTER = {:?} }}",
-        counter.display().to_string()
-    );
+    let seven_env = format!("env = {{ COUNTER = {:?} }}", counter.display().to_string());
     // The case's own tools folder, put on PATH by `path`.
     let bug = "value() { echo 1; }\n";
     let fixed = "value() { echo 2; }\n";
@@ -169,7 +186,11 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
         root,
         &Def {
             id: "a-sound",
-            files: &[("lib.sh", bug), ("tests/test_value.sh", test), ("tests/test_ok.sh", OK)],
+            files: &[
+                ("lib.sh", bug),
+                ("tests/test_value.sh", test),
+                ("tests/test_ok.sh", OK),
+            ],
             fix: &[("lib.sh", fixed)],
             f2p: &["case-runner tests/test_value.sh"],
             p2p: &["case-runner tests/test_ok.sh"],
@@ -185,14 +206,21 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
         "#!/bin/sh\n[ \"$GREETING\" = hello ] || { echo 'GREETING unset'; exit 9; }\n[ -f built.txt ] || { echo 'setup did not run'; exit 9; }\nexec sh \"$@\"\n",
     )
     .unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&runner).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&runner)
+        .status()
+        .unwrap();
     // A flaky case failing one run in seven: it needs its first failure, not a fixed count.
     make_case(
         root,
         &Def {
             id: "b-one-in-seven",
             files: &[
-                ("lib.sh", "check() { [ $(($1 % 7)) -ne 0 ] || { echo \"AssertionError: run $1\"; exit 1; }; }\n"),
+                (
+                    "lib.sh",
+                    "check() { [ $(($1 % 7)) -ne 0 ] || { echo \"AssertionError: run $1\"; exit 1; }; }\n",
+                ),
                 ("tests/test_seven.sh", COUNTING),
                 ("tests/test_ok.sh", OK),
             ],
@@ -211,7 +239,10 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
             files: &[
                 ("lib.sh", bug),
                 ("tests/test_value.sh", test),
-                ("tests/test_other.sh", "echo 'AssertionError: other is broken'; exit 1\n"),
+                (
+                    "tests/test_other.sh",
+                    "echo 'AssertionError: other is broken'; exit 1\n",
+                ),
             ],
             fix: &[("lib.sh", fixed)],
             f2p: &["sh tests/test_value.sh"],
@@ -228,7 +259,10 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
             files: &[
                 ("lib.sh", bug),
                 ("tests/__init__.py", ""),
-                ("tests/test_imp.py", "import fixci_absent_dependency\nimport unittest\n\n\nclass T(unittest.TestCase):\n    def test_x(self):\n        pass\n"),
+                (
+                    "tests/test_imp.py",
+                    "import fixci_absent_dependency\nimport unittest\n\n\nclass T(unittest.TestCase):\n    def test_x(self):\n        pass\n",
+                ),
             ],
             fix: &[("lib.sh", fixed)],
             f2p: &["python3 -m unittest -q tests.test_imp"],
@@ -250,7 +284,10 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
             extra: "qualify-runs = 3",
         },
     );
-    assert_eq!(std::fs::read_to_string(empty.join("gold.patch")).unwrap(), "");
+    assert_eq!(
+        std::fs::read_to_string(empty.join("gold.patch")).unwrap(),
+        ""
+    );
     // Test runners that are not there: a Python module and a program on no PATH folder.
     make_case(
         root,
@@ -301,7 +338,11 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
     // Infra errors (the missing runners, the failed setup) make the run exit 3.
     assert_eq!(o.status.code(), Some(3), "{stderr}");
     let recs = records(&out);
-    let by = |id: &str| recs.iter().find(|r| r["case"] == id).unwrap_or_else(|| panic!("{id}"));
+    let by = |id: &str| {
+        recs.iter()
+            .find(|r| r["case"] == id)
+            .unwrap_or_else(|| panic!("{id}"))
+    };
 
     let r = by("a-sound");
     assert_eq!(r["verdict"], "resolved", "{r}");
@@ -314,7 +355,10 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
     assert_eq!(r["repo"], sound_root.as_str(), "{r}");
     let key = r["key"].as_str().unwrap();
     let log = std::fs::read_to_string(out.join("runs").join(key).join("setup.log")).unwrap();
-    assert!(log.contains("$ echo preparing") && log.contains("preparing\n"), "{log}");
+    assert!(
+        log.contains("$ echo preparing") && log.contains("preparing\n"),
+        "{log}"
+    );
 
     let r = by("b-one-in-seven");
     assert_eq!(r["verdict"], "resolved", "{r}");
@@ -326,17 +370,29 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
 
     let r = by("c-broken-p2p");
     assert_eq!(r["verdict"], "unresolved", "{r}");
-    assert!(flag_names(r).contains(&"pass-to-pass-fails-before-fix".to_string()), "{r}");
+    assert!(
+        flag_names(r).contains(&"pass-to-pass-fails-before-fix".to_string()),
+        "{r}"
+    );
     assert_eq!(r["pass_to_pass_before"][0]["passed"], 0, "{r}");
 
     let r = by("d-import-error");
     // (Its "fix" does not make it import either.)
     assert_eq!(
         flag_names(r),
-        ["fail-to-pass-fails-for-another-reason", "gold-patch-does-not-resolve"],
+        [
+            "fail-to-pass-fails-for-another-reason",
+            "gold-patch-does-not-resolve"
+        ],
         "{r}"
     );
-    assert!(r["flags"][0].as_str().unwrap().contains("fixci_absent_dependency"), "{r}");
+    assert!(
+        r["flags"][0]
+            .as_str()
+            .unwrap()
+            .contains("fixci_absent_dependency"),
+        "{r}"
+    );
     assert_eq!(r["verdict"], "could-not-reproduce", "{r}");
     assert_eq!(r["funnel"]["reproduced"], false, "{r}");
 
@@ -347,7 +403,10 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
     for (id, needle) in [
         ("f-no-module", "No module named fixci_no_such_runner"),
         ("g-no-program", "fixci-missing-runner"),
-        ("h-bad-setup", "setup command `echo installing deps; exit 3` failed (exit 3"),
+        (
+            "h-bad-setup",
+            "setup command `echo installing deps; exit 3` failed (exit 3",
+        ),
     ] {
         let r = by(id);
         assert_eq!(r["verdict"], "infra-error", "{r}");
@@ -357,16 +416,35 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
 
     // The report: disqualified cases first, every case in the per-case table, one cluster per
     // repository although every bundle is named `repo.bundle`.
-    let rep = fixci().args(["replay", "report"]).arg(&out).output().unwrap();
-    assert!(rep.status.success(), "{}", String::from_utf8_lossy(&rep.stderr));
+    let rep = fixci()
+        .args(["replay", "report"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        rep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
     let md = String::from_utf8_lossy(&rep.stdout);
     assert!(md.contains("2 of 8 cases qualified"), "{md}");
-    let row = |id: &str| md.find(&format!("| {id} | ")).unwrap_or_else(|| panic!("{id}: {md}"));
-    for bad in ["c-broken-p2p", "d-import-error", "e-empty-gold", "f-no-module", "g-no-program", "h-bad-setup"] {
+    let row = |id: &str| {
+        md.find(&format!("| {id} | "))
+            .unwrap_or_else(|| panic!("{id}: {md}"))
+    };
+    for bad in [
+        "c-broken-p2p",
+        "d-import-error",
+        "e-empty-gold",
+        "f-no-module",
+        "g-no-program",
+        "h-bad-setup",
+    ] {
         assert!(row(bad) < row("a-sound"), "{bad} after a-sound: {md}");
     }
     assert!(md.contains("## Cases"), "{md}");
-    let json: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["variants"][0]["repos"], 5, "{json}");
     let q = &json["qualification"];
     assert_eq!(q[0]["qualified"], false);
@@ -380,7 +458,10 @@ fn validate_checks_cases_against_their_repository_and_variants_by_schema() {
         tmp.path(),
         &Def {
             id: "v",
-            files: &[("lib.sh", "value() { echo 1; }\n"), ("tests/test_value.sh", "exit 1\n")],
+            files: &[
+                ("lib.sh", "value() { echo 1; }\n"),
+                ("tests/test_value.sh", "exit 1\n"),
+            ],
             fix: &[("lib.sh", "value() { echo 2; }\n")],
             f2p: &["sh tests/test_value.sh"],
             p2p: &[],
@@ -405,7 +486,11 @@ fn validate_checks_cases_against_their_repository_and_variants_by_schema() {
         (
             "existing-test-path = \"tests/test_value.sh\"",
             "existing-test-path = \"tests/test_gone.sh\"",
-            &["/info/existing-test-path", "tests/test_gone.sh", "does not exist at commit"],
+            &[
+                "/info/existing-test-path",
+                "tests/test_gone.sh",
+                "does not exist at commit",
+            ],
         ),
         (
             "fail-to-pass = [\"sh tests/test_value.sh\"]",
@@ -437,7 +522,11 @@ fn validate_checks_cases_against_their_repository_and_variants_by_schema() {
 
     // Variants: checked by their schema, never read as job specs.
     let variant = tmp.path().join("variant.toml");
-    std::fs::write(&variant, "name = \"v1\"\nmodel = \"m\"\npath = [\"bin\"]\nsetup = [\"true\"]\n").unwrap();
+    std::fs::write(
+        &variant,
+        "name = \"v1\"\nmodel = \"m\"\npath = [\"bin\"]\nsetup = [\"true\"]\n",
+    )
+    .unwrap();
     let o = fixci().arg("validate").arg(&variant).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("replay variant"));
@@ -463,6 +552,9 @@ fn validate_checks_cases_against_their_repository_and_variants_by_schema() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("--variant") && err.contains("--agent gold"), "{err}");
+    assert!(
+        err.contains("--variant") && err.contains("--agent gold"),
+        "{err}"
+    );
     assert!(!out.exists());
 }

@@ -7,11 +7,10 @@
 //! Skips with a message when the corpus or the venv is absent (a fresh clone, no PyPI access);
 //! with `CI=true` it fails instead, since CI builds the venv.
 
-use std::path::{Path, PathBuf};
-
-use serde_json::Value;
+use std::path::PathBuf;
 
 use crate::common::{fixci, fixtures};
+use crate::replay::records;
 
 /// The venv: `$FIXCI_REALBUGS_VENV`, else `${FIXCI_TOOLS_DIR:-$HOME/.cache/fixci-tools}/
 /// realbugs-venv` (where the CI script builds it).
@@ -52,15 +51,6 @@ fn corpus_and_venv() -> Option<(PathBuf, PathBuf)> {
     Some((corpus, v))
 }
 
-fn records(out: &Path) -> Vec<Value> {
-    std::fs::read_dir(out.join("records"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap())
-        .collect()
-}
-
 #[test]
 fn gold_qualifies_every_real_bug_and_a_wrong_environment_is_an_infra_error() {
     let Some((corpus, venv)) = corpus_and_venv() else {
@@ -81,7 +71,12 @@ fn gold_qualifies_every_real_bug_and_a_wrong_environment_is_an_infra_error() {
         .env("PATH", &path)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let recs = records(&out);
     let cases = std::fs::read_dir(&corpus)
         .unwrap()
@@ -101,10 +96,17 @@ fn gold_qualifies_every_real_bug_and_a_wrong_environment_is_an_infra_error() {
     }
     // Five bundles all named `repo.bundle`, five repositories.
     assert_eq!(roots.len(), cases, "{roots:?}");
-    let rep = fixci().args(["replay", "report"]).arg(&out).output().unwrap();
+    let rep = fixci()
+        .args(["replay", "report"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(rep.status.success());
     let md = String::from_utf8_lossy(&rep.stdout);
-    assert!(md.contains(&format!("{cases} of {cases} cases qualified")), "{md}");
+    assert!(
+        md.contains(&format!("{cases} of {cases} cases qualified")),
+        "{md}"
+    );
 
     // A copy of a case whose `path` puts a venv without pytest first: infra-error naming the
     // missing runner, never a reproduction.
@@ -124,7 +126,10 @@ fn gold_qualifies_every_real_bug_and_a_wrong_environment_is_an_infra_error() {
     let toml = std::fs::read_to_string(src.join("case.toml")).unwrap();
     std::fs::write(
         copy.join("case.toml"),
-        format!("path = [{:?}]\n{toml}", bare.join("bin").display().to_string()),
+        format!(
+            "path = [{:?}]\n{toml}",
+            bare.join("bin").display().to_string()
+        ),
     )
     .unwrap();
     let out2 = tmp.path().join("wrong");
@@ -136,8 +141,19 @@ fn gold_qualifies_every_real_bug_and_a_wrong_environment_is_an_infra_error() {
         .env("PATH", &path)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let r = &records(&out2)[0];
     assert_eq!(r["verdict"], "infra-error", "{r}");
-    assert!(r["reason"].as_str().unwrap().contains("No module named pytest"), "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("No module named pytest"),
+        "{r}"
+    );
 }
