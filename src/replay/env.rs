@@ -237,7 +237,7 @@ impl Environment {
                     "setup command `{c}` failed ({ended}; budget {})",
                     humantime::format_duration(self.setup_budget)
                 ))
-                .details(tail.into_iter().map(|l| crate::redact::redact(l)))
+                .details(tail.into_iter().map(crate::redact::redact))
                 .hint(format!("its whole output is in `{}`", log.display())));
             }
         }

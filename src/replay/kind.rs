@@ -107,7 +107,7 @@ pub fn classify(termination: &Termination, output: &str) -> FailureKind {
     let first_match = |re: &Regex| re.find(output).map(|m| m.as_str().trim().to_string());
     if let Termination::Exited { code: 126 | 127 } = termination {
         return FailureKind::MissingRunner(
-            first_match(&NOT_FOUND).unwrap_or_else(|| format!("{}", termination.describe())),
+            first_match(&NOT_FOUND).unwrap_or_else(|| termination.describe()),
         );
     }
     if let Some(l) = first_match(&NO_MODULE_RUNNER).or_else(|| first_match(&CANT_OPEN)) {
