@@ -97,7 +97,14 @@ pub fn execute(args: ValidateArgs) -> Result<u8> {
                 "replay variant",
                 crate::replay::variant::load(f).map(|_| ()),
             ),
-            Kind::Pipeline => ("pipeline", pipeline::load_file(f).map(|_| ())),
+            Kind::Pipeline => (
+                "pipeline",
+                pipeline::load_file(f).map(|p| {
+                    for n in p.pipeline.notes() {
+                        errln!("note: {}: {n}", f.display());
+                    }
+                }),
+            ),
             Kind::Job => ("job spec", spec::load(f).map(|_| ())),
         };
         match r {
