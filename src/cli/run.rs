@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use clap::Args;
 
 use crate::engine::{self, RunRequest};
-use crate::error::{Error, Result};
 use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState, Status};
+use crate::error::{Error, Result};
 use crate::spec::{self, LoadedSpec};
 use crate::{agent, exit_codes, pipeline};
 
@@ -189,7 +189,11 @@ pub fn print_outcome(outcome: &engine::Outcome) {
             .map(|r| format!(" ({r})"))
             .unwrap_or_default()
     );
-    let _ = writeln!(std::io::stderr(), "report: {}", dir.report_file().display());
+    let _ = writeln!(
+        std::io::stderr(),
+        "report: {}",
+        dir.report_file().display()
+    );
     if let Some(st) = &state {
         if let (Some(b), Some(_)) = (&st.branch, &st.commit) {
             let _ = writeln!(

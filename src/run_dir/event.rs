@@ -291,18 +291,11 @@ mod tests {
         assert!(text.contains(r#""status":"escalated""#), "{text}");
         assert!(text.contains(r#""outcome":"timeout""#), "{text}");
         // A torn last line (a crash mid-write) and a foreign line are skipped, not fatal.
-        std::fs::write(
-            &path,
-            format!("{text}{{\"event\":\"from_the_future\"}}\n{{\"event\":\"run_sta"),
-        )
-        .unwrap();
+        std::fs::write(&path, format!("{text}{{\"event\":\"from_the_future\"}}\n{{\"event\":\"run_sta")).unwrap();
         let back = read_events(&path).unwrap();
         let events: Vec<Event> = back.iter().map(|(e, _)| e.clone()).collect();
         assert_eq!(events, sample());
-        assert!(
-            back.iter()
-                .all(|(_, ts)| chrono::DateTime::parse_from_rfc3339(ts).is_ok())
-        );
+        assert!(back.iter().all(|(_, ts)| chrono::DateTime::parse_from_rfc3339(ts).is_ok()));
     }
 
     #[test]

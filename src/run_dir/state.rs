@@ -625,10 +625,7 @@ mod tests {
             passed: true,
             failure_output: None,
         });
-        assert_eq!(
-            st.verification, None,
-            "only a passed attempt sets the run's verification"
-        );
+        assert_eq!(st.verification, None, "only a passed attempt sets the run's verification");
         st.apply(&Event::AttemptFinished {
             attempt: 1,
             outcome: AttemptOutcome::Passed,
@@ -679,10 +676,7 @@ mod tests {
             run_dir: "/o/r".into(),
             pid: 42,
         });
-        assert_eq!(
-            (st.status, st.reason.clone(), st.finished_at.clone(), st.pid),
-            (Status::Running, None, None, 42)
-        );
+        assert_eq!((st.status, st.reason.clone(), st.finished_at.clone(), st.pid), (Status::Running, None, None, 42));
     }
 
     #[test]
