@@ -158,6 +158,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         no_pr: args.no_pr,
         cancel: &CANCEL,
         template_roots: Vec::new(),
+        env: Vec::new(),
     };
     if args.dry_run {
         out!("{}", engine::dry_run::plan(req)?);

@@ -10,6 +10,8 @@ mod forge;
 mod ladder;
 mod logs;
 mod replay;
+mod replay_gold;
+mod replay_realbugs;
 mod replay_report;
 mod run;
 mod specs;
