@@ -182,6 +182,7 @@ pub fn plan_for_spec(
             no_pr: true,
             cancel: &NEVER_CANCELLED,
             template_roots: Vec::new(),
+            env: Vec::new(),
         };
         for def in &pipeline.pipeline.stages {
             if def.kind != StageKind::Attempts || (def.agent.is_none() && def.model.is_none()) {

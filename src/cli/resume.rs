@@ -72,6 +72,7 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
         no_pr: st.invocation.no_pr,
         cancel: super::run::cancel_flag(),
         template_roots: Vec::new(),
+        env: Vec::new(),
     };
     super::run::install_signal_handlers();
     let mut progress = super::run::Progress::new();

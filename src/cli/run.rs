@@ -159,6 +159,7 @@ pub fn request(
         no_pr: false,
         cancel: &CANCEL,
         template_roots: Vec::new(),
+        env: Vec::new(),
     })
 }
 

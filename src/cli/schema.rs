@@ -13,12 +13,14 @@ pub enum Which {
     Pipeline,
     /// A replay case (`case.toml`).
     Case,
+    /// A replay variant (`variant.toml`).
+    Variant,
 }
 
 /// Print a JSON Schema (draft 2020-12).
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// `job`, `pipeline` or `case`
+    /// `job`, `pipeline`, `case` or `variant`
     pub which: Which,
 }
 
@@ -30,6 +32,7 @@ pub fn execute(args: SchemaArgs) -> Result<u8> {
             Which::Job => crate::spec::JOB_SCHEMA,
             Which::Pipeline => crate::pipeline::PIPELINE_SCHEMA,
             Which::Case => crate::replay::case::CASE_SCHEMA,
+            Which::Variant => crate::replay::variant::VARIANT_SCHEMA,
         }
     );
     Ok(0)

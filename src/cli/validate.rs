@@ -1,37 +1,85 @@
-//! `fixci validate`: check job specs and pipeline files without running anything.
+//! `fixci validate`: check job specs, pipeline files, replay cases and replay variants without
+//! running anything.
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::error::Result;
 use crate::{exit_codes, pipeline, spec};
 
-/// Validate job specs and pipeline files; exit 2 with located errors if any is invalid.
+/// What a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// A job spec (`info.json` or TOML).
+    Job,
+    /// A pipeline file.
+    Pipeline,
+    /// A replay case (`case.toml`).
+    Case,
+    /// A replay variant (a TOML file, or a folder with `variant.toml`).
+    Variant,
+}
+
+/// Validate job specs, pipeline files, replay cases and replay variants; exit 2 with located
+/// errors if any is invalid. A case is also checked against its repository: its commit exists,
+/// `existing-test-path` exists at that commit, and its gold patch holds a change and applies.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Files to check: job specs (`.json`, `.toml`), pipelines (`.toml` with `[[stage]]`) and
-    /// replay cases (`case.toml`)
+    /// Files to check: job specs (`.json`, `.toml`), pipelines (`.toml` with `[[stage]]`),
+    /// replay cases (`.toml` with `fail-to-pass`) and replay variants (`variant.toml`,
+    /// `*.variant.toml`, a variant folder, or a TOML file holding only variant keys)
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Read every file as this kind instead of telling from its name and keys.
+    #[arg(long = "as", value_enum, value_name = "KIND")]
+    pub kind: Option<Kind>,
 }
 
-/// True when `path` holds a pipeline rather than a job spec: a TOML file with `[[stage]]`.
-fn is_pipeline(path: &Path) -> bool {
-    spec::Format::of(path) == spec::Format::Toml
-        && std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
-            .is_some_and(|t| t.contains_key("stage"))
+/// The top-level keys of a TOML file, when it parses.
+fn toml_keys(path: &Path) -> Option<Vec<String>> {
+    if spec::Format::of(path) != spec::Format::Toml {
+        return None;
+    }
+    let t = std::fs::read_to_string(path).ok()?;
+    let table = toml::from_str::<toml::Table>(&t).ok()?;
+    Some(table.keys().cloned().collect())
 }
 
-/// True when `path` holds a replay case: a TOML file with `fail-to-pass`.
-fn is_case(path: &Path) -> bool {
-    spec::Format::of(path) == spec::Format::Toml
-        && std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
-            .is_some_and(|t| t.contains_key("fail-to-pass"))
+/// Tells what `path` holds: a folder or a file named `variant.toml` / `*.variant.toml` is a
+/// variant; a TOML file with `[[stage]]` a pipeline, with `fail-to-pass` a case, with only
+/// variant keys (and neither `prompt` nor `deterministic`) a variant; anything else a job spec.
+fn kind_of(path: &Path) -> Kind {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if path.is_dir() || name == "variant.toml" || name.ends_with(".variant.toml") {
+        return Kind::Variant;
+    }
+    let Some(keys) = toml_keys(path) else {
+        return Kind::Job;
+    };
+    let has = |k: &str| keys.iter().any(|x| x == k);
+    if has("stage") {
+        return Kind::Pipeline;
+    }
+    if has("fail-to-pass") {
+        return Kind::Case;
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(crate::replay::variant::VARIANT_SCHEMA).expect("valid schema");
+    let variant_keys = schema["properties"]
+        .as_object()
+        .expect("schema has properties");
+    if !keys.is_empty()
+        && !has("prompt")
+        && !has("deterministic")
+        && keys.iter().all(|k| variant_keys.contains_key(k))
+    {
+        return Kind::Variant;
+    }
+    Kind::Job
 }
 
 /// Runs `fixci validate`; returns the exit code.
@@ -55,19 +103,26 @@ fn preflight_spec(loaded: crate::spec::LoadedSpec) -> Result<()> {
 pub fn execute(args: ValidateArgs) -> Result<u8> {
     let mut bad = 0;
     for f in &args.files {
-        let (what, r) = if is_case(f) {
-            ("replay case", crate::replay::case::load_case(f).map(|_| ()))
-        } else if is_pipeline(f) {
-            (
+        let kind = args.kind.unwrap_or_else(|| kind_of(f));
+        let (what, r) = match kind {
+            Kind::Case => (
+                "replay case",
+                crate::replay::case::load_case(f)
+                    .and_then(|c| crate::replay::validate::check_against_repository(&c)),
+            ),
+            Kind::Variant => (
+                "replay variant",
+                crate::replay::variant::load(f).map(|_| ()),
+            ),
+            Kind::Pipeline => (
                 "pipeline",
                 pipeline::load_file(f).map(|p| {
                     for n in p.pipeline.notes() {
                         errln!("note: {}: {n}", f.display());
                     }
                 }),
-            )
-        } else {
-            ("job spec", spec::load(f).and_then(preflight_spec))
+            ),
+            Kind::Job => ("job spec", spec::load(f).and_then(preflight_spec)),
         };
         match r {
             Ok(()) => outln!("ok: {} ({what})", f.display()),

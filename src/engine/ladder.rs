@@ -216,6 +216,7 @@ mod tests {
             no_pr: true,
             cancel: &CANCEL,
             template_roots: Vec::new(),
+            env: Vec::new(),
         }
     }
 

@@ -191,6 +191,10 @@ pub struct StageDef {
     /// run-test, stress, expect pass: probability that an ineffective fix passes (default 0.05).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
+    /// run-test, stress, expect fail: stop once this many failures were seen (as `fixci stress
+    /// --until-failures`); `runs` stays the cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_failures: Option<u64>,
     /// run-test: restore the reproduction test from fixci's copy before each run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_test: Option<bool>,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::env::{EnvKeys, Environment};
 use crate::error::{Error, io_error};
 use crate::spec::{self, LoadedSpec};
 
@@ -16,8 +17,10 @@ pub const CASE_SCHEMA: &str = include_str!("../../schemas/case.schema.json");
 /// Default budget of one run of a check command: 5 minutes.
 pub const DEFAULT_CHECK_BUDGET: Duration = Duration::from_secs(300);
 
+// Unknown keys are rejected by the schema before this is read (`flatten` rules out
+// `deny_unknown_fields`).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 struct CaseFile {
     id: String,
     #[serde(default)]
@@ -37,7 +40,20 @@ struct CaseFile {
     check_budget: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    qualify_runs: Option<u32>,
+    #[serde(default)]
+    qualify_failures: Option<u32>,
+    #[serde(flatten)]
+    environment: EnvKeys,
 }
+
+/// Default `qualify-runs` of a deterministic case: runs of each command before and after the
+/// gold patch.
+pub const DEFAULT_QUALIFY_RUNS: u32 = 10;
+
+/// Default `qualify-runs` of a flaky case: the cap on fail-to-pass runs before the gold patch.
+pub const DEFAULT_QUALIFY_RUNS_FLAKY: u32 = 100;
 
 /// One validated case.
 #[derive(Debug, Clone)]
@@ -48,9 +64,9 @@ pub struct Case {
     pub dir: PathBuf,
     /// `case.toml` (absolute).
     pub file: PathBuf,
-    /// The repository's identity, the record's cluster key: a URL as written, else the
-    /// resolved path's last component without `.git` / `.bundle` (the same on every machine a
-    /// shard runs on).
+    /// The repository's name as written: a URL, else the resolved path's last component
+    /// without `.git` / `.bundle`. Records use the repository's root commit as their cluster
+    /// key instead, and this only when the repository could not be read.
     pub repo: String,
     /// The repository resolved: an absolute path or bundle, or the URL as written.
     pub repo_source: String,
@@ -60,6 +76,8 @@ pub struct Case {
     pub spec: LoadedSpec,
     /// The gold patch text, when the case has one.
     pub gold_patch: Option<String>,
+    /// The gold patch file (absolute), when the case has one.
+    pub gold_patch_file: Option<PathBuf>,
     /// Commands that must go from failing to passing.
     pub fail_to_pass: Vec<String>,
     /// Commands that must keep passing.
@@ -70,6 +88,14 @@ pub struct Case {
     pub check_budget: Duration,
     /// Tags.
     pub tags: Vec<String>,
+    /// `--agent gold`: runs of each command before and after the gold patch (deterministic
+    /// case), or the cap on fail-to-pass runs before it (flaky case).
+    pub qualify_runs: u32,
+    /// `--agent gold`, flaky case: failures of each fail-to-pass command needed before the
+    /// gold patch.
+    pub qualify_failures: u32,
+    /// The case's environment (`env`, `path`, `setup`).
+    pub environment: Environment,
     /// Hex SHA-256 of everything that defines the case: `case.toml`, the spec file, the gold
     /// patch.
     pub hash: String,
@@ -219,6 +245,7 @@ pub fn load_case(file: &Path) -> Result<Case, Error> {
             file.display()
         ))
     })?;
+    let gold_patch_file = c.gold_patch.as_ref().map(|p| dir.join(p));
     let gold_patch = match &c.gold_patch {
         Some(p) => {
             let full = dir.join(p);
@@ -256,7 +283,16 @@ pub fn load_case(file: &Path) -> Result<Case, Error> {
     let check_runs = c
         .check_runs
         .unwrap_or(if loaded.spec.deterministic { 1 } else { 20 });
+    let environment = Environment::resolve(&c.environment, &dir, &file, "case")?;
+    let qualify_runs = c.qualify_runs.unwrap_or(if loaded.spec.deterministic {
+        DEFAULT_QUALIFY_RUNS
+    } else {
+        DEFAULT_QUALIFY_RUNS_FLAKY
+    });
     Ok(Case {
+        qualify_runs,
+        qualify_failures: c.qualify_failures.unwrap_or(1),
+        environment,
         hash: content_hash(hashed.iter().map(|v| v.as_slice())),
         id: c.id,
         dir,
@@ -278,6 +314,7 @@ pub fn load_case(file: &Path) -> Result<Case, Error> {
         commit: c.commit,
         spec: loaded,
         gold_patch,
+        gold_patch_file,
         fail_to_pass: c.fail_to_pass,
         pass_to_pass: c.pass_to_pass,
         check_runs,

@@ -9,10 +9,13 @@
 pub mod case;
 pub mod compare;
 pub mod emit;
+pub mod env;
+pub mod kind;
 pub mod plan;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod validate;
 pub mod variant;
 
 pub use plan::{Plan, PlanItem, Shard};

@@ -2,14 +2,17 @@
 //! `records/<key>.json` in a replay output folder, written atomically. Records are the only
 //! thing `merge`, `report` and `compare` read.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::env::SetupRun;
 use crate::error::{Error, io_error};
 
-/// Version of the record format; bumped when a field changes meaning.
-pub const RECORD_FORMAT: u32 = 1;
+/// Version of the record format; bumped when a field changes meaning. 2: `repo` is the
+/// repository's root commit; `flags` always present; before-fix checks and failure kinds.
+pub const RECORD_FORMAT: u32 = 2;
 
 /// The verdict of one replay item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,7 +69,7 @@ pub struct Funnel {
     pub verified: bool,
 }
 
-/// One measured command (fail-to-pass or pass-to-pass) on the fix branch.
+/// One measured command (fail-to-pass or pass-to-pass), before or after the fix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandCheck {
     /// The shell command, run from the repository root.
@@ -75,9 +78,20 @@ pub struct CommandCheck {
     pub runs: u64,
     /// Runs that exited 0.
     pub passed: u64,
+    /// Failing runs per failure kind (see [`super::kind::FailureKind::label`]: `assertion`,
+    /// `exception:TypeError`, `collection-error`, ...); empty when every run passed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failure_kinds: BTreeMap<String, u64>,
     /// Tail of the output of the last failing run (empty when all passed).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,
+}
+
+impl CommandCheck {
+    /// Failing runs.
+    pub fn failed(&self) -> u64 {
+        self.runs - self.passed
+    }
 }
 
 /// Wall time of one engine stage.
@@ -116,8 +130,10 @@ pub struct Record {
     pub key: String,
     /// Case id (`case.toml` `id`).
     pub case: String,
-    /// The case's repository (the cluster of the repo-clustered standard error): a URL as
-    /// written in `case.toml`, else the repository folder's or bundle's name.
+    /// The case's repository, the cluster of the repo-clustered standard error: its root
+    /// commit (the smallest SHA when the case's commit has several roots), which names the
+    /// repository whatever its file or URL; the name `case.toml` gives when the repository
+    /// could not be read.
     pub repo: String,
     /// The case's tags.
     #[serde(default)]
@@ -141,15 +157,28 @@ pub struct Record {
     pub reason: String,
     /// How far the item got.
     pub funnel: Funnel,
+    /// Setup commands of the case and variant as they ran (empty without `setup`).
+    #[serde(default)]
+    pub setup: Vec<SetupRun>,
+    /// Fail-to-pass commands measured at the failing commit (`--agent gold`: before the gold
+    /// patch; empty for other agents, whose reproduction is the engine's).
+    #[serde(default)]
+    pub fail_to_pass_before: Vec<CommandCheck>,
+    /// Pass-to-pass commands measured at the failing commit (`--agent gold`).
+    #[serde(default)]
+    pub pass_to_pass_before: Vec<CommandCheck>,
     /// Fail-to-pass commands as measured on the fix branch (empty when there was no fix).
     #[serde(default)]
     pub fail_to_pass: Vec<CommandCheck>,
     /// Pass-to-pass commands as measured on the fix branch.
     #[serde(default)]
     pub pass_to_pass: Vec<CommandCheck>,
-    /// Gold check findings (`--agent gold` only): e.g. `gold-patch-does-not-resolve`,
-    /// `fail-to-pass-flaky`, `fail-to-pass-passes-before-fix`. Empty for a qualified case.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Gold check findings (`--agent gold` only), each `name: details`: `gold-patch-empty`,
+    /// `gold-patch-does-not-apply`, `gold-patch-does-not-resolve`,
+    /// `fail-to-pass-passes-before-fix`, `fail-to-pass-flaky`,
+    /// `fail-to-pass-fails-for-another-reason`, `fail-to-pass-fails-differently`,
+    /// `pass-to-pass-fails-before-fix`, `pass-to-pass-fails`. Empty (present) when none.
+    #[serde(default)]
     pub flags: Vec<String>,
     /// Wall time of the whole item in seconds.
     pub wall_s: f64,
@@ -178,6 +207,14 @@ pub struct Record {
 }
 
 impl Record {
+    /// The flag names (the text before `:`), e.g. `fail-to-pass-flaky`.
+    pub fn flag_names(&self) -> Vec<&str> {
+        self.flags
+            .iter()
+            .map(|f| f.split_once(':').map_or(f.as_str(), |(n, _)| n).trim())
+            .collect()
+    }
+
     /// True for the one verdict that counts as a success.
     pub fn resolved(&self) -> bool {
         self.verdict == Verdict::Resolved

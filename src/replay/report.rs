@@ -46,6 +46,9 @@ pub struct Report {
     pub variants: Vec<VariantSummary>,
     /// Gold-check findings: records of the `gold` agent with flags (the case is not qualified).
     pub gold_flags: Vec<GoldFlag>,
+    /// Gold qualification per case (`--agent gold` records only), disqualified cases first,
+    /// then by case id. Empty without gold records.
+    pub qualification: Vec<CaseQualification>,
     /// Completeness against `plan.json`; `null` when the folder has no plan.
     pub plan: Option<PlanStatus>,
     /// Per case: its verdict for each variant and epoch (the HTML page's table).
@@ -202,6 +205,30 @@ pub struct GoldFlag {
     pub flags: Vec<String>,
 }
 
+/// Whether the gold check qualifies one case: only when every one of its epochs does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseQualification {
+    /// Case id.
+    pub case: String,
+    /// The case's repository (its root commit).
+    pub repo: String,
+    /// True when the case is declared deterministic.
+    pub deterministic: bool,
+    /// Gold records (epochs) of the case.
+    pub epochs: u64,
+    /// Epochs that qualified: verdict `resolved` with no flag.
+    pub qualified_epochs: u64,
+    /// True when every epoch qualified.
+    pub qualified: bool,
+    /// Distinct flag names over the epochs, sorted (e.g. `fail-to-pass-flaky`), plus the
+    /// verdict of an epoch that is neither resolved nor flagged (e.g. `infra-error`).
+    pub flags: Vec<String>,
+    /// Fail-to-pass runs at the failing commit, summed over commands and epochs.
+    pub fail_to_pass_before_runs: u64,
+    /// How many of those failed.
+    pub fail_to_pass_before_failed: u64,
+}
+
 /// Completeness of the records against `plan.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanStatus {
@@ -287,6 +314,8 @@ pub fn build(records: &[(PathBuf, Record)], plan: Option<&Plan>) -> Result<Repor
         })
         .collect();
 
+    let qualification = qualify(&recs);
+
     let plan_status = plan.map(|p| {
         let keys: BTreeSet<&str> = recs.iter().map(|r| r.key.as_str()).collect();
         let planned: BTreeSet<&str> = p.items.iter().map(|i| i.key.as_str()).collect();
@@ -350,9 +379,54 @@ pub fn build(records: &[(PathBuf, Record)], plan: Option<&Plan>) -> Result<Repor
         epochs,
         variants: summaries,
         gold_flags,
+        qualification,
         plan: plan_status,
         cases,
     })
+}
+
+/// The gold qualification of each case with gold records, disqualified cases first.
+fn qualify(recs: &[&Record]) -> Vec<CaseQualification> {
+    let mut by_case: BTreeMap<&str, CaseQualification> = BTreeMap::new();
+    for r in recs.iter().filter(|r| r.agent == "gold") {
+        let q = by_case
+            .entry(r.case.as_str())
+            .or_insert_with(|| CaseQualification {
+                case: r.case.clone(),
+                repo: r.repo.clone(),
+                deterministic: r.deterministic,
+                epochs: 0,
+                qualified_epochs: 0,
+                qualified: false,
+                flags: Vec::new(),
+                fail_to_pass_before_runs: 0,
+                fail_to_pass_before_failed: 0,
+            });
+        q.epochs += 1;
+        let ok = r.resolved() && r.flags.is_empty();
+        q.qualified_epochs += u64::from(ok);
+        for n in r.flag_names() {
+            q.flags.push(n.to_string());
+        }
+        if !ok && r.flags.is_empty() {
+            q.flags.push(r.verdict.as_str().to_string());
+        }
+        for c in &r.fail_to_pass_before {
+            q.fail_to_pass_before_runs += c.runs;
+            q.fail_to_pass_before_failed += c.failed();
+        }
+    }
+    let mut out: Vec<CaseQualification> = by_case
+        .into_values()
+        .map(|mut q| {
+            q.qualified = q.epochs > 0 && q.qualified_epochs == q.epochs;
+            q.flags.sort();
+            q.flags.dedup();
+            q
+        })
+        .collect();
+    out.sort_by(|a, b| (a.qualified, &a.case).cmp(&(b.qualified, &b.case)));
+    out
 }
 
 fn summarise(variant: &str, rs: &[&Record], epochs: u32) -> VariantSummary {
@@ -456,6 +530,15 @@ fn summarise(variant: &str, rs: &[&Record], epochs: u32) -> VariantSummary {
         cost_per_resolved_usd: cost_usd
             .filter(|_| resolved > 0)
             .map(|c| c / resolved as f64),
+    }
+}
+
+/// A root-commit repository key shortened to 12 hex digits; other keys unchanged.
+fn short_repo(repo: &str) -> &str {
+    if repo.len() == 40 && repo.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &repo[..12]
+    } else {
+        repo
     }
 }
 
@@ -579,6 +662,30 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     o.push_str("\n## Gold check\n\n");
+    if !r.qualification.is_empty() {
+        let bad = r.qualification.iter().filter(|q| !q.qualified).count();
+        let _ = writeln!(
+            o,
+            "{} of {} cases qualified (a case qualifies only when every epoch resolves with no flag); disqualified cases first.\n",
+            r.qualification.len() - bad,
+            r.qualification.len()
+        );
+        o.push_str("| case | qualified | epochs qualified | fail-to-pass failed before the fix | flags |\n|---|---|---|---|---|\n");
+        for q in &r.qualification {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {}/{} | {}/{} | {} |",
+                cell(&q.case),
+                if q.qualified { "yes" } else { "**no**" },
+                q.qualified_epochs,
+                q.epochs,
+                q.fail_to_pass_before_failed,
+                q.fail_to_pass_before_runs,
+                cell(&q.flags.join(", "))
+            );
+        }
+        o.push('\n');
+    }
     if r.gold_flags.is_empty() {
         o.push_str("No gold-agent record has flags.\n");
     } else {
@@ -592,6 +699,27 @@ pub fn markdown(r: &Report) -> String {
                 g.epoch,
                 cell(&g.flags.join(", "))
             );
+        }
+    }
+    if !r.cases.is_empty() {
+        o.push_str("\n## Cases\n\nVerdict per epoch (`-`: no record).\n\n| case | repo |");
+        for v in &r.variants {
+            let _ = write!(o, " {} |", cell(&v.variant));
+        }
+        o.push_str("\n|---|---|");
+        o.push_str(&"---|".repeat(r.variants.len()));
+        o.push('\n');
+        for c in &r.cases {
+            let _ = write!(o, "| {} | {} |", cell(&c.case), cell(short_repo(&c.repo)));
+            for res in &c.results {
+                let v: Vec<&str> = res
+                    .verdicts
+                    .iter()
+                    .map(|v| v.map_or("-", |v| v.as_str()))
+                    .collect();
+                let _ = write!(o, " {} |", v.join(" "));
+            }
+            o.push('\n');
         }
     }
     if let Some(p) = &r.plan {
@@ -804,6 +932,9 @@ pub(crate) mod tests {
                 fixed: v == Verdict::Resolved,
                 verified: v == Verdict::Resolved,
             },
+            setup: vec![],
+            fail_to_pass_before: vec![],
+            pass_to_pass_before: vec![],
             fail_to_pass: vec![],
             pass_to_pass: vec![],
             flags: vec![],

@@ -10,16 +10,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::case::{Case, content_hash};
+use super::env::{Environment, ItemCommand};
+use super::kind::{self, FailureKind};
 use super::plan::{Plan, PlanItem, Shard};
 use super::record::{self, CommandCheck, Funnel, Record, StageTiming, Tokens, Verdict};
 use super::variant::Variant;
 use crate::agent::{self, Agent};
 use crate::engine::{self, RunRequest};
-use crate::pipeline::StageKind;
-use crate::run_dir::{Event, Listener, ResultJson, RunDir, RunState, StageRecord, StageStatus, Status};
 use crate::error::{Error, io_error};
 use crate::pipeline;
-use crate::process::{self, CommandSpec, Limits, OutputTo};
+use crate::pipeline::StageKind;
+use crate::process;
+use crate::run_dir::{
+    Event, Listener, ResultJson, RunDir, RunState, StageRecord, StageStatus, Status,
+};
 use crate::spec::LoadedSpec;
 
 /// fixci's version, part of every record key.
@@ -51,6 +55,8 @@ pub struct Item {
     pub spec: LoadedSpec,
     /// The selected pipeline.
     pub pipeline: Option<pipeline::Loaded>,
+    /// The case's environment with the variant's layered over it.
+    pub environment: Environment,
 }
 
 /// Builds the plan: for every case, variant and epoch (in that order), the job spec with the
@@ -124,6 +130,7 @@ pub fn plan(
                 (ItemAgent::Engine(a), Some(p), id)
             };
             let model = spec.spec.model.clone().unwrap_or_default();
+            let environment = case.environment.layered(&variant.environment);
             for epoch in 0..epochs {
                 let key = content_hash([
                     case.hash.as_bytes(),
@@ -141,6 +148,7 @@ pub fn plan(
                     agent: agent.clone(),
                     spec: spec.clone(),
                     pipeline: pipeline.clone(),
+                    environment: environment.clone(),
                 });
             }
         }
@@ -349,28 +357,24 @@ fn run_item(opts: &Options<'_>, item: &Item) -> Result<Option<Record>, Error> {
     let started = Instant::now();
     loop {
         clear_leftovers(&opts.out, &item.key);
+        let mut rec = blank_record(item, case, variant);
         let result = match &item.agent {
-            ItemAgent::Gold => run_gold(opts, item, case),
-            ItemAgent::Engine(a) => run_engine(opts, item, case, variant, a),
+            ItemAgent::Gold => run_gold(opts, item, case, &mut rec),
+            ItemAgent::Engine(a) => run_engine(opts, item, case, variant, a, &mut rec),
         };
-        let result = match result {
+        match result {
             Err(e) if e.exit_code() == crate::exit_codes::INTERRUPTED => return Ok(None),
             _ if opts.cancel.load(Ordering::SeqCst) => return Ok(None),
             Err(e) if e.exit_code() == crate::exit_codes::INFRA && tries < opts.retries => {
                 tries += 1;
                 continue;
             }
-            r => r,
-        };
-        let mut rec = match result {
-            Ok(r) => r,
             Err(e) => {
-                let mut r = blank_record(item, case, variant);
-                r.verdict = Verdict::InfraError;
-                r.reason = one_line(&e.render());
-                r
+                rec.verdict = Verdict::InfraError;
+                rec.reason = one_line(&e.render());
             }
-        };
+            Ok(()) => {}
+        }
         rec.retries = tries;
         if !opts.keep_work {
             let _ = std::fs::remove_dir_all(work_dir(&opts.out, &item.key));
@@ -417,6 +421,9 @@ fn blank_record(item: &Item, case: &Case, variant: &Variant) -> Record {
         verdict: Verdict::Unresolved,
         reason: String::new(),
         funnel: Funnel::default(),
+        setup: Vec::new(),
+        fail_to_pass_before: Vec::new(),
+        pass_to_pass_before: Vec::new(),
         fail_to_pass: Vec::new(),
         pass_to_pass: Vec::new(),
         flags: Vec::new(),
@@ -433,7 +440,7 @@ fn blank_record(item: &Item, case: &Case, variant: &Variant) -> Record {
 }
 
 /// Runs `git` with `args` in `cwd`; exit 3 with git's stderr on failure.
-fn git(cwd: &Path, args: &[&str]) -> Result<String, Error> {
+pub(crate) fn git(cwd: &Path, args: &[&str]) -> Result<String, Error> {
     let out = Command::new("git")
         .args(args)
         .current_dir(cwd)
@@ -450,11 +457,20 @@ fn git(cwd: &Path, args: &[&str]) -> Result<String, Error> {
 /// Serialises clones of the same remote into the shared cache across this process's workers.
 static CACHE_LOCK: Mutex<()> = Mutex::new(());
 
+/// A case's repository cloned for one item.
+pub(crate) struct Cloned {
+    /// The case's commit, resolved to a SHA.
+    pub commit: String,
+    /// The repository's root commit reachable from the case's commit (the smallest SHA when
+    /// there are several): the repository's identity, whatever its file name or URL.
+    pub root: String,
+}
+
 /// Clones the case's repository into `dest` without a checkout and checks that it has the
 /// case's commit. A URL is cloned once into fixci's cache and then cloned locally from there.
 ///
 /// Errors: the clone fails (exit 3); the commit is missing (exit 3, named).
-fn clone_case(case: &Case, dest: &Path) -> Result<String, Error> {
+pub(crate) fn clone_case(case: &Case, dest: &Path) -> Result<Cloned, Error> {
     let source = if crate::spec::is_remote_url(&case.repo_source) {
         let _guard = CACHE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let cached = crate::run_dir::workspace::cache_dir()
@@ -483,7 +499,7 @@ fn clone_case(case: &Case, dest: &Path) -> Result<String, Error> {
             &dest.display().to_string(),
         ],
     )?;
-    git(
+    let commit = git(
         dest,
         &[
             "rev-parse",
@@ -496,84 +512,143 @@ fn clone_case(case: &Case, dest: &Path) -> Result<String, Error> {
             "commit `{}` of case `{}` is not in `{}`",
             case.commit, case.id, case.repo
         ))
-    })
+    })?;
+    let roots = git(dest, &["rev-list", "--max-parents=0", &commit])?;
+    let root = roots
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .min()
+        .unwrap_or(&commit)
+        .to_string();
+    Ok(Cloned { commit, root })
+}
+
+/// How many times [`Checker::run`] runs each command.
+#[derive(Debug, Clone, Copy)]
+struct Runs {
+    /// At most this many runs.
+    max: u32,
+    /// Stop a command once it failed this many times.
+    until_failures: Option<u32>,
+}
+
+impl Runs {
+    fn all(max: u32) -> Runs {
+        Runs {
+            max,
+            until_failures: None,
+        }
+    }
+}
+
+/// One measured command with what its failures were.
+struct Measured {
+    check: CommandCheck,
+    /// The first failure that was not the code under test failing (import or collection
+    /// error, no test collected): its kind label and the line that says so.
+    other_reason: Option<String>,
 }
 
 /// Runs a case's check commands in one checkout: the repository clone, a scratch folder for the
-/// output, the case's per-run budget, its secrets removed.
+/// output, the case's per-run budget, its environment, its secrets removed.
 struct Checker<'a> {
     cwd: &'a Path,
     scratch: PathBuf,
     budget: Duration,
-    secret_env: &'a [String],
+    env: Vec<(String, String)>,
+    env_remove: Vec<String>,
     cancel: &'static AtomicBool,
 }
 
 impl<'a> Checker<'a> {
-    fn new(case: &'a Case, cwd: &'a Path, work: &Path, cancel: &'static AtomicBool) -> Self {
+    fn new(
+        item: &Item,
+        case: &Case,
+        cwd: &'a Path,
+        work: &Path,
+        cancel: &'static AtomicBool,
+    ) -> Self {
         Checker {
             cwd,
             scratch: work.join("checks"),
             budget: case.check_budget,
-            secret_env: &case.spec.spec.secret_env,
+            env: item.environment.process_vars(),
+            env_remove: agent::scrubbed_env(&case.spec.spec.secret_env),
             cancel,
         }
     }
 
-    /// Runs each command `runs` times (stopping a command at its first failure when
-    /// `stop_on_failure`). Returns the checks and the seconds spent.
-    fn run(
-        &self,
-        commands: &[String],
-        runs: u32,
-        stop_on_failure: bool,
-    ) -> Result<(Vec<CommandCheck>, f64), Error> {
-        let (cwd, scratch, budget, secret_env, cancel) = (
-            self.cwd,
-            self.scratch.as_path(),
-            self.budget,
-            self.secret_env,
-            self.cancel,
-        );
+    /// Runs each command as `runs` says. Each failing run is judged by its kind (see
+    /// [`super::kind`]). Returns the measurements and the seconds spent.
+    ///
+    /// Errors: a run whose interpreter or test runner is missing (exit 3, naming the command
+    /// and the line that says what is missing); interrupted (exit 130).
+    fn run(&self, commands: &[String], runs: Runs) -> Result<(Vec<Measured>, f64), Error> {
         let started = Instant::now();
+        let scratch = self.scratch.as_path();
         std::fs::create_dir_all(scratch).map_err(|e| io_error("create", scratch, e))?;
         let log = scratch.join("check.log");
         let mut out = Vec::new();
         for c in commands {
-            let mut check = CommandCheck {
-                command: c.clone(),
-                runs: 0,
-                passed: 0,
-                output: String::new(),
+            let mut m = Measured {
+                check: CommandCheck {
+                    command: c.clone(),
+                    runs: 0,
+                    passed: 0,
+                    failure_kinds: Default::default(),
+                    output: String::new(),
+                },
+                other_reason: None,
             };
-            for _ in 0..runs {
-                if cancel.load(Ordering::SeqCst) {
+            for _ in 0..runs.max {
+                if self.cancel.load(Ordering::SeqCst) {
                     return Err(Error::interrupted("replay interrupted"));
                 }
-                let mut spec = CommandSpec::shell(c, cwd);
-                spec.env_remove = agent::scrubbed_env(secret_env);
-                let f = process::run(
-                    &spec,
-                    &OutputTo::Combined(log.clone()),
-                    Limits {
-                        budget,
-                        grace: Duration::from_secs(2),
-                    },
-                    Some(cancel),
-                    &mut |_| {},
-                )
-                .map_err(|e| Error::infra(format!("cannot run `{c}`")).source(e))?;
+                let f = ItemCommand {
+                    cwd: self.cwd,
+                    env: &self.env,
+                    env_remove: &self.env_remove,
+                    budget: self.budget,
+                    cancel: self.cancel,
+                }
+                .run(c, &log, "")?;
+                if matches!(f.termination, process::Termination::Cancelled) {
+                    return Err(Error::interrupted("replay interrupted"));
+                }
+                let check = &mut m.check;
                 check.runs += 1;
                 if f.termination.success() {
                     check.passed += 1;
-                } else {
-                    check.output = crate::redact::redact(&process::tail(&log, 2000));
-                    if stop_on_failure {
-                        break;
-                    }
+                    continue;
+                }
+                let output = process::tail(&log, 64 * 1024);
+                let kind = kind::classify(&f.termination, &output);
+                if let FailureKind::MissingRunner(line) = &kind {
+                    return Err(Error::infra(format!(
+                        "`{c}` cannot run: {}",
+                        crate::redact::redact(line)
+                    ))
+                    .hint("the interpreter or test runner is missing: give the case (or variant) a `path` (e.g. a venv's `bin`), `env` or `setup` commands that provide it"));
+                }
+                if kind.is_other_reason() && m.other_reason.is_none() {
+                    let detail = match &kind {
+                        FailureKind::Collection(l) if !l.is_empty() => format!(" ({l})"),
+                        _ => String::new(),
+                    };
+                    m.other_reason =
+                        Some(crate::redact::redact(&format!("{}{detail}", kind.label())));
+                }
+                *check.failure_kinds.entry(kind.label()).or_default() += 1;
+                check.output = crate::redact::redact(&process::tail(&log, 2000));
+                if runs
+                    .until_failures
+                    .is_some_and(|k| check.failed() >= u64::from(k))
+                {
+                    break;
                 }
             }
-            out.push(check);
+            out.push(m);
         }
         Ok((out, started.elapsed().as_secs_f64()))
     }
@@ -583,75 +658,240 @@ fn all_pass(checks: &[CommandCheck]) -> bool {
     checks.iter().all(|c| c.runs > 0 && c.passed == c.runs)
 }
 
-/// The gold check: the fail-to-pass commands must fail at the case's commit (every run for a
-/// deterministic case, at least once for a flaky one), the gold patch must apply, and after it
-/// every fail-to-pass and pass-to-pass command must pass every run.
-fn run_gold(opts: &Options<'_>, item: &Item, case: &Case) -> Result<Record, Error> {
-    let mut rec = blank_record(item, case, &opts.variants[item.variant]);
+fn checks(m: Vec<Measured>) -> Vec<CommandCheck> {
+    m.into_iter().map(|m| m.check).collect()
+}
+
+/// `failed k of n runs (rate r%, 95% Wilson interval lo%–hi%)`, the interval from
+/// [`crate::stats::wilson`].
+fn rate_text(c: &CommandCheck) -> String {
+    let (lo, hi) = crate::stats::wilson(c.failed(), c.runs, 0.95);
+    format!(
+        "failed {} of {} runs (failure rate {:.1}%, 95% Wilson interval {:.1}%–{:.1}%)",
+        c.failed(),
+        c.runs,
+        100.0 * c.failed() as f64 / c.runs.max(1) as f64,
+        100.0 * lo,
+        100.0 * hi
+    )
+}
+
+fn kinds_text(c: &CommandCheck) -> String {
+    c.failure_kinds
+        .iter()
+        .map(|(k, n)| format!("{k} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// True when a patch holds no change: no `diff --git` header and no hunk.
+pub(crate) fn patch_is_empty(patch: &str) -> bool {
+    !patch
+        .lines()
+        .any(|l| l.starts_with("diff --git ") || l.starts_with("@@ "))
+}
+
+/// Runs the case's and variant's setup commands in the item's clone (checked out at the case's
+/// commit), logging to `runs/<key>/setup.log`.
+fn setup(
+    opts: &Options<'_>,
+    item: &Item,
+    case: &Case,
+    repo: &Path,
+    rec: &mut Record,
+) -> Result<(), Error> {
+    let log = runs_dir(&opts.out, &item.key).join("setup.log");
+    let env_remove = agent::scrubbed_env(&case.spec.spec.secret_env);
+    let started = Instant::now();
+    let r = item
+        .environment
+        .run_setup(repo, &log, &env_remove, opts.cancel);
+    rec.agent_and_tests_s += started.elapsed().as_secs_f64();
+    rec.setup = r?;
+    Ok(())
+}
+
+/// The gold check, which qualifies a case for a corpus. At the case's commit: the fail-to-pass
+/// commands run `qualify-runs` times (deterministic case) or until `qualify-failures` failures,
+/// at most `qualify-runs` times (flaky case), and must fail, for the code's reason (not an
+/// import or collection error), and for a deterministic case in every run and the same way;
+/// the pass-to-pass commands must pass. Then the gold patch must hold a change and apply, and
+/// every fail-to-pass command must pass every run: `qualify-runs` runs for a deterministic case;
+/// for a flaky one `max(check-runs, N)` with N = ceil(ln 0.05 / ln(1 - p0)) and p0 the lowest
+/// failure rate measured before the patch ([`crate::stats::runs_needed`]). The pass-to-pass
+/// commands run `max(check-runs, 3)` times (no more than the fail-to-pass ones) before and
+/// after the patch and must pass every run.
+/// Each finding is a flag; a record is `resolved` only without flags.
+fn run_gold(opts: &Options<'_>, item: &Item, case: &Case, rec: &mut Record) -> Result<(), Error> {
     let work = work_dir(&opts.out, &item.key);
     let repo = work.join("repo");
-    let commit = clone_case(case, &repo)?;
-    git(&repo, &["checkout", "-q", "--detach", "-f", &commit])?;
+    let cloned = clone_case(case, &repo)?;
+    rec.repo = cloned.root.clone();
+    git(&repo, &["checkout", "-q", "--detach", "-f", &cloned.commit])?;
+    setup(opts, item, case, &repo, rec)?;
     let deterministic = case.spec.spec.deterministic;
-    // A deterministic case is run a few times to catch a flaky fail-to-pass command.
-    let runs = if deterministic {
-        case.check_runs.max(3)
+    let n = case.qualify_runs;
+    let before_runs = if deterministic {
+        Runs::all(n)
     } else {
-        case.check_runs
+        Runs {
+            max: n,
+            until_failures: Some(case.qualify_failures),
+        }
     };
-    let checker = Checker::new(case, &repo, &work, opts.cancel);
-    let (before, t0) = checker.run(&case.fail_to_pass, runs, false)?;
+    let checker = Checker::new(item, case, &repo, &work, opts.cancel);
+    let (f2p_before, t0) = checker.run(&case.fail_to_pass, before_runs)?;
     rec.agent_and_tests_s += t0;
     let mut flags = Vec::new();
-    for c in &before {
-        if c.passed == c.runs {
+    let mut reproduced = true;
+    for m in &f2p_before {
+        let c = &m.check;
+        if c.failed() == 0 {
+            reproduced = false;
             flags.push(format!(
-                "fail-to-pass-passes-before-fix: `{}` passed {}/{} runs at the failing commit",
-                c.command, c.passed, c.runs
+                "fail-to-pass-passes-before-fix: `{}` passed all {} runs at the failing commit{}",
+                c.command,
+                c.runs,
+                if deterministic {
+                    String::new()
+                } else {
+                    format!(
+                        " (needed {} failure{} of this flaky case)",
+                        case.qualify_failures,
+                        if case.qualify_failures == 1 { "" } else { "s" }
+                    )
+                }
             ));
-        } else if deterministic && c.passed > 0 {
-            flags.push(format!("fail-to-pass-flaky: `{}` passed {}/{} runs at the failing commit of a deterministic case", c.command, c.passed, c.runs));
+            continue;
+        }
+        if let Some(why) = &m.other_reason {
+            flags.push(format!(
+                "fail-to-pass-fails-for-another-reason: `{}` failed at the failing commit with {why}, not from the code under test",
+                c.command
+            ));
+        }
+        let own_failures = c
+            .failure_kinds
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "collection-error" | "no-tests-ran"))
+            .count();
+        if own_failures == 0 {
+            reproduced = false;
+        }
+        if deterministic && c.passed > 0 {
+            flags.push(format!(
+                "fail-to-pass-flaky: `{}` {} at the failing commit of a case declared deterministic",
+                c.command,
+                rate_text(c)
+            ));
+        }
+        if deterministic && c.failure_kinds.len() > 1 {
+            flags.push(format!(
+                "fail-to-pass-fails-differently: `{}` failed in {} ways at the failing commit of a case declared deterministic: {}",
+                c.command,
+                c.failure_kinds.len(),
+                kinds_text(c)
+            ));
         }
     }
-    rec.funnel.reproduced = before.iter().all(|c| c.passed < c.runs);
+    let after = if deterministic {
+        n
+    } else {
+        let p0 = f2p_before
+            .iter()
+            .map(|m| m.check.failed() as f64 / m.check.runs.max(1) as f64)
+            .filter(|p| *p > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let needed = if p0.is_finite() {
+            crate::stats::runs_needed(p0.min(0.999), 0.05).min(10_000) as u32
+        } else {
+            0
+        };
+        case.check_runs.max(needed)
+    };
+    // Pass-to-pass commands only have to pass: `check-runs` runs (at least 3) before and after.
+    let p2p_runs = after.min(case.check_runs.max(3));
+    let (p2p_before, t1) = checker.run(&case.pass_to_pass, Runs::all(p2p_runs))?;
+    rec.agent_and_tests_s += t1;
+    for m in &p2p_before {
+        let c = &m.check;
+        if c.failed() > 0 {
+            flags.push(format!(
+                "pass-to-pass-fails-before-fix: `{}` {} at the failing commit ({})",
+                c.command,
+                rate_text(c),
+                kinds_text(c)
+            ));
+        }
+    }
+    rec.funnel.reproduced = reproduced;
+    rec.fail_to_pass_before = checks(f2p_before);
+    rec.pass_to_pass_before = checks(p2p_before);
+    let gold = case.gold_patch.as_deref().unwrap_or_default();
+    let finish = |rec: &mut Record, flags: Vec<String>, reason: &str| {
+        rec.verdict = if rec.funnel.reproduced {
+            Verdict::Unresolved
+        } else {
+            Verdict::CouldNotReproduce
+        };
+        rec.reason = reason.to_string();
+        rec.flags = flags;
+    };
+    if patch_is_empty(gold) {
+        flags.push(format!(
+            "gold-patch-empty: the gold patch of case `{}` holds no diff ({} bytes, no `diff --git` header or hunk)",
+            case.id,
+            gold.len()
+        ));
+        finish(rec, flags, "the gold patch is empty");
+        return Ok(());
+    }
     let patch = work.join("gold.patch");
-    std::fs::write(&patch, case.gold_patch.as_deref().unwrap_or_default())
-        .map_err(|e| io_error("write", &patch, e))?;
+    std::fs::write(&patch, gold).map_err(|e| io_error("write", &patch, e))?;
     if let Err(e) = git(
         &repo,
         &["apply", "--whitespace=nowarn", &patch.display().to_string()],
     ) {
+        let why = e.details.join(" | ");
         flags.push(format!(
-            "gold-patch-does-not-apply: {}",
-            one_line(&e.render())
+            "gold-patch-does-not-apply: `git apply` at {}: {}",
+            &cloned.commit[..cloned.commit.len().min(10)],
+            one_line(&why)
         ));
-        rec.verdict = Verdict::Unresolved;
-        rec.reason = "the gold patch does not apply at the case's commit".into();
-        rec.flags = flags;
-        return Ok(rec);
+        finish(
+            rec,
+            flags,
+            "the gold patch does not apply at the case's commit",
+        );
+        return Ok(());
     }
     rec.funnel.fixed = true;
-    let (f2p, t1) = checker.run(&case.fail_to_pass, runs, false)?;
-    let (p2p, t2) = checker.run(&case.pass_to_pass, runs, false)?;
-    rec.agent_and_tests_s += t1 + t2;
+    let (f2p, t2) = checker.run(&case.fail_to_pass, Runs::all(after))?;
+    let (p2p, t3) = checker.run(&case.pass_to_pass, Runs::all(p2p_runs))?;
+    rec.agent_and_tests_s += t2 + t3;
+    let (f2p, p2p) = (checks(f2p), checks(p2p));
     for c in &f2p {
         if c.passed == 0 {
             flags.push(format!(
-                "gold-patch-does-not-resolve: `{}` still fails ({}/{} runs passed)",
-                c.command, c.passed, c.runs
+                "gold-patch-does-not-resolve: `{}` still fails after the gold patch ({} runs, {})",
+                c.command,
+                c.runs,
+                kinds_text(c)
             ));
         } else if c.passed < c.runs {
             flags.push(format!(
-                "fail-to-pass-flaky: `{}` passed {}/{} runs after the gold patch",
-                c.command, c.passed, c.runs
+                "fail-to-pass-flaky: `{}` {} after the gold patch",
+                c.command,
+                rate_text(c)
             ));
         }
     }
     for c in &p2p {
         if c.passed < c.runs {
             flags.push(format!(
-                "pass-to-pass-fails: `{}` passed {}/{} runs after the gold patch",
-                c.command, c.passed, c.runs
+                "pass-to-pass-fails: `{}` {} after the gold patch",
+                c.command,
+                rate_text(c)
             ));
         }
     }
@@ -671,7 +911,7 @@ fn run_gold(opts: &Options<'_>, item: &Item, case: &Case) -> Result<Record, Erro
         Some(f) => f.clone(),
     };
     rec.flags = flags;
-    Ok(rec)
+    Ok(())
 }
 
 /// Runs the engine on the item, then judges the fix branch with the case's commands.
@@ -681,16 +921,25 @@ fn run_engine(
     case: &Case,
     variant: &Variant,
     agent: &Agent,
-) -> Result<Record, Error> {
-    let mut rec = blank_record(item, case, variant);
+    rec: &mut Record,
+) -> Result<(), Error> {
     let work = work_dir(&opts.out, &item.key);
     let repo = work.join("repo");
-    clone_case(case, &repo)?;
+    let cloned = clone_case(case, &repo)?;
+    rec.repo = cloned.root.clone();
+    if !item.environment.setup.is_empty() {
+        git(&repo, &["checkout", "-q", "--detach", "-f", &cloned.commit])?;
+        setup(opts, item, case, &repo, rec)?;
+    }
     let runs = runs_dir(&opts.out, &item.key);
+    let vars = item.environment.process_vars();
+    let mut agent = agent.clone();
+    agent.env.extend(vars.iter().cloned());
     let req = RunRequest {
         spec: item.spec.clone(),
         pipeline: item.pipeline.clone().expect("engine items have a pipeline"),
-        agent: agent.clone(),
+        agent,
+        env: vars,
         repo_flag: Some(repo.display().to_string()),
         agent_flag: None,
         api_url: None,
@@ -727,15 +976,21 @@ fn run_engine(
             seconds: s.duration_s,
         })
         .collect();
-    rec.agent_and_tests_s = st
+    // Added to the setup commands' time.
+    rec.agent_and_tests_s += st
         .stages
         .iter()
-        .filter(|s| matches!(s.kind, StageKind::Agent | StageKind::RunTest | StageKind::Command))
+        .filter(|s| {
+            matches!(
+                s.kind,
+                StageKind::Agent | StageKind::RunTest | StageKind::Command
+            )
+        })
         .map(|s| s.duration_s)
-        .sum();
+        .sum::<f64>();
     rec.attempts = st.attempts.len() as u32;
     let result = run_dir.load_result();
-    read_agent_report(result.as_ref(), &mut rec);
+    read_agent_report(result.as_ref(), rec);
     rec.funnel.reproduced = st.repro.as_ref().is_some_and(|r| r.confirmed);
     rec.funnel.fixed = st.attempts.iter().any(|a| !a.diff.trim().is_empty());
     rec.funnel.verified = matches!(st.status, Status::Success | Status::Partial);
@@ -744,12 +999,17 @@ fn run_engine(
         let Some(fix) = st.commit.clone() else {
             rec.verdict = Verdict::Unresolved;
             rec.reason = "the run verified a fix but recorded no fix commit".into();
-            return Ok(rec);
+            return Ok(());
         };
         git(&repo, &["checkout", "-q", "--detach", "-f", &fix])?;
-        let checker = Checker::new(case, &repo, &work, opts.cancel);
-        let (f2p, t1) = checker.run(&case.fail_to_pass, case.check_runs, true)?;
-        let (p2p, t2) = checker.run(&case.pass_to_pass, case.check_runs, true)?;
+        let checker = Checker::new(item, case, &repo, &work, opts.cancel);
+        let judge = Runs {
+            max: case.check_runs,
+            until_failures: Some(1),
+        };
+        let (f2p, t1) = checker.run(&case.fail_to_pass, judge)?;
+        let (p2p, t2) = checker.run(&case.pass_to_pass, judge)?;
+        let (f2p, p2p) = (checks(f2p), checks(p2p));
         rec.agent_and_tests_s += t1 + t2;
         let resolved = all_pass(&f2p) && all_pass(&p2p);
         rec.reason = if resolved {
@@ -772,7 +1032,7 @@ fn run_engine(
         };
         rec.fail_to_pass = f2p;
         rec.pass_to_pass = p2p;
-        return Ok(rec);
+        return Ok(());
     }
     rec.verdict = classify_unverified(
         &st,
@@ -784,7 +1044,7 @@ fn run_engine(
     } else {
         one_line(&reason)
     };
-    Ok(rec)
+    Ok(())
 }
 
 /// The verdict of a run that verified no fix: a timeout when the phase that failed (the
@@ -822,10 +1082,7 @@ fn classify_unverified(st: &RunState, reproduced: bool, agent_error: Option<bool
     {
         return Verdict::Timeout;
     }
-    if attempts
-        .iter()
-        .all(|n| in_attempt(*n).any(&agent_failed))
-    {
+    if attempts.iter().all(|n| in_attempt(*n).any(&agent_failed)) {
         return Verdict::AgentError;
     }
     Verdict::Unresolved

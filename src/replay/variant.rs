@@ -8,11 +8,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::env::{EnvKeys, Environment};
 use crate::error::{Error, io_error};
 use crate::spec::{self, AgentSpec};
 
+/// The variant schema (JSON Schema draft 2020-12), from `schemas/variant.schema.json`.
+pub const VARIANT_SCHEMA: &str = include_str!("../../schemas/variant.schema.json");
+
+// Unknown keys are rejected by the schema before this is read (`flatten` rules out
+// `deny_unknown_fields`).
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 struct VariantFile {
     #[serde(default)]
     name: Option<String>,
@@ -31,6 +37,8 @@ struct VariantFile {
     budgets: BTreeMap<String, String>,
     #[serde(default)]
     max_attempts: Option<u32>,
+    #[serde(flatten)]
+    environment: EnvKeys,
 }
 
 /// A loaded variant.
@@ -56,6 +64,8 @@ pub struct Variant {
     pub budgets: BTreeMap<String, String>,
     /// Overrides the job spec's `max-attempts`.
     pub max_attempts: Option<u32>,
+    /// The variant's environment, layered over each case's.
+    pub environment: Environment,
     /// Hex SHA-256 over the variant's files (paths and contents).
     pub hash: String,
 }
@@ -77,6 +87,7 @@ impl Variant {
             model: None,
             budgets: BTreeMap::new(),
             max_attempts: None,
+            environment: Environment::default(),
             hash: super::case::content_hash([b"gold".as_slice()]),
         }
     }
@@ -107,6 +118,8 @@ pub fn load(path: &Path) -> Result<Variant, Error> {
         Some(f) => {
             let text = std::fs::read_to_string(f).map_err(|e| io_error("read", f, e))?;
             let value = spec::parse_document(&text, spec::Format::Toml, f, "variant")?;
+            spec::check_schema(&value, VARIANT_SCHEMA, f, "variant")
+                .map_err(|e| e.hint("`fixci schema variant` prints the variant schema"))?;
             serde_path_to_error::deserialize(&value).map_err(|e| {
                 Error::usage(format!("invalid variant `{}`", f.display())).detail(format!(
                     "/{}: {}",
@@ -183,7 +196,9 @@ pub fn load(path: &Path) -> Result<Variant, Error> {
             )));
         }
     }
+    let environment = Environment::resolve(&vf.environment, &dir, &shown, "variant")?;
     Ok(Variant {
+        environment,
         name,
         source: shown.clone(),
         dir,

@@ -2,9 +2,9 @@
 //! under the stage budget; it passes when it exits 0.
 
 use super::{Stage, StageCtx, StageResult, test_env_remove, worktree};
-use crate::run_dir::StageStatus;
 use crate::error::Error;
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
+use crate::run_dir::StageStatus;
 
 /// The `command` stage.
 pub struct CommandStage {
@@ -16,6 +16,7 @@ impl Stage for CommandStage {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         let mut cmd = CommandSpec::shell(&self.command, &worktree(cx.st())?);
         cmd.env_remove = test_env_remove(cx.env);
+        cmd.env = super::test_env(cx.env);
         let log = cx.dir.join("output.log");
         let f = process::run(
             &cmd,

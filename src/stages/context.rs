@@ -38,6 +38,9 @@ pub struct RunRequest {
     pub cancel: &'static AtomicBool,
     /// Extra template folders, searched before the pipeline's own (a replay variant's prompts).
     pub template_roots: Vec<PathBuf>,
+    /// Variables set on every test and command stage the run starts (a replay case's `env` and
+    /// `path`); empty outside replay.
+    pub env: Vec<(String, String)>,
 }
 
 /// Run-wide, read-only context handed to every stage.

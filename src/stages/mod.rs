@@ -150,6 +150,7 @@ pub fn run(def: &StageDef, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> 
             restore: def.restore_test.unwrap_or(false),
             mode: def.mode.unwrap_or(crate::pipeline::RunMode::Repeat),
             alpha: def.alpha.unwrap_or(crate::defaults::ALPHA),
+            until_failures: def.until_failures,
         }),
         StageKind::GitBranch => Box::new(git_branch::GitBranch),
         StageKind::GitCommit => Box::new(git_commit::GitCommit),
@@ -184,6 +185,12 @@ pub(crate) fn worktree(st: &RunState) -> Result<PathBuf, Error> {
     st.worktree
         .clone()
         .ok_or_else(|| Error::infra("this run has no worktree"))
+}
+
+/// Variables set for test and command stages: the request's `env` (a replay case's `env` and
+/// `path`), empty outside replay.
+pub(crate) fn test_env(env: &RunEnv) -> Vec<(String, String)> {
+    env.req.env.clone()
 }
 
 /// The environment a test or user command runs with: the forge tokens and `secret-env` removed.

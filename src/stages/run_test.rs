@@ -26,6 +26,8 @@ pub struct RunTest {
     pub mode: RunMode,
     /// Stress verification: probability that an ineffective fix passes.
     pub alpha: f64,
+    /// Stress confirmation: stop once this many failures were seen.
+    pub until_failures: Option<u64>,
 }
 
 impl Stage for RunTest {
@@ -65,6 +67,7 @@ impl Stage for RunTest {
             }
             let mut cmd = CommandSpec::shell(&repro.command, &wt);
             cmd.env_remove = test_env_remove(cx.env);
+            cmd.env = super::test_env(cx.env);
             let log = cx.dir.join(format!("run-{k}.log"));
             let f = process::run(
                 &cmd,
@@ -177,6 +180,7 @@ impl RunTest {
             cx.dir.join("stress"),
         );
         cfg.env_remove = test_env_remove(cx.env);
+        cfg.env = super::test_env(cx.env);
         cfg.duration = Some(cx.budget);
         cfg.grace = cx.env.grace.min(std::time::Duration::from_secs(2));
         cfg.per_run_timeout = cx.budget;
@@ -197,6 +201,7 @@ impl RunTest {
         let planned = match self.expect {
             Expect::Fail => {
                 cfg.runs = Some(cx.env.count(self.runs.as_ref(), defaults::STRESS_RUNS, "`runs`")?);
+                cfg.until_failures = self.until_failures;
                 cfg.runs.unwrap_or(400)
             }
             Expect::Pass => {

@@ -108,6 +108,16 @@ fn a_real_fix_is_verified_with_the_runs_the_formula_gives_and_the_report_states_
     assert_eq!(r["pipeline"], "flaky");
     let p0 = r["flaky"]["failure_rate"].as_f64().unwrap();
     assert!(p0 > 0.03 && p0 < 0.4, "p0 = {p0}");
+    // The confirm stage stopped once it had its 20 failures (the seed plan's 20th failing seed
+    // is 157), before the 200-run cap.
+    let (failures, runs) = (
+        r["flaky"]["failures"].as_u64().unwrap(),
+        r["flaky"]["runs"].as_u64().unwrap(),
+    );
+    assert!(
+        failures >= 20 && runs < 200,
+        "{failures} failures in {runs} runs"
+    );
     let lo = r["flaky"]["interval"][0].as_f64().unwrap();
     let hi = r["flaky"]["interval"][1].as_f64().unwrap();
     assert!(lo <= p0 && p0 <= hi);

@@ -11,6 +11,8 @@ mod ladder;
 mod lifecycle;
 mod logs;
 mod replay;
+mod replay_gold;
+mod replay_realbugs;
 mod replay_report;
 mod run;
 mod specs;

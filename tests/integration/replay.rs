@@ -45,7 +45,8 @@ fn verdicts(out: &Path) -> BTreeMap<(String, String, u64), String> {
         .collect()
 }
 
-fn records(out: &Path) -> Vec<Value> {
+/// Every record of an output folder, sorted by key.
+pub(crate) fn records(out: &Path) -> Vec<Value> {
     let mut v: Vec<Value> = std::fs::read_dir(out.join("records"))
         .unwrap()
         .flatten()
@@ -116,7 +117,12 @@ fn gold_agent_resolves_every_qualified_case_and_flags_a_broken_one() {
             );
         } else {
             assert_eq!(r["verdict"], "resolved", "{case}: {r}");
-            assert!(r.get("flags").is_none(), "{case}: {r}");
+            // `flags` is always present, empty for a qualified case; the before-fix counts too.
+            assert_eq!(r["flags"], serde_json::json!([]), "{case}: {r}");
+            let before = &r["fail_to_pass_before"][0];
+            assert!(before["runs"].as_u64().unwrap() >= 1, "{r}");
+            assert!(before["passed"].as_u64() < before["runs"].as_u64(), "{r}");
+            assert!(r["pass_to_pass_before"].is_array(), "{r}");
             assert!(r["funnel"]["reproduced"].as_bool().unwrap());
             // Flaky cases: the fail-to-pass command was seen failing before the patch and
             // passing every one of its runs after it.

@@ -122,6 +122,13 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let cases = case::load_corpus(&args.cases)?;
     let gold = args.agent.as_deref() == Some("gold");
     let variants: Vec<Variant> = if gold {
+        if let Some(v) = args.variants.first() {
+            return Err(Error::usage(format!(
+                "`--variant {}` cannot be used with `--agent gold`",
+                v.display()
+            ))
+            .hint("the gold check applies each case's gold patch with no agent, prompt or pipeline: drop `--variant`"));
+        }
         vec![Variant::gold()]
     } else {
         if args.variants.is_empty() {
@@ -339,8 +346,7 @@ pub fn merge(args: MergeArgs) -> Result<u8> {
             continue;
         }
         let bytes = std::fs::read(path).map_err(|e| io_error("read", path, e))?;
-        crate::run_dir::write_atomic(&target, &bytes)
-            .map_err(|e| io_error("write", &target, e))?;
+        crate::run_dir::write_atomic(&target, &bytes).map_err(|e| io_error("write", &target, e))?;
     }
     outln!(
         "merged {} records from {} folder{} into {}{}",
