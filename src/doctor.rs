@@ -680,7 +680,7 @@ fn token_check(needed: Option<&str>, timeout: Duration) -> Check {
         Need::No
     };
     for name in ["GITHUB_TOKEN", "GH_TOKEN"] {
-        if std::env::var(name).is_ok_and(|v| !v.trim().is_empty()) {
+        if crate::forge::env_token(name).is_some_and(|v| !v.trim().is_empty()) {
             return check(
                 "GitHub token",
                 true,

@@ -76,6 +76,77 @@ pub fn push_branch(
             .map_err(|e| fail(e.message().to_string()))?
     };
 
+    push_with(&mut target, &push_url, branch, token, None, &fail)
+}
+
+/// Pushes local branch `branch` of the repository at `repo_path` to exactly `url`, the push URL
+/// recorded before any agent ran (see [`super::ForgeTarget`]); no remote or URL is read from
+/// git config. When the repository's config would rewrite `url` (`url.<base>.insteadOf` or
+/// `pushInsteadOf`, a `pushurl`), the push is refused. The token answers a credential request
+/// only from `url`'s own host over `https`, and no redirect is followed.
+///
+/// Errors: as [`push_branch`], and [`ForgeError::Push`] when the URL would be rewritten.
+pub fn push_to_url(
+    repo_path: &Path,
+    url: &str,
+    branch: &str,
+    token: Option<&Token>,
+) -> Result<(), ForgeError> {
+    let fail = |reason: String| ForgeError::Push {
+        remote: strip_userinfo(url),
+        branch: branch.to_string(),
+        reason: match token {
+            Some(t) => t.redact(&reason),
+            None => reason,
+        },
+    };
+    let repo = Repository::open(repo_path).map_err(|e| {
+        fail(format!(
+            "cannot open the repository at `{}`: {}",
+            repo_path.display(),
+            e.message()
+        ))
+    })?;
+    repo.find_branch(branch, BranchType::Local)
+        .map_err(|_| fail(format!("there is no local branch `{branch}`")))?;
+    let push_url = match ssh_to_https(url) {
+        Some(https) if token.is_some() => https,
+        Some(_) => {
+            return Err(fail(format!(
+                "`{}` is an ssh URL and fixci pushes over https with a token: set `GITHUB_TOKEN` or `GH_TOKEN`, or run `gh auth login`",
+                strip_userinfo(url)
+            )));
+        }
+        None => url.to_string(),
+    };
+    let mut target = repo
+        .remote_anonymous(&push_url)
+        .map_err(|e| fail(e.message().to_string()))?;
+    let effective = match target.pushurl() {
+        Ok(Some(u)) => u.to_string(),
+        _ => target.url().unwrap_or_default().to_string(),
+    };
+    if effective != push_url {
+        return Err(fail(format!(
+            "git config now rewrites the recorded push URL `{}` to `{}` (`url.*.insteadOf` or `pushInsteadOf`); fixci pushes only to the URL recorded before the agent ran",
+            strip_userinfo(&push_url),
+            strip_userinfo(&effective)
+        )));
+    }
+    let host = super::target::url_host(&push_url);
+    push_with(&mut target, &push_url, branch, token, Some(host), &fail)
+}
+
+/// Pushes `refs/heads/<branch>` through `target`. With `only_host` set, the token answers a
+/// credential request only when the asking URL's host is that host, and redirects are off.
+fn push_with(
+    target: &mut git2::Remote<'_>,
+    push_url: &str,
+    branch: &str,
+    token: Option<&Token>,
+    only_host: Option<Option<String>>,
+    fail: &dyn Fn(String) -> ForgeError,
+) -> Result<(), ForgeError> {
     let rejected: RefCell<Option<String>> = RefCell::new(None);
     let asked = Cell::new(0u32);
     let mut callbacks = RemoteCallbacks::new();
@@ -85,6 +156,9 @@ pub fn push_branch(
             Some(t)
                 if asked.get() == 1
                     && url.starts_with("https://")
+                    && only_host
+                        .as_ref()
+                        .is_none_or(|h| h.is_some() && *h == super::target::url_host(url))
                     && allowed.contains(CredentialType::USER_PASS_PLAINTEXT) =>
             {
                 Cred::userpass_plaintext("x-access-token", t.expose())
@@ -104,6 +178,9 @@ pub fn push_branch(
     });
     let mut opts = PushOptions::new();
     opts.remote_callbacks(callbacks);
+    if only_host.is_some() {
+        opts.follow_redirects(git2::RemoteRedirect::None);
+    }
     let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
     let result = target.push(&[refspec.as_str()], Some(&mut opts));
     drop(opts);

@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 use git2::{BranchType, DiffOptions, IndexAddOption, Oid, Repository, Signature};
 
 mod agent_git;
+pub mod clone;
+pub mod fingerprint;
+pub mod git_cmd;
 pub use agent_git::{AgentGitChanges, branch_tip, undo_agent_git};
+pub use clone::{export_fix_branch, private_clone};
+pub use fingerprint::Fingerprint;
 
 /// git errors, with what fixci was doing.
 #[derive(Debug, thiserror::Error)]
@@ -411,13 +416,15 @@ pub fn foreign_commits(repo: &Repository, branch_tip: Oid, since: Oid) -> Vec<(S
 }
 
 /// Clones `source` (a git URL or a `.bundle` file) into `dest` with the git CLI, or fetches
-/// into an existing clone.
+/// into an existing clone. This cache clone is fixci's own: before a fetch its config is
+/// rewritten to the two keys fixci needs and its hooks folder emptied, so nothing planted there
+/// (a hook, an `uploadpack` or `insteadOf` key) survives, and the fetch names `source`
+/// explicitly rather than trusting `remote.origin.url`. Every git call goes through
+/// [`git_cmd::git`] (hooks off, scrubbed environment, no prompts).
 pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
     let run = |args: &[&str], what: &str| -> Result<(), VcsError> {
-        let out = std::process::Command::new("git")
+        let out = git_cmd::git()
             .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(std::process::Stdio::null())
             .output()
             .map_err(|e| VcsError::Cli {
                 what: what.into(),
@@ -433,6 +440,10 @@ pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
         }
     };
     if dest.join(".git").exists() {
+        clone::sanitize_cache_clone(dest, source).map_err(|e| VcsError::Cli {
+            what: format!("reset the cache clone `{}`", dest.display()),
+            stderr: e.to_string(),
+        })?;
         let d = dest.to_string_lossy();
         run(
             &[
@@ -441,7 +452,8 @@ pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
                 "fetch",
                 "--quiet",
                 "--prune",
-                "origin",
+                "--no-write-fetch-head",
+                source,
                 "+refs/heads/*:refs/remotes/origin/*",
             ],
             &format!("fetch `{source}`"),
@@ -455,6 +467,7 @@ pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
                 "clone",
                 "--quiet",
                 "--no-checkout",
+                "--template=",
                 source,
                 &dest.to_string_lossy(),
             ],
