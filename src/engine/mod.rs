@@ -3,6 +3,7 @@
 //! nothing of how a stage does its work: each kind lives in `stages/`.
 
 mod context;
+pub mod guard;
 pub mod dry_run;
 pub mod events;
 pub mod forge_inputs;
@@ -234,16 +235,12 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
     )?;
     write("pipeline.toml", req.pipeline.text.as_bytes())?;
 
+    // The agent works in a private clone (its own `.git`, objects borrowed from the user's
+    // repository); the branch reaches the user's repository only when there is a fix.
     let branch = vcs::free_branch_name(&repo, &slug);
     let worktree = run_dir.join("worktree");
-    vcs::add_worktree(
-        &repo,
-        &branch,
-        start_commit,
-        &worktree,
-        &run_id.replace('.', "-"),
-    )
-    .map_err(|e| Error::infra("cannot create the fix branch and its worktree").source(e))?;
+    vcs::private_clone(&repo, &worktree, &branch, start_commit)
+        .map_err(|e| Error::infra("cannot create the private clone").source(e))?;
 
     let mut st = RunState::new(
         run_id.clone(),
@@ -273,6 +270,13 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         api_url: req.api_url.clone(),
     };
     st.issue = issue;
+    st.forge = guard::forge_target(
+        &repo,
+        &spec.spec.pr.remote_name(),
+        spec.spec.url.as_deref(),
+        req.api_url.as_deref(),
+    );
+    guard::record_user_repo(&mut st)?;
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.join("repro-test").join(t);
         copy_file(&worktree.join(t), &copy)?;
@@ -361,15 +365,16 @@ pub fn resume(
         let _ = std::fs::remove_file(run_dir.join("child.pid"));
     }
     let wt = st.worktree.clone().unwrap_or_default();
-    if !wt.join(".git").exists() {
+    if !vcs::clone::is_private_clone(&wt) {
         return Err(Error::usage(format!(
             "run `{}` cannot be resumed: its worktree `{}` is gone",
             st.run_id,
             wt.display()
         )));
     }
-    let repo = vcs::open(&st.repo.root)
-        .map_err(|e| Error::infra("cannot open the target repository").source(e))?;
+    // The fix branch lives in the private clone until there is a fix.
+    let repo =
+        vcs::open(&wt).map_err(|e| Error::infra("cannot open the private clone").source(e))?;
     let branch = st.branch.clone().unwrap_or_default();
     let tip = repo
         .find_reference(&format!("refs/heads/{branch}"))
@@ -406,6 +411,8 @@ pub fn resume(
     st.status = Status::Running;
     st.reason = None;
     st.pid = std::process::id();
+    // The user may have worked in the repository since: what counts is how it is now.
+    guard::record_user_repo(&mut st)?;
     let used: f64 = st.stages.iter().map(|s| s.duration_s).sum();
     let total = Duration::from_secs_f64((st.invocation.total_budget_s - used).max(60.0));
     let env = make_env(req, run_dir.to_path_buf(), Instant::now(), total, true);
@@ -645,6 +652,13 @@ fn attempt_loop(
         let mut failure: Option<String> = None;
         for sub in subs {
             let r = run_stage(env, st, sub, Some(n), emit)?;
+            if st.status != Status::Running {
+                // The run ended inside the attempt (the user's repository changed).
+                let a = st.attempts.last_mut().expect("attempt pushed");
+                a.outcome = r.status.as_str().into();
+                a.reason = st.reason.clone();
+                return Ok(());
+            }
             if !matches!(r.status, StageStatus::Passed | StageStatus::Skipped) {
                 let a = st.attempts.last_mut().expect("attempt pushed");
                 a.outcome = r.status.as_str().into();
@@ -692,7 +706,7 @@ fn attempt_loop(
 
 /// Commits on the fix branch not made by fixci, as `id by Name <email>`.
 fn human_commits(st: &RunState) -> Option<String> {
-    let repo = vcs::open(&st.repo.root).ok()?;
+    let repo = vcs::open(st.worktree.as_ref()?).ok()?;
     let branch = st.branch.as_ref()?;
     let tip = repo
         .find_reference(&format!("refs/heads/{branch}"))
@@ -779,6 +793,16 @@ fn run_stage(
         )
     };
     let duration = t0.elapsed();
+    let result = match guard::runs_agent_code(def.kind)
+        .then(|| guard::user_repo_changed(st))
+        .flatten()
+    {
+        Some(why) => {
+            fail(st, Status::Failed, &why);
+            Ok(StageResult::failed(why))
+        }
+        None => result,
+    };
     let (status, summary, agent_report) = match &result {
         Ok(r) => (r.status, r.summary.clone(), r.agent_report.clone()),
         Err(e) => (StageStatus::Error, e.message.clone(), None),

@@ -43,6 +43,11 @@ impl Stage for GitCommit {
         let p = cx.env.run_dir.join("fix.diff");
         std::fs::write(&p, &diff).map_err(|e| io_error("write", &p, e))?;
         cx.st.commit = Some(oid.to_string());
+        if let Err(why) = crate::engine::guard::export_fix(cx.st, oid)? {
+            cx.st.status = crate::engine::Status::Failed;
+            cx.st.reason = Some(why.clone());
+            return Ok(StageResult::failed(why));
+        }
         Ok(StageResult::passed(format!(
             "commit {} on `{}`",
             &oid.to_string()[..10],

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::pipeline::{StageDef, StageKind};
 
 pub use git_branch::reset_for_attempt;
+pub use open_pr::github_slug;
 
 /// What a stage sees: the run-wide environment, the mutable state, its id, directory, attempt
 /// and budget, and the event sink.

@@ -7,7 +7,7 @@
 use super::{Stage, StageCtx, StageResult};
 use crate::engine::state::{PrState, StageStatus};
 use crate::error::{Error, io_error};
-use crate::forge::{self, IssueRef, PrRequest, RunRef};
+use crate::forge::{self, ForgeTarget, IssueRef, PrRequest};
 use crate::process::shell_quote;
 
 /// The `open-pr` stage.
@@ -90,10 +90,10 @@ impl Stage for OpenPr {
             url: None,
         });
 
-        let target = forge_target(cx, &remote);
+        let target = forge_target(cx);
         let token = target
             .as_ref()
-            .and_then(|(host, _, _)| forge::resolve_token_for(host));
+            .and_then(|t| forge::resolve_token_for(&t.web_host));
         let skip = if cx.env.req.no_pr {
             Some("`--no-pr`")
         } else if target.is_none() {
@@ -119,12 +119,8 @@ impl Stage for OpenPr {
                 "PR proposal written ({why}): push `{branch}` and open the draft PR with the commands in the report"
             )));
         }
-        let (host, owner, repo) = target.expect("checked above");
-        let client = forge::GitHub::new(
-            &forge::api_base(cx.env.req.api_url.as_deref(), &host),
-            token,
-        )
-        .map_err(Error::from)?;
+        let target = target.expect("checked above");
+        let client = forge::GitHub::new(&target.api_base, token.clone()).map_err(Error::from)?;
         let req = PrRequest {
             title,
             body,
@@ -138,13 +134,23 @@ impl Stage for OpenPr {
                 .as_deref()
                 .and_then(|i| IssueRef::parse(i).ok()),
         };
+        let proposal = |e: forge::ForgeError| {
+            Error::from(e).detail(
+                "the offline proposal (pr.md and the commands to publish it) is in the report",
+            )
+        };
+        // The push goes to the URL recorded before any agent ran, never to one read now.
+        let Some(push_url) = target.push_url.as_deref() else {
+            return Err(Error::infra(format!(
+                "cannot push `{branch}`: the remote `{}` did not exist when the run started",
+                target.remote
+            )));
+        };
+        forge::push_to_url(&cx.st.repo.root, push_url, &branch, token.as_ref())
+            .map_err(proposal)?;
         let pr = client
-            .push_and_open_draft_pr(&cx.st.repo.root, &remote, &owner, &repo, &req)
-            .map_err(|e| {
-                Error::from(e).detail(
-                    "the offline proposal (pr.md and the commands to publish it) is in the report",
-                )
-            })?;
+            .create_draft_pr(&target.owner, &target.repo, &req)
+            .map_err(proposal)?;
         if let Some(p) = cx.st.pr.as_mut() {
             p.mode = "opened".into();
             p.url = Some(pr.html_url.clone());
@@ -161,25 +167,10 @@ impl Stage for OpenPr {
     }
 }
 
-/// Where a PR or issue for this run goes: the run URL's repository, else the remote's GitHub URL.
-fn forge_target(cx: &StageCtx<'_>, remote: &str) -> Option<(String, String, String)> {
-    let spec = cx.env.spec();
-    let from_run = spec
-        .spec
-        .url
-        .as_deref()
-        .and_then(|u| RunRef::parse(u).ok())
-        .map(|r| (r.web_host, r.owner, r.repo));
-    from_run.or_else(|| {
-        crate::vcs::open(&cx.st.repo.root)
-            .ok()
-            .and_then(|r| {
-                r.find_remote(remote)
-                    .ok()
-                    .and_then(|rm| rm.url().ok().map(str::to_string))
-            })
-            .and_then(|u| github_slug(&u))
-    })
+/// Where a PR or issue for this run goes: the target recorded before any agent ran (the run
+/// URL's repository, else the remote's GitHub URL as it was then); git config is not read here.
+fn forge_target(cx: &StageCtx<'_>) -> Option<ForgeTarget> {
+    cx.st.forge.clone()
 }
 
 /// After exhausted attempts, with `pr.escalate`: opens an issue labelled `fixci-escalation` with
@@ -192,8 +183,14 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
             "escalated; `pr.escalate` is off, so no escalation issue",
         ));
     }
-    let remote = spec.spec.pr.remote_name();
-    let Some((host, owner, repo)) = forge_target(cx, &remote) else {
+    let Some(ForgeTarget {
+        web_host: host,
+        owner,
+        repo,
+        api_base,
+        ..
+    }) = forge_target(cx)
+    else {
         return Ok(StageResult::new(
             StageStatus::Skipped,
             "escalated; no GitHub repository to open an escalation issue in",
@@ -205,11 +202,7 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
             "escalated; no forge token for an escalation issue",
         ));
     };
-    let client = forge::GitHub::new(
-        &forge::api_base(cx.env.req.api_url.as_deref(), &host),
-        Some(token),
-    )
-    .map_err(Error::from)?;
+    let client = forge::GitHub::new(&api_base, Some(token)).map_err(Error::from)?;
     let title = format!("fixci could not fix: {}", crate::report::title(cx.st, spec));
     let mut body = format!(
         "{}\n\n{}",

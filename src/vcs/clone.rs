@@ -279,6 +279,7 @@ mod tests {
         super::super::clone_or_fetch(s, &cache).unwrap();
         let marker = d.path().join("planted-ran");
         let hook = format!("#!/bin/sh\ntouch '{}'\n", marker.display());
+        std::fs::create_dir_all(cache.join(".git/hooks")).unwrap();
         for h in ["reference-transaction", "post-merge", "pre-auto-gc", "post-checkout"] {
             let p = cache.join(".git/hooks").join(h);
             std::fs::write(&p, &hook).unwrap();

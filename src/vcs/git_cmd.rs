@@ -31,7 +31,6 @@ pub fn git() -> Command {
         .env("GIT_ASKPASS", "")
         .env("SSH_ASKPASS", "")
         .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-        .env("GIT_PROTOCOL_FROM_USER", "0")
         .stdin(Stdio::null())
         .args([
             "-c",

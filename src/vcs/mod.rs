@@ -13,10 +13,12 @@ use git2::{BranchType, DiffOptions, IndexAddOption, Oid, Repository, Signature};
 mod agent_git;
 pub mod clone;
 pub mod fingerprint;
+mod fix_check;
 pub mod git_cmd;
 pub use agent_git::{AgentGitChanges, branch_tip, undo_agent_git};
 pub use clone::{export_fix_branch, private_clone};
 pub use fingerprint::Fingerprint;
+pub use fix_check::check_fix;
 
 /// git errors, with what fixci was doing.
 #[derive(Debug, thiserror::Error)]
