@@ -239,8 +239,13 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
     // repository); the branch reaches the user's repository only when there is a fix.
     let branch = vcs::free_branch_name(&repo, &slug);
     let worktree = run_dir.join("worktree");
-    vcs::private_clone(&repo, &worktree, &branch, start_commit)
+    let clone = vcs::private_clone(&repo, &worktree, &branch, start_commit)
         .map_err(|e| Error::infra("cannot create the private clone").source(e))?;
+    // The base branch too, under its own name, so `git diff main` works in the clone.
+    if let Ok(c) = clone.find_commit(base_commit) {
+        let _ = clone.branch(&spec.spec.base, &c, false);
+    }
+    drop(clone);
 
     let mut st = RunState::new(
         run_id.clone(),
