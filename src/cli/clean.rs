@@ -1,5 +1,5 @@
-//! `fixci clean`: remove run directories, their worktrees, and fix branches that were never
-//! proposed.
+//! `fixci clean`: remove run directories (with their private clones), fix branches that were
+//! never proposed, and the registered worktrees of runs made before fixci used private clones.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -65,7 +65,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     let _ = writeln!(out, "base:       {}", spec.spec.base);
     let _ = writeln!(
         out,
-        "branch:     fixci/{slug} (would be created, in a new worktree)"
+        "branch:     fixci/{slug} (would be created in a private clone; in your repository only with a fix)"
     );
     let _ = writeln!(
         out,

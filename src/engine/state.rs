@@ -208,7 +208,7 @@ pub struct RunState {
     pub agent: String,
     /// Repository.
     pub repo: RepoState,
-    /// fixci's worktree.
+    /// fixci's private clone (`<run>/worktree`, its own `.git`), where the agents work.
     pub worktree: Option<PathBuf>,
     /// The fix branch.
     pub branch: Option<String>,

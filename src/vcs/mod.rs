@@ -1,9 +1,11 @@
-//! git operations on git2 (libgit2): worktrees on new branches, diffs that include untracked
-//! files, fixci's single fix commit, blame of changed lines. The user's own checkout (its HEAD,
-//! index and files) is never written: all edits happen in a separate worktree.
+//! git operations on git2 (libgit2): fixci's private clone (see [`clone`]), diffs that include
+//! untracked files, fixci's single fix commit, blame of changed lines, the user-repository
+//! fingerprint. The user's own checkout (its HEAD, index and files) is never written: all edits
+//! happen in the private clone, and only a fix comes back, as one new branch.
 //!
-//! Cloning a remote URL or a `.bundle` shells out to the `git` CLI: libgit2 cannot read bundles,
-//! and the CLI honours the user's credential helpers and SSH configuration.
+//! Cloning a remote URL or a `.bundle` shells out to the `git` CLI (libgit2 cannot read
+//! bundles, and the CLI honours the user's credential helpers and SSH configuration), always
+//! through [`git_cmd::git`]: hooks off, scrubbed environment, no prompts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -128,29 +130,6 @@ pub fn free_branch_name(repo: &Repository, slug: &str) -> String {
         n += 1;
     }
     name
-}
-
-/// Creates branch `branch` at `commit` and a worktree for it at `path` (admin name `name`).
-/// Neither the main checkout's HEAD, index nor files are touched.
-pub fn add_worktree(
-    repo: &Repository,
-    branch: &str,
-    commit: Oid,
-    path: &Path,
-    name: &str,
-) -> Result<Repository, VcsError> {
-    let c = repo
-        .find_commit(commit)
-        .ctx(|| format!("find commit {commit}"))?;
-    let b = repo
-        .branch(branch, &c, false)
-        .ctx(|| format!("create branch `{branch}`"))?;
-    let reference = b.into_reference();
-    let mut opts = git2::WorktreeAddOptions::new();
-    opts.reference(Some(&reference));
-    repo.worktree(name, path, Some(&opts))
-        .ctx(|| format!("add worktree `{}`", path.display()))?;
-    open(path)
 }
 
 /// Moves the worktree's branch to `commit` and makes its files match it exactly: tracked
