@@ -370,3 +370,55 @@ fn the_token_still_reaches_fixci_after_it_left_the_environment() {
     assert!(out.contains("`GH_TOKEN` is set (value not shown)"), "{out}");
     assert!(!out.contains("ghp_handoff_check"), "{out}");
 }
+
+#[test]
+fn a_hook_planted_in_the_cache_clone_never_runs() {
+    let e = test_env();
+    let bundle = e.root.join("repo.bundle");
+    git(
+        &e.repo,
+        &["bundle", "create", "-q", bundle.to_str().unwrap(), "--all"],
+    );
+    let spec = scripted_job(
+        &e.root,
+        &bundle,
+        "no-repro",
+        json!({"repo": bundle.display().to_string()}),
+    );
+    let cache = e.root.join("cache");
+    let go = || {
+        fixci()
+            .current_dir(&e.root)
+            .env("FIXCI_CACHE_DIR", &cache)
+            .args(["run", spec.to_str().unwrap(), "--out"])
+            .arg(e.root.join("out"))
+            .assert()
+            .code(1)
+    };
+    go();
+    let clones: Vec<PathBuf> = std::fs::read_dir(cache.join("repos"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .collect();
+    assert_eq!(clones.len(), 1, "{clones:?}");
+    let marker = e.root.join("hook-ran");
+    let hooks = clones[0].join(".git/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    for h in ["reference-transaction", "post-checkout", "post-merge", "pre-auto-gc"] {
+        let p = hooks.join(h);
+        std::fs::write(&p, format!("#!/bin/sh\necho {h} >> '{}'\n", marker.display())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The hook itself works when git is allowed to run it.
+    git(&clones[0], &["update-ref", "refs/probe", "HEAD"]);
+    assert!(marker.exists(), "the planted hook is runnable");
+    std::fs::remove_file(&marker).unwrap();
+    go();
+    assert!(
+        !marker.exists(),
+        "a planted hook ran: {}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+}
