@@ -48,8 +48,7 @@ pub fn execute(args: ApplyArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
     let (dir, st) = runs::find(&out, &args.run)?;
     let patch = std::fs::read(dir.join("fix.diff")).unwrap_or_default();
-    if st.status != crate::engine::Status::Success
-        || patch.iter().all(|b| b.is_ascii_whitespace())
+    if st.status != crate::engine::Status::Success || patch.iter().all(|b| b.is_ascii_whitespace())
     {
         return Err(Error::usage(format!(
             "run `{}` has no verified fix to apply (status `{}`)",

@@ -3,10 +3,10 @@
 //! nothing of how a stage does its work: each kind lives in `stages/`.
 
 mod context;
-pub mod guard;
 pub mod dry_run;
 pub mod events;
 pub mod forge_inputs;
+pub mod guard;
 pub mod ladder;
 pub mod runs;
 pub mod state;

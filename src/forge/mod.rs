@@ -26,9 +26,9 @@ pub use issues::{ESCALATION_LABEL, Escalation, IssueText, signature_marker};
 pub use offline_proposal::{OfflineProposal, write_offline_proposal};
 pub use pulls::{PrRequest, PullRequest};
 pub use push::{push_branch, push_to_url};
-pub use target::{ForgeTarget, url_host};
 pub use retry::RetryPolicy;
 pub use run_ref::{IssueRef, RunRef};
+pub use target::{ForgeTarget, url_host};
 pub use token::{
     TOKEN_VARS, Token, api_base, env_token, resolve_token, resolve_token_for, seal_process,
 };

@@ -24,23 +24,8 @@ pub fn push_branch(
     branch: &str,
     token: Option<&Token>,
 ) -> Result<(), ForgeError> {
-    let fail = |reason: String| ForgeError::Push {
-        remote: remote.to_string(),
-        branch: branch.to_string(),
-        reason: match token {
-            Some(t) => t.redact(&reason),
-            None => reason,
-        },
-    };
-    let repo = Repository::open(repo_path).map_err(|e| {
-        fail(format!(
-            "cannot open the repository at `{}`: {}",
-            repo_path.display(),
-            e.message()
-        ))
-    })?;
-    repo.find_branch(branch, BranchType::Local)
-        .map_err(|_| fail(format!("there is no local branch `{branch}`")))?;
+    let fail = failure(remote.to_string(), branch, token);
+    let repo = open_with_branch(repo_path, branch, &fail)?;
 
     let named = repo.find_remote(remote).ok();
     let url = match &named {
@@ -58,16 +43,7 @@ pub fn push_branch(
         None => return Err(fail(format!("there is no remote named `{remote}`"))),
     };
     let url = url.ok_or_else(|| fail("the remote has no URL".into()))?;
-    let push_url = match ssh_to_https(&url) {
-        Some(https) if token.is_some() => https,
-        Some(_) => {
-            return Err(fail(format!(
-                "`{}` is an ssh URL and fixci pushes over https with a token: set `GITHUB_TOKEN` or `GH_TOKEN`, or run `gh auth login`",
-                strip_userinfo(&url)
-            )));
-        }
-        None => url.clone(),
-    };
+    let push_url = https_for(&url, token, &fail)?;
     let mut target = if push_url == url && named.is_some() {
         repo.find_remote(remote)
             .map_err(|e| fail(e.message().to_string()))?
@@ -92,33 +68,9 @@ pub fn push_to_url(
     branch: &str,
     token: Option<&Token>,
 ) -> Result<(), ForgeError> {
-    let fail = |reason: String| ForgeError::Push {
-        remote: strip_userinfo(url),
-        branch: branch.to_string(),
-        reason: match token {
-            Some(t) => t.redact(&reason),
-            None => reason,
-        },
-    };
-    let repo = Repository::open(repo_path).map_err(|e| {
-        fail(format!(
-            "cannot open the repository at `{}`: {}",
-            repo_path.display(),
-            e.message()
-        ))
-    })?;
-    repo.find_branch(branch, BranchType::Local)
-        .map_err(|_| fail(format!("there is no local branch `{branch}`")))?;
-    let push_url = match ssh_to_https(url) {
-        Some(https) if token.is_some() => https,
-        Some(_) => {
-            return Err(fail(format!(
-                "`{}` is an ssh URL and fixci pushes over https with a token: set `GITHUB_TOKEN` or `GH_TOKEN`, or run `gh auth login`",
-                strip_userinfo(url)
-            )));
-        }
-        None => url.to_string(),
-    };
+    let fail = failure(strip_userinfo(url), branch, token);
+    let repo = open_with_branch(repo_path, branch, &fail)?;
+    let push_url = https_for(url, token, &fail)?;
     let mut target = repo
         .remote_anonymous(&push_url)
         .map_err(|e| fail(e.message().to_string()))?;
@@ -198,7 +150,7 @@ fn push_with(
                 "the token was refused: it needs `contents: write` on the repository (or push access to the fork)".to_string()
             }
             _ if e.message().contains("non-fast") || e.message().contains("fastforward") => non_ff(),
-            _ => format!("{} (`{}`)", e.message(), strip_userinfo(&push_url)),
+            _ => format!("{} (`{}`)", e.message(), strip_userinfo(push_url)),
         };
         return Err(fail(reason));
     }
@@ -211,6 +163,57 @@ fn push_with(
         return Err(fail(reason));
     }
     Ok(())
+}
+
+/// A [`ForgeError::Push`] maker for `remote` and `branch` whose reasons never show the token.
+fn failure<'a>(
+    remote: String,
+    branch: &'a str,
+    token: Option<&'a Token>,
+) -> impl Fn(String) -> ForgeError + 'a {
+    move |reason: String| ForgeError::Push {
+        remote: remote.clone(),
+        branch: branch.to_string(),
+        reason: match token {
+            Some(t) => t.redact(&reason),
+            None => reason,
+        },
+    }
+}
+
+/// Opens the repository at `repo_path` and checks that it has local branch `branch`.
+fn open_with_branch(
+    repo_path: &Path,
+    branch: &str,
+    fail: &dyn Fn(String) -> ForgeError,
+) -> Result<Repository, ForgeError> {
+    let repo = Repository::open(repo_path).map_err(|e| {
+        fail(format!(
+            "cannot open the repository at `{}`: {}",
+            repo_path.display(),
+            e.message()
+        ))
+    })?;
+    repo.find_branch(branch, BranchType::Local)
+        .map_err(|_| fail(format!("there is no local branch `{branch}`")))?;
+    Ok(repo)
+}
+
+/// The URL to push to: an ssh URL becomes its `https` twin when there is a token (fixci is
+/// built without ssh), and is refused without one.
+fn https_for(
+    url: &str,
+    token: Option<&Token>,
+    fail: &dyn Fn(String) -> ForgeError,
+) -> Result<String, ForgeError> {
+    match ssh_to_https(url) {
+        Some(https) if token.is_some() => Ok(https),
+        Some(_) => Err(fail(format!(
+            "`{}` is an ssh URL and fixci pushes over https with a token: set `GITHUB_TOKEN` or `GH_TOKEN`, or run `gh auth login`",
+            strip_userinfo(url)
+        ))),
+        None => Ok(url.to_string()),
+    }
 }
 
 fn non_ff() -> String {

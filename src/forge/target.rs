@@ -54,15 +54,24 @@ mod tests {
 
     #[test]
     fn hosts_of_urls() {
-        assert_eq!(url_host("https://github.com/o/r.git").as_deref(), Some("github.com"));
+        assert_eq!(
+            url_host("https://github.com/o/r.git").as_deref(),
+            Some("github.com")
+        );
         assert_eq!(
             url_host("https://x-access-token:t@GHE.corp:8443/o/r").as_deref(),
             Some("ghe.corp")
         );
-        assert_eq!(url_host("git@github.com:o/r.git").as_deref(), Some("github.com"));
+        assert_eq!(
+            url_host("git@github.com:o/r.git").as_deref(),
+            Some("github.com")
+        );
         assert_eq!(url_host("ssh://git@h:22/o/r").as_deref(), Some("h"));
         assert_eq!(url_host("/tmp/remote.git"), None);
         assert_eq!(url_host("file:///tmp/remote.git"), None);
-        assert_eq!(url_host("http://127.0.0.1:9/o/r").as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            url_host("http://127.0.0.1:9/o/r").as_deref(),
+            Some("127.0.0.1")
+        );
     }
 }

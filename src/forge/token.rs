@@ -174,10 +174,7 @@ fn reexec_without(captured: &[(String, String)]) {
         return;
     }
     let [read_end, write_end] = fds;
-    let payload: String = captured
-        .iter()
-        .map(|(k, v)| format!("{k}={v}\0"))
-        .collect();
+    let payload: String = captured.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
     {
         // SAFETY: write_end is ours; the File closes it when dropped.
         let mut w = unsafe { std::fs::File::from_raw_fd(write_end) };
@@ -193,7 +190,9 @@ fn reexec_without(captured: &[(String, String)]) {
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
     let mut cmd = std::process::Command::new(&exe);
-    cmd.arg0(argv0).args(args).env(HANDOFF_FD, read_end.to_string());
+    cmd.arg0(argv0)
+        .args(args)
+        .env(HANDOFF_FD, read_end.to_string());
     for (n, _) in captured {
         cmd.env_remove(n);
     }

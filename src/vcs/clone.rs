@@ -31,8 +31,12 @@ pub fn private_clone(
     branch: &str,
     commit: Oid,
 ) -> Result<Repository, VcsError> {
-    let objects = std::fs::canonicalize(user.commondir().join("objects"))
-        .map_err(|e| io(format!("find the object store of `{}`", user.path().display()), e))?;
+    let objects = std::fs::canonicalize(user.commondir().join("objects")).map_err(|e| {
+        io(
+            format!("find the object store of `{}`", user.path().display()),
+            e,
+        )
+    })?;
     let mut opts = RepositoryInitOptions::new();
     opts.no_reinit(true)
         .external_template(false)
@@ -43,11 +47,8 @@ pub fn private_clone(
     drop(repo);
     let info = git_dir.join("objects/info");
     std::fs::create_dir_all(&info).map_err(|e| io(format!("create `{}`", info.display()), e))?;
-    std::fs::write(
-        info.join("alternates"),
-        format!("{}\n", objects.display()),
-    )
-    .map_err(|e| io(format!("write `{}`", info.join("alternates").display()), e))?;
+    std::fs::write(info.join("alternates"), format!("{}\n", objects.display()))
+        .map_err(|e| io(format!("write `{}`", info.join("alternates").display()), e))?;
     let shallow = user.commondir().join("shallow");
     if shallow.is_file() {
         std::fs::copy(&shallow, git_dir.join("shallow"))
@@ -105,7 +106,9 @@ pub fn export_fix_branch(
 /// first parent `dst` has, their trees and blobs (a tree already in `dst` is skipped whole).
 fn copy_objects(src: &Repository, dst: &Repository, commit: Oid) -> Result<(), VcsError> {
     let sodb = src.odb().ctx(|| "open the clone's object store".into())?;
-    let dodb = dst.odb().ctx(|| "open the repository's object store".into())?;
+    let dodb = dst
+        .odb()
+        .ctx(|| "open the repository's object store".into())?;
     let mut stack = vec![commit];
     while let Some(oid) = stack.pop() {
         if dodb.exists(oid) {
@@ -241,16 +244,27 @@ mod tests {
             "x = 1\n"
         );
         // Writes through the clone's git stay in the clone.
-        git(&wt, &["config", "remote.origin.pushurl", "http://127.0.0.1:1/x"]);
+        git(
+            &wt,
+            &["config", "remote.origin.pushurl", "http://127.0.0.1:1/x"],
+        );
         std::fs::write(wt.join("src/a.py"), "x = 2\n").unwrap();
-        let fix = super::super::commit_all(&clone, "fixci: fix").unwrap().unwrap();
+        let fix = super::super::commit_all(&clone, "fixci: fix")
+            .unwrap()
+            .unwrap();
         assert_eq!(refs_before, git(&user_root, &["for-each-ref"]));
-        assert!(user.find_commit(fix).is_err(), "the fix is not in the user's store yet");
+        assert!(
+            user.find_commit(fix).is_err(),
+            "the fix is not in the user's store yet"
+        );
         assert!(!git(&user_root, &["config", "--list"]).contains("pushurl"));
 
         let name = export_fix_branch(&user_root, &wt, fix, "fixci/x").unwrap();
         assert_eq!(name, "fixci/x");
-        assert_eq!(git(&user_root, &["rev-parse", "fixci/x"]).trim(), fix.to_string());
+        assert_eq!(
+            git(&user_root, &["rev-parse", "fixci/x"]).trim(),
+            fix.to_string()
+        );
         assert_eq!(git(&user_root, &["show", "fixci/x:src/a.py"]), "x = 2\n");
         git(&user_root, &["fsck", "--no-dangling"]);
         // Again (a resume): the same branch, no `-2`.
@@ -280,7 +294,12 @@ mod tests {
         let marker = d.path().join("planted-ran");
         let hook = format!("#!/bin/sh\ntouch '{}'\n", marker.display());
         std::fs::create_dir_all(cache.join(".git/hooks")).unwrap();
-        for h in ["reference-transaction", "post-merge", "pre-auto-gc", "post-checkout"] {
+        for h in [
+            "reference-transaction",
+            "post-merge",
+            "pre-auto-gc",
+            "post-checkout",
+        ] {
             let p = cache.join(".git/hooks").join(h);
             std::fs::write(&p, &hook).unwrap();
             use std::os::unix::fs::PermissionsExt;
@@ -288,7 +307,11 @@ mod tests {
         }
         git(
             &cache,
-            &["config", "remote.origin.uploadpack", &format!("touch '{}'; git-upload-pack", marker.display())],
+            &[
+                "config",
+                "remote.origin.uploadpack",
+                &format!("touch '{}'; git-upload-pack", marker.display()),
+            ],
         );
         git(&src, &["commit", "-q", "--allow-empty", "-m", "two"]);
         super::super::clone_or_fetch(s, &cache).unwrap();

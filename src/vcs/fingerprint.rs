@@ -67,7 +67,12 @@ impl Fingerprint {
                 let target = r
                     .target()
                     .map(|t| t.to_string())
-                    .or_else(|| r.symbolic_target().ok().flatten().map(|s| format!("-> {s}")))
+                    .or_else(|| {
+                        r.symbolic_target()
+                            .ok()
+                            .flatten()
+                            .map(|s| format!("-> {s}"))
+                    })
                     .unwrap_or_default();
                 e.insert(name, target);
             }

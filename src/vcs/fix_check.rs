@@ -10,8 +10,7 @@ use git2::{Oid, Repository};
 /// was made by fixci, and that its diff from `base` is byte for byte `fix_diff`. Returns why
 /// not.
 pub fn check_fix(repos: &[&Path], base: &str, commit: &str, fix_diff: &[u8]) -> Result<(), String> {
-    let commit_id =
-        Oid::from_str(commit).map_err(|_| format!("`{commit}` is not a commit id"))?;
+    let commit_id = Oid::from_str(commit).map_err(|_| format!("`{commit}` is not a commit id"))?;
     let base_id = Oid::from_str(base).map_err(|_| format!("`{base}` is not a commit id"))?;
     let repo = repos
         .iter()

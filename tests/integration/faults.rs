@@ -356,7 +356,11 @@ fn agent_commits_reject_fails_the_attempt_and_undoes_the_commit() {
     // user's repository.
     let (log, _) = branch_commits_and_files(&run.join("worktree"), branch);
     assert!(log.is_empty(), "the agent's commit is gone: {log:?}");
-    assert!(git(&e.repo, &["branch", "--list", branch]).trim().is_empty());
+    assert!(
+        git(&e.repo, &["branch", "--list", branch])
+            .trim()
+            .is_empty()
+    );
 }
 
 #[test]

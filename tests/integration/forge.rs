@@ -1402,9 +1402,11 @@ fn fixci_run_with_an_in_progress_run_exits_2_naming_the_status_and_writes_nothin
     assert!(!tmp.path().join("out").exists());
 }
 
-#[test]
-fn fixci_run_pushes_the_fix_then_opens_a_draft_pr_with_the_report_summary() {
-    let Some(fx) = fixtures() else { return };
+/// A local GitHub with a failed run and a PR endpoint, the buggy repository whose `origin` is
+/// a bare repository: (server, scratch folder, repository, bare remote). `None` without the
+/// fixtures.
+fn pr_setup() -> Option<(Server, tempfile::TempDir, PathBuf, PathBuf)> {
+    let fx = fixtures()?;
     let server = Server::start();
     mount_failed_run_with_pytest_log(&server, &fx);
     let created = exchange(
@@ -1428,6 +1430,14 @@ fn fixci_run_pushes_the_fix_then_opens_a_draft_pr_with_the_report_summary() {
         &["init", "-q", "--bare", bare.to_str().unwrap()],
     );
     crate::common::git(&repo, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    Some((server, tmp, repo, bare))
+}
+
+#[test]
+fn fixci_run_pushes_the_fix_then_opens_a_draft_pr_with_the_report_summary() {
+    let Some((server, tmp, repo, bare)) = pr_setup() else {
+        return;
+    };
     let spec = url_job(tmp.path(), &repo, &server, "good");
     run_fixci(tmp.path(), &spec, &server).code(0);
     let run = crate::common::run_dir(&tmp.path().join("out"));
@@ -1555,30 +1565,9 @@ fn other_host() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 
 #[test]
 fn a_pushurl_the_agent_sets_does_not_move_the_push_and_the_token_never_leaves_for_it() {
-    let Some(fx) = fixtures() else { return };
-    let server = Server::start();
-    mount_failed_run_with_pytest_log(&server, &fx);
-    let created = exchange(
-        &fx,
-        "create-pull.json",
-        "POST",
-        &format!("/repos/{OWNER}/{REPO}/pulls"),
-    );
-    server.mount(
-        Mock::given(method("POST"))
-            .and(path(format!("/repos/{OWNER}/{REPO}/pulls")))
-            .respond_with(ResponseTemplate::new(201).set_body_json(created["body"].clone())),
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    crate::common::buggy_repo(&repo);
-    let bare = tmp.path().join("remote.git");
-    crate::common::git(
-        tmp.path(),
-        &["init", "-q", "--bare", bare.to_str().unwrap()],
-    );
-    crate::common::git(&repo, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    let Some((server, tmp, repo, bare)) = pr_setup() else {
+        return;
+    };
     let (other, seen) = other_host();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();

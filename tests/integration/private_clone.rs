@@ -63,13 +63,7 @@ os.execvp("python3", ["python3", agent_py, good])
 "##;
 
 /// Writes `attack.py` beside the scripted agent and points the spec at it.
-pub fn hostile_job(
-    root: &Path,
-    repo: &Path,
-    mode: &str,
-    args: &[&str],
-    extra: Value,
-) -> PathBuf {
+pub fn hostile_job(root: &Path, repo: &Path, mode: &str, args: &[&str], extra: Value) -> PathBuf {
     let spec = scripted_job(root, repo, "good", extra);
     std::fs::write(root.join("attack.py"), ATTACK_PY).unwrap();
     point_at_attack(&spec, root, mode, args);
@@ -132,13 +126,28 @@ fn snapshot(repo: &Path) -> Vec<(String, String)> {
     hooks.sort();
     vec![
         ("refs".into(), git(repo, &["for-each-ref"])),
-        ("worktrees".into(), git(repo, &["worktree", "list", "--porcelain"])),
+        (
+            "worktrees".into(),
+            git(repo, &["worktree", "list", "--porcelain"]),
+        ),
         ("config".into(), read(".git/config")),
         ("hooks".into(), hooks.join(",")),
         ("exclude".into(), read(".git/info/exclude")),
         ("README.md".into(), read("README.md")),
-        ("status".into(), git(repo, &["status", "--porcelain=v2", "--branch"])),
+        (
+            "status".into(),
+            git(repo, &["status", "--porcelain=v2", "--branch"]),
+        ),
     ]
+}
+
+/// `fixci apply last --repo REPO` on the runs of `e`.
+fn apply(e: &crate::common::TestEnv, repo: &Path) -> assert_cmd::assert::Assert {
+    fixci()
+        .current_dir(&e.root)
+        .args(["apply", "last", "--out", e.out.to_str().unwrap(), "--repo"])
+        .arg(repo)
+        .assert()
 }
 
 fn run(e: &crate::common::TestEnv, spec: &Path) -> assert_cmd::assert::Assert {
@@ -234,7 +243,10 @@ fn writes_to_the_users_checkout_by_absolute_path_end_the_run_failed_naming_the_p
     // No fix branch reached the user's repository.
     assert_eq!(refs_before, git(&e.repo, &["for-each-ref"]));
     let report = std::fs::read_to_string(run_path.join("report.md")).unwrap();
-    assert!(report.contains("the agent changed your repository"), "{report}");
+    assert!(
+        report.contains("the agent changed your repository"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -247,15 +259,7 @@ fn a_run_that_cannot_reproduce_leaves_no_branch_and_no_worktree() {
     let r = result(&run_dir(&e.out));
     assert_ne!(r["status"], "success");
     // `fixci apply` refuses it.
-    let out = fixci()
-        .current_dir(&e.root)
-        .args(["apply", "last", "--out", e.out.to_str().unwrap(), "--repo"])
-        .arg(&e.repo)
-        .assert()
-        .code(2)
-        .get_output()
-        .stderr
-        .clone();
+    let out = apply(&e, &e.repo).code(2).get_output().stderr.clone();
     let err = String::from_utf8_lossy(&out);
     assert!(err.contains("has no verified fix to apply"), "{err}");
     assert_eq!(before, snapshot(&e.repo));
@@ -277,24 +281,25 @@ fn apply_and_status_refuse_a_forged_fix_diff() {
     let other = e.root.join("other");
     git(
         &e.root,
-        &["clone", "-q", e.repo.to_str().unwrap(), other.to_str().unwrap()],
+        &[
+            "clone",
+            "-q",
+            e.repo.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
     );
     let refs = git(&other, &["for-each-ref"]);
-    let out = fixci()
-        .current_dir(&e.root)
-        .args(["apply", "last", "--out", e.out.to_str().unwrap(), "--repo"])
-        .arg(&other)
-        .assert()
-        .code(2)
-        .get_output()
-        .stderr
-        .clone();
+    let out = apply(&e, &other).code(2).get_output().stderr.clone();
     let err = String::from_utf8_lossy(&out);
     assert!(
         err.contains("fix.diff differs from the diff of its fix commit"),
         "{err}"
     );
-    assert_eq!(refs, git(&other, &["for-each-ref"]), "apply created a branch");
+    assert_eq!(
+        refs,
+        git(&other, &["for-each-ref"]),
+        "apply created a branch"
+    );
     let status = fixci()
         .current_dir(&e.root)
         .args(["status", "last", "--out", e.out.to_str().unwrap()])
@@ -307,12 +312,7 @@ fn apply_and_status_refuse_a_forged_fix_diff() {
     assert!(status.contains("this success is not trusted"), "{status}");
     // The real diff applies.
     std::fs::write(&diff_path, real).unwrap();
-    fixci()
-        .current_dir(&e.root)
-        .args(["apply", "last", "--out", e.out.to_str().unwrap(), "--repo"])
-        .arg(&other)
-        .assert()
-        .code(0);
+    apply(&e, &other).code(0);
 }
 
 #[test]
@@ -405,9 +405,18 @@ fn a_hook_planted_in_the_cache_clone_never_runs() {
     let marker = e.root.join("hook-ran");
     let hooks = clones[0].join(".git/hooks");
     std::fs::create_dir_all(&hooks).unwrap();
-    for h in ["reference-transaction", "post-checkout", "post-merge", "pre-auto-gc"] {
+    for h in [
+        "reference-transaction",
+        "post-checkout",
+        "post-merge",
+        "pre-auto-gc",
+    ] {
         let p = hooks.join(h);
-        std::fs::write(&p, format!("#!/bin/sh\necho {h} >> '{}'\n", marker.display())).unwrap();
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\necho {h} >> '{}'\n", marker.display()),
+        )
+        .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
