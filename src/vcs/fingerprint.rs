@@ -3,8 +3,11 @@
 //!
 //! It records, each as a named entry with a SHA-256 of its content:
 //! - `HEAD` (its symbolic target or commit) and every ref (`refs/...` name -> target), loose or
-//!   packed, of the repository's common git folder;
-//! - files of the git folder a process could use to change what the user runs or sees: `index`,
+//!   packed, of the repository's common git folder, except remote-tracking refs
+//!   (`refs/remotes/`), which a background `git fetch` of the user's editor moves;
+//! - the index by its entries (path, mode, object id, stage), not its bytes: a `git status` that
+//!   only refreshes cached file times does not count as a change;
+//! - files of the git folder a process could use to change what the user runs or sees:
 //!   `config`, `config.worktree`, `info/*` (`exclude`, `attributes`, `sparse-checkout`),
 //!   `objects/info/alternates`, `shallow`, every file under `hooks/`, and the names of linked
 //!   worktrees (`worktrees/*`);
@@ -64,6 +67,9 @@ impl Fingerprint {
         if let Ok(refs) = repo.references() {
             for r in refs.flatten() {
                 let name = String::from_utf8_lossy(r.name_bytes()).into_owned();
+                if name.starts_with("refs/remotes/") {
+                    continue;
+                }
                 let target = r
                     .target()
                     .map(|t| t.to_string())
@@ -79,7 +85,15 @@ impl Fingerprint {
         }
         let git_dir = repo.path().to_path_buf();
         let common = repo.commondir().to_path_buf();
-        let mut files: Vec<PathBuf> = vec![git_dir.join("index"), git_dir.join("config.worktree")];
+        if let Ok(index) = repo.index() {
+            let mut h = Sha256::new();
+            for entry in index.iter() {
+                h.update(&entry.path);
+                h.update(format!(" {:o} {} {}\n", entry.mode, entry.id, entry.flags).as_bytes());
+            }
+            e.insert(shown(&git_dir.join("index")), format!("{:x}", h.finalize()));
+        }
+        let mut files: Vec<PathBuf> = vec![git_dir.join("config.worktree")];
         for name in ["config", "shallow", "objects/info/alternates"] {
             files.push(common.join(name));
         }
@@ -207,6 +221,20 @@ mod tests {
         std::fs::write(r.join("dirty.txt"), "two\n").unwrap();
         let before = Fingerprint::record(r).unwrap();
         assert!(before.changed(&Fingerprint::record(r).unwrap()).is_empty());
+        // A status that refreshes the index's cached file times is not a change.
+        let t = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(r.join("README.md"))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        git(r, &["status", "--porcelain"]);
+        assert!(before.changed(&Fingerprint::record(r).unwrap()).is_empty());
+        git(r, &["add", "dirty.txt"]);
+        let staged = before.changed(&Fingerprint::record(r).unwrap());
+        assert!(staged.contains(&".git/index".to_string()), "{staged:?}");
+        git(r, &["reset", "-q", "dirty.txt"]);
 
         std::fs::write(r.join("README.md"), "owned\n").unwrap();
         std::fs::write(r.join("dirty.txt"), "three\n").unwrap();
@@ -214,6 +242,7 @@ mod tests {
         std::fs::write(r.join(".git/info/exclude"), "*.secret\n").unwrap();
         git(r, &["config", "remote.origin.pushurl", "http://evil/"]);
         git(r, &["branch", "other"]);
+        git(r, &["update-ref", "refs/remotes/origin/main", "HEAD"]);
         let changed = before.changed(&Fingerprint::record(r).unwrap());
         assert_eq!(
             changed,
