@@ -117,6 +117,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         started: Instant::now(),
         resumed: false,
         prefetched: None,
+        user_repo: Default::default(),
         req,
     };
     let mut prompts = Vec::new();

@@ -17,38 +17,40 @@ pub const CHANGED_REASON: &str = "the agent changed your repository";
 /// Most paths listed in the reason; the rest are counted.
 const MAX_LISTED: usize = 20;
 
-/// Records the fingerprint of the user's repository into `st` (before the first agent, and again
-/// after fixci's own change to it: the exported fix branch, or a resume).
-///
-/// Errors (exit 3): the repository cannot be read.
-pub fn record_user_repo(st: &mut RunState) -> Result<(), Error> {
-    let fp = Fingerprint::record(&st.repo.root)
-        .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
-    st.user_repo = Some(fp);
-    Ok(())
-}
+/// The fingerprint of the user's repository a run compares against, held in memory by the
+/// process driving the run (a resume records the repository afresh: what the user did between
+/// two processes is theirs).
+#[derive(Debug, Default)]
+pub struct UserRepoGuard(std::sync::Mutex<Option<Fingerprint>>);
 
-/// True for the stage kinds that run code an agent wrote or may have touched: the agent itself,
-/// the reproduction command, a user command in the worktree.
-pub fn runs_agent_code(kind: StageKind) -> bool {
-    matches!(
-        kind,
-        StageKind::Agent | StageKind::RunTest | StageKind::Command
-    )
-}
-
-/// The failure reason when the user's repository differs from its recorded fingerprint:
-/// `the agent changed your repository: .git/config, README.md`; `None` when it is unchanged
-/// or no fingerprint was recorded. A repository that can no longer be read counts as changed.
-pub fn user_repo_changed(st: &RunState) -> Option<String> {
-    let before = st.user_repo.as_ref()?;
-    let changed = match Fingerprint::record(&before.root) {
-        Ok(now) => before.changed(&now),
-        Err(e) => vec![format!("(the repository cannot be read: {e})")],
-    };
-    if changed.is_empty() {
-        return None;
+impl UserRepoGuard {
+    /// Records the user's repository at `root` (before the first agent, and again after fixci's
+    /// own change to it: the exported fix branch).
+    ///
+    /// Errors (exit 3): the repository cannot be read.
+    pub fn record(&self, root: &std::path::Path) -> Result<(), Error> {
+        let fp = Fingerprint::record(root)
+            .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(fp);
+        Ok(())
     }
+
+    /// The failure reason when the user's repository differs from its recorded fingerprint:
+    /// `the agent changed your repository: .git/config, README.md`; `None` when it is unchanged
+    /// or nothing was recorded. A repository that can no longer be read counts as changed.
+    pub fn changed(&self) -> Option<String> {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let before = guard.as_ref()?;
+        let changed = match Fingerprint::record(&before.root) {
+            Ok(now) => before.changed(&now),
+            Err(e) => vec![format!("(the repository cannot be read: {e})")],
+        };
+        (!changed.is_empty()).then(|| reason(&changed))
+    }
+}
+
+/// `the agent changed your repository: a, b, ... and N more`.
+fn reason(changed: &[String]) -> String {
     let mut list = changed
         .iter()
         .take(MAX_LISTED)
@@ -58,7 +60,16 @@ pub fn user_repo_changed(st: &RunState) -> Option<String> {
     if changed.len() > MAX_LISTED {
         list.push_str(&format!(" and {} more", changed.len() - MAX_LISTED));
     }
-    Some(format!("{CHANGED_REASON}: {list}"))
+    format!("{CHANGED_REASON}: {list}")
+}
+
+/// True for the stage kinds that run code an agent wrote or may have touched: the agent itself,
+/// the reproduction command, a user command in the worktree.
+pub fn runs_agent_code(kind: StageKind) -> bool {
+    matches!(
+        kind,
+        StageKind::Agent | StageKind::RunTest | StageKind::Command
+    )
 }
 
 /// Fixes where the run publishes, before any agent runs: the run URL's repository, else the
@@ -94,13 +105,17 @@ pub fn forge_target(
 }
 
 /// Brings the fix commit of the private clone into the user's repository as the run's branch
-/// (see [`vcs::export_fix_branch`]) after checking that the repository is unchanged, and
-/// records its fingerprint again. Sets `st.branch` to the branch created.
+/// (see [`vcs::export_fix_branch`]) after checking with `guard` that the repository is
+/// unchanged, and records its fingerprint again. Returns the branch created (`Ok(Ok)`), or the
+/// reason the repository changed (`Ok(Err)`, nothing created).
 ///
-/// Errors: the repository changed (exit 1 reason set by the caller from the message), or git
-/// failed (exit 3).
-pub fn export_fix(st: &mut RunState, commit: git2::Oid) -> Result<Result<String, String>, Error> {
-    if let Some(why) = user_repo_changed(st) {
+/// Errors (exit 3): git failed.
+pub fn export_fix(
+    guard: &UserRepoGuard,
+    st: &RunState,
+    commit: git2::Oid,
+) -> Result<Result<String, String>, Error> {
+    if let Some(why) = guard.changed() {
         return Ok(Err(why));
     }
     let wt = st
@@ -111,7 +126,6 @@ pub fn export_fix(st: &mut RunState, commit: git2::Oid) -> Result<Result<String,
     let name = vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted).map_err(|e| {
         Error::infra("cannot bring the fix branch into the target repository").source(e)
     })?;
-    st.branch = Some(name.clone());
-    record_user_repo(st)?;
+    guard.record(&st.repo.root)?;
     Ok(Ok(name))
 }

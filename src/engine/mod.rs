@@ -73,6 +73,8 @@ pub struct RunEnv {
     pub resumed: bool,
     /// A run URL's logs fetched before the run directory was created.
     pub prefetched: Option<forge_inputs::Prefetched>,
+    /// The user's repository as it was before the first agent ran (see [`guard`]).
+    pub user_repo: guard::UserRepoGuard,
 }
 
 impl RunEnv {
@@ -281,7 +283,6 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         spec.spec.url.as_deref(),
         req.api_url.as_deref(),
     );
-    guard::record_user_repo(&mut st)?;
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.join("repro-test").join(t);
         copy_file(&worktree.join(t), &copy)?;
@@ -300,6 +301,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
     let total = pipeline::total_budget(spec, &req.pipeline.pipeline);
     let mut env = make_env(req, run_dir, started, total, false);
     env.prefetched = prefetched;
+    env.user_repo.record(&st.repo.root)?;
     drive(env, st, observer)
 }
 
@@ -330,6 +332,7 @@ fn make_env(
         started,
         resumed,
         prefetched: None,
+        user_repo: guard::UserRepoGuard::default(),
     }
 }
 
@@ -416,11 +419,11 @@ pub fn resume(
     st.status = Status::Running;
     st.reason = None;
     st.pid = std::process::id();
-    // The user may have worked in the repository since: what counts is how it is now.
-    guard::record_user_repo(&mut st)?;
     let used: f64 = st.stages.iter().map(|s| s.duration_s).sum();
     let total = Duration::from_secs_f64((st.invocation.total_budget_s - used).max(60.0));
     let env = make_env(req, run_dir.to_path_buf(), Instant::now(), total, true);
+    // The user may have worked in the repository since: what counts is how it is now.
+    env.user_repo.record(&st.repo.root)?;
     drive(env, st, observer)
 }
 
@@ -799,7 +802,7 @@ fn run_stage(
     };
     let duration = t0.elapsed();
     let result = match guard::runs_agent_code(def.kind)
-        .then(|| guard::user_repo_changed(st))
+        .then(|| env.user_repo.changed())
         .flatten()
     {
         Some(why) => {

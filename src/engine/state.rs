@@ -244,10 +244,6 @@ pub struct RunState {
     /// The issue used as the task, when the spec names one.
     #[serde(default)]
     pub issue: Option<super::forge_inputs::IssueState>,
-    /// The user's repository as it was before the first agent ran (and after fixci's own
-    /// changes to it); compared after every stage that runs agent code.
-    #[serde(default)]
-    pub user_repo: Option<crate::vcs::Fingerprint>,
     /// Where the run publishes, fixed before any agent ran.
     #[serde(default)]
     pub forge: Option<crate::forge::ForgeTarget>,
@@ -304,7 +300,6 @@ impl RunState {
             verification: None,
             commit: None,
             pr: None,
-            user_repo: None,
             forge: None,
             started_at: chrono::Utc::now().to_rfc3339(),
             finished_at: None,

@@ -43,10 +43,13 @@ impl Stage for GitCommit {
         let p = cx.env.run_dir.join("fix.diff");
         std::fs::write(&p, &diff).map_err(|e| io_error("write", &p, e))?;
         cx.st.commit = Some(oid.to_string());
-        if let Err(why) = crate::engine::guard::export_fix(cx.st, oid)? {
-            cx.st.status = crate::engine::Status::Failed;
-            cx.st.reason = Some(why.clone());
-            return Ok(StageResult::failed(why));
+        match crate::engine::guard::export_fix(&cx.env.user_repo, cx.st, oid)? {
+            Ok(branch) => cx.st.branch = Some(branch),
+            Err(why) => {
+                cx.st.status = crate::engine::Status::Failed;
+                cx.st.reason = Some(why.clone());
+                return Ok(StageResult::failed(why));
+            }
         }
         Ok(StageResult::passed(format!(
             "commit {} on `{}`",
