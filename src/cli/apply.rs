@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::runs;
 use crate::error::{Error, Result};
+use crate::run_dir;
 use crate::vcs;
 
 /// Create branch `fixci/<slug>` in a checkout from a run's `fix.diff` (applied onto `base`) and
@@ -26,15 +26,18 @@ pub struct ApplyArgs {
 /// Checks `patch` (the run's `fix.diff`) against the fix commit recorded in `st`, read from
 /// the run's private clone or its repository (see [`vcs::check_fix`]).
 pub(crate) fn trusted_fix(
-    dir: &std::path::Path,
-    st: &crate::engine::RunState,
+    dir: &run_dir::RunDir,
+    st: &run_dir::RunState,
     patch: &[u8],
 ) -> std::result::Result<(), String> {
     let commit = st
         .commit
         .as_deref()
         .ok_or_else(|| "it records no fix commit".to_string())?;
-    let clone = st.worktree.clone().unwrap_or_else(|| dir.join("worktree"));
+    let clone = st
+        .worktree
+        .clone()
+        .unwrap_or_else(|| dir.path().join("worktree"));
     vcs::check_fix(
         &[clone.as_path(), st.repo.root.as_path()],
         &st.repo.base_commit,
@@ -46,10 +49,9 @@ pub(crate) fn trusted_fix(
 /// Runs `fixci apply`; returns the exit code.
 pub fn execute(args: ApplyArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let (dir, st) = runs::find(&out, &args.run)?;
-    let patch = std::fs::read(dir.join("fix.diff")).unwrap_or_default();
-    if st.status != crate::engine::Status::Success || patch.iter().all(|b| b.is_ascii_whitespace())
-    {
+    let (dir, st) = run_dir::find(&out, &args.run)?;
+    let patch = std::fs::read(dir.fix_diff_file()).unwrap_or_default();
+    if st.status != run_dir::Status::Success || patch.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::usage(format!(
             "run `{}` has no verified fix to apply (status `{}`)",
             st.run_id,
@@ -77,51 +79,28 @@ pub fn execute(args: ApplyArgs) -> Result<u8> {
         ))
         .source(e)
     })?;
-    let diff = git2::Diff::from_buffer(&patch).map_err(|e| {
-        Error::usage(format!(
-            "`{}` is not a valid patch",
-            dir.join("fix.diff").display()
-        ))
-        .source(e)
-    })?;
-    let base_commit = repo
-        .find_commit(base)
-        .map_err(|e| Error::infra("cannot read base").source(e))?;
-    let tree = base_commit
-        .tree()
-        .map_err(|e| Error::infra("cannot read base tree").source(e))?;
-    let mut index = repo.apply_to_tree(&tree, &diff, None).map_err(|e| {
-        Error::usage(format!(
-            "the fix of run `{}` does not apply to `{}` in `{}`",
-            st.run_id,
-            st.repo.base,
-            at.display()
-        ))
-        .source(e)
-    })?;
-    let tree_id = index
-        .write_tree_to(&repo)
-        .map_err(|e| Error::infra("cannot write the fix tree").source(e))?;
-    let new_tree = repo
-        .find_tree(tree_id)
-        .map_err(|e| Error::infra("cannot read the fix tree").source(e))?;
     let slug = st
         .branch
         .as_deref()
         .and_then(|b| b.strip_prefix("fixci/"))
-        .unwrap_or("fix")
-        .to_string();
-    let name = vcs::free_branch_name(&repo, &slug);
-    let sig = vcs::fixci_signature();
+        .unwrap_or("fix");
     let title = format!("Fix from fixci run {}", st.run_id);
-    let commit = repo
-        .commit(None, &sig, &sig, &title, &new_tree, &[&base_commit])
-        .map_err(|e| Error::infra("cannot commit the fix").source(e))?;
-    let c = repo
-        .find_commit(commit)
-        .map_err(|e| Error::infra("cannot read the fix commit").source(e))?;
-    repo.branch(&name, &c, false)
-        .map_err(|e| Error::infra(format!("cannot create branch `{name}`")).source(e))?;
+    let (name, commit) =
+        vcs::branch_from_patch(&repo, base, &patch, slug, &title).map_err(|e| match e {
+            vcs::PatchError::Invalid(g) => Error::usage(format!(
+                "`{}` is not a valid patch",
+                dir.fix_diff_file().display()
+            ))
+            .source(g),
+            vcs::PatchError::DoesNotApply(g) => Error::usage(format!(
+                "the fix of run `{}` does not apply to `{}` in `{}`",
+                st.run_id,
+                st.repo.base,
+                at.display()
+            ))
+            .source(g),
+            vcs::PatchError::Git(g) => Error::infra("cannot create the fix branch").source(g),
+        })?;
     outln!(
         "created branch `{name}` at {} (base `{}` + fix.diff) in {}",
         &commit.to_string()[..10],

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::runs;
 use crate::error::Result;
+use crate::run_dir;
 
 /// Show one run: status, reason, current stage, stages so far, paths.
 #[derive(Debug, Args)]
@@ -23,8 +23,8 @@ pub struct StatusArgs {
 /// Runs `fixci status`; returns the exit code.
 pub fn execute(args: StatusArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let (dir, st) = runs::find(&out, &args.run)?;
-    let sum = runs::summary(&dir, &st);
+    let (dir, st) = run_dir::find(&out, &args.run)?;
+    let sum = dir.summary(&st);
     if args.json {
         outln!(
             "{}",
@@ -35,9 +35,9 @@ pub fn execute(args: StatusArgs) -> Result<u8> {
     }
     outln!("run:      {}", st.run_id);
     // A success on disk is checked against git before it is shown as one.
-    let unverified = (st.status == crate::engine::Status::Success)
+    let unverified = (st.status == crate::run_dir::Status::Success)
         .then(|| {
-            let patch = std::fs::read(dir.join("fix.diff")).unwrap_or_default();
+            let patch = std::fs::read(dir.fix_diff_file()).unwrap_or_default();
             super::apply::trusted_fix(&dir, &st, &patch).err()
         })
         .flatten();
@@ -61,7 +61,7 @@ pub fn execute(args: StatusArgs) -> Result<u8> {
     outln!("branch:   {}", st.branch.as_deref().unwrap_or("-"));
     outln!("attempts: {}", st.attempts.len());
     outln!("age:      {}", super::list::age(sum.age_s));
-    outln!("dir:      {}", dir.display());
+    outln!("dir:      {}", dir.path().display());
     outln!("\nstages:");
     for s in &st.stages {
         let a = s.attempt.map(|a| format!(" #{a}")).unwrap_or_default();

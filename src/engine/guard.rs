@@ -1,67 +1,11 @@
-//! What the engine fixes before the first agent runs and checks afterwards: the user's
-//! repository ([`vcs::Fingerprint`], compared after every stage that runs agent-written code)
-//! and the forge target ([`ForgeTarget`], recorded once, used by `open-pr`).
+//! What the engine fixes before the first agent runs: the forge target ([`ForgeTarget`],
+//! recorded once, used by `open-pr`); and which stages are followed by the check of the user's
+//! repository ([`vcs::UserRepoGuard`]).
 
 use git2::Repository;
 
-use crate::error::Error;
 use crate::forge::{self, ForgeTarget, RunRef};
 use crate::pipeline::StageKind;
-use crate::vcs::{self, Fingerprint};
-
-use super::state::RunState;
-
-/// The start of a run's failure reason when the user's repository changed.
-pub const CHANGED_REASON: &str = "the agent changed your repository";
-
-/// Most paths listed in the reason; the rest are counted.
-const MAX_LISTED: usize = 20;
-
-/// The fingerprint of the user's repository a run compares against, held in memory by the
-/// process driving the run (a resume records the repository afresh: what the user did between
-/// two processes is theirs).
-#[derive(Debug, Default)]
-pub struct UserRepoGuard(std::sync::Mutex<Option<Fingerprint>>);
-
-impl UserRepoGuard {
-    /// Records the user's repository at `root` (before the first agent, and again after fixci's
-    /// own change to it: the exported fix branch).
-    ///
-    /// Errors (exit 3): the repository cannot be read.
-    pub fn record(&self, root: &std::path::Path) -> Result<(), Error> {
-        let fp = Fingerprint::record(root)
-            .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(fp);
-        Ok(())
-    }
-
-    /// The failure reason when the user's repository differs from its recorded fingerprint:
-    /// `the agent changed your repository: .git/config, README.md`; `None` when it is unchanged
-    /// or nothing was recorded. A repository that can no longer be read counts as changed.
-    pub fn changed(&self) -> Option<String> {
-        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let before = guard.as_ref()?;
-        let changed = match Fingerprint::record(&before.root) {
-            Ok(now) => before.changed(&now),
-            Err(e) => vec![format!("(the repository cannot be read: {e})")],
-        };
-        (!changed.is_empty()).then(|| reason(&changed))
-    }
-}
-
-/// `the agent changed your repository: a, b, ... and N more`.
-fn reason(changed: &[String]) -> String {
-    let mut list = changed
-        .iter()
-        .take(MAX_LISTED)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if changed.len() > MAX_LISTED {
-        list.push_str(&format!(" and {} more", changed.len() - MAX_LISTED));
-    }
-    format!("{CHANGED_REASON}: {list}")
-}
 
 /// True for the stage kinds that run code an agent wrote or may have touched: the agent itself,
 /// the reproduction command, a user command in the worktree.
@@ -102,30 +46,4 @@ pub fn forge_target(
         push_url,
         remote: remote.to_string(),
     })
-}
-
-/// Brings the fix commit of the private clone into the user's repository as the run's branch
-/// (see [`vcs::export_fix_branch`]) after checking with `guard` that the repository is
-/// unchanged, and records its fingerprint again. Returns the branch created (`Ok(Ok)`), or the
-/// reason the repository changed (`Ok(Err)`, nothing created).
-///
-/// Errors (exit 3): git failed.
-pub fn export_fix(
-    guard: &UserRepoGuard,
-    st: &RunState,
-    commit: git2::Oid,
-) -> Result<Result<String, String>, Error> {
-    if let Some(why) = guard.changed() {
-        return Ok(Err(why));
-    }
-    let wt = st
-        .worktree
-        .clone()
-        .ok_or_else(|| Error::infra("this run has no worktree"))?;
-    let wanted = st.branch.clone().unwrap_or_else(|| "fixci/fix".into());
-    let name = vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted).map_err(|e| {
-        Error::infra("cannot bring the fix branch into the target repository").source(e)
-    })?;
-    guard.record(&st.repo.root)?;
-    Ok(Ok(name))
 }

@@ -3,6 +3,7 @@
 
 use super::{Stage, StageCtx, StageResult, worktree};
 use crate::error::{Error, io_error};
+use crate::run_dir::{Event, RunState, Status};
 use crate::vcs;
 
 /// The `git-commit` stage.
@@ -10,12 +11,12 @@ pub struct GitCommit;
 
 impl Stage for GitCommit {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
-        let wt = vcs::open(&worktree(cx.st)?)
+        let wt = vcs::open(&worktree(cx.st())?)
             .map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-        let title = crate::report::title(cx.st, cx.env.spec());
+        let title = crate::report::title(cx.st(), cx.env.spec());
         let mut msg = format!("{title}\n\n");
         if let Some(rc) = cx
-            .st
+            .st()
             .attempts
             .iter()
             .rev()
@@ -23,7 +24,7 @@ impl Stage for GitCommit {
         {
             msg.push_str(&format!("{rc}\n\n"));
         }
-        if let Some(v) = &cx.st.verification {
+        if let Some(v) = &cx.st().verification {
             msg.push_str(&format!(
                 "Verified by fixci: the reproduction passed {} of {} runs.\n",
                 v.passed, v.runs
@@ -36,25 +37,58 @@ impl Stage for GitCommit {
                 "nothing to commit: the worktree has no change against base",
             ));
         };
-        let base = git2::Oid::from_str(&cx.st.repo.base_commit)
+        let base = git2::Oid::from_str(&cx.st().repo.base_commit)
             .map_err(|e| Error::infra("bad base commit in state").source(e))?;
         let diff = vcs::diff_commits(&wt, base, oid)
             .map_err(|e| Error::infra("cannot diff the fix commit").source(e))?;
-        let p = cx.env.run_dir.join("fix.diff");
+        let p = cx.env.run_dir.fix_diff_file();
         std::fs::write(&p, &diff).map_err(|e| io_error("write", &p, e))?;
-        cx.st.commit = Some(oid.to_string());
-        match crate::engine::guard::export_fix(&cx.env.user_repo, cx.st, oid)? {
-            Ok(branch) => cx.st.branch = Some(branch),
+        cx.emit(Event::CommitMade {
+            commit: oid.to_string(),
+        });
+        // The fix reaches the user's repository only now, as one new branch.
+        match export_fix(&cx.env.user_repo, cx.st(), oid)? {
+            Ok(branch) => cx.emit(Event::FixBranchCreated { branch }),
             Err(why) => {
-                cx.st.status = crate::engine::Status::Failed;
-                cx.st.reason = Some(why.clone());
+                cx.emit(Event::RunStopping {
+                    status: Status::Failed,
+                    reason: why.clone(),
+                });
                 return Ok(StageResult::failed(why));
             }
         }
         Ok(StageResult::passed(format!(
             "commit {} on `{}`",
             &oid.to_string()[..10],
-            cx.st.branch.as_deref().unwrap_or("?")
+            cx.st().branch.as_deref().unwrap_or("?")
         )))
     }
+}
+
+/// Brings the fix commit of the private clone into the user's repository as the run's branch
+/// (see [`vcs::export_fix_branch`]) after checking with `guard` that the repository is
+/// unchanged, and records its fingerprint again. Returns the branch created (`Ok(Ok)`), or the
+/// reason the repository changed (`Ok(Err)`, nothing created).
+///
+/// Errors (exit 3): git failed.
+fn export_fix(
+    guard: &vcs::UserRepoGuard,
+    st: &RunState,
+    commit: git2::Oid,
+) -> Result<Result<String, String>, Error> {
+    if let Some(why) = guard.changed() {
+        return Ok(Err(why));
+    }
+    let wt = st
+        .worktree
+        .clone()
+        .ok_or_else(|| Error::infra("this run has no worktree"))?;
+    let wanted = st.branch.clone().unwrap_or_else(|| "fixci/fix".into());
+    let name = vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted).map_err(|e| {
+        Error::infra("cannot bring the fix branch into the target repository").source(e)
+    })?;
+    guard
+        .record(&st.repo.root)
+        .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
+    Ok(Ok(name))
 }

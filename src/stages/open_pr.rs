@@ -5,10 +5,10 @@
 //! failed publication still leaves the proposal, and is an infrastructure error (exit 3).
 
 use super::{Stage, StageCtx, StageResult};
-use crate::engine::state::{PrState, StageStatus};
 use crate::error::{Error, io_error};
 use crate::forge::{self, ForgeTarget, IssueRef, PrRequest};
 use crate::process::shell_quote;
+use crate::run_dir::{Event, PrState, StageStatus};
 
 /// The `open-pr` stage.
 pub struct OpenPr;
@@ -31,29 +31,29 @@ impl Stage for OpenPr {
                 "interrupted: nothing is published",
             ));
         }
-        if cx.st.status == crate::engine::Status::Escalated {
+        if cx.st().status == crate::run_dir::Status::Escalated {
             return escalate(cx);
         }
-        if cx.st.commit.is_none() || cx.st.status != crate::engine::Status::Running {
+        if cx.st().commit.is_none() || cx.st().status != crate::run_dir::Status::Running {
             return Ok(StageResult::new(
                 StageStatus::Skipped,
                 "no fix commit to propose",
             ));
         }
         let spec = cx.env.spec();
-        let branch = cx.st.branch.clone().unwrap_or_default();
-        let title = crate::report::title(cx.st, spec);
-        let body = crate::redact::redact(&crate::report::pr_body(cx.st, spec));
-        let body_file = cx.env.run_dir.join("pr.md");
+        let branch = cx.st().branch.clone().unwrap_or_default();
+        let title = crate::report::title(cx.st(), spec);
+        let body = crate::redact::redact(&crate::report::pr_body(cx.st(), spec));
+        let body_file = cx.env.run_dir.pr_body_file();
         std::fs::write(&body_file, format!("# {title}\n\n{body}"))
             .map_err(|e| io_error("write", &body_file, e))?;
         let body_only = cx.dir.join("pr-body.md");
         std::fs::write(&body_only, &body).map_err(|e| io_error("write", &body_only, e))?;
         let remote = spec.spec.pr.remote_name();
-        let root = cx.st.repo.root.display().to_string();
+        let root = cx.st().repo.root.display().to_string();
         let mut gh = format!(
             "gh pr create --draft --base {} --head {} --title {} --body-file {}",
-            shell_quote(&cx.st.repo.base),
+            shell_quote(&cx.st().repo.base),
             shell_quote(&branch),
             shell_quote(&title),
             shell_quote(&body_only.display().to_string())
@@ -72,7 +72,7 @@ impl Stage for OpenPr {
             format!(
                 "git -C {} push {} {}",
                 shell_quote(&root),
-                if cx.st.repo.source.ends_with(".bundle") {
+                if cx.st().repo.source.ends_with(".bundle") {
                     "YOUR-REMOTE-URL".to_string()
                 } else {
                     shell_quote(&remote)
@@ -81,13 +81,16 @@ impl Stage for OpenPr {
             ),
             format!("cd {} && {gh}", shell_quote(&root)),
         ];
-        cx.st.pr = Some(PrState {
+        let proposal = PrState {
             mode: "proposal".into(),
             branch: branch.clone(),
             title: title.clone(),
             body_file,
             commands,
             url: None,
+        };
+        cx.emit(Event::PrRecorded {
+            pr: proposal.clone(),
         });
 
         let target = forge_target(cx);
@@ -99,10 +102,10 @@ impl Stage for OpenPr {
         } else if target.is_none() {
             Some(
                 if cx
-                    .st
+                    .st()
                     .repo
                     .root
-                    .starts_with(crate::engine::workspace::cache_dir())
+                    .starts_with(crate::run_dir::workspace::cache_dir())
                 {
                     "the repository was cloned from a bundle or URL with no GitHub remote"
                 } else {
@@ -125,7 +128,7 @@ impl Stage for OpenPr {
             title,
             body,
             head: branch.clone(),
-            base: cx.st.repo.base.clone(),
+            base: cx.st().repo.base.clone(),
             labels: spec.spec.pr.labels.clone(),
             reviewers: spec.spec.pr.reviewers.clone(),
             linked_issue: spec
@@ -134,7 +137,7 @@ impl Stage for OpenPr {
                 .as_deref()
                 .and_then(|i| IssueRef::parse(i).ok()),
         };
-        let proposal = |e: forge::ForgeError| {
+        let offline = |e: forge::ForgeError| {
             Error::from(e).detail(
                 "the offline proposal (pr.md and the commands to publish it) is in the report",
             )
@@ -146,15 +149,18 @@ impl Stage for OpenPr {
                 target.remote
             )));
         };
-        forge::push_to_url(&cx.st.repo.root, push_url, &branch, token.as_ref())
-            .map_err(proposal)?;
+        forge::push_to_url(&cx.st().repo.root, push_url, &branch, token.as_ref())
+            .map_err(offline)?;
         let pr = client
             .create_draft_pr(&target.owner, &target.repo, &req)
-            .map_err(proposal)?;
-        if let Some(p) = cx.st.pr.as_mut() {
-            p.mode = "opened".into();
-            p.url = Some(pr.html_url.clone());
-        }
+            .map_err(offline)?;
+        cx.emit(Event::PrRecorded {
+            pr: PrState {
+                mode: "opened".into(),
+                url: Some(pr.html_url.clone()),
+                ..proposal
+            },
+        });
         let warnings = if pr.warnings.is_empty() {
             String::new()
         } else {
@@ -170,7 +176,7 @@ impl Stage for OpenPr {
 /// Where a PR or issue for this run goes: the target recorded before any agent ran (the run
 /// URL's repository, else the remote's GitHub URL as it was then); git config is not read here.
 fn forge_target(cx: &StageCtx<'_>) -> Option<ForgeTarget> {
-    cx.st.forge.clone()
+    cx.st().forge.clone()
 }
 
 /// After exhausted attempts, with `pr.escalate`: opens an issue labelled `fixci-escalation` with
@@ -203,23 +209,26 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         ));
     };
     let client = forge::GitHub::new(&api_base, Some(token)).map_err(Error::from)?;
-    let title = format!("fixci could not fix: {}", crate::report::title(cx.st, spec));
+    let title = format!(
+        "fixci could not fix: {}",
+        crate::report::title(cx.st(), spec)
+    );
     let mut body = format!(
         "{}\n\n{}",
-        crate::report::summary(cx.st),
-        crate::report::attempts_table(cx.st)
+        crate::report::summary(cx.st()),
+        crate::report::attempts_table(cx.st())
     );
     body.push_str(&format!(
         "\nRun `{}`; full report in its `report.md`.\n",
-        cx.st.run_id
+        cx.st().run_id
     ));
     let body = crate::redact::redact(&body);
     let signature = cx
-        .st
+        .st()
         .logs
         .as_ref()
         .and_then(|l| l.distilled.signature.clone())
-        .unwrap_or_else(|| crate::report::title(cx.st, spec));
+        .unwrap_or_else(|| crate::report::title(cx.st(), spec));
     let e = client
         .escalate(&owner, &repo, &title, &body, &signature)
         .map_err(Error::from)?;

@@ -171,6 +171,57 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The start of a run's failure reason when the user's repository changed.
+pub const CHANGED_REASON: &str = "the agent changed your repository";
+
+/// Most paths listed in the reason; the rest are counted.
+const MAX_LISTED: usize = 20;
+
+/// The fingerprint of the user's repository a run compares against, held in memory by the
+/// process driving the run (a resume records the repository afresh: what the user did between
+/// two processes is theirs).
+#[derive(Debug, Default)]
+pub struct UserRepoGuard(std::sync::Mutex<Option<Fingerprint>>);
+
+impl UserRepoGuard {
+    /// Records the user's repository at `root` (before the first agent, and again after fixci's
+    /// own change to it: the exported fix branch).
+    ///
+    /// Errors: the repository cannot be read.
+    pub fn record(&self, root: &std::path::Path) -> Result<(), VcsError> {
+        let fp = Fingerprint::record(root)?;
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(fp);
+        Ok(())
+    }
+
+    /// The failure reason when the user's repository differs from its recorded fingerprint:
+    /// `the agent changed your repository: .git/config, README.md`; `None` when it is unchanged
+    /// or nothing was recorded. A repository that can no longer be read counts as changed.
+    pub fn changed(&self) -> Option<String> {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let before = guard.as_ref()?;
+        let changed = match Fingerprint::record(&before.root) {
+            Ok(now) => before.changed(&now),
+            Err(e) => vec![format!("(the repository cannot be read: {e})")],
+        };
+        (!changed.is_empty()).then(|| reason(&changed))
+    }
+}
+
+/// `the agent changed your repository: a, b, ... and N more`.
+fn reason(changed: &[String]) -> String {
+    let mut list = changed
+        .iter()
+        .take(MAX_LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if changed.len() > MAX_LISTED {
+        list.push_str(&format!(" and {} more", changed.len() - MAX_LISTED));
+    }
+    format!("{CHANGED_REASON}: {list}")
+}
+
 /// SHA-256 of a file's bytes (a symlink: of its target, marked; executable bit included), or
 /// `None` when it does not exist.
 fn hash_file(p: &Path) -> Option<String> {
