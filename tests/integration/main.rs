@@ -9,6 +9,7 @@ mod flaky;
 mod forge;
 mod ladder;
 mod logs;
+mod private_clone;
 mod replay;
 mod replay_gold;
 mod replay_realbugs;
