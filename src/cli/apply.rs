@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::run_dir;
 use crate::error::{Error, Result};
+use crate::run_dir;
 use crate::vcs;
 
 /// Create branch `fixci/<slug>` in a checkout from a run's `fix.diff` (applied onto `base`) and
@@ -23,18 +23,47 @@ pub struct ApplyArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Checks `patch` (the run's `fix.diff`) against the fix commit recorded in `st`, read from
+/// the run's private clone or its repository (see [`vcs::check_fix`]).
+pub(crate) fn trusted_fix(
+    dir: &run_dir::RunDir,
+    st: &run_dir::RunState,
+    patch: &[u8],
+) -> std::result::Result<(), String> {
+    let commit = st
+        .commit
+        .as_deref()
+        .ok_or_else(|| "it records no fix commit".to_string())?;
+    let clone = st
+        .worktree
+        .clone()
+        .unwrap_or_else(|| dir.path().join("worktree"));
+    vcs::check_fix(
+        &[clone.as_path(), st.repo.root.as_path()],
+        &st.repo.base_commit,
+        commit,
+        patch,
+    )
+}
+
 /// Runs `fixci apply`; returns the exit code.
 pub fn execute(args: ApplyArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
     let (dir, st) = run_dir::find(&out, &args.run)?;
     let patch = std::fs::read(dir.fix_diff_file()).unwrap_or_default();
-    if patch.iter().all(|b| b.is_ascii_whitespace()) {
+    if st.status != run_dir::Status::Success || patch.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::usage(format!(
-            "run `{}` has no fix to apply (status `{}`)",
+            "run `{}` has no verified fix to apply (status `{}`)",
             st.run_id,
             st.status.as_str()
-        )));
+        ))
+        .hint("only a run that ended `success` is applied"));
     }
+    // fix.diff on disk is not trusted alone: it must be the fix commit's own diff.
+    trusted_fix(&dir, &st, &patch).map_err(|why| {
+        Error::usage(format!("refusing to apply run `{}`: {why}", st.run_id))
+            .hint("the run directory was changed after fixci wrote it; start a new run")
+    })?;
     let at = args
         .repo
         .clone()

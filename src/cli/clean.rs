@@ -1,5 +1,5 @@
-//! `fixci clean`: remove run directories, their worktrees, and fix branches that were never
-//! proposed.
+//! `fixci clean`: remove run directories (with their private clones), fix branches that were
+//! never proposed, and the registered worktrees of runs made before fixci used private clones.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::run_dir::{self, RunDir, RunState};
 use crate::error::{Error, Result};
+use crate::run_dir::{self, RunDir, RunState};
 
 /// Remove runs: their run directory, their worktree, and their branch unless a PR was proposed
 /// or opened for it. Refuses runs that are still running.

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use clap::Args;
 
 use crate::engine::{self, RunRequest};
-use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState, Status};
 use crate::error::{Error, Result};
+use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState, Status};
 use crate::spec::{self, LoadedSpec};
 use crate::{agent, exit_codes, pipeline};
 

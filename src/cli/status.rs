@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::run_dir;
 use crate::error::Result;
+use crate::run_dir;
 
 /// Show one run: status, reason, current stage, stages so far, paths.
 #[derive(Debug, Args)]
@@ -34,6 +34,13 @@ pub fn execute(args: StatusArgs) -> Result<u8> {
         return Ok(0);
     }
     outln!("run:      {}", st.run_id);
+    // A success on disk is checked against git before it is shown as one.
+    let unverified = (st.status == crate::run_dir::Status::Success)
+        .then(|| {
+            let patch = std::fs::read(dir.fix_diff_file()).unwrap_or_default();
+            super::apply::trusted_fix(&dir, &st, &patch).err()
+        })
+        .flatten();
     outln!(
         "status:   {}{}",
         sum.status,
@@ -42,6 +49,9 @@ pub fn execute(args: StatusArgs) -> Result<u8> {
             .map(|r| format!(" ({r})"))
             .unwrap_or_default()
     );
+    if let Some(why) = &unverified {
+        outln!("warning:  this success is not trusted: {why}");
+    }
     if let Some(p) = sum.pid {
         outln!("pid:      {p}");
     }

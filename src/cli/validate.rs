@@ -90,7 +90,7 @@ fn kind_of(path: &Path) -> Kind {
 fn preflight_spec(loaded: crate::spec::LoadedSpec) -> Result<()> {
     let name = loaded.path.display().to_string();
     let req = super::run::request(loaded, None, None, None, std::path::PathBuf::from("outputs"))?;
-    let found = crate::engine::preflight::without_writing(&req)?;
+    let found = crate::engine::preflight::without_writing(&req, false)?;
     for e in &found.missing {
         errln!("note: {name}: {} (`fixci run` would stop here, exit 3)", e.message);
     }

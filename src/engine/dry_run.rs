@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::{RunEnv, RunRequest};
 use crate::defaults;
-use crate::run_dir::{Attempt, LogsState, RepoState, Repro, RunDir, RunState, workspace};
 use crate::error::Error;
 use crate::pipeline::{self, StageDef, StageKind, Templates, render_prompt};
+use crate::run_dir::{Attempt, LogsState, RepoState, Repro, RunDir, RunState, workspace};
 use crate::spec::LogsInput;
 
 /// The plan as text: pipeline, stages with budgets, agent, repository, and every rendered
@@ -19,7 +19,7 @@ use crate::spec::LogsInput;
 pub fn plan(req: RunRequest) -> Result<String, Error> {
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), false)?;
-    let findings = super::preflight::without_writing(&req)?;
+    let findings = super::preflight::without_writing(&req, true)?;
     let logs = match &spec.logs {
         LogsInput::Inline(t) => Some(LogsState {
             path: Some(PathBuf::from("<run dir>/stages/fetch-logs/ci.log")),
@@ -76,7 +76,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     let _ = writeln!(out, "base:       {}", spec.spec.base);
     let _ = writeln!(
         out,
-        "branch:     fixci/{slug} (would be created, in a new worktree)"
+        "branch:     fixci/{slug} (would be created in a private clone; in your repository only with a fix)"
     );
     let _ = writeln!(
         out,
@@ -128,6 +128,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         started: Instant::now(),
         resumed: false,
         prefetched: None,
+        user_repo: Default::default(),
         req,
     };
     let mut prompts = Vec::new();
@@ -176,7 +177,10 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
             st.repro = Some(match &env.spec().spec.existing_test_path {
                 Some(t) => Repro {
                     test_file: t.clone(),
-                    command: crate::runners::test_command(env.spec().spec.test_command.as_deref(), t),
+                    command: crate::runners::test_command(
+                        env.spec().spec.test_command.as_deref(),
+                        t,
+                    ),
                     origin: "existing".into(),
                     copy: None,
                     confirmed: true,

@@ -7,6 +7,7 @@
 //! work: each kind lives in `stages/`.
 
 pub mod dry_run;
+pub mod guard;
 pub mod ladder;
 pub mod preflight;
 
@@ -27,7 +28,6 @@ use crate::run_dir::{
 use crate::stages::{self, StageCtx, StageResult, forge_inputs};
 use crate::vcs;
 
-
 /// How a run ended.
 #[derive(Debug)]
 pub struct Outcome {
@@ -47,8 +47,12 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     let started = Instant::now();
     // A bad attempt ladder stops the run before anything is cloned or written.
     ladder::check(&req)?;
-    // Every program the plan starts exists, before anything is cloned or written.
-    preflight::programs(&req)?;
+    // Pre-flight, before anything is cloned or written: the spec's repository checks when the
+    // repository is at hand (exit 2 first), then every program the plan starts (exit 3).
+    let found = preflight::without_writing(&req, true)?;
+    if let Some(e) = found.missing.into_iter().next() {
+        return Err(e);
+    }
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), true)?;
     let repo = vcs::open(&source.root)
@@ -103,14 +107,15 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
 
     let branch = vcs::free_branch_name(&repo, &slug);
     let worktree = run_dir.worktree();
-    vcs::add_worktree(
-        &repo,
-        &branch,
-        start_commit,
-        &worktree,
-        &crate::run_dir::worktree_name(&run_id),
-    )
-    .map_err(|e| Error::infra("cannot create the fix branch and its worktree").source(e))?;
+    // The agent works in a private clone (its own `.git`, objects borrowed from the user's
+    // repository); the branch reaches the user's repository only when there is a fix.
+    let clone = vcs::private_clone(&repo, &worktree, &branch, start_commit)
+        .map_err(|e| Error::infra("cannot create the private clone").source(e))?;
+    // The base branch too, under its own name, so `git diff main` works in the clone.
+    if let Ok(c) = clone.find_commit(base_commit) {
+        let _ = clone.branch(&spec.spec.base, &c, false);
+    }
+    drop(clone);
 
     let mut st = RunState::new(
         run_id.clone(),
@@ -140,6 +145,13 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
         api_url: req.api_url.clone(),
     };
     st.issue = issue;
+    // Where the run publishes is fixed now, before any agent runs.
+    st.forge = guard::forge_target(
+        &repo,
+        &spec.spec.pr.remote_name(),
+        spec.spec.url.as_deref(),
+        req.api_url.as_deref(),
+    );
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.repro_copy(t);
         copy_file(&worktree.join(t), &copy)?;
@@ -157,6 +169,9 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     let total = pipeline::total_budget(spec, &req.pipeline.pipeline);
     let mut env = make_env(req, run_dir, started, total, false);
     env.prefetched = prefetched;
+    env.user_repo
+        .record(&st.repo.root)
+        .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
     drive(env, st, observer)
 }
 
@@ -202,6 +217,7 @@ fn make_env(
         started,
         resumed,
         prefetched: None,
+        user_repo: vcs::UserRepoGuard::default(),
     }
 }
 
@@ -236,15 +252,16 @@ pub fn resume(
     // A child left behind by a fixci that was killed outright is stopped before going on.
     run_dir.kill_child();
     let wt = st.worktree.clone().unwrap_or_default();
-    if !wt.join(".git").exists() {
+    if !vcs::clone::is_private_clone(&wt) {
         return Err(Error::usage(format!(
             "run `{}` cannot be resumed: its worktree `{}` is gone",
             st.run_id,
             wt.display()
         )));
     }
-    let repo = vcs::open(&st.repo.root)
-        .map_err(|e| Error::infra("cannot open the target repository").source(e))?;
+    // The fix branch lives in the private clone until there is a fix.
+    let repo =
+        vcs::open(&wt).map_err(|e| Error::infra("cannot open the private clone").source(e))?;
     let branch = st.branch.clone().unwrap_or_default();
     let tip = repo
         .find_reference(&format!("refs/heads/{branch}"))
@@ -279,8 +296,14 @@ pub fn resume(
         .hint("start a new run, or `fixci apply` the run's fix.diff by hand"));
     }
     let used: f64 = st.stages.iter().map(|s| s.duration_s).sum();
-    let total = Duration::from_secs_f64((st.invocation.total_budget_s - used).max(crate::defaults::RESUME_MIN_BUDGET.as_secs_f64()));
+    let total = Duration::from_secs_f64(
+        (st.invocation.total_budget_s - used).max(crate::defaults::RESUME_MIN_BUDGET.as_secs_f64()),
+    );
     let env = make_env(req, run_dir.clone(), Instant::now(), total, true);
+    // The user may have worked in the repository since: what counts is how it is now.
+    env.user_repo
+        .record(&st.repo.root)
+        .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
     drive(env, st, observer)
 }
 
@@ -440,7 +463,10 @@ fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
                 rec.stop(Status::Failed, &reason);
             }
             Err(e) => {
-                rec.stop(Status::Failed, &format!("stage `{}`: {}", def.id, e.message));
+                rec.stop(
+                    Status::Failed,
+                    &format!("stage `{}`: {}", def.id, e.message),
+                );
                 deferred = Some(e);
             }
         }
@@ -541,6 +567,16 @@ fn attempt_loop(
                 return Ok(());
             }
             let r = r?;
+            if rec.st.status != Status::Running {
+                // The run ended inside the attempt (the user's repository changed).
+                rec.emit(Event::AttemptFinished {
+                    attempt: n,
+                    outcome: r.status.into(),
+                    reason: rec.st.reason.clone(),
+                });
+                rec.save()?;
+                return Ok(());
+            }
             if !matches!(r.status, StageStatus::Passed | StageStatus::Skipped) {
                 failure = Some((
                     r.status.into(),
@@ -590,7 +626,7 @@ fn interrupted_at(id: &str) -> String {
 
 /// Commits on the fix branch not made by fixci, as `id by Name <email>`.
 fn human_commits(st: &RunState) -> Option<String> {
-    let repo = vcs::open(&st.repo.root).ok()?;
+    let repo = vcs::open(st.worktree.as_ref()?).ok()?;
     let branch = st.branch.as_ref()?;
     let tip = repo
         .find_reference(&format!("refs/heads/{branch}"))
@@ -658,8 +694,24 @@ fn run_stage(
         )
     };
     let duration = t0.elapsed();
+    // After code an agent wrote ran, the user's repository must be as it was.
+    let result = match guard::runs_agent_code(def.kind)
+        .then(|| env.user_repo.changed())
+        .flatten()
+    {
+        Some(why) => {
+            rec.stop(Status::Failed, &why);
+            Ok(StageResult::failed(why))
+        }
+        None => result,
+    };
     let (mut status, mut summary, agent_report, refused) = match &result {
-        Ok(r) => (r.status, r.summary.clone(), r.agent_report.clone(), r.refused),
+        Ok(r) => (
+            r.status,
+            r.summary.clone(),
+            r.agent_report.clone(),
+            r.refused,
+        ),
         Err(e) => (StageStatus::Error, e.message.clone(), None, false),
     };
     // What a stage cut short by a signal produced says nothing about the run.

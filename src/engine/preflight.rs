@@ -22,20 +22,34 @@ use super::RunRequest;
 /// Errors: a missing agent CLI or test runner (exit 3), naming the program, why the plan needs
 /// it, and how to install it (the preset's install hint); a bad ladder (exit 2).
 pub fn programs(req: &RunRequest) -> Result<(), Error> {
-    let flags: Vec<String> = req.agent_flag.iter().cloned().collect();
-    let mut plan = doctor::plan_for_spec(req.spec.clone(), req.pipeline.clone(), &flags)?;
-    // The run's agent as resolved for this run (`--agent`, the spec, the pipeline default).
-    plan.agents.insert(
-        0,
-        doctor::AgentTarget {
-            agent: req.agent.clone(),
-            why: "the run's agent".into(),
-            need: Need::Yes,
-        },
-    );
+    // Runners as `fixci doctor` finds them; agents from the request itself (the run's agent as
+    // resolved, with a replay variant's or `--agent`'s, and each ladder attempt's).
+    let mut plan = doctor::plan_for_spec(req.spec.clone(), req.pipeline.clone(), &[])?;
+    plan.agents = vec![doctor::AgentTarget {
+        agent: req.agent.clone(),
+        why: "the run's agent".into(),
+        need: Need::Yes,
+    }];
+    if req.agent_flag.is_none() {
+        for def in &req.pipeline.pipeline.stages {
+            if def.kind != crate::pipeline::StageKind::Attempts
+                || (def.agent.is_none() && def.model.is_none())
+            {
+                continue;
+            }
+            let max = super::eval_count(req, def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
+            for a in super::ladder::plan(req, def, max)? {
+                plan.agents.push(doctor::AgentTarget {
+                    agent: a.agent,
+                    why: format!("attempt {} of `{}`", a.number, def.id),
+                    need: Need::Yes,
+                });
+            }
+        }
+    }
     for t in plan.agents.iter().filter(|t| t.need == Need::Yes) {
         let program = t.agent.argv.first().cloned().unwrap_or_default();
-        if doctor::which(&program).is_none() {
+        if !found(&program, req, &t.agent.env) {
             let install = crate::agent::probe(&t.agent.name).and_then(|p| p.install);
             let label = if t.agent.name == "command" {
                 format!("agent command `{program}`")
@@ -55,7 +69,7 @@ pub fn programs(req: &RunRequest) -> Result<(), Error> {
         }
     }
     for r in plan.runners.iter().filter(|r| r.need == Need::Yes) {
-        if doctor::which(&r.program).is_none() {
+        if !found(&r.program, req, &Default::default()) {
             return Err(Error::infra(format!(
                 "test runner `{}` not found on PATH (needed by {}); nothing was written",
                 r.program, r.why
@@ -67,6 +81,32 @@ pub fn programs(req: &RunRequest) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// True when `program` can be started: a bare name on the `PATH` the child gets (the agent's or
+/// the run's `PATH` when they set one, else fixci's), an absolute path that is an executable
+/// file. A relative path with a `/` is resolved from the worktree, which does not exist yet:
+/// it is taken as found.
+fn found(
+    program: &str,
+    req: &RunRequest,
+    agent_env: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    if program.contains('/') {
+        return !Path::new(program).is_absolute() || doctor::which(program).is_some();
+    }
+    let path = agent_env.get("PATH").cloned().or_else(|| {
+        req.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+    });
+    match path {
+        Some(p) => std::env::split_paths(&p)
+            .any(|d| doctor::which(&d.join(program).display().to_string()).is_some()),
+        None => doctor::which(program).is_some(),
+    }
 }
 
 /// The commits a run starts from.
@@ -142,7 +182,9 @@ pub struct Findings {
 /// or fetching (a local path, or a URL already in fixci's cache).
 ///
 /// Errors (exit 2): a bad ladder; a repository check that fails (see [`repository`]).
-pub fn without_writing(req: &RunRequest) -> Result<Findings, Error> {
+/// With `repo_from_cwd` false (`fixci validate`), a spec that names no `repo` gets no repository
+/// checks (its run uses the repository around the current directory of that time).
+pub fn without_writing(req: &RunRequest, repo_from_cwd: bool) -> Result<Findings, Error> {
     super::ladder::check(req)?;
     let mut f = Findings::default();
     if let Err(e) = programs(req) {
@@ -152,6 +194,12 @@ pub fn without_writing(req: &RunRequest) -> Result<Findings, Error> {
         f.missing.push(e);
     }
     const REPO_CHECKS: &str = "repository checks (base branch, commit, existing-test-path)";
+    if !repo_from_cwd && req.repo_flag.is_none() && req.spec.spec.repo.is_none() {
+        f.not_checked.push(format!(
+            "{REPO_CHECKS}: the spec names no `repo` (a run uses the repository around its current directory)"
+        ));
+        return Ok(f);
+    }
     let source = match crate::run_dir::workspace::resolve_repo(&req.spec, req.repo_flag.as_deref(), false) {
         Ok(s) => s,
         Err(e) => {
@@ -170,14 +218,19 @@ pub fn without_writing(req: &RunRequest) -> Result<Findings, Error> {
             return Ok(f);
         }
     };
-    repository(&req.spec, &repo, &source.root, None)?;
     if matches!(req.spec.logs, crate::spec::LogsInput::Url(_))
         && req.spec.spec.commit.is_none()
         && req.spec.spec.existing_test_path.is_some()
     {
+        // The start commit is the CI run's head, known only once its URL is fetched.
         f.not_checked.push(
-            "existing-test-path at the CI run's head commit (checked at `base`; the run's head is known only once its URL is fetched)".into(),
+            "existing-test-path at the CI run's head commit (known once the run's URL is fetched)".into(),
         );
+        let mut spec = req.spec.clone();
+        spec.spec.existing_test_path = None;
+        repository(&spec, &repo, &source.root, None)?;
+    } else {
+        repository(&req.spec, &repo, &source.root, None)?;
     }
     Ok(f)
 }

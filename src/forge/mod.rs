@@ -16,6 +16,7 @@ mod pulls;
 mod push;
 mod retry;
 mod run_ref;
+mod target;
 mod token;
 
 pub use actions::{FailedJob, FetchedRun};
@@ -24,7 +25,10 @@ pub use github::GitHub;
 pub use issues::{ESCALATION_LABEL, Escalation, IssueText, signature_marker};
 pub use offline_proposal::{OfflineProposal, write_offline_proposal};
 pub use pulls::{PrRequest, PullRequest};
-pub use push::push_branch;
+pub use push::{push_branch, push_to_url};
 pub use retry::RetryPolicy;
 pub use run_ref::{IssueRef, RunRef};
-pub use token::{Token, api_base, resolve_token, resolve_token_for};
+pub use target::{ForgeTarget, url_host};
+pub use token::{
+    TOKEN_VARS, Token, api_base, env_token, resolve_token, resolve_token_for, seal_process,
+};

@@ -24,23 +24,8 @@ pub fn push_branch(
     branch: &str,
     token: Option<&Token>,
 ) -> Result<(), ForgeError> {
-    let fail = |reason: String| ForgeError::Push {
-        remote: remote.to_string(),
-        branch: branch.to_string(),
-        reason: match token {
-            Some(t) => t.redact(&reason),
-            None => reason,
-        },
-    };
-    let repo = Repository::open(repo_path).map_err(|e| {
-        fail(format!(
-            "cannot open the repository at `{}`: {}",
-            repo_path.display(),
-            e.message()
-        ))
-    })?;
-    repo.find_branch(branch, BranchType::Local)
-        .map_err(|_| fail(format!("there is no local branch `{branch}`")))?;
+    let fail = failure(remote.to_string(), branch, token);
+    let repo = open_with_branch(repo_path, branch, &fail)?;
 
     let named = repo.find_remote(remote).ok();
     let url = match &named {
@@ -58,16 +43,7 @@ pub fn push_branch(
         None => return Err(fail(format!("there is no remote named `{remote}`"))),
     };
     let url = url.ok_or_else(|| fail("the remote has no URL".into()))?;
-    let push_url = match ssh_to_https(&url) {
-        Some(https) if token.is_some() => https,
-        Some(_) => {
-            return Err(fail(format!(
-                "`{}` is an ssh URL and fixci pushes over https with a token: set `GITHUB_TOKEN` or `GH_TOKEN`, or run `gh auth login`",
-                strip_userinfo(&url)
-            )));
-        }
-        None => url.clone(),
-    };
+    let push_url = https_for(&url, token, &fail)?;
     let mut target = if push_url == url && named.is_some() {
         repo.find_remote(remote)
             .map_err(|e| fail(e.message().to_string()))?
@@ -76,6 +52,53 @@ pub fn push_branch(
             .map_err(|e| fail(e.message().to_string()))?
     };
 
+    push_with(&mut target, &push_url, branch, token, None, &fail)
+}
+
+/// Pushes local branch `branch` of the repository at `repo_path` to exactly `url`, the push URL
+/// recorded before any agent ran (see [`super::ForgeTarget`]); no remote or URL is read from
+/// git config. When the repository's config would rewrite `url` (`url.<base>.insteadOf` or
+/// `pushInsteadOf`, a `pushurl`), the push is refused. The token answers a credential request
+/// only from `url`'s own host over `https`, and no redirect is followed.
+///
+/// Errors: as [`push_branch`], and [`ForgeError::Push`] when the URL would be rewritten.
+pub fn push_to_url(
+    repo_path: &Path,
+    url: &str,
+    branch: &str,
+    token: Option<&Token>,
+) -> Result<(), ForgeError> {
+    let fail = failure(strip_userinfo(url), branch, token);
+    let repo = open_with_branch(repo_path, branch, &fail)?;
+    let push_url = https_for(url, token, &fail)?;
+    let mut target = repo
+        .remote_anonymous(&push_url)
+        .map_err(|e| fail(e.message().to_string()))?;
+    let effective = match target.pushurl() {
+        Ok(Some(u)) => u.to_string(),
+        _ => target.url().unwrap_or_default().to_string(),
+    };
+    if effective != push_url {
+        return Err(fail(format!(
+            "git config now rewrites the recorded push URL `{}` to `{}` (`url.*.insteadOf` or `pushInsteadOf`); fixci pushes only to the URL recorded before the agent ran",
+            strip_userinfo(&push_url),
+            strip_userinfo(&effective)
+        )));
+    }
+    let host = super::target::url_host(&push_url);
+    push_with(&mut target, &push_url, branch, token, Some(host), &fail)
+}
+
+/// Pushes `refs/heads/<branch>` through `target`. With `only_host` set, the token answers a
+/// credential request only when the asking URL's host is that host, and redirects are off.
+fn push_with(
+    target: &mut git2::Remote<'_>,
+    push_url: &str,
+    branch: &str,
+    token: Option<&Token>,
+    only_host: Option<Option<String>>,
+    fail: &dyn Fn(String) -> ForgeError,
+) -> Result<(), ForgeError> {
     let rejected: RefCell<Option<String>> = RefCell::new(None);
     let asked = Cell::new(0u32);
     let mut callbacks = RemoteCallbacks::new();
@@ -85,6 +108,9 @@ pub fn push_branch(
             Some(t)
                 if asked.get() == 1
                     && url.starts_with("https://")
+                    && only_host
+                        .as_ref()
+                        .is_none_or(|h| h.is_some() && *h == super::target::url_host(url))
                     && allowed.contains(CredentialType::USER_PASS_PLAINTEXT) =>
             {
                 Cred::userpass_plaintext("x-access-token", t.expose())
@@ -104,6 +130,9 @@ pub fn push_branch(
     });
     let mut opts = PushOptions::new();
     opts.remote_callbacks(callbacks);
+    if only_host.is_some() {
+        opts.follow_redirects(git2::RemoteRedirect::None);
+    }
     let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
     let result = target.push(&[refspec.as_str()], Some(&mut opts));
     drop(opts);
@@ -121,7 +150,7 @@ pub fn push_branch(
                 "the token was refused: it needs `contents: write` on the repository (or push access to the fork)".to_string()
             }
             _ if e.message().contains("non-fast") || e.message().contains("fastforward") => non_ff(),
-            _ => format!("{} (`{}`)", e.message(), strip_userinfo(&push_url)),
+            _ => format!("{} (`{}`)", e.message(), strip_userinfo(push_url)),
         };
         return Err(fail(reason));
     }
@@ -134,6 +163,57 @@ pub fn push_branch(
         return Err(fail(reason));
     }
     Ok(())
+}
+
+/// A [`ForgeError::Push`] maker for `remote` and `branch` whose reasons never show the token.
+fn failure<'a>(
+    remote: String,
+    branch: &'a str,
+    token: Option<&'a Token>,
+) -> impl Fn(String) -> ForgeError + 'a {
+    move |reason: String| ForgeError::Push {
+        remote: remote.clone(),
+        branch: branch.to_string(),
+        reason: match token {
+            Some(t) => t.redact(&reason),
+            None => reason,
+        },
+    }
+}
+
+/// Opens the repository at `repo_path` and checks that it has local branch `branch`.
+fn open_with_branch(
+    repo_path: &Path,
+    branch: &str,
+    fail: &dyn Fn(String) -> ForgeError,
+) -> Result<Repository, ForgeError> {
+    let repo = Repository::open(repo_path).map_err(|e| {
+        fail(format!(
+            "cannot open the repository at `{}`: {}",
+            repo_path.display(),
+            e.message()
+        ))
+    })?;
+    repo.find_branch(branch, BranchType::Local)
+        .map_err(|_| fail(format!("there is no local branch `{branch}`")))?;
+    Ok(repo)
+}
+
+/// The URL to push to: an ssh URL becomes its `https` twin when there is a token (fixci is
+/// built without ssh), and is refused without one.
+fn https_for(
+    url: &str,
+    token: Option<&Token>,
+    fail: &dyn Fn(String) -> ForgeError,
+) -> Result<String, ForgeError> {
+    match ssh_to_https(url) {
+        Some(https) if token.is_some() => Ok(https),
+        Some(_) => Err(fail(format!(
+            "`{}` is an ssh URL and fixci pushes over https with a token: set `GITHUB_TOKEN` or `GH_TOKEN`, or run `gh auth login`",
+            strip_userinfo(url)
+        ))),
+        None => Ok(url.to_string()),
+    }
 }
 
 fn non_ff() -> String {

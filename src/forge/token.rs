@@ -69,7 +69,136 @@ pub fn resolve_token() -> Option<Token> {
 /// `GH_ENTERPRISE_TOKEN` and `GITHUB_ENTERPRISE_TOKEN` come after `GITHUB_TOKEN` and `GH_TOKEN`
 /// (as the GitHub CLI reads them), and `gh auth token --hostname HOST` is asked last.
 pub fn resolve_token_for(web_host: &str) -> Option<Token> {
-    resolve_token_from(web_host, |name| std::env::var(name).ok(), gh_auth_token)
+    resolve_token_from(web_host, env_token, gh_auth_token)
+}
+
+/// The environment variables a forge token is read from, in order (the enterprise pair only
+/// for a GitHub Enterprise Server host).
+pub const TOKEN_VARS: &[&str] = &[
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GH_ENTERPRISE_TOKEN",
+    "GITHUB_ENTERPRISE_TOKEN",
+];
+
+/// The token variables captured by [`seal_process`] at start-up; unset when it never ran (the
+/// library used on its own), then the environment is read.
+static CAPTURED: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// The variable which hands the captured tokens over to the re-executed fixci: the number of
+/// an inherited pipe's read end.
+const HANDOFF_FD: &str = "FIXCI_TOKEN_FD";
+
+/// The value of token variable `name` as fixci saw it at start-up (see [`seal_process`]).
+pub fn env_token(name: &str) -> Option<String> {
+    match CAPTURED.get() {
+        Some(v) => v.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+        None => std::env::var(name).ok(),
+    }
+}
+
+/// Keeps the forge token out of every process environment, fixci's own included, and makes
+/// fixci non-dumpable. Call it first in `main`, before any thread starts.
+///
+/// `/proc/PID/environ` shows a process's environment as it was at `execve`: removing a variable
+/// later does not change it. So when a token variable ([`TOKEN_VARS`]) is set, fixci writes the
+/// values into a pipe, and executes itself again (same pid, same arguments) without them, the
+/// pipe's read end inherited and named by `FIXCI_TOKEN_FD`; the new image reads the values into
+/// memory and closes the pipe. Should the re-execution fail, the variables are removed from the
+/// running environment instead (children then never see them; `/proc/PID/environ` still does,
+/// to processes allowed to read it). `gh auth token` is only ever asked when a stage needs a
+/// token, and its answer stays in memory.
+///
+/// Finally `prctl(PR_SET_DUMPABLE, 0)`: other processes of the same user can no longer ptrace
+/// fixci or read its `/proc/PID/{mem,environ,fd}`; no core dump is written. See prctl(2) and
+/// proc(5). Root (or a process with `CAP_SYS_PTRACE`) can still read fixci's memory, and
+/// whoever can read the user's `gh` config can read the token stored there.
+pub fn seal_process() {
+    if let Some(fd) = std::env::var(HANDOFF_FD)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    {
+        let captured = read_handoff(fd);
+        // SAFETY: called first in `main`, before any other thread exists.
+        unsafe { std::env::remove_var(HANDOFF_FD) };
+        let _ = CAPTURED.set(captured);
+    } else {
+        let captured: Vec<(String, String)> = TOKEN_VARS
+            .iter()
+            .filter_map(|n| std::env::var(n).ok().map(|v| (n.to_string(), v)))
+            .collect();
+        if !captured.is_empty() {
+            reexec_without(&captured);
+            // Only reached when the re-execution failed.
+            for (n, _) in &captured {
+                // SAFETY: called first in `main`, before any other thread exists.
+                unsafe { std::env::remove_var(n) };
+            }
+        }
+        let _ = CAPTURED.set(captured);
+    }
+    // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+/// Reads `NAME=value` records separated by NUL from pipe `fd`, then closes it.
+fn read_handoff(fd: i32) -> Vec<(String, String)> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the fd was created for us by the previous image and is used nowhere else; a
+    // wrong number (a variable set by someone else) at worst reads an unrelated descriptor.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut buf = String::new();
+    let _ = f.read_to_string(&mut buf);
+    buf.split('\0')
+        .filter_map(|r| r.split_once('='))
+        .filter(|(k, _)| TOKEN_VARS.contains(k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Executes the running binary again with the token variables removed and their values in a
+/// pipe. Returns only on failure.
+fn reexec_without(captured: &[(String, String)]) {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::CommandExt;
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    let [read_end, write_end] = fds;
+    let payload: String = captured.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
+    {
+        // SAFETY: write_end is ours; the File closes it when dropped.
+        let mut w = unsafe { std::fs::File::from_raw_fd(write_end) };
+        if payload.len() > 60_000 || w.write_all(payload.as_bytes()).is_err() {
+            // SAFETY: read_end is ours.
+            unsafe { libc::close(read_end) };
+            return;
+        }
+    }
+    // The read end must survive the exec: clear its close-on-exec flag.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(read_end, libc::F_SETFD, 0) };
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg0(argv0)
+        .args(args)
+        .env(HANDOFF_FD, read_end.to_string());
+    for (n, _) in captured {
+        cmd.env_remove(n);
+    }
+    let _err = cmd.exec();
+    // SAFETY: the exec failed; read_end is still ours.
+    unsafe { libc::close(read_end) };
 }
 
 pub(crate) fn resolve_token_from(

@@ -4,7 +4,6 @@
 //! pass-to-pass commands on the fix branch, and one atomically written record per item.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -441,10 +440,9 @@ fn blank_record(item: &Item, case: &Case, variant: &Variant) -> Record {
 
 /// Runs `git` with `args` in `cwd`; exit 3 with git's stderr on failure.
 pub(crate) fn git(cwd: &Path, args: &[&str]) -> Result<String, Error> {
-    let out = Command::new("git")
+    let out = crate::vcs::git_cmd::git()
         .args(args)
         .current_dir(cwd)
-        .env("GIT_TERMINAL_PROMPT", "0")
         .output()
         .map_err(|e| Error::infra("cannot run git").source(e))?;
     if !out.status.success() {

@@ -8,12 +8,11 @@ pub use writer::ReportWriter;
 
 use std::fmt::Write;
 
-
 use crate::agent::AgentTotals;
-use crate::run_dir::{RunState, Status};
 use crate::pipeline::fence;
-use crate::spec::LoadedSpec;
+use crate::run_dir::{RunState, Status};
 use crate::runners::looks_like_test;
+use crate::spec::LoadedSpec;
 
 /// Largest diff quoted in full in the report (bytes); longer ones are cut with a note.
 pub const MAX_DIFF_IN_REPORT: usize = 24 * 1024;
@@ -344,11 +343,9 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     }
     if !st.attempts.is_empty() {
         let _ = writeln!(m, "### Attempts\n\n{}", attempts_table(st));
-        for a in st
-            .attempts
-            .iter()
-            .filter(|a| a.outcome != crate::run_dir::AttemptOutcome::Passed && !a.failure_output.is_empty())
-        {
+        for a in st.attempts.iter().filter(|a| {
+            a.outcome != crate::run_dir::AttemptOutcome::Passed && !a.failure_output.is_empty()
+        }) {
             let _ = writeln!(
                 m,
                 "Attempt {} verification output:\n\n{}\n",

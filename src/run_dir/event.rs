@@ -138,6 +138,9 @@ pub enum Event {
     AttemptDiscarded { attempt: u32 },
     /// fixci committed the fix on the fix branch.
     CommitMade { commit: String },
+    /// The fix commit was brought from the private clone into the user's repository as
+    /// `branch` (the planned name, or `-2`, `-3`, ... when a branch of that name had appeared).
+    FixBranchCreated { branch: String },
     /// The PR was proposed (offline) or opened.
     PrRecorded { pr: PrState },
     /// The run stops going on: the first such event sets the outcome that the end keeps.
@@ -291,11 +294,18 @@ mod tests {
         assert!(text.contains(r#""status":"escalated""#), "{text}");
         assert!(text.contains(r#""outcome":"timeout""#), "{text}");
         // A torn last line (a crash mid-write) and a foreign line are skipped, not fatal.
-        std::fs::write(&path, format!("{text}{{\"event\":\"from_the_future\"}}\n{{\"event\":\"run_sta")).unwrap();
+        std::fs::write(
+            &path,
+            format!("{text}{{\"event\":\"from_the_future\"}}\n{{\"event\":\"run_sta"),
+        )
+        .unwrap();
         let back = read_events(&path).unwrap();
         let events: Vec<Event> = back.iter().map(|(e, _)| e.clone()).collect();
         assert_eq!(events, sample());
-        assert!(back.iter().all(|(_, ts)| chrono::DateTime::parse_from_rfc3339(ts).is_ok()));
+        assert!(
+            back.iter()
+                .all(|(_, ts)| chrono::DateTime::parse_from_rfc3339(ts).is_ok())
+        );
     }
 
     #[test]

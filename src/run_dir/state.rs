@@ -218,7 +218,7 @@ pub struct RunState {
     pub agent: String,
     /// Repository.
     pub repo: RepoState,
-    /// fixci's worktree.
+    /// fixci's private clone (`<run>/worktree`, its own `.git`), where the agents work.
     pub worktree: Option<PathBuf>,
     /// The fix branch.
     pub branch: Option<String>,
@@ -254,6 +254,9 @@ pub struct RunState {
     /// The issue used as the task, when the spec names one.
     #[serde(default)]
     pub issue: Option<IssueState>,
+    /// Where the run publishes, fixed before any agent ran.
+    #[serde(default)]
+    pub forge: Option<crate::forge::ForgeTarget>,
 }
 
 /// An issue used as the task (untrusted text).
@@ -374,6 +377,7 @@ impl RunState {
             flaky: None,
             partial_reason: None,
             issue: None,
+            forge: None,
         }
     }
 
@@ -503,6 +507,7 @@ impl RunState {
                 self.attempts.retain(|a| a.number != *attempt);
             }
             Event::CommitMade { commit } => self.commit = Some(commit.clone()),
+            Event::FixBranchCreated { branch } => self.branch = Some(branch.clone()),
             Event::PrRecorded { pr } => self.pr = Some(pr.clone()),
             Event::RunStopping { status, reason } => {
                 if self.status == Status::Running {
@@ -629,7 +634,10 @@ mod tests {
             passed: true,
             failure_output: None,
         });
-        assert_eq!(st.verification, None, "only a passed attempt sets the run's verification");
+        assert_eq!(
+            st.verification, None,
+            "only a passed attempt sets the run's verification"
+        );
         st.apply(&Event::AttemptFinished {
             attempt: 1,
             outcome: AttemptOutcome::Passed,
@@ -680,7 +688,10 @@ mod tests {
             run_dir: "/o/r".into(),
             pid: 42,
         });
-        assert_eq!((st.status, st.reason.clone(), st.finished_at.clone(), st.pid), (Status::Running, None, None, 42));
+        assert_eq!(
+            (st.status, st.reason.clone(), st.finished_at.clone(), st.pid),
+            (Status::Running, None, None, 42)
+        );
     }
 
     #[test]

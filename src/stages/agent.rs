@@ -13,14 +13,14 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::prompt_context;
 use super::{Stage, StageCtx, StageResult, judge, worktree};
 use crate::agent::{AgentReport, Invocation};
-use crate::run_dir::{Repro, StageStatus};
-use super::prompt_context;
-use crate::run_dir::Event;
 use crate::error::{Error, io_error};
 use crate::pipeline::{Role, Templates, render_prompt};
 use crate::process::{self, Limits, OutputTo, Termination};
+use crate::run_dir::Event;
+use crate::run_dir::{Repro, StageStatus};
 use crate::spec::AgentCommits;
 use crate::vcs;
 

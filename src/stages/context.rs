@@ -61,6 +61,9 @@ pub struct RunEnv {
     pub resumed: bool,
     /// A run URL's logs fetched before the run directory was created.
     pub prefetched: Option<super::forge_inputs::Prefetched>,
+    /// The user's repository as it was before the first agent ran; checked after every stage
+    /// that runs agent code and before the fix branch is created.
+    pub user_repo: crate::vcs::UserRepoGuard,
 }
 
 impl RunEnv {
@@ -115,7 +118,6 @@ pub fn eval_count(
     }
 }
 
-
 /// Builds the context for a stage `id` with directory `dir`, in attempt `attempt`.
 pub fn prompt_context(
     env: &RunEnv,
@@ -166,7 +168,10 @@ pub fn prompt_context(
         .stages
         .iter()
         .find(|s| s.kind == pipeline::StageKind::Attempts)
-        .and_then(|s| env.count(s.max.as_ref(), defaults::MAX_ATTEMPTS, "`max`").ok())
+        .and_then(|s| {
+            env.count(s.max.as_ref(), defaults::MAX_ATTEMPTS, "`max`")
+                .ok()
+        })
         .unwrap_or(defaults::MAX_ATTEMPTS);
     let verify_runs = defaults::verify_runs(env.spec().spec.verify_runs);
     json!({

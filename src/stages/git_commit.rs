@@ -3,7 +3,7 @@
 
 use super::{Stage, StageCtx, StageResult, worktree};
 use crate::error::{Error, io_error};
-use crate::run_dir::Event;
+use crate::run_dir::{Event, RunState, Status};
 use crate::vcs;
 
 /// The `git-commit` stage.
@@ -46,10 +46,49 @@ impl Stage for GitCommit {
         cx.emit(Event::CommitMade {
             commit: oid.to_string(),
         });
+        // The fix reaches the user's repository only now, as one new branch.
+        match export_fix(&cx.env.user_repo, cx.st(), oid)? {
+            Ok(branch) => cx.emit(Event::FixBranchCreated { branch }),
+            Err(why) => {
+                cx.emit(Event::RunStopping {
+                    status: Status::Failed,
+                    reason: why.clone(),
+                });
+                return Ok(StageResult::failed(why));
+            }
+        }
         Ok(StageResult::passed(format!(
             "commit {} on `{}`",
             &oid.to_string()[..10],
             cx.st().branch.as_deref().unwrap_or("?")
         )))
     }
+}
+
+/// Brings the fix commit of the private clone into the user's repository as the run's branch
+/// (see [`vcs::export_fix_branch`]) after checking with `guard` that the repository is
+/// unchanged, and records its fingerprint again. Returns the branch created (`Ok(Ok)`), or the
+/// reason the repository changed (`Ok(Err)`, nothing created).
+///
+/// Errors (exit 3): git failed.
+fn export_fix(
+    guard: &vcs::UserRepoGuard,
+    st: &RunState,
+    commit: git2::Oid,
+) -> Result<Result<String, String>, Error> {
+    if let Some(why) = guard.changed() {
+        return Ok(Err(why));
+    }
+    let wt = st
+        .worktree
+        .clone()
+        .ok_or_else(|| Error::infra("this run has no worktree"))?;
+    let wanted = st.branch.clone().unwrap_or_else(|| "fixci/fix".into());
+    let name = vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted).map_err(|e| {
+        Error::infra("cannot bring the fix branch into the target repository").source(e)
+    })?;
+    guard
+        .record(&st.repo.root)
+        .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
+    Ok(Ok(name))
 }

@@ -25,6 +25,7 @@ use crate::run_dir::{Event, RunState, StageStatus};
 
 pub use context::{RunEnv, RunRequest, eval_count, prompt_context};
 pub use git_branch::reset_for_attempt;
+pub use open_pr::github_slug;
 
 /// Where a stage's events go. The engine's implementation applies each event to the run state
 /// (the one reducer, [`RunState::apply`]) and then hands it to the run's listeners, so

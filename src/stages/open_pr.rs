@@ -5,10 +5,10 @@
 //! failed publication still leaves the proposal, and is an infrastructure error (exit 3).
 
 use super::{Stage, StageCtx, StageResult};
-use crate::run_dir::{Event, PrState, StageStatus};
 use crate::error::{Error, io_error};
-use crate::forge::{self, IssueRef, PrRequest, RunRef};
+use crate::forge::{self, ForgeTarget, IssueRef, PrRequest};
 use crate::process::shell_quote;
+use crate::run_dir::{Event, PrState, StageStatus};
 
 /// The `open-pr` stage.
 pub struct OpenPr;
@@ -84,10 +84,10 @@ impl Stage for OpenPr {
             pr: proposal.clone(),
         });
 
-        let target = forge_target(cx, &remote);
+        let target = forge_target(cx);
         let token = target
             .as_ref()
-            .and_then(|(host, _, _)| forge::resolve_token_for(host));
+            .and_then(|t| forge::resolve_token_for(&t.web_host));
         let skip = if cx.env.req.no_pr {
             Some("`--no-pr`")
         } else if target.is_none() {
@@ -113,12 +113,8 @@ impl Stage for OpenPr {
                 "PR proposal written ({why}): push `{branch}` and open the draft PR with the commands in the report"
             )));
         }
-        let (host, owner, repo) = target.expect("checked above");
-        let client = forge::GitHub::new(
-            &forge::api_base(cx.env.req.api_url.as_deref(), &host),
-            token,
-        )
-        .map_err(Error::from)?;
+        let target = target.expect("checked above");
+        let client = forge::GitHub::new(&target.api_base, token.clone()).map_err(Error::from)?;
         let req = PrRequest {
             title,
             body,
@@ -132,13 +128,23 @@ impl Stage for OpenPr {
                 .as_deref()
                 .and_then(|i| IssueRef::parse(i).ok()),
         };
+        let offline = |e: forge::ForgeError| {
+            Error::from(e).detail(
+                "the offline proposal (pr.md and the commands to publish it) is in the report",
+            )
+        };
+        // The push goes to the URL recorded before any agent ran, never to one read now.
+        let Some(push_url) = target.push_url.as_deref() else {
+            return Err(Error::infra(format!(
+                "cannot push `{branch}`: the remote `{}` did not exist when the run started",
+                target.remote
+            )));
+        };
+        forge::push_to_url(&cx.st().repo.root, push_url, &branch, token.as_ref())
+            .map_err(offline)?;
         let pr = client
-            .push_and_open_draft_pr(&cx.st().repo.root, &remote, &owner, &repo, &req)
-            .map_err(|e| {
-                Error::from(e).detail(
-                    "the offline proposal (pr.md and the commands to publish it) is in the report",
-                )
-            })?;
+            .create_draft_pr(&target.owner, &target.repo, &req)
+            .map_err(offline)?;
         cx.emit(Event::PrRecorded {
             pr: PrState {
                 mode: "opened".into(),
@@ -158,7 +164,6 @@ impl Stage for OpenPr {
     }
 }
 
-/// Where a PR or issue for this run goes: the run URL's repository, else the remote's GitHub URL.
 /// The commands that push `branch` from the repository at `root`, matching its remotes: a push
 /// to `remote` when the repository has it; otherwise a `git remote add` of it first (with a
 /// placeholder URL to fill in); for a repository fixci cloned from a bundle, a push to a
@@ -194,24 +199,10 @@ fn publish_push_commands(
     out
 }
 
-fn forge_target(cx: &StageCtx<'_>, remote: &str) -> Option<(String, String, String)> {
-    let spec = cx.env.spec();
-    let from_run = spec
-        .spec
-        .url
-        .as_deref()
-        .and_then(|u| RunRef::parse(u).ok())
-        .map(|r| (r.web_host, r.owner, r.repo));
-    from_run.or_else(|| {
-        crate::vcs::open(&cx.st().repo.root)
-            .ok()
-            .and_then(|r| {
-                r.find_remote(remote)
-                    .ok()
-                    .and_then(|rm| rm.url().ok().map(str::to_string))
-            })
-            .and_then(|u| github_slug(&u))
-    })
+/// Where a PR or issue for this run goes: the target recorded before any agent ran (the run
+/// URL's repository, else the remote's GitHub URL as it was then); git config is not read here.
+fn forge_target(cx: &StageCtx<'_>) -> Option<ForgeTarget> {
+    cx.st().forge.clone()
 }
 
 /// After exhausted attempts, with `pr.escalate`: opens an issue labelled `fixci-escalation` with
@@ -224,8 +215,14 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
             "escalated; `pr.escalate` is off, so no escalation issue",
         ));
     }
-    let remote = spec.spec.pr.remote_name();
-    let Some((host, owner, repo)) = forge_target(cx, &remote) else {
+    let Some(ForgeTarget {
+        web_host: host,
+        owner,
+        repo,
+        api_base,
+        ..
+    }) = forge_target(cx)
+    else {
         return Ok(StageResult::new(
             StageStatus::Skipped,
             "escalated; no GitHub repository to open an escalation issue in",
@@ -237,12 +234,11 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
             "escalated; no forge token for an escalation issue",
         ));
     };
-    let client = forge::GitHub::new(
-        &forge::api_base(cx.env.req.api_url.as_deref(), &host),
-        Some(token),
-    )
-    .map_err(Error::from)?;
-    let title = format!("fixci could not fix: {}", crate::report::title(cx.st(), spec));
+    let client = forge::GitHub::new(&api_base, Some(token)).map_err(Error::from)?;
+    let title = format!(
+        "fixci could not fix: {}",
+        crate::report::title(cx.st(), spec)
+    );
     let mut body = format!(
         "{}\n\n{}",
         crate::report::summary(cx.st()),

@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, worktree};
 use crate::defaults;
-use crate::run_dir::Event;
-use crate::run_dir::{Counts, FlakyStats, StageStatus};
 use crate::error::{Error, io_error};
 use crate::pipeline::{Count, Expect, RunMode};
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
+use crate::run_dir::Event;
+use crate::run_dir::{Counts, FlakyStats, StageStatus};
 
 /// The `run-test` stage.
 pub struct RunTest {
@@ -205,7 +205,12 @@ impl RunTest {
                 cfg.runs.unwrap_or(400)
             }
             Expect::Pass => {
-                let p0 = cx.st().flaky.as_ref().map(|f| f.failure_rate).unwrap_or(0.0);
+                let p0 = cx
+                    .st()
+                    .flaky
+                    .as_ref()
+                    .map(|f| f.failure_rate)
+                    .unwrap_or(0.0);
                 let n = match &self.runs {
                     Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
                     None if p0 > 0.0 => crate::stats::runs_needed(p0, self.alpha),

@@ -1,9 +1,11 @@
-//! git operations on git2 (libgit2): worktrees on new branches, diffs that include untracked
-//! files, fixci's single fix commit, blame of changed lines. The user's own checkout (its HEAD,
-//! index and files) is never written: all edits happen in a separate worktree.
+//! git operations on git2 (libgit2): fixci's private clone (see [`clone`]), diffs that include
+//! untracked files, fixci's single fix commit, blame of changed lines, the user-repository
+//! fingerprint. The user's own checkout (its HEAD, index and files) is never written: all edits
+//! happen in the private clone, and only a fix comes back, as one new branch.
 //!
-//! Cloning a remote URL or a `.bundle` shells out to the `git` CLI: libgit2 cannot read bundles,
-//! and the CLI honours the user's credential helpers and SSH configuration.
+//! Cloning a remote URL or a `.bundle` shells out to the `git` CLI (libgit2 cannot read
+//! bundles, and the CLI honours the user's credential helpers and SSH configuration), always
+//! through [`git_cmd::git`]: hooks off, scrubbed environment, no prompts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,14 @@ use std::path::{Path, PathBuf};
 use git2::{BranchType, DiffOptions, IndexAddOption, Oid, Repository, Signature};
 
 mod agent_git;
+pub mod clone;
+pub mod fingerprint;
+mod fix_check;
+pub mod git_cmd;
 pub use agent_git::{AgentGitChanges, branch_tip, undo_agent_git};
+pub use clone::{export_fix_branch, private_clone};
+pub use fingerprint::{Fingerprint, UserRepoGuard};
+pub use fix_check::check_fix;
 
 /// git errors, with what fixci was doing.
 #[derive(Debug, thiserror::Error)]
@@ -123,29 +132,6 @@ pub fn free_branch_name(repo: &Repository, slug: &str) -> String {
     name
 }
 
-/// Creates branch `branch` at `commit` and a worktree for it at `path` (admin name `name`).
-/// Neither the main checkout's HEAD, index nor files are touched.
-pub fn add_worktree(
-    repo: &Repository,
-    branch: &str,
-    commit: Oid,
-    path: &Path,
-    name: &str,
-) -> Result<Repository, VcsError> {
-    let c = repo
-        .find_commit(commit)
-        .ctx(|| format!("find commit {commit}"))?;
-    let b = repo
-        .branch(branch, &c, false)
-        .ctx(|| format!("create branch `{branch}`"))?;
-    let reference = b.into_reference();
-    let mut opts = git2::WorktreeAddOptions::new();
-    opts.reference(Some(&reference));
-    repo.worktree(name, path, Some(&opts))
-        .ctx(|| format!("add worktree `{}`", path.display()))?;
-    open(path)
-}
-
 /// Why [`branch_from_patch`] made no branch.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
@@ -186,7 +172,9 @@ pub fn branch_from_patch(
     let commit = repo
         .commit(None, &sig, &sig, message, &new_tree, &[&base_commit])
         .ctx(|| "commit the fix".into())?;
-    let c = repo.find_commit(commit).ctx(|| "read the fix commit".into())?;
+    let c = repo
+        .find_commit(commit)
+        .ctx(|| "read the fix commit".into())?;
     repo.branch(&name, &c, false)
         .ctx(|| format!("create branch `{name}`"))?;
     Ok((name, commit))
@@ -477,13 +465,15 @@ pub fn foreign_commits(repo: &Repository, branch_tip: Oid, since: Oid) -> Vec<(S
 }
 
 /// Clones `source` (a git URL or a `.bundle` file) into `dest` with the git CLI, or fetches
-/// into an existing clone.
+/// into an existing clone. This cache clone is fixci's own: before a fetch its config is
+/// rewritten to the two keys fixci needs and its hooks folder emptied, so nothing planted there
+/// (a hook, an `uploadpack` or `insteadOf` key) survives, and the fetch names `source`
+/// explicitly rather than trusting `remote.origin.url`. Every git call goes through
+/// [`git_cmd::git`] (hooks off, scrubbed environment, no prompts).
 pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
     let run = |args: &[&str], what: &str| -> Result<(), VcsError> {
-        let out = std::process::Command::new("git")
+        let out = git_cmd::git()
             .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(std::process::Stdio::null())
             .output()
             .map_err(|e| VcsError::Cli {
                 what: what.into(),
@@ -499,6 +489,10 @@ pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
         }
     };
     if dest.join(".git").exists() {
+        clone::sanitize_cache_clone(dest, source).map_err(|e| VcsError::Cli {
+            what: format!("reset the cache clone `{}`", dest.display()),
+            stderr: e.to_string(),
+        })?;
         let d = dest.to_string_lossy();
         run(
             &[
@@ -507,7 +501,8 @@ pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
                 "fetch",
                 "--quiet",
                 "--prune",
-                "origin",
+                "--no-write-fetch-head",
+                source,
                 "+refs/heads/*:refs/remotes/origin/*",
             ],
             &format!("fetch `{source}`"),
@@ -521,6 +516,7 @@ pub fn clone_or_fetch(source: &str, dest: &Path) -> Result<(), VcsError> {
                 "clone",
                 "--quiet",
                 "--no-checkout",
+                "--template=",
                 source,
                 &dest.to_string_lossy(),
             ],

@@ -389,8 +389,15 @@ fn agent_commits_reject_fails_the_attempt_and_undoes_the_commit() {
     );
     assert_eq!(r["agent"]["error"], true);
     let branch = r["branch"].as_str().unwrap();
-    let (log, _) = branch_commits_and_files(&e.repo, branch);
+    // The branch lives in the run's private clone; a run without a fix leaves none in the
+    // user's repository.
+    let (log, _) = branch_commits_and_files(&run.join("worktree"), branch);
     assert!(log.is_empty(), "the agent's commit is gone: {log:?}");
+    assert!(
+        git(&e.repo, &["branch", "--list", branch])
+            .trim()
+            .is_empty()
+    );
 }
 
 #[test]

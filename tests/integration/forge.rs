@@ -1402,9 +1402,11 @@ fn fixci_run_with_an_in_progress_run_exits_2_naming_the_status_and_writes_nothin
     assert!(!tmp.path().join("out").exists());
 }
 
-#[test]
-fn fixci_run_pushes_the_fix_then_opens_a_draft_pr_with_the_report_summary() {
-    let Some(fx) = fixtures() else { return };
+/// A local GitHub with a failed run and a PR endpoint, the buggy repository whose `origin` is
+/// a bare repository: (server, scratch folder, repository, bare remote). `None` without the
+/// fixtures.
+fn pr_setup() -> Option<(Server, tempfile::TempDir, PathBuf, PathBuf)> {
+    let fx = fixtures()?;
     let server = Server::start();
     mount_failed_run_with_pytest_log(&server, &fx);
     let created = exchange(
@@ -1428,6 +1430,14 @@ fn fixci_run_pushes_the_fix_then_opens_a_draft_pr_with_the_report_summary() {
         &["init", "-q", "--bare", bare.to_str().unwrap()],
     );
     crate::common::git(&repo, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    Some((server, tmp, repo, bare))
+}
+
+#[test]
+fn fixci_run_pushes_the_fix_then_opens_a_draft_pr_with_the_report_summary() {
+    let Some((server, tmp, repo, bare)) = pr_setup() else {
+        return;
+    };
     let spec = url_job(tmp.path(), &repo, &server, "good");
     run_fixci(tmp.path(), &spec, &server).code(0);
     let run = crate::common::run_dir(&tmp.path().join("out"));
@@ -1527,4 +1537,102 @@ fn exhausted_attempts_open_an_escalation_issue_with_the_history_when_asked() {
     );
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(report.contains("opened escalation issue #77"), "{report}");
+}
+
+/// A plain HTTP listener standing in for another host: counts connections and keeps what they
+/// sent.
+fn other_host() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .ok();
+            let mut buf = vec![0u8; 8192];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            // No answer: the connection is dropped.
+        }
+    });
+    (format!("http://127.0.0.1:{port}/{OWNER}/{REPO}.git"), seen)
+}
+
+#[test]
+fn a_pushurl_the_agent_sets_does_not_move_the_push_and_the_token_never_leaves_for_it() {
+    let Some((server, tmp, repo, bare)) = pr_setup() else {
+        return;
+    };
+    let (other, seen) = other_host();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let global = home.join(".gitconfig");
+    let spec = url_job(tmp.path(), &repo, &server, "good");
+    crate::private_clone::point_at_attack(
+        &spec,
+        tmp.path(),
+        "pushurl",
+        &[&other, global.to_str().unwrap()],
+    );
+    crate::common::fixci()
+        .current_dir(tmp.path())
+        .env("GITHUB_API_URL", server.uri())
+        .env("GITHUB_TOKEN", SECRET)
+        .env("FIXCI_CACHE_DIR", tmp.path().join("cache"))
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            tmp.path().join("out").to_str().unwrap(),
+        ])
+        .assert()
+        .code(0);
+    let run = crate::common::run_dir(&tmp.path().join("out"));
+    let rec = crate::private_clone::attack_record(&run);
+    assert_eq!(rec["clone-config"], "done", "{rec}");
+    let r = crate::common::result(&run);
+    assert_eq!(r["pr"]["mode"], "opened", "{r}");
+    // The push went to the URL recorded before the agent ran.
+    let branch = r["branch"].as_str().unwrap();
+    let tip = crate::common::git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
+    assert_eq!(tip.trim(), r["commit"].as_str().unwrap());
+    // The other host never heard from fixci, let alone its token.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let seen = seen.lock().unwrap();
+    assert!(seen.is_empty(), "requests reached the other host: {seen:?}");
+    assert_no_secret_on_disk(&run);
+}
+
+#[test]
+fn a_push_url_rewritten_by_git_config_after_the_agent_is_refused() {
+    let repos = repos();
+    let (other, seen) = other_host();
+    let url = repos.bare.to_str().unwrap().to_string();
+    // What an agent could add to a config fixci's libgit2 reads: the recorded URL rewritten.
+    let repo = Repository::open(&repos.work).unwrap();
+    repo.config()
+        .unwrap()
+        .set_str(&format!("url.{}.pushInsteadOf", other), &url)
+        .unwrap();
+    let err = fixci::forge::push_to_url(&repos.work, &url, BRANCH, Some(&Token::new(SECRET)))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("rewrites the recorded push URL"), "{msg}");
+    assert!(!msg.contains(SECRET));
+    assert!(remote_tip(&repos.bare, BRANCH).is_none());
+    assert!(seen.lock().unwrap().is_empty());
+    // Without the rewrite the same call pushes.
+    repo.config()
+        .unwrap()
+        .remove(&format!("url.{}.pushInsteadOf", other))
+        .unwrap();
+    fixci::forge::push_to_url(&repos.work, &url, BRANCH, Some(&Token::new(SECRET))).unwrap();
+    assert!(remote_tip(&repos.bare, BRANCH).is_some());
 }

@@ -10,6 +10,7 @@ mod forge;
 mod ladder;
 mod lifecycle;
 mod logs;
+mod private_clone;
 mod replay;
 mod replay_gold;
 mod replay_realbugs;
