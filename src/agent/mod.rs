@@ -51,6 +51,9 @@ struct Preset {
     /// `fixci doctor`: how to install the CLI (a hint).
     #[serde(default)]
     install: Option<String>,
+    /// Configuration the CLI must write, copied into the sandbox's private home.
+    #[serde(default)]
+    writable: Vec<String>,
 }
 
 fn default_help_args() -> Vec<Vec<String>> {
@@ -108,6 +111,11 @@ pub struct Agent {
     /// Which parser reads the CLI's stdout: the preset's `result` (a spec's own command line
     /// under a named preset keeps that preset's parser; without one it is `none`).
     pub result: ResultFormat,
+    /// The preset's `writable`: configuration the CLI writes (`~/PATH`, `~/PREFIX*`, `$VAR`
+    /// naming a directory), copied into the sandbox's private home
+    /// ([`crate::process::sandbox::Jail::wrap`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub writable: Vec<String>,
 }
 
 /// Resolves the agent from the CLI flag (`--agent NAME`), the spec's `agent`, or the pipeline
@@ -174,6 +182,7 @@ pub fn resolve(
         env,
         prompt_on_stdin: stdin == "prompt",
         result: preset.result,
+        writable: preset.writable.clone(),
     })
 }
 

@@ -64,6 +64,21 @@ pub enum Event {
     },
     /// An attempt failed.
     AttemptFailed { attempt: u32, reason: String },
+    /// Processes left running that fixci killed: after an agent (`in_sandbox`: found by the
+    /// sandbox's supervisor, pids of the sandbox), before a stage, or before the verdict.
+    Survivors {
+        stage: String,
+        attempt: Option<u32>,
+        when: String,
+        in_sandbox: bool,
+        processes: Vec<crate::process::reaper::Survivor>,
+    },
+    /// Files of fixci's run directory changed while an agent ran.
+    RunDirChanged {
+        stage: String,
+        attempt: Option<u32>,
+        paths: Vec<String>,
+    },
     /// The run ended.
     RunFinished {
         status: String,

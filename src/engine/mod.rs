@@ -143,8 +143,10 @@ pub struct Outcome {
 /// interruption (exit 130, state saved).
 pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Error> {
     let started = Instant::now();
-    // A bad attempt ladder stops the run before anything is cloned or written.
+    // A bad attempt ladder stops the run before anything is cloned or written; so does a
+    // sandbox that was asked for and is not usable here.
     ladder::check(&req)?;
+    let sandbox = crate::process::sandbox::decide(req.spec.spec.sandbox)?;
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), true)?;
     let repo = vcs::open(&source.root)
@@ -273,6 +275,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         api_url: req.api_url.clone(),
     };
     st.issue = issue;
+    st.containment.sandbox = Some(sandbox);
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.join("repro-test").join(t);
         copy_file(&worktree.join(t), &copy)?;
@@ -403,6 +406,8 @@ pub fn resume(
         .details(who.into_iter().map(|(id, a)| format!("commit {id} by {a}")))
         .hint("start a new run, or `fixci apply` the run's fix.diff by hand"));
     }
+    // The machine may have changed since the run started: the sandbox is decided again.
+    st.containment.sandbox = Some(crate::process::sandbox::decide(req.spec.spec.sandbox)?);
     st.status = Status::Running;
     st.reason = None;
     st.pid = std::process::id();
@@ -437,6 +442,7 @@ pub fn live_pid(run_dir: &Path) -> Option<u32> {
 fn drive(mut env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Result<Outcome, Error> {
     let run_dir = env.run_dir.clone();
     let started = Instant::now();
+    let _active = crate::process::reaper::ActiveRun::enter();
     std::fs::write(run_dir.join("fixci.pid"), std::process::id().to_string())
         .map_err(|e| io_error("write", &run_dir.join("fixci.pid"), e))?;
     st.save(&run_dir)
@@ -460,6 +466,9 @@ fn drive(mut env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Resu
         });
     }
     let result = execute(&mut env, &mut st, &mut emit);
+    // No process an agent started is alive when the verdict is written.
+    let left = crate::process::reaper::reap_descendants();
+    crate::contain::record_survivors(&mut st, &mut emit, ("end", None), "before the verdict", false, left);
     if st.status == Status::Running {
         st.status = if env.cancelled() {
             Status::Interrupted
@@ -603,6 +612,10 @@ fn attempt_loop(
         stages::reset_for_attempt(env, st)?;
     }
     for n in first..=max {
+        // A stage may end the whole run (an agent that changed fixci's run directory).
+        if st.status != Status::Running {
+            return Ok(());
+        }
         if env.cancelled() {
             st.status = Status::Interrupted;
             st.reason = Some("interrupted".into());
@@ -739,6 +752,10 @@ fn run_stage(
         attempt,
         budget_s: budget.as_secs_f64(),
     });
+    // Whatever an earlier stage left running is killed before this one (a verification
+    // included) starts.
+    let left = crate::process::reaper::reap_descendants();
+    crate::contain::record_survivors(st, emit, (&def.id, attempt), "before the stage", false, left);
     let t0 = Instant::now();
     let skip_reason = match &def.condition {
         Some(cond) if !budget.is_zero() => {

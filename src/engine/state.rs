@@ -244,6 +244,9 @@ pub struct RunState {
     /// The issue used as the task, when the spec names one.
     #[serde(default)]
     pub issue: Option<super::forge_inputs::IssueState>,
+    /// The agents' sandbox, the processes they left behind and changes to the run directory.
+    #[serde(default)]
+    pub containment: crate::contain::Containment,
 }
 
 /// The command-line choices of a run, kept for `fixci resume`.
@@ -304,6 +307,7 @@ impl RunState {
             flaky: None,
             partial_reason: None,
             issue: None,
+            containment: Default::default(),
         }
     }
 

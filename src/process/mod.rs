@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod reaper;
+pub mod sandbox;
+
 /// Process groups of the children running now (0 = free slot), so a signal handler can kill them
 /// all at once ([`kill_all_groups`]). 256 slots cover the widest stress run.
 static LIVE_GROUPS: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
@@ -39,6 +42,15 @@ fn untrack(pgid: u32) {
             return;
         }
     }
+}
+
+/// The process groups of the children [`run`] is running now.
+pub fn live_groups() -> Vec<u32> {
+    LIVE_GROUPS
+        .iter()
+        .map(|s| s.load(Ordering::SeqCst))
+        .filter(|g| *g != 0)
+        .collect()
 }
 
 /// Sends SIGKILL to every child group started by [`run`] that is still running. Only atomics and
@@ -242,12 +254,15 @@ pub fn run(
         cmd.env(k, v);
     }
     let start = Instant::now();
+    // Spawn and track under the reaper's lock: a child being started is never a survivor.
+    let spawn_lock = reaper::SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
         program: spec.program.clone(),
         source,
     })?;
     let pid = child.id();
     track(pid);
+    drop(spawn_lock);
     on_spawn(pid);
 
     // A waiter thread observes the leader's exit without reaping it (WNOWAIT), so the group id

@@ -146,6 +146,9 @@ pub fn pr_body(st: &RunState, spec: &LoadedSpec) -> String {
 pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> String {
     let mut m = String::new();
     let _ = writeln!(m, "# fixci report: {}\n", title(st, spec));
+    if let Some(w) = crate::contain::warning(&st.containment) {
+        let _ = writeln!(m, "> **Warning:** {w}\n");
+    }
     let _ = writeln!(m, "## Summary\n");
     let _ = writeln!(m, "- **Status:** {}", st.status.as_str());
     if let Some(r) = &st.reason {
@@ -434,6 +437,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     }
 
     agent_section(&mut m, st);
+    m.push_str(&crate::contain::markdown(&st.containment));
 
     let _ = writeln!(
         m,
@@ -632,6 +636,7 @@ pub fn result_json(st: &RunState) -> Value {
         "flaky": st.flaky,
         "bound_95": st.verification.as_ref().filter(|v| st.flaky.is_some() && v.failed == 0).map(|v| crate::stats::upper_bound_after_zero_failures(v.runs, 0.95)),
         "pr": st.pr,
+        "containment": st.containment,
         "started_at": st.started_at,
         "finished_at": st.finished_at,
     })

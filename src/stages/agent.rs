@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::{Stage, StageCtx, StageResult, judge, worktree};
 use crate::agent::{AgentReport, Invocation};
+use crate::contain::{self, AgentWatch};
 use crate::engine::state::{Repro, StageStatus};
 use crate::engine::{Event, prompt_context};
 use crate::error::{Error, io_error};
@@ -65,10 +66,22 @@ impl Stage for AgentStage {
         let stderr = cx.dir.join("agent.stderr.log");
         let id = cx.id.to_string();
         let shown = cmd.display();
+        let agent_name = cx.env.req.agent.name.clone();
+        let spawn_error = |e| {
+            Error::infra(format!("cannot start agent `{agent_name}`"))
+                .source(e)
+                .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
+        };
+        // The sandbox (when the run has one) and the run directory's snapshot.
+        let watch = AgentWatch::start(cx.st.containment.sandbox.as_ref(), &cx.env.run_dir, &wt, &cx.dir)
+            .map_err(|e| io_error("prepare the sandbox in", &cx.env.run_dir, e))?;
+        let (cmd, out) = watch
+            .wrap(cmd, OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() }, &cx.env.req.agent.writable)
+            .map_err(spawn_error)?;
         let emit = &mut *cx.emit;
         let finished = process::run(
             &cmd,
-            &OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() },
+            &out,
             Limits { budget: cx.budget, grace: cx.env.grace },
             Some(cx.env.req.cancel),
             &mut |pid| {
@@ -76,12 +89,10 @@ impl Stage for AgentStage {
                 emit(Event::ChildStarted { stage: id.clone(), pid, command: shown.clone() });
             },
         )
-        .map_err(|e| {
-            Error::infra(format!("cannot start agent `{}`", cx.env.req.agent.name))
-                .source(e)
-                .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
-        })?;
+        .map_err(spawn_error)?;
         let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
+        let found = watch.finish(&stderr);
+        let tampered = contain::record_agent(cx.st, &mut *cx.emit, (cx.id, cx.attempt), found);
         let git = match before {
             Some(b) => vcs::undo_agent_git(&wt_repo, &branch, b)
                 .map_err(|e| Error::infra("cannot undo the agent's own git changes").source(e))?,
@@ -116,6 +127,15 @@ impl Stage for AgentStage {
             result
                 .summary
                 .push_str(&format!("; {}", git.describe("folded into fixci's commit")));
+        }
+        if let Some(why) = tampered {
+            // fixci's own records are not to be trusted any more: the run ends here.
+            report.set_error(why.clone());
+            result = StageResult::failed(why.clone());
+            if cx.st.status == crate::engine::Status::Running {
+                cx.st.status = crate::engine::Status::Failed;
+                cx.st.reason = Some(why);
+            }
         }
         if self.role == Role::Fix {
             if let Some(a) = cx.st.current_attempt() {
