@@ -207,6 +207,12 @@ impl AgentWatch {
             }
         }
         f.outside = crate::process::reaper::reap_descendants();
+        if let Some(j) = &self.jail {
+            // The sandbox's own init, still being torn down after the agent ended: expected.
+            let init = j.bwrap.display().to_string();
+            f.outside
+                .retain(|s| !(s.cmdline.starts_with(&init) || s.cmdline == "[bwrap]"));
+        }
         f.run_dir_changes = self.guard.changes();
         f
     }
