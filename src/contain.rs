@@ -210,8 +210,13 @@ impl AgentWatch {
         if let Some(j) = &self.jail {
             // The sandbox's own init, still being torn down after the agent ended: expected.
             let init = j.bwrap.display().to_string();
+            let outer = "/bin/sh -c trap '' TERM; exec";
             f.outside
-                .retain(|s| !(s.cmdline.starts_with(&init) || s.cmdline == "[bwrap]"));
+                .retain(|s| {
+                    !(s.cmdline.starts_with(&init)
+                        || s.cmdline.starts_with(outer)
+                        || s.cmdline == "[bwrap]")
+                });
         }
         f.run_dir_changes = self.guard.changes();
         f

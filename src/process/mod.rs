@@ -1,4 +1,5 @@
-//! Runs child processes under a budget: every child starts in its own process group; at the
+//! Runs child processes under a budget: every child starts in its own session and process group
+//! (no controlling terminal); at the
 //! budget the whole group gets SIGTERM, then after a grace period SIGKILL. Output goes straight to
 //! files (no pipes, so a chatty child never blocks). When the group leader exits, whatever it left
 //! behind in its group is killed too, so no test or agent process outlives its stage.
@@ -245,8 +246,18 @@ pub fn run(
         .current_dir(&spec.cwd)
         .stdin(stdin)
         .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
+        .stderr(stderr);
+    // A new session (so also a new process group, id = pid): the child has no controlling
+    // terminal, so it cannot push keystrokes into the user's shell (TIOCSTI).
+    // SAFETY: setsid is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     for k in &spec.env_remove {
         cmd.env_remove(k);
     }

@@ -6,7 +6,14 @@
 //!   of the machine, so it cannot read fixci's environment through `/proc/PID/environ`;
 //! - `--die-with-parent`: when the outer `bwrap` dies (fixci stops it at the budget, or fixci
 //!   dies), the namespace's init dies and the kernel kills every process in the namespace;
-//! - `--new-session`: no controlling terminal, so no `TIOCSTI` keystroke injection;
+//! - no controlling terminal (fixci starts every child in a new session), so no `TIOCSTI`
+//!   keystroke injection; bwrap's `--new-session` is not used because it would move the agent
+//!   out of the process group that receives fixci's SIGTERM at the budget;
+//! - SIGTERM at the budget reaches the agent, which may save its output in the grace period:
+//!   the outer `bwrap` and the supervisor ignore it (a dying outer `bwrap` would take the whole
+//!   namespace with it at once), the agent gets it with its default action restored
+//!   (`env --default-signal=TERM`, where `env` supports it); SIGKILL after the grace period
+//!   kills the outer `bwrap` and, through `--die-with-parent`, everything inside;
 //! - a new user namespace where the kernel allows one (`--unshare-user-try`) and every
 //!   capability dropped (`--cap-drop ALL`): checked here, as root without them the agent could
 //!   `mount -o remount,rw /` and write the whole machine;
@@ -84,7 +91,6 @@ const BASE_ARGS: &[&str] = &[
     "--unshare-ipc",
     "--unshare-uts",
     "--die-with-parent",
-    "--new-session",
     "--cap-drop",
     "ALL",
 ];
@@ -177,6 +183,9 @@ pub struct Jail {
     pub log: PathBuf,
 }
 
+/// git's global configuration, copied into every private home.
+const GIT_CONFIG: &[&str] = &["~/.gitconfig", "~/.config/git"];
+
 /// The line prefix with which the supervisor names a process left alive in the sandbox.
 const SURVIVOR_PREFIX: &str = "fixci-sandbox: survivor ";
 
@@ -184,6 +193,7 @@ const SURVIVOR_PREFIX: &str = "fixci-sandbox: survivor ";
 /// kills what is left in the PID namespace (pid 1 is bwrap's init, `$$` the supervisor; zombies
 /// are already dead).
 const SUPERVISOR: &str = r#"err=$1; shift
+if env --default-signal=TERM true 2>/dev/null; then set -- env --default-signal=TERM "$@"; fi
 "$@" 2>"$err"
 rc=$?
 for d in /proc/[0-9]*; do
@@ -253,11 +263,22 @@ impl Jail {
             OutputTo::Combined(p) => (p.clone(), p.clone()),
             OutputTo::Separate { stdout, stderr } => (stdout.clone(), stderr.clone()),
         };
+        // git inside reads its global configuration (the user's identity) from the private
+        // home too; without it a CLI that finds no `user.name` writes the repository's config.
+        let writable: Vec<String> =
+            GIT_CONFIG.iter().map(|s| s.to_string()).chain(writable.iter().cloned()).collect();
         let overrides = self
-            .copy_config(writable, &cmd.env)
+            .copy_config(&writable, &cmd.env)
             .map_err(|(path, source)| SpawnError::File { path, source })?;
-        let mut args: Vec<String> = BASE_ARGS.iter().map(|s| s.to_string()).collect();
         let s = |p: &Path| p.display().to_string();
+        // The outer shell ignores SIGTERM and execs bwrap, which keeps ignoring it.
+        let mut args: Vec<String> = vec![
+            "-c".into(),
+            "trap '' TERM; exec \"$@\"".into(),
+            "fixci-sandbox-outer".into(),
+            s(&self.bwrap),
+        ];
+        args.extend(BASE_ARGS.iter().map(|s| s.to_string()));
         args.extend(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"].map(String::from));
         args.extend(["--tmpfs".into(), "/dev/shm".into()]);
         let mut rw = vec![self.worktree.clone()];
@@ -290,7 +311,7 @@ impl Jail {
         }
         env.extend(overrides);
         let wrapped = CommandSpec {
-            program: s(&self.bwrap),
+            program: "/bin/sh".into(),
             args,
             cwd: cmd.cwd,
             env: env.into_iter().collect(),

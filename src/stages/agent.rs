@@ -57,7 +57,10 @@ impl Stage for AgentStage {
             model: cx.env.spec().spec.model.clone(),
             secret_env: cx.env.spec().spec.secret_env.clone(),
         };
-        let cmd = cx.env.req.agent.command(&inv);
+        let mut cmd = cx.env.req.agent.command(&inv);
+        if cx.st.containment.sandbox.as_ref().is_some_and(|d| d.sandboxed()) {
+            cmd.args = cx.env.req.agent.without_own_sandbox(&cmd.args);
+        }
         let wt_repo =
             vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
         let branch = cx.st.branch.clone().unwrap_or_default();
