@@ -326,3 +326,53 @@ fn doctor_and_dry_run_show_the_sandbox() {
         assert_eq!(line["status"], "ok", "{line}");
     }
 }
+
+#[test]
+fn auto_without_bubblewrap_runs_unsandboxed_and_the_report_leads_with_a_warning() {
+    let e = test_env();
+    let spec = scripted_job(&e.root, &e.repo, "good", json!({}));
+    // A PATH with what the run needs, but no bwrap.
+    let bin = e.root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["sh", "git"] {
+        let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{tool} on PATH"));
+        std::os::unix::fs::symlink(real.canonicalize().unwrap(), bin.join(tool)).unwrap();
+    }
+    // The interpreter itself (PATH may hold a wrapper script such as pyenv's shim).
+    let py = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let py = String::from_utf8(py.stdout).unwrap();
+    std::os::unix::fs::symlink(py.trim(), bin.join("python3")).unwrap();
+    let out = fixci()
+        .current_dir(&e.root)
+        .env("PATH", &bin)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GH_TOKEN")
+        .args(["run", spec.to_str().unwrap(), "--out", e.out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let run = run_dir(&e.out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(run.join("stages/reproduce/agent.stderr.log")).unwrap_or_default()
+    );
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let head: Vec<&str> = report.lines().take(3).collect();
+    assert!(
+        head[2].starts_with("> **Warning:** the agent ran without a sandbox: bubblewrap is not usable here (`bwrap` is not on PATH"),
+        "{head:?}"
+    );
+    let c = &result(&run)["containment"]["sandbox"];
+    assert_eq!(c["mode"], "none");
+    assert!(c["warning"].as_str().unwrap().contains("not usable"));
+    assert!(!run.join("sandbox").exists(), "no sandbox places without a sandbox");
+}
