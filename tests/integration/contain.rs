@@ -265,12 +265,24 @@ fn without_a_sandbox_an_agent_that_rewrites_fixci_s_copy_of_the_test_ends_the_ru
     assert!(!e.root.join("forged").exists(), "a daemon outlived fixci");
 }
 
+/// An empty folder to use as PATH: no bwrap (and nothing else) there.
+fn empty_path(e: &TestEnv) -> PathBuf {
+    let p = e.root.join("empty-path");
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// The `sandbox` check of `fixci doctor --json` output.
+fn sandbox_line(stdout: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(stdout).unwrap();
+    v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "sandbox").unwrap().clone()
+}
+
 #[test]
 fn sandbox_bwrap_where_bubblewrap_is_missing_is_exit_3_before_anything_is_written() {
     let e = test_env();
     let spec = scripted_job(&e.root, &e.repo, "good", json!({"sandbox": "bwrap"}));
-    let empty = e.root.join("empty-path");
-    std::fs::create_dir_all(&empty).unwrap();
+    let empty = empty_path(&e);
     let out = fixci()
         .current_dir(&e.root)
         .env("PATH", &empty)
@@ -299,16 +311,14 @@ fn an_unknown_sandbox_mode_is_exit_2_naming_the_key() {
 fn doctor_and_dry_run_show_the_sandbox() {
     let e = test_env();
     let spec = scripted_job(&e.root, &e.repo, "good", json!({"sandbox": "bwrap"}));
-    let empty = e.root.join("empty-path");
-    std::fs::create_dir_all(&empty).unwrap();
+    let empty = empty_path(&e);
     // Without bwrap on PATH, a spec that asks for it fails the doctor on the sandbox line.
     let out = fixci()
         .env("PATH", &empty)
         .args(["doctor", spec.to_str().unwrap(), "--json"])
         .output()
         .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let line = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "sandbox").unwrap().clone();
+    let line = sandbox_line(&out.stdout);
     assert_eq!(line["status"], "fail", "{line}");
     assert!(line["detail"].as_str().unwrap().contains("not on PATH"), "{line}");
     let out = fixci()
@@ -321,8 +331,7 @@ fn doctor_and_dry_run_show_the_sandbox() {
     if bwrap_usable() {
         assert!(sandbox.contains("bwrap (") && sandbox.contains("`sandbox = \"bwrap\"`"), "{sandbox}");
         let out = fixci().args(["doctor", spec.to_str().unwrap(), "--json"]).output().unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let line = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "sandbox").unwrap().clone();
+        let line = sandbox_line(&out.stdout);
         assert_eq!(line["status"], "ok", "{line}");
     }
 }
