@@ -282,12 +282,18 @@ impl Jail {
         args.extend(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"].map(String::from));
         args.extend(["--tmpfs".into(), "/dev/shm".into()]);
         let mut rw = vec![self.worktree.clone()];
-        if let Some(admin) = worktree_admin_dir(&self.worktree) {
-            rw.push(admin);
-        }
+        let admin = worktree_admin_dir(&self.worktree);
+        rw.extend(admin.clone());
         rw.extend([self.stage_dir.clone(), self.home.clone(), self.tmp.clone()]);
         for p in &rw {
             args.extend(["--bind".into(), s(p), s(p)]);
+        }
+        // The files that tie the worktree to its repository stay read-only: rewritten, they
+        // would point fixci's own git at a repository (and configuration) of the agent's.
+        for f in admin.iter().flat_map(|a| [a.join("commondir"), a.join("gitdir")]) {
+            if f.is_file() {
+                args.extend(["--ro-bind".into(), s(&f), s(&f)]);
+            }
         }
         args.extend(["--chdir".into(), s(&cmd.cwd), "--".into()]);
         args.extend(["/bin/sh".into(), "-c".into(), SUPERVISOR.into(), "fixci-sandbox".into()]);

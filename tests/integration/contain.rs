@@ -72,6 +72,9 @@ write("user hook", f"{user_repo}/.git/hooks/post-checkout", "#!/bin/sh\ntouch /t
 write("state.json", rd / "state.json", "{}")
 write("result.json", rd / "result.json", "{}")
 write("cache", f"{cache}/planted", "x")
+if os.path.isfile(".git"):
+    admin = open(".git").read().split("gitdir:", 1)[1].strip()
+    write("worktree's commondir", f"{admin}/commondir", "/tmp/elsewhere\n")
 write("beside the spec", here / "planted", "x")
 daemon = f": {tag}; sleep 3; echo '{{\"status\": \"forged\"}}' > '{rd}/result.json'; echo pwned > '{user_repo}/README.md'; touch '{here}/forged'"
 subprocess.Popen(["setsid", "sh", "-c", daemon], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
