@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::engine::Event;
 use crate::process::reaper::Survivor;
 use crate::process::sandbox::Decision;
 
@@ -223,61 +224,77 @@ impl AgentWatch {
     }
 }
 
-/// Records processes fixci killed in the run state and the event stream; nothing when `list`
-/// is empty.
-pub fn record_survivors(
-    st: &mut crate::engine::RunState,
-    emit: &mut dyn FnMut(crate::engine::Event),
+impl Containment {
+    /// The reducer arm of the containment events ([`Event::Survivors`],
+    /// [`Event::RunDirChanged`]); other events leave it unchanged.
+    pub fn apply(&mut self, e: &Event) {
+        match e {
+            Event::Survivors { stage, attempt, when, in_sandbox, processes } => {
+                self.survivors.extend(processes.iter().map(|p| SurvivorRecord {
+                    stage: stage.clone(),
+                    attempt: *attempt,
+                    when: when.clone(),
+                    in_sandbox: *in_sandbox,
+                    process: p.clone(),
+                }))
+            }
+            Event::RunDirChanged { stage, attempt, paths } => {
+                self.run_dir_changes.push(RunDirChange {
+                    stage: stage.clone(),
+                    attempt: *attempt,
+                    paths: paths.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The events that record what an agent invocation left: the processes found alive (inside
+/// the sandbox, then outside it) and the run-directory changes; empty parts emit nothing.
+pub fn agent_events((stage, attempt): (&str, Option<u32>), f: AgentFindings) -> Vec<Event> {
+    let mut out = Vec::new();
+    for (in_sandbox, list) in [(true, f.in_sandbox), (false, f.outside)] {
+        out.extend(survivors_event((stage, attempt), "after the agent", in_sandbox, list));
+    }
+    if !f.run_dir_changes.is_empty() {
+        out.push(Event::RunDirChanged {
+            stage: stage.to_string(),
+            attempt,
+            paths: f.run_dir_changes,
+        });
+    }
+    out
+}
+
+/// The event naming processes fixci killed `when`; `None` for an empty list.
+pub fn survivors_event(
     (stage, attempt): (&str, Option<u32>),
     when: &str,
     in_sandbox: bool,
-    list: Vec<Survivor>,
-) {
-    if list.is_empty() {
-        return;
-    }
-    for p in &list {
-        st.containment.survivors.push(SurvivorRecord {
-            stage: stage.to_string(),
-            attempt,
-            when: when.to_string(),
-            in_sandbox,
-            process: p.clone(),
-        });
-    }
-    emit(crate::engine::Event::Survivors {
+    processes: Vec<Survivor>,
+) -> Option<Event> {
+    (!processes.is_empty()).then(|| Event::Survivors {
         stage: stage.to_string(),
         attempt,
         when: when.to_string(),
         in_sandbox,
-        processes: list,
-    });
+        processes,
+    })
 }
 
-/// Records an agent invocation's findings; returns the reason the run must end `failed` when
-/// the agent changed fixci's run directory.
-pub fn record_agent(
-    st: &mut crate::engine::RunState,
-    emit: &mut dyn FnMut(crate::engine::Event),
-    at: (&str, Option<u32>),
-    f: AgentFindings,
-) -> Option<String> {
-    record_survivors(st, emit, at, "after the agent", true, f.in_sandbox);
-    record_survivors(st, emit, at, "after the agent", false, f.outside);
-    if f.run_dir_changes.is_empty() {
-        return None;
-    }
-    st.containment.run_dir_changes.push(RunDirChange {
-        stage: at.0.to_string(),
-        attempt: at.1,
-        paths: f.run_dir_changes.clone(),
-    });
-    emit(crate::engine::Event::RunDirChanged {
-        stage: at.0.to_string(),
-        attempt: at.1,
-        paths: f.run_dir_changes.clone(),
-    });
-    Some(run_dir_reason(&f.run_dir_changes))
+/// Kills what is left running `when` (see [`crate::process::reaper::reap_descendants`]) and
+/// returns the event naming it, if anything was.
+pub fn reap(at: (&str, Option<u32>), when: &str) -> Option<Event> {
+    survivors_event(at, when, false, crate::process::reaper::reap_descendants())
+}
+
+/// The reason the run ends `failed` with when `events` hold a run-directory change.
+pub fn tamper_reason(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        Event::RunDirChanged { paths, .. } => Some(run_dir_reason(paths)),
+        _ => None,
+    })
 }
 
 /// The `sandbox:` line of `fixci run --dry-run`: the spec's mode and what it means here.
@@ -377,6 +394,24 @@ mod tests {
                 "spec.json (removed)".into()
             ]
         );
+    }
+
+    #[test]
+    fn findings_become_events_that_the_reducer_records() {
+        let f = AgentFindings {
+            in_sandbox: vec![Survivor { pid: 7, cmdline: "sleep 9".into() }],
+            outside: vec![],
+            run_dir_changes: vec!["state.json (changed)".into()],
+        };
+        let events = agent_events(("fix", Some(1)), f);
+        assert_eq!(events.len(), 2, "no event for the empty outside list");
+        assert_eq!(tamper_reason(&events).unwrap(), "the agent changed fixci's run directory: state.json (changed)");
+        let mut c = Containment::default();
+        events.iter().for_each(|e| c.apply(e));
+        assert_eq!(c.survivors.len(), 1);
+        assert!(c.survivors[0].in_sandbox && c.survivors[0].when == "after the agent");
+        assert_eq!(c.run_dir_changes[0].paths, vec!["state.json (changed)".to_string()]);
+        assert!(reap(("x", None), "before the stage").is_none(), "the reaper is unarmed in tests");
     }
 
     #[test]

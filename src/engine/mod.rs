@@ -467,8 +467,10 @@ fn drive(mut env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Resu
     }
     let result = execute(&mut env, &mut st, &mut emit);
     // No process an agent started is alive when the verdict is written.
-    let left = crate::process::reaper::reap_descendants();
-    crate::contain::record_survivors(&mut st, &mut emit, ("end", None), "before the verdict", false, left);
+    if let Some(e) = crate::contain::reap(("end", None), "before the verdict") {
+        st.containment.apply(&e);
+        emit(e);
+    }
     if st.status == Status::Running {
         st.status = if env.cancelled() {
             Status::Interrupted
@@ -754,8 +756,10 @@ fn run_stage(
     });
     // Whatever an earlier stage left running is killed before this one (a verification
     // included) starts.
-    let left = crate::process::reaper::reap_descendants();
-    crate::contain::record_survivors(st, emit, (&def.id, attempt), "before the stage", false, left);
+    if let Some(e) = crate::contain::reap((&def.id, attempt), "before the stage") {
+        st.containment.apply(&e);
+        emit(e);
+    }
     let t0 = Instant::now();
     let skip_reason = match &def.condition {
         Some(cond) if !budget.is_zero() => {

@@ -94,8 +94,12 @@ impl Stage for AgentStage {
         )
         .map_err(spawn_error)?;
         let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
-        let found = watch.finish(&stderr);
-        let tampered = contain::record_agent(cx.st, &mut *cx.emit, (cx.id, cx.attempt), found);
+        let found = contain::agent_events((cx.id, cx.attempt), watch.finish(&stderr));
+        let tampered = contain::tamper_reason(&found);
+        for e in found {
+            cx.st.containment.apply(&e);
+            (cx.emit)(e);
+        }
         let git = match before {
             Some(b) => vcs::undo_agent_git(&wt_repo, &branch, b)
                 .map_err(|e| Error::infra("cannot undo the agent's own git changes").source(e))?,
