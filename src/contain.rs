@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::Event;
+use crate::run_dir::Event;
 use crate::process::reaper::Survivor;
 use crate::process::sandbox::Decision;
 
