@@ -5,7 +5,7 @@
 //! before the verdict is written) and names them, so the run can record them.
 //!
 //! "Expected" are the children [`super::run`] is running right now in other threads (their
-//! process groups are tracked) and, while more than one run shares this process (`fixci replay
+//! process groups are tracked) and everything below them, and, while more than one run shares this process (`fixci replay
 //! -j N`), fixci's own short-lived helpers (direct children in fixci's process group, such as
 //! `git`). The reaper is armed only by the `fixci` binary ([`become_subreaper`]); a library
 //! caller (and the unit tests, which share one process) never has its children killed.
@@ -102,6 +102,16 @@ fn all_processes() -> Vec<ProcStat> {
 
 /// The descendants of `root` in `table` (children, grandchildren, ...), `root` excluded.
 pub(crate) fn descendants_of(root: u32, table: &[ProcStat]) -> Vec<ProcStat> {
+    descendants_pruned(root, table, &|_| false)
+}
+
+/// The descendants of `root` in `table`, leaving out the processes `spared` accepts and their
+/// whole subtrees.
+pub(crate) fn descendants_pruned(
+    root: u32,
+    table: &[ProcStat],
+    spared: &dyn Fn(&ProcStat) -> bool,
+) -> Vec<ProcStat> {
     let mut children: BTreeMap<u32, Vec<&ProcStat>> = BTreeMap::new();
     for p in table {
         children.entry(p.ppid).or_default().push(p);
@@ -111,7 +121,7 @@ pub(crate) fn descendants_of(root: u32, table: &[ProcStat]) -> Vec<ProcStat> {
     let mut stack = vec![root];
     while let Some(pid) = stack.pop() {
         for c in children.get(&pid).into_iter().flatten() {
-            if c.pid != root && seen.insert(c.pid) {
+            if c.pid != root && !spared(c) && seen.insert(c.pid) {
                 out.push(**c);
                 stack.push(c.pid);
             }
@@ -162,10 +172,9 @@ pub fn reap_descendants() -> Vec<Survivor> {
     let until = Instant::now() + Duration::from_secs(2);
     loop {
         let table = all_processes();
-        let targets: Vec<ProcStat> = descendants_of(me, &table)
-            .into_iter()
-            .filter(|p| !expected(p))
-            .collect();
+        // An expected process's own descendants are expected too (another run's test and what
+        // it started, a `git` helper's children).
+        let targets = descendants_pruned(me, &table, &expected);
         let mut running = 0;
         for p in &targets {
             if p.state == 'Z' || p.state == 'X' {
@@ -219,6 +228,9 @@ mod tests {
         let mut d: Vec<u32> = descendants_of(10, &table).iter().map(|p| p.pid).collect();
         d.sort();
         assert_eq!(d, vec![11, 12, 13]);
+        let spared = |p: &ProcStat| p.pid == 11;
+        let d: Vec<u32> = descendants_pruned(10, &table, &spared).iter().map(|p| p.pid).collect();
+        assert_eq!(d, vec![13], "11 and its child 12 are spared");
     }
 
     #[test]
