@@ -100,11 +100,6 @@ fn all_processes() -> Vec<ProcStat> {
         .collect()
 }
 
-/// The descendants of `root` in `table` (children, grandchildren, ...), `root` excluded.
-pub(crate) fn descendants_of(root: u32, table: &[ProcStat]) -> Vec<ProcStat> {
-    descendants_pruned(root, table, &|_| false)
-}
-
 /// The descendants of `root` in `table`, leaving out the processes `spared` accepts and their
 /// whole subtrees.
 pub(crate) fn descendants_pruned(
@@ -225,7 +220,7 @@ mod tests {
     fn descendants_follow_the_parent_chain_only() {
         let row = |pid, ppid| ProcStat { pid, ppid, pgid: pid, state: 'S' };
         let table = [row(1, 0), row(10, 1), row(11, 10), row(12, 11), row(20, 1), row(13, 10)];
-        let mut d: Vec<u32> = descendants_of(10, &table).iter().map(|p| p.pid).collect();
+        let mut d: Vec<u32> = descendants_pruned(10, &table, &|_| false).iter().map(|p| p.pid).collect();
         d.sort();
         assert_eq!(d, vec![11, 12, 13]);
         let spared = |p: &ProcStat| p.pid == 11;
