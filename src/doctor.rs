@@ -103,6 +103,9 @@ pub struct Plan {
     /// Why a forge token is needed (the spec has a run URL or an issue); `None`: a token is
     /// optional (without one a run ends with an offline PR proposal).
     pub token_needed: Option<String>,
+    /// The spec's `sandbox` (`auto` without a spec): with `bwrap`, an unusable bubblewrap fails
+    /// the doctor; with `auto` it is a warning; with `none` it is only reported.
+    pub sandbox: crate::process::sandbox::SandboxMode,
 }
 
 static NEVER_CANCELLED: AtomicBool = AtomicBool::new(false);
@@ -139,6 +142,7 @@ pub fn plan_without_spec(agents: &[String]) -> Result<Plan, Error> {
             need: Need::No,
         }],
         token_needed: None,
+        sandbox: Default::default(),
     })
 }
 
@@ -248,6 +252,7 @@ pub fn plan_for_spec(
         agents: targets,
         runners,
         token_needed,
+        sandbox: spec.spec.sandbox,
     })
 }
 
@@ -274,7 +279,47 @@ pub fn run(plan: &Plan, timeout: Duration) -> Vec<Check> {
         }
     }
     checks.push(token_check(plan.token_needed.as_deref(), timeout));
+    checks.push(sandbox_check(plan.sandbox));
     checks
+}
+
+/// The `sandbox` line: whether bubblewrap can sandbox agents here, and why not.
+fn sandbox_check(mode: crate::process::sandbox::SandboxMode) -> Check {
+    use crate::process::sandbox::{SandboxMode, probe};
+    let need = if mode == SandboxMode::Bwrap { Need::Yes } else { Need::No };
+    match (mode, probe()) {
+        (SandboxMode::None, r) => check(
+            "sandbox",
+            true,
+            Need::No,
+            format!(
+                "off (`sandbox = \"none\"`); bubblewrap {}",
+                match r {
+                    Ok(b) => format!("usable at {}", b.display()),
+                    Err(why) => format!("not usable: {why}"),
+                }
+            ),
+            None,
+        ),
+        (_, Ok(b)) => check(
+            "sandbox",
+            true,
+            need,
+            format!("bubblewrap usable ({}): agents run in their own PID namespace, read-only filesystem", b.display()),
+            None,
+        ),
+        (_, Err(why)) => check(
+            "sandbox",
+            false,
+            need,
+            format!("bubblewrap not usable: {why}"),
+            Some(if mode == SandboxMode::Bwrap {
+                "the spec asks for `sandbox = \"bwrap\"`: install bubblewrap (`apt-get install bubblewrap`) or allow user namespaces".into()
+            } else {
+                "agents would run without a sandbox (`sandbox = \"auto\"`); install bubblewrap (`apt-get install bubblewrap`)".into()
+            }),
+        ),
+    }
 }
 
 /// True when no needed check failed.

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod contain;
 pub mod defaults;
 pub mod doctor;
 pub mod engine;

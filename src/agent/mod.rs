@@ -51,6 +51,14 @@ struct Preset {
     /// `fixci doctor`: how to install the CLI (a hint).
     #[serde(default)]
     install: Option<String>,
+    /// Configuration the CLI must write, copied into the sandbox's private home.
+    #[serde(default)]
+    writable: Vec<String>,
+    /// The arguments that turn on the CLI's own sandbox, and what replaces them inside fixci's.
+    #[serde(default)]
+    own_sandbox: Vec<String>,
+    #[serde(default)]
+    own_sandbox_off: Vec<String>,
 }
 
 fn default_help_args() -> Vec<Vec<String>> {
@@ -108,6 +116,16 @@ pub struct Agent {
     /// Which parser reads the CLI's stdout: the preset's `result` (a spec's own command line
     /// under a named preset keeps that preset's parser; without one it is `none`).
     pub result: ResultFormat,
+    /// The preset's `writable`: configuration the CLI writes (`~/PATH`, `~/PREFIX*`, `$VAR`
+    /// naming a directory), copied into the sandbox's private home
+    /// ([`crate::process::sandbox::Jail::wrap`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub writable: Vec<String>,
+    /// The preset's `own-sandbox` and `own-sandbox-off`: inside fixci's sandbox the first
+    /// argument sequence is replaced by the second (a CLI whose own sandbox cannot nest in
+    /// bubblewrap's, such as codex's, runs without it there).
+    #[serde(skip)]
+    pub own_sandbox: (Vec<String>, Vec<String>),
 }
 
 /// Resolves the agent from the CLI flag (`--agent NAME`), the spec's `agent`, or the pipeline
@@ -174,6 +192,8 @@ pub fn resolve(
         env,
         prompt_on_stdin: stdin == "prompt",
         result: preset.result,
+        writable: preset.writable.clone(),
+        own_sandbox: (preset.own_sandbox.clone(), preset.own_sandbox_off.clone()),
     })
 }
 
@@ -252,6 +272,21 @@ impl Agent {
             env,
             env_remove: scrubbed_env(&inv.secret_env),
             stdin: self.prompt_on_stdin.then(|| inv.prompt_file.clone()),
+        }
+    }
+}
+
+impl Agent {
+    /// `args` for a run inside fixci's sandbox: the first occurrence of the preset's
+    /// `own-sandbox` sequence replaced by `own-sandbox-off`; unchanged without one.
+    pub fn without_own_sandbox(&self, args: &[String]) -> Vec<String> {
+        let (on, off) = &self.own_sandbox;
+        if on.is_empty() {
+            return args.to_vec();
+        }
+        match args.windows(on.len()).position(|w| w == on.as_slice()) {
+            Some(i) => [&args[..i], off.as_slice(), &args[i + on.len()..]].concat(),
+            None => args.to_vec(),
         }
     }
 }
@@ -345,6 +380,19 @@ mod tests {
         };
         let a = resolve(None, Some(&own), None, None, Path::new("/")).unwrap();
         assert_eq!((a.name.as_str(), a.result), ("command", ResultFormat::None));
+    }
+
+    #[test]
+    fn inside_fixci_s_sandbox_codex_runs_without_its_own() {
+        let a = resolve(Some("codex"), None, None, None, Path::new("/")).unwrap();
+        let c = a.command(&inv());
+        let inside = a.without_own_sandbox(&c.args);
+        let at = inside.iter().position(|x| x == "-s").unwrap();
+        assert_eq!(inside[at + 1], "danger-full-access");
+        assert_eq!(inside.len(), c.args.len());
+        let claude = resolve(Some("claude"), None, None, None, Path::new("/")).unwrap();
+        let c = claude.command(&inv());
+        assert_eq!(claude.without_own_sandbox(&c.args), c.args);
     }
 
     #[test]

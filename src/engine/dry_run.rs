@@ -79,6 +79,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
             ""
         }
     );
+    let _ = writeln!(out, "sandbox:    {}", crate::contain::dry_run_line(spec.spec.sandbox));
     let _ = writeln!(out, "budget:     {} in total", fmt(total));
     match &spec.logs {
         LogsInput::Url(u) => {

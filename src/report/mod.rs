@@ -163,6 +163,9 @@ pub fn spec_name(st: &RunState, spec: &LoadedSpec) -> String {
 pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> String {
     let mut m = String::new();
     let _ = writeln!(m, "# fixci report: {}\n", title(st, spec));
+    if let Some(w) = crate::contain::warning(&st.containment) {
+        let _ = writeln!(m, "> **Warning:** {w}\n");
+    }
     let _ = writeln!(m, "## Summary\n");
     let _ = writeln!(m, "- **Status:** {}", st.status.as_str());
     if let Some(r) = &st.reason {
@@ -449,6 +452,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     }
 
     agent_section(&mut m, st);
+    m.push_str(&crate::contain::markdown(&st.containment));
 
     let _ = writeln!(
         m,

@@ -143,6 +143,21 @@ pub enum Event {
     FixBranchCreated { branch: String },
     /// The PR was proposed (offline) or opened.
     PrRecorded { pr: PrState },
+    /// Processes left running that fixci killed: after an agent (`in_sandbox`: found by the
+    /// sandbox's supervisor, pids of the sandbox), before a stage, or before the verdict.
+    Survivors {
+        stage: String,
+        attempt: Option<u32>,
+        when: String,
+        in_sandbox: bool,
+        processes: Vec<crate::process::reaper::Survivor>,
+    },
+    /// Files of fixci's run directory changed while an agent ran.
+    RunDirChanged {
+        stage: String,
+        attempt: Option<u32>,
+        paths: Vec<String>,
+    },
     /// The run stops going on: the first such event sets the outcome that the end keeps.
     RunStopping { status: Status, reason: String },
     /// The run ended; `status` is final.

@@ -254,6 +254,9 @@ pub struct RunState {
     /// Where the run publishes, fixed before any agent ran.
     #[serde(default)]
     pub forge: Option<crate::forge::ForgeTarget>,
+    /// The agents' sandbox, the processes they left behind and changes to the run directory.
+    #[serde(default)]
+    pub containment: crate::contain::Containment,
 }
 
 /// An issue used as the task (untrusted text).
@@ -374,6 +377,7 @@ impl RunState {
             partial_reason: None,
             issue: None,
             forge: None,
+            containment: Default::default(),
         }
     }
 
@@ -505,6 +509,7 @@ impl RunState {
             Event::CommitMade { commit } => self.commit = Some(commit.clone()),
             Event::FixBranchCreated { branch } => self.branch = Some(branch.clone()),
             Event::PrRecorded { pr } => self.pr = Some(pr.clone()),
+            Event::Survivors { .. } | Event::RunDirChanged { .. } => self.containment.apply(e),
             Event::RunStopping { status, reason } => {
                 if self.status == Status::Running {
                     self.status = *status;

@@ -68,6 +68,14 @@ pub struct JobSpec {
     /// not to): fold them into fixci's single fix commit (default), or reject the stage.
     #[serde(default, skip_serializing_if = "AgentCommits::is_fold")]
     pub agent_commits: AgentCommits,
+    /// Where agents run: `auto` (bubblewrap when usable, else none with a warning), `bwrap`
+    /// (refuse to run without it), `none` (see `crate::process::sandbox`).
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub sandbox: crate::process::sandbox::SandboxMode,
+}
+
+fn is_auto(m: &crate::process::sandbox::SandboxMode) -> bool {
+    *m == crate::process::sandbox::SandboxMode::Auto
 }
 
 /// The `agent-commits` policy. Files the agent staged are unstaged either way.

@@ -16,11 +16,11 @@ use serde::Deserialize;
 use super::prompt_context;
 use super::{Stage, StageCtx, StageResult, judge, worktree};
 use crate::agent::{AgentReport, Invocation};
+use crate::contain::{self, AgentWatch};
+use crate::run_dir::{Event, Repro, StageStatus};
 use crate::error::{Error, io_error};
 use crate::pipeline::{Role, Templates, render_prompt};
 use crate::process::{self, Limits, OutputTo, Termination};
-use crate::run_dir::Event;
-use crate::run_dir::{Repro, StageStatus};
 use crate::spec::AgentCommits;
 use crate::vcs;
 
@@ -57,7 +57,10 @@ impl Stage for AgentStage {
             model: cx.env.spec().spec.model.clone(),
             secret_env: cx.env.spec().spec.secret_env.clone(),
         };
-        let cmd = cx.env.req.agent.command(&inv);
+        let mut cmd = cx.env.req.agent.command(&inv);
+        if cx.st().containment.sandbox.as_ref().is_some_and(|d| d.sandboxed()) {
+            cmd.args = cx.env.req.agent.without_own_sandbox(&cmd.args);
+        }
         let wt_repo =
             vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
         let branch = cx.st().branch.clone().unwrap_or_default();
@@ -66,10 +69,23 @@ impl Stage for AgentStage {
         let stderr = cx.dir.join("agent.stderr.log");
         let id = cx.id.to_string();
         let shown = cmd.display();
+        let agent_name = cx.env.req.agent.name.clone();
+        let spawn_error = |e| {
+            Error::infra(format!("cannot start agent `{agent_name}`"))
+                .source(e)
+                .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
+        };
+        // The sandbox (when the run has one) and the run directory's snapshot.
+        let run_path = cx.env.run_dir.path().to_path_buf();
+        let watch = AgentWatch::start(cx.st().containment.sandbox.as_ref(), &run_path, &wt, &cx.dir)
+            .map_err(|e| io_error("prepare the sandbox in", &run_path, e))?;
+        let (cmd, out) = watch
+            .wrap(cmd, OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() }, &cx.env.req.agent.writable)
+            .map_err(spawn_error)?;
         let rec = &mut *cx.rec;
         let finished = process::run(
             &cmd,
-            &OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() },
+            &out,
             Limits { budget: cx.budget, grace: cx.env.grace },
             Some(cx.env.req.cancel),
             &mut |pid| {
@@ -77,12 +93,13 @@ impl Stage for AgentStage {
                 rec.emit(Event::ChildStarted { stage: id.clone(), pid, command: shown.clone() });
             },
         )
-        .map_err(|e| {
-            Error::infra(format!("cannot start agent `{}`", cx.env.req.agent.name))
-                .source(e)
-                .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
-        })?;
+        .map_err(spawn_error)?;
         cx.env.run_dir.clear_child();
+        let found = contain::agent_events((cx.id, cx.attempt), watch.finish(&stderr));
+        let tampered = contain::tamper_reason(&found);
+        for e in found {
+            cx.emit(e);
+        }
         let git = match before {
             Some(b) => vcs::undo_agent_git(&wt_repo, &branch, b)
                 .map_err(|e| Error::infra("cannot undo the agent's own git changes").source(e))?,
@@ -117,6 +134,12 @@ impl Stage for AgentStage {
             result
                 .summary
                 .push_str(&format!("; {}", git.describe("folded into fixci's commit")));
+        }
+        if let Some(why) = tampered {
+            // fixci's own records are not to be trusted any more: the run ends here.
+            report.set_error(why.clone());
+            result = StageResult::failed(why.clone());
+            cx.emit(Event::RunStopping { status: crate::run_dir::Status::Failed, reason: why });
         }
         // Inside an attempt, a fix agent's report is kept on the attempt.
         cx.emit(Event::AgentFinished {

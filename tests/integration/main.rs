@@ -3,6 +3,7 @@
 
 mod agents;
 mod common;
+mod contain;
 mod doctor;
 mod faults;
 mod flaky;

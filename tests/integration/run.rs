@@ -272,7 +272,7 @@ fn an_agent_that_sleeps_forever_is_killed_at_its_budget_with_its_grandchild() {
     );
     run(&e, &spec, &[]).code(1);
     let run = run_dir(&e.out);
-    let pids = std::fs::read_to_string(run.join("pids")).unwrap();
+    let pids = std::fs::read_to_string(e.root.join("pids")).unwrap();
     let pids: Vec<u32> = pids
         .split_whitespace()
         .map(|p| p.parse().unwrap())
