@@ -125,6 +125,9 @@ pub struct Repro {
     pub confirmed: bool,
     /// Output of a failing confirmation run (tail).
     pub failure_output: String,
+    /// fixci's copy of the test (SHA-256, bytes in memory), its runner and confirmed ids.
+    #[serde(default)]
+    pub sealed: Option<crate::verify::record::ReproRecord>,
 }
 
 /// Run counts of a `run-test` stage.
@@ -170,6 +173,9 @@ pub struct Attempt {
     /// What the fix agent's CLI reported for this attempt (tokens, cost, error).
     #[serde(default)]
     pub agent_report: Option<crate::agent::AgentReport>,
+    /// The checks fixci ran on this attempt's candidate commit.
+    #[serde(default)]
+    pub checks: Option<crate::verify::record::Verification>,
 }
 
 /// The PR (or the offline proposal).
@@ -244,6 +250,9 @@ pub struct RunState {
     /// The issue used as the task, when the spec names one.
     #[serde(default)]
     pub issue: Option<super::forge_inputs::IssueState>,
+    /// The suite's outcome at the base commit, once run (for the regression check).
+    #[serde(default)]
+    pub base_suite: Option<crate::verify::record::SuiteRecord>,
 }
 
 /// The command-line choices of a run, kept for `fixci resume`.
@@ -304,6 +313,7 @@ impl RunState {
             flaky: None,
             partial_reason: None,
             issue: None,
+            base_suite: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod judge;
 mod open_pr;
 mod report;
 mod run_test;
+mod sealed_run;
 mod strip_test;
 
 use std::path::PathBuf;
