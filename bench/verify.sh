@@ -8,8 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build -q --release --example verify_bench
-BIN=$CARGO_TARGET_DIR/release/examples/verify_bench
+# PROFILE=dev measures an unoptimised build (slower; libgit2 compiled without optimisation).
+PROFILE=${PROFILE:-release}
+cargo build -q --profile "$PROFILE" --example verify_bench
+DIR=$PROFILE; [ "$PROFILE" = dev ] && DIR=debug
+BIN=$CARGO_TARGET_DIR/$DIR/examples/verify_bench
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 REPO=$W/repo
