@@ -143,18 +143,26 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
     let base = git2::Oid::from_str(&cx.st.repo.base_commit).map_err(|e| Error::infra("bad base commit in state").source(e))?;
     let runner = rec.runner.clone().unwrap_or_else(|| verify::runner_for(&repro.test_file, spec.test_command.as_deref()));
     // The CI's failing tests: from the distilled log, or the existing test itself.
-    let ci_tests: Vec<(String, Option<String>)> = if from_agent {
-        cx.st.logs.as_ref().map(|l| l.distilled.failures.iter().filter(|f| f.kind.as_deref() != Some("generic")).map(|f| (f.test.clone(), f.file.clone())).collect()).unwrap_or_default()
-    } else {
-        rec.failing_ids.iter().map(|i| (i.clone(), Some(repro.test_file.clone()))).collect()
-    };
+    let ci_tests: Vec<(String, Option<String>)> = cx
+        .st
+        .logs
+        .as_ref()
+        .map(|l| {
+            l.distilled
+                .failures
+                .iter()
+                .filter(|f| f.kind.as_deref() != Some("generic"))
+                .map(|f| (f.test.clone(), f.file.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     let repro_bytes_in = if from_agent || restore { Some(bytes.as_slice()) } else { None };
     let input = verify::VerifyInput {
         repo: &repo,
         base,
         candidate,
-        // An existing test is check (b); an agent's test is check (a).
-        repro: from_agent.then_some((repro.test_file.as_str(), repro_bytes_in, &runner, rec.failing_ids.as_slice())),
+        repro: Some((repro.test_file.as_str(), repro_bytes_in, &runner, rec.failing_ids.as_slice())),
+        repro_is_new: from_agent,
         runs: n,
         ci_tests,
         template: spec.test_command.as_deref(),

@@ -173,6 +173,10 @@ pub fn failing_ids(run: &RunOutcome) -> Result<Vec<String>, String> {
     if let Some(why) = &run.report_error {
         return Err(why.clone());
     }
+    if matches!(run.termination, Termination::TimedOut { .. }) && run.cases.is_none() {
+        // A hang is a failure; without a report it has no test id.
+        return Ok(Vec::new());
+    }
     match &run.cases {
         None if run.termination.success() => Err("the command exited 0".into()),
         None => Ok(Vec::new()),
@@ -273,6 +277,9 @@ pub struct VerifyInput<'a> {
     /// The reproduction test: path, fixci's bytes (written over the tree's copy when `Some`),
     /// runner and the ids that failed when it was confirmed.
     pub repro: Option<(&'a str, Option<&'a [u8]>, &'a RunnerCommand, &'a [String])>,
+    /// True when the reproduction test is fixci's addition (an agent's), not a test of the
+    /// repository: it is then left out of the regression suite.
+    pub repro_is_new: bool,
     /// Runs of the reproduction.
     pub runs: u64,
     /// The CI's failing tests: `(id, file as the log names it)`.
@@ -430,7 +437,12 @@ pub fn locate_test_file(root: &Path, id: &str, file: Option<&str>) -> Option<Str
 
 fn ci_check(input: &VerifyInput<'_>, tree: &Sealed, lim: &mut RunLimits<'_>, out: &mut VerifyOutput) -> Result<CheckRecord, Error> {
     if input.ci_tests.is_empty() {
-        return Ok(not_run("ci-tests", "the run has no CI failure naming a test".into()));
+        let why = if input.repro.is_some() && !input.repro_is_new {
+            "the CI's failing test is the reproduction: checked above"
+        } else {
+            "the run has no CI failure naming a test"
+        };
+        return Ok(not_run("ci-tests", why.into()));
     }
     let mut by_file: Vec<(String, Vec<String>)> = Vec::new();
     let mut unlocated = Vec::new();
@@ -502,6 +514,10 @@ fn suite_files(input: &VerifyInput<'_>, base_tree: &Sealed) -> Vec<String> {
         .filter_map(|(id, f)| locate_test_file(&base_tree.root(), id, f.as_deref()))
         .collect();
     if let Some((repro, ..)) = input.repro {
+        if !input.repro_is_new {
+            // The repository's own failing test: its other tests belong to the suite.
+            files.push(repro.to_string());
+        }
         let folder = Path::new(repro).parent().unwrap_or(Path::new(""));
         let ext = Path::new(repro).extension().and_then(|e| e.to_str()).unwrap_or("");
         if let Ok(rd) = std::fs::read_dir(base_tree.root().join(folder)) {
@@ -581,9 +597,9 @@ fn regression_check(input: &VerifyInput<'_>, fix_tree: &Sealed, lim: &mut RunLim
     // The candidate with the base commit's test files: a weakened or deleted test cannot hide
     // a regression.
     restore_base_tests(input.repo, input.base, input.candidate, fix_tree)?;
-    if let Some((file, ..)) = input.repro {
-        // The reproduction test is not part of the base suite.
-        let _ = fix_tree.remove(file);
+    if let Some((file, ..)) = input.repro.filter(|_| input.repro_is_new) {
+        // An added reproduction test is not part of the base suite.
+        fix_tree.remove(file).map_err(|e| io_error("remove the reproduction test from", &fix_tree.root(), e))?;
     }
     let log = lim.log_dir.join("suite-fix.log");
     let run = run_once(&runner, &fix_tree.root(), &fix_tree.scratch(), &log, lim)?;
@@ -684,11 +700,13 @@ pub fn confirm(
     tree.write(test_file, bytes).map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
     let mut common: Option<Vec<String>> = None;
     let mut evidence = "exit-code";
+    let mut timed_out = false;
     let mut all = Vec::new();
     for k in 1..=runs {
         let log = lim.log_dir.join(format!("run-{k}.log"));
         let run = run_once(runner, &tree.root(), &tree.scratch(), &log, lim)?;
         evidence = run.evidence;
+        timed_out |= matches!(run.termination, Termination::TimedOut { .. });
         let verdict = failing_ids(&run);
         (lim.on_run)("confirm", k, verdict.is_err(), run.termination.describe());
         let cancelled = run.termination == Termination::Cancelled;
@@ -708,7 +726,10 @@ pub fn confirm(
     }
     let ids = common.unwrap_or_default();
     if evidence != "exit-code" && ids.is_empty() {
-        return Ok((Err("no test failed in every run".into()), all));
+        if !timed_out {
+            return Ok((Err("no test failed in every run".into()), all));
+        }
+        evidence = "exit-code";
     }
     Ok((Ok((ids, evidence)), all))
 }
