@@ -17,7 +17,8 @@ fn main() {
                 .id();
             for _ in 0..a[5].parse::<usize>().expect("N") {
                 let t = Instant::now();
-                let s = fixci::verify::sealed::seal(&repo, commit, Some(Path::new(&a[4]))).expect("seal");
+                let s = fixci::verify::sealed::seal(&repo, commit, Some(Path::new(&a[4])))
+                    .expect("seal");
                 println!("{:.4}", t.elapsed().as_secs_f64());
                 drop(s);
             }

@@ -72,8 +72,7 @@ fn junit_part(text: &str, name: &str) -> Result<Part, LogError> {
     Ok(Part {
         entry: None,
         kind_names: vec!["junit".to_string()],
-        extracted: junit::extract(text)
-            .map_err(|e| LogError::Invalid(format!("`{name}`: {e}")))?,
+        extracted: junit::extract(text).map_err(|e| LogError::Invalid(format!("`{name}`: {e}")))?,
     })
 }
 

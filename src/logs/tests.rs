@@ -557,7 +557,9 @@ fn junit_input_is_read_directly() {
 #[test]
 fn a_truncated_junit_report_is_a_located_error() {
     let xml = "<?xml version=\"1.0\"?>\n<testsuite name=\"go\">\n  <testcase classname=\"calc\" name=\"TestAdd\">\n    <failure message=\"Failed\">";
-    let err = distil_bytes(xml.as_bytes(), &Default::default()).unwrap_err().to_string();
+    let err = distil_bytes(xml.as_bytes(), &Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not well-formed JUnit XML"), "{err}");
     assert!(err.contains("(inline)"), "{err}");
 }

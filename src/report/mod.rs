@@ -253,8 +253,15 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                 );
             }
             if let Some(rec) = &r.sealed {
-                let src = rec.bytes.clone().or_else(|| r.copy.as_ref().and_then(|c| std::fs::read(c).ok()));
-                let _ = writeln!(m, "{}", crate::verify::report::repro_markdown(&r.test_file, rec, src.as_deref()));
+                let src = rec
+                    .bytes
+                    .clone()
+                    .or_else(|| r.copy.as_ref().and_then(|c| std::fs::read(c).ok()));
+                let _ = writeln!(
+                    m,
+                    "{}",
+                    crate::verify::report::repro_markdown(&r.test_file, rec, src.as_deref())
+                );
             }
         }
         None => {

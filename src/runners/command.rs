@@ -126,8 +126,10 @@ pub fn parse_line(line: &str) -> RunnerCommand {
     };
     if words.is_empty()
         || words.iter().any(|w| {
-            matches!(w.as_str(), "&&" | "||" | ";" | "|" | "&" | ">" | "<" | ">>" | "2>")
-                || w.contains(['`', '$', ';', '|', '>', '<', '&'])
+            matches!(
+                w.as_str(),
+                "&&" | "||" | ";" | "|" | "&" | ">" | "<" | ">>" | "2>"
+            ) || w.contains(['`', '$', ';', '|', '>', '<', '&'])
         })
         || words[0].contains('=')
     {
@@ -146,7 +148,10 @@ pub fn parse_line(line: &str) -> RunnerCommand {
         ["npx", "--no-install", "vitest", ..] => (Runner::Vitest, 3),
         ["npx", "vitest", ..] => (Runner::Vitest, 2),
         ["vitest" | "node_modules/.bin/vitest", ..] => (Runner::Vitest, 1),
-        ["phpunit" | "vendor/bin/phpunit" | "./vendor/bin/phpunit", ..] => (Runner::Phpunit, 1),
+        [
+            "phpunit" | "vendor/bin/phpunit" | "./vendor/bin/phpunit",
+            ..,
+        ] => (Runner::Phpunit, 1),
         ["go", "test", ..] => (Runner::GoTest, 2),
         ["mvn" | "./mvnw" | "mvnw", ..] => (Runner::Maven, 1),
         _ => return shell(),
@@ -188,7 +193,10 @@ pub fn detect(test_file: &str, pytest_available: bool) -> RunnerCommand {
             }
         }
         "go" => {
-            let dir = p.parent().map(|d| d.display().to_string()).unwrap_or_default();
+            let dir = p
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
             format!("go test ./{}", crate::process::shell_quote(&dir))
         }
         "js" | "ts" | "mjs" | "cjs" | "jsx" | "tsx" => format!("npx --no-install jest {q}"),
@@ -207,9 +215,16 @@ pub fn detect(test_file: &str, pytest_available: bool) -> RunnerCommand {
 /// plugins, config files, root dirs or selection flags that could hide a test).
 fn harmless_option(runner: Runner, opt: &str) -> bool {
     match runner {
-        Runner::Pytest => matches!(opt, "-q" | "-v" | "-vv" | "-s" | "-x" | "-ra" | "-rA" | "--quiet" | "--verbose")
-            || opt.starts_with("--tb="),
-        Runner::Unittest => matches!(opt, "-v" | "-q" | "--verbose" | "--quiet" | "-f" | "--failfast"),
+        Runner::Pytest => {
+            matches!(
+                opt,
+                "-q" | "-v" | "-vv" | "-s" | "-x" | "-ra" | "-rA" | "--quiet" | "--verbose"
+            ) || opt.starts_with("--tb=")
+        }
+        Runner::Unittest => matches!(
+            opt,
+            "-v" | "-q" | "--verbose" | "--quiet" | "-f" | "--failfast"
+        ),
         Runner::GoTest => matches!(opt, "-v" | "-count=1" | "-race"),
         _ => matches!(opt, "-v" | "-q" | "--verbose" | "--quiet" | "--ci"),
     }
@@ -224,7 +239,10 @@ fn names_file(runner: Runner, target: &str, test_file: &str) -> bool {
         || t.split("::").next() == Some(test_file)
         || (runner == Runner::Unittest && (t == module || t.starts_with(&format!("{module}."))))
         || (runner == Runner::GoTest
-            && Path::new(test_file).parent().map(|d| d.display().to_string()).as_deref()
+            && Path::new(test_file)
+                .parent()
+                .map(|d| d.display().to_string())
+                .as_deref()
                 == Some(t.trim_end_matches('/')))
 }
 
@@ -250,7 +268,9 @@ pub fn accept_agent_command(
         ));
     }
     if cmd.targets.len() != 1 || !names_file(cmd.runner, &cmd.targets[0], test_file) {
-        return Err(format!("it does not run exactly the test file `{test_file}`"));
+        return Err(format!(
+            "it does not run exactly the test file `{test_file}`"
+        ));
     }
     if let Some(bad) = cmd.options.iter().find(|o| !harmless_option(cmd.runner, o)) {
         return Err(format!("option `{bad}` is not one fixci passes on"));
@@ -281,13 +301,19 @@ impl RunnerCommand {
                 let mut dirs: Vec<String> = t
                     .iter()
                     .map(|f| {
-                        let d = Path::new(f).parent().map(|d| d.display().to_string()).unwrap_or_default();
+                        let d = Path::new(f)
+                            .parent()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_default();
                         format!("./{d}")
                     })
                     .collect();
                 dirs.dedup();
                 c.targets = dirs;
-            } else if !matches!(c.runner, Runner::CargoTest | Runner::Nextest | Runner::Maven | Runner::Shell) {
+            } else if !matches!(
+                c.runner,
+                Runner::CargoTest | Runner::Nextest | Runner::Maven | Runner::Shell
+            ) {
                 c.targets = t.to_vec();
             }
         }
@@ -313,8 +339,12 @@ impl RunnerCommand {
                     .cloned()
                     .unwrap_or_else(|| "python3".into());
                 env.extend(
-                    [("PYTHONSAFEPATH", "1"), ("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONNOUSERSITE", "1")]
-                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                    [
+                        ("PYTHONSAFEPATH", "1"),
+                        ("PYTHONDONTWRITEBYTECODE", "1"),
+                        ("PYTHONNOUSERSITE", "1"),
+                    ]
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
                 );
                 argv.extend([python, helper.display().to_string()]);
                 if self.runner == Runner::Pytest {
@@ -338,7 +368,10 @@ impl RunnerCommand {
             }
             Runner::Nextest => {
                 let cfg = scratch.join("nextest.toml");
-                std::fs::write(&cfg, "[profile.default.junit]\npath = \"fixci-junit.xml\"\n")?;
+                std::fs::write(
+                    &cfg,
+                    "[profile.default.junit]\npath = \"fixci-junit.xml\"\n",
+                )?;
                 let out = tree.join("target/nextest/default/fixci-junit.xml");
                 let _ = std::fs::remove_file(&out);
                 argv.extend(self.program.iter().cloned());
@@ -357,7 +390,11 @@ impl RunnerCommand {
                 env.push(("JEST_JUNIT_TITLE".into(), "{classname} {title}".into()));
                 argv.extend(self.program.iter().cloned());
                 argv.extend(self.options.iter().cloned());
-                argv.extend(["--ci".into(), "--reporters=default".into(), "--reporters=jest-junit".into()]);
+                argv.extend([
+                    "--ci".into(),
+                    "--reporters=default".into(),
+                    "--reporters=jest-junit".into(),
+                ]);
                 argv.extend(self.targets.iter().cloned());
                 ReportAt::Junit(junit)
             }
@@ -404,7 +441,11 @@ impl RunnerCommand {
                 ReportAt::ExitCode
             }
             Runner::Shell => {
-                argv.extend(["sh".into(), "-c".into(), self.shell.clone().unwrap_or_default()]);
+                argv.extend([
+                    "sh".into(),
+                    "-c".into(),
+                    self.shell.clone().unwrap_or_default(),
+                ]);
                 ReportAt::ExitCode
             }
         };
@@ -419,10 +460,23 @@ mod tests {
     #[test]
     fn recognises_runners_and_keeps_shell_lines_apart() {
         let c = parse_line("python3 -m pytest -q tests/test_x.py");
-        assert_eq!((c.runner, c.options.clone(), c.targets.clone()), (Runner::Pytest, vec!["-q".to_string()], vec!["tests/test_x.py".to_string()]));
-        assert_eq!(parse_line("python -m unittest tests.test_x").runner, Runner::Unittest);
+        assert_eq!(
+            (c.runner, c.options.clone(), c.targets.clone()),
+            (
+                Runner::Pytest,
+                vec!["-q".to_string()],
+                vec!["tests/test_x.py".to_string()]
+            )
+        );
+        assert_eq!(
+            parse_line("python -m unittest tests.test_x").runner,
+            Runner::Unittest
+        );
         assert_eq!(parse_line("go test ./pkg").runner, Runner::GoTest);
-        assert_eq!(parse_line("npx --no-install jest a.test.js").runner, Runner::Jest);
+        assert_eq!(
+            parse_line("npx --no-install jest a.test.js").runner,
+            Runner::Jest
+        );
         for shell in [
             "python3 -m unittest tests.test_x; exit 0",
             "sh helper.sh",
@@ -439,9 +493,21 @@ mod tests {
     fn the_agents_command_is_accepted_only_as_the_runner_on_the_file() {
         let expected = detect("tests/test_r.py", false);
         assert_eq!(expected.runner, Runner::Unittest);
-        let ok = accept_agent_command("python3 -m unittest tests.test_r", "tests/test_r.py", &expected).unwrap();
+        let ok = accept_agent_command(
+            "python3 -m unittest tests.test_r",
+            "tests/test_r.py",
+            &expected,
+        )
+        .unwrap();
         assert_eq!(ok.targets, vec!["tests.test_r"]);
-        assert!(accept_agent_command("python3 -m unittest -v tests/test_r.py", "tests/test_r.py", &expected).is_ok());
+        assert!(
+            accept_agent_command(
+                "python3 -m unittest -v tests/test_r.py",
+                "tests/test_r.py",
+                &expected
+            )
+            .is_ok()
+        );
         let refused = [
             "sh tests/run.sh",
             "python3 -m unittest tests.test_r; true",
@@ -452,12 +518,32 @@ mod tests {
             "node tests/test_r.py",
         ];
         for r in refused {
-            assert!(accept_agent_command(r, "tests/test_r.py", &expected).is_err(), "{r}");
+            assert!(
+                accept_agent_command(r, "tests/test_r.py", &expected).is_err(),
+                "{r}"
+            );
         }
         let pytest = detect("tests/test_r.py", true);
-        assert!(accept_agent_command("pytest -q tests/test_r.py::test_a", "tests/test_r.py", &pytest).is_ok());
-        assert!(accept_agent_command("pytest -p evil tests/test_r.py", "tests/test_r.py", &pytest).is_err());
-        assert!(accept_agent_command("python3 -m unittest tests.test_r", "tests/test_r.py", &pytest).is_ok());
+        assert!(
+            accept_agent_command(
+                "pytest -q tests/test_r.py::test_a",
+                "tests/test_r.py",
+                &pytest
+            )
+            .is_ok()
+        );
+        assert!(
+            accept_agent_command("pytest -p evil tests/test_r.py", "tests/test_r.py", &pytest)
+                .is_err()
+        );
+        assert!(
+            accept_agent_command(
+                "python3 -m unittest tests.test_r",
+                "tests/test_r.py",
+                &pytest
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -466,13 +552,20 @@ mod tests {
         let c = parse_line("python3 -m pytest -q tests/test_x.py");
         let inv = c.invocation(Path::new("/tree"), tmp.path()).unwrap();
         assert!(inv.env.contains(&("PYTHONSAFEPATH".into(), "1".into())));
-        assert!(inv.env.contains(&("PYTHONDONTWRITEBYTECODE".into(), "1".into())));
+        assert!(
+            inv.env
+                .contains(&("PYTHONDONTWRITEBYTECODE".into(), "1".into()))
+        );
         assert!(inv.argv.contains(&"no:cacheprovider".to_string()));
         assert!(matches!(inv.report, ReportAt::Junit(_)));
         assert!(tmp.path().join("fixci_pyrun.py").is_file());
-        let go = parse_line("go test ./pkg").invocation(Path::new("/tree"), tmp.path()).unwrap();
+        let go = parse_line("go test ./pkg")
+            .invocation(Path::new("/tree"), tmp.path())
+            .unwrap();
         assert_eq!(go.argv, vec!["go", "test", "-json", "./pkg"]);
-        let sh = parse_line("make check").invocation(Path::new("/tree"), tmp.path()).unwrap();
+        let sh = parse_line("make check")
+            .invocation(Path::new("/tree"), tmp.path())
+            .unwrap();
         assert_eq!(sh.report, ReportAt::ExitCode);
     }
 }

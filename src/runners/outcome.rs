@@ -274,7 +274,11 @@ pub fn same_test(case_id: &str, wanted: &str) -> bool {
     if a == b {
         return true;
     }
-    let (long, short) = if a.len() >= b.len() { (&a, &b) } else { (&b, &a) };
+    let (long, short) = if a.len() >= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     // A bare function name alone is too weak to identify a test.
     short.contains('.')
         && long.ends_with(short.as_str())
@@ -356,8 +360,17 @@ mod tests {
             "tests.test_stats.StatsTest.test_mean",
             "tests/test_stats.py::StatsTest::test_mean"
         ));
-        assert!(same_test("tests.test_stats.StatsTest.test_mean", "StatsTest.test_mean"));
-        assert!(!same_test("tests.test_stats.StatsTest.test_mean", "test_mean"));
-        assert!(!same_test("tests.test_stats.StatsTest.test_mean2", "StatsTest.test_mean"));
+        assert!(same_test(
+            "tests.test_stats.StatsTest.test_mean",
+            "StatsTest.test_mean"
+        ));
+        assert!(!same_test(
+            "tests.test_stats.StatsTest.test_mean",
+            "test_mean"
+        ));
+        assert!(!same_test(
+            "tests.test_stats.StatsTest.test_mean2",
+            "StatsTest.test_mean"
+        ));
     }
 }

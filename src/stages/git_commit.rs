@@ -42,7 +42,9 @@ impl Stage for GitCommit {
         let committed = match verified {
             Some(oid) => vcs::reset_worktree_to(&wt, oid)
                 .map(|()| Some(oid))
-                .map_err(|e| Error::infra("cannot put the verified commit on the fix branch").source(e))?,
+                .map_err(|e| {
+                    Error::infra("cannot put the verified commit on the fix branch").source(e)
+                })?,
             None => vcs::commit_all(&wt, &msg)
                 .map_err(|e| Error::infra("cannot commit the fix").source(e))?,
         };

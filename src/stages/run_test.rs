@@ -32,7 +32,10 @@ impl Stage for RunTest {
             return self.stress(cx);
         }
         if cx.st.repro.is_none() {
-            return Err(Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)));
+            return Err(Error::usage(format!(
+                "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
+                cx.id
+            )));
         }
         let default = match self.expect {
             Expect::Fail => 3,

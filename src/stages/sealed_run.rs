@@ -9,9 +9,9 @@ use super::{StageCtx, StageResult, test_env_remove, worktree};
 use crate::engine::Event;
 use crate::engine::state::{Counts, Repro, StageStatus};
 use crate::error::{Error, io_error};
+use crate::vcs;
 use crate::verify::record::{CheckStatus, ReproRecord, sha256_hex};
 use crate::verify::{self, RunLimits};
-use crate::vcs;
 
 /// fixci's bytes of the reproduction test and its record: from memory, or (a resumed run) from
 /// the run directory's copy when it still matches the recorded hash. `Err(why)` when the copy was
@@ -24,14 +24,22 @@ fn repro_bytes(repro: &Repro, template: Option<&str>) -> Result<(Vec<u8>, ReproR
                 if sha256_hex(c) != rec.sha256 {
                     return Err(format!(
                         "tampering: fixci's copy of the reproduction test in the run directory (`{}`) no longer matches the SHA-256 recorded when it was confirmed ({})",
-                        repro.copy.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                        repro
+                            .copy
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
                         &rec.sha256[..12]
                     ));
                 }
             } else if repro.copy.is_some() {
                 return Err("tampering: fixci's copy of the reproduction test was removed from the run directory".into());
             }
-            let bytes = rec.bytes.clone().or(copy_bytes).ok_or("no copy of the reproduction test")?;
+            let bytes = rec
+                .bytes
+                .clone()
+                .or(copy_bytes)
+                .ok_or("no copy of the reproduction test")?;
             Ok((bytes, rec.clone()))
         }
         None => {
@@ -42,7 +50,10 @@ fn repro_bytes(repro: &Repro, template: Option<&str>) -> Result<(Vec<u8>, ReproR
     }
 }
 
-fn limits<'a>(cx: &'a StageCtx<'_>, on_run: &'a mut dyn FnMut(&str, u64, bool, String)) -> RunLimits<'a> {
+fn limits<'a>(
+    cx: &'a StageCtx<'_>,
+    on_run: &'a mut dyn FnMut(&str, u64, bool, String),
+) -> RunLimits<'a> {
     RunLimits {
         deadline: Instant::now() + cx.budget,
         grace: cx.env.grace,
@@ -55,28 +66,45 @@ fn limits<'a>(cx: &'a StageCtx<'_>, on_run: &'a mut dyn FnMut(&str, u64, bool, S
 
 fn write_counts(cx: &StageCtx<'_>, counts: &Counts) -> Result<(), Error> {
     let p = cx.dir.join("counts.json");
-    std::fs::write(&p, serde_json::to_string_pretty(counts).unwrap_or_default()).map_err(|e| io_error("write", &p, e))
+    std::fs::write(&p, serde_json::to_string_pretty(counts).unwrap_or_default())
+        .map_err(|e| io_error("write", &p, e))
 }
 
 /// Confirms the reproduction: `n` runs on the start commit with fixci's bytes of the test.
 pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Error> {
     let wt = worktree(cx.st)?;
-    let repro = cx.st.repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
+    let repro = cx.st.repro.clone().ok_or_else(|| {
+        Error::usage(format!(
+            "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
+            cx.id
+        ))
+    })?;
     let template = cx.env.spec().spec.test_command.clone();
     let (bytes, mut rec) = match repro_bytes(&repro, template.as_deref()) {
         Ok(x) => x,
         Err(why) => return Ok(StageResult::failed(why)),
     };
-    let runner = rec.runner.clone().unwrap_or_else(|| verify::runner_for(&repro.test_file, template.as_deref()));
+    let runner = rec
+        .runner
+        .clone()
+        .unwrap_or_else(|| verify::runner_for(&repro.test_file, template.as_deref()));
     let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-    let start = git2::Oid::from_str(&cx.st.repo.start_commit).map_err(|e| Error::infra("bad start commit in state").source(e))?;
+    let start = git2::Oid::from_str(&cx.st.repo.start_commit)
+        .map_err(|e| Error::infra("bad start commit in state").source(e))?;
     let id = cx.id.to_string();
     let mut events = Vec::new();
     let mut on_run = |_: &str, k: u64, failed_as_expected: bool, how: String| {
-        events.push(Event::TestRun { stage: id.clone(), run: k, of: n, passed: !failed_as_expected, how });
+        events.push(Event::TestRun {
+            stage: id.clone(),
+            run: k,
+            of: n,
+            passed: !failed_as_expected,
+            how,
+        });
     };
     let mut lim = limits(cx, &mut on_run);
-    let (verdict, runs) = verify::confirm(&repo, start, &repro.test_file, &bytes, &runner, n, &mut lim)?;
+    let (verdict, runs) =
+        verify::confirm(&repo, start, &repro.test_file, &bytes, &runner, n, &mut lim)?;
     drop(lim);
     for e in events {
         (cx.emit)(e);
@@ -85,7 +113,19 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
         Ok(_) => runs.len() as u64,
         Err(_) => runs.len().saturating_sub(1) as u64,
     };
-    write_counts(cx, &Counts { runs: runs.len() as u64, passed: runs.len() as u64 - failed_runs, failed: failed_runs, timed_out: runs.iter().filter(|r| matches!(r.termination, crate::process::Termination::TimedOut { .. })).count() as u64, planned: n })?;
+    write_counts(
+        cx,
+        &Counts {
+            runs: runs.len() as u64,
+            passed: runs.len() as u64 - failed_runs,
+            failed: failed_runs,
+            timed_out: runs
+                .iter()
+                .filter(|r| matches!(r.termination, crate::process::Termination::TimedOut { .. }))
+                .count() as u64,
+            planned: n,
+        },
+    )?;
     let r = cx.st.repro.as_mut().expect("checked above");
     if let Some(first) = runs.first() {
         r.failure_output = first.tail(6 * 1024);
@@ -101,15 +141,25 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
             let what = if ids.is_empty() {
                 "by exit code only (weaker evidence: no report)".to_string()
             } else {
-                format!("per the {evidence} report: {}", ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "per the {evidence} report: {}",
+                    ids.iter()
+                        .map(|i| format!("`{i}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
-            Ok(StageResult::passed(format!("failed {n} of {n} runs, as a reproduction must, {what}")))
+            Ok(StageResult::passed(format!(
+                "failed {n} of {n} runs, as a reproduction must, {what}"
+            )))
         }
         Err(why) => {
             r.confirmed = false;
             rec.runner = Some(runner);
             r.sealed = Some(rec);
-            Ok(StageResult::failed(format!("it does not reproduce the failure: {why}")))
+            Ok(StageResult::failed(format!(
+                "it does not reproduce the failure: {why}"
+            )))
         }
     }
 }
@@ -118,7 +168,12 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
 /// tree and runs the three checks.
 pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<StageResult, Error> {
     let wt = worktree(cx.st)?;
-    let repro = cx.st.repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
+    let repro = cx.st.repro.clone().ok_or_else(|| {
+        Error::usage(format!(
+            "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
+            cx.id
+        ))
+    })?;
     let spec = cx.env.spec().spec.clone();
     let (bytes, rec) = match repro_bytes(&repro, spec.test_command.as_deref()) {
         Ok(x) => x,
@@ -134,14 +189,28 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
     let from_agent = repro.origin == "agent";
     // The candidate is the commit that would be proposed: without the reproduction test unless
     // `keep-test`.
-    let exclude = if from_agent && !spec.keep_test { vec![repro.test_file.clone()] } else { Vec::new() };
+    let exclude = if from_agent && !spec.keep_test {
+        vec![repro.test_file.clone()]
+    } else {
+        Vec::new()
+    };
     let mut msg = format!("{}\n\n", crate::report::title(cx.st, cx.env.spec()));
-    if let Some(rc) = cx.st.attempts.iter().rev().find_map(|a| a.root_cause.clone()) {
+    if let Some(rc) = cx
+        .st
+        .attempts
+        .iter()
+        .rev()
+        .find_map(|a| a.root_cause.clone())
+    {
         msg.push_str(&format!("{rc}\n"));
     }
     let candidate = verify::candidate_commit(&repo, &msg, &exclude)?;
-    let base = git2::Oid::from_str(&cx.st.repo.base_commit).map_err(|e| Error::infra("bad base commit in state").source(e))?;
-    let runner = rec.runner.clone().unwrap_or_else(|| verify::runner_for(&repro.test_file, spec.test_command.as_deref()));
+    let base = git2::Oid::from_str(&cx.st.repo.base_commit)
+        .map_err(|e| Error::infra("bad base commit in state").source(e))?;
+    let runner = rec
+        .runner
+        .clone()
+        .unwrap_or_else(|| verify::runner_for(&repro.test_file, spec.test_command.as_deref()));
     // The CI's failing tests: from the distilled log, or the existing test itself.
     let ci_tests: Vec<(String, Option<String>)> = cx
         .st
@@ -156,12 +225,21 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
                 .collect()
         })
         .unwrap_or_default();
-    let repro_bytes_in = if from_agent || restore { Some(bytes.as_slice()) } else { None };
+    let repro_bytes_in = if from_agent || restore {
+        Some(bytes.as_slice())
+    } else {
+        None
+    };
     let input = verify::VerifyInput {
         repo: &repo,
         base,
         candidate,
-        repro: Some((repro.test_file.as_str(), repro_bytes_in, &runner, rec.failing_ids.as_slice())),
+        repro: Some(verify::ReproInput {
+            file: repro.test_file.as_str(),
+            bytes: repro_bytes_in,
+            runner: &runner,
+            ids: rec.failing_ids.as_slice(),
+        }),
         repro_is_new: from_agent,
         runs: n,
         ci_tests,
@@ -172,7 +250,13 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
     let id = cx.id.to_string();
     let mut events = Vec::new();
     let mut on_run = |label: &str, k: u64, passed: bool, how: String| {
-        events.push(Event::TestRun { stage: id.clone(), run: k, of: if label == "reproduction" { n } else { k }, passed, how: format!("{label}: {how}") });
+        events.push(Event::TestRun {
+            stage: id.clone(),
+            run: k,
+            of: if label == "reproduction" { n } else { k },
+            passed,
+            how: format!("{label}: {how}"),
+        });
     };
     let mut lim = limits(cx, &mut on_run);
     let out = verify::verify_candidate(&input, &mut lim)?;
@@ -180,9 +264,16 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
     for e in events {
         (cx.emit)(e);
     }
-    std::fs::write(cx.dir.join("verification.json"), serde_json::to_string_pretty(&out.verification).unwrap_or_default())
-        .map_err(|e| io_error("write", &cx.dir.join("verification.json"), e))?;
-    let repro_check = out.verification.checks.iter().find(|c| c.name == "reproduction");
+    std::fs::write(
+        cx.dir.join("verification.json"),
+        serde_json::to_string_pretty(&out.verification).unwrap_or_default(),
+    )
+    .map_err(|e| io_error("write", &cx.dir.join("verification.json"), e))?;
+    let repro_check = out
+        .verification
+        .checks
+        .iter()
+        .find(|c| c.name == "reproduction");
     let counts = Counts {
         runs: repro_check.map_or(0, |c| c.runs),
         passed: repro_check.map_or(0, |c| c.passed),
@@ -206,12 +297,27 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         .verification
         .checks
         .iter()
-        .map(|c| format!("{} {}", c.name, match c.status { CheckStatus::Passed => "passed", CheckStatus::Failed => "FAILED", CheckStatus::NotRun => "not run" }))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c.name,
+                match c.status {
+                    CheckStatus::Passed => "passed",
+                    CheckStatus::Failed => "FAILED",
+                    CheckStatus::NotRun => "not run",
+                }
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let short = &candidate.to_string()[..10];
     match failed {
-        Some(c) => Ok(StageResult::new(StageStatus::Failed, format!("commit {short}: {} check failed: {}", c.name, c.detail))),
-        None => Ok(StageResult::passed(format!("commit {short} verified in a sealed checkout: {summary}"))),
+        Some(c) => Ok(StageResult::new(
+            StageStatus::Failed,
+            format!("commit {short}: {} check failed: {}", c.name, c.detail),
+        )),
+        None => Ok(StageResult::passed(format!(
+            "commit {short} verified in a sealed checkout: {summary}"
+        ))),
     }
 }

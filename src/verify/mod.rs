@@ -103,14 +103,23 @@ pub fn run_once(
         ReportAt::ExitCode => (None, None, "exit-code"),
         ReportAt::Junit(p) => match outcome::read_junit(p) {
             Ok(c) => (Some(c), None, "junit"),
-            Err(e) => (None, Some(format!("no readable JUnit report: {e}")), "junit"),
+            Err(e) => (
+                None,
+                Some(format!("no readable JUnit report: {e}")),
+                "junit",
+            ),
         },
         ReportAt::JunitDir(d) => match outcome::read_junit_dir(d) {
             Ok(c) => (Some(c), None, "junit"),
-            Err(e) => (None, Some(format!("no readable Surefire reports: {e}")), "junit"),
+            Err(e) => (
+                None,
+                Some(format!("no readable Surefire reports: {e}")),
+                "junit",
+            ),
         },
         ReportAt::GoJson => {
-            let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+            let text =
+                String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
             (Some(outcome::parse_go_json(&text)), None, "go-json")
         }
     };
@@ -134,7 +143,10 @@ pub fn passes(run: &RunOutcome, wanted: &[String]) -> Result<(), String> {
         return if run.termination.success() {
             Ok(())
         } else {
-            Err(format!("the command ended with {}", run.termination.describe()))
+            Err(format!(
+                "the command ended with {}",
+                run.termination.describe()
+            ))
         };
     };
     if cases.is_empty() {
@@ -147,7 +159,10 @@ pub fn passes(run: &RunOutcome, wanted: &[String]) -> Result<(), String> {
         return Ok(());
     }
     for w in wanted {
-        let mine: Vec<&Case> = cases.iter().filter(|c| outcome::same_test(&c.id(), w)).collect();
+        let mine: Vec<&Case> = cases
+            .iter()
+            .filter(|c| outcome::same_test(&c.id(), w))
+            .collect();
         if mine.is_empty() {
             return Err(format!("test `{w}` is not in the report (it did not run)"));
         }
@@ -163,7 +178,10 @@ fn describe_case(c: &Case) -> String {
         "test `{}` {}{}",
         c.id(),
         c.outcome.as_str(),
-        c.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+        c.message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default()
     )
 }
 
@@ -180,7 +198,9 @@ pub fn failing_ids(run: &RunOutcome) -> Result<Vec<String>, String> {
     match &run.cases {
         None if run.termination.success() => Err("the command exited 0".into()),
         None => Ok(Vec::new()),
-        Some(cases) if cases.is_empty() => Err("no tests ran (the report lists no test case)".into()),
+        Some(cases) if cases.is_empty() => {
+            Err("no tests ran (the report lists no test case)".into())
+        }
         Some(cases) => {
             let ids: Vec<String> = cases
                 .iter()
@@ -223,7 +243,11 @@ pub fn runner_for(test_file: &str, template: Option<&str>) -> RunnerCommand {
 /// The runner of a reproduction test: the spec's template or the detected runner; the agent's
 /// own `command` replaces it only when it is that runner on that file. Returns the runner and,
 /// when the agent's command was not used, why.
-pub fn repro_runner(test_file: &str, agent_command: Option<&str>, template: Option<&str>) -> (RunnerCommand, Option<String>) {
+pub fn repro_runner(
+    test_file: &str,
+    agent_command: Option<&str>,
+    template: Option<&str>,
+) -> (RunnerCommand, Option<String>) {
     let fixci = runner_for(test_file, template);
     if template.is_some() {
         return (fixci, None);
@@ -232,7 +256,10 @@ pub fn repro_runner(test_file: &str, agent_command: Option<&str>, template: Opti
         Some(a) => match command::accept_agent_command(a, test_file, &fixci) {
             Ok(c) => (c, None),
             Err(why) => {
-                let note = format!("the agent's command `{a}` was not used ({why}); fixci runs `{}`", fixci.display());
+                let note = format!(
+                    "the agent's command `{a}` was not used ({why}); fixci runs `{}`",
+                    fixci.display()
+                );
                 (fixci, Some(note))
             }
         },
@@ -246,7 +273,9 @@ pub fn repro_runner(test_file: &str, agent_command: Option<&str>, template: Opti
 pub fn candidate_commit(wt: &Repository, message: &str, exclude: &[String]) -> Result<Oid, Error> {
     let infra = |what: &str, e: &dyn std::fmt::Display| Error::infra(format!("cannot {what}: {e}"));
     let tree_id = crate::vcs::stage_tree(wt, exclude).map_err(|e| infra("stage the fix", &e))?;
-    let tree = wt.find_tree(tree_id).map_err(|e| infra("read the fix tree", &e))?;
+    let tree = wt
+        .find_tree(tree_id)
+        .map_err(|e| infra("read the fix tree", &e))?;
     let head = wt
         .head()
         .and_then(|h| h.peel_to_commit())
@@ -266,6 +295,19 @@ pub fn seal_or_refuse(repo: &Repository, commit: Oid) -> Result<Result<Sealed, S
     }
 }
 
+/// The reproduction test as [`verify_candidate`] runs it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReproInput<'a> {
+    /// Path relative to the root.
+    pub file: &'a str,
+    /// fixci's bytes, written over the tree's copy when `Some`.
+    pub bytes: Option<&'a [u8]>,
+    /// How it runs.
+    pub runner: &'a RunnerCommand,
+    /// The ids that failed when it was confirmed (empty: exit code only).
+    pub ids: &'a [String],
+}
+
 /// What [`verify_candidate`] needs to know.
 pub struct VerifyInput<'a> {
     /// The repository that holds both commits.
@@ -274,9 +316,8 @@ pub struct VerifyInput<'a> {
     pub base: Oid,
     /// The candidate commit.
     pub candidate: Oid,
-    /// The reproduction test: path, fixci's bytes (written over the tree's copy when `Some`),
-    /// runner and the ids that failed when it was confirmed.
-    pub repro: Option<(&'a str, Option<&'a [u8]>, &'a RunnerCommand, &'a [String])>,
+    /// The reproduction test.
+    pub repro: Option<ReproInput<'a>>,
     /// True when the reproduction test is fixci's addition (an agent's), not a test of the
     /// repository: it is then left out of the regression suite.
     pub repro_is_new: bool,
@@ -306,7 +347,10 @@ pub struct VerifyOutput {
 }
 
 /// Runs the three checks on the candidate, stopping at the first that fails.
-pub fn verify_candidate(input: &VerifyInput<'_>, lim: &mut RunLimits<'_>) -> Result<VerifyOutput, Error> {
+pub fn verify_candidate(
+    input: &VerifyInput<'_>,
+    lim: &mut RunLimits<'_>,
+) -> Result<VerifyOutput, Error> {
     let mut out = VerifyOutput {
         verification: Verification {
             commit: input.candidate.to_string(),
@@ -333,9 +377,16 @@ pub fn verify_candidate(input: &VerifyInput<'_>, lim: &mut RunLimits<'_>) -> Res
         }
     };
     // (a) the reproduction.
-    if let Some((file, bytes, runner, ids)) = input.repro {
+    if let Some(ReproInput {
+        file,
+        bytes,
+        runner,
+        ids,
+    }) = input.repro
+    {
         if let Some(b) = bytes {
-            tree.write(file, b).map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
+            tree.write(file, b)
+                .map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
         }
         let mut check = new_check("reproduction", runner, ids.to_vec());
         for k in 1..=input.runs {
@@ -344,14 +395,20 @@ pub fn verify_candidate(input: &VerifyInput<'_>, lim: &mut RunLimits<'_>) -> Res
             check.runs += 1;
             check.evidence = run.evidence.into();
             let verdict = passes(&run, ids);
-            (lim.on_run)("reproduction", k, verdict.is_ok(), run.termination.describe());
+            (lim.on_run)(
+                "reproduction",
+                k,
+                verdict.is_ok(),
+                run.termination.describe(),
+            );
             let cancelled = run.termination == Termination::Cancelled;
             match verdict {
                 Ok(()) => check.passed += 1,
                 Err(why) => {
                     check.status = CheckStatus::Failed;
                     check.detail = format!("run {k} of {}: {why}", input.runs);
-                    out.failure_output = Some(format!("{}\n\n{}", check.detail, run.tail(6 * 1024)));
+                    out.failure_output =
+                        Some(format!("{}\n\n{}", check.detail, run.tail(6 * 1024)));
                 }
             }
             out.runs.push(("reproduction".into(), run));
@@ -435,7 +492,12 @@ pub fn locate_test_file(root: &Path, id: &str, file: Option<&str>) -> Option<Str
     None
 }
 
-fn ci_check(input: &VerifyInput<'_>, tree: &Sealed, lim: &mut RunLimits<'_>, out: &mut VerifyOutput) -> Result<CheckRecord, Error> {
+fn ci_check(
+    input: &VerifyInput<'_>,
+    tree: &Sealed,
+    lim: &mut RunLimits<'_>,
+    out: &mut VerifyOutput,
+) -> Result<CheckRecord, Error> {
     if input.ci_tests.is_empty() {
         let why = if input.repro.is_some() && !input.repro_is_new {
             "the CI's failing test is the reproduction: checked above"
@@ -458,12 +520,23 @@ fn ci_check(input: &VerifyInput<'_>, tree: &Sealed, lim: &mut RunLimits<'_>, out
     if by_file.is_empty() {
         return Ok(not_run(
             "ci-tests",
-            format!("no test file found for {}", unlocated.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")),
+            format!(
+                "no test file found for {}",
+                unlocated
+                    .iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ));
     }
     let mut check = CheckRecord {
         tests: by_file.iter().flat_map(|(_, ids)| ids.clone()).collect(),
-        ..new_check("ci-tests", &runner_for(&by_file[0].0, input.template), Vec::new())
+        ..new_check(
+            "ci-tests",
+            &runner_for(&by_file[0].0, input.template),
+            Vec::new(),
+        )
     };
     let mut commands = Vec::new();
     for (k, (file, ids)) in by_file.iter().enumerate() {
@@ -475,7 +548,12 @@ fn ci_check(input: &VerifyInput<'_>, tree: &Sealed, lim: &mut RunLimits<'_>, out
         check.runs += 1;
         check.evidence = run.evidence.into();
         let verdict = passes(&run, ids);
-        (lim.on_run)("ci-tests", k as u64 + 1, verdict.is_ok(), run.termination.describe());
+        (lim.on_run)(
+            "ci-tests",
+            k as u64 + 1,
+            verdict.is_ok(),
+            run.termination.describe(),
+        );
         match verdict {
             Ok(()) => check.passed += 1,
             Err(why) => {
@@ -493,7 +571,12 @@ fn ci_check(input: &VerifyInput<'_>, tree: &Sealed, lim: &mut RunLimits<'_>, out
     if check.status == CheckStatus::Passed {
         check.detail = format!(
             "{} passed{}",
-            check.tests.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "),
+            check
+                .tests
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             if unlocated.is_empty() {
                 String::new()
             } else {
@@ -513,13 +596,16 @@ fn suite_files(input: &VerifyInput<'_>, base_tree: &Sealed) -> Vec<String> {
         .iter()
         .filter_map(|(id, f)| locate_test_file(&base_tree.root(), id, f.as_deref()))
         .collect();
-    if let Some((repro, ..)) = input.repro {
+    if let Some(ReproInput { file: repro, .. }) = input.repro {
         if !input.repro_is_new {
             // The repository's own failing test: its other tests belong to the suite.
             files.push(repro.to_string());
         }
         let folder = Path::new(repro).parent().unwrap_or(Path::new(""));
-        let ext = Path::new(repro).extension().and_then(|e| e.to_str()).unwrap_or("");
+        let ext = Path::new(repro)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("");
         if let Ok(rd) = std::fs::read_dir(base_tree.root().join(folder)) {
             let mut found: Vec<String> = rd
                 .flatten()
@@ -548,26 +634,51 @@ fn suite_files(input: &VerifyInput<'_>, base_tree: &Sealed) -> Vec<String> {
 fn suite_runner(input: &VerifyInput<'_>, files: &[String]) -> Option<RunnerCommand> {
     match input.suite_command {
         Some(line) => Some(command::parse_line(line)),
-        None => files.first().map(|f| runner_for(f, input.template).with_targets(Some(files))),
+        None => files
+            .first()
+            .map(|f| runner_for(f, input.template).with_targets(Some(files))),
     }
 }
 
-fn regression_check(input: &VerifyInput<'_>, fix_tree: &Sealed, lim: &mut RunLimits<'_>, out: &mut VerifyOutput) -> Result<CheckRecord, Error> {
+fn regression_check(
+    input: &VerifyInput<'_>,
+    fix_tree: &Sealed,
+    lim: &mut RunLimits<'_>,
+    out: &mut VerifyOutput,
+) -> Result<CheckRecord, Error> {
     // The base suite: once per run.
-    let base = match out.base_suite.clone().filter(|b| b.commit == input.base.to_string()) {
+    let base = match out
+        .base_suite
+        .clone()
+        .filter(|b| b.commit == input.base.to_string())
+    {
         Some(b) => b,
         None => {
             let base_tree = match seal_or_refuse(input.repo, input.base)? {
                 Ok(t) => t,
-                Err(why) => return Ok(not_run("regressions", format!("the base commit cannot be checked out: {why}"))),
+                Err(why) => {
+                    return Ok(not_run(
+                        "regressions",
+                        format!("the base commit cannot be checked out: {why}"),
+                    ));
+                }
             };
-            let files = if input.suite_command.is_some() { Vec::new() } else { suite_files(input, &base_tree) };
+            let files = if input.suite_command.is_some() {
+                Vec::new()
+            } else {
+                suite_files(input, &base_tree)
+            };
             let Some(runner) = suite_runner(input, &files) else {
                 return Ok(not_run("regressions", "no suite: no `suite-command` and no other test files beside the reproduction or the CI failure".into()));
             };
             let log = lim.log_dir.join("suite-base.log");
             let run = run_once(&runner, &base_tree.root(), &base_tree.scratch(), &log, lim)?;
-            (lim.on_run)("suite at base", 1, run.termination.success(), run.termination.describe());
+            (lim.on_run)(
+                "suite at base",
+                1,
+                run.termination.success(),
+                run.termination.describe(),
+            );
             let rec = SuiteRecord {
                 commit: input.base.to_string(),
                 command: runner.display(),
@@ -597,9 +708,11 @@ fn regression_check(input: &VerifyInput<'_>, fix_tree: &Sealed, lim: &mut RunLim
     // The candidate with the base commit's test files: a weakened or deleted test cannot hide
     // a regression.
     restore_base_tests(input.repo, input.base, input.candidate, fix_tree)?;
-    if let Some((file, ..)) = input.repro.filter(|_| input.repro_is_new) {
+    if let Some(ReproInput { file, .. }) = input.repro.filter(|_| input.repro_is_new) {
         // An added reproduction test is not part of the base suite.
-        fix_tree.remove(file).map_err(|e| io_error("remove the reproduction test from", &fix_tree.root(), e))?;
+        fix_tree
+            .remove(file)
+            .map_err(|e| io_error("remove the reproduction test from", &fix_tree.root(), e))?;
     }
     let log = lim.log_dir.join("suite-fix.log");
     let run = run_once(&runner, &fix_tree.root(), &fix_tree.scratch(), &log, lim)?;
@@ -637,7 +750,12 @@ fn regression_check(input: &VerifyInput<'_>, fix_tree: &Sealed, lim: &mut RunLim
         _ if run.termination.success() => Ok("the suite passed at the base and at the fix (exit code only: weaker evidence)".into()),
         _ => Err(format!("the suite passed at the base but ended with {} at the fix", run.termination.describe())),
     };
-    (lim.on_run)("suite at fix", 1, verdict.is_ok(), run.termination.describe());
+    (lim.on_run)(
+        "suite at fix",
+        1,
+        verdict.is_ok(),
+        run.termination.describe(),
+    );
     match verdict {
         Ok(d) => {
             check.passed = 1;
@@ -658,18 +776,39 @@ fn regression_check(input: &VerifyInput<'_>, fix_tree: &Sealed, lim: &mut RunLim
 
 /// Puts the base commit's version of every test file the candidate changed back into `tree`
 /// (files the candidate added are removed).
-fn restore_base_tests(repo: &Repository, base: Oid, candidate: Oid, tree: &Sealed) -> Result<(), Error> {
-    let infra = |e: git2::Error| Error::infra("cannot diff the candidate against the base").source(e);
-    let bt = repo.find_commit(base).and_then(|c| c.tree()).map_err(infra)?;
-    let ct = repo.find_commit(candidate).and_then(|c| c.tree()).map_err(infra)?;
-    let diff = repo.diff_tree_to_tree(Some(&bt), Some(&ct), None).map_err(infra)?;
+fn restore_base_tests(
+    repo: &Repository,
+    base: Oid,
+    candidate: Oid,
+    tree: &Sealed,
+) -> Result<(), Error> {
+    let infra =
+        |e: git2::Error| Error::infra("cannot diff the candidate against the base").source(e);
+    let bt = repo
+        .find_commit(base)
+        .and_then(|c| c.tree())
+        .map_err(infra)?;
+    let ct = repo
+        .find_commit(candidate)
+        .and_then(|c| c.tree())
+        .map_err(infra)?;
+    let diff = repo
+        .diff_tree_to_tree(Some(&bt), Some(&ct), None)
+        .map_err(infra)?;
     for d in diff.deltas() {
-        for p in [d.old_file().path(), d.new_file().path()].into_iter().flatten() {
+        for p in [d.old_file().path(), d.new_file().path()]
+            .into_iter()
+            .flatten()
+        {
             let rel = p.to_string_lossy().replace('\\', "/");
             if !crate::stages::judge::looks_like_test(&rel) {
                 continue;
             }
-            let res = match bt.get_path(p).ok().and_then(|e| repo.find_blob(e.id()).ok()) {
+            let res = match bt
+                .get_path(p)
+                .ok()
+                .and_then(|e| repo.find_blob(e.id()).ok())
+            {
                 Some(blob) => tree.write(&rel, blob.content()),
                 None => tree.remove(&rel),
             };
@@ -697,7 +836,8 @@ pub fn confirm(
         Ok(t) => t,
         Err(why) => return Ok((Err(why), Vec::new())),
     };
-    tree.write(test_file, bytes).map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
+    tree.write(test_file, bytes)
+        .map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
     let mut common: Option<Vec<String>> = None;
     let mut evidence = "exit-code";
     let mut timed_out = false;

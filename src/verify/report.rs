@@ -10,7 +10,9 @@ fn evidence(e: &str) -> &str {
     match e {
         "junit" => "JUnit report",
         "go-json" => "`go test -json`",
-        "exit-code" => "exit code only (weaker evidence: the runner wrote no report fixci could read)",
+        "exit-code" => {
+            "exit code only (weaker evidence: the runner wrote no report fixci could read)"
+        }
         "" => "-",
         other => other,
     }
@@ -24,7 +26,10 @@ pub fn checks_markdown(v: &Verification) -> String {
         "Verified commit: `{}` (checked out from git objects into a directory fixci owns).\n",
         v.commit
     );
-    let _ = writeln!(m, "| check | command | runs | passed | outcome from | result |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        m,
+        "| check | command | runs | passed | outcome from | result |\n|---|---|---|---|---|---|"
+    );
     for c in &v.checks {
         let status = match c.status {
             CheckStatus::Passed => "passed",
@@ -35,7 +40,11 @@ pub fn checks_markdown(v: &Verification) -> String {
             m,
             "| {} | {} | {} | {} | {} | {}: {} |",
             c.name,
-            if c.command.is_empty() { "-".into() } else { format!("`{}`", crate::report::cell(&c.command)) },
+            if c.command.is_empty() {
+                "-".into()
+            } else {
+                format!("`{}`", crate::report::cell(&c.command))
+            },
             c.runs,
             c.passed,
             evidence(&c.evidence),
@@ -50,7 +59,12 @@ pub fn checks_markdown(v: &Verification) -> String {
 pub fn repro_markdown(test_file: &str, r: &ReproRecord, source: Option<&[u8]>) -> String {
     let mut m = String::new();
     if let Some(run) = &r.runner {
-        let _ = writeln!(m, "fixci ran it with `{}`; outcomes from {}.", run.display(), evidence(&r.evidence));
+        let _ = writeln!(
+            m,
+            "fixci ran it with `{}`; outcomes from {}.",
+            run.display(),
+            evidence(&r.evidence)
+        );
     }
     if let Some(n) = &r.command_note {
         let _ = writeln!(m, "\n{n}.");
@@ -59,7 +73,11 @@ pub fn repro_markdown(test_file: &str, r: &ReproRecord, source: Option<&[u8]>) -
         let _ = writeln!(
             m,
             "\nFailing before the fix: {}.",
-            r.failing_ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+            r.failing_ids
+                .iter()
+                .map(|i| format!("`{i}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if let Some(src) = source {

@@ -87,7 +87,10 @@ pub fn link_stays_inside(path: &str, target: &str) -> bool {
 }
 
 /// Symlinks in `commit`'s tree whose targets leave the repository, as `(path, target)`.
-pub fn escaping_symlinks(repo: &Repository, commit: Oid) -> Result<Vec<(String, String)>, git2::Error> {
+pub fn escaping_symlinks(
+    repo: &Repository,
+    commit: Oid,
+) -> Result<Vec<(String, String)>, git2::Error> {
     let tree = repo.find_commit(commit)?.tree()?;
     let mut out = Vec::new();
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
@@ -118,7 +121,8 @@ pub fn seal(repo: &Repository, commit: Oid, parent: Option<&Path>) -> Result<Sea
         dir: dir.display().to_string(),
         message,
     };
-    let escapes = escaping_symlinks(repo, commit).map_err(|e| fail(Path::new("?"), e.to_string()))?;
+    let escapes =
+        escaping_symlinks(repo, commit).map_err(|e| fail(Path::new("?"), e.to_string()))?;
     if !escapes.is_empty() {
         return Err(SealError::Escapes(escapes));
     }

@@ -163,7 +163,10 @@ fn refused(mode: &str, why: &str) -> (PathBuf, String) {
     let rep = report(&run);
     assert_ne!(r["status"], "success", "{mode}: {rep}");
     assert_eq!(code, 1, "{mode}: {rep}");
-    assert!(rep.contains(why), "{mode}: the report does not say `{why}`:\n{rep}");
+    assert!(
+        rep.contains(why),
+        "{mode}: the report does not say `{why}`:\n{rep}"
+    );
     (run, rep)
 }
 
@@ -175,7 +178,8 @@ fn an_honest_fix_is_verified_as_the_commit_that_is_proposed() {
     assert_eq!(code, 0, "{rep}");
     let r = result(&run);
     assert_eq!(r["status"], "success", "{rep}");
-    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
     let checks = &st["attempts"][0]["checks"];
     let verified = checks["commit"].as_str().unwrap();
     // The branch tip is exactly the verified commit, and it holds no reproduction test.
@@ -193,7 +197,11 @@ fn an_honest_fix_is_verified_as_the_commit_that_is_proposed() {
         .collect();
     assert_eq!(
         names,
-        vec![("reproduction", "passed"), ("ci-tests", "passed"), ("regressions", "passed")],
+        vec![
+            ("reproduction", "passed"),
+            ("ci-tests", "passed"),
+            ("regressions", "passed")
+        ],
         "{rep}"
     );
     for c in checks["checks"].as_array().unwrap() {
@@ -201,13 +209,29 @@ fn an_honest_fix_is_verified_as_the_commit_that_is_proposed() {
     }
     assert_eq!(checks["checks"][0]["runs"], 5);
     // The base suite saw test_total pass; the reproduction's hash is in state.
-    assert!(st["base_suite"]["passed"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().ends_with("StatsTest.test_total")));
+    assert!(
+        st["base_suite"]["passed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().ends_with("StatsTest.test_total"))
+    );
     assert_eq!(st["repro"]["sealed"]["sha256"].as_str().unwrap().len(), 64);
-    assert!(rep.contains(&format!("Verified commit: `{verified}`")), "{rep}");
-    assert!(rep.contains("<details><summary>Reproduction test <code>tests/test_repro.py</code>"), "{rep}");
+    assert!(
+        rep.contains(&format!("Verified commit: `{verified}`")),
+        "{rep}"
+    );
+    assert!(
+        rep.contains("<details><summary>Reproduction test <code>tests/test_repro.py</code>"),
+        "{rep}"
+    );
     assert!(rep.contains("JUnit report"), "{rep}");
     // The PR title names the CI's test, which fixci ran and saw pass.
-    assert!(st["pr"]["title"].as_str().unwrap().contains("test_mean"), "{}", st["pr"]);
+    assert!(
+        st["pr"]["title"].as_str().unwrap().contains("test_mean"),
+        "{}",
+        st["pr"]
+    );
 }
 
 #[test]
@@ -216,9 +240,20 @@ fn the_agents_free_shell_command_is_replaced_by_fixcis_own() {
     let (run, code) = run(&e, "shell-command", json!({}));
     let rep = report(&run);
     assert_eq!(code, 0, "{rep}");
-    assert!(rep.contains("was not used (it is not a plain test-runner command line)"), "{rep}");
-    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
-    assert!(!st["repro"]["command"].as_str().unwrap().contains("helper.sh"), "{}", st["repro"]);
+    assert!(
+        rep.contains("was not used (it is not a plain test-runner command line)"),
+        "{rep}"
+    );
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert!(
+        !st["repro"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("helper.sh"),
+        "{}",
+        st["repro"]
+    );
 }
 
 #[test]
@@ -264,12 +299,23 @@ fn a_regression_fails_the_attempt_and_reaches_the_next_prompt() {
     let (run, code) = run(&e, "breaks-other", json!({"max-attempts": 2}));
     let rep = report(&run);
     assert_eq!(code, 0, "{rep}");
-    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
     assert_eq!(st["attempts"][0]["outcome"], "failed");
-    assert!(st["attempts"][0]["reason"].as_str().unwrap().contains("regressions"), "{}", st["attempts"][0]);
+    assert!(
+        st["attempts"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("regressions"),
+        "{}",
+        st["attempts"][0]
+    );
     let prompt2 = std::fs::read_to_string(run.join("stages/fix/attempt-2/prompt.md")).unwrap();
     assert!(prompt2.contains("StatsTest.test_total"), "{prompt2}");
-    assert!(prompt2.contains("breaks tests that passed before it"), "{prompt2}");
+    assert!(
+        prompt2.contains("breaks tests that passed before it"),
+        "{prompt2}"
+    );
     assert_eq!(result(&run)["status"], "success");
 }
 
