@@ -7,7 +7,9 @@
 //! verification by editing the test. Stress mode (flaky failures) runs in the worktree.
 
 use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, worktree};
-use crate::engine::state::{Counts, FlakyStats};
+use crate::defaults;
+use crate::run_dir::Event;
+use crate::run_dir::{Counts, FlakyStats};
 use crate::error::{Error, io_error};
 use crate::pipeline::{Count, Expect, RunMode};
 use crate::process;
@@ -31,15 +33,15 @@ impl Stage for RunTest {
         if self.mode == RunMode::Stress {
             return self.stress(cx);
         }
-        if cx.st.repro.is_none() {
+        if cx.st().repro.is_none() {
             return Err(Error::usage(format!(
                 "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
                 cx.id
             )));
         }
         let default = match self.expect {
-            Expect::Fail => 3,
-            Expect::Pass => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
+            Expect::Fail => defaults::CONFIRM_RUNS,
+            Expect::Pass => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
         };
         let n = cx.env.count(self.runs.as_ref(), default, "`runs`")?;
         // Both run in sealed checkouts with commands fixci builds (see `sealed_run`).
@@ -56,8 +58,8 @@ impl RunTest {
     /// N = ceil(ln(alpha) / ln(1 - p0)) runs, stopping at the first failure.
     fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
-        let wt = worktree(cx.st)?;
-        let repro = cx.st.repro.clone().ok_or_else(|| {
+        let wt = worktree(cx.st())?;
+        let repro = cx.st().repro.clone().ok_or_else(|| {
             Error::usage(format!("stage `{}` needs a reproduction before it", cx.id))
         })?;
         if self.restore {
@@ -75,7 +77,7 @@ impl RunTest {
         // Only an existing test can be held to the CI log's failure signature: an agent's new
         // test has another test id, so there every failure counts.
         let signature = cx
-            .st
+            .st()
             .logs
             .as_ref()
             .and_then(|l| l.distilled.signature.clone());
@@ -88,15 +90,15 @@ impl RunTest {
         };
         let planned = match self.expect {
             Expect::Fail => {
-                cfg.runs = Some(cx.env.count(self.runs.as_ref(), 400, "`runs`")?);
+                cfg.runs = Some(cx.env.count(self.runs.as_ref(), defaults::STRESS_RUNS, "`runs`")?);
                 cfg.runs.unwrap_or(400)
             }
             Expect::Pass => {
-                let p0 = cx.st.flaky.as_ref().map(|f| f.failure_rate).unwrap_or(0.0);
+                let p0 = cx.st().flaky.as_ref().map(|f| f.failure_rate).unwrap_or(0.0);
                 let n = match &self.runs {
                     Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
                     None if p0 > 0.0 => crate::stats::runs_needed(p0, self.alpha),
-                    None => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
+                    None => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
                 };
                 cfg.runs = Some(n);
                 cfg.until_failures = Some(1);
@@ -139,12 +141,11 @@ impl RunTest {
                     jobs: report.jobs,
                     wall_s: report.wall_s,
                 };
-                cx.st.flaky = Some(stats);
-                let r = cx.st.repro.as_mut().expect("checked above");
-                r.confirmed = report.failures > 0;
-                if let Some(out) = first_failure {
-                    r.failure_output = out;
-                }
+                cx.emit(Event::FlakyMeasured { stats });
+                cx.emit(Event::ReproductionTested {
+                    confirmed: report.failures > 0,
+                    failure_output: first_failure,
+                });
                 if report.failures == 0 {
                     let other = if report.unmatched_failures > 0 {
                         format!(
@@ -171,13 +172,12 @@ impl RunTest {
                 )))
             }
             Expect::Pass => {
-                let a = cx.st.current_attempt();
-                if let Some(a) = a {
-                    a.verification = Some(counts.clone());
-                    if let Some(out) = &first_failure {
-                        a.failure_output = out.clone();
-                    }
-                }
+                cx.emit(Event::VerificationRecorded {
+                    attempt: cx.attempt,
+                    counts: counts.clone(),
+                    passed: report.failures + report.unmatched_failures == 0,
+                    failure_output: first_failure,
+                });
                 if report.failures + report.unmatched_failures > 0 {
                     return Ok(StageResult::failed(format!(
                         "verification failed: a failure after {} of {planned} runs",
@@ -185,10 +185,10 @@ impl RunTest {
                     )));
                 }
                 if report.runs < planned {
-                    cx.st.partial_reason = Some(format!(
+                    cx.emit(Event::PartialEvidence { reason: format!(
                         "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out",
                         report.runs
-                    ));
+                    ) });
                 }
                 let bound = crate::stats::upper_bound_after_zero_failures(report.runs, 0.95);
                 Ok(StageResult::passed(format!(

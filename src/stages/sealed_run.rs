@@ -6,8 +6,7 @@
 use std::time::Instant;
 
 use super::{StageCtx, StageResult, test_env_remove, worktree};
-use crate::engine::Event;
-use crate::engine::state::{Counts, Repro, StageStatus};
+use crate::run_dir::{Counts, Event, Repro, StageStatus};
 use crate::error::{Error, io_error};
 use crate::vcs;
 use crate::verify::record::{CheckStatus, ReproRecord, sha256_hex};
@@ -72,8 +71,8 @@ fn write_counts(cx: &StageCtx<'_>, counts: &Counts) -> Result<(), Error> {
 
 /// Confirms the reproduction: `n` runs on the start commit with fixci's bytes of the test.
 pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Error> {
-    let wt = worktree(cx.st)?;
-    let repro = cx.st.repro.clone().ok_or_else(|| {
+    let wt = worktree(cx.st())?;
+    let repro = cx.st().repro.clone().ok_or_else(|| {
         Error::usage(format!(
             "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
             cx.id
@@ -89,7 +88,7 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
         .clone()
         .unwrap_or_else(|| verify::runner_for(&repro.test_file, template.as_deref()));
     let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-    let start = git2::Oid::from_str(&cx.st.repo.start_commit)
+    let start = git2::Oid::from_str(&cx.st().repo.start_commit)
         .map_err(|e| Error::infra("bad start commit in state").source(e))?;
     let id = cx.id.to_string();
     let mut events = Vec::new();
@@ -107,7 +106,7 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
         verify::confirm(&repo, start, &repro.test_file, &bytes, &runner, n, &mut lim)?;
     drop(lim);
     for e in events {
-        (cx.emit)(e);
+        cx.emit(e);
     }
     let failed_runs = match &verdict {
         Ok(_) => runs.len() as u64,
@@ -126,49 +125,41 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
             planned: n,
         },
     )?;
-    let r = cx.st.repro.as_mut().expect("checked above");
-    if let Some(first) = runs.first() {
-        r.failure_output = first.tail(6 * 1024);
-    }
-    r.command = runner.display();
-    match verdict {
+    let failure_output = runs.first().map(|r| r.tail(6 * 1024));
+    rec.runner = Some(runner.clone());
+    let confirmed = verdict.is_ok();
+    let result = match verdict {
         Ok((ids, evidence)) => {
             rec.failing_ids = ids.clone();
             rec.evidence = evidence.into();
-            rec.runner = Some(runner);
-            r.confirmed = true;
-            r.sealed = Some(rec);
             let what = if ids.is_empty() {
                 "by exit code only (weaker evidence: no report)".to_string()
             } else {
                 format!(
                     "per the {evidence} report: {}",
-                    ids.iter()
-                        .map(|i| format!("`{i}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
                 )
             };
-            Ok(StageResult::passed(format!(
-                "failed {n} of {n} runs, as a reproduction must, {what}"
-            )))
+            StageResult::passed(format!("failed {n} of {n} runs, as a reproduction must, {what}"))
         }
-        Err(why) => {
-            r.confirmed = false;
-            rec.runner = Some(runner);
-            r.sealed = Some(rec);
-            Ok(StageResult::failed(format!(
-                "it does not reproduce the failure: {why}"
-            )))
-        }
-    }
+        Err(why) => StageResult::failed(format!("it does not reproduce the failure: {why}")),
+    };
+    cx.emit(Event::ReproductionSealed {
+        record: rec,
+        command: runner.display(),
+    });
+    cx.emit(Event::ReproductionTested {
+        confirmed,
+        failure_output,
+    });
+    Ok(result)
 }
 
 /// Verifies the current attempt: commits it as a candidate, checks that commit out in a sealed
 /// tree and runs the three checks.
 pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<StageResult, Error> {
-    let wt = worktree(cx.st)?;
-    let repro = cx.st.repro.clone().ok_or_else(|| {
+    let wt = worktree(cx.st())?;
+    let repro = cx.st().repro.clone().ok_or_else(|| {
         Error::usage(format!(
             "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
             cx.id
@@ -178,10 +169,18 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
     let (bytes, rec) = match repro_bytes(&repro, spec.test_command.as_deref()) {
         Ok(x) => x,
         Err(why) => {
-            if let Some(a) = cx.st.current_attempt() {
-                a.tampering.push(why.clone());
-                a.failure_output = why.clone();
-            }
+            cx.emit(Event::CandidateVerified {
+                attempt: cx.attempt,
+                verification: None,
+                base_suite: None,
+                tampering: vec![why.clone()],
+            });
+            cx.emit(Event::VerificationRecorded {
+                attempt: cx.attempt,
+                counts: Counts { planned: n, ..Default::default() },
+                passed: false,
+                failure_output: Some(why.clone()),
+            });
             return Ok(StageResult::failed(why));
         }
     };
@@ -194,9 +193,9 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
     } else {
         Vec::new()
     };
-    let mut msg = format!("{}\n\n", crate::report::title(cx.st, cx.env.spec()));
+    let mut msg = format!("{}\n\n", crate::report::title(cx.st(), cx.env.spec()));
     if let Some(rc) = cx
-        .st
+        .st()
         .attempts
         .iter()
         .rev()
@@ -205,7 +204,7 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         msg.push_str(&format!("{rc}\n"));
     }
     let candidate = verify::candidate_commit(&repo, &msg, &exclude)?;
-    let base = git2::Oid::from_str(&cx.st.repo.base_commit)
+    let base = git2::Oid::from_str(&cx.st().repo.base_commit)
         .map_err(|e| Error::infra("bad base commit in state").source(e))?;
     let runner = rec
         .runner
@@ -213,7 +212,7 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         .unwrap_or_else(|| verify::runner_for(&repro.test_file, spec.test_command.as_deref()));
     // The CI's failing tests: from the distilled log, or the existing test itself.
     let ci_tests: Vec<(String, Option<String>)> = cx
-        .st
+        .st()
         .logs
         .as_ref()
         .map(|l| {
@@ -245,7 +244,7 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         ci_tests,
         template: spec.test_command.as_deref(),
         suite_command: spec.suite_command.as_deref(),
-        base_suite: cx.st.base_suite.clone(),
+        base_suite: cx.st().base_suite.clone(),
     };
     let id = cx.id.to_string();
     let mut events = Vec::new();
@@ -262,7 +261,7 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
     let out = verify::verify_candidate(&input, &mut lim)?;
     drop(lim);
     for e in events {
-        (cx.emit)(e);
+        cx.emit(e);
     }
     std::fs::write(
         cx.dir.join("verification.json"),
@@ -282,17 +281,19 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         planned: n,
     };
     write_counts(cx, &counts)?;
-    if out.base_suite.is_some() {
-        cx.st.base_suite = out.base_suite.clone();
-    }
     let failed = out.verification.failed().cloned();
-    if let Some(a) = cx.st.current_attempt() {
-        a.verification = Some(counts.clone());
-        a.checks = Some(out.verification.clone());
-        if let Some(f) = &out.failure_output {
-            a.failure_output = crate::redact::redact(f);
-        }
-    }
+    cx.emit(Event::CandidateVerified {
+        attempt: cx.attempt,
+        verification: Some(out.verification.clone()),
+        base_suite: out.base_suite.clone(),
+        tampering: Vec::new(),
+    });
+    cx.emit(Event::VerificationRecorded {
+        attempt: cx.attempt,
+        counts: counts.clone(),
+        passed: failed.is_none(),
+        failure_output: out.failure_output.as_deref().map(crate::redact::redact),
+    });
     let summary = out
         .verification
         .checks

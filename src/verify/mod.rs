@@ -617,7 +617,7 @@ fn suite_files(input: &VerifyInput<'_>, base_tree: &Sealed) -> Vec<String> {
                 .filter(|rel| {
                     rel.as_str() != repro
                         && Path::new(rel).extension().and_then(|e| e.to_str()) == Some(ext)
-                        && crate::stages::judge::looks_like_test(rel)
+                        && crate::runners::looks_like_test(rel)
                         && !rel.ends_with("conftest.py")
                         && !rel.ends_with("__init__.py")
                 })
@@ -801,7 +801,7 @@ fn restore_base_tests(
             .flatten()
         {
             let rel = p.to_string_lossy().replace('\\', "/");
-            if !crate::stages::judge::looks_like_test(&rel) {
+            if !crate::runners::looks_like_test(&rel) {
                 continue;
             }
             let res = match bt
