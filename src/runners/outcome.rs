@@ -109,7 +109,11 @@ pub fn parse_junit(xml: &str) -> Result<Vec<Case>, ReportError> {
     ) {
         return Err(ReportError::NotJunit(root.tag_name().name().to_string()));
     }
-    let line = |pos: usize| u64::from(doc.text_pos_at(pos).row);
+    // Line starts once (roxmltree's `text_pos_at` rescans the text on every call).
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(xml.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line = |pos: usize| starts.partition_point(|&s| s <= pos) as u64;
     let mut out = Vec::new();
     for tc in root
         .descendants()
