@@ -26,3 +26,4 @@ pub mod stages;
 pub mod stats;
 pub mod stress;
 pub mod vcs;
+pub mod verify;

@@ -176,6 +176,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
                     copy: None,
                     confirmed: true,
                     failure_output: String::new(),
+                    sealed: None,
                 },
                 None => Repro {
                     test_file: placeholder("test file from the reproduce stage"),
@@ -184,6 +185,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
                     copy: None,
                     confirmed: true,
                     failure_output: placeholder("output of the failing confirmation run"),
+                    sealed: None,
                 },
             });
             st.attempts.push(Attempt {

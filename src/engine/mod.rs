@@ -182,13 +182,16 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.repro_copy(t);
         copy_file(&worktree.join(t), &copy)?;
+        let bytes = std::fs::read(&copy).map_err(|e| io_error("read", &copy, e))?;
+        let runner = crate::verify::runner_for(t, spec.spec.test_command.as_deref());
         st.repro = Some(Repro {
             test_file: t.clone(),
-            command: crate::runners::test_command(spec.spec.test_command.as_deref(), t),
+            command: runner.display(),
             origin: "existing".into(),
             copy: Some(copy),
             confirmed: false,
             failure_output: String::new(),
+            sealed: Some(crate::verify::record::ReproRecord::new(bytes, runner, None)),
         });
     }
     run_dir.save_state(&st)?;

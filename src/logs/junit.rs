@@ -1,10 +1,11 @@
 //! JUnit XML reports (`<testsuite>`/`<testcase>` with `<failure>` or `<error>` children), as
 //! pytest `--junitxml`, nextest, go-junit-report, jest-junit and PHPUnit `--log-junit` write them.
-//! Format: <https://github.com/testmoapp/junitxml>. A small scanner over the elements fixci needs,
-//! not a general XML parser: no DTDs, no namespaces.
+//! Format: <https://github.com/testmoapp/junitxml>; parsed with `roxmltree` by
+//! [`crate::runners::outcome`].
 
 use super::extractor::{Candidate, ExLine, Extracted};
 use super::rule_pack::Keep;
+use crate::runners::outcome::{CaseOutcome, ReportError, parse_junit};
 
 /// True when `head` (the start of a file) looks like a JUnit report.
 pub fn looks_like_junit(head: &[u8]) -> bool {
@@ -14,83 +15,26 @@ pub fn looks_like_junit(head: &[u8]) -> bool {
         && (s.contains("<testsuite") || s.contains("<testcase"))
 }
 
-/// Extracts failing and erroring test cases.
-pub fn extract(xml: &str) -> Extracted {
+/// Extracts failing and erroring test cases (parsed by [`crate::runners::outcome::parse_junit`]).
+///
+/// # Errors
+/// The report is not well-formed XML or has no JUnit root element.
+pub fn extract(xml: &str) -> Result<Extracted, ReportError> {
     let mut out = Extracted::default();
-    let line_of = |pos: usize| {
-        1 + xml.as_bytes()[..pos]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64
-    };
-    let mut pos = 0;
-    while let Some(i) = xml[pos..].find("<testcase") {
-        let start = pos + i;
-        let Some(tag_end) = xml[start..].find('>').map(|j| start + j) else {
-            break;
-        };
-        let tag = &xml[start..tag_end];
-        let self_closing = tag.ends_with('/');
-        let body_end = if self_closing {
-            tag_end
-        } else {
-            xml[tag_end..]
-                .find("</testcase>")
-                .map_or(xml.len(), |j| tag_end + j)
-        };
-        let body = &xml[tag_end.min(body_end)..body_end];
-        pos = body_end.max(tag_end + 1);
-        let Some(kind_at) = ["<failure", "<error"]
-            .iter()
-            .filter_map(|k| body.find(k))
-            .min()
-        else {
+    for case in parse_junit(xml)? {
+        if !matches!(case.outcome, CaseOutcome::Failed | CaseOutcome::Error) {
             continue;
-        };
-        let name = attr(tag, "name").unwrap_or_default();
-        let classname = attr(tag, "classname").unwrap_or_default();
-        let test = match (classname.is_empty(), name.is_empty()) {
-            (false, false) => format!("{classname}.{name}"),
-            (true, _) => name,
-            (false, true) => classname,
-        };
-        let ftag_end = body[kind_at..]
-            .find('>')
-            .map_or(body.len(), |j| kind_at + j);
-        let ftag = &body[kind_at..ftag_end];
-        let ftext = if ftag.ends_with('/') {
-            String::new()
-        } else {
-            let close = body[ftag_end..]
-                .find("</")
-                .map_or(body.len(), |j| ftag_end + j);
-            unescape(
-                body.get(ftag_end + 1..close)
-                    .unwrap_or("")
-                    .trim_start_matches("<![CDATA[")
-                    .trim_end_matches("]]>"),
-            )
-        };
-        let message = attr(ftag, "message")
-            .filter(|m| !m.trim().is_empty())
-            .or_else(|| {
-                ftext
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .map(str::to_string)
-            })
-            .map(|m| m.lines().next().unwrap_or("").trim().to_string());
-        let first_line = line_of(start);
-        let body_line = line_of(tag_end.min(body_end) + kind_at);
+        }
+        let test = case.id();
         let mut lines = vec![ExLine {
-            no: first_line,
+            no: case.report_line,
             text: format!("FAILED {test}"),
             repeat: 1,
             key: true,
         }];
-        for (k, l) in ftext.lines().take(200).enumerate() {
+        for (k, l) in case.text.lines().take(200).enumerate() {
             lines.push(ExLine {
-                no: body_line + k as u64,
+                no: case.failure_line + k as u64,
                 text: l.to_string(),
                 repeat: 1,
                 key: k == 0,
@@ -99,11 +43,11 @@ pub fn extract(xml: &str) -> Extracted {
         out.failures.push(Candidate {
             pack: 0,
             priority: 100,
-            first_line,
+            first_line: case.report_line,
             test,
-            file: attr(tag, "file"),
-            line: attr(tag, "line").and_then(|l| l.parse().ok()),
-            message,
+            file: case.file,
+            line: case.line,
+            message: case.message,
             locations: Vec::new(),
             location_keep: Keep::First,
             lines,
@@ -112,66 +56,8 @@ pub fn extract(xml: &str) -> Extracted {
             group: None,
         });
     }
-    out.lines = line_of(xml.len());
-    out
-}
-
-fn attr(tag: &str, name: &str) -> Option<String> {
-    let mut from = 0;
-    while let Some(i) = tag[from..].find(name) {
-        let at = from + i;
-        from = at + name.len();
-        let before_ok = at == 0 || tag.as_bytes()[at - 1].is_ascii_whitespace();
-        let rest = tag[from..].trim_start();
-        if !before_ok || !rest.starts_with('=') {
-            continue;
-        }
-        let rest = rest[1..].trim_start();
-        let q = rest.chars().next()?;
-        if q != '"' && q != '\'' {
-            return None;
-        }
-        let end = rest[1..].find(q)?;
-        return Some(unescape(&rest[1..1 + end]));
-    }
-    None
-}
-
-fn unescape(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let Some(semi) = rest.find(';').filter(|&j| j <= 10) else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let ent = &rest[1..semi];
-        let c = match ent {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ if ent.starts_with("#x") => u32::from_str_radix(&ent[2..], 16)
-                .ok()
-                .and_then(char::from_u32),
-            _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
-        };
-        match c {
-            Some(c) => out.push(c),
-            None => out.push_str(&rest[..=semi]),
-        }
-        rest = &rest[semi + 1..];
-    }
-    out.push_str(rest);
-    out
+    out.lines = 1 + xml.bytes().filter(|&b| b == b'\n').count() as u64;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -187,7 +73,7 @@ mod tests {
 E       assert 3 == 4</failure></testcase>
 </testsuite></testsuites>"#;
         assert!(looks_like_junit(xml.as_bytes()));
-        let e = extract(xml);
+        let e = extract(xml).unwrap();
         assert_eq!(e.failures.len(), 1);
         let f = &e.failures[0];
         assert_eq!(f.test, "tests.test_calc.test_add");

@@ -68,12 +68,12 @@ fn extract_text<R: Read>(reader: R, entry: Option<String>, name: &str) -> Result
     })
 }
 
-fn junit_part(text: &str) -> Part {
-    Part {
+fn junit_part(text: &str, name: &str) -> Result<Part, LogError> {
+    Ok(Part {
         entry: None,
         kind_names: vec!["junit".to_string()],
-        extracted: junit::extract(text),
-    }
+        extracted: junit::extract(text).map_err(|e| LogError::Invalid(format!("`{name}`: {e}")))?,
+    })
 }
 
 /// Distils a file on disk.
@@ -107,7 +107,7 @@ pub(crate) fn extract_path(path: &Path, limit: u64) -> Result<Vec<Part>, LogErro
             }
             let mut bytes = Vec::new();
             f.read_to_end(&mut bytes).map_err(io_err)?;
-            Ok(vec![junit_part(&String::from_utf8_lossy(&bytes))])
+            Ok(vec![junit_part(&String::from_utf8_lossy(&bytes), &name)?])
         }
         Kind::Text => Ok(vec![extract_text(f, None, &name)?]),
     }
@@ -118,7 +118,7 @@ pub(crate) fn extract_bytes(bytes: &[u8], limit: u64) -> Result<Vec<Part>, LogEr
     let name = "(inline)";
     match sniff(&bytes[..bytes.len().min(SNIFF)], name)? {
         Kind::Zip => extract_zip(io::Cursor::new(bytes), name, limit),
-        Kind::Junit => Ok(vec![junit_part(&String::from_utf8_lossy(bytes))]),
+        Kind::Junit => Ok(vec![junit_part(&String::from_utf8_lossy(bytes), name)?]),
         Kind::Text => Ok(vec![extract_text(bytes, None, name)?]),
     }
 }

@@ -555,6 +555,16 @@ fn junit_input_is_read_directly() {
 }
 
 #[test]
+fn a_truncated_junit_report_is_a_located_error() {
+    let xml = "<?xml version=\"1.0\"?>\n<testsuite name=\"go\">\n  <testcase classname=\"calc\" name=\"TestAdd\">\n    <failure message=\"Failed\">";
+    let err = distil_bytes(xml.as_bytes(), &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not well-formed JUnit XML"), "{err}");
+    assert!(err.contains("(inline)"), "{err}");
+}
+
+#[test]
 fn adversarial_inputs_give_a_result_or_a_clear_error() {
     let empty = distil_bytes(b"", &DistilOptions::default()).unwrap();
     assert!(empty.failures.is_empty() && empty.excerpt.is_empty() && empty.signature.is_none());

@@ -48,8 +48,15 @@ pub fn title(st: &RunState, spec: &LoadedSpec) -> String {
     if let Some(t) = &spec.spec.pr.title {
         return t.clone();
     }
-    if let Some(f) = st.logs.as_ref().and_then(|l| l.distilled.failures.first()) {
-        return cut(&format!("Fix failing test {}", f.test), 72);
+    // Only a test fixci itself ran and saw pass is named.
+    if let Some(t) = st
+        .attempts
+        .iter()
+        .rev()
+        .find_map(|a| a.checks.as_ref())
+        .and_then(|v| v.ci_tests_passed().into_iter().next())
+    {
+        return cut(&format!("Fix failing test {t}"), 72);
     }
     if let Some(r) = &st.repro {
         if r.origin == "existing" {
@@ -265,6 +272,17 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                     fence(r.failure_output.clone())
                 );
             }
+            if let Some(rec) = &r.sealed {
+                let src = rec
+                    .bytes
+                    .clone()
+                    .or_else(|| r.copy.as_ref().and_then(|c| std::fs::read(c).ok()));
+                let _ = writeln!(
+                    m,
+                    "{}",
+                    crate::verify::report::repro_markdown(&r.test_file, rec, src.as_deref())
+                );
+            }
         }
         None => {
             let _ = writeln!(m, "No reproduction.\n");
@@ -377,6 +395,17 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                 String::new()
             }
         );
+    }
+    // The checks of the verified attempt, else of the last one.
+    if let Some(v) = st
+        .attempts
+        .iter()
+        .rev()
+        .find(|a| a.outcome == crate::run_dir::AttemptOutcome::Passed)
+        .or(st.attempts.last())
+        .and_then(|a| a.checks.as_ref())
+    {
+        let _ = writeln!(m, "{}", crate::verify::report::checks_markdown(v));
     }
     match (
         &st.verification,

@@ -96,6 +96,20 @@ pub enum Event {
         /// Output of a failing run (tail), when one failed.
         failure_output: Option<String>,
     },
+    /// fixci's record of the reproduction test (hash, runner, confirmed ids) and the command it
+    /// runs it with.
+    ReproductionSealed {
+        record: crate::verify::record::ReproRecord,
+        command: String,
+    },
+    /// The checks on an attempt's candidate commit (`None` when it could not be checked), the
+    /// base suite when it was run, and tampering found.
+    CandidateVerified {
+        attempt: Option<u32>,
+        verification: Option<crate::verify::record::Verification>,
+        base_suite: Option<crate::verify::record::SuiteRecord>,
+        tampering: Vec<String>,
+    },
     /// The failure rate of a flaky reproduction was measured.
     FlakyMeasured { stats: FlakyStats },
     /// A verification (`run-test` with `expect = "pass"`) ended, inside `attempt` or outside the

@@ -132,6 +132,9 @@ pub struct Repro {
     pub confirmed: bool,
     /// Output of a failing confirmation run (tail).
     pub failure_output: String,
+    /// fixci's copy of the test (SHA-256, bytes in memory), its runner and confirmed ids.
+    #[serde(default)]
+    pub sealed: Option<crate::verify::record::ReproRecord>,
 }
 
 /// Run counts of a `run-test` stage.
@@ -177,6 +180,9 @@ pub struct Attempt {
     /// What the fix agent's CLI reported for this attempt (tokens, cost, error).
     #[serde(default)]
     pub agent_report: Option<crate::agent::AgentReport>,
+    /// The checks fixci ran on this attempt's candidate commit.
+    #[serde(default)]
+    pub checks: Option<crate::verify::record::Verification>,
 }
 
 /// The PR (or the offline proposal).
@@ -257,6 +263,9 @@ pub struct RunState {
     /// The agents' sandbox, the processes they left behind and changes to the run directory.
     #[serde(default)]
     pub containment: crate::contain::Containment,
+    /// The suite's outcome at the base commit, once run (for the regression check).
+    #[serde(default)]
+    pub base_suite: Option<crate::verify::record::SuiteRecord>,
 }
 
 /// An issue used as the task (untrusted text).
@@ -378,6 +387,7 @@ impl RunState {
             issue: None,
             forge: None,
             containment: Default::default(),
+            base_suite: None,
         }
     }
 
@@ -446,6 +456,26 @@ impl RunState {
                     if let Some(out) = failure_output {
                         r.failure_output = out.clone();
                     }
+                }
+            }
+            Event::ReproductionSealed { record, command } => {
+                if let Some(r) = self.repro.as_mut() {
+                    r.sealed = Some(record.clone());
+                    r.command = command.clone();
+                }
+            }
+            Event::CandidateVerified {
+                attempt,
+                verification,
+                base_suite,
+                tampering,
+            } => {
+                if base_suite.is_some() {
+                    self.base_suite = base_suite.clone();
+                }
+                if let Some(a) = attempt.and_then(|n| self.attempt_mut(n)) {
+                    a.checks = verification.clone();
+                    a.tampering.extend(tampering.iter().cloned());
                 }
             }
             Event::FlakyMeasured { stats } => self.flaky = Some(stats.clone()),

@@ -61,6 +61,11 @@ pub struct JobSpec {
     /// Shell command that runs the test; `{test_file}` is replaced by the test path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_command: Option<String>,
+    /// The command that runs the test suite for the regression check (e.g. `python -m pytest
+    /// -q`); without it, fixci runs the test files of the CI failure and of the reproduction's
+    /// folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite_command: Option<String>,
     /// Extra environment variables removed from the agent's and tests' environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<String>,

@@ -286,23 +286,35 @@ fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stag
     if r.command.trim().is_empty() {
         return Ok(StageResult::failed("`repro.json` has an empty command"));
     }
+    // fixci keeps the test's bytes (hash in state) and builds the command itself.
+    let bytes = std::fs::read(&full).map_err(|e| io_error("read", &full, e))?;
+    let (runner, note) = crate::verify::repro_runner(
+        &r.test_file,
+        Some(&r.command),
+        cx.env.spec().spec.test_command.as_deref(),
+    );
     let copy = cx.env.run_dir.repro_copy(&r.test_file);
     if let Some(d) = copy.parent() {
         std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
     }
-    std::fs::copy(&full, &copy).map_err(|e| io_error("copy", &full, e))?;
-    let summary = format!(
-        "reproduction test `{}`, command `{}`",
-        r.test_file, r.command
+    std::fs::write(&copy, &bytes).map_err(|e| io_error("write", &copy, e))?;
+    let mut summary = format!(
+        "reproduction test `{}`, run by fixci with `{}`",
+        r.test_file,
+        runner.display()
     );
+    if let Some(n) = &note {
+        summary.push_str(&format!("; {n}"));
+    }
     cx.emit(Event::ReproductionRecorded {
         repro: Repro {
             test_file: r.test_file,
-            command: r.command,
+            command: runner.display(),
             origin: "agent".into(),
             copy: Some(copy),
             confirmed: false,
             failure_output: String::new(),
+            sealed: Some(crate::verify::record::ReproRecord::new(bytes, runner, note)),
         },
     });
     Ok(StageResult::passed(summary))

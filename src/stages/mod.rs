@@ -14,6 +14,7 @@ mod git_commit;
 pub mod judge;
 mod open_pr;
 mod run_test;
+mod sealed_run;
 mod strip_test;
 
 use std::path::PathBuf;

@@ -1,18 +1,18 @@
-//! `run-test`: fixci runs the reproduction command itself, N times in the worktree, each run in
-//! its own process group under what is left of the stage budget. `expect = "fail"` confirms a
-//! reproduction (every run must fail); `expect = "pass"` verifies a fix (every run must pass).
-//! With `restore-test`, fixci's own copy of the confirmed test is put back before each run, so
-//! an agent cannot pass verification by editing the test.
-
-use std::time::Instant;
+//! `run-test`: fixci runs the reproduction itself, each run in its own process group under what
+//! is left of the stage budget. In repeat mode both directions run in sealed checkouts
+//! ([`super::sealed_run`]): `expect = "fail"` confirms a reproduction on the start commit (every
+//! run must fail); `expect = "pass"` commits the attempt and verifies that commit (the
+//! reproduction passes N times, the CI's failing tests pass, no regressions). With
+//! `restore-test`, fixci's own bytes of the confirmed test are used, so an agent cannot pass
+//! verification by editing the test. Stress mode (flaky failures) runs in the worktree.
 
 use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, worktree};
 use crate::defaults;
+use crate::run_dir::Event;
+use crate::run_dir::{Counts, FlakyStats};
 use crate::error::{Error, io_error};
 use crate::pipeline::{Count, Expect, RunMode};
-use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
-use crate::run_dir::Event;
-use crate::run_dir::{Counts, FlakyStats, StageStatus};
+use crate::process;
 
 /// The `run-test` stage.
 pub struct RunTest {
@@ -35,129 +35,22 @@ impl Stage for RunTest {
         if self.mode == RunMode::Stress {
             return self.stress(cx);
         }
-        let wt = worktree(cx.st())?;
-        let repro = cx.st().repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
+        if cx.st().repro.is_none() {
+            return Err(Error::usage(format!(
+                "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
+                cx.id
+            )));
+        }
         let default = match self.expect {
             Expect::Fail => defaults::CONFIRM_RUNS,
             Expect::Pass => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
         };
         let n = cx.env.count(self.runs.as_ref(), default, "`runs`")?;
-        let started = Instant::now();
-        let mut counts = Counts {
-            planned: n,
-            ..Default::default()
-        };
-        let mut first_failure: Option<String> = None;
-        let mut verdict: Option<StageResult> = None;
-        for k in 1..=n {
-            if cx.env.cancelled() {
-                verdict = Some(StageResult::failed("interrupted"));
-                break;
-            }
-            let remaining = cx.budget.saturating_sub(started.elapsed());
-            if remaining.is_zero() {
-                verdict = Some(StageResult::new(
-                    StageStatus::Timeout,
-                    format!("the stage budget ran out after {} of {n} runs", counts.runs),
-                ));
-                break;
-            }
-            if self.restore {
-                restore_repro_test(&wt, &repro)?;
-            }
-            let mut cmd = CommandSpec::shell(&repro.command, &wt);
-            cmd.env_remove = test_env_remove(cx.env);
-            cmd.env = super::test_env(cx.env);
-            let log = cx.dir.join(format!("run-{k}.log"));
-            let f = process::run(
-                &cmd,
-                &OutputTo::Combined(log.clone()),
-                Limits {
-                    budget: remaining,
-                    grace: cx.env.grace,
-                },
-                Some(cx.env.req.cancel),
-                &mut |pid| {
-                    cx.env.run_dir.record_child(pid);
-                },
-            )
-            .map_err(|e| Error::infra("cannot start `sh` to run the test").source(e))?;
-            cx.env.run_dir.clear_child();
-            counts.runs += 1;
-            let passed = f.termination.success();
-            if passed {
-                counts.passed += 1;
-            } else {
-                counts.failed += 1;
-                if matches!(f.termination, Termination::TimedOut { .. }) {
-                    counts.timed_out += 1;
-                }
-                if first_failure.is_none() {
-                    first_failure = Some(crate::redact::redact(&process::tail(&log, 6 * 1024)));
-                }
-            }
-            cx.emit(Event::TestRun {
-                stage: cx.id.to_string(),
-                run: k,
-                of: n,
-                passed,
-                how: f.termination.describe(),
-            });
-            if f.termination == Termination::Cancelled {
-                verdict = Some(StageResult::failed("interrupted"));
-                break;
-            }
-            match (self.expect, passed) {
-                (Expect::Fail, true) => {
-                    verdict = Some(StageResult::failed(format!(
-                        "the reproduction passed on run {k} of {n}: it does not reproduce the failure"
-                    )));
-                    break;
-                }
-                (Expect::Pass, false) => {
-                    verdict = Some(StageResult::failed(format!(
-                        "verification run {k} of {n} failed ({})",
-                        f.termination.describe()
-                    )));
-                    break;
-                }
-                _ => {}
-            }
-        }
-        std::fs::write(
-            cx.dir.join("counts.json"),
-            serde_json::to_string_pretty(&counts).unwrap_or_default(),
-        )
-        .map_err(|e| io_error("write", &cx.dir.join("counts.json"), e))?;
-        let ok = verdict.is_none();
+        // Both run in sealed checkouts with commands fixci builds (see `sealed_run`).
         match self.expect {
-            Expect::Fail => cx.emit(Event::ReproductionTested {
-                confirmed: ok,
-                failure_output: first_failure.clone(),
-            }),
-            Expect::Pass => cx.emit(Event::VerificationRecorded {
-                attempt: cx.attempt,
-                counts: counts.clone(),
-                passed: ok,
-                failure_output: first_failure.clone(),
-            }),
+            Expect::Fail => super::sealed_run::confirm(cx, n),
+            Expect::Pass => super::sealed_run::verify(cx, n, self.restore),
         }
-        Ok(verdict.unwrap_or_else(|| {
-            let timeouts = if counts.timed_out > 0 {
-                format!(" ({} by timeout)", counts.timed_out)
-            } else {
-                String::new()
-            };
-            match self.expect {
-                Expect::Fail => StageResult::passed(format!(
-                    "failed {} of {} runs{timeouts}, as a reproduction must",
-                    counts.failed, counts.runs
-                )),
-                Expect::Pass => {
-                    StageResult::passed(format!("passed {} of {} runs", counts.passed, counts.runs))
-                }
-            }
-        }))
     }
 }
 

@@ -106,13 +106,16 @@ if stage == "reproduce":
     if mode == "no-repro":
         sys.exit(0)
     body = "self.assertEqual(mean([2, 2]), 4)" if mode == "repro-passes" else "self.assertEqual(mean([1, 2, 3]), 2)"
-    repro.write_text(f"import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unittest.TestCase):\n    def test_mean(self):\n        {body}\n")
-    command = "python3 -m unittest tests.test_repro"
+    prelude = ""
     if mode == "human":
         # A person commits on the fix branch while no agent runs: here, during a verification
-        # run after the fix agent of attempt 1 asked for it with a marker file.
+        # run after the fix agent of attempt 1 asked for it with a marker file that names the
+        # worktree (the test itself runs in fixci's sealed checkout).
         marker = here / "human-commit-now"
-        command += f"; rc=$?; if [ -f '{marker}' ]; then rm '{marker}'; git -c user.name='Jane Doe' -c user.email=jane@example.com commit -qam 'wip: my own try'; fi; exit $rc"
+        prelude = (f"import pathlib, subprocess\nm = pathlib.Path({str(marker)!r})\nif m.exists():\n    wt = m.read_text()\n    m.unlink()\n"
+                   "    subprocess.run(['git', '-c', 'user.name=Jane Doe', '-c', 'user.email=jane@example.com', 'commit', '-qam', 'wip: my own try'], cwd=wt)\n")
+    repro.write_text(f"{prelude}import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unittest.TestCase):\n    def test_mean(self):\n        {body}\n")
+    command = "python3 -m unittest tests.test_repro"
     (stage_dir / "repro.json").write_text(json.dumps({"test_file": str(repro), "command": command}))
 elif stage == "fix":
     stats = pathlib.Path("mathlib/stats.py")
@@ -123,7 +126,7 @@ elif stage == "fix":
     else:
         stats.write_text(src.replace("(len(xs) - 1)", "(len(xs) - 1.0)"))
     if mode == "human" and os.environ["FIXCI_ATTEMPT"] == "1":
-        (here / "human-commit-now").write_text("1")
+        (here / "human-commit-now").write_text(os.getcwd())
     if mode.startswith("self-commit"):
         # An agent that commits by itself (as aider does), stages a dropping, and, in
         # `self-commit-branch`, leaves the fix branch for one of its own.

@@ -18,3 +18,4 @@ mod replay_report;
 mod run;
 mod specs;
 mod stress;
+mod verdict;

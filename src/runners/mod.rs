@@ -1,0 +1,30 @@
+//! Test runners: how fixci runs a test. The reproduction and verification commands are built
+//! here from the runner and the test file ([`command`]), never taken from an agent as they are;
+//! outcomes are read from the runners' reports ([`outcome`]).
+
+pub mod command;
+pub mod outcome;
+
+/// The command that runs one test file, as fixci runs it (report options aside): the spec's
+/// `test-command` with `{test_file}` substituted, else the runner detected from the file type
+/// (see [`command::detect`]).
+pub fn test_command(template: Option<&str>, test_file: &str) -> String {
+    crate::verify::runner_for(test_file, template).display()
+}
+
+/// True for paths that hold tests or test configuration.
+pub fn looks_like_test(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    let name = lower.rsplit('/').next().unwrap_or(&lower);
+    lower
+        .split('/')
+        .any(|c| c == "tests" || c == "test" || c == "__tests__" || c == "spec")
+        || name.starts_with("test_")
+        || name.ends_with("_test.py")
+        || name.ends_with("_test.go")
+        || name.contains(".test.")
+        || name.contains(".spec.")
+        || name.ends_with("test.php")
+        || name.ends_with("test.java")
+        || name == "conftest.py"
+}
