@@ -9,7 +9,7 @@ use crate::agent::AgentTotals;
 use crate::engine::state::{RunState, Status};
 use crate::pipeline::fence;
 use crate::spec::LoadedSpec;
-use crate::stages::judge::looks_like_test;
+use crate::judge::looks_like_test;
 
 /// Largest diff quoted in full in the report (bytes); longer ones are cut with a note.
 pub const MAX_DIFF_IN_REPORT: usize = 24 * 1024;

@@ -13,7 +13,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{Stage, StageCtx, StageResult, judge, worktree};
+use super::{Stage, StageCtx, StageResult, worktree};
+use crate::judge;
 use crate::agent::{AgentReport, Invocation};
 use crate::engine::state::{Repro, StageStatus};
 use crate::engine::{Event, prompt_context};

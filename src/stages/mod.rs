@@ -8,7 +8,6 @@ mod command;
 mod fetch_logs;
 mod git_branch;
 mod git_commit;
-pub mod judge;
 mod open_pr;
 mod report;
 mod run_test;
