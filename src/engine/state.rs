@@ -163,6 +163,9 @@ pub struct Attempt {
     pub failure_output: String,
     /// Changes the agent made to the reproduction test or test markers, which fixci refused.
     pub tampering: Vec<String>,
+    /// Test-infrastructure changes accepted under `allow-test-infra-changes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_infra_allowed: Vec<String>,
     /// The agent's own explanation (`root-cause.md`), if it wrote one.
     pub root_cause: Option<String>,
     /// Verification counts.

@@ -91,7 +91,7 @@ pub fn looks_like_test(path: &str) -> bool {
 }
 
 /// Splits a unified diff into (file, changed lines with their `+`/`-` prefix).
-fn per_file(patch: &str) -> Vec<(String, Vec<String>)> {
+pub(crate) fn per_file(patch: &str) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for line in patch.lines() {
         if let Some(rest) = line.strip_prefix("diff --git a/") {

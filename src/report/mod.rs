@@ -87,7 +87,7 @@ pub fn summary(st: &RunState) -> String {
             v.map_or(0, |v| v.runs)
         ),
         Status::Partial => format!(
-            "A fix passed every verification run, but with less evidence than the required confidence: {}.",
+            "A fix passed every verification run, but it is not a verified success: {}.",
             st.partial_reason.as_deref().unwrap_or("see Verification")
         ),
         Status::Escalated => format!(
@@ -154,6 +154,13 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     let _ = writeln!(m, "- **Branch:** `{}`", st.branch.as_deref().unwrap_or("-"));
     if let Some(c) = &st.commit {
         let _ = writeln!(m, "- **Fix commit:** `{c}`");
+    }
+    if let Some(a) = st.attempts.last().filter(|a| !a.test_infra_allowed.is_empty()) {
+        let _ = writeln!(
+            m,
+            "- **Test infrastructure changed** (accepted because the spec sets `allow-test-infra-changes`): {}",
+            a.test_infra_allowed.join("; ")
+        );
     }
     let _ = writeln!(m, "\n{}\n", summary(st));
 

@@ -320,8 +320,18 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
     // Test edits are judged over the whole change, the agent's reproduction test included.
     let full_diff = vcs::diff_worktree(&repo, base, &[])
         .map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
-    let refused = judge::judge_test_edits(&full_diff);
+    let spec = &cx.env.spec().spec;
+    let failing_tests = judge::failing_test::failing_test_files(cx.st);
+    let findings = judge::judge_fix(&repo, base, &judge::FixRules {
+        full_diff: &full_diff,
+        failing_tests: &failing_tests,
+        deterministic: spec.deterministic,
+        allow_test_infra_changes: spec.allow_test_infra_changes,
+    })
+    .map_err(|e| Error::infra("cannot judge the fix's changes").source(e))?;
+    let refused = findings.refused.clone();
     tampering.extend(refused.iter().cloned());
+    judge::failing_test::record_partial(cx.st, findings.partial.clone());
     std::fs::write(cx.dir.join("attempt.diff"), &diff)
         .map_err(|e| io_error("write", &cx.dir.join("attempt.diff"), e))?;
     let root_cause = std::fs::read_to_string(cx.dir.join("root-cause.md"))
@@ -335,6 +345,7 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
     a.diff = diff.clone();
     a.tampering = tampering.clone();
     a.root_cause = root_cause;
+    a.test_infra_allowed = findings.allowed_infra.clone();
     if !refused.is_empty() {
         return Ok(StageResult::failed(format!(
             "refused test edits: {}",

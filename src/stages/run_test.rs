@@ -10,6 +10,7 @@ use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, w
 use crate::engine::Event;
 use crate::engine::state::{Counts, FlakyStats, StageStatus};
 use crate::error::{Error, io_error};
+use crate::judge::reproduction::judge_failing_run;
 use crate::pipeline::{Count, Expect, RunMode};
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
 
@@ -46,6 +47,7 @@ impl Stage for RunTest {
         };
         let mut first_failure: Option<String> = None;
         let mut verdict: Option<StageResult> = None;
+        let ci_kind = ci_kind(cx.st);
         for k in 1..=n {
             if cx.env.cancelled() {
                 verdict = Some(StageResult::failed("interrupted"));
@@ -104,6 +106,13 @@ impl Stage for RunTest {
                 break;
             }
             match (self.expect, passed) {
+                (Expect::Fail, false) => {
+                    let out = process::tail(&log, 256 * 1024);
+                    if let Err(why) = judge_failing_run(&out, &f.termination, ci_kind.as_ref()) {
+                        verdict = Some(StageResult::failed(format!("run {k} of {n}: {why}")));
+                        break;
+                    }
+                }
                 (Expect::Fail, true) => {
                     verdict = Some(StageResult::failed(format!(
                         "the reproduction passed on run {k} of {n}: it does not reproduce the failure"
@@ -164,6 +173,16 @@ impl Stage for RunTest {
     }
 }
 
+/// The CI failure's kind and signature, from the distilled log of the run (if any).
+fn ci_kind(st: &crate::engine::state::RunState) -> Option<(crate::judge::FailureKind, String)> {
+    st.logs.as_ref().and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled))
+}
+
+/// The spec's `min-improvement` k (default [`crate::stats::DEFAULT_MIN_IMPROVEMENT`]).
+fn min_improvement(env: &crate::engine::RunEnv) -> f64 {
+    env.spec().spec.min_improvement.unwrap_or(crate::stats::DEFAULT_MIN_IMPROVEMENT)
+}
+
 impl RunTest {
     /// Parallel runs through the stress runner. `expect = "fail"` confirms a flaky reproduction
     /// (at least one counted failure) and measures p0; `expect = "pass"` verifies a fix with
@@ -193,13 +212,21 @@ impl RunTest {
             .logs
             .as_ref()
             .and_then(|l| l.distilled.signature.clone());
-        let matched_by = match (&signature, repro.origin.as_str()) {
+        let ci = ci_kind(cx.st);
+        let (signature, matched_by) = match (&signature, repro.origin.as_str()) {
             (Some(sig), "existing") => {
-                cfg.failure_match = Some(FailureMatch::Signature(sig.clone()));
-                format!("the CI failure signature `{sig}`")
+                (Some(sig.clone()), format!("the CI failure signature `{sig}`"))
             }
-            _ => "any failure of the reproduction command".to_string(),
+            _ => match &ci {
+                Some((kind, _)) => (None, format!("failures of the CI's kind ({kind}) of the reproduction command")),
+                None => (None, "any failure of the reproduction command".to_string()),
+            },
         };
+        // An import, collection or environment error never counts as a reproduction.
+        cfg.failure_match = Some(FailureMatch::Reproduction {
+            signature,
+            ci_kind: ci.map(|(k, _)| k),
+        });
         let planned = match self.expect {
             Expect::Fail => {
                 cfg.runs = Some(cx.env.count(self.runs.as_ref(), 400, "`runs`")?);
@@ -209,7 +236,7 @@ impl RunTest {
                 let p0 = cx.st.flaky.as_ref().map(|f| f.failure_rate).unwrap_or(0.0);
                 let n = match &self.runs {
                     Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
-                    None if p0 > 0.0 => crate::stats::runs_needed(p0, self.alpha),
+                    None if p0 > 0.0 => crate::stats::runs_to_catch(p0, min_improvement(cx.env), self.alpha),
                     None => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
                 };
                 cfg.runs = Some(n);
@@ -261,8 +288,18 @@ impl RunTest {
                 }
                 if report.failures == 0 {
                     let other = if report.unmatched_failures > 0 {
+                        let why = report
+                            .failing_runs
+                            .iter()
+                            .find(|r| !r.counted)
+                            .and_then(|r| {
+                                let out = process::tail(&r.output, 256 * 1024);
+                                judge_failing_run(&out, &r.termination, ci_kind(cx.st).as_ref()).err()
+                            })
+                            .map(|w| format!("; the first: {w}"))
+                            .unwrap_or_default();
                         format!(
-                            " ({} failures with another signature did not count)",
+                            " ({} failures of another signature or kind did not count{why})",
                             report.unmatched_failures
                         )
                     } else {
@@ -305,9 +342,11 @@ impl RunTest {
                     ));
                 }
                 let bound = crate::stats::upper_bound_after_zero_failures(report.runs, 0.95);
+                let k = min_improvement(cx.env);
                 Ok(StageResult::passed(format!(
-                    "passed {} of {planned} runs; failure rate after the fix < {bound:.4} at 95% confidence",
-                    report.runs
+                    "passed {} of {planned} runs; failure rate after the fix < {bound:.4} at 95% confidence; a change dividing p0 by less than k = {k} would have failed with probability >= {:.3}",
+                    report.runs,
+                    1.0 - crate::stats::pass_probability(cx.st.flaky.as_ref().map_or(0.0, |f| f.failure_rate) / k, report.runs)
                 )))
             }
         }
