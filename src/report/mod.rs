@@ -284,7 +284,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     if !tampering.is_empty() {
         let _ = writeln!(
             m,
-            "**Test tampering detected** (fixci restored its own copy of the reproduction test and refused marker, assertion or timeout changes):\n"
+            "**Test tampering detected** (fixci restored its own copy of the reproduction test and refused marker, assertion, timeout and test-infrastructure changes):\n"
         );
         for t in &tampering {
             let _ = writeln!(m, "- {t}");
@@ -359,7 +359,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
             f.matched_by,
             if f.unmatched_failures > 0 {
                 format!(
-                    "; {} failures with another signature were not counted",
+                    "; {} failures of another signature or kind (import, collection or environment errors, or not the CI's kind) were not counted",
                     f.unmatched_failures
                 )
             } else {
@@ -385,6 +385,17 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                         m,
                         "- Bound: **failure rate after fix < {bound:.4} at 95% confidence** ({} runs, no failure; exact binomial bound 1 - 0.05^(1/n)).",
                         v.runs
+                    );
+                    let k = spec
+                        .spec
+                        .min_improvement
+                        .unwrap_or(crate::stats::DEFAULT_MIN_IMPROVEMENT);
+                    let _ = writeln!(
+                        m,
+                        "- Improvement: k = {k} (`min-improvement`): a change that left the failure rate above p0/k = {:.4} would have failed at least one of these {} runs with probability >= {:.3} (N = ceil(ln(alpha) / ln(1 - p0/k))).",
+                        f.failure_rate / k,
+                        v.runs,
+                        1.0 - crate::stats::pass_probability(f.failure_rate / k, v.runs)
                     );
                     let _ = writeln!(
                         m,

@@ -348,7 +348,7 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
     a.test_infra_allowed = findings.allowed_infra.clone();
     if !refused.is_empty() {
         return Ok(StageResult::failed(format!(
-            "refused test edits: {}",
+            "refused: {}",
             refused.join("; ")
         )));
     }

@@ -11,6 +11,7 @@ mod ladder;
 mod logs;
 mod replay;
 mod replay_report;
+mod rules;
 mod run;
 mod specs;
 mod stress;
