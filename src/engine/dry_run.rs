@@ -236,8 +236,9 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
             }
             (true, pipeline::Expect::Pass) => {
                 extra.push(format!(
-                    "stress: ceil(ln({}) / ln(1 - p0)) runs, every run must pass",
-                    def.alpha.unwrap_or(0.05)
+                    "stress: ceil(ln({}) / ln(1 - p0/{})) runs (k = `min-improvement`), every run must pass",
+                    def.alpha.unwrap_or(0.05),
+                    env.spec().spec.min_improvement.unwrap_or(crate::stats::DEFAULT_MIN_IMPROVEMENT)
                 ));
             }
             (false, _) => {

@@ -186,7 +186,9 @@ fn min_improvement(env: &crate::engine::RunEnv) -> f64 {
 impl RunTest {
     /// Parallel runs through the stress runner. `expect = "fail"` confirms a flaky reproduction
     /// (at least one counted failure) and measures p0; `expect = "pass"` verifies a fix with
-    /// N = ceil(ln(alpha) / ln(1 - p0)) runs, stopping at the first failure.
+    /// N = ceil(ln(alpha) / ln(1 - p0/k)) runs (k = the spec's `min-improvement`), stopping at
+    /// the first failure. Only failures that can confirm a reproduction count towards p0
+    /// ([`crate::judge::reproduction`]).
     fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
         let wt = worktree(cx.st)?;
