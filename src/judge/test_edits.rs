@@ -80,13 +80,7 @@ pub fn looks_like_test(path: &str) -> bool {
     lower
         .split('/')
         .any(|c| c == "tests" || c == "test" || c == "__tests__" || c == "spec")
-        || name.starts_with("test_")
-        || name.ends_with("_test.py")
-        || name.ends_with("_test.go")
-        || name.contains(".test.")
-        || name.contains(".spec.")
-        || name.ends_with("test.php")
-        || name.ends_with("test.java")
+        || super::looks_like_test_module(name)
         || name == "conftest.py"
 }
 

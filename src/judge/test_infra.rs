@@ -159,7 +159,11 @@ fn rule_for(c: &ChangedFile, base_has: &dyn Fn(&str) -> bool) -> Option<String> 
         if let Some(r) = shadowing_rule(path, base_has) {
             return Some(r);
         }
-    } else if c.change == Change::Modified && name.ends_with(".py") {
+    }
+    if let Some(r) = hook_rule(c, name, dir) {
+        return Some(r);
+    }
+    if c.change == Change::Modified && name.ends_with(".py") {
         // An existing module named like a runner is edited: it is loaded in the runner's place.
         let stem = name.trim_end_matches(".py");
         if on_import_path(dir) && PYTHON_RUNNERS.contains(&stem) {
@@ -237,6 +241,33 @@ fn section_rule(c: &ChangedFile, name: &str) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Code a runner runs around the tests, added inside an ordinary file: Go's `TestMain`,
+/// unittest's `load_tests`, pytest's `pytest_plugins`, and code in a test package's
+/// `__init__.py` (imported before every test module of the package, so it can patch the code
+/// under test).
+fn hook_rule(c: &ChangedFile, name: &str, dir: &str) -> Option<String> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(r"^\s*func\s+TestMain\s*\(|^\s*def\s+load_tests\s*\(|^\s*pytest_plugins\s*=")
+            .expect("constant pattern compiles")
+    });
+    let new = c.new.as_deref()?;
+    let old: BTreeSet<&str> = c.old.as_deref().unwrap_or("").lines().map(str::trim).collect();
+    let mut added = new.lines().filter(|l| !old.contains(l.trim()));
+    if name == "__init__.py"
+        && dir.split('/').any(|d| matches!(d, "tests" | "test" | "testing"))
+    {
+        return added
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .then(|| "code in a test package's `__init__.py`, which runs before its tests".into());
+    }
+    let hit = added.find(|l| re.is_match(l))?;
+    Some(format!(
+        "a runner hook (`{}`), which decides what runs or how the run ends",
+        hit.trim()
+    ))
 }
 
 /// A new module or package that Python would import in place of another.
@@ -564,6 +595,20 @@ mod tests {
         assert!(judge(added("tests/calc/test_ops.py", "")).is_empty());
         assert!(judge(added("tests/helpers.py", "")).is_empty());
         assert!(judge(added("calc/ops.py", "")).is_empty());
+    }
+
+    #[test]
+    fn runner_hooks_inside_ordinary_files_are_refused() {
+        let f = judge(added("calc/main_test.go", "package calc\n\nfunc TestMain(m *testing.M) { os.Exit(0) }\n"));
+        assert!(f[0].rule.contains("TestMain"), "{f:?}");
+        let f = judge(modified("tests/test_x.py", "import unittest\n", "import unittest\ndef load_tests(loader, tests, pattern):\n    return unittest.TestSuite()\n"));
+        assert!(f[0].rule.contains("load_tests"), "{f:?}");
+        assert_eq!(judge(modified("tests/test_x.py", "x = 1\n", "x = 1\npytest_plugins = ['evil']\n")).len(), 1);
+        let f = judge(modified("tests/__init__.py", "", "import calc\ncalc.total = lambda xs: 4\n"));
+        assert!(f[0].rule.contains("test package"), "{f:?}");
+        assert!(judge(added("tests/__init__.py", "# tests\n")).is_empty());
+        // An existing hook that stays is not a change.
+        assert!(judge(modified("calc/main_test.go", "func TestMain(m *testing.M) {\n", "func TestMain(m *testing.M) {\n// note\n")).is_empty());
     }
 
     #[test]
