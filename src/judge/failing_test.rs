@@ -49,7 +49,11 @@ pub fn record_partial(st: &mut crate::engine::state::RunState, why: Option<Strin
     match why {
         Some(w) => st.partial_reason = Some(w),
         None => {
-            if st.partial_reason.as_deref().is_some_and(|p| p.starts_with(PARTIAL_PREFIX)) {
+            if st
+                .partial_reason
+                .as_deref()
+                .is_some_and(|p| p.starts_with(PARTIAL_PREFIX))
+            {
                 st.partial_reason = None;
             }
         }
@@ -92,18 +96,32 @@ mod tests {
 
     #[test]
     fn changing_an_expected_value_is_partial() {
-        let p = diff("tests/test_calc.py", "-    assert total([1, 2]) == 4\n+    assert total([1, 2]) == 3\n");
+        let p = diff(
+            "tests/test_calc.py",
+            "-    assert total([1, 2]) == 4\n+    assert total([1, 2]) == 3\n",
+        );
         let why = failing_test_edit(&p, &["tests/test_calc.py".into()]).unwrap();
-        assert!(why.contains("`tests/test_calc.py`") && why.contains("a human must judge"), "{why}");
-        let p = diff("tests/test_calc.py", "-    expected = 4\n+    expected = 3\n");
-        assert!(failing_test_edit(&p, &["/home/runner/work/r/r/tests/test_calc.py".into()]).is_some());
+        assert!(
+            why.contains("`tests/test_calc.py`") && why.contains("a human must judge"),
+            "{why}"
+        );
+        let p = diff(
+            "tests/test_calc.py",
+            "-    expected = 4\n+    expected = 3\n",
+        );
+        assert!(
+            failing_test_edit(&p, &["/home/runner/work/r/r/tests/test_calc.py".into()]).is_some()
+        );
     }
 
     #[test]
     fn other_files_comments_and_imports_are_not() {
         let p = diff("calc/ops.py", "-    return a - b\n+    return a + b\n");
         assert!(failing_test_edit(&p, &["tests/test_calc.py".into()]).is_none());
-        let p = diff("tests/test_calc.py", "+# see issue 12\n+import math\n+from calc import ops\n");
+        let p = diff(
+            "tests/test_calc.py",
+            "+# see issue 12\n+import math\n+from calc import ops\n",
+        );
         assert!(failing_test_edit(&p, &["tests/test_calc.py".into()]).is_none());
         assert!(failing_test_edit(&p, &[]).is_none());
         // Another test file that merely ends the same way is another file.

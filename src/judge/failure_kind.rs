@@ -395,9 +395,7 @@ fn exception_line_re() -> &'static Regex {
 /// A Rust or Go panic.
 fn panic_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"\bpanicked at\b|^panic: ").expect("constant pattern compiles")
-    })
+    RE.get_or_init(|| Regex::new(r"\bpanicked at\b|^panic: ").expect("constant pattern compiles"))
 }
 
 /// Go's failing-test line without a panic: the test called `t.Error`/`t.Fatal`.
@@ -516,23 +514,33 @@ FAILED (errors=1)";
     #[test]
     fn rust_go_js_php_ruby_java_failures() {
         assert_eq!(
-            classify("thread 'tests::t' panicked at src/lib.rs:9:5:\ncalled `Option::unwrap()` on a `None` value\ntest result: FAILED."),
+            classify(
+                "thread 'tests::t' panicked at src/lib.rs:9:5:\ncalled `Option::unwrap()` on a `None` value\ntest result: FAILED."
+            ),
             exc("panic")
         );
         assert!(matches!(
-            classify("error[E0425]: cannot find function `total` in this scope\nerror: could not compile `calc` (lib test) due to 1 previous error"),
+            classify(
+                "error[E0425]: cannot find function `total` in this scope\nerror: could not compile `calc` (lib test) due to 1 previous error"
+            ),
             FailureKind::ImportOrCollection { .. }
         ));
         assert_eq!(
-            classify("=== RUN   TestTotal\n    calc_test.go:9: total = 3, want 4\n--- FAIL: TestTotal (0.00s)\nFAIL\nFAIL\texample.com/calc\t0.002s"),
+            classify(
+                "=== RUN   TestTotal\n    calc_test.go:9: total = 3, want 4\n--- FAIL: TestTotal (0.00s)\nFAIL\nFAIL\texample.com/calc\t0.002s"
+            ),
             FailureKind::Assertion
         );
         assert_eq!(
-            classify("--- FAIL: TestMap (0.00s)\npanic: assignment to entry in nil map [recovered]\n\tpanic: assignment to entry in nil map"),
+            classify(
+                "--- FAIL: TestMap (0.00s)\npanic: assignment to entry in nil map [recovered]\n\tpanic: assignment to entry in nil map"
+            ),
             exc("panic")
         );
         assert!(matches!(
-            classify("# example.com/calc [example.com/calc.test]\n./calc_test.go:9:9: undefined: Total\nFAIL\texample.com/calc [build failed]"),
+            classify(
+                "# example.com/calc [example.com/calc.test]\n./calc_test.go:9:9: undefined: Total\nFAIL\texample.com/calc [build failed]"
+            ),
             FailureKind::ImportOrCollection { .. }
         ));
         assert_eq!(
@@ -540,59 +548,87 @@ FAILED (errors=1)";
             FailureKind::Timeout
         );
         assert_eq!(
-            classify("  ● total › adds\n\n    expect(received).toBe(expected) // Object.is equality\n\n    Expected: 4\n    Received: 3\n\n      3 | test('adds', () => {\n    > 4 |   expect(total([1, 2])).toBe(4);"),
+            classify(
+                "  ● total › adds\n\n    expect(received).toBe(expected) // Object.is equality\n\n    Expected: 4\n    Received: 3\n\n      3 | test('adds', () => {\n    > 4 |   expect(total([1, 2])).toBe(4);"
+            ),
             FailureKind::Assertion
         );
         assert_eq!(
-            classify("  ● total › adds\n\n    TypeError: Cannot read properties of undefined (reading 'x')\n\n      at Object.<anonymous> (src/calc.test.js:4:10)"),
+            classify(
+                "  ● total › adds\n\n    TypeError: Cannot read properties of undefined (reading 'x')\n\n      at Object.<anonymous> (src/calc.test.js:4:10)"
+            ),
             exc("TypeError")
         );
         assert!(matches!(
-            classify(" FAIL  src/calc.test.js\n  ● Test suite failed to run\n\n    Cannot find module './calc' from 'src/calc.test.js'"),
+            classify(
+                " FAIL  src/calc.test.js\n  ● Test suite failed to run\n\n    Cannot find module './calc' from 'src/calc.test.js'"
+            ),
             FailureKind::ImportOrCollection { .. }
         ));
         assert_eq!(
-            classify(" FAIL  src/calc.test.ts > adds\nAssertionError: expected 3 to be 4 // Object.is equality\n ❯ src/calc.test.ts:4:25"),
+            classify(
+                " FAIL  src/calc.test.ts > adds\nAssertionError: expected 3 to be 4 // Object.is equality\n ❯ src/calc.test.ts:4:25"
+            ),
             FailureKind::Assertion
         );
         assert_eq!(
-            classify("  1) total\n       adds:\n\n      AssertionError [ERR_ASSERTION]: 3 == 4\n      + expected - actual"),
+            classify(
+                "  1) total\n       adds:\n\n      AssertionError [ERR_ASSERTION]: 3 == 4\n      + expected - actual"
+            ),
             FailureKind::Assertion
         );
         assert_eq!(
-            classify("  Error: Timeout of 2000ms exceeded. For async tests and hooks, ensure \"done()\" is called"),
+            classify(
+                "  Error: Timeout of 2000ms exceeded. For async tests and hooks, ensure \"done()\" is called"
+            ),
             FailureKind::Timeout
         );
         assert_eq!(
-            classify("There was 1 failure:\n\n1) CalcTest::testTotal\nFailed asserting that 3 matches expected 4.\n\n/r/tests/CalcTest.php:9\n\nFAILURES!"),
+            classify(
+                "There was 1 failure:\n\n1) CalcTest::testTotal\nFailed asserting that 3 matches expected 4.\n\n/r/tests/CalcTest.php:9\n\nFAILURES!"
+            ),
             FailureKind::Assertion
         );
         assert_eq!(
-            classify("There was 1 error:\n\n1) CalcTest::testTotal\nTypeError: total(): Argument #1 ($xs) must be of type array, null given\n\nERRORS!"),
+            classify(
+                "There was 1 error:\n\n1) CalcTest::testTotal\nTypeError: total(): Argument #1 ($xs) must be of type array, null given\n\nERRORS!"
+            ),
             exc("TypeError")
         );
         assert_eq!(
-            classify("  1) Calc adds\n     Failure/Error: expect(total([1, 2])).to eq(4)\n\n       expected: 4\n            got: 3\n\n       (compared using ==)"),
+            classify(
+                "  1) Calc adds\n     Failure/Error: expect(total([1, 2])).to eq(4)\n\n       expected: 4\n            got: 3\n\n       (compared using ==)"
+            ),
             FailureKind::Assertion
         );
         assert_eq!(
-            classify("  1) Calc adds\n     Failure/Error: total(nil)\n\n     NoMethodError:\n       undefined method `sum' for nil"),
+            classify(
+                "  1) Calc adds\n     Failure/Error: total(nil)\n\n     NoMethodError:\n       undefined method `sum' for nil"
+            ),
             exc("NoMethodError")
         );
         assert!(matches!(
-            classify("An error occurred while loading ./spec/calc_spec.rb.\nFailure/Error: require_relative '../lib/calc'\n\nLoadError:\n  cannot load such file -- /r/lib/calc"),
+            classify(
+                "An error occurred while loading ./spec/calc_spec.rb.\nFailure/Error: require_relative '../lib/calc'\n\nLoadError:\n  cannot load such file -- /r/lib/calc"
+            ),
             FailureKind::ImportOrCollection { .. }
         ));
         assert_eq!(
-            classify("[ERROR] CalcTest.total:12 expected: <4> but was: <3>\n[ERROR] Tests run: 1, Failures: 1, Errors: 0, Skipped: 0"),
+            classify(
+                "[ERROR] CalcTest.total:12 expected: <4> but was: <3>\n[ERROR] Tests run: 1, Failures: 1, Errors: 0, Skipped: 0"
+            ),
             FailureKind::Assertion
         );
         assert_eq!(
-            classify("[ERROR] CalcTest.total:12 » NullPointer\njava.lang.NullPointerException: Cannot invoke \"java.util.List.size()\"\n\tat Calc.total(Calc.java:5)"),
+            classify(
+                "[ERROR] CalcTest.total:12 » NullPointer\njava.lang.NullPointerException: Cannot invoke \"java.util.List.size()\"\n\tat Calc.total(Calc.java:5)"
+            ),
             exc("NullPointerException")
         );
         assert!(matches!(
-            classify("[ERROR] COMPILATION ERROR : \n[ERROR] /r/src/test/java/CalcTest.java:[9,9] cannot find symbol"),
+            classify(
+                "[ERROR] COMPILATION ERROR : \n[ERROR] /r/src/test/java/CalcTest.java:[9,9] cannot find symbol"
+            ),
             FailureKind::ImportOrCollection { .. }
         ));
         assert_eq!(classify("something went wrong"), FailureKind::Unknown);
@@ -609,23 +645,26 @@ FAILED (errors=1)";
             classify_exit("whatever", Some(126)),
             FailureKind::ImportOrCollection { .. }
         ));
-        assert_eq!(classify_exit("AssertionError: x", Some(1)), FailureKind::Assertion);
+        assert_eq!(
+            classify_exit("AssertionError: x", Some(1)),
+            FailureKind::Assertion
+        );
     }
 
     #[test]
     fn messages_from_ci_signatures() {
         // Signature messages are masked (`N` for numbers) but keep their type names.
-        assert_eq!(classify_message("AssertionError: N != N"), FailureKind::Assertion);
+        assert_eq!(
+            classify_message("AssertionError: N != N"),
+            FailureKind::Assertion
+        );
         assert_eq!(classify_message("assert N == N"), FailureKind::Assertion);
         assert_eq!(classify_message("KeyError: 'total'"), exc("KeyError"));
         assert_eq!(
             classify_message("java.lang.IllegalStateException: Failed to load ApplicationContext"),
             exc("IllegalStateException")
         );
-        assert_eq!(
-            classify_message("Octokit::Forbidden"),
-            FailureKind::Unknown
-        );
+        assert_eq!(classify_message("Octokit::Forbidden"), FailureKind::Unknown);
         assert_eq!(classify_message(""), FailureKind::Unknown);
         assert_eq!(
             classify_message("expect(received).toBe(expected) // Object.is equality"),

@@ -54,7 +54,8 @@ pub fn judge_fix(
         ..Default::default()
     };
     let changes = test_infra::worktree_changes(repo, base)?;
-    let mut infra = test_infra::judge_test_infra(&changes, &|p| test_infra::tree_has(repo, base, p));
+    let mut infra =
+        test_infra::judge_test_infra(&changes, &|p| test_infra::tree_has(repo, base, p));
     infra.extend(test_infra::git_ignore_settings(repo));
     let infra: Vec<String> = infra.iter().map(ToString::to_string).collect();
     if rules.allow_test_infra_changes {

@@ -66,7 +66,10 @@ mod tests {
 
     #[test]
     fn ci_kind_from_the_signature() {
-        let (k, s) = ci_kind(&distilled(Some("tests/test_a.py::test_x: AssertionError: N != N"))).unwrap();
+        let (k, s) = ci_kind(&distilled(Some(
+            "tests/test_a.py::test_x: AssertionError: N != N",
+        )))
+        .unwrap();
         assert_eq!(k, FailureKind::Assertion);
         assert!(s.starts_with("tests/test_a.py"));
         assert!(ci_kind(&distilled(Some("tests/test_a.py::test_x"))).is_none());
@@ -82,7 +85,10 @@ mod tests {
             Ok(FailureKind::Assertion)
         );
         let e = judge_failing_run("KeyError: 'a'", &exit1, ci.as_ref()).unwrap_err();
-        assert!(e.contains("a KeyError") && e.contains("an assertion failure"), "{e}");
+        assert!(
+            e.contains("a KeyError") && e.contains("an assertion failure"),
+            "{e}"
+        );
         let e = judge_failing_run("ModuleNotFoundError: No module named 'calc'", &exit1, None)
             .unwrap_err();
         assert!(e.contains("never confirms"), "{e}");
@@ -98,9 +104,15 @@ mod tests {
 
     #[test]
     fn stress_runs_count_only_genuine_failures() {
-        assert!(counts_as_reproduction(b"AssertionError: flaky", Some(&FailureKind::Assertion)));
+        assert!(counts_as_reproduction(
+            b"AssertionError: flaky",
+            Some(&FailureKind::Assertion)
+        ));
         assert!(!counts_as_reproduction(b"No module named pytest", None));
-        assert!(!counts_as_reproduction(b"IndexError: x", Some(&FailureKind::Assertion)));
+        assert!(!counts_as_reproduction(
+            b"IndexError: x",
+            Some(&FailureKind::Assertion)
+        ));
         assert!(counts_as_reproduction(b"IndexError: x", None));
     }
 }

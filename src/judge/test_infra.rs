@@ -61,8 +61,19 @@ const PYTHON_STDLIB: &str = include_str!("python_stdlib_modules.txt");
 /// Test runners and their plugins that `python -m NAME` or `import NAME` would pick up from
 /// the repository before the installed one.
 const PYTHON_RUNNERS: &[&str] = &[
-    "pytest", "_pytest", "py", "pluggy", "nose", "nose2", "unittest2", "tox", "nox", "xdist",
-    "pytest_xdist", "coverage", "hypothesis",
+    "pytest",
+    "_pytest",
+    "py",
+    "pluggy",
+    "nose",
+    "nose2",
+    "unittest2",
+    "tox",
+    "nox",
+    "xdist",
+    "pytest_xdist",
+    "coverage",
+    "hypothesis",
 ];
 
 /// The findings for `changes` (the fix against the base commit). `base_has(path)` tells whether
@@ -85,7 +96,10 @@ const PYTHON_RUNNERS: &[&str] = &[
 /// - CI configuration: `.github/workflows/`, `.gitlab-ci.yml`, `.circleci/`, `.travis.yml`,
 ///   `azure-pipelines.yml`, `Jenkinsfile`, `.buildkite/`, `bitbucket-pipelines.yml`,
 ///   `appveyor.yml`, `.drone.yml`, `.woodpecker*`.
-pub fn judge_test_infra(changes: &[ChangedFile], base_has: &dyn Fn(&str) -> bool) -> Vec<InfraChange> {
+pub fn judge_test_infra(
+    changes: &[ChangedFile],
+    base_has: &dyn Fn(&str) -> bool,
+) -> Vec<InfraChange> {
     let mut out = Vec::new();
     for c in changes {
         if let Some(rule) = rule_for(c, base_has) {
@@ -111,10 +125,14 @@ fn rule_for(c: &ChangedFile, base_has: &dyn Fn(&str) -> bool) -> Option<String> 
         "noxfile.py" => Some("nox configuration file"),
         ".rspec" | "spec_helper.rb" | "rails_helper.rb" => Some("RSpec configuration"),
         ".gitignore" => Some("a git ignore file, which decides what the commit holds"),
-        "jenkinsfile" | ".gitlab-ci.yml" | ".travis.yml" | "azure-pipelines.yml"
-        | "bitbucket-pipelines.yml" | "appveyor.yml" | ".appveyor.yml" | ".drone.yml" => {
-            Some("CI configuration")
-        }
+        "jenkinsfile"
+        | ".gitlab-ci.yml"
+        | ".travis.yml"
+        | "azure-pipelines.yml"
+        | "bitbucket-pipelines.yml"
+        | "appveyor.yml"
+        | ".appveyor.yml"
+        | ".drone.yml" => Some("CI configuration"),
         _ => None,
     };
     if let Some(r) = whole_file {
@@ -186,19 +204,35 @@ fn section_rule(c: &ChangedFile, name: &str) -> Option<String> {
     match name {
         "setup.cfg" => {
             let (o, n) = (ini_sections(old), ini_sections(new));
-            let test = |s: &str| s == "tool:pytest" || s == "pytest" || s.starts_with("testenv") || s == "tox" || s.starts_with("coverage:run");
-            differs(&o, &n, test).then(|| format!("a test section of `setup.cfg` ({})", diff_keys(&o, &n, test)))
+            let test = |s: &str| {
+                s == "tool:pytest"
+                    || s == "pytest"
+                    || s.starts_with("testenv")
+                    || s == "tox"
+                    || s.starts_with("coverage:run")
+            };
+            differs(&o, &n, test).then(|| {
+                format!(
+                    "a test section of `setup.cfg` ({})",
+                    diff_keys(&o, &n, test)
+                )
+            })
         }
         "pyproject.toml" => {
             let test = |s: &str| {
                 s.starts_with("tool.pytest")
                     || s.starts_with("tool.tox")
                     || s.starts_with("tool.nox")
-                    || (s.starts_with("tool.hatch.envs") && (s.contains("test") || s.ends_with("scripts")))
+                    || (s.starts_with("tool.hatch.envs")
+                        && (s.contains("test") || s.ends_with("scripts")))
             };
             let (o, n) = (toml_tables(old), toml_tables(new));
-            differs(&o, &n, test)
-                .then(|| format!("a test section of `pyproject.toml` ({})", diff_keys(&o, &n, test)))
+            differs(&o, &n, test).then(|| {
+                format!(
+                    "a test section of `pyproject.toml` ({})",
+                    diff_keys(&o, &n, test)
+                )
+            })
         }
         "cargo.toml" => {
             let test = |s: &str| s.starts_with("profile.test") || s.starts_with("profile.bench");
@@ -216,7 +250,10 @@ fn section_rule(c: &ChangedFile, name: &str) -> Option<String> {
                 }
                 if let Some(s) = v.get("scripts").and_then(|s| s.as_object()) {
                     for (k, x) in s {
-                        if k.starts_with("test") || k.starts_with("pretest") || k.starts_with("posttest") {
+                        if k.starts_with("test")
+                            || k.starts_with("pretest")
+                            || k.starts_with("posttest")
+                        {
                             m.insert(format!("scripts.{k}"), x.to_string());
                         }
                     }
@@ -224,7 +261,12 @@ fn section_rule(c: &ChangedFile, name: &str) -> Option<String> {
                 m
             };
             let (o, n) = (keys(old), keys(new));
-            (o != n).then(|| format!("test settings of `package.json` ({})", diff_keys(&o, &n, |_| true)))
+            (o != n).then(|| {
+                format!(
+                    "test settings of `package.json` ({})",
+                    diff_keys(&o, &n, |_| true)
+                )
+            })
         }
         _ if name.starts_with("vite.config.") => changed_lines(old, new)
             .any(|l| l.contains("test"))
@@ -254,10 +296,18 @@ fn hook_rule(c: &ChangedFile, name: &str, dir: &str) -> Option<String> {
             .expect("constant pattern compiles")
     });
     let new = c.new.as_deref()?;
-    let old: BTreeSet<&str> = c.old.as_deref().unwrap_or("").lines().map(str::trim).collect();
+    let old: BTreeSet<&str> = c
+        .old
+        .as_deref()
+        .unwrap_or("")
+        .lines()
+        .map(str::trim)
+        .collect();
     let mut added = new.lines().filter(|l| !old.contains(l.trim()));
     if name == "__init__.py"
-        && dir.split('/').any(|d| matches!(d, "tests" | "test" | "testing"))
+        && dir
+            .split('/')
+            .any(|d| matches!(d, "tests" | "test" | "testing"))
     {
         return added
             .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
@@ -297,15 +347,25 @@ fn shadowing_rule(path: &str, base_has: &dyn Fn(&str) -> bool) -> Option<String>
     }
     // A copy of one of the repository's own packages inside a test directory: with pytest's
     // default import mode the test directory goes first on `sys.path`.
-    let in_tests = parts[..parts.len() - 1]
-        .iter()
-        .any(|p| matches!(p.to_ascii_lowercase().as_str(), "tests" | "test" | "testing" | "spec"));
+    let in_tests = parts[..parts.len() - 1].iter().any(|p| {
+        matches!(
+            p.to_ascii_lowercase().as_str(),
+            "tests" | "test" | "testing" | "spec"
+        )
+    });
     if in_tests && !super::looks_like_test_module(file) {
         for (i, p) in parts[..parts.len() - 1].iter().enumerate().rev() {
-            let is_test_dir = matches!(p.to_ascii_lowercase().as_str(), "tests" | "test" | "testing" | "spec");
+            let is_test_dir = matches!(
+                p.to_ascii_lowercase().as_str(),
+                "tests" | "test" | "testing" | "spec"
+            );
             if is_test_dir {
                 // The first component below the test directory is what `import` would find.
-                let name = if i + 1 < parts.len() - 1 { parts[i + 1] } else { module };
+                let name = if i + 1 < parts.len() - 1 {
+                    parts[i + 1]
+                } else {
+                    module
+                };
                 if name.is_empty() || !is_identifier(name) {
                     return None;
                 }
@@ -341,12 +401,19 @@ fn on_import_path(dir: &str) -> bool {
 
 fn is_identifier(s: &str) -> bool {
     let mut c = s.chars();
-    c.next().is_some_and(|f| f.is_alphabetic() || f == '_') && c.all(|x| x.is_alphanumeric() || x == '_')
+    c.next().is_some_and(|f| f.is_alphabetic() || f == '_')
+        && c.all(|x| x.is_alphanumeric() || x == '_')
 }
 
 fn python_stdlib() -> &'static BTreeSet<&'static str> {
     static SET: OnceLock<BTreeSet<&'static str>> = OnceLock::new();
-    SET.get_or_init(|| PYTHON_STDLIB.lines().map(str::trim).filter(|l| !l.is_empty()).collect())
+    SET.get_or_init(|| {
+        PYTHON_STDLIB
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect()
+    })
 }
 
 /// Lines present in one text and not the other (a multiset difference is not needed: a line
@@ -396,7 +463,11 @@ fn toml_tables(text: &str) -> BTreeMap<String, String> {
 fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
     if let toml::Value::Table(t) = v {
         for (k, x) in t {
-            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             match x {
                 toml::Value::Table(_) => flatten_toml(&key, x, out),
                 other => {
@@ -408,14 +479,32 @@ fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String
 }
 
 /// True when an entry whose key passes `test` differs between `a` and `b`.
-fn differs(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>, test: impl Fn(&str) -> bool) -> bool {
-    a.keys().chain(b.keys()).filter(|k| test(k)).any(|k| a.get(k) != b.get(k))
+fn differs(
+    a: &BTreeMap<String, String>,
+    b: &BTreeMap<String, String>,
+    test: impl Fn(&str) -> bool,
+) -> bool {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| test(k))
+        .any(|k| a.get(k) != b.get(k))
 }
 
 /// The keys that pass `test` and differ, joined with `, `.
-fn diff_keys(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>, test: impl Fn(&str) -> bool) -> String {
-    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).filter(|k| test(k) && a.get(*k) != b.get(*k)).collect();
-    keys.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+fn diff_keys(
+    a: &BTreeMap<String, String>,
+    b: &BTreeMap<String, String>,
+    test: impl Fn(&str) -> bool,
+) -> String {
+    let keys: BTreeSet<&String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| test(k) && a.get(*k) != b.get(*k))
+        .collect();
+    keys.into_iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The files that differ between commit `base` and the worktree of `repo` (untracked files
@@ -423,12 +512,18 @@ fn diff_keys(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>, test: i
 ///
 /// # Errors
 /// When git cannot read the base tree or diff the worktree.
-pub fn worktree_changes(repo: &git2::Repository, base: git2::Oid) -> Result<Vec<ChangedFile>, git2::Error> {
+pub fn worktree_changes(
+    repo: &git2::Repository,
+    base: git2::Oid,
+) -> Result<Vec<ChangedFile>, git2::Error> {
     let tree = repo.find_commit(base)?.tree()?;
     let mut opts = git2::DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);
     let diff = repo.diff_tree_to_workdir(Some(&tree), Some(&mut opts))?;
-    let root = repo.workdir().unwrap_or_else(|| Path::new(".")).to_path_buf();
+    let root = repo
+        .workdir()
+        .unwrap_or_else(|| Path::new("."))
+        .to_path_buf();
     let mut out = Vec::new();
     for d in diff.deltas() {
         let Some(p) = d.new_file().path().or_else(|| d.old_file().path()) else {
@@ -440,13 +535,20 @@ pub fn worktree_changes(repo: &git2::Repository, base: git2::Oid) -> Result<Vec<
             .ok()
             .and_then(|e| repo.find_blob(e.id()).ok())
             .map(|b| String::from_utf8_lossy(b.content()).into_owned());
-        let new = std::fs::read(root.join(p)).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
+        let new = std::fs::read(root.join(p))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         let change = match (&old, &new) {
             (None, _) => Change::Added,
             (Some(_), None) => Change::Deleted,
             _ => Change::Modified,
         };
-        out.push(ChangedFile { path, change, old, new });
+        out.push(ChangedFile {
+            path,
+            change,
+            old,
+            new,
+        });
     }
     Ok(out)
 }
@@ -499,15 +601,27 @@ mod tests {
     use super::*;
 
     fn added(path: &str, text: &str) -> ChangedFile {
-        ChangedFile { path: path.into(), change: Change::Added, old: None, new: Some(text.into()) }
+        ChangedFile {
+            path: path.into(),
+            change: Change::Added,
+            old: None,
+            new: Some(text.into()),
+        }
     }
 
     fn modified(path: &str, old: &str, new: &str) -> ChangedFile {
-        ChangedFile { path: path.into(), change: Change::Modified, old: Some(old.into()), new: Some(new.into()) }
+        ChangedFile {
+            path: path.into(),
+            change: Change::Modified,
+            old: Some(old.into()),
+            new: Some(new.into()),
+        }
     }
 
     fn judge(c: ChangedFile) -> Vec<InfraChange> {
-        judge_test_infra(&[c], &|p| matches!(p, "calc" | "calc/__init__.py" | "src/shop"))
+        judge_test_infra(&[c], &|p| {
+            matches!(p, "calc" | "calc/__init__.py" | "src/shop")
+        })
     }
 
     #[test]
@@ -555,29 +669,80 @@ mod tests {
             "[project]\nname = 'calc'\n",
             "[project]\nname = 'calc'\n[tool.pytest.ini_options]\ntestpaths = ['nowhere']\n",
         ));
-        assert!(f[0].rule.contains("tool.pytest.ini_options.testpaths"), "{f:?}");
+        assert!(
+            f[0].rule.contains("tool.pytest.ini_options.testpaths"),
+            "{f:?}"
+        );
         // The project's own sections are not test set-up.
-        assert!(judge(modified("pyproject.toml", "[project]\nversion = '1'\n", "[project]\nversion = '2'\n")).is_empty());
-        let f = judge(modified("setup.cfg", "[metadata]\nname = calc\n", "[metadata]\nname = calc\n[tool:pytest]\npython_files = nothing_*.py\n"));
+        assert!(
+            judge(modified(
+                "pyproject.toml",
+                "[project]\nversion = '1'\n",
+                "[project]\nversion = '2'\n"
+            ))
+            .is_empty()
+        );
+        let f = judge(modified(
+            "setup.cfg",
+            "[metadata]\nname = calc\n",
+            "[metadata]\nname = calc\n[tool:pytest]\npython_files = nothing_*.py\n",
+        ));
         assert!(f[0].rule.contains("tool:pytest"), "{f:?}");
-        assert!(judge(modified("setup.cfg", "[metadata]\nname = a\n", "[metadata]\nname = b\n")).is_empty());
-        let f = judge(modified("Cargo.toml", "[package]\nname = 'c'\n", "[package]\nname = 'c'\n[profile.test]\nopt-level = 3\n"));
+        assert!(
+            judge(modified(
+                "setup.cfg",
+                "[metadata]\nname = a\n",
+                "[metadata]\nname = b\n"
+            ))
+            .is_empty()
+        );
+        let f = judge(modified(
+            "Cargo.toml",
+            "[package]\nname = 'c'\n",
+            "[package]\nname = 'c'\n[profile.test]\nopt-level = 3\n",
+        ));
         assert_eq!(f[0].rule, "Cargo `[profile.test]`");
-        assert!(judge(modified("Cargo.toml", "[dependencies]\n", "[dependencies]\nregex = '1'\n")).is_empty());
+        assert!(
+            judge(modified(
+                "Cargo.toml",
+                "[dependencies]\n",
+                "[dependencies]\nregex = '1'\n"
+            ))
+            .is_empty()
+        );
         let f = judge(modified(
             "package.json",
             r#"{"name": "c", "scripts": {"test": "jest"}}"#,
             r#"{"name": "c", "scripts": {"test": "jest --passWithNoTests || true"}}"#,
         ));
         assert!(f[0].rule.contains("scripts.test"), "{f:?}");
-        assert!(judge(modified("package.json", r#"{"version": "1"}"#, r#"{"version": "2"}"#)).is_empty());
-        let f = judge(modified("pom.xml", "<project></project>", "<project><skipTests>true</skipTests></project>"));
+        assert!(
+            judge(modified(
+                "package.json",
+                r#"{"version": "1"}"#,
+                r#"{"version": "2"}"#
+            ))
+            .is_empty()
+        );
+        let f = judge(modified(
+            "pom.xml",
+            "<project></project>",
+            "<project><skipTests>true</skipTests></project>",
+        ));
         assert_eq!(f.len(), 1);
     }
 
     #[test]
     fn shadowing_modules_are_refused() {
-        for p in ["unittest.py", "pytest.py", "os.py", "json/__init__.py", "src/random.py", "tests/random.py", "_pytest/__init__.py"] {
+        for p in [
+            "unittest.py",
+            "pytest.py",
+            "os.py",
+            "json/__init__.py",
+            "src/random.py",
+            "tests/random.py",
+            "_pytest/__init__.py",
+        ] {
             assert_eq!(judge(added(p, "")).len(), 1, "{p}");
         }
         // In a package, a stdlib name is an ordinary submodule.
@@ -599,21 +764,54 @@ mod tests {
 
     #[test]
     fn runner_hooks_inside_ordinary_files_are_refused() {
-        let f = judge(added("calc/main_test.go", "package calc\n\nfunc TestMain(m *testing.M) { os.Exit(0) }\n"));
+        let f = judge(added(
+            "calc/main_test.go",
+            "package calc\n\nfunc TestMain(m *testing.M) { os.Exit(0) }\n",
+        ));
         assert!(f[0].rule.contains("TestMain"), "{f:?}");
-        let f = judge(modified("tests/test_x.py", "import unittest\n", "import unittest\ndef load_tests(loader, tests, pattern):\n    return unittest.TestSuite()\n"));
+        let f = judge(modified(
+            "tests/test_x.py",
+            "import unittest\n",
+            "import unittest\ndef load_tests(loader, tests, pattern):\n    return unittest.TestSuite()\n",
+        ));
         assert!(f[0].rule.contains("load_tests"), "{f:?}");
-        assert_eq!(judge(modified("tests/test_x.py", "x = 1\n", "x = 1\npytest_plugins = ['evil']\n")).len(), 1);
-        let f = judge(modified("tests/__init__.py", "", "import calc\ncalc.total = lambda xs: 4\n"));
+        assert_eq!(
+            judge(modified(
+                "tests/test_x.py",
+                "x = 1\n",
+                "x = 1\npytest_plugins = ['evil']\n"
+            ))
+            .len(),
+            1
+        );
+        let f = judge(modified(
+            "tests/__init__.py",
+            "",
+            "import calc\ncalc.total = lambda xs: 4\n",
+        ));
         assert!(f[0].rule.contains("test package"), "{f:?}");
         assert!(judge(added("tests/__init__.py", "# tests\n")).is_empty());
         // An existing hook that stays is not a change.
-        assert!(judge(modified("calc/main_test.go", "func TestMain(m *testing.M) {\n", "func TestMain(m *testing.M) {\n// note\n")).is_empty());
+        assert!(
+            judge(modified(
+                "calc/main_test.go",
+                "func TestMain(m *testing.M) {\n",
+                "func TestMain(m *testing.M) {\n// note\n"
+            ))
+            .is_empty()
+        );
     }
 
     #[test]
     fn ordinary_fixes_pass() {
-        assert!(judge(modified("calc/__init__.py", "def total(xs): return 0\n", "def total(xs): return sum(xs)\n")).is_empty());
+        assert!(
+            judge(modified(
+                "calc/__init__.py",
+                "def total(xs): return 0\n",
+                "def total(xs): return sum(xs)\n"
+            ))
+            .is_empty()
+        );
         assert!(judge(modified("README.md", "a\n", "b\n")).is_empty());
         assert!(judge(added("docs/conf.txt", "addopts = x\n")).is_empty());
     }
@@ -624,12 +822,19 @@ mod tests {
         let repo = git2::Repository::init(dir.path()).unwrap();
         let info = repo.path().join("info");
         std::fs::create_dir_all(&info).unwrap();
-        std::fs::write(info.join("exclude"), "# git ls-files --others --exclude-from=.git/info/exclude\n").unwrap();
+        std::fs::write(
+            info.join("exclude"),
+            "# git ls-files --others --exclude-from=.git/info/exclude\n",
+        )
+        .unwrap();
         assert!(git_ignore_settings(&repo).is_empty());
         std::fs::write(info.join("exclude"), "# comment\nfixed_calc/\n").unwrap();
         let f = git_ignore_settings(&repo);
         assert!(f[0].rule.contains("fixed_calc/"), "{f:?}");
-        repo.config().unwrap().set_str("core.excludesFile", "/tmp/x").unwrap();
+        repo.config()
+            .unwrap()
+            .set_str("core.excludesFile", "/tmp/x")
+            .unwrap();
         assert_eq!(git_ignore_settings(&repo).len(), 2);
     }
 }

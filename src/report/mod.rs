@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use crate::agent::AgentTotals;
 use crate::engine::state::{RunState, Status};
+use crate::judge::looks_like_test;
 use crate::pipeline::fence;
 use crate::spec::LoadedSpec;
-use crate::judge::looks_like_test;
 
 /// Largest diff quoted in full in the report (bytes); longer ones are cut with a note.
 pub const MAX_DIFF_IN_REPORT: usize = 24 * 1024;
@@ -155,7 +155,11 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     if let Some(c) = &st.commit {
         let _ = writeln!(m, "- **Fix commit:** `{c}`");
     }
-    if let Some(a) = st.attempts.last().filter(|a| !a.test_infra_allowed.is_empty()) {
+    if let Some(a) = st
+        .attempts
+        .last()
+        .filter(|a| !a.test_infra_allowed.is_empty())
+    {
         let _ = writeln!(
             m,
             "- **Test infrastructure changed** (accepted because the spec sets `allow-test-infra-changes`): {}",

@@ -14,11 +14,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Stage, StageCtx, StageResult, worktree};
-use crate::judge;
 use crate::agent::{AgentReport, Invocation};
 use crate::engine::state::{Repro, StageStatus};
 use crate::engine::{Event, prompt_context};
 use crate::error::{Error, io_error};
+use crate::judge;
 use crate::pipeline::{Role, Templates, render_prompt};
 use crate::process::{self, Limits, OutputTo, Termination};
 use crate::spec::AgentCommits;
@@ -322,12 +322,16 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
         .map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
     let spec = &cx.env.spec().spec;
     let failing_tests = judge::failing_test::failing_test_files(cx.st);
-    let findings = judge::judge_fix(&repo, base, &judge::FixRules {
-        full_diff: &full_diff,
-        failing_tests: &failing_tests,
-        deterministic: spec.deterministic,
-        allow_test_infra_changes: spec.allow_test_infra_changes,
-    })
+    let findings = judge::judge_fix(
+        &repo,
+        base,
+        &judge::FixRules {
+            full_diff: &full_diff,
+            failing_tests: &failing_tests,
+            deterministic: spec.deterministic,
+            allow_test_infra_changes: spec.allow_test_infra_changes,
+        },
+    )
     .map_err(|e| Error::infra("cannot judge the fix's changes").source(e))?;
     let refused = findings.refused.clone();
     tampering.extend(refused.iter().cloned());

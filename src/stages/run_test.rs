@@ -175,12 +175,17 @@ impl Stage for RunTest {
 
 /// The CI failure's kind and signature, from the distilled log of the run (if any).
 fn ci_kind(st: &crate::engine::state::RunState) -> Option<(crate::judge::FailureKind, String)> {
-    st.logs.as_ref().and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled))
+    st.logs
+        .as_ref()
+        .and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled))
 }
 
 /// The spec's `min-improvement` k (default [`crate::stats::DEFAULT_MIN_IMPROVEMENT`]).
 fn min_improvement(env: &crate::engine::RunEnv) -> f64 {
-    env.spec().spec.min_improvement.unwrap_or(crate::stats::DEFAULT_MIN_IMPROVEMENT)
+    env.spec()
+        .spec
+        .min_improvement
+        .unwrap_or(crate::stats::DEFAULT_MIN_IMPROVEMENT)
 }
 
 impl RunTest {
@@ -216,11 +221,15 @@ impl RunTest {
             .and_then(|l| l.distilled.signature.clone());
         let ci = ci_kind(cx.st);
         let (signature, matched_by) = match (&signature, repro.origin.as_str()) {
-            (Some(sig), "existing") => {
-                (Some(sig.clone()), format!("the CI failure signature `{sig}`"))
-            }
+            (Some(sig), "existing") => (
+                Some(sig.clone()),
+                format!("the CI failure signature `{sig}`"),
+            ),
             _ => match &ci {
-                Some((kind, _)) => (None, format!("failures of the CI's kind ({kind}) of the reproduction command")),
+                Some((kind, _)) => (
+                    None,
+                    format!("failures of the CI's kind ({kind}) of the reproduction command"),
+                ),
                 None => (None, "any failure of the reproduction command".to_string()),
             },
         };
@@ -238,7 +247,9 @@ impl RunTest {
                 let p0 = cx.st.flaky.as_ref().map(|f| f.failure_rate).unwrap_or(0.0);
                 let n = match &self.runs {
                     Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
-                    None if p0 > 0.0 => crate::stats::runs_to_catch(p0, min_improvement(cx.env), self.alpha),
+                    None if p0 > 0.0 => {
+                        crate::stats::runs_to_catch(p0, min_improvement(cx.env), self.alpha)
+                    }
                     None => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
                 };
                 cfg.runs = Some(n);
@@ -296,7 +307,8 @@ impl RunTest {
                             .find(|r| !r.counted)
                             .and_then(|r| {
                                 let out = process::tail(&r.output, 256 * 1024);
-                                judge_failing_run(&out, &r.termination, ci_kind(cx.st).as_ref()).err()
+                                judge_failing_run(&out, &r.termination, ci_kind(cx.st).as_ref())
+                                    .err()
                             })
                             .map(|w| format!("; the first: {w}"))
                             .unwrap_or_default();
@@ -348,7 +360,10 @@ impl RunTest {
                 Ok(StageResult::passed(format!(
                     "passed {} of {planned} runs; failure rate after the fix < {bound:.4} at 95% confidence; a change dividing p0 by less than k = {k} would have failed with probability >= {:.3}",
                     report.runs,
-                    1.0 - crate::stats::pass_probability(cx.st.flaky.as_ref().map_or(0.0, |f| f.failure_rate) / k, report.runs)
+                    1.0 - crate::stats::pass_probability(
+                        cx.st.flaky.as_ref().map_or(0.0, |f| f.failure_rate) / k,
+                        report.runs
+                    )
                 )))
             }
         }

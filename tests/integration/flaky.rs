@@ -16,7 +16,9 @@ use crate::common::*;
 /// The code under test: a worker picker that returns nothing for about `per_mille` seeds in 1000
 /// (its check should be `-ge 0`; a CRC of the seed is the "randomness").
 fn dispatch(per_mille: u32) -> String {
-    format!("pick_worker() {{\n  h=$(printf 'seed-%s' \"$1\" | cksum | cut -d' ' -f1)\n  [ $((h % 1000)) -ge {per_mille} ] && echo \"worker-$((h % 6))\"\n}}\n")
+    format!(
+        "pick_worker() {{\n  h=$(printf 'seed-%s' \"$1\" | cksum | cut -d' ' -f1)\n  [ $((h % 1000)) -ge {per_mille} ] && echo \"worker-$((h % 6))\"\n}}\n"
+    )
 }
 
 /// The existing test: takes the next seed of the plan (a counter file under `flock`).
@@ -147,7 +149,10 @@ fn a_fix_that_only_retries_once_is_caught_in_at_least_19_of_20_trials() {
         assert!(p0 > 0.1 && p0 < 0.6, "seed {seed}: p0 = {p0}");
         if r["status"] == "escalated" {
             assert_eq!(code, 1);
-            assert!(r["verification"].is_null() || r["attempts"][0]["verification"]["failed"] == 1, "{r}");
+            assert!(
+                r["verification"].is_null() || r["attempts"][0]["verification"]["failed"] == 1,
+                "{r}"
+            );
             caught += 1;
         } else {
             // When the seeds let it through, it passed the N runs a real fix would have.
@@ -156,6 +161,13 @@ fn a_fix_that_only_retries_once_is_caught_in_at_least_19_of_20_trials() {
             missed.push(seed);
         }
     }
-    eprintln!("the retry-once \"fix\" was caught in {caught} of {} trials (missed: {missed:?})", plan.len());
-    assert!(caught >= 19, "caught in only {caught} of {} trials (missed: {missed:?})", plan.len());
+    eprintln!(
+        "the retry-once \"fix\" was caught in {caught} of {} trials (missed: {missed:?})",
+        plan.len()
+    );
+    assert!(
+        caught >= 19,
+        "caught in only {caught} of {} trials (missed: {missed:?})",
+        plan.len()
+    );
 }

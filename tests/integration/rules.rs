@@ -86,7 +86,12 @@ fn run_agent(repro: &str, fix: &str, extra: Value) -> (Value, String, i32) {
         .env("FIXCI_CACHE_DIR", e.root.join("cache"))
         .env_remove("GITHUB_TOKEN")
         .env_remove("GH_TOKEN")
-        .args(["run", spec_path.to_str().unwrap(), "--out", e.out.to_str().unwrap()])
+        .args([
+            "run",
+            spec_path.to_str().unwrap(),
+            "--out",
+            e.out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let run = run_dir(&e.out);
@@ -126,13 +131,25 @@ fn pytest_addopts_are_refused() {
 #[test]
 fn a_root_module_named_like_the_runner_is_refused() {
     // `python3 -m unittest` would import this file instead of the standard library's unittest.
-    assert_infra_refused("root-unittest", "unittest.py", "named like the standard library's `unittest`");
-    assert_infra_refused("root-pytest", "pytest.py", "named like the test runner `pytest`");
+    assert_infra_refused(
+        "root-unittest",
+        "unittest.py",
+        "named like the standard library's `unittest`",
+    );
+    assert_infra_refused(
+        "root-pytest",
+        "pytest.py",
+        "named like the test runner `pytest`",
+    );
 }
 
 #[test]
 fn a_copy_of_the_package_under_tests_is_refused() {
-    assert_infra_refused("package-copy", "tests/mathlib/__init__.py", "copy of the package `mathlib`");
+    assert_infra_refused(
+        "package-copy",
+        "tests/mathlib/__init__.py",
+        "copy of the package `mathlib`",
+    );
 }
 
 #[test]
@@ -170,7 +187,10 @@ fn a_reproduction_that_fails_only_with_module_not_found_is_not_confirmed() {
     let (r, report, code) = run_agent("import", "good", json!({}));
     assert_eq!(code, 1, "{r}");
     assert_eq!(r["status"], "failed");
-    assert!(r["attempts"].as_array().unwrap().is_empty(), "no fix attempt may run: {r}");
+    assert!(
+        r["attempts"].as_array().unwrap().is_empty(),
+        "no fix attempt may run: {r}"
+    );
     let confirm = r["stages"]
         .as_array()
         .unwrap()
@@ -199,7 +219,10 @@ fn a_reproduction_failing_with_another_exception_than_ci_is_a_mismatch() {
         stages.contains("fails with a KeyError, but the CI failure is an assertion failure"),
         "{stages}"
     );
-    assert!(report.contains("the test must fail for the CI's reason"), "{report}");
+    assert!(
+        report.contains("the test must fail for the CI's reason"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -223,7 +246,12 @@ fn changing_the_expected_value_of_the_ci_failing_test_ends_partial() {
     fixci()
         .current_dir(&e.root)
         .env("FIXCI_CACHE_DIR", e.root.join("cache"))
-        .args(["run", spec.to_str().unwrap(), "--out", e.out.to_str().unwrap()])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            e.out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let run = run_dir(&e.out);
@@ -273,8 +301,14 @@ fn a_flaky_test_whose_fix_seeds_its_randomness_inside_the_test_verifies() {
     std::fs::write(dir.join("agent.py"), SEEDING_AGENT).unwrap();
     // Fewer confirmation runs than the built-in 400, for speed (a 30% rate shows in 60).
     std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    let builtin = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flaky.toml")).unwrap();
-    std::fs::write(dir.join("pipelines/flaky.toml"), builtin.replace("runs = 400", "runs = 60")).unwrap();
+    let builtin =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flaky.toml"))
+            .unwrap();
+    std::fs::write(
+        dir.join("pipelines/flaky.toml"),
+        builtin.replace("runs = 400", "runs = 60"),
+    )
+    .unwrap();
     let spec = dir.join("info.json");
     std::fs::write(
         &spec,
@@ -293,7 +327,12 @@ fn a_flaky_test_whose_fix_seeds_its_randomness_inside_the_test_verifies() {
     let o = fixci()
         .current_dir(dir)
         .env("FIXCI_CACHE_DIR", dir.join("cache"))
-        .args(["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let run = run_dir(&out);
@@ -307,11 +346,21 @@ fn a_flaky_test_whose_fix_seeds_its_randomness_inside_the_test_verifies() {
     assert_eq!(r["verification"]["runs"], n, "{r}");
     assert_eq!(r["verification"]["failed"], 0);
     // The edited test was verified (not fixci's copy), and the report shows the test diff.
-    let st: Value = serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
     let clone = Path::new(st["repo"]["root"].as_str().unwrap());
-    let fixed = git(clone, &["show", &format!("{}:tests/test_registry.py", r["branch"].as_str().unwrap())]);
+    let fixed = git(
+        clone,
+        &[
+            "show",
+            &format!("{}:tests/test_registry.py", r["branch"].as_str().unwrap()),
+        ],
+    );
     assert!(fixed.contains("random.seed("), "{fixed}");
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
-    assert!(report.contains("+        random.seed("), "the report shows the test diff:\n{report}");
+    assert!(
+        report.contains("+        random.seed("),
+        "the report shows the test diff:\n{report}"
+    );
     assert!(report.contains("k = 4 (`min-improvement`)"), "{report}");
 }
