@@ -306,7 +306,14 @@ fn environment_error(line: &str) -> Option<String> {
     re.is_match(t).then(|| t.chars().take(200).collect())
 }
 
-/// True when the output says no test ran, and does not also show a test that ran and failed.
+/// True when a run's output says that no test ran (pytest's `no tests ran`, unittest's
+/// `Ran 0 tests`, go's `no tests to run`, jest's `No tests found`, ...), and does not also show
+/// a test that ran and failed. Python 3.11's unittest exits 0 after `Ran 0 tests`, so a passing
+/// run must be checked too.
+pub fn says_no_tests_ran(output: &str) -> bool {
+    no_tests_ran(&output.lines().collect::<Vec<_>>())
+}
+
 fn no_tests_ran(lines: &[&str]) -> bool {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {

@@ -46,6 +46,18 @@ pub fn judge_failing_run(
     Ok(kind)
 }
 
+/// The verdict on one passing verification run: `Err(feedback)` when its output says no test
+/// ran (a test renamed away, a class that no longer derives from `TestCase`: Python 3.11's
+/// unittest exits 0 after `Ran 0 tests`), which passes nothing.
+pub fn judge_passing_run(output: &str) -> Result<(), String> {
+    if super::failure_kind::says_no_tests_ran(output) {
+        return Err(
+            "the run exited 0 but no test ran: a verification run must run the test".to_string(),
+        );
+    }
+    Ok(())
+}
+
 /// True when a failing run's output (no exit code known, as in the stress runner) counts as a
 /// reproduction of a CI failure of kind `ci` (any kind that can confirm, when `None`).
 pub fn counts_as_reproduction(output: &[u8], ci: Option<&FailureKind>) -> bool {
@@ -100,6 +112,13 @@ mod tests {
             judge_failing_run("", &Termination::TimedOut { killed: false }, None),
             Ok(FailureKind::Timeout)
         );
+    }
+
+    #[test]
+    fn a_passing_run_that_ran_no_test_is_refused() {
+        assert!(judge_passing_run("Ran 0 tests in 0.000s\n\nOK\n").is_err());
+        assert!(judge_passing_run("Ran 1 test in 0.000s\n\nOK\n").is_ok());
+        assert!(judge_passing_run("").is_ok());
     }
 
     #[test]

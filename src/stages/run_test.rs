@@ -10,7 +10,7 @@ use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, w
 use crate::engine::Event;
 use crate::engine::state::{Counts, FlakyStats, StageStatus};
 use crate::error::{Error, io_error};
-use crate::judge::reproduction::judge_failing_run;
+use crate::judge::reproduction::{judge_failing_run, judge_passing_run};
 use crate::pipeline::{Count, Expect, RunMode};
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
 
@@ -118,6 +118,14 @@ impl Stage for RunTest {
                         "the reproduction passed on run {k} of {n}: it does not reproduce the failure"
                     )));
                     break;
+                }
+                (Expect::Pass, true) => {
+                    if let Err(why) = judge_passing_run(&process::tail(&log, 256 * 1024)) {
+                        verdict = Some(StageResult::failed(format!(
+                            "verification run {k} of {n}: {why}"
+                        )));
+                        break;
+                    }
                 }
                 (Expect::Pass, false) => {
                     verdict = Some(StageResult::failed(format!(
@@ -348,6 +356,13 @@ impl RunTest {
                         "verification failed: a failure after {} of {planned} runs",
                         report.runs
                     )));
+                }
+                let no_test = report
+                    .passing_samples
+                    .iter()
+                    .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
+                if let Some(why) = no_test {
+                    return Ok(StageResult::failed(format!("verification failed: {why}")));
                 }
                 if report.runs < planned {
                     cx.st.partial_reason = Some(format!(
