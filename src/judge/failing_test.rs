@@ -29,7 +29,7 @@ pub fn failing_test_edit(patch: &str, failing_tests: &[String]) -> Option<String
 
 /// The CI's failing test files of a run: the `file` of each failure in the distilled CI log,
 /// and the test of `existing-test-path`.
-pub fn failing_test_files(st: &crate::engine::state::RunState) -> Vec<String> {
+pub fn failing_test_files(st: &crate::run_dir::RunState) -> Vec<String> {
     let mut out: Vec<String> = st
         .logs
         .iter()
@@ -41,23 +41,6 @@ pub fn failing_test_files(st: &crate::engine::state::RunState) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-/// Records `why` ([`failing_test_edit`] of the current attempt) as the run's partial reason,
-/// or clears a reason an earlier attempt left when this one does not edit the failing test.
-pub fn record_partial(st: &mut crate::engine::state::RunState, why: Option<String>) {
-    match why {
-        Some(w) => st.partial_reason = Some(w),
-        None => {
-            if st
-                .partial_reason
-                .as_deref()
-                .is_some_and(|p| p.starts_with(PARTIAL_PREFIX))
-            {
-                st.partial_reason = None;
-            }
-        }
-    }
 }
 
 /// How every [`failing_test_edit`] reason starts.

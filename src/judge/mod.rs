@@ -11,7 +11,7 @@ pub mod test_edits;
 pub mod test_infra;
 
 pub use failure_kind::{FailureKind, classify};
-pub use test_edits::{judge_test_edits, looks_like_test};
+pub use test_edits::judge_test_edits;
 
 /// What a fix is judged against, besides its files.
 #[derive(Debug, Clone, Copy)]
@@ -67,19 +67,4 @@ pub fn judge_fix(
         f.partial = failing_test::failing_test_edit(rules.full_diff, rules.failing_tests);
     }
     Ok(f)
-}
-
-/// True for a file name (no directory) that a test runner collects as a test module:
-/// `test_*.py`, `*_test.py`, `*_test.go`, `*.test.*`, `*.spec.*`, `*Test.php`, `*Test.java`,
-/// `*_spec.rb`.
-pub fn looks_like_test_module(file_name: &str) -> bool {
-    let n = file_name.to_ascii_lowercase();
-    n.starts_with("test_")
-        || n.ends_with("_test.py")
-        || n.ends_with("_test.go")
-        || n.contains(".test.")
-        || n.contains(".spec.")
-        || n.ends_with("test.php")
-        || n.ends_with("test.java")
-        || n.ends_with("_spec.rb")
 }

@@ -353,7 +353,7 @@ fn shadowing_rule(path: &str, base_has: &dyn Fn(&str) -> bool) -> Option<String>
             "tests" | "test" | "testing" | "spec"
         )
     });
-    if in_tests && !super::looks_like_test_module(file) {
+    if in_tests && !crate::runners::looks_like_test_module(file) {
         for (i, p) in parts[..parts.len() - 1].iter().enumerate().rev() {
             let is_test_dir = matches!(
                 p.to_ascii_lowercase().as_str(),

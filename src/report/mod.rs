@@ -1,14 +1,17 @@
 //! Reports built from the run state: `report.md` (the sections of `outputs/TEMPLATE_report.md`),
-//! `result.json`, the PR title and body. Runs no stage and prints nothing.
+//! `result.json`, the PR title and body. Runs no stage and prints nothing; [`ReportWriter`]
+//! listens to a run's events and writes the report when the run ends.
+
+mod writer;
+
+pub use writer::ReportWriter;
 
 use std::fmt::Write;
 
-use serde_json::{Value, json};
-
 use crate::agent::AgentTotals;
-use crate::engine::state::{RunState, Status};
-use crate::judge::looks_like_test;
 use crate::pipeline::fence;
+use crate::run_dir::{RunState, Status};
+use crate::runners::looks_like_test;
 use crate::spec::LoadedSpec;
 
 /// Largest diff quoted in full in the report (bytes); longer ones are cut with a note.
@@ -32,7 +35,7 @@ pub fn attempts_table(st: &RunState) -> String {
             a.number,
             cell(a.agent.as_deref().unwrap_or("-")),
             cell(a.model.as_deref().unwrap_or("-")),
-            cell(&a.outcome),
+            cell(a.outcome.as_str()),
             cell(a.reason.as_deref().unwrap_or("-"))
         );
     }
@@ -75,7 +78,8 @@ pub fn summary(st: &RunState) -> String {
     let v = st.verification.as_ref();
     // While the publishing stages run, the status is still `running`; a verified fix is
     // described by what it will end as.
-    let status = match (st.status, v, &st.partial_reason) {
+    let partial = st.partial();
+    let status = match (st.status, v, &partial) {
         (Status::Running, Some(_), Some(_)) => Status::Partial,
         (Status::Running, Some(_), None) => Status::Success,
         (s, _, _) => s,
@@ -88,7 +92,7 @@ pub fn summary(st: &RunState) -> String {
         ),
         Status::Partial => format!(
             "A fix passed every verification run, but it is not a verified success: {}.",
-            st.partial_reason.as_deref().unwrap_or("see Verification")
+            partial.as_deref().unwrap_or("see Verification")
         ),
         Status::Escalated => format!(
             "No fix passed verification after {} attempt(s); a human has to take over.",
@@ -240,7 +244,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
             let confirm = st
                 .stages
                 .iter()
-                .find(|s| s.kind == "run-test" && s.attempt.is_none());
+                .find(|s| s.kind == crate::pipeline::StageKind::RunTest && s.attempt.is_none());
             let _ = writeln!(
                 m,
                 "- Confirmed by fixci: {}{}",
@@ -334,11 +338,9 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     }
     if !st.attempts.is_empty() {
         let _ = writeln!(m, "### Attempts\n\n{}", attempts_table(st));
-        for a in st
-            .attempts
-            .iter()
-            .filter(|a| a.outcome != "passed" && !a.failure_output.is_empty())
-        {
+        for a in st.attempts.iter().filter(|a| {
+            a.outcome != crate::run_dir::AttemptOutcome::Passed && !a.failure_output.is_empty()
+        }) {
             let _ = writeln!(
                 m,
                 "Attempt {} verification output:\n\n{}\n",
@@ -390,10 +392,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                         "- Bound: **failure rate after fix < {bound:.4} at 95% confidence** ({} runs, no failure; exact binomial bound 1 - 0.05^(1/n)).",
                         v.runs
                     );
-                    let k = spec
-                        .spec
-                        .min_improvement
-                        .unwrap_or(crate::stats::DEFAULT_MIN_IMPROVEMENT);
+                    let k = crate::defaults::min_improvement(spec.spec.min_improvement);
                     let _ = writeln!(
                         m,
                         "- Improvement: k = {k} (`min-improvement`): a change that left the failure rate above p0/k = {:.4} would have failed at least one of these {} runs with probability >= {:.3} (N = ceil(ln(alpha) / ln(1 - p0/k))).",
@@ -594,67 +593,4 @@ fn agent_section(m: &mut String, st: &RunState) {
         t.errors,
         t.invocations
     );
-}
-
-/// The `agent` object of `result.json`: the agent's command line, `error` (the last agent
-/// invocation was an agent error: the CLI said so, it exited non-zero or at its budget, or it
-/// left nothing), `errors` (how many were), token totals, the stated cost (`null` when no CLI
-/// stated one) and each invocation's report.
-fn agent_json(st: &RunState) -> Value {
-    let runs: Vec<_> = st
-        .stages
-        .iter()
-        .filter_map(|s| s.agent_report.as_ref().map(|a| (s, a)))
-        .collect();
-    let t = AgentTotals::of(runs.iter().map(|(_, a)| *a));
-    json!({
-        "command": st.agent,
-        "error": runs.last().is_some_and(|(_, a)| a.is_error),
-        "errors": t.errors,
-        "tokens": {
-            "input": t.input,
-            "output": t.output,
-            "cache_read": t.cache_read,
-            "cache_write": t.cache_write,
-        },
-        "cost_usd": t.cost_usd,
-        "invocations": runs.iter().map(|(s, a)| {
-            let mut v = json!({"stage": s.id, "attempt": s.attempt});
-            if let (Some(o), Ok(Value::Object(r))) = (v.as_object_mut(), serde_json::to_value(a)) {
-                o.extend(r);
-            }
-            v
-        }).collect::<Vec<_>>(),
-    })
-}
-
-/// `result.json`: `status` first, then reason, stages, attempts, verification, branch, PR.
-pub fn result_json(st: &RunState) -> Value {
-    json!({
-        "status": st.status.as_str(),
-        "reason": st.reason,
-        "run_id": st.run_id,
-        "pipeline": st.pipeline,
-        "agent": agent_json(st),
-        "branch": st.branch,
-        "base": st.repo.base,
-        "base_commit": st.repo.base_commit,
-        "commit": st.commit,
-        "reproduction": st.repro.as_ref().map(|r| json!({"test_file": r.test_file, "command": r.command, "origin": r.origin, "confirmed": r.confirmed})),
-        "failures": st.logs.as_ref().map(|l| l.distilled.failures.clone()).unwrap_or_default(),
-        "signature": st.logs.as_ref().and_then(|l| l.distilled.signature.clone()),
-        "stages": st.stages,
-        "attempts": st.attempts.iter().map(|a| json!({
-            "number": a.number, "agent": a.agent, "model": a.model,
-            "outcome": a.outcome, "reason": a.reason,
-            "tampering": a.tampering, "verification": a.verification,
-            "agent_report": a.agent_report,
-        })).collect::<Vec<_>>(),
-        "verification": st.verification,
-        "flaky": st.flaky,
-        "bound_95": st.verification.as_ref().filter(|v| st.flaky.is_some() && v.failed == 0).map(|v| crate::stats::upper_bound_after_zero_failures(v.runs, 0.95)),
-        "pr": st.pr,
-        "started_at": st.started_at,
-        "finished_at": st.finished_at,
-    })
 }

@@ -7,12 +7,13 @@
 use std::time::Instant;
 
 use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, worktree};
-use crate::engine::Event;
-use crate::engine::state::{Counts, FlakyStats, StageStatus};
+use crate::defaults;
 use crate::error::{Error, io_error};
 use crate::judge::reproduction::{judge_failing_run, judge_passing_run};
 use crate::pipeline::{Count, Expect, RunMode};
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
+use crate::run_dir::Event;
+use crate::run_dir::{Counts, FlakyStats, StageStatus};
 
 /// The `run-test` stage.
 pub struct RunTest {
@@ -33,11 +34,11 @@ impl Stage for RunTest {
         if self.mode == RunMode::Stress {
             return self.stress(cx);
         }
-        let wt = worktree(cx.st)?;
-        let repro = cx.st.repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
+        let wt = worktree(cx.st())?;
+        let repro = cx.st().repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
         let default = match self.expect {
-            Expect::Fail => 3,
-            Expect::Pass => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
+            Expect::Fail => defaults::CONFIRM_RUNS,
+            Expect::Pass => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
         };
         let n = cx.env.count(self.runs.as_ref(), default, "`runs`")?;
         let started = Instant::now();
@@ -47,7 +48,7 @@ impl Stage for RunTest {
         };
         let mut first_failure: Option<String> = None;
         let mut verdict: Option<StageResult> = None;
-        let ci_kind = ci_kind(cx.st);
+        let ci_kind = ci_kind(cx.st());
         for k in 1..=n {
             if cx.env.cancelled() {
                 verdict = Some(StageResult::failed("interrupted"));
@@ -76,11 +77,11 @@ impl Stage for RunTest {
                 },
                 Some(cx.env.req.cancel),
                 &mut |pid| {
-                    let _ = std::fs::write(cx.env.run_dir.join("child.pid"), pid.to_string());
+                    cx.env.run_dir.record_child(pid);
                 },
             )
             .map_err(|e| Error::infra("cannot start `sh` to run the test").source(e))?;
-            let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
+            cx.env.run_dir.clear_child();
             counts.runs += 1;
             let passed = f.termination.success();
             if passed {
@@ -94,7 +95,7 @@ impl Stage for RunTest {
                     first_failure = Some(crate::redact::redact(&process::tail(&log, 6 * 1024)));
                 }
             }
-            (cx.emit)(Event::TestRun {
+            cx.emit(Event::TestRun {
                 stage: cx.id.to_string(),
                 run: k,
                 of: n,
@@ -134,7 +135,6 @@ impl Stage for RunTest {
                     )));
                     break;
                 }
-                _ => {}
             }
         }
         std::fs::write(
@@ -144,23 +144,16 @@ impl Stage for RunTest {
         .map_err(|e| io_error("write", &cx.dir.join("counts.json"), e))?;
         let ok = verdict.is_none();
         match self.expect {
-            Expect::Fail => {
-                let r = cx.st.repro.as_mut().expect("checked above");
-                r.confirmed = ok;
-                if let Some(out) = &first_failure {
-                    r.failure_output = out.clone();
-                }
-            }
-            Expect::Pass => {
-                if let Some(a) = cx.st.current_attempt() {
-                    a.verification = Some(counts.clone());
-                    if let Some(out) = &first_failure {
-                        a.failure_output = out.clone();
-                    }
-                } else if ok {
-                    cx.st.verification = Some(counts.clone());
-                }
-            }
+            Expect::Fail => cx.emit(Event::ReproductionTested {
+                confirmed: ok,
+                failure_output: first_failure.clone(),
+            }),
+            Expect::Pass => cx.emit(Event::VerificationRecorded {
+                attempt: cx.attempt,
+                counts: counts.clone(),
+                passed: ok,
+                failure_output: first_failure.clone(),
+            }),
         }
         Ok(verdict.unwrap_or_else(|| {
             let timeouts = if counts.timed_out > 0 {
@@ -182,18 +175,10 @@ impl Stage for RunTest {
 }
 
 /// The CI failure's kind and signature, from the distilled log of the run (if any).
-fn ci_kind(st: &crate::engine::state::RunState) -> Option<(crate::judge::FailureKind, String)> {
+fn ci_kind(st: &crate::run_dir::RunState) -> Option<(crate::judge::FailureKind, String)> {
     st.logs
         .as_ref()
         .and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled))
-}
-
-/// The spec's `min-improvement` k (default [`crate::stats::DEFAULT_MIN_IMPROVEMENT`]).
-fn min_improvement(env: &crate::engine::RunEnv) -> f64 {
-    env.spec()
-        .spec
-        .min_improvement
-        .unwrap_or(crate::stats::DEFAULT_MIN_IMPROVEMENT)
 }
 
 impl RunTest {
@@ -204,8 +189,8 @@ impl RunTest {
     /// ([`crate::judge::reproduction`]).
     fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
-        let wt = worktree(cx.st)?;
-        let repro = cx.st.repro.clone().ok_or_else(|| {
+        let wt = worktree(cx.st())?;
+        let repro = cx.st().repro.clone().ok_or_else(|| {
             Error::usage(format!("stage `{}` needs a reproduction before it", cx.id))
         })?;
         if self.restore {
@@ -223,11 +208,11 @@ impl RunTest {
         // Only an existing test can be held to the CI log's failure signature: an agent's new
         // test has another test id, so there every failure counts.
         let signature = cx
-            .st
+            .st()
             .logs
             .as_ref()
             .and_then(|l| l.distilled.signature.clone());
-        let ci = ci_kind(cx.st);
+        let ci = ci_kind(cx.st());
         let (signature, matched_by) = match (&signature, repro.origin.as_str()) {
             (Some(sig), "existing") => (
                 Some(sig.clone()),
@@ -248,17 +233,28 @@ impl RunTest {
         });
         let planned = match self.expect {
             Expect::Fail => {
-                cfg.runs = Some(cx.env.count(self.runs.as_ref(), 400, "`runs`")?);
+                cfg.runs = Some(cx.env.count(
+                    self.runs.as_ref(),
+                    defaults::STRESS_RUNS,
+                    "`runs`",
+                )?);
                 cfg.runs.unwrap_or(400)
             }
             Expect::Pass => {
-                let p0 = cx.st.flaky.as_ref().map(|f| f.failure_rate).unwrap_or(0.0);
+                let p0 = cx
+                    .st()
+                    .flaky
+                    .as_ref()
+                    .map(|f| f.failure_rate)
+                    .unwrap_or(0.0);
                 let n = match &self.runs {
                     Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
-                    None if p0 > 0.0 => {
-                        crate::stats::runs_to_catch(p0, min_improvement(cx.env), self.alpha)
-                    }
-                    None => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
+                    None if p0 > 0.0 => crate::stats::runs_to_catch(
+                        p0,
+                        defaults::min_improvement(cx.env.spec().spec.min_improvement),
+                        self.alpha,
+                    ),
+                    None => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
                 };
                 cfg.runs = Some(n);
                 cfg.until_failures = Some(1);
@@ -301,12 +297,11 @@ impl RunTest {
                     jobs: report.jobs,
                     wall_s: report.wall_s,
                 };
-                cx.st.flaky = Some(stats);
-                let r = cx.st.repro.as_mut().expect("checked above");
-                r.confirmed = report.failures > 0;
-                if let Some(out) = first_failure {
-                    r.failure_output = out;
-                }
+                cx.emit(Event::FlakyMeasured { stats });
+                cx.emit(Event::ReproductionTested {
+                    confirmed: report.failures > 0,
+                    failure_output: first_failure,
+                });
                 if report.failures == 0 {
                     let other = if report.unmatched_failures > 0 {
                         let why = report
@@ -315,7 +310,7 @@ impl RunTest {
                             .find(|r| !r.counted)
                             .and_then(|r| {
                                 let out = process::tail(&r.output, 256 * 1024);
-                                judge_failing_run(&out, &r.termination, ci_kind(cx.st).as_ref())
+                                judge_failing_run(&out, &r.termination, ci_kind(cx.st()).as_ref())
                                     .err()
                             })
                             .map(|w| format!("; the first: {w}"))
@@ -344,39 +339,39 @@ impl RunTest {
                 )))
             }
             Expect::Pass => {
-                let a = cx.st.current_attempt();
-                if let Some(a) = a {
-                    a.verification = Some(counts.clone());
-                    if let Some(out) = &first_failure {
-                        a.failure_output = out.clone();
-                    }
-                }
+                // A passing run that ran no test (a test renamed away) passes nothing.
+                let no_test = report
+                    .passing_samples
+                    .iter()
+                    .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
+                cx.emit(Event::VerificationRecorded {
+                    attempt: cx.attempt,
+                    counts: counts.clone(),
+                    passed: report.failures + report.unmatched_failures == 0 && no_test.is_none(),
+                    failure_output: first_failure,
+                });
                 if report.failures + report.unmatched_failures > 0 {
                     return Ok(StageResult::failed(format!(
                         "verification failed: a failure after {} of {planned} runs",
                         report.runs
                     )));
                 }
-                let no_test = report
-                    .passing_samples
-                    .iter()
-                    .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
                 if let Some(why) = no_test {
                     return Ok(StageResult::failed(format!("verification failed: {why}")));
                 }
                 if report.runs < planned {
-                    cx.st.partial_reason = Some(format!(
+                    cx.emit(Event::PartialEvidence { reason: format!(
                         "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out",
                         report.runs
-                    ));
+                    ) });
                 }
                 let bound = crate::stats::upper_bound_after_zero_failures(report.runs, 0.95);
-                let k = min_improvement(cx.env);
+                let k = defaults::min_improvement(cx.env.spec().spec.min_improvement);
                 Ok(StageResult::passed(format!(
                     "passed {} of {planned} runs; failure rate after the fix < {bound:.4} at 95% confidence; a change dividing p0 by less than k = {k} would have failed with probability >= {:.3}",
                     report.runs,
                     1.0 - crate::stats::pass_probability(
-                        cx.st.flaky.as_ref().map_or(0.0, |f| f.failure_rate) / k,
+                        cx.st().flaky.as_ref().map_or(0.0, |f| f.failure_rate) / k,
                         report.runs
                     )
                 )))

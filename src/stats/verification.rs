@@ -41,9 +41,6 @@ pub fn runs_needed(p0: f64, alpha: f64) -> u64 {
     }
 }
 
-/// The default improvement factor k of flaky verification (the spec's `min-improvement`).
-pub const DEFAULT_MIN_IMPROVEMENT: f64 = 4.0;
-
 /// The number of clean runs that shows a fix divided a failure rate `p0` by at least `k`:
 /// `N = ceil(ln(alpha) / ln(1 - p0/k))` ([`runs_needed`] at rate `p0/k`). A change that leaves
 /// the rate above `p0/k` (a retry that turns 30% into 9% when k = 4) fails at least one of the
