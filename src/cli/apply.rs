@@ -55,9 +55,10 @@ pub fn execute(args: ApplyArgs) -> Result<u8> {
         .as_deref()
         .and_then(|b| b.strip_prefix("fixci/"))
         .unwrap_or("fix");
-    let title = format!("Fix from fixci run {}", st.run_id);
+    let message = run_commit_message(&st)
+        .unwrap_or_else(|| format!("Fix from fixci run {}", st.run_id));
     let (name, commit) =
-        vcs::branch_from_patch(&repo, base, &patch, slug, &title).map_err(|e| match e {
+        vcs::branch_from_patch(&repo, base, &patch, slug, &message).map_err(|e| match e {
             vcs::PatchError::Invalid(g) => Error::usage(format!(
                 "`{}` is not a valid patch",
                 dir.fix_diff_file().display()
@@ -78,9 +79,52 @@ pub fn execute(args: ApplyArgs) -> Result<u8> {
         st.repo.base,
         at.display()
     );
-    outln!(
-        "next steps:\n  git switch {name}\n  git push -u origin {name}\n  gh pr create --draft --base {} --head {name}",
-        st.repo.base
-    );
+    let title = message.lines().next().unwrap_or_default();
+    let q = crate::process::shell_quote;
+    let body = dir.pr_body_file();
+    let remote = first_remote(&repo);
+    let mut steps = vec![format!("git switch {}", q(&name))];
+    match &remote {
+        Some(r) => steps.push(format!("git push -u {} {}", q(r), q(&name))),
+        None => {
+            steps.push("git remote add origin YOUR-REMOTE-URL".into());
+            steps.push(format!("git push -u origin {}", q(&name)));
+        }
+    }
+    steps.push(format!(
+        "gh pr create --draft --base {} --head {} --title {}{}",
+        q(&st.repo.base),
+        q(&name),
+        q(title),
+        if body.is_file() {
+            format!(" --body-file {}", q(&body.display().to_string()))
+        } else {
+            format!(" --body {}", q(&message))
+        }
+    ));
+    outln!("next steps:");
+    for s in steps {
+        outln!("  {s}");
+    }
     Ok(0)
+}
+
+/// The message of the run's own fix commit (title, root cause, evidence), read from the
+/// repository the run committed in; `None` when that commit is not reachable any more.
+fn run_commit_message(st: &crate::run_dir::RunState) -> Option<String> {
+    let repo = vcs::open(&st.repo.root).ok()?;
+    let id = git2::Oid::from_str(st.commit.as_deref()?).ok()?;
+    let c = repo.find_commit(id).ok()?;
+    c.message().ok().map(str::to_string)
+}
+
+/// The remote to push to: `origin` when the repository has it, else its first remote.
+fn first_remote(repo: &git2::Repository) -> Option<String> {
+    let names = repo.remotes().ok()?;
+    let names: Vec<String> = names.iter().flatten().flatten().map(str::to_string).collect();
+    names
+        .iter()
+        .find(|n| *n == "origin")
+        .or_else(|| names.first())
+        .cloned()
 }

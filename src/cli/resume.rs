@@ -18,6 +18,9 @@ pub struct ResumeArgs {
     /// Folder holding run directories (default: `./outputs`)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Print the outcome as one JSON object on stdout (as `fixci run --json`)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The folder holding run directories.
@@ -71,7 +74,7 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
     let outcome = engine::resume(req, &dir, &mut progress);
     progress.finish();
     let outcome = outcome?;
-    super::run::print_outcome(&outcome);
+    super::run::print_outcome(&outcome, args.json);
     Ok(match outcome.status {
         Status::Success => exit_codes::SUCCESS,
         Status::Interrupted => exit_codes::INTERRUPTED,

@@ -140,10 +140,24 @@ pub fn pr_body(st: &RunState, spec: &LoadedSpec) -> String {
     let _ = writeln!(
         b,
         "---\nOpened by fixci from `{}`; task: {}",
-        spec.path.display(),
+        spec_name(st, spec),
         spec.spec.prompt.lines().next().unwrap_or("")
     );
     b
+}
+
+/// How PR text names the job spec: its path relative to the repository when it lies inside it,
+/// else its file name. Local absolute paths (home folders, CI work dirs) never reach a PR.
+pub fn spec_name(st: &RunState, spec: &LoadedSpec) -> String {
+    let root = std::fs::canonicalize(&st.repo.root).unwrap_or_else(|_| st.repo.root.clone());
+    let path = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
+    match path.strip_prefix(&root) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "job spec".into()),
+    }
 }
 
 /// The Markdown report (`report.md`). `devs` are the authors of the changed lines, with counts.

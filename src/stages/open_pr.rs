@@ -1,7 +1,7 @@
 //! `open-pr`: publishes the fix. With a forge token (and no `--no-pr`), it pushes the fix branch
 //! with git2 to the spec's remote (default `origin`) and then opens a **draft** PR whose body is
 //! the report's summary. Without a token, or with `--no-pr`, it writes the offline proposal:
-//! `pr.md` (title and body) and the exact `git push` and `gh pr create --draft` commands. A
+//! `pr.md` (the body, exactly as it would be sent) and the exact `git push` and `gh pr create --draft` commands. A
 //! failed publication still leaves the proposal, and is an infrastructure error (exit 3).
 
 use super::{Stage, StageCtx, StageResult};
@@ -44,11 +44,9 @@ impl Stage for OpenPr {
         let branch = cx.st().branch.clone().unwrap_or_default();
         let title = crate::report::title(cx.st(), spec);
         let body = crate::redact::redact(&crate::report::pr_body(cx.st(), spec));
+        // One body file, exactly as it would be sent; the title goes on the command line.
         let body_file = cx.env.run_dir.pr_body_file();
-        std::fs::write(&body_file, format!("# {title}\n\n{body}"))
-            .map_err(|e| io_error("write", &body_file, e))?;
-        let body_only = cx.dir.join("pr-body.md");
-        std::fs::write(&body_only, &body).map_err(|e| io_error("write", &body_only, e))?;
+        std::fs::write(&body_file, &body).map_err(|e| io_error("write", &body_file, e))?;
         let remote = spec.spec.pr.remote_name();
         let root = cx.st().repo.root.display().to_string();
         let mut gh = format!(
@@ -56,7 +54,7 @@ impl Stage for OpenPr {
             shell_quote(&cx.st().repo.base),
             shell_quote(&branch),
             shell_quote(&title),
-            shell_quote(&body_only.display().to_string())
+            shell_quote(&body_file.display().to_string())
         );
         if !spec.spec.pr.draft {
             gh = gh.replace(" --draft", "");
@@ -67,20 +65,13 @@ impl Stage for OpenPr {
         for r in &spec.spec.pr.reviewers {
             gh.push_str(&format!(" --reviewer {}", shell_quote(r)));
         }
-        let commands = vec![
-            // A clone of a bundle has the bundle file as `origin`, which cannot be pushed to.
-            format!(
-                "git -C {} push {} {}",
-                shell_quote(&root),
-                if cx.st().repo.source.ends_with(".bundle") {
-                    "YOUR-REMOTE-URL".to_string()
-                } else {
-                    shell_quote(&remote)
-                },
-                shell_quote(&branch)
-            ),
-            format!("cd {} && {gh}", shell_quote(&root)),
-        ];
+        let mut commands = publish_push_commands(
+            &cx.st().repo.root,
+            &cx.st().repo.source,
+            &remote,
+            &branch,
+        );
+        commands.push(format!("cd {} && {gh}", shell_quote(&root)));
         let proposal = PrState {
             mode: "proposal".into(),
             branch: branch.clone(),
@@ -168,6 +159,41 @@ impl Stage for OpenPr {
 }
 
 /// Where a PR or issue for this run goes: the run URL's repository, else the remote's GitHub URL.
+/// The commands that push `branch` from the repository at `root`, matching its remotes: a push
+/// to `remote` when the repository has it; otherwise a `git remote add` of it first (with a
+/// placeholder URL to fill in); for a repository fixci cloned from a bundle, a push to a
+/// placeholder URL (a bundle's clone has no remote to push to).
+fn publish_push_commands(
+    root: &std::path::Path,
+    source: &str,
+    remote: &str,
+    branch: &str,
+) -> Vec<String> {
+    let r = shell_quote(&root.display().to_string());
+    if source.ends_with(".bundle") {
+        return vec![format!(
+            "git -C {r} push YOUR-REMOTE-URL {}",
+            shell_quote(branch)
+        )];
+    }
+    let has_remote = crate::vcs::open(root)
+        .ok()
+        .is_some_and(|repo| repo.find_remote(remote).is_ok());
+    let mut out = Vec::new();
+    if !has_remote {
+        out.push(format!(
+            "git -C {r} remote add {} YOUR-REMOTE-URL",
+            shell_quote(remote)
+        ));
+    }
+    out.push(format!(
+        "git -C {r} push {} {}",
+        shell_quote(remote),
+        shell_quote(branch)
+    ));
+    out
+}
+
 fn forge_target(cx: &StageCtx<'_>, remote: &str) -> Option<(String, String, String)> {
     let spec = cx.env.spec();
     let from_run = spec
