@@ -183,12 +183,7 @@ pub fn plan_for_spec(
             if def.kind != StageKind::Attempts || (def.agent.is_none() && def.model.is_none()) {
                 continue;
             }
-            let max = engine::eval_count(
-                &req,
-                def.max.as_ref(),
-                crate::defaults::MAX_ATTEMPTS,
-                "`max`",
-            )? as u32;
+            let max = engine::eval_count(&req, def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
             for a in engine::ladder::plan(&req, def, max)? {
                 targets.push(AgentTarget {
                     agent: a.agent,
@@ -213,10 +208,7 @@ pub fn plan_for_spec(
         need: Need::Yes,
     }];
     let test_cmd = match (&spec.spec.test_command, &spec.spec.existing_test_path) {
-        (_, Some(t)) => Some(crate::runners::test_command(
-            spec.spec.test_command.as_deref(),
-            t,
-        )),
+        (_, Some(t)) => Some(crate::runners::test_command(spec.spec.test_command.as_deref(), t)),
         (Some(c), None) => Some(c.clone()),
         (None, None) => None,
     };

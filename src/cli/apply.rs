@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::{Error, Result};
 use crate::run_dir;
+use crate::error::{Error, Result};
 use crate::vcs;
 
 /// Create branch `fixci/<slug>` in a checkout from a run's `fix.diff` (applied onto `base`) and

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::error::{Error, Result};
 use crate::run_dir::{self, RunDir, RunState};
+use crate::error::{Error, Result};
 
 /// Remove runs: their run directory, their worktree, and their branch unless a PR was proposed
 /// or opened for it. Refuses runs that are still running.

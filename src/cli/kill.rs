@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::error::{Error, Result};
 use crate::run_dir::{self, Killed};
+use crate::error::{Error, Result};
 
 /// Stop a running run: SIGTERM to its fixci process (which stops its children and saves state),
 /// then SIGKILL to both if it has not exited within the grace period.
@@ -41,11 +41,7 @@ pub fn execute(args: KillArgs) -> Result<u8> {
             )),
         );
     };
-    match dir.kill(
-        pid,
-        Duration::from_secs(args.grace),
-        "killed with `fixci kill`",
-    ) {
+    match dir.kill(pid, Duration::from_secs(args.grace), "killed with `fixci kill`") {
         Killed::ForceKilled => {
             let _ = writeln!(
                 std::io::stderr(),

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::Result;
 use crate::run_dir;
+use crate::error::Result;
 
 /// List runs: status, id, spec, pipeline, stage, attempts, age.
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::{Error, Result};
 use crate::run_dir;
+use crate::error::{Error, Result};
 
 /// Show the tail of the current (or last) stage's output: the agent's stdout/stderr, or the
 /// newest test run's log.

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::engine::{self, RunRequest};
-use crate::error::{Error, Result};
 use crate::run_dir::{self, Status};
+use crate::error::{Error, Result};
 use crate::{agent, exit_codes, pipeline, spec};
 
 /// Continue an interrupted (or killed) run at its first unfinished stage, reusing its worktree,
@@ -36,7 +36,11 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
         Error::infra(format!("cannot read `{}`", dir.spec_file().display())).source(e)
     })?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Error::usage(format!("`{}` is not valid JSON", dir.spec_file().display())).source(e)
+        Error::usage(format!(
+            "`{}` is not valid JSON",
+            dir.spec_file().display()
+        ))
+        .source(e)
     })?;
     let spec_dir = st
         .spec_file

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::Result;
 use crate::run_dir;
+use crate::error::Result;
 
 /// Show one run: status, reason, current stage, stages so far, paths.
 #[derive(Debug, Args)]

@@ -26,6 +26,7 @@ use crate::run_dir::{
 use crate::stages::{self, StageCtx, StageResult, forge_inputs};
 use crate::vcs;
 
+
 /// How a run ended.
 #[derive(Debug)]
 pub struct Outcome {
@@ -290,9 +291,7 @@ pub fn resume(
         .hint("start a new run, or `fixci apply` the run's fix.diff by hand"));
     }
     let used: f64 = st.stages.iter().map(|s| s.duration_s).sum();
-    let total = Duration::from_secs_f64(
-        (st.invocation.total_budget_s - used).max(crate::defaults::RESUME_MIN_BUDGET.as_secs_f64()),
-    );
+    let total = Duration::from_secs_f64((st.invocation.total_budget_s - used).max(crate::defaults::RESUME_MIN_BUDGET.as_secs_f64()));
     let env = make_env(req, run_dir.clone(), Instant::now(), total, true);
     drive(env, st, observer)
 }
@@ -445,10 +444,7 @@ fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
                 rec.stop(Status::Failed, &reason);
             }
             Err(e) => {
-                rec.stop(
-                    Status::Failed,
-                    &format!("stage `{}`: {}", def.id, e.message),
-                );
+                rec.stop(Status::Failed, &format!("stage `{}`: {}", def.id, e.message));
                 deferred = Some(e);
             }
         }
@@ -653,12 +649,7 @@ fn run_stage(
     };
     let duration = t0.elapsed();
     let (status, summary, agent_report, refused) = match &result {
-        Ok(r) => (
-            r.status,
-            r.summary.clone(),
-            r.agent_report.clone(),
-            r.refused,
-        ),
+        Ok(r) => (r.status, r.summary.clone(), r.agent_report.clone(), r.refused),
         Err(e) => (StageStatus::Error, e.message.clone(), None, false),
     };
     rec.emit(Event::StageFinished {

@@ -15,13 +15,11 @@ use super::record::{self, CommandCheck, Funnel, Record, StageTiming, Tokens, Ver
 use super::variant::Variant;
 use crate::agent::{self, Agent};
 use crate::engine::{self, RunRequest};
+use crate::pipeline::StageKind;
+use crate::run_dir::{Event, Listener, ResultJson, RunDir, RunState, StageRecord, StageStatus, Status};
 use crate::error::{Error, io_error};
 use crate::pipeline;
-use crate::pipeline::StageKind;
 use crate::process::{self, CommandSpec, Limits, OutputTo};
-use crate::run_dir::{
-    Event, Listener, ResultJson, RunDir, RunState, StageRecord, StageStatus, Status,
-};
 use crate::spec::LoadedSpec;
 
 /// fixci's version, part of every record key.
@@ -732,12 +730,7 @@ fn run_engine(
     rec.agent_and_tests_s = st
         .stages
         .iter()
-        .filter(|s| {
-            matches!(
-                s.kind,
-                StageKind::Agent | StageKind::RunTest | StageKind::Command
-            )
-        })
+        .filter(|s| matches!(s.kind, StageKind::Agent | StageKind::RunTest | StageKind::Command))
         .map(|s| s.duration_s)
         .sum();
     rec.attempts = st.attempts.len() as u32;
@@ -829,7 +822,10 @@ fn classify_unverified(st: &RunState, reproduced: bool, agent_error: Option<bool
     {
         return Verdict::Timeout;
     }
-    if attempts.iter().all(|n| in_attempt(*n).any(&agent_failed)) {
+    if attempts
+        .iter()
+        .all(|n| in_attempt(*n).any(&agent_failed))
+    {
         return Verdict::AgentError;
     }
     Verdict::Unresolved

@@ -279,9 +279,8 @@ impl RunDir {
                 .map_err(|e| Error::infra(format!("cannot remove worktree `{name}`")).source(e))?;
             if let Some(b) = &st.branch {
                 if st.pr.is_none() {
-                    crate::vcs::delete_branch(&repo, b).map_err(|e| {
-                        Error::infra(format!("cannot delete branch `{b}`")).source(e)
-                    })?;
+                    crate::vcs::delete_branch(&repo, b)
+                        .map_err(|e| Error::infra(format!("cannot delete branch `{b}`")).source(e))?;
                 } else {
                     note = format!(" (kept branch `{b}`: it was proposed)");
                 }

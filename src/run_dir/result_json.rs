@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{AttemptOutcome, Counts, FlakyStats, PrState, RunState, StageRecord, Status};
+use super::state::{
+    AttemptOutcome, Counts, FlakyStats, PrState, RunState, StageRecord, Status,
+};
 use crate::agent::{AgentReport, AgentTotals};
 use crate::logs::Failure;
 

@@ -2,9 +2,9 @@
 //! under the stage budget; it passes when it exits 0.
 
 use super::{Stage, StageCtx, StageResult, test_env_remove, worktree};
+use crate::run_dir::StageStatus;
 use crate::error::Error;
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
-use crate::run_dir::StageStatus;
 
 /// The `command` stage.
 pub struct CommandStage {

@@ -112,6 +112,7 @@ pub fn eval_count(
     }
 }
 
+
 /// Builds the context for a stage `id` with directory `dir`, in attempt `attempt`.
 pub fn prompt_context(
     env: &RunEnv,
@@ -162,10 +163,7 @@ pub fn prompt_context(
         .stages
         .iter()
         .find(|s| s.kind == pipeline::StageKind::Attempts)
-        .and_then(|s| {
-            env.count(s.max.as_ref(), defaults::MAX_ATTEMPTS, "`max`")
-                .ok()
-        })
+        .and_then(|s| env.count(s.max.as_ref(), defaults::MAX_ATTEMPTS, "`max`").ok())
         .unwrap_or(defaults::MAX_ATTEMPTS);
     let verify_runs = defaults::verify_runs(env.spec().spec.verify_runs);
     json!({

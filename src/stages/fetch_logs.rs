@@ -2,9 +2,9 @@
 //! forge) and distils the failure into the run state.
 
 use super::{Stage, StageCtx, StageResult};
+use crate::run_dir::{Event, LogsState, StageStatus};
 use crate::error::{Error, io_error};
 use crate::logs::{self, DistilOptions};
-use crate::run_dir::{Event, LogsState, StageStatus};
 use crate::spec::LogsInput;
 
 /// The `fetch-logs` stage.
@@ -33,13 +33,18 @@ impl Stage for FetchLogs {
                 let fetched = match &cx.env.prefetched {
                     Some(p) => p,
                     None => {
-                        refetched =
-                            super::forge_inputs::prefetch(url, cx.env.req.api_url.as_deref())?;
+                        refetched = super::forge_inputs::prefetch(
+                            url,
+                            cx.env.req.api_url.as_deref(),
+                        )?;
                         &refetched
                     }
                 };
-                let (p, d) =
-                    super::forge_inputs::distil_fetched(&fetched.run.log_files, &cx.dir, &opts)?;
+                let (p, d) = super::forge_inputs::distil_fetched(
+                    &fetched.run.log_files,
+                    &cx.dir,
+                    &opts,
+                )?;
                 let meta = serde_json::json!({
                     "url": url, "head_sha": fetched.run.head_sha, "head_branch": fetched.run.head_branch,
                     "status": fetched.run.status, "conclusion": fetched.run.conclusion,

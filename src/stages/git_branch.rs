@@ -2,10 +2,10 @@
 //! reproduction test carried over (anything else the reproduce agent touched is discarded).
 //! The branch was created with the worktree; it is fixci's own, so moving it is safe.
 
-use super::RunEnv;
 use super::{Stage, StageCtx, StageResult, worktree};
-use crate::error::Error;
+use super::RunEnv;
 use crate::run_dir::RunState;
+use crate::error::Error;
 use crate::vcs;
 
 /// The `git-branch` stage.

@@ -5,10 +5,10 @@
 //! failed publication still leaves the proposal, and is an infrastructure error (exit 3).
 
 use super::{Stage, StageCtx, StageResult};
+use crate::run_dir::{Event, PrState, StageStatus};
 use crate::error::{Error, io_error};
 use crate::forge::{self, IssueRef, PrRequest, RunRef};
 use crate::process::shell_quote;
-use crate::run_dir::{Event, PrState, StageStatus};
 
 /// The `open-pr` stage.
 pub struct OpenPr;
@@ -242,10 +242,7 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         Some(token),
     )
     .map_err(Error::from)?;
-    let title = format!(
-        "fixci could not fix: {}",
-        crate::report::title(cx.st(), spec)
-    );
+    let title = format!("fixci could not fix: {}", crate::report::title(cx.st(), spec));
     let mut body = format!(
         "{}\n\n{}",
         crate::report::summary(cx.st()),

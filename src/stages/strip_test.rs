@@ -3,8 +3,8 @@
 //! existed in the repository is never removed.
 
 use super::{Stage, StageCtx, StageResult, worktree};
-use crate::error::{Error, io_error};
 use crate::run_dir::StageStatus;
+use crate::error::{Error, io_error};
 
 /// The `strip-test` stage.
 pub struct StripTest;

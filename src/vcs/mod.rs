@@ -186,9 +186,7 @@ pub fn branch_from_patch(
     let commit = repo
         .commit(None, &sig, &sig, message, &new_tree, &[&base_commit])
         .ctx(|| "commit the fix".into())?;
-    let c = repo
-        .find_commit(commit)
-        .ctx(|| "read the fix commit".into())?;
+    let c = repo.find_commit(commit).ctx(|| "read the fix commit".into())?;
     repo.branch(&name, &c, false)
         .ctx(|| format!("create branch `{name}`"))?;
     Ok((name, commit))

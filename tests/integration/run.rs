@@ -86,13 +86,7 @@ fn quickstart_ends_with_a_verified_fix_on_a_branch_without_the_reproduction_test
         })
     ));
     // No `report` stage: the report is not a stage any more.
-    assert!(
-        r["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["kind"] != "report")
-    );
+    assert!(r["stages"].as_array().unwrap().iter().all(|s| s["kind"] != "report"));
     let clone = PathBuf::from(st["repo"]["root"].as_str().unwrap());
     let changed = git(
         &clone,

@@ -130,13 +130,7 @@ fn a_report_stage_still_validates_with_a_deprecation_note_and_built_ins_have_non
     let text = std::fs::read_to_string(root.join("pipelines/existing-test.toml")).unwrap()
         + "\n[[stage]]\nid = \"report\"\nkind = \"report\"\nalways = true\nbudget = \"1m\"\n";
     std::fs::write(&p, text).unwrap();
-    let out = fixci()
-        .arg("validate")
-        .arg(&p)
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
+    let out = fixci().arg("validate").arg(&p).assert().code(0).get_output().clone();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("note:") && err.contains("old.toml") && err.contains("deprecated"),

@@ -339,7 +339,8 @@ pub fn merge(args: MergeArgs) -> Result<u8> {
             continue;
         }
         let bytes = std::fs::read(path).map_err(|e| io_error("read", path, e))?;
-        crate::run_dir::write_atomic(&target, &bytes).map_err(|e| io_error("write", &target, e))?;
+        crate::run_dir::write_atomic(&target, &bytes)
+            .map_err(|e| io_error("write", &target, e))?;
     }
     outln!(
         "merged {} records from {} folder{} into {}{}",
