@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod exit_codes;
 pub mod forge;
+pub mod judge;
 pub mod logs;
 pub mod pipeline;
 pub mod process;

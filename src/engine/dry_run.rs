@@ -240,8 +240,9 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
             }
             (true, pipeline::Expect::Pass) => {
                 extra.push(format!(
-                    "stress: ceil(ln({}) / ln(1 - p0)) runs, every run must pass",
-                    def.alpha.unwrap_or(defaults::ALPHA)
+                    "stress: ceil(ln({}) / ln(1 - p0/{})) runs (k = `min-improvement`), every run must pass",
+                    def.alpha.unwrap_or(defaults::ALPHA),
+                    defaults::min_improvement(env.spec().spec.min_improvement)
                 ));
             }
             (false, _) => {

@@ -140,6 +140,13 @@ pub enum Event {
         tampering: Vec<String>,
         /// The agent's own explanation (`root-cause.md`).
         root_cause: Option<String>,
+        /// Test-infrastructure changes accepted under `allow-test-infra-changes`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        test_infra_allowed: Vec<String>,
+        /// Why a verified fix can end at best `partial`: a deterministic fix edits the CI's
+        /// failing test ([`crate::judge::failing_test::failing_test_edit`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edits_failing_test: Option<String>,
     },
     /// An attempt ended.
     AttemptFinished {

@@ -175,6 +175,12 @@ pub struct Attempt {
     pub tampering: Vec<String>,
     /// The agent's own explanation (`root-cause.md`), if it wrote one.
     pub root_cause: Option<String>,
+    /// Test-infrastructure changes accepted under `allow-test-infra-changes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_infra_allowed: Vec<String>,
+    /// Why this fix can end at best `partial`: it edits the CI's failing test (deterministic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edits_failing_test: Option<String>,
     /// Verification counts.
     pub verification: Option<Counts>,
     /// What the fix agent's CLI reported for this attempt (tokens, cost, error).
@@ -512,11 +518,15 @@ impl RunState {
                 diff,
                 tampering,
                 root_cause,
+                test_infra_allowed,
+                edits_failing_test,
             } => {
                 if let Some(a) = self.attempt_mut(*attempt) {
                     a.diff = diff.clone();
                     a.tampering = tampering.clone();
                     a.root_cause = root_cause.clone();
+                    a.test_infra_allowed = test_infra_allowed.clone();
+                    a.edits_failing_test = edits_failing_test.clone();
                 }
             }
             Event::AttemptFinished {
@@ -563,14 +573,28 @@ impl RunState {
         }
     }
 
+    /// Why a verified fix ends `partial`, not `success`: the evidence fell short
+    /// (`partial_reason`), and/or the last attempt's fix edits the CI's failing test (a
+    /// deterministic failure: a human must judge); both joined with `; `.
+    pub fn partial(&self) -> Option<String> {
+        let edit = self
+            .attempts
+            .last()
+            .and_then(|a| a.edits_failing_test.clone());
+        match (self.partial_reason.clone(), edit) {
+            (Some(a), Some(b)) => Some(format!("{b}; {a}")),
+            (a, b) => b.or(a),
+        }
+    }
+
     /// The status a run that reached its end without a stop gets: `interrupted` when it was
     /// cancelled, `partial` when a verified fix fell short of the required confidence, else
     /// `success`; a run already stopped keeps its status. Returns the status and its reason.
     pub fn final_status(&self, cancelled: bool) -> (Status, Option<String>) {
         match self.status {
             Status::Running if cancelled => (Status::Interrupted, Some("interrupted".into())),
-            Status::Running => match &self.partial_reason {
-                Some(why) => (Status::Partial, Some(why.clone())),
+            Status::Running => match self.partial() {
+                Some(why) => (Status::Partial, Some(why)),
                 None => (Status::Success, None),
             },
             s => (s, self.reason.clone()),
@@ -658,6 +682,8 @@ mod tests {
             diff: "diff --git a/x b/x".into(),
             tampering: vec![],
             root_cause: Some("off by one".into()),
+            test_infra_allowed: vec![],
+            edits_failing_test: None,
         });
         st.apply(&Event::VerificationRecorded {
             attempt: Some(1),

@@ -19,12 +19,21 @@ pub fn looks_like_test(path: &str) -> bool {
     lower
         .split('/')
         .any(|c| c == "tests" || c == "test" || c == "__tests__" || c == "spec")
-        || name.starts_with("test_")
-        || name.ends_with("_test.py")
-        || name.ends_with("_test.go")
-        || name.contains(".test.")
-        || name.contains(".spec.")
-        || name.ends_with("test.php")
-        || name.ends_with("test.java")
+        || looks_like_test_module(name)
         || name == "conftest.py"
+}
+
+/// True for a file name (no directory) that a test runner collects as a test module:
+/// `test_*.py`, `*_test.py`, `*_test.go`, `*.test.*`, `*.spec.*`, `*Test.php`, `*Test.java`,
+/// `*_spec.rb`.
+pub fn looks_like_test_module(file_name: &str) -> bool {
+    let n = file_name.to_ascii_lowercase();
+    n.starts_with("test_")
+        || n.ends_with("_test.py")
+        || n.ends_with("_test.go")
+        || n.contains(".test.")
+        || n.contains(".spec.")
+        || n.ends_with("test.php")
+        || n.ends_with("test.java")
+        || n.ends_with("_spec.rb")
 }

@@ -77,6 +77,16 @@ pub struct JobSpec {
     /// (refuse to run without it), `none` (see `crate::process::sandbox`).
     #[serde(default, skip_serializing_if = "is_auto")]
     pub sandbox: crate::process::sandbox::SandboxMode,
+    /// Accept fixes that add or change test infrastructure (conftest.py, runner configs, test
+    /// sections of shared configs, start-up hooks, shadowing modules, ignore files, CI
+    /// workflows); the report's summary then says so. Default false: such fixes are refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_test_infra_changes: bool,
+    /// Flaky verification: the factor k by which a fix must at least divide the failure rate.
+    /// Verification makes N = ceil(ln(alpha) / ln(1 - p0/k)) runs, so a change that leaves
+    /// the rate above p0/k fails it with probability at least 1 - alpha (default 4; > 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_improvement: Option<f64>,
 }
 
 fn is_auto(m: &crate::process::sandbox::SandboxMode) -> bool {

@@ -14,13 +14,15 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::prompt_context;
-use super::{Stage, StageCtx, StageResult, judge, worktree};
+use super::{Stage, StageCtx, StageResult, worktree};
 use crate::agent::{AgentReport, Invocation};
 use crate::contain::{self, AgentWatch};
-use crate::run_dir::{Event, Repro, StageStatus};
 use crate::error::{Error, io_error};
+use crate::judge;
 use crate::pipeline::{Role, Templates, render_prompt};
 use crate::process::{self, Limits, OutputTo, Termination};
+use crate::run_dir::Event;
+use crate::run_dir::{Repro, StageStatus};
 use crate::spec::AgentCommits;
 use crate::vcs;
 
@@ -353,7 +355,20 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
     // Test edits are judged over the whole change, the agent's reproduction test included.
     let full_diff = vcs::diff_worktree(&repo, base, &[])
         .map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
-    let refused = judge::judge_test_edits(&full_diff);
+    let spec = &cx.env.spec().spec;
+    let failing_tests = judge::failing_test::failing_test_files(cx.st());
+    let findings = judge::judge_fix(
+        &repo,
+        base,
+        &judge::FixRules {
+            full_diff: &full_diff,
+            failing_tests: &failing_tests,
+            deterministic: spec.deterministic,
+            allow_test_infra_changes: spec.allow_test_infra_changes,
+        },
+    )
+    .map_err(|e| Error::infra("cannot judge the fix's changes").source(e))?;
+    let refused = findings.refused.clone();
     tampering.extend(refused.iter().cloned());
     std::fs::write(cx.dir.join("attempt.diff"), &diff)
         .map_err(|e| io_error("write", &cx.dir.join("attempt.diff"), e))?;
@@ -370,9 +385,11 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
         diff: diff.clone(),
         tampering: tampering.clone(),
         root_cause,
+        test_infra_allowed: findings.allowed_infra.clone(),
+        edits_failing_test: findings.partial.clone(),
     });
     if !refused.is_empty() {
-        let mut r = StageResult::failed(format!("refused test edits: {}", refused.join("; ")));
+        let mut r = StageResult::failed(format!("refused: {}", refused.join("; ")));
         r.refused = true;
         return Ok(r);
     }

@@ -11,6 +11,7 @@ use crate::defaults;
 use crate::run_dir::Event;
 use crate::run_dir::{Counts, FlakyStats};
 use crate::error::{Error, io_error};
+use crate::judge::reproduction::{judge_failing_run, judge_passing_run};
 use crate::pipeline::{Count, Expect, RunMode};
 use crate::process;
 
@@ -54,10 +55,19 @@ impl Stage for RunTest {
     }
 }
 
+/// The CI failure's kind and signature, from the distilled log of the run (if any).
+fn ci_kind(st: &crate::run_dir::RunState) -> Option<(crate::judge::FailureKind, String)> {
+    st.logs
+        .as_ref()
+        .and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled))
+}
+
 impl RunTest {
     /// Parallel runs through the stress runner. `expect = "fail"` confirms a flaky reproduction
     /// (at least one counted failure) and measures p0; `expect = "pass"` verifies a fix with
-    /// N = ceil(ln(alpha) / ln(1 - p0)) runs, stopping at the first failure.
+    /// N = ceil(ln(alpha) / ln(1 - p0/k)) runs (k = the spec's `min-improvement`), stopping at
+    /// the first failure. Only failures that can confirm a reproduction count towards p0
+    /// ([`crate::judge::reproduction`]).
     fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
         let wt = worktree(cx.st())?;
@@ -84,13 +94,25 @@ impl RunTest {
             .logs
             .as_ref()
             .and_then(|l| l.distilled.signature.clone());
-        let matched_by = match (&signature, repro.origin.as_str()) {
-            (Some(sig), "existing") => {
-                cfg.failure_match = Some(FailureMatch::Signature(sig.clone()));
-                format!("the CI failure signature `{sig}`")
-            }
-            _ => "any failure of the reproduction command".to_string(),
+        let ci = ci_kind(cx.st());
+        let (signature, matched_by) = match (&signature, repro.origin.as_str()) {
+            (Some(sig), "existing") => (
+                Some(sig.clone()),
+                format!("the CI failure signature `{sig}`"),
+            ),
+            _ => match &ci {
+                Some((kind, _)) => (
+                    None,
+                    format!("failures of the CI's kind ({kind}) of the reproduction command"),
+                ),
+                None => (None, "any failure of the reproduction command".to_string()),
+            },
         };
+        // An import, collection or environment error never counts as a reproduction.
+        cfg.failure_match = Some(FailureMatch::Reproduction {
+            signature,
+            ci_kind: ci.map(|(k, _)| k),
+        });
         let planned = match self.expect {
             Expect::Fail => {
                 cfg.runs = Some(cx.env.count(self.runs.as_ref(), defaults::STRESS_RUNS, "`runs`")?);
@@ -106,7 +128,11 @@ impl RunTest {
                     .unwrap_or(0.0);
                 let n = match &self.runs {
                     Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
-                    None if p0 > 0.0 => crate::stats::runs_needed(p0, self.alpha),
+                    None if p0 > 0.0 => crate::stats::runs_to_catch(
+                        p0,
+                        defaults::min_improvement(cx.env.spec().spec.min_improvement),
+                        self.alpha,
+                    ),
                     None => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
                 };
                 cfg.runs = Some(n);
@@ -157,8 +183,19 @@ impl RunTest {
                 });
                 if report.failures == 0 {
                     let other = if report.unmatched_failures > 0 {
+                        let why = report
+                            .failing_runs
+                            .iter()
+                            .find(|r| !r.counted)
+                            .and_then(|r| {
+                                let out = process::tail(&r.output, 256 * 1024);
+                                judge_failing_run(&out, &r.termination, ci_kind(cx.st()).as_ref())
+                                    .err()
+                            })
+                            .map(|w| format!("; the first: {w}"))
+                            .unwrap_or_default();
                         format!(
-                            " ({} failures with another signature did not count)",
+                            " ({} failures of another signature or kind did not count{why})",
                             report.unmatched_failures
                         )
                     } else {
@@ -181,10 +218,15 @@ impl RunTest {
                 )))
             }
             Expect::Pass => {
+                // A passing run that ran no test (a test renamed away) passes nothing.
+                let no_test = report
+                    .passing_samples
+                    .iter()
+                    .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
                 cx.emit(Event::VerificationRecorded {
                     attempt: cx.attempt,
                     counts: counts.clone(),
-                    passed: report.failures + report.unmatched_failures == 0,
+                    passed: report.failures + report.unmatched_failures == 0 && no_test.is_none(),
                     failure_output: first_failure,
                 });
                 if report.failures + report.unmatched_failures > 0 {
@@ -193,6 +235,9 @@ impl RunTest {
                         report.runs
                     )));
                 }
+                if let Some(why) = no_test {
+                    return Ok(StageResult::failed(format!("verification failed: {why}")));
+                }
                 if report.runs < planned {
                     cx.emit(Event::PartialEvidence { reason: format!(
                         "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out",
@@ -200,9 +245,14 @@ impl RunTest {
                     ) });
                 }
                 let bound = crate::stats::upper_bound_after_zero_failures(report.runs, 0.95);
+                let k = defaults::min_improvement(cx.env.spec().spec.min_improvement);
                 Ok(StageResult::passed(format!(
-                    "passed {} of {planned} runs; failure rate after the fix < {bound:.4} at 95% confidence",
-                    report.runs
+                    "passed {} of {planned} runs; failure rate after the fix < {bound:.4} at 95% confidence; a change dividing p0 by less than k = {k} would have failed with probability >= {:.3}",
+                    report.runs,
+                    1.0 - crate::stats::pass_probability(
+                        cx.st().flaky.as_ref().map_or(0.0, |f| f.failure_rate) / k,
+                        report.runs
+                    )
                 )))
             }
         }

@@ -109,6 +109,24 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
     for e in events {
         cx.emit(e);
     }
+    // Every failing run must fail for the CI's reason: an import or collection error, a missing
+    // runner or a failure of another kind than the CI's never confirms a reproduction.
+    let ci = cx
+        .st()
+        .logs
+        .as_ref()
+        .and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled));
+    let verdict = verdict.and_then(|ok| {
+        for (k, run) in runs.iter().enumerate() {
+            crate::judge::reproduction::judge_failing_run(
+                &run.tail(256 * 1024),
+                &run.termination,
+                ci.as_ref(),
+            )
+            .map_err(|why| format!("run {} of {n}: {why}", k + 1))?;
+        }
+        Ok(ok)
+    });
     let failed_runs = match &verdict {
         Ok(_) => runs.len() as u64,
         Err(_) => runs.len().saturating_sub(1) as u64,

@@ -15,6 +15,7 @@ mod replay;
 mod replay_gold;
 mod replay_realbugs;
 mod replay_report;
+mod rules;
 mod run;
 mod specs;
 mod stress;
