@@ -280,10 +280,17 @@ impl<'b> Extractor<'b> {
         if let Some(b) = &self.block {
             let rule = &book.rules[b.rule];
             let own_end = rule.end.as_ref().is_some_and(|e| e.is_match(text));
-            let pack_end = hits.iter().any(|&r| {
-                let rr = &book.rules[r];
-                rr.pack == b.cand.pack && matches!(rr.spec.role, Role::BlockEnd | Role::SectionEnd)
+            // A header of the same kind is not an end: opening it closes this block, and a
+            // header-only block then shares the next one's message.
+            let same_header = hits.iter().any(|&r| {
+                r == b.rule && book.rules[r].re.is_match(text)
             });
+            let pack_end = !same_header
+                && hits.iter().any(|&r| {
+                    let rr = &book.rules[r];
+                    rr.pack == b.cand.pack
+                        && matches!(rr.spec.role, Role::BlockEnd | Role::SectionEnd)
+                });
             if own_end || pack_end || b.n_lines >= BLOCK_MAX {
                 self.close_block();
             }
@@ -467,6 +474,9 @@ impl<'b> Extractor<'b> {
         cand.group = self.group.clone();
         apply_detail(&mut cand, Role::Message, Keep::First, caps, false);
         apply_detail(&mut cand, Role::Location, Keep::First, caps, false);
+        if caps.name("line").is_none() {
+            cand.file = caps.name("file").map(|f| f.as_str().to_string());
+        }
         // A message line seen before the header (go test -v prints it first): the one printed
         // while this test ran, else the latest one printed while no test was named.
         let q = &mut self.pending[rule.pack];
@@ -494,7 +504,6 @@ impl<'b> Extractor<'b> {
 
     fn close_block(&mut self) {
         let Some(b) = self.block.take() else {
-            self.flush_waiting(None);
             return;
         };
         let c = b.cand;
@@ -587,6 +596,7 @@ impl<'b> Extractor<'b> {
     /// Ends the log: closes what is open, merges candidates naming the same test.
     pub fn finish(mut self) -> Extracted {
         self.close_block();
+        self.flush_waiting(None);
         // Compatible ids end with the same segment, so only those are compared.
         let mut merged: Vec<Candidate> = Vec::new();
         let mut by_tail: std::collections::HashMap<(usize, String), Vec<usize>> =
@@ -825,7 +835,16 @@ fn pick_location(c: &mut Candidate) {
                 .find(|(lf, _)| lf.ends_with(f.as_str()) || f.ends_with(lf.as_str()))
         })
         .or(match c.location_keep {
-            Keep::First => c.locations.first(),
+            Keep::First => c
+                .locations
+                .iter()
+                .find(|(f, _)| is_test_file(f))
+                .or(c.locations.first()),
+            Keep::FirstTest => c
+                .locations
+                .iter()
+                .find(|(f, _)| is_test_file(f))
+                .or(c.locations.last()),
             Keep::Last => c.locations.last(),
         })
         .cloned();
@@ -835,4 +854,21 @@ fn pick_location(c: &mut Candidate) {
         }
         c.line = Some(l);
     }
+}
+
+/// True when `path` names a test source by the common conventions: a `test`/`tests`/`spec`/
+/// `__tests__` folder, or a name like `test_x.py`, `x_test.go`, `x.test.ts`, `x.spec.js`,
+/// `x_spec.rb`, `XTest.java`, `XTests.cs`.
+pub fn is_test_file(path: &str) -> bool {
+    let lower = path.replace('\\', "/").to_ascii_lowercase();
+    let name = lower.rsplit('/').next().unwrap_or(&lower);
+    let stem = name.split('.').next().unwrap_or(name);
+    lower.split('/').any(|d| matches!(d, "test" | "tests" | "spec" | "specs" | "__tests__"))
+        || stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_spec")
+        || stem.ends_with("test")
+        || stem.ends_with("tests")
+        || name.contains(".test.")
+        || name.contains(".spec.")
 }

@@ -70,11 +70,15 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Keep {
-    /// The first match in the block.
+    /// The first match in the block; among locations, the first in a test file when there is one
+    /// (inner-to-outer stack traces: JavaScript, Java, .NET).
     #[default]
     First,
     /// The last match in the block.
     Last,
+    /// The first match in a test file (outer-to-inner tracebacks such as Python's, where it is
+    /// the test method's frame), else the last match.
+    FirstTest,
 }
 
 /// One `[[rule]]` as written in a pack file.
