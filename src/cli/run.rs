@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::Args;
 
-use crate::engine::{self, Event, Observer, RunRequest, Status};
+use crate::engine::{self, RunRequest};
+use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState, Status};
 use crate::error::{Error, Result};
 use crate::spec::{self, LoadedSpec};
 use crate::{agent, exit_codes, pipeline};
@@ -39,6 +40,9 @@ pub struct RunArgs {
     /// Stop at a PR proposal (branch, `pr.md`, the commands to publish it)
     #[arg(long)]
     pub no_pr: bool,
+    /// Print the outcome (status, reason, branch, report, pr) as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
     /// Folder for run directories (default: `./outputs`)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -131,6 +135,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         }
     }
     let pipeline = pipeline::select(&loaded, args.pipeline.as_deref(), &dirs)?;
+    for n in pipeline.pipeline.notes() {
+        errln!("note: pipeline `{}`: {n}", pipeline.pipeline.name);
+    }
     let agent = agent::resolve(
         args.agent.as_deref(),
         loaded.spec.agent.as_ref(),
@@ -161,7 +168,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let outcome = engine::run(req, &mut progress);
     progress.finish();
     let outcome = outcome?;
-    print_outcome(&outcome);
+    print_outcome(&outcome, args.json);
     Ok(match outcome.status {
         Status::Success => exit_codes::SUCCESS,
         Status::Interrupted => exit_codes::INTERRUPTED,
@@ -169,44 +176,51 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     })
 }
 
-/// Prints where the run's results are and how to publish them.
-pub fn print_outcome(outcome: &engine::Outcome) {
-    let state = engine::RunState::load(&outcome.run_dir).ok();
-    let _ = writeln!(std::io::stderr());
-    let _ = writeln!(
-        std::io::stderr(),
-        "status: {}{}",
-        outcome.status.as_str(),
-        outcome
-            .reason
-            .as_ref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default()
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "report: {}",
-        outcome.run_dir.join("report.md").display()
-    );
-    if let Some(st) = &state {
-        if let (Some(b), Some(_)) = (&st.branch, &st.commit) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "branch: {b} in {}",
-                st.repo.root.display()
-            );
+/// Prints how a run ended. The outcome goes to standard output, one `key: value` line each
+/// (`status`, `reason` when there is one, `branch` when a fix was committed, `report`, `pr` when
+/// a draft PR was opened), or one JSON object with `json` (the same keys; absent values are
+/// `null`); how to publish a fix without a PR goes to standard error, with the progress.
+pub fn print_outcome(outcome: &engine::Outcome, json: bool) {
+    let dir = RunDir::new(&outcome.run_dir);
+    let state = dir.load_state().ok();
+    let branch = state
+        .as_ref()
+        .and_then(|st| st.commit.as_ref().and(st.branch.clone()));
+    let pr_url = state
+        .as_ref()
+        .and_then(|st| st.pr.as_ref())
+        .and_then(|pr| pr.url.clone());
+    let report = dir.report_file();
+    if json {
+        let v = serde_json::json!({
+            "status": outcome.status.as_str(),
+            "reason": outcome.reason,
+            "branch": branch,
+            "repository": state.as_ref().map(|st| st.repo.root.display().to_string()),
+            "report": report.display().to_string(),
+            "run_dir": outcome.run_dir.display().to_string(),
+            "pr": pr_url,
+        });
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        errln!();
+        outln!("status: {}", outcome.status.as_str());
+        if let Some(r) = &outcome.reason {
+            outln!("reason: {r}");
         }
-        if let Some(pr) = &st.pr {
-            match &pr.url {
-                Some(u) => {
-                    let _ = writeln!(std::io::stderr(), "draft PR: {u}");
-                }
-                None => {
-                    let _ = writeln!(std::io::stderr(), "to publish:");
-                    for c in &pr.commands {
-                        let _ = writeln!(std::io::stderr(), "  {c}");
-                    }
-                }
+        if let (Some(b), Some(st)) = (&branch, &state) {
+            outln!("branch: {b} (in {})", st.repo.root.display());
+        }
+        outln!("report: {}", report.display());
+        if let Some(u) = &pr_url {
+            outln!("pr: {u}");
+        }
+    }
+    if let Some(pr) = state.as_ref().and_then(|st| st.pr.as_ref()) {
+        if pr.url.is_none() && !pr.commands.is_empty() {
+            errln!("to publish:");
+            for c in &pr.commands {
+                errln!("  {c}");
             }
         }
     }
@@ -242,8 +256,8 @@ impl Progress {
     }
 }
 
-impl Observer for Progress {
-    fn event(&mut self, e: &Event) {
+impl Listener for Progress {
+    fn event(&mut self, e: &Event, _st: &RunState) {
         match e {
             Event::RunStarted {
                 run_id,
@@ -296,8 +310,10 @@ impl Observer for Progress {
                 status,
                 summary,
                 duration_s,
+                ..
             } => {
                 self.finish();
+                let status = status.as_str();
                 let a = attempt
                     .map(|a| format!(" (attempt {a})"))
                     .unwrap_or_default();
@@ -321,7 +337,11 @@ impl Observer for Progress {
                         .unwrap_or_default()
                 );
             }
-            Event::AttemptFailed { attempt, reason } => {
+            Event::AttemptFinished {
+                attempt,
+                outcome,
+                reason: Some(reason),
+            } if *outcome != AttemptOutcome::Passed => {
                 let _ = writeln!(std::io::stderr(), "  attempt {attempt} failed: {reason}");
             }
             _ => {}

@@ -130,29 +130,25 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
     })
 }
 
-/// The input rule: either `existing-test-path`, or exactly one of `url` / `raw-logs`.
+/// The input rule: at least one of `url`, `raw-logs` or `existing-test-path`, and never both
+/// `url` and `raw-logs`. A CI log beside an `existing-test-path` is allowed, as the original
+/// documentation says ("if `existing-test-path` is provided, logs are not required"): it then
+/// feeds the prompt and, for a flaky failure, the failure signature the reproduction must match.
 fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsInput {
-    let (u, r, e) = (&spec.url, &spec.raw_logs, &spec.existing_test_path);
-    match (u, r, e) {
-        (None, None, None) => {
-            problems.push(
-                "(root): one of `url`, `raw-logs` or `existing-test-path` is required".into(),
-            );
-            LogsInput::None
-        }
-        (Some(_), Some(_), _) => {
+    match (&spec.url, &spec.raw_logs) {
+        (Some(_), Some(_)) => {
             problems.push("/raw-logs: give either `url` or `raw-logs`, not both".into());
             LogsInput::None
         }
-        (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => {
-            let key = if u.is_some() { "url" } else { "raw-logs" };
-            problems.push(format!(
-                "/existing-test-path: an `existing-test-path` job takes no `{key}`; give either the existing test or the CI log"
-            ));
+        (None, None) => {
+            if spec.existing_test_path.is_none() {
+                problems.push(
+                    "(root): one of `url`, `raw-logs` or `existing-test-path` is required".into(),
+                );
+            }
             LogsInput::None
         }
-        (None, None, Some(_)) => LogsInput::None,
-        (Some(url), None, None) => {
+        (Some(url), None) => {
             if !is_run_url(url) {
                 problems.push(format!(
                     "/url: `{url}` is not a GitHub Actions run URL; expected `https://HOST/OWNER/REPO/actions/runs/ID` (optionally `/attempts/N` or `/job/JID`)"
@@ -160,7 +156,7 @@ fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsI
             }
             LogsInput::Url(url.clone())
         }
-        (None, Some(raw), None) => resolve_raw_logs(raw, dir, problems),
+        (None, Some(raw)) => resolve_raw_logs(raw, dir, problems),
     }
 }
 

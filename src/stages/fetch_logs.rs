@@ -2,7 +2,7 @@
 //! forge) and distils the failure into the run state.
 
 use super::{Stage, StageCtx, StageResult};
-use crate::engine::state::{LogsState, StageStatus};
+use crate::run_dir::{Event, LogsState, StageStatus};
 use crate::error::{Error, io_error};
 use crate::logs::{self, DistilOptions};
 use crate::spec::LogsInput;
@@ -33,14 +33,14 @@ impl Stage for FetchLogs {
                 let fetched = match &cx.env.prefetched {
                     Some(p) => p,
                     None => {
-                        refetched = crate::engine::forge_inputs::prefetch(
+                        refetched = super::forge_inputs::prefetch(
                             url,
                             cx.env.req.api_url.as_deref(),
                         )?;
                         &refetched
                     }
                 };
-                let (p, d) = crate::engine::forge_inputs::distil_fetched(
+                let (p, d) = super::forge_inputs::distil_fetched(
                     &fetched.run.log_files,
                     &cx.dir,
                     &opts,
@@ -69,7 +69,13 @@ impl Stage for FetchLogs {
         .map_err(|e| io_error("write", &cx.dir.join("distilled.json"), e))?;
         let n = distilled.failures.len();
         let summary = match n {
-            0 => "no failing test recognised; the prompt carries the log excerpt".to_string(),
+            0 => match &distilled.no_test_failure {
+                Some(e) => format!(
+                    "no failing test: the job failed at line {} of the log",
+                    e.log_line
+                ),
+                None => "no failing test recognised; the prompt carries the log excerpt".to_string(),
+            },
             _ => format!(
                 "{n} failing test{}: {}",
                 if n == 1 { "" } else { "s" },
@@ -82,9 +88,11 @@ impl Stage for FetchLogs {
                     .join(", ")
             ),
         };
-        cx.st.logs = Some(LogsState {
-            path: Some(path),
-            distilled,
+        cx.emit(Event::LogsDistilled {
+            logs: LogsState {
+                path: Some(path),
+                distilled,
+            },
         });
         Ok(StageResult::passed(summary))
     }
@@ -98,5 +106,8 @@ fn redact_distilled(d: &mut logs::Distilled) {
     for f in &mut d.failures {
         f.test = redact(&f.test);
         f.message = f.message.as_deref().map(redact);
+    }
+    if let Some(n) = &mut d.no_test_failure {
+        n.error_line = redact(&n.error_line);
     }
 }

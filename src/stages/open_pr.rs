@@ -1,11 +1,11 @@
 //! `open-pr`: publishes the fix. With a forge token (and no `--no-pr`), it pushes the fix branch
 //! with git2 to the spec's remote (default `origin`) and then opens a **draft** PR whose body is
 //! the report's summary. Without a token, or with `--no-pr`, it writes the offline proposal:
-//! `pr.md` (title and body) and the exact `git push` and `gh pr create --draft` commands. A
+//! `pr.md` (the body, exactly as it would be sent) and the exact `git push` and `gh pr create --draft` commands. A
 //! failed publication still leaves the proposal, and is an infrastructure error (exit 3).
 
 use super::{Stage, StageCtx, StageResult};
-use crate::engine::state::{PrState, StageStatus};
+use crate::run_dir::{Event, PrState, StageStatus};
 use crate::error::{Error, io_error};
 use crate::forge::{self, IssueRef, PrRequest, RunRef};
 use crate::process::shell_quote;
@@ -31,32 +31,30 @@ impl Stage for OpenPr {
                 "interrupted: nothing is published",
             ));
         }
-        if cx.st.status == crate::engine::Status::Escalated {
+        if cx.st().status == crate::run_dir::Status::Escalated {
             return escalate(cx);
         }
-        if cx.st.commit.is_none() || cx.st.status != crate::engine::Status::Running {
+        if cx.st().commit.is_none() || cx.st().status != crate::run_dir::Status::Running {
             return Ok(StageResult::new(
                 StageStatus::Skipped,
                 "no fix commit to propose",
             ));
         }
         let spec = cx.env.spec();
-        let branch = cx.st.branch.clone().unwrap_or_default();
-        let title = crate::report::title(cx.st, spec);
-        let body = crate::redact::redact(&crate::report::pr_body(cx.st, spec));
-        let body_file = cx.env.run_dir.join("pr.md");
-        std::fs::write(&body_file, format!("# {title}\n\n{body}"))
-            .map_err(|e| io_error("write", &body_file, e))?;
-        let body_only = cx.dir.join("pr-body.md");
-        std::fs::write(&body_only, &body).map_err(|e| io_error("write", &body_only, e))?;
+        let branch = cx.st().branch.clone().unwrap_or_default();
+        let title = crate::report::title(cx.st(), spec);
+        let body = crate::redact::redact(&crate::report::pr_body(cx.st(), spec));
+        // One body file, exactly as it would be sent; the title goes on the command line.
+        let body_file = cx.env.run_dir.pr_body_file();
+        std::fs::write(&body_file, &body).map_err(|e| io_error("write", &body_file, e))?;
         let remote = spec.spec.pr.remote_name();
-        let root = cx.st.repo.root.display().to_string();
+        let root = cx.st().repo.root.display().to_string();
         let mut gh = format!(
             "gh pr create --draft --base {} --head {} --title {} --body-file {}",
-            shell_quote(&cx.st.repo.base),
+            shell_quote(&cx.st().repo.base),
             shell_quote(&branch),
             shell_quote(&title),
-            shell_quote(&body_only.display().to_string())
+            shell_quote(&body_file.display().to_string())
         );
         if !spec.spec.pr.draft {
             gh = gh.replace(" --draft", "");
@@ -67,27 +65,23 @@ impl Stage for OpenPr {
         for r in &spec.spec.pr.reviewers {
             gh.push_str(&format!(" --reviewer {}", shell_quote(r)));
         }
-        let commands = vec![
-            // A clone of a bundle has the bundle file as `origin`, which cannot be pushed to.
-            format!(
-                "git -C {} push {} {}",
-                shell_quote(&root),
-                if cx.st.repo.source.ends_with(".bundle") {
-                    "YOUR-REMOTE-URL".to_string()
-                } else {
-                    shell_quote(&remote)
-                },
-                shell_quote(&branch)
-            ),
-            format!("cd {} && {gh}", shell_quote(&root)),
-        ];
-        cx.st.pr = Some(PrState {
+        let mut commands = publish_push_commands(
+            &cx.st().repo.root,
+            &cx.st().repo.source,
+            &remote,
+            &branch,
+        );
+        commands.push(format!("cd {} && {gh}", shell_quote(&root)));
+        let proposal = PrState {
             mode: "proposal".into(),
             branch: branch.clone(),
             title: title.clone(),
             body_file,
             commands,
             url: None,
+        };
+        cx.emit(Event::PrRecorded {
+            pr: proposal.clone(),
         });
 
         let target = forge_target(cx, &remote);
@@ -99,10 +93,10 @@ impl Stage for OpenPr {
         } else if target.is_none() {
             Some(
                 if cx
-                    .st
+                    .st()
                     .repo
                     .root
-                    .starts_with(crate::engine::workspace::cache_dir())
+                    .starts_with(crate::run_dir::workspace::cache_dir())
                 {
                     "the repository was cloned from a bundle or URL with no GitHub remote"
                 } else {
@@ -129,7 +123,7 @@ impl Stage for OpenPr {
             title,
             body,
             head: branch.clone(),
-            base: cx.st.repo.base.clone(),
+            base: cx.st().repo.base.clone(),
             labels: spec.spec.pr.labels.clone(),
             reviewers: spec.spec.pr.reviewers.clone(),
             linked_issue: spec
@@ -139,16 +133,19 @@ impl Stage for OpenPr {
                 .and_then(|i| IssueRef::parse(i).ok()),
         };
         let pr = client
-            .push_and_open_draft_pr(&cx.st.repo.root, &remote, &owner, &repo, &req)
+            .push_and_open_draft_pr(&cx.st().repo.root, &remote, &owner, &repo, &req)
             .map_err(|e| {
                 Error::from(e).detail(
                     "the offline proposal (pr.md and the commands to publish it) is in the report",
                 )
             })?;
-        if let Some(p) = cx.st.pr.as_mut() {
-            p.mode = "opened".into();
-            p.url = Some(pr.html_url.clone());
-        }
+        cx.emit(Event::PrRecorded {
+            pr: PrState {
+                mode: "opened".into(),
+                url: Some(pr.html_url.clone()),
+                ..proposal
+            },
+        });
         let warnings = if pr.warnings.is_empty() {
             String::new()
         } else {
@@ -162,6 +159,41 @@ impl Stage for OpenPr {
 }
 
 /// Where a PR or issue for this run goes: the run URL's repository, else the remote's GitHub URL.
+/// The commands that push `branch` from the repository at `root`, matching its remotes: a push
+/// to `remote` when the repository has it; otherwise a `git remote add` of it first (with a
+/// placeholder URL to fill in); for a repository fixci cloned from a bundle, a push to a
+/// placeholder URL (a bundle's clone has no remote to push to).
+fn publish_push_commands(
+    root: &std::path::Path,
+    source: &str,
+    remote: &str,
+    branch: &str,
+) -> Vec<String> {
+    let r = shell_quote(&root.display().to_string());
+    if source.ends_with(".bundle") {
+        return vec![format!(
+            "git -C {r} push YOUR-REMOTE-URL {}",
+            shell_quote(branch)
+        )];
+    }
+    let has_remote = crate::vcs::open(root)
+        .ok()
+        .is_some_and(|repo| repo.find_remote(remote).is_ok());
+    let mut out = Vec::new();
+    if !has_remote {
+        out.push(format!(
+            "git -C {r} remote add {} YOUR-REMOTE-URL",
+            shell_quote(remote)
+        ));
+    }
+    out.push(format!(
+        "git -C {r} push {} {}",
+        shell_quote(remote),
+        shell_quote(branch)
+    ));
+    out
+}
+
 fn forge_target(cx: &StageCtx<'_>, remote: &str) -> Option<(String, String, String)> {
     let spec = cx.env.spec();
     let from_run = spec
@@ -171,7 +203,7 @@ fn forge_target(cx: &StageCtx<'_>, remote: &str) -> Option<(String, String, Stri
         .and_then(|u| RunRef::parse(u).ok())
         .map(|r| (r.web_host, r.owner, r.repo));
     from_run.or_else(|| {
-        crate::vcs::open(&cx.st.repo.root)
+        crate::vcs::open(&cx.st().repo.root)
             .ok()
             .and_then(|r| {
                 r.find_remote(remote)
@@ -210,23 +242,23 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         Some(token),
     )
     .map_err(Error::from)?;
-    let title = format!("fixci could not fix: {}", crate::report::title(cx.st, spec));
+    let title = format!("fixci could not fix: {}", crate::report::title(cx.st(), spec));
     let mut body = format!(
         "{}\n\n{}",
-        crate::report::summary(cx.st),
-        crate::report::attempts_table(cx.st)
+        crate::report::summary(cx.st()),
+        crate::report::attempts_table(cx.st())
     );
     body.push_str(&format!(
         "\nRun `{}`; full report in its `report.md`.\n",
-        cx.st.run_id
+        cx.st().run_id
     ));
     let body = crate::redact::redact(&body);
     let signature = cx
-        .st
+        .st()
         .logs
         .as_ref()
         .and_then(|l| l.distilled.signature.clone())
-        .unwrap_or_else(|| crate::report::title(cx.st, spec));
+        .unwrap_or_else(|| crate::report::title(cx.st(), spec));
     let e = client
         .escalate(&owner, &repo, &title, &body, &signature)
         .map_err(Error::from)?;

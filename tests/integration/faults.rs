@@ -108,10 +108,18 @@ fn sigint_during_the_fix_stage_exits_130_kills_children_and_resume_completes_wit
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("fixci resume"), "{err}");
     assert_eq!(result(&run)["status"], "interrupted");
+    let first_end = result(&run)["finished_at"].as_str().unwrap().to_string();
     assert_eq!(started(&run, "reproduce"), 1);
 
     let id = run.file_name().unwrap().to_str().unwrap().to_string();
     fixci_in(&e, &["resume", &id[..12]]).code(0);
+    // The report is rewritten after the resumed run's end, with its own end time.
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let end = result(&run)["finished_at"].as_str().unwrap().to_string();
+    assert_eq!(st["finished_at"].as_str(), Some(end.as_str()));
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert!(t(&end) > t(&first_end), "{end} <= {first_end}");
     assert_eq!(
         started(&run, "reproduce"),
         1,
@@ -261,6 +269,35 @@ fn apply_creates_the_fix_branch_in_another_checkout_without_touching_it() {
     assert!(git(&other, &["status", "--porcelain"]).trim().is_empty());
     let shown = git(&other, &["show", &format!("{name}:mathlib/stats.py")]);
     assert!(shown.contains("sum(xs) / len(xs)"), "{shown}");
+    // The commit carries the run's own message (title and body), not a generic line.
+    let run = run_dir(&e.out);
+    let branch = result(&run)["branch"].as_str().unwrap().to_string();
+    let original = git(&e.repo, &["log", "-1", "--format=%B", &branch]);
+    let applied = git(&other, &["log", "-1", "--format=%B", &name]);
+    assert_eq!(applied, original);
+    assert!(!applied.starts_with("Fix from fixci run"), "{applied}");
+    // The hint is a complete `gh pr create`: title and the run's body file; `other` has `origin`.
+    let title = original.lines().next().unwrap();
+    assert!(out.contains(&format!("git push -u origin {name}")), "{out}");
+    assert!(out.contains("gh pr create --draft --base main"), "{out}");
+    assert!(out.contains(&format!("--body-file {}", run.join("pr.md").display())), "{out}");
+    assert!(out.contains(title.split_whitespace().next().unwrap()), "{out}");
+}
+
+#[test]
+fn pr_text_has_no_local_paths_and_publish_hints_match_the_remotes() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "good", json!({}));
+    fixci_in(&e, &["run", spec.to_str().unwrap()]).code(0);
+    let run = run_dir(&e.out);
+    let pr = std::fs::read_to_string(run.join("pr.md")).unwrap();
+    assert!(!pr.contains(e.root.to_str().unwrap()), "a local path in the PR body: {pr}");
+    assert!(pr.contains("Opened by fixci from `info.json`"), "{pr}");
+    assert!(!run.join("stages/pr/pr-body.md").exists(), "one body file");
+    // The repository has no remote: the hints say how to add one before pushing.
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("remote add origin YOUR-REMOTE-URL"), "{report}");
+    assert!(report.contains(&format!("--body-file {}", run.join("pr.md").display())), "{report}");
 }
 
 #[test]

@@ -69,6 +69,24 @@ fn quickstart_ends_with_a_verified_fix_on_a_branch_without_the_reproduction_test
     // The branch holds only the fix: no reproduction test in base...branch.
     let st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    // The report is written after the run's end is recorded.
+    assert!(r["finished_at"].is_string(), "{}", r["finished_at"]);
+    assert_eq!(r["finished_at"], st["finished_at"]);
+    assert_eq!(r["version"], 1);
+    // Every line of events.jsonl reads back into the typed event stream, ending the run.
+    let lines = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+    let typed = fixci::run_dir::read_events(&run.join("events.jsonl")).unwrap();
+    assert_eq!(typed.len(), lines.lines().count(), "{lines}");
+    assert!(typed.iter().all(|(_, ts)| !ts.is_empty()));
+    assert!(matches!(
+        typed.last().map(|(e, _)| e),
+        Some(fixci::run_dir::Event::RunFinished {
+            status: fixci::run_dir::Status::Success,
+            ..
+        })
+    ));
+    // No `report` stage: the report is not a stage any more.
+    assert!(r["stages"].as_array().unwrap().iter().all(|s| s["kind"] != "report"));
     let clone = PathBuf::from(st["repo"]["root"].as_str().unwrap());
     let changed = git(
         &clone,
@@ -364,6 +382,72 @@ fn the_existing_test_pipeline_fixes_a_test_already_in_the_repository() {
     assert_eq!(r["pipeline"], "existing-test");
     assert_eq!(r["reproduction"]["origin"], "existing");
     assert_eq!(r["status"], "success");
+}
+
+#[test]
+fn an_existing_test_with_a_ci_log_feeds_the_log_to_the_prompt_and_prints_the_outcome_as_json() {
+    let e = env();
+    std::fs::write(e.root.join("agent.py"), AGENT_PY).unwrap();
+    std::fs::write(e.root.join("ci.log"), CI_LOG).unwrap();
+    let spec = e.root.join("info.json");
+    std::fs::write(
+        &spec,
+        json!({
+            "deterministic": true, "prompt": "tests/test_stats.py fails", "existing-test-path": "tests/test_stats.py",
+            "raw-logs": "ci.log",
+            "test-command": "python3 -m unittest tests.test_stats", "repo": e.repo.display().to_string(),
+            "agent": {"command": ["python3", "agent.py", "good"]},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = run(&e, &spec, &["--json"]).code(0).get_output().stdout.clone();
+    let printed: serde_json::Value = serde_json::from_slice(&out).expect("stdout is one JSON object");
+    let run = run_dir(&e.out);
+    assert_eq!(printed["status"], "success");
+    assert_eq!(printed["report"], run.join("report.md").display().to_string());
+    assert!(printed["branch"].as_str().unwrap().starts_with("fixci/"), "{printed}");
+    let r = result(&run);
+    assert_eq!(r["pipeline"], "existing-test");
+    // The log was distilled, and the fix prompt names the CI's failing test and its message.
+    let distilled = std::fs::read_to_string(run.join("stages/fetch-logs/distilled.json")).unwrap();
+    assert!(distilled.contains("test_mean"), "{distilled}");
+    let prompt = std::fs::read_to_string(run.join("stages/fix/attempt-1/prompt.md")).unwrap();
+    assert!(prompt.contains("AssertionError: 3.0 != 2"), "{prompt}");
+}
+
+#[test]
+fn the_outcome_is_printed_on_stdout_one_key_per_line() {
+    let e = env();
+    std::fs::write(e.root.join("agent.py"), AGENT_PY).unwrap();
+    let spec = scripted_job(&e.root, &e.repo, "repro-passes", json!({}));
+    let out = run(&e, &spec, &[]).code(1).get_output().stdout.clone();
+    let out = String::from_utf8(out).unwrap();
+    let run = run_dir(&e.out);
+    assert!(out.starts_with("status: failed\nreason: could not reproduce\n"), "{out}");
+    assert!(out.contains(&format!("report: {}\n", run.join("report.md").display())), "{out}");
+    assert!(!out.contains("branch:"), "no fix, no branch: {out}");
+}
+
+#[test]
+fn peek_of_an_ended_run_shows_the_last_stage_that_left_output() {
+    let e = env();
+    let spec = scripted_job(&e.root, &e.repo, "good", json!({}));
+    run(&e, &spec, &[]).code(0);
+    let out = fixci()
+        .current_dir(&e.root)
+        .args(["peek", "last", "--out"])
+        .arg(&e.out)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("no output yet"), "{out}");
+    // The verification's last test run is the last output of a successful run.
+    assert!(out.contains("stages/verify/attempt-1"), "{out}");
+    assert!(out.contains("--- run-5.log"), "{out}");
 }
 
 #[test]
