@@ -752,8 +752,9 @@ fn last_segment(id: &str) -> &str {
     id.rsplit(['.', ':', '/']).next().unwrap_or(id)
 }
 
-/// `a` and `b` name the same test: equal, or one ends with the other at a `.`/`::` boundary
-/// (pytest prints `Class.test` in a block header and `path.py::Class::test` in its summary).
+/// `a` and `b` name the same test: equal, or one ends with the other at a `.`/`::`/`/`/space
+/// boundary (pytest prints `Class.test` in a block header and `path.py::Class::test` in its
+/// summary; nextest prefixes the binary, `crate tests::x`).
 pub fn ids_compatible(a: &str, b: &str) -> bool {
     if a == b {
         return true;
@@ -770,7 +771,7 @@ pub fn ids_compatible(a: &str, b: &str) -> bool {
     }
     !short.is_empty()
         && long.ends_with(short.as_str())
-        && matches!(long.as_bytes()[long.len() - short.len() - 1], b'.' | b'/')
+        && matches!(long.as_bytes()[long.len() - short.len() - 1], b'.' | b'/' | b' ')
 }
 
 fn same_failure(a: &Candidate, b: &Candidate) -> bool {

@@ -323,8 +323,9 @@ fn jest_blocks() {
             ),
             row(
                 "parse › rejects bad input",
-                Some("src/parse.js"),
-                Some(4),
+                // The test's own frame (the call into parse.js), not the throw site.
+                Some("src/sum.test.js"),
+                Some(16),
                 Some("TypeError: Cannot read properties of undefined (reading 'trim')")
             ),
         ]
