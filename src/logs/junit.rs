@@ -1,11 +1,11 @@
-//! JUnit XML reports (`<testsuite>`/`<testcase>` with `<failure>` or `<error>` children), as
-//! pytest `--junitxml`, nextest, go-junit-report, jest-junit and PHPUnit `--log-junit` write them.
-//! Format: <https://github.com/testmoapp/junitxml>; parsed with `roxmltree` by
-//! [`crate::runners::outcome`].
+//! JUnit XML reports (`<testsuites>`/`<testsuite>`/`<testcase>` with `<failure>` or `<error>`
+//! children), as Maven Surefire (`surefire-reports/TEST-*.xml`), Gradle, pytest `--junitxml`,
+//! cargo-nextest, go-junit-report, jest-junit and PHPUnit `--log-junit` write them.
+//! Format: <https://github.com/testmoapp/junitxml> and Surefire's
+//! `surefire-test-report.xsd`. Parsed with `roxmltree` (DTDs allowed, entities expanded).
 
 use super::extractor::{Candidate, ExLine, Extracted};
 use super::rule_pack::Keep;
-use crate::runners::outcome::{CaseOutcome, ReportError, parse_junit};
 
 /// True when `head` (the start of a file) looks like a JUnit report.
 pub fn looks_like_junit(head: &[u8]) -> bool {
@@ -15,26 +15,77 @@ pub fn looks_like_junit(head: &[u8]) -> bool {
         && (s.contains("<testsuite") || s.contains("<testcase"))
 }
 
-/// Extracts failing and erroring test cases (parsed by [`crate::runners::outcome::parse_junit`]).
+/// Extracts failing and erroring test cases; a report that does not parse gives nothing (see
+/// [`try_extract`] for the error).
+pub fn extract(xml: &str) -> Extracted {
+    try_extract(xml).unwrap_or_default()
+}
+
+/// Extracts failing and erroring test cases: `test` is `classname.name` (or either alone),
+/// `file`/`line` from the testcase's attributes, else from the first stack frame of the test's
+/// class (`at pkg.Class.method(File.kt:27)`); `message` is the first non-empty line of the
+/// `message` attribute, else of the element's text.
 ///
 /// # Errors
-/// The report is not well-formed XML or has no JUnit root element.
-pub fn extract(xml: &str) -> Result<Extracted, ReportError> {
+/// The XML parser's error (with its line and column) when the report is not well-formed.
+pub fn try_extract(xml: &str) -> Result<Extracted, roxmltree::Error> {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(xml, opts)?;
     let mut out = Extracted::default();
-    for case in parse_junit(xml)? {
-        if !matches!(case.outcome, CaseOutcome::Failed | CaseOutcome::Error) {
+    for case in doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+    {
+        let Some(fail) = case
+            .children()
+            .find(|c| c.has_tag_name("failure") || c.has_tag_name("error"))
+        else {
             continue;
+        };
+        let name = case.attribute("name").unwrap_or("").trim();
+        let classname = case.attribute("classname").unwrap_or("").trim();
+        let test = match (classname.is_empty(), name.is_empty()) {
+            (false, false) => format!("{classname}.{name}"),
+            (true, _) => name.to_string(),
+            (false, true) => classname.to_string(),
+        };
+        let text: String = fail
+            .descendants()
+            .filter(|n| n.is_text())
+            .filter_map(|n| n.text())
+            .collect();
+        let first_line = |s: &str| {
+            s.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_string)
+        };
+        let message = fail
+            .attribute("message")
+            .and_then(first_line)
+            .or_else(|| first_line(&text));
+        let mut file = case.attribute("file").map(str::to_string);
+        let mut line = case.attribute("line").and_then(|l| l.trim().parse().ok());
+        if line.is_none() && !classname.is_empty() {
+            if let Some((f, l)) = class_frame(&text, classname, name) {
+                file = file.or(Some(f));
+                line = Some(l);
+            }
         }
-        let test = case.id();
+        let pos = doc.text_pos_at(case.range().start);
+        let body = doc.text_pos_at(fail.range().start);
         let mut lines = vec![ExLine {
-            no: case.report_line,
+            no: u64::from(pos.row),
             text: format!("FAILED {test}"),
             repeat: 1,
             key: true,
         }];
-        for (k, l) in case.text.lines().take(200).enumerate() {
+        for (k, l) in text.lines().take(200).enumerate() {
             lines.push(ExLine {
-                no: case.failure_line + k as u64,
+                no: u64::from(body.row) + k as u64,
                 text: l.to_string(),
                 repeat: 1,
                 key: k == 0,
@@ -43,11 +94,11 @@ pub fn extract(xml: &str) -> Result<Extracted, ReportError> {
         out.failures.push(Candidate {
             pack: 0,
             priority: 100,
-            first_line: case.report_line,
+            first_line: u64::from(pos.row),
             test,
-            file: case.file,
-            line: case.line,
-            message: case.message,
+            file,
+            line,
+            message,
             locations: Vec::new(),
             location_keep: Keep::First,
             lines,
@@ -56,8 +107,32 @@ pub fn extract(xml: &str) -> Result<Extracted, ReportError> {
             group: None,
         });
     }
-    out.lines = 1 + xml.bytes().filter(|&b| b == b'\n').count() as u64;
+    out.lines = xml.lines().count() as u64;
     Ok(out)
+}
+
+/// The `(file, line)` of the stack frame of the test's own method (`at <class>.<name>(File:12)`),
+/// else of the first frame in its class.
+fn class_frame(text: &str, classname: &str, name: &str) -> Option<(String, u32)> {
+    let frames: Vec<(&str, String, u32)> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("at ")?;
+            let (method, rest) = l.rsplit_once('(')?;
+            let (f, n) = rest.strip_suffix(')')?.rsplit_once(':')?;
+            Some((method, f.to_string(), n.parse().ok()?))
+        })
+        .collect();
+    let own = format!("{classname}.{name}");
+    frames
+        .iter()
+        .find(|(m, _, _)| *m == own)
+        .or_else(|| {
+            frames
+                .iter()
+                .find(|(m, _, _)| m.starts_with(&format!("{classname}.")))
+        })
+        .map(|(_, f, n)| (f.clone(), *n))
 }
 
 #[cfg(test)]
@@ -73,7 +148,7 @@ mod tests {
 E       assert 3 == 4</failure></testcase>
 </testsuite></testsuites>"#;
         assert!(looks_like_junit(xml.as_bytes()));
-        let e = extract(xml).unwrap();
+        let e = extract(xml);
         assert_eq!(e.failures.len(), 1);
         let f = &e.failures[0];
         assert_eq!(f.test, "tests.test_calc.test_add");
