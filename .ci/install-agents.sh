@@ -4,7 +4,7 @@
 # line on stdout; progress goes to stderr).
 #
 #   FIXCI_AGENTS_DIR   where to install (default ~/.cache/fixci-agents)
-#   FIXCI_AGENTS       which CLIs (default "claude codex aider gemini")
+#   FIXCI_AGENTS       which CLIs (default "claude codex aider gemini opencode copilot qwen")
 #
 # Versions are pinned to the ones checked in shared/AGENTS.md; a version change means re-checking
 # the presets (src/agent/presets.toml) against the CLI's --help. A CLI that fails to install is
@@ -16,9 +16,12 @@ CLAUDE_VERSION=2.1.197
 CODEX_VERSION=0.169.0
 GEMINI_VERSION=0.61.0
 AIDER_VERSION=0.86.2
+OPENCODE_VERSION=1.18.33
+COPILOT_VERSION=1.0.102
+QWEN_VERSION=0.24.4
 
 dir="${FIXCI_AGENTS_DIR:-$HOME/.cache/fixci-agents}"
-wanted="${FIXCI_AGENTS:-claude codex aider gemini}"
+wanted="${FIXCI_AGENTS:-claude codex aider gemini opencode copilot qwen}"
 bin="$dir/bin"
 mkdir -p "$bin" "$dir/npm"
 failed=0
@@ -64,14 +67,17 @@ aider_cli() {
   ln -sf "$venv/bin/aider" "$bin/aider"
 }
 
-command -v npm >/dev/null || log "npm not found: claude, codex and gemini are skipped"
+command -v npm >/dev/null || log "npm not found: claude, codex, gemini, opencode, copilot and qwen are skipped"
 for cli in $wanted; do
   case "$cli" in
     claude) command -v npm >/dev/null && npm_cli claude @anthropic-ai/claude-code "$CLAUDE_VERSION" claude ;;
     codex) command -v npm >/dev/null && npm_cli codex @openai/codex "$CODEX_VERSION" codex ;;
     gemini) command -v npm >/dev/null && npm_cli gemini @google/gemini-cli "$GEMINI_VERSION" gemini ;;
+    opencode) command -v npm >/dev/null && npm_cli opencode opencode-ai "$OPENCODE_VERSION" opencode ;;
+    copilot) command -v npm >/dev/null && npm_cli copilot @github/copilot "$COPILOT_VERSION" copilot ;;
+    qwen) command -v npm >/dev/null && npm_cli qwen @qwen-code/qwen-code "$QWEN_VERSION" qwen ;;
     aider) aider_cli ;;
-    *) log "unknown CLI \`$cli\` (known: claude codex aider gemini)"; failed=1 ;;
+    *) log "unknown CLI \`$cli\` (known: claude codex aider gemini opencode copilot qwen)"; failed=1 ;;
   esac
 done
 

@@ -1,5 +1,5 @@
-//! Agent adapters: build the command line for a preset (`claude`, `codex`, `gemini`, `aider`)
-//! or a spec's own command, and the environment it runs in (fixci's `FIXCI_*` variables; forge
+//! Agent adapters: build the command line for a preset (`claude`, `codex`, `gemini`, `aider`,
+//! `opencode`, `copilot`, `qwen`) or a spec's own command, and the environment it runs in (fixci's `FIXCI_*` variables; forge
 //! tokens and the spec's `secret-env` removed), and reading what the CLI reports about its own run
 //! ([`result`]). Judging what the agent did is not done here: the engine measures that itself.
 
@@ -17,6 +17,10 @@ pub use result::{AgentReport, AgentTotals, ResultFormat};
 
 /// The presets, from `src/agent/presets.toml`.
 pub const PRESETS: &str = include_str!("presets.toml");
+
+/// The file in the stage directory where a CLI writes its own usage report when its preset asks
+/// for one (placeholder `{usage_file}`; copilot's `--usage-output-file`), read by the parser.
+pub const USAGE_FILE: &str = "agent.usage.json";
 
 /// Environment variables that never reach an agent or a test: forge credentials.
 pub const FORGE_SECRETS: &[&str] = &[
@@ -51,6 +55,9 @@ struct Preset {
     /// `fixci doctor`: how to install the CLI (a hint).
     #[serde(default)]
     install: Option<String>,
+    /// `fixci doctor`: files the CLI's probes leave behind, removed after probing.
+    #[serde(default)]
+    probe_leaves: Vec<String>,
 }
 
 fn default_help_args() -> Vec<Vec<String>> {
@@ -71,8 +78,13 @@ pub struct Probe {
     pub version_args: Vec<String>,
     /// Flags the CLI accepts without listing them in its help (e.g. claude's `--max-turns`).
     pub hidden_flags: Vec<String>,
-    /// An install command, shown as a hint when the CLI is missing.
+    /// An install command, shown as a hint when the CLI is missing (with the version fixci's
+    /// preset was checked against).
     pub install: Option<String>,
+    /// Files the CLI leaves behind even for `--version` / `--help` (e.g. gemini's
+    /// `~/.gemini/projects.json.<uuid>.tmp`): `~/PATH` or `$VAR/PATH`, `*` allowed in the last
+    /// component. The doctor removes the ones that appeared while it probed.
+    pub probe_leaves: Vec<String>,
 }
 
 /// The doctor metadata of preset `name`; `None` for an unknown preset.
@@ -82,6 +94,7 @@ pub fn probe(name: &str) -> Option<Probe> {
         version_args: p.version_args,
         hidden_flags: p.hidden_flags,
         install: p.install,
+        probe_leaves: p.probe_leaves,
     })
 }
 
@@ -105,8 +118,9 @@ pub struct Agent {
     pub env: BTreeMap<String, String>,
     /// Feed the prompt on stdin.
     pub prompt_on_stdin: bool,
-    /// Which parser reads the CLI's stdout: the preset's `result` (a spec's own command line
-    /// under a named preset keeps that preset's parser; without one it is `none`).
+    /// Which parser reads the CLI's stdout: the spec's `agent.result`, else the preset's (a
+    /// spec's own command line under a named preset keeps that preset's parser; without one it
+    /// is `none`).
     pub result: ResultFormat,
 }
 
@@ -173,7 +187,7 @@ pub fn resolve(
         argv,
         env,
         prompt_on_stdin: stdin == "prompt",
-        result: preset.result,
+        result: chosen.result.unwrap_or(preset.result),
     })
 }
 
@@ -221,6 +235,10 @@ impl Agent {
                 .replace("{stage_dir}", &inv.stage_dir.display().to_string())
                 .replace("{run_dir}", &inv.run_dir.display().to_string())
                 .replace("{worktree}", &inv.worktree.display().to_string())
+                .replace(
+                    "{usage_file}",
+                    &inv.stage_dir.join(USAGE_FILE).display().to_string(),
+                )
                 .replace("{model}", inv.model.as_deref().unwrap_or(""))
         };
         let argv: Vec<String> = self.argv.iter().map(|a| subst(a)).collect();

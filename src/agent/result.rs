@@ -20,6 +20,18 @@
 //! - `aider-text`: aider's plain text, one line per model reply:
 //!   `Tokens: 1.7k sent, 340 received. Cost: $0.00046 message, $0.00046 session.`
 //!   (optional `N cache write` / `N cache hit` parts; cost only for models aider knows).
+//! - `opencode-jsonl`: `opencode run --format json` events; one `step_finish` per model reply
+//!   with `part.tokens{input, output, reasoning, cache{read, write}}` (input without the cache,
+//!   output without reasoning) and `part.cost` (USD, from opencode's price table: 0 for a model
+//!   it has no price for, taken as no stated cost); `text` parts; `error` events.
+//! - `copilot-jsonl`: `copilot --output-format json` events (`assistant.message` with
+//!   `data.content`, `session.error`, a final `result` with `exitCode`) plus the file named by
+//!   `--usage-output-file` ([`crate::agent::USAGE_FILE`]): `modelMetrics.<model>{requests.count,
+//!   usage{inputTokens, outputTokens, cacheReadTokens, cacheWriteTokens}}`, where `inputTokens`
+//!   includes the cache reads (as OpenAI's `prompt_tokens`). No cost in dollars.
+//! - `qwen-json`: `qwen -o json` or `-o stream-json`: the claude shape (a final `result` event
+//!   with `result`, `is_error`, `num_turns`, `usage`, and `error.message` on failure), but
+//!   `usage.input_tokens` includes `cache_read_input_tokens` (OpenAI's convention), and no cost.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,6 +48,12 @@ pub enum ResultFormat {
     GeminiJson,
     /// aider's plain-text `Tokens: ... Cost: ...` lines.
     AiderText,
+    /// opencode's `run --format json` JSON Lines events.
+    OpencodeJsonl,
+    /// GitHub Copilot CLI's `--output-format json` events and its `--usage-output-file`.
+    CopilotJsonl,
+    /// Qwen Code's `-o json` / `-o stream-json` output (claude's shape).
+    QwenJson,
     /// Nothing to read (a scripted or unknown agent).
     #[default]
     None,
@@ -49,9 +67,24 @@ impl ResultFormat {
             ResultFormat::CodexJsonl => "codex-jsonl",
             ResultFormat::GeminiJson => "gemini-json",
             ResultFormat::AiderText => "aider-text",
+            ResultFormat::OpencodeJsonl => "opencode-jsonl",
+            ResultFormat::CopilotJsonl => "copilot-jsonl",
+            ResultFormat::QwenJson => "qwen-json",
             ResultFormat::None => "none",
         }
     }
+
+    /// Every parser, in the order the documentation lists them.
+    pub const ALL: [ResultFormat; 8] = [
+        ResultFormat::ClaudeJson,
+        ResultFormat::CodexJsonl,
+        ResultFormat::GeminiJson,
+        ResultFormat::AiderText,
+        ResultFormat::OpencodeJsonl,
+        ResultFormat::CopilotJsonl,
+        ResultFormat::QwenJson,
+        ResultFormat::None,
+    ];
 }
 
 /// One agent invocation as the CLI reported it, plus fixci's own verdict on whether it was an
@@ -155,14 +188,18 @@ impl AgentTotals {
 /// Longest explanation kept, in characters.
 const MAX_EXPLANATION: usize = 4000;
 
-/// Parses `stdout` of an agent CLI with the parser `format`. Never fails: unreadable output
-/// gives a report with no numbers.
-pub fn parse(format: ResultFormat, stdout: &str) -> AgentReport {
+/// Parses `stdout` of an agent CLI with the parser `format`; `usage_file` is the text of the
+/// usage report the CLI wrote to [`crate::agent::USAGE_FILE`], if it wrote one (only
+/// `copilot-jsonl` reads it). Never fails: unreadable output gives a report with no numbers.
+pub fn parse(format: ResultFormat, stdout: &str, usage_file: Option<&str>) -> AgentReport {
     let mut r = match format {
         ResultFormat::ClaudeJson => claude(stdout),
         ResultFormat::CodexJsonl => codex(stdout),
         ResultFormat::GeminiJson => gemini(stdout),
         ResultFormat::AiderText => aider(stdout),
+        ResultFormat::OpencodeJsonl => opencode(stdout),
+        ResultFormat::CopilotJsonl => copilot(stdout, usage_file),
+        ResultFormat::QwenJson => qwen(stdout),
         ResultFormat::None => AgentReport::default(),
     };
     r.format = format.as_str().into();
@@ -219,11 +256,13 @@ fn claude(stdout: &str) -> AgentReport {
                 .map(|s| format!(" (API status {s})"))
                 .unwrap_or_default();
             let subtype = res.get("subtype").and_then(Value::as_str).unwrap_or("");
-            let what = r
-                .explanation
-                .clone()
+            let what = res
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .or_else(|| r.explanation.clone())
                 .filter(|e| !e.trim().is_empty())
-                .unwrap_or_else(|| format!("claude reported an error ({subtype})"));
+                .unwrap_or_else(|| format!("the agent reported an error ({subtype})"));
             r.set_error(format!("{what}{status}"));
         }
         return r;
@@ -239,10 +278,14 @@ fn claude(stdout: &str) -> AgentReport {
             continue;
         };
         let id = msg.get("id").and_then(Value::as_str).unwrap_or("");
-        if !seen.insert(id.to_string()) {
+        let usage = msg.get("usage").cloned().unwrap_or(Value::Null);
+        // qwen splits one reply into a text and a tool-use message; only one carries tokens.
+        let counted = ["input_tokens", "output_tokens"]
+            .iter()
+            .any(|k| u(&usage, k).is_some_and(|n| n > 0));
+        if counted && !seen.insert(id.to_string()) {
             continue;
         }
-        let usage = msg.get("usage").cloned().unwrap_or(Value::Null);
         add(&mut r.input_tokens, u(&usage, "input_tokens"));
         add(&mut r.output_tokens, u(&usage, "output_tokens"));
         add(
@@ -424,6 +467,140 @@ fn aider(stdout: &str) -> AgentReport {
     r
 }
 
+fn opencode(stdout: &str) -> AgentReport {
+    let mut r = AgentReport::default();
+    let mut steps = 0u64;
+    let mut cost = 0.0f64;
+    // The text parts of the last step that said something: its final message.
+    let mut text = String::new();
+    let mut step_text = String::new();
+    for v in json_values(stdout) {
+        let part = v.get("part").cloned().unwrap_or(Value::Null);
+        match v.get("type").and_then(Value::as_str).unwrap_or("") {
+            "step_start" => step_text.clear(),
+            "text" => {
+                if let Some(t) = part.get("text").and_then(Value::as_str) {
+                    step_text.push_str(t);
+                }
+            }
+            "step_finish" => {
+                steps += 1;
+                let t = part.get("tokens").cloned().unwrap_or(Value::Null);
+                add(&mut r.input_tokens, u(&t, "input"));
+                add(
+                    &mut r.output_tokens,
+                    u(&t, "output").map(|o| o + u(&t, "reasoning").unwrap_or(0)),
+                );
+                add(&mut r.cache_read_tokens, t.pointer("/cache/read").and_then(Value::as_u64));
+                add(&mut r.cache_write_tokens, t.pointer("/cache/write").and_then(Value::as_u64));
+                cost += part.get("cost").and_then(Value::as_f64).unwrap_or(0.0);
+                if !step_text.trim().is_empty() {
+                    text = std::mem::take(&mut step_text);
+                }
+            }
+            "error" => {
+                let e = v.get("error").cloned().unwrap_or(Value::Null);
+                let msg = e
+                    .pointer("/data/message")
+                    .or_else(|| e.get("message"))
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .or_else(|| e.get("name").and_then(Value::as_str).map(String::from))
+                    .unwrap_or_else(|| "opencode reported an error".into());
+                r.set_error(msg);
+            }
+            _ => {}
+        }
+    }
+    if !step_text.trim().is_empty() {
+        text = step_text;
+    }
+    if !text.is_empty() {
+        r.explanation = Some(text);
+    }
+    if steps > 0 {
+        r.turns = Some(steps);
+    }
+    // opencode prices a model only from its table; 0 means it had no price, not free.
+    if cost > 0.0 {
+        r.cost_usd = Some(cost);
+    }
+    r
+}
+
+fn copilot(stdout: &str, usage_file: Option<&str>) -> AgentReport {
+    let mut r = AgentReport::default();
+    let mut replies = 0u64;
+    for v in json_values(stdout) {
+        let data = v.get("data").cloned().unwrap_or(Value::Null);
+        match v.get("type").and_then(Value::as_str).unwrap_or("") {
+            "assistant.message" => {
+                replies += 1;
+                if let Some(t) = data
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.trim().is_empty())
+                {
+                    r.explanation = Some(t.to_string());
+                }
+            }
+            "session.error" => {
+                let msg = data
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .unwrap_or_else(|| "copilot reported a session error".into());
+                let kind = data
+                    .get("errorType")
+                    .and_then(Value::as_str)
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default();
+                r.set_error(format!("{msg}{kind}"));
+            }
+            "result" => {
+                if let Some(code) = v.get("exitCode").and_then(Value::as_i64).filter(|c| *c != 0) {
+                    r.set_error(format!("copilot reported exit code {code}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    if replies > 0 {
+        r.turns = Some(replies);
+    }
+    let usage = usage_file
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .unwrap_or(Value::Null);
+    if let Some(models) = usage.get("modelMetrics").and_then(Value::as_object) {
+        let mut requests = None;
+        for m in models.values() {
+            let t = m.get("usage").cloned().unwrap_or(Value::Null);
+            let cached = u(&t, "cacheReadTokens");
+            add(
+                &mut r.input_tokens,
+                u(&t, "inputTokens").map(|i| i.saturating_sub(cached.unwrap_or(0))),
+            );
+            add(&mut r.cache_read_tokens, cached);
+            add(&mut r.cache_write_tokens, u(&t, "cacheWriteTokens"));
+            add(&mut r.output_tokens, u(&t, "outputTokens"));
+            add(&mut requests, m.pointer("/requests/count").and_then(Value::as_u64));
+        }
+        if requests.is_some() {
+            r.turns = requests;
+        }
+    }
+    r
+}
+
+fn qwen(stdout: &str) -> AgentReport {
+    let mut r = claude(stdout);
+    // OpenAI's convention: the prompt count includes the cached part.
+    if let (Some(i), Some(c)) = (r.input_tokens, r.cache_read_tokens) {
+        r.input_tokens = Some(i.saturating_sub(c));
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,7 +614,7 @@ mod tests {
 
     #[test]
     fn claude_json_object() {
-        let r = parse(ResultFormat::ClaudeJson, &sample("claude-json.json"));
+        let r = parse(ResultFormat::ClaudeJson, &sample("claude-json.json"), None);
         assert_eq!(r.format, "claude-json");
         assert_eq!(r.turns, Some(4));
         assert_eq!(r.input_tokens, Some(4000));
@@ -453,8 +630,7 @@ mod tests {
     fn claude_stream_json_takes_the_result_event() {
         let r = parse(
             ResultFormat::ClaudeJson,
-            &sample("claude-stream-json-denied.jsonl"),
-        );
+            &sample("claude-stream-json-denied.jsonl"), None);
         assert_eq!(r.turns, Some(3));
         assert_eq!(r.input_tokens, Some(3000));
         assert_eq!(r.cache_write_tokens, Some(300));
@@ -466,7 +642,7 @@ mod tests {
     fn claude_api_error_is_an_error_despite_subtype_success() {
         let text = sample("claude-stream-json-error.jsonl");
         assert!(text.contains(r#""subtype":"success","is_error":true"#));
-        let r = parse(ResultFormat::ClaudeJson, &text);
+        let r = parse(ResultFormat::ClaudeJson, &text, None);
         assert!(r.is_error);
         assert!(
             r.error.as_deref().unwrap().contains("Unable to connect"),
@@ -483,7 +659,7 @@ mod tests {
             .filter(|l| !l.contains(r#""type":"result""#))
             .map(|l| format!("{l}\n"))
             .collect();
-        let r = parse(ResultFormat::ClaudeJson, &cut);
+        let r = parse(ResultFormat::ClaudeJson, &cut, None);
         assert_eq!(r.turns, Some(3), "{r:?}");
         assert_eq!(r.input_tokens, Some(3000));
         assert_eq!(r.cost_usd, None);
@@ -492,7 +668,7 @@ mod tests {
 
     #[test]
     fn codex_sums_completed_turns_and_splits_cached_input() {
-        let r = parse(ResultFormat::CodexJsonl, &sample("codex-jsonl.jsonl"));
+        let r = parse(ResultFormat::CodexJsonl, &sample("codex-jsonl.jsonl"), None);
         assert_eq!(r.turns, Some(1));
         assert_eq!(r.input_tokens, Some(3000 - 600));
         assert_eq!(r.cache_read_tokens, Some(600));
@@ -505,7 +681,7 @@ mod tests {
             sample("codex-jsonl.jsonl"),
             r#"{"type":"turn.completed","usage":{"input_tokens":10,"cached_input_tokens":0,"output_tokens":5}}"#
         );
-        let r = parse(ResultFormat::CodexJsonl, &two);
+        let r = parse(ResultFormat::CodexJsonl, &two, None);
         assert_eq!(
             (r.turns, r.input_tokens, r.output_tokens),
             (Some(2), Some(2410), Some(155))
@@ -516,18 +692,18 @@ mod tests {
     fn codex_retry_errors_count_only_when_nothing_followed() {
         let retry = r#"{"type":"error","message":"Reconnecting... 1/5 (stream disconnected)"}"#;
         let ok = format!("{retry}\n{}", sample("codex-jsonl.jsonl"));
-        assert!(!parse(ResultFormat::CodexJsonl, &ok).is_error);
+        assert!(!parse(ResultFormat::CodexJsonl, &ok, None).is_error);
         let stuck = format!("{{\"type\":\"turn.started\"}}\n{retry}\n");
-        let r = parse(ResultFormat::CodexJsonl, &stuck);
+        let r = parse(ResultFormat::CodexJsonl, &stuck, None);
         assert!(r.is_error && r.error.unwrap().contains("Reconnecting"));
         let failed = r#"{"type":"turn.failed","error":{"message":"unexpected status 401"}}"#;
-        let r = parse(ResultFormat::CodexJsonl, failed);
+        let r = parse(ResultFormat::CodexJsonl, failed, None);
         assert_eq!(r.error.as_deref(), Some("unexpected status 401"));
     }
 
     #[test]
     fn gemini_sums_models_and_counts_main_requests() {
-        let r = parse(ResultFormat::GeminiJson, &sample("gemini-json.json"));
+        let r = parse(ResultFormat::GeminiJson, &sample("gemini-json.json"), None);
         assert_eq!(r.input_tokens, Some(3200));
         assert_eq!(r.cache_read_tokens, Some(800));
         assert_eq!(r.output_tokens, Some(200));
@@ -538,8 +714,7 @@ mod tests {
         let err = r#"{"session_id": "x", "error": {"type": "Error", "message": "Invalid auth method selected.", "code": 41}}"#;
         let r = parse(
             ResultFormat::GeminiJson,
-            &format!("Security Warning: ...\n{err}"),
-        );
+            &format!("Security Warning: ...\n{err}"), None);
         assert_eq!(
             r.error.as_deref(),
             Some("Invalid auth method selected. (code 41)")
@@ -548,13 +723,13 @@ mod tests {
 
     #[test]
     fn aider_sums_token_lines_and_takes_the_session_cost() {
-        let r = parse(ResultFormat::AiderText, &sample("aider-text-fix-cost.txt"));
+        let r = parse(ResultFormat::AiderText, &sample("aider-text-fix-cost.txt"), None);
         assert_eq!(r.turns, Some(2));
         assert_eq!(r.input_tokens, Some(1700 + 2300));
         assert_eq!(r.output_tokens, Some(680));
         assert_eq!(r.cost_usd, Some(0.0010));
         assert!(!r.is_error);
-        let r = parse(ResultFormat::AiderText, &sample("aider-text-reproduce.txt"));
+        let r = parse(ResultFormat::AiderText, &sample("aider-text-reproduce.txt"), None);
         assert_eq!(
             (r.input_tokens, r.output_tokens, r.cost_usd),
             (Some(1500), Some(165), None)
@@ -564,7 +739,7 @@ mod tests {
     #[test]
     fn aider_cache_parts_wrapped_lines_and_api_errors() {
         let wrapped = "Tokens: 12k sent, 1.2k cache write, 3.4k cache hit, 60 received. Cost: $0.01 message,\n$0.02 session.\n";
-        let r = parse(ResultFormat::AiderText, wrapped);
+        let r = parse(ResultFormat::AiderText, wrapped, None);
         assert_eq!(
             (
                 r.input_tokens,
@@ -576,20 +751,14 @@ mod tests {
             (Some(12000), Some(1200), Some(3400), Some(60), Some(0.02))
         );
         let failed = "Aider v0.86.2\nlitellm.APIConnectionError: APIConnectionError: OpenAIException - Connection error.\nRetrying in 0.2 seconds...\n";
-        let r = parse(ResultFormat::AiderText, failed);
+        let r = parse(ResultFormat::AiderText, failed, None);
         assert!(r.is_error && r.error.unwrap().starts_with("litellm.APIConnectionError"));
     }
 
     #[test]
     fn unreadable_output_gives_no_numbers() {
-        for f in [
-            ResultFormat::ClaudeJson,
-            ResultFormat::CodexJsonl,
-            ResultFormat::GeminiJson,
-            ResultFormat::AiderText,
-            ResultFormat::None,
-        ] {
-            let r = parse(f, "not json at all\n");
+        for f in ResultFormat::ALL {
+            let r = parse(f, "not json at all\n", Some("not json either"));
             assert_eq!(r.input_tokens, None, "{f:?}");
             assert!(!r.is_error, "{f:?}");
         }

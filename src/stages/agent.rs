@@ -57,6 +57,9 @@ impl Stage for AgentStage {
             secret_env: cx.env.spec().spec.secret_env.clone(),
         };
         let cmd = cx.env.req.agent.command(&inv);
+        // A usage report is the CLI's own, of this invocation only.
+        let usage_file = cx.dir.join(crate::agent::USAGE_FILE);
+        let _ = std::fs::remove_file(&usage_file);
         let wt_repo =
             vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
         let branch = cx.st.branch.clone().unwrap_or_default();
@@ -88,9 +91,13 @@ impl Stage for AgentStage {
             None => Default::default(),
         };
         take_fallback_outputs(&wt, &cx.dir)?;
+        let usage = std::fs::read(&usage_file)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         let mut report = crate::agent::result::parse(
             cx.env.req.agent.result,
             &String::from_utf8_lossy(&std::fs::read(&stdout).unwrap_or_default()),
+            usage.as_deref(),
         );
         report.exit = finished.termination.describe();
         report.agent = cx.env.req.agent.name.clone();
@@ -119,6 +126,14 @@ impl Stage for AgentStage {
         }
         if self.role == Role::Fix {
             if let Some(a) = cx.st.current_attempt() {
+                // Without a `root-cause.md`, the agent's final message is its explanation.
+                if a.root_cause.is_none() && !a.diff.trim().is_empty() {
+                    a.root_cause = report
+                        .explanation
+                        .as_deref()
+                        .map(|e| crate::redact::redact(e.trim()))
+                        .filter(|e| !e.is_empty());
+                }
                 a.agent_report = Some(report.clone());
             }
         }

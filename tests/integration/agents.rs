@@ -1,16 +1,22 @@
-//! End to end with the real agent CLIs: `claude`, `codex`, `gemini` and `aider` each run the
-//! quickstart (`reproduce-deterministic/examples/shipping`) through fixci's preset for them,
-//! against `tests/agents/model_server.py`, a scripted model service on 127.0.0.1 that speaks the
-//! provider's HTTP API and answers with the tool calls (or aider's edit blocks) that write the
-//! reproduction test and the fix. The CLIs really run: they read the prompt, call the service,
-//! execute the tools and edit the worktree; fixci confirms, verifies and commits as always.
+//! End to end with the real agent CLIs: `claude`, `codex`, `gemini`, `aider`, `opencode`,
+//! `copilot` and `qwen` each run the quickstart (`reproduce-deterministic/examples/shipping`)
+//! through fixci's preset for them, against `tests/agents/model_server.py`, a scripted model
+//! service on 127.0.0.1 that speaks the provider's HTTP API and answers with the tool calls (or
+//! aider's edit blocks) that write the reproduction test and the fix. The CLIs really run: they
+//! read the prompt, call the service, execute their tools and edit the worktree; fixci confirms,
+//! verifies and commits as always. Each runs with a private `HOME` (and its own configuration
+//! inside it), so no test reads or writes the user's own `~/.aider`, `~/.claude`, ...
 //!
-//! With the service down (a closed port) no CLI exits by itself: each must be stopped at its
-//! stage budget, recorded as `timeout` with its last output, and leave no process behind.
+//! With the service down (a closed port, or for qwen, which gives up at once on a refused
+//! connection, a port that never answers) no CLI finishes by itself within its budget: each must
+//! be stopped at its stage budget, recorded as `timeout` with its last output, and leave no
+//! process behind.
 //!
 //! The CLIs are found in `$FIXCI_AGENTS_DIR/bin`, `~/.cache/fixci-agents/bin` (where
-//! `.ci/install-agents.sh` puts them) or on PATH; a test whose CLI is missing skips with a message
-//! (a user's fresh clone has none of them).
+//! `.ci/install-agents.sh` puts them) or on PATH. A test whose CLI is missing skips with a
+//! message (a user's fresh clone has none of them), unless the CLIs are required: then it fails.
+//! They are required when `FIXCI_REQUIRE_AGENTS=1` (`.ci/run` sets it) or `CI=true` (unless
+//! `FIXCI_REQUIRE_AGENTS=0`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,8 +26,18 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// The directory holding `name`, searched as the module doc says, or `None` with a message.
-fn cli_dir(name: &str) -> Option<PathBuf> {
+/// Whether a missing agent CLI fails the test instead of skipping it (see the module doc).
+pub fn agents_required() -> bool {
+    match std::env::var("FIXCI_REQUIRE_AGENTS").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => std::env::var("CI").is_ok_and(|v| v == "true"),
+    }
+}
+
+/// The directory holding the agent CLI `name`, searched as the module doc says; `None` with a
+/// message when it is missing, or a panic when the CLIs are required.
+pub fn cli_dir(name: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("FIXCI_AGENTS_DIR") {
         dirs.push(PathBuf::from(d).join("bin"));
@@ -34,9 +50,14 @@ fn cli_dir(name: &str) -> Option<PathBuf> {
     }
     let found = dirs.into_iter().find(|d| d.join(name).is_file());
     if found.is_none() {
-        eprintln!(
-            "skipping: `{name}` is not installed (run `.ci/install-agents.sh`, or set FIXCI_AGENTS_DIR)"
+        let why = format!(
+            "`{name}` is not installed (run `.ci/install-agents.sh`, or set FIXCI_AGENTS_DIR)"
         );
+        assert!(
+            !agents_required(),
+            "{why}; the agent CLIs are required here (FIXCI_REQUIRE_AGENTS=1 or CI=true)"
+        );
+        eprintln!("skipping: {why}");
     }
     found
 }
@@ -75,10 +96,22 @@ impl Drop for ModelServer {
     }
 }
 
-/// A port on 127.0.0.1 that nothing listens on: the model service "down".
-fn closed_port() -> u16 {
+/// The model service "down", as a CLI sees it.
+enum Down {
+    /// A port on 127.0.0.1 that nothing listens on: connections are refused.
+    Refused,
+    /// A port that accepts connections (into the listen backlog) and never answers.
+    Silent,
+}
+
+/// A port for `down`, and the listener to keep alive while it is used.
+fn down_port(down: Down) -> (u16, Option<std::net::TcpListener>) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    let port = l.local_addr().unwrap().port();
+    match down {
+        Down::Refused => (port, None),
+        Down::Silent => (port, Some(l)),
+    }
 }
 
 /// The spec's `agent` table (and `model`) that points `cli` at the service on `port`, with
@@ -135,8 +168,69 @@ fn agent_for(cli: &str, port: u16, home: &Path) -> (Value, Option<&'static str>)
             ]}),
             Some("openai/fixci-scripted"),
         ),
+        "opencode" => {
+            std::fs::create_dir_all(home).unwrap();
+            let config = home.join("opencode.json");
+            std::fs::write(
+                &config,
+                json!({"provider": {"fixci": {
+                    "npm": "@ai-sdk/openai-compatible",
+                    "name": "fixci",
+                    "options": {"baseURL": format!("{url}/v1"), "apiKey": "sk-fixci-test"},
+                    "models": {"scripted": {}},
+                }}})
+                .to_string(),
+            )
+            .unwrap();
+            (
+                json!({"preset": "opencode", "env": {
+                    "OPENCODE_CONFIG": config.display().to_string(),
+                    "OPENCODE_DISABLE_AUTOUPDATE": "true",
+                    "OPENCODE_DISABLE_MODELS_FETCH": "true",
+                }}),
+                Some("fixci/scripted"),
+            )
+        }
+        "copilot" => (
+            json!({"preset": "copilot", "env": {
+                "COPILOT_PROVIDER_BASE_URL": format!("{url}/v1"),
+                "COPILOT_PROVIDER_TYPE": "openai",
+                "COPILOT_PROVIDER_API_KEY": "sk-fixci-test",
+                "COPILOT_OFFLINE": "true",
+                // Its runtime, unpacked once per version by `.ci/install-agents.sh`.
+                "XDG_CACHE_HOME": copilot_cache().display().to_string(),
+            }}),
+            Some("fixci-scripted"),
+        ),
+        "qwen" => (
+            json!({"preset": "qwen", "args": [
+                "--auth-type", "openai", "--openai-base-url", format!("{url}/v1"),
+                "--openai-api-key", "sk-fixci-test",
+            ]}),
+            Some("fixci-scripted"),
+        ),
         other => panic!("no agent setup for {other}"),
     }
+}
+
+/// Where `copilot` unpacks its runtime (235 MB per version): beside the installed CLIs, unpacked
+/// once (by `.ci/install-agents.sh`, or here before the first copilot test) rather than into
+/// every test's private HOME.
+fn copilot_cache() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let bin = cli_dir("copilot").expect("copilot is installed");
+        let cache = bin.join("../cache");
+        let out = Command::new(bin.join("copilot"))
+            .arg("--version")
+            .env("XDG_CACHE_HOME", &cache)
+            .env("COPILOT_AUTO_UPDATE", "false")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "copilot --version: {out:?}");
+        cache
+    })
+    .clone()
 }
 
 /// A scratch copy of the quickstart whose agent is `cli` on `port`.
@@ -170,14 +264,32 @@ fn quickstart(cli: &str, port: u16, budgets: Value) -> Quickstart {
     }
 }
 
-/// Runs `fixci run` on the quickstart with `bin` first on PATH; returns the exit code.
+/// Runs `fixci run` on the quickstart with `bin` first on PATH and a private HOME (with only a
+/// git identity in it); returns the exit code.
 fn run(q: &Quickstart, bin: &Path) -> i32 {
     let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
     .unwrap();
-    let out = fixci()
+    let home = q.tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".gitconfig"),
+        "[user]\n\tname = fixci test\n\temail = test@fixci.invalid\n",
+    )
+    .unwrap();
+    let mut cmd = fixci();
+    for var in [
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "XDG_CACHE_HOME",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
         .current_dir(q.tmp.path())
+        .env("HOME", &home)
         .env("PATH", path)
         .env("FIXCI_CACHE_DIR", q.tmp.path().join("cache"))
         .env_remove("GITHUB_TOKEN")
@@ -301,9 +413,14 @@ fn fixes_the_quickstart(cli: &str) -> Option<Value> {
 /// With the model service down, the CLI is stopped at the reproduce stage's budget: the stage
 /// is a timeout with the CLI's last output, the run an agent error, and no process of the
 /// agent's survives (neither in its process group nor anywhere in the worktree).
-fn stopped_at_its_budget_when_the_service_is_down(cli: &str, budget: &str) -> Option<Value> {
+fn stopped_at_its_budget_when_the_service_is_down(
+    cli: &str,
+    down: Down,
+    budget: &str,
+) -> Option<Value> {
     let bin = cli_dir(cli)?;
-    let q = quickstart(cli, closed_port(), json!({"reproduce": budget}));
+    let (port, _listener) = down_port(down);
+    let q = quickstart(cli, port, json!({"reproduce": budget}));
     let code = run(&q, &bin);
     let run_dir = run_dir(&q.out);
     let r = result(&run_dir);
@@ -454,7 +571,7 @@ fn aider_fixes_the_quickstart_and_its_own_commits_and_droppings_stay_off_the_fix
 
 #[test]
 fn claude_is_stopped_at_its_budget_when_the_service_is_down() {
-    if let Some(r) = stopped_at_its_budget_when_the_service_is_down("claude", "5s") {
+    if let Some(r) = stopped_at_its_budget_when_the_service_is_down("claude", Down::Refused, "5s") {
         // stream-json shows the retries as they happen.
         assert!(
             stage(&r, "reproduce")["summary"]
@@ -467,7 +584,7 @@ fn claude_is_stopped_at_its_budget_when_the_service_is_down() {
 
 #[test]
 fn codex_is_stopped_at_its_budget_when_the_service_is_down() {
-    if let Some(r) = stopped_at_its_budget_when_the_service_is_down("codex", "5s") {
+    if let Some(r) = stopped_at_its_budget_when_the_service_is_down("codex", Down::Refused, "5s") {
         assert!(
             stage(&r, "reproduce")["summary"]
                 .as_str()
@@ -487,11 +604,82 @@ fn codex_is_stopped_at_its_budget_when_the_service_is_down() {
 fn gemini_is_stopped_at_its_budget_when_the_service_is_down() {
     // gemini prints nothing until its model router has failed, which takes a few seconds of
     // node start-up on a loaded 2-core machine.
-    stopped_at_its_budget_when_the_service_is_down("gemini", "15s");
+    stopped_at_its_budget_when_the_service_is_down("gemini", Down::Refused, "15s");
 }
 
 #[test]
 fn aider_is_stopped_at_its_budget_when_the_service_is_down() {
     // aider gives up by itself only after ~80 s (and then exits 0); it starts slowly.
-    stopped_at_its_budget_when_the_service_is_down("aider", "15s");
+    stopped_at_its_budget_when_the_service_is_down("aider", Down::Refused, "15s");
+}
+
+/// Token counts as `(input, output, cache_read)`.
+fn tokens(r: &Value) -> (u64, u64, u64) {
+    let t = &r["agent"]["tokens"];
+    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("no tokens.{k}: {t}"));
+    (n("input"), n("output"), n("cache_read"))
+}
+
+#[test]
+fn opencode_fixes_the_quickstart_and_reports_tokens() {
+    let Some(r) = fixes_the_quickstart("opencode") else {
+        return;
+    };
+    // 7 steps (3 to reproduce, 4 to fix), each 1000 prompt tokens of which 200 cached, and 50
+    // output tokens; the session title request is no step.
+    assert_eq!(tokens(&r), (5600, 350, 1400), "{:#}", r["agent"]);
+    assert_eq!(r["agent"]["invocations"][1]["turns"], 4);
+    assert!(
+        r["agent"]["cost_usd"].is_null(),
+        "opencode has no price for the scripted model (it says 0)"
+    );
+}
+
+#[test]
+fn copilot_fixes_the_quickstart_and_reports_tokens_from_its_usage_file() {
+    let Some(r) = fixes_the_quickstart("copilot") else {
+        return;
+    };
+    assert_eq!(tokens(&r), (5600, 350, 1400), "{:#}", r["agent"]);
+    assert_eq!(r["agent"]["invocations"][1]["turns"], 4);
+    assert!(r["agent"]["cost_usd"].is_null(), "copilot states no cost");
+}
+
+#[test]
+fn qwen_fixes_the_quickstart_and_reports_tokens() {
+    let Some(r) = fixes_the_quickstart("qwen") else {
+        return;
+    };
+    // Besides the 7 main-loop requests, qwen may ask its memory-extraction side agent.
+    let (input, output, cache_read) = tokens(&r);
+    assert!(input >= 5600 && input % 800 == 0, "{:#}", r["agent"]);
+    assert_eq!((cache_read * 4, output * 16), (input, input), "{:#}", r["agent"]);
+    assert!(r["agent"]["cost_usd"].is_null(), "qwen states no cost");
+}
+
+#[test]
+fn opencode_is_stopped_at_its_budget_when_the_service_is_down() {
+    // opencode retries for about 72 s; its progress is only in the logs `--print-logs` shows.
+    if let Some(r) =
+        stopped_at_its_budget_when_the_service_is_down("opencode", Down::Refused, "20s")
+    {
+        assert!(
+            stage(&r, "reproduce")["summary"]
+                .as_str()
+                .unwrap()
+                .contains("level=INFO")
+        );
+    }
+}
+
+#[test]
+fn copilot_is_stopped_at_its_budget_when_the_service_is_down() {
+    // copilot retries for about 24 s; its JSON events show each attempt.
+    stopped_at_its_budget_when_the_service_is_down("copilot", Down::Refused, "15s");
+}
+
+#[test]
+fn qwen_is_stopped_at_its_budget_when_the_service_does_not_answer() {
+    // A refused connection ends qwen by itself within seconds; a silent service does not.
+    stopped_at_its_budget_when_the_service_is_down("qwen", Down::Silent, "20s");
 }
