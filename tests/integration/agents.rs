@@ -241,7 +241,9 @@ struct Quickstart {
 }
 
 fn quickstart(cli: &str, port: u16, budgets: Value) -> Quickstart {
-    let tmp = tempfile::tempdir().unwrap();
+    // Not under /tmp: codex refuses to create its sandbox helper's PATH aliases in a CODEX_HOME
+    // under the temporary directory, and its commands then fail inside bubblewrap.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let example =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("reproduce-deterministic/examples/shipping");
     for f in ["ci-log.txt", "shipping.bundle"] {
@@ -313,6 +315,39 @@ fn run(q: &Quickstart, bin: &Path) -> i32 {
     code
 }
 
+/// Prints the end of every agent log under `run_dir` (for a failing test's output).
+fn print_agent_logs(run_dir: &Path) {
+    let mut logs: Vec<PathBuf> = Vec::new();
+    let mut dirs = vec![run_dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.ends_with("worktree") {
+                dirs.push(p);
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("agent.") && n.ends_with(".log"))
+            {
+                logs.push(p);
+            }
+        }
+    }
+    logs.sort();
+    for p in logs {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let tail: String = text
+            .chars()
+            .rev()
+            .take(3000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        eprintln!("--- {} (last 3000 characters)\n{tail}", p.display());
+    }
+}
+
 fn stage<'a>(r: &'a Value, id: &str) -> &'a Value {
     r["stages"]
         .as_array()
@@ -335,6 +370,9 @@ fn fixes_the_quickstart(cli: &str) -> Option<Value> {
     let code = run(&q, &bin);
     let run_dir = run_dir(&q.out);
     let r = result(&run_dir);
+    if code != 0 {
+        print_agent_logs(&run_dir);
+    }
     assert_eq!(code, 0, "{cli}: {r:#}");
     assert_eq!(r["status"], "success", "{cli}");
     assert_eq!(r["verification"]["runs"], 5, "{cli}");
