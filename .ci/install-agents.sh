@@ -8,8 +8,9 @@
 #
 # Versions are pinned to the ones checked in shared/AGENTS.md; a version change means re-checking
 # the presets (src/agent/presets.toml) against the CLI's --help. A CLI that fails to install is
-# reported on stderr and skipped (its tests then skip with a message); the script still exits 0 so
-# that a registry hiccup does not fail the whole CI run. Set FIXCI_AGENTS_STRICT=1 to fail instead.
+# reported on stderr and skipped (its tests then skip with a message, or fail under
+# FIXCI_REQUIRE_AGENTS=1); the script still exits 0 so that a registry hiccup does not fail the
+# whole CI run. Set FIXCI_AGENTS_STRICT=1 to fail instead.
 set -uo pipefail
 
 CLAUDE_VERSION=2.1.197
@@ -67,6 +68,15 @@ aider_cli() {
   ln -sf "$venv/bin/aider" "$bin/aider"
 }
 
+# copilot unpacks its runtime (~235 MB) under $XDG_CACHE_HOME/copilot on its first start; the
+# tests run it with a private HOME and XDG_CACHE_HOME="$dir/cache", unpacked here once.
+copilot_unpack() {
+  if ! XDG_CACHE_HOME="$dir/cache" COPILOT_AUTO_UPDATE=false "$bin/copilot" --version >&2; then
+    log "FAILED: copilot --version"
+    failed=1
+  fi
+}
+
 command -v npm >/dev/null || log "npm not found: claude, codex, gemini, opencode, copilot and qwen are skipped"
 for cli in $wanted; do
   case "$cli" in
@@ -74,7 +84,9 @@ for cli in $wanted; do
     codex) command -v npm >/dev/null && npm_cli codex @openai/codex "$CODEX_VERSION" codex ;;
     gemini) command -v npm >/dev/null && npm_cli gemini @google/gemini-cli "$GEMINI_VERSION" gemini ;;
     opencode) command -v npm >/dev/null && npm_cli opencode opencode-ai "$OPENCODE_VERSION" opencode ;;
-    copilot) command -v npm >/dev/null && npm_cli copilot @github/copilot "$COPILOT_VERSION" copilot ;;
+    copilot)
+      command -v npm >/dev/null && npm_cli copilot @github/copilot "$COPILOT_VERSION" copilot \
+        && copilot_unpack ;;
     qwen) command -v npm >/dev/null && npm_cli qwen @qwen-code/qwen-code "$QWEN_VERSION" qwen ;;
     aider) aider_cli ;;
     *) log "unknown CLI \`$cli\` (known: claude codex aider gemini opencode copilot qwen)"; failed=1 ;;

@@ -371,6 +371,17 @@ fn first_line(s: &str) -> String {
         .collect()
 }
 
+/// The first line of a `--version` output that names a version (`1.2`, `v0.61.0`), else its
+/// first line: copilot prints `Package extraction took 5338ms` first on its first start.
+fn version_line(s: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| regex::Regex::new(r"\d+\.\d+").expect("valid regex"));
+    s.lines()
+        .find(|l| re.is_match(l))
+        .map(first_line)
+        .unwrap_or_else(|| first_line(s))
+}
+
 fn shown(program: &str, args: &[String]) -> String {
     std::iter::once(program.to_string())
         .chain(args.iter().cloned())
@@ -590,7 +601,7 @@ fn probe_agent(
             label,
             true,
             need,
-            format!("{} ({})", first_line(&p.output), path.display()),
+            format!("{} ({})", version_line(&p.output), path.display()),
             None,
         ),
         Some(p) => check(
@@ -811,6 +822,31 @@ mod tests {
         assert_eq!(
             flags_of(&codex.argv, &[]),
             ["-a", "-s", "--json", "--add-dir", "-m"]
+        );
+    }
+
+    #[test]
+    fn the_version_line_skips_start_up_chatter() {
+        assert_eq!(
+            version_line("Package extraction took 5338ms\nGitHub Copilot CLI 1.0.102.\nRun 'copilot update' to check for updates.\n"),
+            "GitHub Copilot CLI 1.0.102."
+        );
+        assert_eq!(version_line("\n0.24.4\n"), "0.24.4");
+        assert_eq!(version_line("dev build\n"), "dev build");
+    }
+
+    #[test]
+    fn leftovers_match_the_last_component_under_home_or_a_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = dir.path().join(".gemini");
+        std::fs::create_dir_all(g.join("projects.json.d.tmp")).unwrap();
+        for f in ["projects.json.a1.tmp", "projects.json", "other.tmp"] {
+            std::fs::write(g.join(f), "").unwrap();
+        }
+        let pattern = format!("{}/.gemini/projects.json.*.tmp", dir.path().display());
+        assert_eq!(
+            leftovers(&[pattern, "$FIXCI_SURELY_UNSET_VAR/x.*".into()]),
+            BTreeSet::from([g.join("projects.json.a1.tmp")])
         );
     }
 

@@ -353,6 +353,9 @@ mod tests {
             ("claude", ResultFormat::ClaudeJson),
             ("gemini", ResultFormat::GeminiJson),
             ("aider", ResultFormat::AiderText),
+            ("opencode", ResultFormat::OpencodeJsonl),
+            ("copilot", ResultFormat::CopilotJsonl),
+            ("qwen", ResultFormat::QwenJson),
         ] {
             let a = resolve(Some(name), None, None, None, Path::new("/")).unwrap();
             assert_eq!(a.result, format, "{name}");
@@ -363,6 +366,44 @@ mod tests {
         };
         let a = resolve(None, Some(&own), None, None, Path::new("/")).unwrap();
         assert_eq!((a.name.as_str(), a.result), ("command", ResultFormat::None));
+        // A spec's own command names the parser for what it prints.
+        let own = AgentSpec {
+            result: Some(ResultFormat::ClaudeJson),
+            ..own
+        };
+        let a = resolve(None, Some(&own), None, None, Path::new("/")).unwrap();
+        assert_eq!((a.name.as_str(), a.result), ("command", ResultFormat::ClaudeJson));
+    }
+
+    #[test]
+    fn the_new_presets_take_the_prompt_on_stdin_and_open_the_stage_directory() {
+        let dir = Path::new("/");
+        let c = resolve(Some("opencode"), None, None, Some("fixci/m"), dir)
+            .unwrap()
+            .command(&inv());
+        assert_eq!(&c.args[..2], &["run", "--pure"]);
+        assert!(c.args.contains(&"--auto".to_string()));
+        assert!(c.args.ends_with(&["-m".into(), "fixci/m".into()]));
+        assert!(c.stdin.is_some());
+        let c = resolve(Some("copilot"), None, None, Some("gpt-5"), dir)
+            .unwrap()
+            .command(&inv());
+        let after = |flag: &str| {
+            let i = c.args.iter().position(|a| a == flag).unwrap();
+            c.args[i + 1].clone()
+        };
+        assert_eq!(after("--add-dir"), "/run/stages/fix");
+        assert_eq!(after("--usage-output-file"), "/run/stages/fix/agent.usage.json");
+        assert_eq!(after("--model"), "gpt-5");
+        assert!(c.stdin.is_some());
+        let c = resolve(Some("qwen"), None, None, None, dir)
+            .unwrap()
+            .command(&inv());
+        let i = c.args.iter().position(|a| a == "--approval-mode").unwrap();
+        assert_eq!(c.args[i + 1], "auto-edit", "qwen spells it with a hyphen");
+        let i = c.args.iter().position(|a| a == "--include-directories").unwrap();
+        assert_eq!(c.args[i + 1], "/run/stages/fix");
+        assert!(!c.args.contains(&"-m".to_string()), "no model, no model flag");
     }
 
     #[test]

@@ -756,6 +756,114 @@ mod tests {
     }
 
     #[test]
+    fn opencode_sums_step_finish_tokens_and_a_zero_cost_is_no_cost() {
+        let text = sample("opencode-jsonl.jsonl");
+        let r = parse(ResultFormat::OpencodeJsonl, &text, None);
+        assert_eq!(r.format, "opencode-jsonl");
+        assert_eq!(r.turns, Some(3));
+        assert_eq!(
+            (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens),
+            (Some(2400), Some(150), Some(600), Some(0))
+        );
+        assert_eq!(r.cost_usd, None, "opencode says 0 for a model it has no price for");
+        assert!(!r.is_error);
+        assert!(r.explanation.unwrap().starts_with("I wrote"), "the last step's text");
+        // A priced model: the costs add up; reasoning counts as output.
+        let priced = text
+            .replace(r#""cost":0"#, r#""cost":0.0125"#)
+            .replace(r#""reasoning":0"#, r#""reasoning":7"#);
+        let r = parse(ResultFormat::OpencodeJsonl, &priced, None);
+        assert!((r.cost_usd.unwrap() - 0.0375).abs() < 1e-12, "{r:?}");
+        assert_eq!(r.output_tokens, Some(150 + 21));
+    }
+
+    #[test]
+    fn opencode_error_event_is_the_error() {
+        let r = parse(
+            ResultFormat::OpencodeJsonl,
+            &sample("opencode-jsonl-network-down.jsonl"),
+            None,
+        );
+        assert!(r.is_error);
+        assert!(
+            r.error.as_deref().unwrap().starts_with("Cannot connect to API"),
+            "{r:?}"
+        );
+        assert_eq!((r.turns, r.input_tokens), (None, None));
+    }
+
+    #[test]
+    fn copilot_takes_tokens_from_its_usage_file_without_the_cached_part() {
+        let text = sample("copilot-jsonl.jsonl");
+        let usage = sample("copilot-usage.json");
+        let r = parse(ResultFormat::CopilotJsonl, &text, Some(&usage));
+        assert_eq!(r.turns, Some(3));
+        assert_eq!(
+            (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens),
+            (Some(3000 - 600), Some(150), Some(600), Some(0))
+        );
+        assert_eq!(r.cost_usd, None);
+        assert!(!r.is_error);
+        assert!(r.explanation.unwrap().starts_with("I wrote"));
+        // Stopped before it wrote the file: the replies are counted, no tokens.
+        let r = parse(ResultFormat::CopilotJsonl, &text, None);
+        assert_eq!((r.turns, r.input_tokens), (Some(3), None));
+    }
+
+    #[test]
+    fn copilot_session_error_and_exit_code_are_errors() {
+        let r = parse(
+            ResultFormat::CopilotJsonl,
+            &sample("copilot-jsonl-network-down.jsonl"),
+            Some(&sample("copilot-usage-network-down.json")),
+        );
+        assert!(r.is_error);
+        let e = r.error.unwrap();
+        assert!(
+            e.starts_with("Could not connect to local model provider") && e.ends_with("(query)"),
+            "{e}"
+        );
+        assert_eq!((r.turns, r.input_tokens), (None, None));
+        let r = parse(ResultFormat::CopilotJsonl, r#"{"type":"result","exitCode":2}"#, None);
+        assert_eq!(r.error.as_deref(), Some("copilot reported exit code 2"));
+    }
+
+    #[test]
+    fn qwen_is_claude_shaped_with_the_cache_inside_the_input() {
+        let r = parse(ResultFormat::QwenJson, &sample("qwen-stream-json.jsonl"), None);
+        assert_eq!(r.turns, Some(3));
+        assert_eq!(
+            (r.input_tokens, r.output_tokens, r.cache_read_tokens),
+            (Some(3000 - 600), Some(150), Some(600))
+        );
+        assert_eq!(r.cost_usd, None);
+        assert!(!r.is_error);
+        assert!(r.explanation.unwrap().starts_with("I wrote"));
+        // Cut short: one turn per reply, although qwen splits a reply's text and tool call.
+        let cut: String = sample("qwen-stream-json.jsonl")
+            .lines()
+            .filter(|l| !l.contains(r#""type":"result""#))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let r = parse(ResultFormat::QwenJson, &cut, None);
+        assert_eq!((r.turns, r.input_tokens), (Some(3), Some(2400)), "{r:?}");
+    }
+
+    #[test]
+    fn qwen_error_result_gives_its_message() {
+        let r = parse(
+            ResultFormat::QwenJson,
+            &sample("qwen-stream-json-network-down.jsonl"),
+            None,
+        );
+        assert!(r.is_error);
+        assert_eq!(
+            r.error.as_deref(),
+            Some("[API Error: Connection error. (cause: fetch failed)]")
+        );
+    }
+
+    #[test]
     fn unreadable_output_gives_no_numbers() {
         for f in ResultFormat::ALL {
             let r = parse(f, "not json at all\n", Some("not json either"));

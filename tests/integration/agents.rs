@@ -213,14 +213,19 @@ fn agent_for(cli: &str, port: u16, home: &Path) -> (Value, Option<&'static str>)
     }
 }
 
-/// Where `copilot` unpacks its runtime (235 MB per version): beside the installed CLIs, unpacked
-/// once (by `.ci/install-agents.sh`, or here before the first copilot test) rather than into
-/// every test's private HOME.
-fn copilot_cache() -> PathBuf {
+/// Where `copilot` unpacks its runtime (235 MB per version): `cache/` in the folder the CLIs are
+/// installed in (`$FIXCI_AGENTS_DIR`, else `~/.cache/fixci-agents`), unpacked there once (by
+/// `.ci/install-agents.sh`, or here before the first copilot test) rather than into every
+/// test's private HOME.
+pub fn copilot_cache() -> PathBuf {
     static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
         let bin = cli_dir("copilot").expect("copilot is installed");
-        let cache = bin.join("../cache");
+        let dir = std::env::var_os("FIXCI_AGENTS_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/fixci-agents")))
+            .expect("FIXCI_AGENTS_DIR or HOME");
+        let cache = dir.join("cache");
         let out = Command::new(bin.join("copilot"))
             .arg("--version")
             .env("XDG_CACHE_HOME", &cache)
