@@ -726,3 +726,86 @@ fn qwen_is_stopped_at_its_budget_when_the_service_does_not_answer() {
     // A refused connection ends qwen by itself within seconds; a silent service does not.
     stopped_at_its_budget_when_the_service_is_down("qwen", Down::Silent, "20s");
 }
+
+/// A spec's own agent that prints Codex's JSON Lines events (a final `agent_message`, one
+/// completed turn) and writes no `root-cause.md`.
+const CODEX_LIKE_AGENT: &str = r#"
+import json, os, pathlib
+stage = os.environ["FIXCI_STAGE"]
+out = pathlib.Path(os.environ["FIXCI_STAGE_DIR"])
+def say(text):
+    print(json.dumps({"type": "item.completed", "item": {"type": "agent_message", "text": text}}))
+    print(json.dumps({"type": "turn.completed", "usage": {"input_tokens": 900, "cached_input_tokens": 100, "output_tokens": 40}}))
+if stage == "reproduce":
+    pathlib.Path("tests/test_repro.py").write_text("import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unittest.TestCase):\n    def test_mean(self):\n        self.assertEqual(mean([1, 2, 3]), 2)\n")
+    (out / "repro.json").write_text(json.dumps({"test_file": "tests/test_repro.py", "command": "python3 -m unittest tests.test_repro"}))
+    say("Wrote tests/test_repro.py.")
+else:
+    p = pathlib.Path("mathlib/stats.py")
+    p.write_text(p.read_text().replace("(len(xs) - 1)", "len(xs)"))
+    say("Root cause: `mean` divided by `len(xs) - 1`; it now divides by `len(xs)`.")
+"#;
+
+#[test]
+fn a_spec_command_agent_names_its_parser_and_its_final_message_is_the_root_cause() {
+    let e = test_env();
+    std::fs::write(e.root.join("codex_like.py"), CODEX_LIKE_AGENT).unwrap();
+    let spec = scripted_job(
+        &e.root,
+        &e.repo,
+        "unused",
+        json!({"agent": {"command": ["python3", "codex_like.py"], "result": "codex-jsonl"}}),
+    );
+    let out = fixci()
+        .current_dir(&e.root)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GH_TOKEN")
+        .args(["run", spec.to_str().unwrap(), "--out", e.out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let dir = run_dir(&e.out);
+    let r = result(&dir);
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    let inv = &r["agent"]["invocations"];
+    assert_eq!(inv[1]["format"], "codex-jsonl", "{r:#}");
+    assert_eq!(inv[1]["agent"], "command");
+    assert_eq!(
+        (&r["agent"]["tokens"]["input"], &r["agent"]["tokens"]["cache_read"]),
+        (&json!(1600), &json!(200))
+    );
+    let why = "Root cause: `mean` divided by `len(xs) - 1`; it now divides by `len(xs)`.";
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["attempts"][0]["root_cause"], why, "{state:#}");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains(why), "{report}");
+    let clone = PathBuf::from(state["repo"]["root"].as_str().unwrap());
+    let msg = git(&clone, &["log", "-1", "--format=%B", r["branch"].as_str().unwrap()]);
+    assert!(msg.contains(why), "the fix commit's message: {msg}");
+
+    // Without `result`, a spec's command is read by no parser: no tokens, no root cause.
+    let e = test_env();
+    std::fs::write(e.root.join("codex_like.py"), CODEX_LIKE_AGENT).unwrap();
+    let spec = scripted_job(
+        &e.root,
+        &e.repo,
+        "unused",
+        json!({"agent": {"command": ["python3", "codex_like.py"]}}),
+    );
+    fixci()
+        .current_dir(&e.root)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .args(["run", spec.to_str().unwrap(), "--out", e.out.to_str().unwrap(), "--no-pr"])
+        .assert()
+        .code(0);
+    let dir = run_dir(&e.out);
+    let r = result(&dir);
+    assert_eq!(r["agent"]["invocations"][1]["format"], "none");
+    assert_eq!(r["agent"]["tokens"]["input"], 0);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
+            .unwrap();
+    assert!(state["attempts"][0]["root_cause"].is_null(), "{state:#}");
+}
