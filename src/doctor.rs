@@ -569,9 +569,14 @@ pub fn leftovers(patterns: &[String]) -> BTreeSet<PathBuf> {
         };
         let re = format!(
             "^{}$",
-            name.split('*').map(regex::escape).collect::<Vec<_>>().join(".*")
+            name.split('*')
+                .map(regex::escape)
+                .collect::<Vec<_>>()
+                .join(".*")
         );
-        let Ok(re) = regex::Regex::new(&re) else { continue };
+        let Ok(re) = regex::Regex::new(&re) else {
+            continue;
+        };
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             if e.file_name().to_str().is_some_and(|n| re.is_match(n))
                 && e.file_type().is_ok_and(|t| t.is_file())
@@ -828,7 +833,9 @@ mod tests {
     #[test]
     fn the_version_line_skips_start_up_chatter() {
         assert_eq!(
-            version_line("Package extraction took 5338ms\nGitHub Copilot CLI 1.0.102.\nRun 'copilot update' to check for updates.\n"),
+            version_line(
+                "Package extraction took 5338ms\nGitHub Copilot CLI 1.0.102.\nRun 'copilot update' to check for updates.\n"
+            ),
             "GitHub Copilot CLI 1.0.102."
         );
         assert_eq!(version_line("\n0.24.4\n"), "0.24.4");

@@ -372,7 +372,10 @@ mod tests {
             ..own
         };
         let a = resolve(None, Some(&own), None, None, Path::new("/")).unwrap();
-        assert_eq!((a.name.as_str(), a.result), ("command", ResultFormat::ClaudeJson));
+        assert_eq!(
+            (a.name.as_str(), a.result),
+            ("command", ResultFormat::ClaudeJson)
+        );
     }
 
     #[test]
@@ -393,7 +396,10 @@ mod tests {
             c.args[i + 1].clone()
         };
         assert_eq!(after("--add-dir"), "/run/stages/fix");
-        assert_eq!(after("--usage-output-file"), "/run/stages/fix/agent.usage.json");
+        assert_eq!(
+            after("--usage-output-file"),
+            "/run/stages/fix/agent.usage.json"
+        );
         assert_eq!(after("--model"), "gpt-5");
         assert!(c.stdin.is_some());
         let c = resolve(Some("qwen"), None, None, None, dir)
@@ -401,9 +407,16 @@ mod tests {
             .command(&inv());
         let i = c.args.iter().position(|a| a == "--approval-mode").unwrap();
         assert_eq!(c.args[i + 1], "auto-edit", "qwen spells it with a hyphen");
-        let i = c.args.iter().position(|a| a == "--include-directories").unwrap();
+        let i = c
+            .args
+            .iter()
+            .position(|a| a == "--include-directories")
+            .unwrap();
         assert_eq!(c.args[i + 1], "/run/stages/fix");
-        assert!(!c.args.contains(&"-m".to_string()), "no model, no model flag");
+        assert!(
+            !c.args.contains(&"-m".to_string()),
+            "no model, no model flag"
+        );
     }
 
     #[test]

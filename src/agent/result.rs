@@ -299,7 +299,7 @@ fn claude(stdout: &str) -> AgentReport {
         if let Some(t) = msg.get("content").and_then(Value::as_array).and_then(|c| {
             c.iter()
                 .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .last()
+                .next_back()
         }) {
             r.explanation = Some(t.to_string());
         }
@@ -491,8 +491,14 @@ fn opencode(stdout: &str) -> AgentReport {
                     &mut r.output_tokens,
                     u(&t, "output").map(|o| o + u(&t, "reasoning").unwrap_or(0)),
                 );
-                add(&mut r.cache_read_tokens, t.pointer("/cache/read").and_then(Value::as_u64));
-                add(&mut r.cache_write_tokens, t.pointer("/cache/write").and_then(Value::as_u64));
+                add(
+                    &mut r.cache_read_tokens,
+                    t.pointer("/cache/read").and_then(Value::as_u64),
+                );
+                add(
+                    &mut r.cache_write_tokens,
+                    t.pointer("/cache/write").and_then(Value::as_u64),
+                );
                 cost += part.get("cost").and_then(Value::as_f64).unwrap_or(0.0);
                 if !step_text.trim().is_empty() {
                     text = std::mem::take(&mut step_text);
@@ -558,7 +564,11 @@ fn copilot(stdout: &str, usage_file: Option<&str>) -> AgentReport {
                 r.set_error(format!("{msg}{kind}"));
             }
             "result" => {
-                if let Some(code) = v.get("exitCode").and_then(Value::as_i64).filter(|c| *c != 0) {
+                if let Some(code) = v
+                    .get("exitCode")
+                    .and_then(Value::as_i64)
+                    .filter(|c| *c != 0)
+                {
                     r.set_error(format!("copilot reported exit code {code}"));
                 }
             }
@@ -583,7 +593,10 @@ fn copilot(stdout: &str, usage_file: Option<&str>) -> AgentReport {
             add(&mut r.cache_read_tokens, cached);
             add(&mut r.cache_write_tokens, u(&t, "cacheWriteTokens"));
             add(&mut r.output_tokens, u(&t, "outputTokens"));
-            add(&mut requests, m.pointer("/requests/count").and_then(Value::as_u64));
+            add(
+                &mut requests,
+                m.pointer("/requests/count").and_then(Value::as_u64),
+            );
         }
         if requests.is_some() {
             r.turns = requests;
@@ -630,7 +643,9 @@ mod tests {
     fn claude_stream_json_takes_the_result_event() {
         let r = parse(
             ResultFormat::ClaudeJson,
-            &sample("claude-stream-json-denied.jsonl"), None);
+            &sample("claude-stream-json-denied.jsonl"),
+            None,
+        );
         assert_eq!(r.turns, Some(3));
         assert_eq!(r.input_tokens, Some(3000));
         assert_eq!(r.cache_write_tokens, Some(300));
@@ -714,7 +729,9 @@ mod tests {
         let err = r#"{"session_id": "x", "error": {"type": "Error", "message": "Invalid auth method selected.", "code": 41}}"#;
         let r = parse(
             ResultFormat::GeminiJson,
-            &format!("Security Warning: ...\n{err}"), None);
+            &format!("Security Warning: ...\n{err}"),
+            None,
+        );
         assert_eq!(
             r.error.as_deref(),
             Some("Invalid auth method selected. (code 41)")
@@ -723,13 +740,21 @@ mod tests {
 
     #[test]
     fn aider_sums_token_lines_and_takes_the_session_cost() {
-        let r = parse(ResultFormat::AiderText, &sample("aider-text-fix-cost.txt"), None);
+        let r = parse(
+            ResultFormat::AiderText,
+            &sample("aider-text-fix-cost.txt"),
+            None,
+        );
         assert_eq!(r.turns, Some(2));
         assert_eq!(r.input_tokens, Some(1700 + 2300));
         assert_eq!(r.output_tokens, Some(680));
         assert_eq!(r.cost_usd, Some(0.0010));
         assert!(!r.is_error);
-        let r = parse(ResultFormat::AiderText, &sample("aider-text-reproduce.txt"), None);
+        let r = parse(
+            ResultFormat::AiderText,
+            &sample("aider-text-reproduce.txt"),
+            None,
+        );
         assert_eq!(
             (r.input_tokens, r.output_tokens, r.cost_usd),
             (Some(1500), Some(165), None)
@@ -762,12 +787,23 @@ mod tests {
         assert_eq!(r.format, "opencode-jsonl");
         assert_eq!(r.turns, Some(3));
         assert_eq!(
-            (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens),
+            (
+                r.input_tokens,
+                r.output_tokens,
+                r.cache_read_tokens,
+                r.cache_write_tokens
+            ),
             (Some(2400), Some(150), Some(600), Some(0))
         );
-        assert_eq!(r.cost_usd, None, "opencode says 0 for a model it has no price for");
+        assert_eq!(
+            r.cost_usd, None,
+            "opencode says 0 for a model it has no price for"
+        );
         assert!(!r.is_error);
-        assert!(r.explanation.unwrap().starts_with("I wrote"), "the last step's text");
+        assert!(
+            r.explanation.unwrap().starts_with("I wrote"),
+            "the last step's text"
+        );
         // A priced model: the costs add up; reasoning counts as output.
         let priced = text
             .replace(r#""cost":0"#, r#""cost":0.0125"#)
@@ -786,7 +822,10 @@ mod tests {
         );
         assert!(r.is_error);
         assert!(
-            r.error.as_deref().unwrap().starts_with("Cannot connect to API"),
+            r.error
+                .as_deref()
+                .unwrap()
+                .starts_with("Cannot connect to API"),
             "{r:?}"
         );
         assert_eq!((r.turns, r.input_tokens), (None, None));
@@ -799,7 +838,12 @@ mod tests {
         let r = parse(ResultFormat::CopilotJsonl, &text, Some(&usage));
         assert_eq!(r.turns, Some(3));
         assert_eq!(
-            (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens),
+            (
+                r.input_tokens,
+                r.output_tokens,
+                r.cache_read_tokens,
+                r.cache_write_tokens
+            ),
             (Some(3000 - 600), Some(150), Some(600), Some(0))
         );
         assert_eq!(r.cost_usd, None);
@@ -824,13 +868,21 @@ mod tests {
             "{e}"
         );
         assert_eq!((r.turns, r.input_tokens), (None, None));
-        let r = parse(ResultFormat::CopilotJsonl, r#"{"type":"result","exitCode":2}"#, None);
+        let r = parse(
+            ResultFormat::CopilotJsonl,
+            r#"{"type":"result","exitCode":2}"#,
+            None,
+        );
         assert_eq!(r.error.as_deref(), Some("copilot reported exit code 2"));
     }
 
     #[test]
     fn qwen_is_claude_shaped_with_the_cache_inside_the_input() {
-        let r = parse(ResultFormat::QwenJson, &sample("qwen-stream-json.jsonl"), None);
+        let r = parse(
+            ResultFormat::QwenJson,
+            &sample("qwen-stream-json.jsonl"),
+            None,
+        );
         assert_eq!(r.turns, Some(3));
         assert_eq!(
             (r.input_tokens, r.output_tokens, r.cache_read_tokens),

@@ -223,7 +223,9 @@ pub fn copilot_cache() -> PathBuf {
         let bin = cli_dir("copilot").expect("copilot is installed");
         let dir = std::env::var_os("FIXCI_AGENTS_DIR")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/fixci-agents")))
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/fixci-agents"))
+            })
             .expect("FIXCI_AGENTS_DIR or HOME");
         let cache = dir.join("cache");
         let out = Command::new(bin.join("copilot"))
@@ -659,7 +661,10 @@ fn aider_is_stopped_at_its_budget_when_the_service_is_down() {
 /// Token counts as `(input, output, cache_read)`.
 fn tokens(r: &Value) -> (u64, u64, u64) {
     let t = &r["agent"]["tokens"];
-    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("no tokens.{k}: {t}"));
+    let n = |k: &str| {
+        t[k].as_u64()
+            .unwrap_or_else(|| panic!("no tokens.{k}: {t}"))
+    };
     (n("input"), n("output"), n("cache_read"))
 }
 
@@ -696,7 +701,12 @@ fn qwen_fixes_the_quickstart_and_reports_tokens() {
     // Besides the 7 main-loop requests, qwen may ask its memory-extraction side agent.
     let (input, output, cache_read) = tokens(&r);
     assert!(input >= 5600 && input % 800 == 0, "{:#}", r["agent"]);
-    assert_eq!((cache_read * 4, output * 16), (input, input), "{:#}", r["agent"]);
+    assert_eq!(
+        (cache_read * 4, output * 16),
+        (input, input),
+        "{:#}",
+        r["agent"]
+    );
     assert!(r["agent"]["cost_usd"].is_null(), "qwen states no cost");
 }
 
@@ -761,7 +771,12 @@ fn a_spec_command_agent_names_its_parser_and_its_final_message_is_the_root_cause
         .env("FIXCI_CACHE_DIR", e.root.join("cache"))
         .env_remove("GITHUB_TOKEN")
         .env_remove("GH_TOKEN")
-        .args(["run", spec.to_str().unwrap(), "--out", e.out.to_str().unwrap()])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            e.out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let dir = run_dir(&e.out);
@@ -771,18 +786,23 @@ fn a_spec_command_agent_names_its_parser_and_its_final_message_is_the_root_cause
     assert_eq!(inv[1]["format"], "codex-jsonl", "{r:#}");
     assert_eq!(inv[1]["agent"], "command");
     assert_eq!(
-        (&r["agent"]["tokens"]["input"], &r["agent"]["tokens"]["cache_read"]),
+        (
+            &r["agent"]["tokens"]["input"],
+            &r["agent"]["tokens"]["cache_read"]
+        ),
         (&json!(1600), &json!(200))
     );
     let why = "Root cause: `mean` divided by `len(xs) - 1`; it now divides by `len(xs)`.";
     let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["attempts"][0]["root_cause"], why, "{state:#}");
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(report.contains(why), "{report}");
     let clone = PathBuf::from(state["repo"]["root"].as_str().unwrap());
-    let msg = git(&clone, &["log", "-1", "--format=%B", r["branch"].as_str().unwrap()]);
+    let msg = git(
+        &clone,
+        &["log", "-1", "--format=%B", r["branch"].as_str().unwrap()],
+    );
     assert!(msg.contains(why), "the fix commit's message: {msg}");
 
     // Without `result`, a spec's command is read by no parser: no tokens, no root cause.
@@ -797,7 +817,13 @@ fn a_spec_command_agent_names_its_parser_and_its_final_message_is_the_root_cause
     fixci()
         .current_dir(&e.root)
         .env("FIXCI_CACHE_DIR", e.root.join("cache"))
-        .args(["run", spec.to_str().unwrap(), "--out", e.out.to_str().unwrap(), "--no-pr"])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            e.out.to_str().unwrap(),
+            "--no-pr",
+        ])
         .assert()
         .code(0);
     let dir = run_dir(&e.out);
@@ -805,7 +831,6 @@ fn a_spec_command_agent_names_its_parser_and_its_final_message_is_the_root_cause
     assert_eq!(r["agent"]["invocations"][1]["format"], "none");
     assert_eq!(r["agent"]["tokens"]["input"], 0);
     let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap();
     assert!(state["attempts"][0]["root_cause"].is_null(), "{state:#}");
 }

@@ -316,6 +316,7 @@ fn doctor_input_errors_are_exit_2() {
 #[test]
 fn the_installed_real_clis_have_every_flag_fixci_passes() {
     let mut checked = Vec::new();
+    let version = regex::Regex::new(r"\d+\.\d+").unwrap();
     for name in [
         "claude", "codex", "gemini", "aider", "opencode", "copilot", "qwen",
     ] {
@@ -354,8 +355,7 @@ fn the_installed_real_clis_have_every_flag_fixci_passes() {
         );
         let found = line(&stdout, &format!("ok    {name}: "));
         assert!(
-            found.contains(&format!("/bin/{name})"))
-                && regex::Regex::new(r"\d+\.\d+").unwrap().is_match(found),
+            found.contains(&format!("/bin/{name})")) && version.is_match(found),
             "the version, then the path: {found}"
         );
         let left: Vec<_> = walk(home.path())
@@ -396,7 +396,10 @@ fn a_probe_leftover_is_removed_and_an_older_one_kept() {
     std::fs::write(gemini_dir.join("projects.json"), "{}").unwrap();
     let a = d.cmd().args(["--agent", "gemini"]).assert().code(0);
     let (stdout, _) = out(&a);
-    assert!(line(&stdout, "ok    gemini flags: ").contains("found"), "{stdout}");
+    assert!(
+        line(&stdout, "ok    gemini flags: ").contains("found"),
+        "{stdout}"
+    );
     let mut left: Vec<String> = std::fs::read_dir(&gemini_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -420,13 +423,49 @@ fn install_hints_carry_the_versions_ci_installs() {
     };
     let d = doc();
     for (preset, hint) in [
-        ("claude", format!("npm install -g @anthropic-ai/claude-code@{}", version("CLAUDE_VERSION"))),
-        ("codex", format!("npm install -g @openai/codex@{}", version("CODEX_VERSION"))),
-        ("gemini", format!("npm install -g @google/gemini-cli@{}", version("GEMINI_VERSION"))),
-        ("aider", format!("python3 -m pip install aider-chat=={}", version("AIDER_VERSION"))),
-        ("opencode", format!("npm install -g opencode-ai@{}", version("OPENCODE_VERSION"))),
-        ("copilot", format!("npm install -g @github/copilot@{}", version("COPILOT_VERSION"))),
-        ("qwen", format!("npm install -g @qwen-code/qwen-code@{}", version("QWEN_VERSION"))),
+        (
+            "claude",
+            format!(
+                "npm install -g @anthropic-ai/claude-code@{}",
+                version("CLAUDE_VERSION")
+            ),
+        ),
+        (
+            "codex",
+            format!("npm install -g @openai/codex@{}", version("CODEX_VERSION")),
+        ),
+        (
+            "gemini",
+            format!(
+                "npm install -g @google/gemini-cli@{}",
+                version("GEMINI_VERSION")
+            ),
+        ),
+        (
+            "aider",
+            format!(
+                "python3 -m pip install aider-chat=={}",
+                version("AIDER_VERSION")
+            ),
+        ),
+        (
+            "opencode",
+            format!("npm install -g opencode-ai@{}", version("OPENCODE_VERSION")),
+        ),
+        (
+            "copilot",
+            format!(
+                "npm install -g @github/copilot@{}",
+                version("COPILOT_VERSION")
+            ),
+        ),
+        (
+            "qwen",
+            format!(
+                "npm install -g @qwen-code/qwen-code@{}",
+                version("QWEN_VERSION")
+            ),
+        ),
     ] {
         let a = d.cmd().args(["--agent", preset]).assert().code(1);
         let (stdout, _) = out(&a);
