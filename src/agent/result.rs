@@ -618,6 +618,16 @@ fn qwen(stdout: &str) -> AgentReport {
 mod tests {
     use super::*;
 
+    /// `(input, output, cache_read, cache_write)` tokens.
+    fn tokens(r: &AgentReport) -> [Option<u64>; 4] {
+        [
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_read_tokens,
+            r.cache_write_tokens,
+        ]
+    }
+
     fn sample(name: &str) -> String {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/agents")
@@ -786,15 +796,7 @@ mod tests {
         let r = parse(ResultFormat::OpencodeJsonl, &text, None);
         assert_eq!(r.format, "opencode-jsonl");
         assert_eq!(r.turns, Some(3));
-        assert_eq!(
-            (
-                r.input_tokens,
-                r.output_tokens,
-                r.cache_read_tokens,
-                r.cache_write_tokens
-            ),
-            (Some(2400), Some(150), Some(600), Some(0))
-        );
+        assert_eq!(tokens(&r), [Some(2400), Some(150), Some(600), Some(0)]);
         assert_eq!(
             r.cost_usd, None,
             "opencode says 0 for a model it has no price for"
@@ -814,37 +816,14 @@ mod tests {
     }
 
     #[test]
-    fn opencode_error_event_is_the_error() {
-        let r = parse(
-            ResultFormat::OpencodeJsonl,
-            &sample("opencode-jsonl-network-down.jsonl"),
-            None,
-        );
-        assert!(r.is_error);
-        assert!(
-            r.error
-                .as_deref()
-                .unwrap()
-                .starts_with("Cannot connect to API"),
-            "{r:?}"
-        );
-        assert_eq!((r.turns, r.input_tokens), (None, None));
-    }
-
-    #[test]
     fn copilot_takes_tokens_from_its_usage_file_without_the_cached_part() {
         let text = sample("copilot-jsonl.jsonl");
         let usage = sample("copilot-usage.json");
         let r = parse(ResultFormat::CopilotJsonl, &text, Some(&usage));
         assert_eq!(r.turns, Some(3));
         assert_eq!(
-            (
-                r.input_tokens,
-                r.output_tokens,
-                r.cache_read_tokens,
-                r.cache_write_tokens
-            ),
-            (Some(3000 - 600), Some(150), Some(600), Some(0))
+            tokens(&r),
+            [Some(3000 - 600), Some(150), Some(600), Some(0)]
         );
         assert_eq!(r.cost_usd, None);
         assert!(!r.is_error);
@@ -855,19 +834,33 @@ mod tests {
     }
 
     #[test]
-    fn copilot_session_error_and_exit_code_are_errors() {
-        let r = parse(
-            ResultFormat::CopilotJsonl,
-            &sample("copilot-jsonl-network-down.jsonl"),
-            Some(&sample("copilot-usage-network-down.json")),
-        );
-        assert!(r.is_error);
-        let e = r.error.unwrap();
-        assert!(
-            e.starts_with("Could not connect to local model provider") && e.ends_with("(query)"),
-            "{e}"
-        );
-        assert_eq!((r.turns, r.input_tokens), (None, None));
+    fn the_new_clis_errors_with_the_service_down_are_errors() {
+        for (format, out, usage, error) in [
+            (
+                ResultFormat::OpencodeJsonl,
+                "opencode-jsonl-network-down.jsonl",
+                None,
+                "Cannot connect to API: Unable to connect. Is the computer able to access the url?",
+            ),
+            (
+                ResultFormat::CopilotJsonl,
+                "copilot-jsonl-network-down.jsonl",
+                Some("copilot-usage-network-down.json"),
+                "Could not connect to local model provider at http://127.0.0.1:9/v1.\n  Check that the service is running and the port is correct. (query)",
+            ),
+            (
+                ResultFormat::QwenJson,
+                "qwen-stream-json-network-down.jsonl",
+                None,
+                "[API Error: Connection error. (cause: fetch failed)]",
+            ),
+        ] {
+            let usage = usage.map(sample);
+            let r = parse(format, &sample(out), usage.as_deref());
+            assert!(r.is_error, "{format:?}");
+            assert_eq!(r.error.as_deref(), Some(error), "{format:?}");
+            assert_eq!(r.input_tokens.unwrap_or(0), 0, "{format:?}");
+        }
         let r = parse(
             ResultFormat::CopilotJsonl,
             r#"{"type":"result","exitCode":2}"#,
@@ -899,20 +892,6 @@ mod tests {
             .collect();
         let r = parse(ResultFormat::QwenJson, &cut, None);
         assert_eq!((r.turns, r.input_tokens), (Some(3), Some(2400)), "{r:?}");
-    }
-
-    #[test]
-    fn qwen_error_result_gives_its_message() {
-        let r = parse(
-            ResultFormat::QwenJson,
-            &sample("qwen-stream-json-network-down.jsonl"),
-            None,
-        );
-        assert!(r.is_error);
-        assert_eq!(
-            r.error.as_deref(),
-            Some("[API Error: Connection error. (cause: fetch failed)]")
-        );
     }
 
     #[test]

@@ -323,29 +323,17 @@ fn the_installed_real_clis_have_every_flag_fixci_passes() {
         let Some(bin) = crate::agents::cli_dir(name) else {
             continue;
         };
-        let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )))
-        .unwrap();
+        let path = crate::agents::path_with(&bin);
         // A private HOME, where gemini's probe leftovers are watched (copilot unpacks its
         // runtime under XDG_CACHE_HOME: once, beside the installed CLIs).
         let home = tempfile::tempdir().unwrap();
-        let mut cmd = fixci();
-        for var in [
-            "XDG_CONFIG_HOME",
-            "XDG_DATA_HOME",
-            "XDG_STATE_HOME",
-            "XDG_CACHE_HOME",
-            "GEMINI_CLI_HOME",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = crate::agents::fixci_in_home(home.path());
+        cmd.env_remove("GEMINI_CLI_HOME");
         if name == "copilot" {
             cmd.env("XDG_CACHE_HOME", crate::agents::copilot_cache());
         }
         let a = cmd
             .env("PATH", path)
-            .env("HOME", home.path())
             .args(["doctor", "--agent", name, "--timeout", "120s"])
             .assert();
         let (stdout, _) = out(&a);
