@@ -637,7 +637,7 @@ fn claude_is_stopped_at_its_budget_when_the_service_is_down() {
     stopped_at_its_budget_when_the_service_is_down(
         "claude",
         Down::Refused,
-        "5s",
+        "15s",
         Some("api_retry"),
     );
 }
@@ -647,7 +647,7 @@ fn codex_is_stopped_at_its_budget_when_the_service_is_down() {
     if let Some(r) = stopped_at_its_budget_when_the_service_is_down(
         "codex",
         Down::Refused,
-        "5s",
+        "15s",
         Some("Reconnecting"),
     ) {
         assert!(
