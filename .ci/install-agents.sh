@@ -68,10 +68,11 @@ aider_cli() {
   ln -sf "$venv/bin/aider" "$bin/aider"
 }
 
-# copilot unpacks its runtime (~235 MB) under $XDG_CACHE_HOME/copilot on its first start; the
-# tests run it with a private HOME and XDG_CACHE_HOME="$dir/cache", unpacked here once.
+# copilot unpacks its runtime (~235 MB) on its first start under $COPILOT_PKG_CACHE_HOME (default
+# $XDG_CACHE_HOME/copilot); the tests run it with a private HOME and
+# COPILOT_PKG_CACHE_HOME="$dir/copilot-pkg", unpacked here once.
 copilot_unpack() {
-  if ! XDG_CACHE_HOME="$dir/cache" COPILOT_AUTO_UPDATE=false "$bin/copilot" --version >&2; then
+  if ! COPILOT_PKG_CACHE_HOME="$dir/copilot-pkg" COPILOT_AUTO_UPDATE=false "$bin/copilot" --version >&2; then
     log "FAILED: copilot --version"
     failed=1
   fi

@@ -198,7 +198,7 @@ fn agent_for(cli: &str, port: u16, home: &Path) -> (Value, Option<&'static str>)
                 "COPILOT_PROVIDER_API_KEY": "sk-fixci-test",
                 "COPILOT_OFFLINE": "true",
                 // Its runtime, unpacked once per version by `.ci/install-agents.sh`.
-                "XDG_CACHE_HOME": copilot_cache().display().to_string(),
+                "COPILOT_PKG_CACHE_HOME": copilot_cache().display().to_string(),
             }}),
             Some("fixci-scripted"),
         ),
@@ -213,8 +213,9 @@ fn agent_for(cli: &str, port: u16, home: &Path) -> (Value, Option<&'static str>)
     }
 }
 
-/// Where `copilot` unpacks its runtime (235 MB per version): `cache/` in the folder the CLIs are
-/// installed in (`$FIXCI_AGENTS_DIR`, else `~/.cache/fixci-agents`), unpacked there once (by
+/// Where `copilot` unpacks its runtime (235 MB per version; `COPILOT_PKG_CACHE_HOME`, default
+/// `$XDG_CACHE_HOME/copilot`): `copilot-pkg/` in the folder the CLIs are installed in
+/// (`$FIXCI_AGENTS_DIR`, else `~/.cache/fixci-agents`), unpacked there once (by
 /// `.ci/install-agents.sh`, or here before the first copilot test) rather than into every
 /// test's private HOME.
 pub fn copilot_cache() -> PathBuf {
@@ -227,10 +228,10 @@ pub fn copilot_cache() -> PathBuf {
                 std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/fixci-agents"))
             })
             .expect("FIXCI_AGENTS_DIR or HOME");
-        let cache = dir.join("cache");
+        let cache = dir.join("copilot-pkg");
         let out = Command::new(bin.join("copilot"))
             .arg("--version")
-            .env("XDG_CACHE_HOME", &cache)
+            .env("COPILOT_PKG_CACHE_HOME", &cache)
             .env("COPILOT_AUTO_UPDATE", "false")
             .output()
             .unwrap();

@@ -324,13 +324,13 @@ fn the_installed_real_clis_have_every_flag_fixci_passes() {
             continue;
         };
         let path = crate::agents::path_with(&bin);
-        // A private HOME, where gemini's probe leftovers are watched (copilot unpacks its
-        // runtime under XDG_CACHE_HOME: once, beside the installed CLIs).
+        // A private HOME, where gemini's probe leftovers are watched (copilot's runtime is
+        // unpacked once, beside the installed CLIs).
         let home = tempfile::tempdir().unwrap();
         let mut cmd = crate::agents::fixci_in_home(home.path());
         cmd.env_remove("GEMINI_CLI_HOME");
         if name == "copilot" {
-            cmd.env("XDG_CACHE_HOME", crate::agents::copilot_cache());
+            cmd.env("COPILOT_PKG_CACHE_HOME", crate::agents::copilot_cache());
         }
         let a = cmd
             .env("PATH", path)
