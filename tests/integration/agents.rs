@@ -7,10 +7,11 @@
 //! verifies and commits as always. Each runs with a private `HOME` (and its own configuration
 //! inside it), so no test reads or writes the user's own `~/.aider`, `~/.claude`, ...
 //!
-//! With the service down (a closed port, or for qwen, which gives up at once on a refused
-//! connection, a port that never answers) no CLI finishes by itself within its budget: each must
-//! be stopped at its stage budget, recorded as `timeout` with its last output, and leave no
-//! process behind.
+//! With the service down (a closed port, or for copilot and qwen, which give up by themselves
+//! on a refused connection after 24 s and a few seconds, a port that never answers) no CLI
+//! finishes by itself within its budget: each must be stopped at its stage budget, recorded as
+//! `timeout` with its last output, and leave no process behind. The budgets leave a loaded
+//! machine time to start the CLI and let it print something.
 //!
 //! The CLIs are found in `$FIXCI_AGENTS_DIR/bin`, `~/.cache/fixci-agents/bin` (where
 //! `.ci/install-agents.sh` puts them) or on PATH. A test whose CLI is missing skips with a
@@ -663,14 +664,14 @@ fn codex_is_stopped_at_its_budget_when_the_service_is_down() {
 #[test]
 fn gemini_is_stopped_at_its_budget_when_the_service_is_down() {
     // gemini prints nothing until its model router has failed, which takes a few seconds of
-    // node start-up on a loaded 2-core machine.
-    stopped_at_its_budget_when_the_service_is_down("gemini", Down::Refused, "15s", None);
+    // node start-up, or more than 15 s on a loaded 2-core machine; it never gives up by itself.
+    stopped_at_its_budget_when_the_service_is_down("gemini", Down::Refused, "40s", None);
 }
 
 #[test]
 fn aider_is_stopped_at_its_budget_when_the_service_is_down() {
     // aider gives up by itself only after ~80 s (and then exits 0); it starts slowly.
-    stopped_at_its_budget_when_the_service_is_down("aider", Down::Refused, "15s", None);
+    stopped_at_its_budget_when_the_service_is_down("aider", Down::Refused, "40s", None);
 }
 
 /// Token counts as `(input, output, cache_read)`.
@@ -731,21 +732,22 @@ fn opencode_is_stopped_at_its_budget_when_the_service_is_down() {
     stopped_at_its_budget_when_the_service_is_down(
         "opencode",
         Down::Refused,
-        "20s",
+        "40s",
         Some("level=INFO"),
     );
 }
 
 #[test]
-fn copilot_is_stopped_at_its_budget_when_the_service_is_down() {
-    // copilot retries for about 24 s; its JSON events show each attempt.
-    stopped_at_its_budget_when_the_service_is_down("copilot", Down::Refused, "15s", None);
+fn copilot_is_stopped_at_its_budget_when_the_service_does_not_answer() {
+    // A refused connection ends copilot by itself after about 24 s of retries (exit 1,
+    // `session.error`); a silent service does not, for minutes.
+    stopped_at_its_budget_when_the_service_is_down("copilot", Down::Silent, "40s", None);
 }
 
 #[test]
 fn qwen_is_stopped_at_its_budget_when_the_service_does_not_answer() {
     // A refused connection ends qwen by itself within seconds; a silent service does not.
-    stopped_at_its_budget_when_the_service_is_down("qwen", Down::Silent, "20s", None);
+    stopped_at_its_budget_when_the_service_is_down("qwen", Down::Silent, "40s", None);
 }
 
 /// A spec's own agent that prints Codex's JSON Lines events (a final `agent_message`, one
