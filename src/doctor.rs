@@ -183,7 +183,7 @@ pub fn plan_for_spec(
             if def.kind != StageKind::Attempts || (def.agent.is_none() && def.model.is_none()) {
                 continue;
             }
-            let max = engine::eval_count(&req, def.max.as_ref(), 3, "`max`")? as u32;
+            let max = engine::eval_count(&req, def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
             for a in engine::ladder::plan(&req, def, max)? {
                 targets.push(AgentTarget {
                     agent: a.agent,
@@ -208,7 +208,7 @@ pub fn plan_for_spec(
         need: Need::Yes,
     }];
     let test_cmd = match (&spec.spec.test_command, &spec.spec.existing_test_path) {
-        (_, Some(t)) => Some(engine::test_command(spec.spec.test_command.as_deref(), t)),
+        (_, Some(t)) => Some(crate::runners::test_command(spec.spec.test_command.as_deref(), t)),
         (Some(c), None) => Some(c.clone()),
         (None, None) => None,
     };
@@ -876,11 +876,11 @@ mod tests {
         assert_eq!(runner_of("CI=1 FOO=bar npm test").as_deref(), Some("npm"));
         assert_eq!(runner_of("env A=1 cargo test").as_deref(), Some("cargo"));
         assert_eq!(
-            runner_of(&engine::test_command(None, "tests/test_x.py")).as_deref(),
+            runner_of(&crate::runners::test_command(None, "tests/test_x.py")).as_deref(),
             Some("python3")
         );
         assert_eq!(
-            runner_of(&engine::test_command(None, "pkg/x_test.go")).as_deref(),
+            runner_of(&crate::runners::test_command(None, "pkg/x_test.go")).as_deref(),
             Some("go")
         );
         assert_eq!(runner_of("cd sub && make test"), None);

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod defaults;
 pub mod doctor;
 pub mod engine;
 pub mod error;
@@ -17,6 +18,8 @@ pub mod process;
 pub mod redact;
 pub mod replay;
 pub mod report;
+pub mod run_dir;
+pub mod runners;
 pub mod spec;
 pub mod stages;
 pub mod stats;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::runs;
+use crate::run_dir;
 use crate::error::{Error, Result};
 use crate::vcs;
 
@@ -26,8 +26,8 @@ pub struct ApplyArgs {
 /// Runs `fixci apply`; returns the exit code.
 pub fn execute(args: ApplyArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let (dir, st) = runs::find(&out, &args.run)?;
-    let patch = std::fs::read(dir.join("fix.diff")).unwrap_or_default();
+    let (dir, st) = run_dir::find(&out, &args.run)?;
+    let patch = std::fs::read(dir.fix_diff_file()).unwrap_or_default();
     if patch.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::usage(format!(
             "run `{}` has no fix to apply (status `{}`)",
@@ -50,51 +50,28 @@ pub fn execute(args: ApplyArgs) -> Result<u8> {
         ))
         .source(e)
     })?;
-    let diff = git2::Diff::from_buffer(&patch).map_err(|e| {
-        Error::usage(format!(
-            "`{}` is not a valid patch",
-            dir.join("fix.diff").display()
-        ))
-        .source(e)
-    })?;
-    let base_commit = repo
-        .find_commit(base)
-        .map_err(|e| Error::infra("cannot read base").source(e))?;
-    let tree = base_commit
-        .tree()
-        .map_err(|e| Error::infra("cannot read base tree").source(e))?;
-    let mut index = repo.apply_to_tree(&tree, &diff, None).map_err(|e| {
-        Error::usage(format!(
-            "the fix of run `{}` does not apply to `{}` in `{}`",
-            st.run_id,
-            st.repo.base,
-            at.display()
-        ))
-        .source(e)
-    })?;
-    let tree_id = index
-        .write_tree_to(&repo)
-        .map_err(|e| Error::infra("cannot write the fix tree").source(e))?;
-    let new_tree = repo
-        .find_tree(tree_id)
-        .map_err(|e| Error::infra("cannot read the fix tree").source(e))?;
     let slug = st
         .branch
         .as_deref()
         .and_then(|b| b.strip_prefix("fixci/"))
-        .unwrap_or("fix")
-        .to_string();
-    let name = vcs::free_branch_name(&repo, &slug);
-    let sig = vcs::fixci_signature();
+        .unwrap_or("fix");
     let title = format!("Fix from fixci run {}", st.run_id);
-    let commit = repo
-        .commit(None, &sig, &sig, &title, &new_tree, &[&base_commit])
-        .map_err(|e| Error::infra("cannot commit the fix").source(e))?;
-    let c = repo
-        .find_commit(commit)
-        .map_err(|e| Error::infra("cannot read the fix commit").source(e))?;
-    repo.branch(&name, &c, false)
-        .map_err(|e| Error::infra(format!("cannot create branch `{name}`")).source(e))?;
+    let (name, commit) =
+        vcs::branch_from_patch(&repo, base, &patch, slug, &title).map_err(|e| match e {
+            vcs::PatchError::Invalid(g) => Error::usage(format!(
+                "`{}` is not a valid patch",
+                dir.fix_diff_file().display()
+            ))
+            .source(g),
+            vcs::PatchError::DoesNotApply(g) => Error::usage(format!(
+                "the fix of run `{}` does not apply to `{}` in `{}`",
+                st.run_id,
+                st.repo.base,
+                at.display()
+            ))
+            .source(g),
+            vcs::PatchError::Git(g) => Error::infra("cannot create the fix branch").source(g),
+        })?;
     outln!(
         "created branch `{name}` at {} (base `{}` + fix.diff) in {}",
         &commit.to_string()[..10],

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::engine::{self, RunState, runs};
+use crate::run_dir::{self, RunDir, RunState};
 use crate::error::{Error, Result};
 
 /// Remove runs: their run directory, their worktree, and their branch unless a PR was proposed
@@ -31,22 +31,22 @@ pub struct CleanArgs {
 /// Runs `fixci clean`; returns the exit code.
 pub fn execute(args: CleanArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let targets: Vec<(PathBuf, RunState)> = if let Some(r) = &args.run {
-        vec![runs::find(&out, r)?]
+    let targets: Vec<(RunDir, RunState)> = if let Some(r) = &args.run {
+        vec![run_dir::find(&out, r)?]
     } else {
-        runs::all(&out)
+        run_dir::all(&out)
             .into_iter()
             .filter(|(d, s)| {
                 args.all
                     || args
                         .older
-                        .is_some_and(|o| runs::summary(d, s).age_s as u64 >= o.as_secs())
+                        .is_some_and(|o| d.summary(s).age_s as u64 >= o.as_secs())
             })
             .collect()
     };
     let running: Vec<String> = targets
         .iter()
-        .filter(|(d, _)| engine::live_pid(d).is_some())
+        .filter(|(d, _)| d.live_pid().is_some())
         .map(|(_, s)| s.run_id.clone())
         .collect();
     if !running.is_empty() {
@@ -58,39 +58,11 @@ pub fn execute(args: CleanArgs) -> Result<u8> {
         .hint("stop them first with `fixci kill RUN`"));
     }
     for (dir, st) in &targets {
-        let kept = remove_run(dir, st)?;
+        let kept = dir.remove(st)?;
         outln!("removed {}{}", st.run_id, kept);
     }
     if targets.is_empty() {
         let _ = writeln!(std::io::stderr(), "nothing to clean in `{}`", out.display());
     }
     Ok(0)
-}
-
-/// Removes a run's worktree, its unproposed branch and its directory; returns a note on what was
-/// kept.
-fn remove_run(dir: &std::path::Path, st: &RunState) -> Result<String> {
-    let mut note = String::new();
-    if let Ok(repo) = crate::vcs::open(&st.repo.root) {
-        let name = st.run_id.replace('.', "-");
-        if let Ok(wt) = repo.find_worktree(&name) {
-            let mut opts = git2::WorktreePruneOptions::new();
-            opts.valid(true).working_tree(true).locked(false);
-            wt.prune(Some(&mut opts))
-                .map_err(|e| Error::infra(format!("cannot remove worktree `{name}`")).source(e))?;
-        }
-        if let Some(b) = &st.branch {
-            if st.pr.is_none() {
-                if let Ok(mut br) = repo.find_branch(b, git2::BranchType::Local) {
-                    br.delete().map_err(|e| {
-                        Error::infra(format!("cannot delete branch `{b}`")).source(e)
-                    })?;
-                }
-            } else {
-                note = format!(" (kept branch `{b}`: it was proposed)");
-            }
-        }
-    }
-    std::fs::remove_dir_all(dir).map_err(|e| crate::error::io_error("remove", dir, e))?;
-    Ok(note)
 }

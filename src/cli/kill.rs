@@ -2,11 +2,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 
-use crate::engine::{self, runs};
+use crate::run_dir::{self, Killed};
 use crate::error::{Error, Result};
 
 /// Stop a running run: SIGTERM to its fixci process (which stops its children and saves state),
@@ -26,11 +26,10 @@ pub struct KillArgs {
 /// Runs `fixci kill`; returns the exit code.
 pub fn execute(args: KillArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let (dir, mut st) = runs::find(&out, &args.run)?;
-    let Some(pid) = engine::live_pid(&dir) else {
-        let stale = dir.join("fixci.pid");
-        let note = if stale.exists() {
-            let _ = std::fs::remove_file(&stale);
+    let (dir, st) = run_dir::find(&out, &args.run)?;
+    let Some(pid) = dir.live_pid() else {
+        let note = if dir.pid_file().exists() {
+            dir.release();
             " (its pid file was stale and has been removed)"
         } else {
             ""
@@ -42,38 +41,22 @@ pub fn execute(args: KillArgs) -> Result<u8> {
             )),
         );
     };
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    let until = Instant::now() + Duration::from_secs(args.grace);
-    while engine::live_pid(&dir).is_some() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if engine::live_pid(&dir).is_some() {
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-        if let Some(pgid) = std::fs::read_to_string(dir.join("child.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        {
-            crate::process::kill_group(pgid, libc::SIGKILL);
+    match dir.kill(pid, Duration::from_secs(args.grace), "killed with `fixci kill`") {
+        Killed::ForceKilled => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "killed run {} (pid {pid}) with SIGKILL",
+                st.run_id
+            );
         }
-        let _ = std::fs::remove_file(dir.join("fixci.pid"));
-        if st.status == engine::Status::Running {
-            st.status = engine::Status::Interrupted;
-            st.reason = Some("killed with `fixci kill`".into());
-            let _ = st.save(&dir);
+        Killed::Terminated => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "stopped run {} (pid {pid}); resume it with `fixci resume {}`",
+                st.run_id,
+                st.run_id
+            );
         }
-        let _ = writeln!(
-            std::io::stderr(),
-            "killed run {} (pid {pid}) with SIGKILL",
-            st.run_id
-        );
-    } else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "stopped run {} (pid {pid}); resume it with `fixci resume {}`",
-            st.run_id,
-            st.run_id
-        );
     }
     Ok(0)
 }

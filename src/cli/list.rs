@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::runs;
+use crate::run_dir;
 use crate::error::Result;
 
 /// List runs: status, id, spec, pipeline, stage, attempts, age.
@@ -32,9 +32,9 @@ pub fn age(s: i64) -> String {
 /// Runs `fixci list`; returns the exit code.
 pub fn execute(args: ListArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let rows: Vec<_> = runs::all(&out)
+    let rows: Vec<_> = run_dir::all(&out)
         .iter()
-        .map(|(d, s)| runs::summary(d, s))
+        .map(|(d, s)| d.summary(s))
         .collect();
     if args.json {
         outln!(

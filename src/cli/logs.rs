@@ -31,10 +31,10 @@ pub fn execute(args: LogsArgs) -> crate::error::Result<u8> {
     };
     let d = if args.source.starts_with("http://") || args.source.starts_with("https://") {
         // A run URL: fetch the failed jobs' logs (or the run archive) through the forge.
-        let fetched = crate::engine::forge_inputs::prefetch(&args.source, args.api_url.as_deref())?;
+        let fetched = crate::stages::forge_inputs::prefetch(&args.source, args.api_url.as_deref())?;
         let keep = tempfile::tempdir()
             .map_err(|e| Error::infra("cannot create a temporary folder").source(e))?;
-        let (_, mut d) = crate::engine::forge_inputs::distil_fetched(
+        let (_, mut d) = crate::stages::forge_inputs::distil_fetched(
             &fetched.run.log_files,
             keep.path(),
             &opts,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::runs;
+use crate::run_dir;
 use crate::error::{Error, Result};
 
 /// Show the tail of the current (or last) stage's output: the agent's stdout/stderr, or the
@@ -29,8 +29,8 @@ fn tail_lines(text: &str, n: usize) -> String {
 /// Runs `fixci peek`; returns the exit code.
 pub fn execute(args: PeekArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let (dir, st) = runs::find(&out, &args.run)?;
-    let Some(stage) = runs::latest_stage_dir(&dir) else {
+    let (dir, st) = run_dir::find(&out, &args.run)?;
+    let Some(stage) = dir.latest_stage_dir() else {
         return Err(Error::usage(format!(
             "run `{}` has not started a stage yet",
             st.run_id
@@ -39,7 +39,7 @@ pub fn execute(args: PeekArgs) -> Result<u8> {
     outln!(
         "run {} — {}",
         st.run_id,
-        stage.strip_prefix(&dir).unwrap_or(&stage).display()
+        stage.strip_prefix(dir.path()).unwrap_or(&stage).display()
     );
     let mut files: Vec<PathBuf> = std::fs::read_dir(&stage)
         .map(|r| r.flatten().map(|e| e.path()).collect())

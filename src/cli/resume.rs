@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::{self, RunRequest, Status, runs};
+use crate::engine::{self, RunRequest};
+use crate::run_dir::{self, Status};
 use crate::error::{Error, Result};
 use crate::{agent, exit_codes, pipeline, spec};
 
@@ -27,14 +28,14 @@ pub fn out_dir(out: &Option<PathBuf>) -> PathBuf {
 /// Runs `fixci resume`; returns the exit code.
 pub fn execute(args: ResumeArgs) -> Result<u8> {
     let out = out_dir(&args.out);
-    let (dir, st) = runs::find(&out, &args.run)?;
-    let text = std::fs::read_to_string(dir.join("spec.json")).map_err(|e| {
-        Error::infra(format!("cannot read `{}`", dir.join("spec.json").display())).source(e)
+    let (dir, st) = run_dir::find(&out, &args.run)?;
+    let text = std::fs::read_to_string(dir.spec_file()).map_err(|e| {
+        Error::infra(format!("cannot read `{}`", dir.spec_file().display())).source(e)
     })?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         Error::usage(format!(
             "`{}` is not valid JSON",
-            dir.join("spec.json").display()
+            dir.spec_file().display()
         ))
         .source(e)
     })?;

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::Args;
 
-use crate::engine::{self, Event, Observer, RunRequest, Status};
+use crate::engine::{self, RunRequest};
+use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState, Status};
 use crate::error::{Error, Result};
 use crate::spec::{self, LoadedSpec};
 use crate::{agent, exit_codes, pipeline};
@@ -131,6 +132,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         }
     }
     let pipeline = pipeline::select(&loaded, args.pipeline.as_deref(), &dirs)?;
+    for n in pipeline.pipeline.notes() {
+        errln!("note: pipeline `{}`: {n}", pipeline.pipeline.name);
+    }
     let agent = agent::resolve(
         args.agent.as_deref(),
         loaded.spec.agent.as_ref(),
@@ -171,7 +175,8 @@ pub fn execute(args: RunArgs) -> Result<u8> {
 
 /// Prints where the run's results are and how to publish them.
 pub fn print_outcome(outcome: &engine::Outcome) {
-    let state = engine::RunState::load(&outcome.run_dir).ok();
+    let dir = RunDir::new(&outcome.run_dir);
+    let state = dir.load_state().ok();
     let _ = writeln!(std::io::stderr());
     let _ = writeln!(
         std::io::stderr(),
@@ -186,7 +191,7 @@ pub fn print_outcome(outcome: &engine::Outcome) {
     let _ = writeln!(
         std::io::stderr(),
         "report: {}",
-        outcome.run_dir.join("report.md").display()
+        dir.report_file().display()
     );
     if let Some(st) = &state {
         if let (Some(b), Some(_)) = (&st.branch, &st.commit) {
@@ -242,8 +247,8 @@ impl Progress {
     }
 }
 
-impl Observer for Progress {
-    fn event(&mut self, e: &Event) {
+impl Listener for Progress {
+    fn event(&mut self, e: &Event, _st: &RunState) {
         match e {
             Event::RunStarted {
                 run_id,
@@ -296,8 +301,10 @@ impl Observer for Progress {
                 status,
                 summary,
                 duration_s,
+                ..
             } => {
                 self.finish();
+                let status = status.as_str();
                 let a = attempt
                     .map(|a| format!(" (attempt {a})"))
                     .unwrap_or_default();
@@ -321,7 +328,11 @@ impl Observer for Progress {
                         .unwrap_or_default()
                 );
             }
-            Event::AttemptFailed { attempt, reason } => {
+            Event::AttemptFinished {
+                attempt,
+                outcome,
+                reason: Some(reason),
+            } if *outcome != AttemptOutcome::Passed => {
                 let _ = writeln!(std::io::stderr(), "  attempt {attempt} failed: {reason}");
             }
             _ => {}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::runs;
+use crate::run_dir;
 use crate::error::Result;
 
 /// Show one run: status, reason, current stage, stages so far, paths.
@@ -23,8 +23,8 @@ pub struct StatusArgs {
 /// Runs `fixci status`; returns the exit code.
 pub fn execute(args: StatusArgs) -> Result<u8> {
     let out = super::resume::out_dir(&args.out);
-    let (dir, st) = runs::find(&out, &args.run)?;
-    let sum = runs::summary(&dir, &st);
+    let (dir, st) = run_dir::find(&out, &args.run)?;
+    let sum = dir.summary(&st);
     if args.json {
         outln!(
             "{}",
@@ -51,7 +51,7 @@ pub fn execute(args: StatusArgs) -> Result<u8> {
     outln!("branch:   {}", st.branch.as_deref().unwrap_or("-"));
     outln!("attempts: {}", st.attempts.len());
     outln!("age:      {}", super::list::age(sum.age_s));
-    outln!("dir:      {}", dir.display());
+    outln!("dir:      {}", dir.path().display());
     outln!("\nstages:");
     for s in &st.stages {
         let a = s.attempt.map(|a| format!(" #{a}")).unwrap_or_default();

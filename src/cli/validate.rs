@@ -41,7 +41,14 @@ pub fn execute(args: ValidateArgs) -> Result<u8> {
         let (what, r) = if is_case(f) {
             ("replay case", crate::replay::case::load_case(f).map(|_| ()))
         } else if is_pipeline(f) {
-            ("pipeline", pipeline::load_file(f).map(|_| ()))
+            (
+                "pipeline",
+                pipeline::load_file(f).map(|p| {
+                    for n in p.pipeline.notes() {
+                        errln!("note: {}: {n}", f.display());
+                    }
+                }),
+            )
         } else {
             ("job spec", spec::load(f).map(|_| ()))
         };

@@ -6,8 +6,9 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::state::{Attempt, LogsState, RepoState, Repro, RunState};
-use super::{DEFAULT_STAGE_BUDGET, RunEnv, RunRequest, context, workspace};
+use super::{RunEnv, RunRequest};
+use crate::defaults;
+use crate::run_dir::{Attempt, LogsState, RepoState, Repro, RunDir, RunState, workspace};
 use crate::error::Error;
 use crate::pipeline::{self, StageDef, StageKind, Templates, render_prompt};
 use crate::spec::LogsInput;
@@ -105,14 +106,14 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     }
     let _ = writeln!(out, "\nstages:");
     let env = RunEnv {
-        run_dir: PathBuf::from("<run dir>"),
+        run_dir: RunDir::new("<run dir>"),
         template_roots: {
             let mut r = req.template_roots.clone();
             r.extend(p.template_roots());
             r.push(spec.dir.clone());
             r
         },
-        grace: Duration::from_secs(5),
+        grace: defaults::GRACE,
         deadline: Instant::now() + total,
         started: Instant::now(),
         resumed: false,
@@ -156,7 +157,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
                 .clone()
                 .unwrap_or_else(|| placeholder("base commit")),
         },
-        PathBuf::from("<run dir>/worktree"),
+        env.run_dir.worktree(),
         format!("fixci/{slug}"),
     );
     st.logs = logs;
@@ -165,7 +166,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
             st.repro = Some(match &env.spec().spec.existing_test_path {
                 Some(t) => Repro {
                     test_file: t.clone(),
-                    command: super::test_command(env.spec().spec.test_command.as_deref(), t),
+                    command: crate::runners::test_command(env.spec().spec.test_command.as_deref(), t),
                     origin: "existing".into(),
                     copy: None,
                     confirmed: true,
@@ -182,19 +183,15 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
             });
             st.attempts.push(Attempt {
                 number: 1,
-                outcome: "running".into(),
+                outcome: crate::run_dir::AttemptOutcome::Running,
                 ..Default::default()
             });
         }
         let rel = def.prompt.as_deref().unwrap_or_default();
         let (name, text) = Templates::find(rel, &env.template_roots)?;
-        let budget = pipeline::stage_budget(env.spec(), def, DEFAULT_STAGE_BUDGET);
-        let dir = PathBuf::from(format!(
-            "<run dir>/stages/{}{}",
-            def.id,
-            attempt.map(|a| format!("/attempt-{a}")).unwrap_or_default()
-        ));
-        let ctx = context::prompt_context(&env, &st, &def.id, &dir, attempt, budget);
+        let budget = pipeline::stage_budget(env.spec(), def, defaults::STAGE_BUDGET);
+        let dir = env.run_dir.stage_dir(&def.id, attempt);
+        let ctx = crate::stages::prompt_context(&env, &st, &def.id, &dir, attempt, budget);
         let rendered = crate::redact::redact(&render_prompt(&name, &text, &ctx)?);
         let _ = writeln!(
             out,
@@ -213,7 +210,7 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
     if def.kind == StageKind::Attempts {
         extra.push(format!(
             "max {} attempts",
-            env.count(def.max.as_ref(), 3, "`max`")?
+            env.count(def.max.as_ref(), defaults::MAX_ATTEMPTS, "`max`")?
         ));
     } else {
         extra.push(format!(
@@ -221,7 +218,7 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
             fmt(pipeline::stage_budget(
                 env.spec(),
                 def,
-                DEFAULT_STAGE_BUDGET
+                defaults::STAGE_BUDGET
             ))
         ));
     }
@@ -229,7 +226,7 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
         let stress = def.mode == Some(pipeline::RunMode::Stress);
         match (stress, e) {
             (true, pipeline::Expect::Fail) => {
-                let runs = env.count(def.runs.as_ref(), 400, "`runs`")?;
+                let runs = env.count(def.runs.as_ref(), defaults::STRESS_RUNS, "`runs`")?;
                 extra.push(format!(
                     "stress: up to {runs} parallel runs, at least one must fail; measures p0"
                 ));
@@ -237,14 +234,14 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
             (true, pipeline::Expect::Pass) => {
                 extra.push(format!(
                     "stress: ceil(ln({}) / ln(1 - p0)) runs, every run must pass",
-                    def.alpha.unwrap_or(0.05)
+                    def.alpha.unwrap_or(defaults::ALPHA)
                 ));
             }
             (false, _) => {
                 let default = if e == pipeline::Expect::Fail {
-                    3
+                    defaults::CONFIRM_RUNS
                 } else {
-                    u64::from(env.spec().spec.verify_runs.unwrap_or(5))
+                    u64::from(defaults::verify_runs(env.spec().spec.verify_runs))
                 };
                 let runs = env.count(def.runs.as_ref(), default, "`runs`")?;
                 extra.push(format!(
@@ -287,7 +284,7 @@ fn ladder_lines(env: &RunEnv, out: &mut String, def: &StageDef) -> Result<(), Er
     if def.agent.is_none() && def.model.is_none() {
         return Ok(());
     }
-    let max = env.count(def.max.as_ref(), 3, "`max`")? as u32;
+    let max = env.count(def.max.as_ref(), defaults::MAX_ATTEMPTS, "`max`")? as u32;
     let plan = super::ladder::plan(&env.req, def, max)?;
     let why = if env.req.agent_flag.is_some() {
         " (`--agent` on the command line: the ladder is off)"

@@ -172,7 +172,7 @@ pub fn plan(req: &RunRequest, def: &StageDef, max: u32) -> Result<Vec<AttemptAge
 pub fn check(req: &RunRequest) -> Result<(), Error> {
     for def in &req.pipeline.pipeline.stages {
         if def.kind == StageKind::Attempts && (def.agent.is_some() || def.model.is_some()) {
-            let max = super::eval_count(req, def.max.as_ref(), 3, "`max`")? as u32;
+            let max = super::eval_count(req, def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
             plan(req, def, max)?;
         }
     }

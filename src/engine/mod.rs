@@ -1,130 +1,31 @@
 //! The engine: executes a pipeline's stages in order under their budgets, runs the attempt
-//! loop, keeps the run's state (written after every stage) and emits the event stream. It knows
-//! nothing of how a stage does its work: each kind lives in `stages/`.
+//! loop, and is the one writer of the run: every change to the state is an [`Event`] that the
+//! engine applies through [`RunState::apply`] (the one reducer), then fans out to the run's
+//! listeners (`events.jsonl`, the caller's progress display or recorder, the report writer).
+//! The state is saved after every stage; the final status is decided in one place
+//! ([`RunState::final_status`], at the end of the run). It knows nothing of how a stage does its
+//! work: each kind lives in `stages/`.
 
-mod context;
 pub mod dry_run;
-pub mod events;
-pub mod forge_inputs;
 pub mod ladder;
-pub mod runs;
-pub mod state;
-pub mod workspace;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub use context::prompt_context;
-pub use events::{Event, EventLog, Observer};
-pub use state::{RunState, Status};
+pub use crate::stages::{RunEnv, RunRequest, eval_count};
 
 use crate::agent::Agent;
 use crate::error::{Error, io_error};
-use crate::pipeline::{self, Count, StageDef, StageKind, Templates};
-use crate::spec::LoadedSpec;
-use crate::stages::{self, StageCtx, StageResult};
+use crate::pipeline::{self, StageDef, StageKind, Templates};
+use crate::report::ReportWriter;
+use crate::run_dir::workspace;
+use crate::run_dir::{
+    AttemptOutcome, Event, EventLog, Invocation, Listener, RepoState, Repro, RunDir, RunState,
+    StageStatus, Status,
+};
+use crate::stages::{self, StageCtx, StageResult, forge_inputs};
 use crate::vcs;
-use state::{Attempt, RepoState, Repro, StageRecord, StageStatus};
 
-/// Default budget of a stage that declares none: 5 minutes.
-pub const DEFAULT_STAGE_BUDGET: Duration = Duration::from_secs(300);
-
-/// What to run.
-pub struct RunRequest {
-    /// The validated job spec.
-    pub spec: LoadedSpec,
-    /// The selected pipeline.
-    pub pipeline: pipeline::Loaded,
-    /// The resolved agent.
-    pub agent: Agent,
-    /// `--repo`, overriding the spec's `repo`.
-    pub repo_flag: Option<String>,
-    /// `--agent`, kept for resume; fixes the agent of every attempt (the ladder is off).
-    pub agent_flag: Option<String>,
-    /// `--api-url`: the forge API root.
-    pub api_url: Option<String>,
-    /// Folder that holds run directories (`./outputs` or `--out`).
-    pub out_dir: PathBuf,
-    /// Write a PR proposal even when a forge token is available.
-    pub no_pr: bool,
-    /// Set by the signal handler; stops children and the run.
-    pub cancel: &'static AtomicBool,
-    /// Extra template folders, searched before the pipeline's own (a replay variant's prompts).
-    pub template_roots: Vec<PathBuf>,
-}
-
-/// Run-wide, read-only context handed to every stage.
-pub struct RunEnv {
-    /// The request.
-    pub req: RunRequest,
-    /// The run directory.
-    pub run_dir: PathBuf,
-    /// Template search roots, most specific first.
-    pub template_roots: Vec<PathBuf>,
-    /// SIGTERM -> SIGKILL grace period.
-    pub grace: Duration,
-    /// When the run's total budget runs out.
-    pub deadline: Instant,
-    /// The run's start.
-    pub started: Instant,
-    /// True when this process resumed an earlier run.
-    pub resumed: bool,
-    /// A run URL's logs fetched before the run directory was created.
-    pub prefetched: Option<forge_inputs::Prefetched>,
-}
-
-impl RunEnv {
-    /// The job spec.
-    pub fn spec(&self) -> &LoadedSpec {
-        &self.req.spec
-    }
-
-    /// True once fixci was asked to stop.
-    pub fn cancelled(&self) -> bool {
-        self.req.cancel.load(Ordering::SeqCst)
-    }
-
-    /// Evaluates a `runs` / `max` count (integer or expression over `spec`), with `default`.
-    ///
-    /// Errors (exit 2): an expression that fails or does not give a positive integer.
-    pub fn count(&self, c: Option<&Count>, default: u64, what: &str) -> Result<u64, Error> {
-        eval_count(&self.req, c, default, what)
-    }
-}
-
-/// Evaluates a `runs` / `max` count of `req`'s pipeline (integer or expression over `spec`),
-/// with `default` when absent; `what` names the key in errors.
-///
-/// Errors (exit 2): an expression that fails or does not give a positive integer.
-pub fn eval_count(
-    req: &RunRequest,
-    c: Option<&Count>,
-    default: u64,
-    what: &str,
-) -> Result<u64, Error> {
-    match c {
-        None => Ok(default),
-        Some(Count::Fixed(n)) => Ok(*n),
-        Some(Count::Expr(e)) => {
-            let env = Templates::expression_env();
-            let ctx = pipeline::spec_context(&req.spec.spec);
-            let v = env
-                .compile_expression(e)
-                .and_then(|x| x.eval(minijinja::context! { spec => minijinja::Value::from(minijinja::value::Serde(&ctx)) }))
-                .map_err(|err| Error::usage(format!("pipeline `{}`: cannot evaluate {what} `{e}`", req.pipeline.pipeline.name)).detail(err.to_string()))?;
-            u64::try_from(v.clone())
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "pipeline `{}`: {what} `{e}` gave `{v}`, expected a positive integer",
-                        req.pipeline.pipeline.name
-                    ))
-                })
-        }
-    }
-}
 
 /// How a run ended.
 #[derive(Debug)]
@@ -141,7 +42,7 @@ pub struct Outcome {
 /// pipeline to its end. Stage failures are results (see [`Outcome`]); `Err` means fixci could
 /// not do its job: a bad spec detail found late (exit 2), git or disk failures (exit 3), an
 /// interruption (exit 130, state saved).
-pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Error> {
+pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Error> {
     let started = Instant::now();
     // A bad attempt ladder stops the run before anything is cloned or written.
     ladder::check(&req)?;
@@ -215,33 +116,27 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         chrono::Local::now().format("%Y-%m-%d_%H-%M-%S"),
         slug
     );
-    let run_dir = unique_dir(&req.out_dir.join(&run_id));
-    std::fs::create_dir_all(run_dir.join("stages"))
-        .map_err(|e| io_error("create the run directory", &run_dir, e))?;
-    let run_id = run_dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or(run_id);
+    let run_dir = RunDir::create(&req.out_dir, &run_id)?;
+    let run_id = run_dir.id();
 
-    let write = |name: &str, bytes: &[u8]| {
-        state::write_atomic(&run_dir.join(name), bytes)
-            .map_err(|e| io_error("write", &run_dir.join(name), e))
+    let write = |path: PathBuf, bytes: &[u8]| {
+        crate::run_dir::write_atomic(&path, bytes).map_err(|e| io_error("write", &path, e))
     };
     write(
-        "spec.json",
+        run_dir.spec_file(),
         crate::redact::redact(&serde_json::to_string_pretty(&spec.spec).unwrap_or_default())
             .as_bytes(),
     )?;
-    write("pipeline.toml", req.pipeline.text.as_bytes())?;
+    write(run_dir.pipeline_file(), req.pipeline.text.as_bytes())?;
 
     let branch = vcs::free_branch_name(&repo, &slug);
-    let worktree = run_dir.join("worktree");
+    let worktree = run_dir.worktree();
     vcs::add_worktree(
         &repo,
         &branch,
         start_commit,
         &worktree,
-        &run_id.replace('.', "-"),
+        &crate::run_dir::worktree_name(&run_id),
     )
     .map_err(|e| Error::infra("cannot create the fix branch and its worktree").source(e))?;
 
@@ -260,7 +155,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
         worktree.clone(),
         branch,
     );
-    st.invocation = state::Invocation {
+    st.invocation = Invocation {
         pipeline_file: match &req.pipeline.origin {
             pipeline::Origin::File(f) => Some(f.clone()),
             pipeline::Origin::Builtin => None,
@@ -274,19 +169,18 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
     };
     st.issue = issue;
     if let Some(t) = &spec.spec.existing_test_path {
-        let copy = run_dir.join("repro-test").join(t);
+        let copy = run_dir.repro_copy(t);
         copy_file(&worktree.join(t), &copy)?;
         st.repro = Some(Repro {
             test_file: t.clone(),
-            command: test_command(spec.spec.test_command.as_deref(), t),
+            command: crate::runners::test_command(spec.spec.test_command.as_deref(), t),
             origin: "existing".into(),
             copy: Some(copy),
             confirmed: false,
             failure_output: String::new(),
         });
     }
-    st.save(&run_dir)
-        .map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
+    run_dir.save_state(&st)?;
 
     let total = pipeline::total_budget(spec, &req.pipeline.pipeline);
     let mut env = make_env(req, run_dir, started, total, false);
@@ -296,7 +190,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<Outcome, Erro
 
 fn make_env(
     req: RunRequest,
-    run_dir: PathBuf,
+    run_dir: RunDir,
     started: Instant,
     budget: Duration,
     resumed: bool,
@@ -308,7 +202,7 @@ fn make_env(
         .grace
         .as_deref()
         .and_then(|g| humantime::parse_duration(g.trim()).ok())
-        .unwrap_or(Duration::from_secs(5));
+        .unwrap_or(crate::defaults::GRACE);
     let mut template_roots = req.template_roots.clone();
     template_roots.extend(req.pipeline.template_roots());
     template_roots.push(req.spec.dir.clone());
@@ -332,12 +226,11 @@ fn make_env(
 /// gone, or someone else moved its fix branch.
 pub fn resume(
     req: RunRequest,
-    run_dir: &Path,
-    observer: &mut dyn Observer,
+    run_dir: &RunDir,
+    observer: &mut dyn Listener,
 ) -> Result<Outcome, Error> {
     ladder::check(&req)?;
-    let mut st =
-        RunState::load(run_dir).map_err(|e| io_error("read", &run_dir.join("state.json"), e))?;
+    let st = run_dir.load_state()?;
     if !matches!(st.status, Status::Running | Status::Interrupted) {
         return Err(Error::usage(format!(
             "run `{}` already ended with status `{}`; nothing to resume",
@@ -345,7 +238,7 @@ pub fn resume(
             st.status.as_str()
         )));
     }
-    if let Some(pid) = live_pid(run_dir) {
+    if let Some(pid) = run_dir.live_pid() {
         return Err(Error::usage(format!(
             "run `{}` is still running (fixci pid {pid})",
             st.run_id
@@ -353,13 +246,7 @@ pub fn resume(
         .hint(format!("stop it first with `fixci kill {}`", st.run_id)));
     }
     // A child left behind by a fixci that was killed outright is stopped before going on.
-    if let Some(pgid) = std::fs::read_to_string(run_dir.join("child.pid"))
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-    {
-        crate::process::kill_group(pgid, libc::SIGKILL);
-        let _ = std::fs::remove_file(run_dir.join("child.pid"));
-    }
+    run_dir.kill_child();
     let wt = st.worktree.clone().unwrap_or_default();
     if !wt.join(".git").exists() {
         return Err(Error::usage(format!(
@@ -403,82 +290,101 @@ pub fn resume(
         .details(who.into_iter().map(|(id, a)| format!("commit {id} by {a}")))
         .hint("start a new run, or `fixci apply` the run's fix.diff by hand"));
     }
-    st.status = Status::Running;
-    st.reason = None;
-    st.pid = std::process::id();
     let used: f64 = st.stages.iter().map(|s| s.duration_s).sum();
-    let total = Duration::from_secs_f64((st.invocation.total_budget_s - used).max(60.0));
-    let env = make_env(req, run_dir.to_path_buf(), Instant::now(), total, true);
+    let total = Duration::from_secs_f64((st.invocation.total_budget_s - used).max(crate::defaults::RESUME_MIN_BUDGET.as_secs_f64()));
+    let env = make_env(req, run_dir.clone(), Instant::now(), total, true);
     drive(env, st, observer)
 }
 
-/// The pid of a live fixci process driving the run in `run_dir`, from its `fixci.pid` file.
-/// A pid file whose process is gone (or is not fixci) is stale and yields `None`.
-pub fn live_pid(run_dir: &Path) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(run_dir.join("fixci.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, r)| r.split_whitespace().next())
-        .unwrap_or("Z");
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let is_fixci = String::from_utf8_lossy(&cmd)
-        .split('\0')
-        .next()
-        .is_some_and(|a| a.ends_with("fixci"));
-    (state != "Z" && is_fixci && pid != std::process::id()).then_some(pid)
+/// The one writer of a run: owns the state, applies every event to it (the one reducer,
+/// [`RunState::apply`]), then hands the event to `events.jsonl` and the listeners.
+struct Recorder<'l> {
+    st: RunState,
+    dir: RunDir,
+    log: EventLog,
+    listeners: Vec<&'l mut dyn Listener>,
 }
 
-/// Runs the remaining stages of `st` and records the end.
-fn drive(mut env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Result<Outcome, Error> {
+impl stages::Recorder for Recorder<'_> {
+    fn state(&self) -> &RunState {
+        &self.st
+    }
+
+    fn emit(&mut self, e: Event) {
+        self.st.apply(&e);
+        self.log.write(&e);
+        for l in self.listeners.iter_mut() {
+            l.event(&e, &self.st);
+        }
+    }
+}
+
+impl Recorder<'_> {
+    /// Writes `state.json`.
+    fn save(&self) -> Result<(), Error> {
+        self.dir.save_state(&self.st)
+    }
+
+    /// Stops the run with `status` and `reason`, unless it already stopped (the first reason
+    /// wins).
+    fn stop(&mut self, status: Status, reason: &str) {
+        if self.st.status == Status::Running {
+            stages::Recorder::emit(
+                self,
+                Event::RunStopping {
+                    status,
+                    reason: reason.to_string(),
+                },
+            );
+        }
+    }
+}
+
+/// Runs the remaining stages of `st`, decides the final status, and records the end (the
+/// report writer writes `report.md`, `result.json` and `fix.diff` then).
+fn drive(mut env: RunEnv, st: RunState, observer: &mut dyn Listener) -> Result<Outcome, Error> {
+    use stages::Recorder as _;
     let run_dir = env.run_dir.clone();
     let started = Instant::now();
-    std::fs::write(run_dir.join("fixci.pid"), std::process::id().to_string())
-        .map_err(|e| io_error("write", &run_dir.join("fixci.pid"), e))?;
-    st.save(&run_dir)
-        .map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
-    let mut log = EventLog::open(&run_dir)
-        .map_err(|e| io_error("write", &run_dir.join("events.jsonl"), e))?;
-    let mut emit = |e: Event| {
-        log.write(&e);
-        observer.event(&e);
+    run_dir.claim()?;
+    let log = EventLog::open(&run_dir.events_file())
+        .map_err(|e| io_error("write", &run_dir.events_file(), e))?;
+    let mut report = ReportWriter::new(run_dir.clone(), env.req.spec.clone());
+    let mut rec = Recorder {
+        st,
+        dir: run_dir.clone(),
+        log,
+        listeners: vec![observer, &mut report],
     };
     if env.resumed {
-        emit(Event::RunResumed {
-            run_id: st.run_id.clone(),
-            run_dir: run_dir.display().to_string(),
+        rec.emit(Event::RunResumed {
+            run_id: rec.st.run_id.clone(),
+            run_dir: run_dir.path().display().to_string(),
+            pid: std::process::id(),
         });
     } else {
-        emit(Event::RunStarted {
-            run_id: st.run_id.clone(),
-            pipeline: st.pipeline.clone(),
-            run_dir: run_dir.display().to_string(),
+        rec.emit(Event::RunStarted {
+            run_id: rec.st.run_id.clone(),
+            pipeline: rec.st.pipeline.clone(),
+            run_dir: run_dir.path().display().to_string(),
         });
     }
-    let result = execute(&mut env, &mut st, &mut emit);
-    if st.status == Status::Running {
-        st.status = if env.cancelled() {
-            Status::Interrupted
-        } else if let Some(why) = st.partial_reason.clone() {
-            st.reason = Some(why);
-            Status::Partial
-        } else {
-            Status::Success
-        };
-    }
-    st.finished_at = Some(chrono::Utc::now().to_rfc3339());
-    st.save(&run_dir)
-        .map_err(|e| io_error("write", &run_dir.join("state.json"), e))?;
-    emit(Event::RunFinished {
-        status: st.status.as_str().into(),
-        reason: st.reason.clone(),
+    rec.save()?;
+    let result = execute(&mut env, &mut rec);
+    let (status, reason) = rec.st.final_status(env.cancelled());
+    rec.emit(Event::RunFinished {
+        status,
+        reason,
         duration_s: started.elapsed().as_secs_f64(),
+        finished_at: chrono::Utc::now().to_rfc3339(),
     });
-    let _ = std::fs::remove_file(run_dir.join("fixci.pid"));
+    let saved = rec.save();
+    let st = rec.st;
+    run_dir.release();
+    saved?;
+    if let Some(e) = report.take_error() {
+        return Err(e);
+    }
     result?;
     if st.status == Status::Interrupted {
         return Err(
@@ -489,7 +395,7 @@ fn drive(mut env: RunEnv, mut st: RunState, observer: &mut dyn Observer) -> Resu
     Ok(Outcome {
         status: st.status,
         reason: st.reason.clone(),
-        run_dir,
+        run_dir: run_dir.path().to_path_buf(),
     })
 }
 
@@ -502,48 +408,43 @@ fn done(st: &RunState, id: &str) -> bool {
     })
 }
 
-/// The stage loop. Sets `st.status` / `st.reason` on failure; `always` stages still run.
-fn execute(env: &mut RunEnv, st: &mut RunState, emit: &mut dyn FnMut(Event)) -> Result<(), Error> {
+/// The stage loop. Stops the run on the first failure; `always` stages still run. A
+/// deprecated `report` stage is a no-op (the report is written when the run ends).
+fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
     let mut deferred: Option<Error> = None;
     let stages = env.req.pipeline.pipeline.stages.clone();
     for def in &stages {
-        // Finalizers (`always`) run again on resume so the report describes the whole run.
-        if done(st, &def.id) && !def.always {
+        if def.kind == StageKind::Report {
             continue;
         }
-        let failed = st.status != Status::Running;
+        if done(&rec.st, &def.id) && !def.always {
+            continue;
+        }
+        let failed = rec.st.status != Status::Running;
         if failed && !def.always {
             continue;
         }
         if env.cancelled() && !def.always {
-            st.status = Status::Interrupted;
-            st.reason = Some("interrupted".into());
+            rec.stop(Status::Interrupted, "interrupted");
             continue;
         }
         if def.kind == StageKind::Attempts {
-            match attempts(env, st, def, emit) {
-                Ok(()) => {}
-                Err(e) => {
-                    fail(st, Status::Failed, &e.message);
-                    deferred = Some(e);
-                }
+            if let Err(e) = attempts(env, rec, def) {
+                rec.stop(Status::Failed, &e.message);
+                deferred = Some(e);
             }
             continue;
         }
-        match run_stage(env, st, def, None, emit) {
+        match run_stage(env, rec, def, None) {
             Ok(r) if matches!(r.status, StageStatus::Passed | StageStatus::Skipped) => {}
             Ok(r) => {
                 let reason = def.fail_reason.clone().unwrap_or_else(|| {
                     format!("stage `{}` {}: {}", def.id, r.status.as_str(), r.summary)
                 });
-                fail(st, Status::Failed, &reason);
+                rec.stop(Status::Failed, &reason);
             }
             Err(e) => {
-                fail(
-                    st,
-                    Status::Failed,
-                    &format!("stage `{}`: {}", def.id, e.message),
-                );
+                rec.stop(Status::Failed, &format!("stage `{}`: {}", def.id, e.message));
                 deferred = Some(e);
             }
         }
@@ -554,28 +455,16 @@ fn execute(env: &mut RunEnv, st: &mut RunState, emit: &mut dyn FnMut(Event)) -> 
     }
 }
 
-fn fail(st: &mut RunState, status: Status, reason: &str) {
-    if st.status == Status::Running {
-        st.status = status;
-        st.reason = Some(reason.to_string());
-    }
-}
-
 /// The attempt loop: runs its stages until one attempt passes them all, at most `max` times;
 /// each new attempt starts from a clean worktree (base + the reproduction test) and sees the
 /// previous attempts' diffs and failures in its prompt. Each attempt runs the agent and model
 /// the ladder chooses (see [`ladder`]): the run's agent and the spec's model are swapped for the
 /// attempt's while its stages run, and restored afterwards, so stages outside the loop keep the
 /// run's own.
-fn attempts(
-    env: &mut RunEnv,
-    st: &mut RunState,
-    def: &StageDef,
-    emit: &mut dyn FnMut(Event),
-) -> Result<(), Error> {
+fn attempts(env: &mut RunEnv, rec: &mut Recorder<'_>, def: &StageDef) -> Result<(), Error> {
     let run_agent = env.req.agent.clone();
     let run_model = env.req.spec.spec.model.clone();
-    let result = attempt_loop(env, st, def, emit, &run_agent, &run_model);
+    let result = attempt_loop(env, rec, def, &run_agent, &run_model);
     env.req.agent = run_agent;
     env.req.spec.spec.model = run_model;
     result
@@ -583,35 +472,44 @@ fn attempts(
 
 fn attempt_loop(
     env: &mut RunEnv,
-    st: &mut RunState,
+    rec: &mut Recorder<'_>,
     def: &StageDef,
-    emit: &mut dyn FnMut(Event),
     run_agent: &Agent,
     run_model: &Option<String>,
 ) -> Result<(), Error> {
-    let max = env.count(def.max.as_ref(), 3, "`max`")? as u32;
+    use stages::Recorder as _;
+    let max = env.count(def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
     let subs = def.stages.as_deref().unwrap_or_default();
-    if st.attempts.iter().any(|a| a.outcome == "passed") {
+    if rec
+        .st
+        .attempts
+        .iter()
+        .any(|a| a.outcome == AttemptOutcome::Passed)
+    {
         return Ok(());
     }
     // An attempt cut short by an interruption is redone from a clean worktree.
-    if st.attempts.last().is_some_and(|a| a.outcome == "running") {
-        st.attempts.pop();
+    if let Some(a) = rec
+        .st
+        .attempts
+        .last()
+        .filter(|a| a.outcome == AttemptOutcome::Running)
+    {
+        let attempt = a.number;
+        rec.emit(Event::AttemptDiscarded { attempt });
     }
-    let first = st.attempts.len() as u32 + 1;
+    let first = rec.st.attempts.len() as u32 + 1;
     if env.resumed && first <= max {
-        stages::reset_for_attempt(env, st)?;
+        stages::reset_for_attempt(env, &rec.st)?;
     }
     for n in first..=max {
         if env.cancelled() {
-            st.status = Status::Interrupted;
-            st.reason = Some("interrupted".into());
+            rec.stop(Status::Interrupted, "interrupted");
             return Ok(());
         }
         if n > 1 {
-            if let Some(who) = human_commits(st) {
-                fail(
-                    st,
+            if let Some(who) = human_commits(&rec.st) {
+                rec.stop(
                     Status::Escalated,
                     &format!(
                         "a commit by someone other than fixci appeared on the fix branch ({who}); automatic attempts stopped"
@@ -620,7 +518,7 @@ fn attempt_loop(
                 return Ok(());
             }
             if n > first {
-                stages::reset_for_attempt(env, st)?;
+                stages::reset_for_attempt(env, &rec.st)?;
             }
         }
         // The ladder sees the run's own agent and model, not the previous attempt's.
@@ -629,58 +527,48 @@ fn attempt_loop(
         let chosen = ladder::choose(&env.req, def, n, max)?;
         env.req.agent = chosen.agent;
         env.req.spec.spec.model = chosen.model.clone();
-        st.attempts.push(Attempt {
-            number: n,
-            outcome: "running".into(),
-            agent: Some(env.req.agent.name.clone()),
-            model: chosen.model.clone(),
-            ..Default::default()
-        });
-        emit(Event::AttemptStarted {
+        rec.emit(Event::AttemptStarted {
             attempt: n,
             max,
             agent: env.req.agent.name.clone(),
             model: chosen.model,
         });
-        let mut failure: Option<String> = None;
+        let mut failure: Option<(AttemptOutcome, String)> = None;
         for sub in subs {
-            let r = run_stage(env, st, sub, Some(n), emit)?;
+            let r = run_stage(env, rec, sub, Some(n))?;
             if !matches!(r.status, StageStatus::Passed | StageStatus::Skipped) {
-                let a = st.attempts.last_mut().expect("attempt pushed");
-                a.outcome = r.status.as_str().into();
-                failure = Some(format!(
-                    "stage `{}` {}: {}",
-                    sub.id,
-                    r.status.as_str(),
-                    r.summary
+                failure = Some((
+                    r.status.into(),
+                    format!("stage `{}` {}: {}", sub.id, r.status.as_str(), r.summary),
                 ));
                 break;
             }
             if env.cancelled() {
-                st.status = Status::Interrupted;
-                st.reason = Some("interrupted".into());
+                rec.stop(Status::Interrupted, "interrupted");
                 return Ok(());
             }
         }
-        let a = st.attempts.last_mut().expect("attempt pushed");
         match failure {
             None => {
-                a.outcome = "passed".into();
-                st.verification = a.verification.clone();
-                st.save(&env.run_dir)
-                    .map_err(|e| io_error("write", &env.run_dir.join("state.json"), e))?;
+                rec.emit(Event::AttemptFinished {
+                    attempt: n,
+                    outcome: AttemptOutcome::Passed,
+                    reason: None,
+                });
+                rec.save()?;
                 return Ok(());
             }
-            Some(reason) => {
-                a.reason = Some(reason.clone());
-                emit(Event::AttemptFailed { attempt: n, reason });
-                st.save(&env.run_dir)
-                    .map_err(|e| io_error("write", &env.run_dir.join("state.json"), e))?;
+            Some((outcome, reason)) => {
+                rec.emit(Event::AttemptFinished {
+                    attempt: n,
+                    outcome,
+                    reason: Some(reason),
+                });
+                rec.save()?;
             }
         }
     }
-    fail(
-        st,
+    rec.stop(
         Status::Escalated,
         &format!(
             "no fix passed verification in {max} attempt{}",
@@ -708,41 +596,30 @@ fn human_commits(st: &RunState) -> Option<String> {
 /// Runs one stage under its budget and records it.
 fn run_stage(
     env: &RunEnv,
-    st: &mut RunState,
+    rec: &mut Recorder<'_>,
     def: &StageDef,
     attempt: Option<u32>,
-    emit: &mut dyn FnMut(Event),
 ) -> Result<StageResult, Error> {
-    let planned = pipeline::stage_budget(env.spec(), def, DEFAULT_STAGE_BUDGET);
+    use stages::Recorder as _;
+    let planned = pipeline::stage_budget(env.spec(), def, crate::defaults::STAGE_BUDGET);
     let remaining = env.deadline.saturating_duration_since(Instant::now());
     let budget = if def.always {
         planned
     } else {
         planned.min(remaining)
     };
-    let stage_dir = match attempt {
-        Some(n) => env
-            .run_dir
-            .join("stages")
-            .join(&def.id)
-            .join(format!("attempt-{n}")),
-        None => env.run_dir.join("stages").join(&def.id),
-    };
+    let stage_dir = env.run_dir.stage_dir(&def.id, attempt);
     std::fs::create_dir_all(&stage_dir).map_err(|e| io_error("create", &stage_dir, e))?;
-    let kind = serde_json::to_value(def.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
-    emit(Event::StageStarted {
+    rec.emit(Event::StageStarted {
         stage: def.id.clone(),
-        kind: kind.clone(),
+        kind: def.kind,
         attempt,
         budget_s: budget.as_secs_f64(),
     });
     let t0 = Instant::now();
     let skip_reason = match &def.condition {
         Some(cond) if !budget.is_zero() => {
-            let ctx = context::prompt_context(env, st, &def.id, &stage_dir, attempt, budget);
+            let ctx = stages::prompt_context(env, &rec.st, &def.id, &stage_dir, attempt, budget);
             let ok = Templates::expression_env()
                 .compile_expression(cond)
                 .and_then(|x| x.eval(minijinja::Value::from(minijinja::value::Serde(&ctx))))
@@ -767,84 +644,31 @@ fn run_stage(
     } else {
         stages::run(
             def,
-            &mut StageCtx {
-                env,
-                st,
-                id: &def.id,
-                dir: stage_dir.clone(),
-                attempt,
-                budget,
-                emit,
-            },
+            &mut StageCtx::new(env, rec, &def.id, stage_dir.clone(), attempt, budget),
         )
     };
     let duration = t0.elapsed();
-    let (status, summary, agent_report) = match &result {
-        Ok(r) => (r.status, r.summary.clone(), r.agent_report.clone()),
-        Err(e) => (StageStatus::Error, e.message.clone(), None),
+    let (status, summary, agent_report, refused) = match &result {
+        Ok(r) => (r.status, r.summary.clone(), r.agent_report.clone(), r.refused),
+        Err(e) => (StageStatus::Error, e.message.clone(), None, false),
     };
-    st.stages.push(StageRecord {
-        id: def.id.clone(),
-        kind,
+    rec.emit(Event::StageFinished {
+        stage: def.id.clone(),
+        kind: def.kind,
         attempt,
         status,
-        summary: summary.clone(),
-        duration_s: duration.as_secs_f64(),
-        budget_s: budget.as_secs_f64(),
-        agent_report,
-    });
-    if let Err(e) = st.save(&env.run_dir) {
-        return Err(io_error("write", &env.run_dir.join("state.json"), e));
-    }
-    let _ = std::fs::write(
-        stage_dir.join("result.json"),
-        serde_json::to_string_pretty(st.stages.last().expect("pushed")).unwrap_or_default(),
-    );
-    emit(Event::StageFinished {
-        stage: def.id.clone(),
-        attempt,
-        status: status.as_str().into(),
         summary,
         duration_s: duration.as_secs_f64(),
+        budget_s: budget.as_secs_f64(),
+        refused,
+        agent_report,
     });
+    rec.save()?;
+    let _ = std::fs::write(
+        RunDir::stage_result_file(&stage_dir),
+        serde_json::to_string_pretty(rec.st.stages.last().expect("recorded")).unwrap_or_default(),
+    );
     result
-}
-
-/// The command that runs one test file: the spec's `test-command` with `{test_file}`
-/// substituted, else a default by file type (pytest / unittest for Python, `cargo test`, `go
-/// test`, `npx jest`, `bash`).
-pub fn test_command(template: Option<&str>, test_file: &str) -> String {
-    let q = crate::process::shell_quote(test_file);
-    if let Some(t) = template {
-        return t.replace("{test_file}", &q);
-    }
-    let p = Path::new(test_file);
-    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-    match ext {
-        "py" => format!(
-            "if python3 -c 'import pytest' 2>/dev/null; then python3 -m pytest -q -p no:cacheprovider {q}; else python3 -m unittest {}; fi",
-            crate::process::shell_quote(&test_file.trim_end_matches(".py").replace('/', "."))
-        ),
-        "rs" => {
-            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            if test_file.starts_with("tests/") {
-                format!("cargo test --test {}", crate::process::shell_quote(stem))
-            } else {
-                "cargo test".into()
-            }
-        }
-        "go" => format!(
-            "go test ./{}",
-            crate::process::shell_quote(
-                &p.parent()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default()
-            )
-        ),
-        "js" | "ts" | "mjs" | "cjs" | "jsx" | "tsx" => format!("npx --no-install jest {q}"),
-        "sh" => format!("bash {q}"),
-        _ => format!("sh {q}"),
-    }
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<(), Error> {
@@ -853,17 +677,6 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), Error> {
     }
     std::fs::copy(from, to).map_err(|e| io_error("copy", from, e))?;
     Ok(())
-}
-
-/// `path`, or `path-2`, `path-3`, ... if it exists.
-fn unique_dir(path: &Path) -> PathBuf {
-    let mut p = path.to_path_buf();
-    let mut n = 2;
-    while p.exists() {
-        p = PathBuf::from(format!("{}-{n}", path.display()));
-        n += 1;
-    }
-    p
 }
 
 /// The first component of `rel` that is a symlink in `tree`, if any: a path through a symlink

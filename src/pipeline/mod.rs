@@ -79,6 +79,24 @@ pub enum StageKind {
     Attempts,
 }
 
+impl StageKind {
+    /// The kebab-case name, as written in pipeline files.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StageKind::FetchLogs => "fetch-logs",
+            StageKind::Agent => "agent",
+            StageKind::RunTest => "run-test",
+            StageKind::GitBranch => "git-branch",
+            StageKind::GitCommit => "git-commit",
+            StageKind::StripTest => "strip-test",
+            StageKind::OpenPr => "open-pr",
+            StageKind::Report => "report",
+            StageKind::Command => "command",
+            StageKind::Attempts => "attempts",
+        }
+    }
+}
+
 /// What an agent stage asks of the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -252,6 +270,29 @@ impl Loaded {
     }
 }
 
+impl Pipeline {
+    /// Deprecation notes on a valid pipeline, each `/stage/N: ...`: a `report` stage is accepted
+    /// and does nothing (the report is written when the run ends).
+    pub fn notes(&self) -> Vec<String> {
+        fn walk(stages: &[StageDef], prefix: &str, out: &mut Vec<String>) {
+            for (i, s) in stages.iter().enumerate() {
+                let ptr = format!("{prefix}/{i}");
+                if s.kind == StageKind::Report {
+                    out.push(format!(
+                        "{ptr}: `kind = \"report\"` is deprecated and does nothing: fixci writes the report when the run ends; remove the stage"
+                    ));
+                }
+                if let Some(sub) = &s.stages {
+                    walk(sub, &format!("{ptr}/stages"), out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.stages, "/stage", &mut out);
+        out
+    }
+}
+
 /// Parses and validates pipeline text; `path` names it in errors.
 ///
 /// Errors (exit 2): TOML syntax (with line), schema violations (`/stage/2/kind: ...`), duplicate
@@ -323,7 +364,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
                     continue;
                 }
                 let max = match &s.max {
-                    None => Some(3),
+                    None => Some(crate::defaults::MAX_ATTEMPTS as u32),
                     // A very large `max` is checked over its first 100 attempts.
                     Some(Count::Fixed(n)) => Some(u32::try_from(*n).unwrap_or(u32::MAX).min(100)),
                     Some(Count::Expr(_)) => None,
@@ -538,7 +579,7 @@ pub fn total_budget(spec: &LoadedSpec, p: &Pipeline) -> Duration {
                 .as_deref()
                 .and_then(|b| humantime::parse_duration(b.trim()).ok())
         })
-        .unwrap_or(Duration::from_secs(23 * 60))
+        .unwrap_or(crate::defaults::TOTAL_BUDGET)
 }
 
 #[cfg(test)]

@@ -85,7 +85,7 @@ impl Plan {
         std::fs::create_dir_all(out).map_err(|e| io_error("create", out, e))?;
         let path = out.join("plan.json");
         let text = serde_json::to_string_pretty(self).expect("plans serialize");
-        crate::engine::state::write_atomic(&path, text.as_bytes())
+        crate::run_dir::write_atomic(&path, text.as_bytes())
             .map_err(|e| io_error("write", &path, e))
     }
 }

@@ -202,7 +202,7 @@ pub fn write(out: &Path, r: &Record) -> Result<PathBuf, Error> {
     std::fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
     let path = dir.join(format!("{}.json", r.key));
     let text = serde_json::to_string_pretty(r).expect("records serialize");
-    crate::engine::state::write_atomic(&path, text.as_bytes())
+    crate::run_dir::write_atomic(&path, text.as_bytes())
         .map_err(|e| io_error("write", &path, e))?;
     Ok(path)
 }

@@ -14,7 +14,9 @@ use super::plan::{Plan, PlanItem, Shard};
 use super::record::{self, CommandCheck, Funnel, Record, StageTiming, Tokens, Verdict};
 use super::variant::Variant;
 use crate::agent::{self, Agent};
-use crate::engine::{self, Event, Observer, RunRequest, RunState, Status};
+use crate::engine::{self, RunRequest};
+use crate::pipeline::StageKind;
+use crate::run_dir::{Event, Listener, ResultJson, RunDir, RunState, StageRecord, StageStatus, Status};
 use crate::error::{Error, io_error};
 use crate::pipeline;
 use crate::process::{self, CommandSpec, Limits, OutputTo};
@@ -316,23 +318,26 @@ pub fn clear_leftovers(out: &Path, key: &str) {
     let runs = runs_dir(out, key);
     if let Ok(entries) = std::fs::read_dir(&runs) {
         for e in entries.flatten() {
-            if let Some(pgid) = std::fs::read_to_string(e.path().join("child.pid"))
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-            {
-                process::kill_group(pgid, libc::SIGKILL);
-            }
+            RunDir::new(e.path()).kill_child();
         }
     }
     let _ = std::fs::remove_dir_all(&runs);
     let _ = std::fs::remove_dir_all(work_dir(out, key));
 }
 
-/// An observer that ignores events (replay shows its own progress).
-struct Quiet;
+/// Replay's recorder: a listener of the item's run that keeps the state as it was when the
+/// run finished (replay shows its own progress, so it prints nothing).
+#[derive(Default)]
+struct ItemRecorder {
+    finished: Option<RunState>,
+}
 
-impl Observer for Quiet {
-    fn event(&mut self, _e: &Event) {}
+impl Listener for ItemRecorder {
+    fn event(&mut self, e: &Event, st: &RunState) {
+        if let Event::RunFinished { .. } = e {
+            self.finished = Some(st.clone());
+        }
+    }
 }
 
 /// Runs one item with infrastructure retries; `None` when interrupted.
@@ -371,7 +376,7 @@ fn run_item(opts: &Options<'_>, item: &Item) -> Result<Option<Record>, Error> {
             let _ = std::fs::remove_dir_all(work_dir(&opts.out, &item.key));
             if let Ok(entries) = std::fs::read_dir(runs_dir(&opts.out, &item.key)) {
                 for e in entries.flatten() {
-                    let _ = std::fs::remove_dir_all(e.path().join("worktree"));
+                    let _ = std::fs::remove_dir_all(RunDir::new(e.path()).worktree());
                 }
             }
         }
@@ -452,7 +457,7 @@ static CACHE_LOCK: Mutex<()> = Mutex::new(());
 fn clone_case(case: &Case, dest: &Path) -> Result<String, Error> {
     let source = if crate::spec::is_remote_url(&case.repo_source) {
         let _guard = CACHE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let cached = crate::engine::workspace::cache_dir()
+        let cached = crate::run_dir::workspace::cache_dir()
             .join("replay-repos")
             .join(
                 content_hash([case.repo_source.as_bytes()])
@@ -694,14 +699,18 @@ fn run_engine(
         cancel: opts.cancel,
         template_roots: variant.template_roots.clone(),
     };
-    let outcome = engine::run(req, &mut Quiet)?;
+    let mut recorder = ItemRecorder::default();
+    let outcome = engine::run(req, &mut recorder)?;
+    let run_dir = RunDir::new(&outcome.run_dir);
     rec.run_dir = outcome
         .run_dir
         .strip_prefix(&opts.out)
         .ok()
         .map(|p| p.display().to_string());
-    let st = RunState::load(&outcome.run_dir)
-        .map_err(|e| io_error("read", &outcome.run_dir.join("state.json"), e))?;
+    let st = match recorder.finished {
+        Some(st) => st,
+        None => run_dir.load_state()?,
+    };
     if st.status == Status::Interrupted {
         return Err(Error::interrupted("replay interrupted"));
     }
@@ -713,7 +722,7 @@ fn run_engine(
                 Some(a) => format!("{}#{a}", s.id),
                 None => s.id.clone(),
             },
-            kind: s.kind.clone(),
+            kind: s.kind.as_str().into(),
             status: s.status.as_str().into(),
             seconds: s.duration_s,
         })
@@ -721,11 +730,12 @@ fn run_engine(
     rec.agent_and_tests_s = st
         .stages
         .iter()
-        .filter(|s| matches!(s.kind.as_str(), "agent" | "run-test" | "command"))
+        .filter(|s| matches!(s.kind, StageKind::Agent | StageKind::RunTest | StageKind::Command))
         .map(|s| s.duration_s)
         .sum();
     rec.attempts = st.attempts.len() as u32;
-    read_agent_report(&outcome.run_dir, &mut rec);
+    let result = run_dir.load_result();
+    read_agent_report(result.as_ref(), &mut rec);
     rec.funnel.reproduced = st.repro.as_ref().is_some_and(|r| r.confirmed);
     rec.funnel.fixed = st.attempts.iter().any(|a| !a.diff.trim().is_empty());
     rec.funnel.verified = matches!(st.status, Status::Success | Status::Partial);
@@ -767,7 +777,7 @@ fn run_engine(
     rec.verdict = classify_unverified(
         &st,
         rec.funnel.reproduced,
-        agent_error_flag(&outcome.run_dir),
+        result.as_ref().map(|r| r.agent.error),
     );
     rec.reason = if reason.is_empty() {
         st.status.as_str().to_string()
@@ -782,12 +792,10 @@ fn run_engine(
 /// program there (the agent's own error flag, a non-zero exit, or nothing produced); else
 /// could-not-reproduce (before a confirmed reproduction) or unresolved.
 fn classify_unverified(st: &RunState, reproduced: bool, agent_error: Option<bool>) -> Verdict {
-    use crate::engine::state::StageStatus;
-    let agent_failed = |s: &crate::engine::state::StageRecord| {
-        s.kind == "agent"
+    let agent_failed = |s: &StageRecord| {
+        s.kind == StageKind::Agent
             && matches!(s.status, StageStatus::Failed | StageStatus::Error)
-            && !s.summary.contains("refused")
-            && !s.summary.contains("human commit")
+            && !s.refused
     };
     if !reproduced {
         let pre: Vec<_> = st.stages.iter().filter(|s| s.attempt.is_none()).collect();
@@ -816,39 +824,27 @@ fn classify_unverified(st: &RunState, reproduced: bool, agent_error: Option<bool
     }
     if attempts
         .iter()
-        .all(|n| in_attempt(*n).any(|s| agent_failed(s)))
+        .all(|n| in_attempt(*n).any(&agent_failed))
     {
         return Verdict::AgentError;
     }
     Verdict::Unresolved
 }
 
-/// The agent's own error flag from the run's `result.json` (`agent.error`), when it has one.
-fn agent_error_flag(run_dir: &Path) -> Option<bool> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("result.json")).ok()?).ok()?;
-    v.pointer("/agent/error").and_then(|e| e.as_bool())
-}
-
 /// Tokens and cost from the run's `result.json` (`agent.tokens`, `agent.cost_usd`), when the
-/// agent reported them.
-fn read_agent_report(run_dir: &Path, rec: &mut Record) {
-    let Some(v) = std::fs::read_to_string(run_dir.join("result.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    else {
+/// run wrote one.
+fn read_agent_report(result: Option<&ResultJson>, rec: &mut Record) {
+    let Some(r) = result else {
         return;
     };
-    if let Some(t) = v.pointer("/agent/tokens").filter(|t| t.is_object()) {
-        let n = |k: &str| t.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-        rec.tokens = Some(Tokens {
-            input: n("input"),
-            output: n("output"),
-            cache_read: n("cache_read"),
-            cache_write: n("cache_write"),
-        });
-    }
-    rec.cost_usd = v.pointer("/agent/cost_usd").and_then(|c| c.as_f64());
+    let t = &r.agent.tokens;
+    rec.tokens = Some(Tokens {
+        input: t.input,
+        output: t.output,
+        cache_read: t.cache_read,
+        cache_write: t.cache_write,
+    });
+    rec.cost_usd = r.agent.cost_usd;
 }
 
 #[cfg(test)]

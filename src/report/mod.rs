@@ -1,15 +1,19 @@
 //! Reports built from the run state: `report.md` (the sections of `outputs/TEMPLATE_report.md`),
-//! `result.json`, the PR title and body. Runs no stage and prints nothing.
+//! `result.json`, the PR title and body. Runs no stage and prints nothing; [`ReportWriter`]
+//! listens to a run's events and writes the report when the run ends.
+
+mod writer;
+
+pub use writer::ReportWriter;
 
 use std::fmt::Write;
 
-use serde_json::{Value, json};
 
 use crate::agent::AgentTotals;
-use crate::engine::state::{RunState, Status};
+use crate::run_dir::{RunState, Status};
 use crate::pipeline::fence;
 use crate::spec::LoadedSpec;
-use crate::stages::judge::looks_like_test;
+use crate::runners::looks_like_test;
 
 /// Largest diff quoted in full in the report (bytes); longer ones are cut with a note.
 pub const MAX_DIFF_IN_REPORT: usize = 24 * 1024;
@@ -32,7 +36,7 @@ pub fn attempts_table(st: &RunState) -> String {
             a.number,
             cell(a.agent.as_deref().unwrap_or("-")),
             cell(a.model.as_deref().unwrap_or("-")),
-            cell(&a.outcome),
+            cell(a.outcome.as_str()),
             cell(a.reason.as_deref().unwrap_or("-"))
         );
     }
@@ -229,7 +233,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
             let confirm = st
                 .stages
                 .iter()
-                .find(|s| s.kind == "run-test" && s.attempt.is_none());
+                .find(|s| s.kind == crate::pipeline::StageKind::RunTest && s.attempt.is_none());
             let _ = writeln!(
                 m,
                 "- Confirmed by fixci: {}{}",
@@ -326,7 +330,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         for a in st
             .attempts
             .iter()
-            .filter(|a| a.outcome != "passed" && !a.failure_output.is_empty())
+            .filter(|a| a.outcome != crate::run_dir::AttemptOutcome::Passed && !a.failure_output.is_empty())
         {
             let _ = writeln!(
                 m,
@@ -572,67 +576,4 @@ fn agent_section(m: &mut String, st: &RunState) {
         t.errors,
         t.invocations
     );
-}
-
-/// The `agent` object of `result.json`: the agent's command line, `error` (the last agent
-/// invocation was an agent error: the CLI said so, it exited non-zero or at its budget, or it
-/// left nothing), `errors` (how many were), token totals, the stated cost (`null` when no CLI
-/// stated one) and each invocation's report.
-fn agent_json(st: &RunState) -> Value {
-    let runs: Vec<_> = st
-        .stages
-        .iter()
-        .filter_map(|s| s.agent_report.as_ref().map(|a| (s, a)))
-        .collect();
-    let t = AgentTotals::of(runs.iter().map(|(_, a)| *a));
-    json!({
-        "command": st.agent,
-        "error": runs.last().is_some_and(|(_, a)| a.is_error),
-        "errors": t.errors,
-        "tokens": {
-            "input": t.input,
-            "output": t.output,
-            "cache_read": t.cache_read,
-            "cache_write": t.cache_write,
-        },
-        "cost_usd": t.cost_usd,
-        "invocations": runs.iter().map(|(s, a)| {
-            let mut v = json!({"stage": s.id, "attempt": s.attempt});
-            if let (Some(o), Ok(Value::Object(r))) = (v.as_object_mut(), serde_json::to_value(a)) {
-                o.extend(r);
-            }
-            v
-        }).collect::<Vec<_>>(),
-    })
-}
-
-/// `result.json`: `status` first, then reason, stages, attempts, verification, branch, PR.
-pub fn result_json(st: &RunState) -> Value {
-    json!({
-        "status": st.status.as_str(),
-        "reason": st.reason,
-        "run_id": st.run_id,
-        "pipeline": st.pipeline,
-        "agent": agent_json(st),
-        "branch": st.branch,
-        "base": st.repo.base,
-        "base_commit": st.repo.base_commit,
-        "commit": st.commit,
-        "reproduction": st.repro.as_ref().map(|r| json!({"test_file": r.test_file, "command": r.command, "origin": r.origin, "confirmed": r.confirmed})),
-        "failures": st.logs.as_ref().map(|l| l.distilled.failures.clone()).unwrap_or_default(),
-        "signature": st.logs.as_ref().and_then(|l| l.distilled.signature.clone()),
-        "stages": st.stages,
-        "attempts": st.attempts.iter().map(|a| json!({
-            "number": a.number, "agent": a.agent, "model": a.model,
-            "outcome": a.outcome, "reason": a.reason,
-            "tampering": a.tampering, "verification": a.verification,
-            "agent_report": a.agent_report,
-        })).collect::<Vec<_>>(),
-        "verification": st.verification,
-        "flaky": st.flaky,
-        "bound_95": st.verification.as_ref().filter(|v| st.flaky.is_some() && v.failed == 0).map(|v| crate::stats::upper_bound_after_zero_failures(v.runs, 0.95)),
-        "pr": st.pr,
-        "started_at": st.started_at,
-        "finished_at": st.finished_at,
-    })
 }

@@ -15,8 +15,9 @@ use serde::Deserialize;
 
 use super::{Stage, StageCtx, StageResult, judge, worktree};
 use crate::agent::{AgentReport, Invocation};
-use crate::engine::state::{Repro, StageStatus};
-use crate::engine::{Event, prompt_context};
+use crate::run_dir::{Repro, StageStatus};
+use super::prompt_context;
+use crate::run_dir::Event;
 use crate::error::{Error, io_error};
 use crate::pipeline::{Role, Templates, render_prompt};
 use crate::process::{self, Limits, OutputTo, Termination};
@@ -40,9 +41,9 @@ struct ReproJson {
 
 impl Stage for AgentStage {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
-        let wt = worktree(cx.st)?;
+        let wt = worktree(cx.st())?;
         let (name, text) = Templates::find(&self.prompt, &cx.env.template_roots)?;
-        let ctx = prompt_context(cx.env, cx.st, cx.id, &cx.dir, cx.attempt, cx.budget);
+        let ctx = prompt_context(cx.env, cx.st(), cx.id, &cx.dir, cx.attempt, cx.budget);
         let prompt = crate::redact::redact(&render_prompt(&name, &text, &ctx)?);
         let prompt_file = cx.dir.join("prompt.md");
         std::fs::write(&prompt_file, &prompt).map_err(|e| io_error("write", &prompt_file, e))?;
@@ -51,7 +52,7 @@ impl Stage for AgentStage {
             attempt: cx.attempt.unwrap_or(1),
             prompt_file,
             stage_dir: cx.dir.clone(),
-            run_dir: cx.env.run_dir.clone(),
+            run_dir: cx.env.run_dir.path().to_path_buf(),
             worktree: wt.clone(),
             model: cx.env.spec().spec.model.clone(),
             secret_env: cx.env.spec().spec.secret_env.clone(),
@@ -62,21 +63,21 @@ impl Stage for AgentStage {
         let _ = std::fs::remove_file(&usage_file);
         let wt_repo =
             vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-        let branch = cx.st.branch.clone().unwrap_or_default();
+        let branch = cx.st().branch.clone().unwrap_or_default();
         let before = vcs::branch_tip(&wt_repo, &branch).ok();
         let stdout = cx.dir.join("agent.stdout.log");
         let stderr = cx.dir.join("agent.stderr.log");
         let id = cx.id.to_string();
         let shown = cmd.display();
-        let emit = &mut *cx.emit;
+        let rec = &mut *cx.rec;
         let finished = process::run(
             &cmd,
             &OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() },
             Limits { budget: cx.budget, grace: cx.env.grace },
             Some(cx.env.req.cancel),
             &mut |pid| {
-                let _ = std::fs::write(cx.env.run_dir.join("child.pid"), pid.to_string());
-                emit(Event::ChildStarted { stage: id.clone(), pid, command: shown.clone() });
+                cx.env.run_dir.record_child(pid);
+                rec.emit(Event::ChildStarted { stage: id.clone(), pid, command: shown.clone() });
             },
         )
         .map_err(|e| {
@@ -84,7 +85,7 @@ impl Stage for AgentStage {
                 .source(e)
                 .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
         })?;
-        let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
+        cx.env.run_dir.clear_child();
         let git = match before {
             Some(b) => vcs::undo_agent_git(&wt_repo, &branch, b)
                 .map_err(|e| Error::infra("cannot undo the agent's own git changes").source(e))?,
@@ -124,22 +125,10 @@ impl Stage for AgentStage {
                 .summary
                 .push_str(&format!("; {}", git.describe("folded into fixci's commit")));
         }
-        if self.role == Role::Fix {
-            if let Some(a) = cx.st.current_attempt() {
-                // Without a `root-cause.md`, the agent's final message is its explanation.
-                if a.root_cause.is_none() && !a.diff.trim().is_empty() {
-                    a.root_cause = report
-                        .explanation
-                        .as_deref()
-                        .map(|e| crate::redact::redact(e.trim()))
-                        .filter(|e| !e.is_empty());
-                }
-                a.agent_report = Some(report.clone());
-            }
-        }
-        (cx.emit)(Event::AgentFinished {
+        // Inside an attempt, a fix agent's report is kept on the attempt.
+        cx.emit(Event::AgentFinished {
             stage: cx.id.to_string(),
-            attempt: cx.attempt,
+            attempt: cx.attempt.filter(|_| self.role == Role::Fix),
             agent: cx.env.req.agent.name.clone(),
             report: report.clone(),
         });
@@ -207,7 +196,7 @@ impl AgentStage {
         let agent_exit = termination.describe();
         let r = match self.role {
             Role::Reproduce => read_repro(cx, wt, &agent_exit)?,
-            Role::Fix => judge_fix(cx, wt, &agent_exit)?,
+            Role::Fix => judge_fix(cx, wt, &agent_exit, report.explanation.as_deref())?,
         };
         if r.status != StageStatus::Passed {
             report.set_error(r.summary.clone());
@@ -281,7 +270,7 @@ fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stag
     if r.command.trim().is_empty() {
         return Ok(StageResult::failed("`repro.json` has an empty command"));
     }
-    let copy = cx.env.run_dir.join("repro-test").join(&r.test_file);
+    let copy = cx.env.run_dir.repro_copy(&r.test_file);
     if let Some(d) = copy.parent() {
         std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
     }
@@ -290,20 +279,29 @@ fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stag
         "reproduction test `{}`, command `{}`",
         r.test_file, r.command
     );
-    cx.st.repro = Some(Repro {
-        test_file: r.test_file,
-        command: r.command,
-        origin: "agent".into(),
-        copy: Some(copy),
-        confirmed: false,
-        failure_output: String::new(),
+    cx.emit(Event::ReproductionRecorded {
+        repro: Repro {
+            test_file: r.test_file,
+            command: r.command,
+            origin: "agent".into(),
+            copy: Some(copy),
+            confirmed: false,
+            failure_output: String::new(),
+        },
     });
     Ok(StageResult::passed(summary))
 }
 
-/// Records the attempt's diff, root cause and any tampering with tests.
-fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<StageResult, Error> {
-    let repro = cx.st.repro.clone().ok_or_else(|| Error::usage("a fix stage needs a reproduction (a reproduce stage or `existing-test-path`) before it"))?;
+/// Records the attempt's diff, root cause and any tampering with tests. The root cause is the
+/// agent's `root-cause.md`, else (when it changed something) `explanation`, its final message
+/// as its CLI's parser read it.
+fn judge_fix(
+    cx: &mut StageCtx<'_>,
+    wt: &Path,
+    agent_exit: &str,
+    explanation: Option<&str>,
+) -> Result<StageResult, Error> {
+    let repro = cx.st().repro.clone().ok_or_else(|| Error::usage("a fix stage needs a reproduction (a reproduce stage or `existing-test-path`) before it"))?;
     let mut tampering = Vec::new();
     let from_agent = repro.origin == "agent";
     if let Some(copy) = &repro.copy {
@@ -322,7 +320,7 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
         }
     }
     let repo = vcs::open(wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-    let base = git2::Oid::from_str(&cx.st.repo.base_commit)
+    let base = git2::Oid::from_str(&cx.st().repo.base_commit)
         .map_err(|e| Error::infra("bad base commit in state").source(e))?;
     let exclude = if from_agent {
         vec![repro.test_file.clone()]
@@ -338,22 +336,27 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
     tampering.extend(refused.iter().cloned());
     std::fs::write(cx.dir.join("attempt.diff"), &diff)
         .map_err(|e| io_error("write", &cx.dir.join("attempt.diff"), e))?;
-    let root_cause = std::fs::read_to_string(cx.dir.join("root-cause.md"))
-        .ok()
+    let written = std::fs::read_to_string(cx.dir.join("root-cause.md")).ok();
+    let said = explanation.filter(|_| !diff.trim().is_empty());
+    let root_cause = [written.as_deref(), said]
+        .into_iter()
+        .flatten()
         .map(|s| crate::redact::redact(s.trim()))
-        .filter(|s| !s.is_empty());
-    let a = cx
-        .st
-        .current_attempt()
+        .find(|s| !s.is_empty());
+    let attempt = cx
+        .attempt
+        .filter(|n| cx.st().attempts.iter().any(|a| a.number == *n))
         .ok_or_else(|| Error::usage("a fix stage runs inside an `attempts` loop"))?;
-    a.diff = diff.clone();
-    a.tampering = tampering.clone();
-    a.root_cause = root_cause;
+    cx.emit(Event::FixProposed {
+        attempt,
+        diff: diff.clone(),
+        tampering: tampering.clone(),
+        root_cause,
+    });
     if !refused.is_empty() {
-        return Ok(StageResult::failed(format!(
-            "refused test edits: {}",
-            refused.join("; ")
-        )));
+        let mut r = StageResult::failed(format!("refused test edits: {}", refused.join("; ")));
+        r.refused = true;
+        return Ok(r);
     }
     if diff.trim().is_empty() {
         return Ok(StageResult::failed(format!(

@@ -2,7 +2,7 @@
 //! under the stage budget; it passes when it exits 0.
 
 use super::{Stage, StageCtx, StageResult, test_env_remove, worktree};
-use crate::engine::state::StageStatus;
+use crate::run_dir::StageStatus;
 use crate::error::Error;
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
 
@@ -14,7 +14,7 @@ pub struct CommandStage {
 
 impl Stage for CommandStage {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
-        let mut cmd = CommandSpec::shell(&self.command, &worktree(cx.st)?);
+        let mut cmd = CommandSpec::shell(&self.command, &worktree(cx.st())?);
         cmd.env_remove = test_env_remove(cx.env);
         let log = cx.dir.join("output.log");
         let f = process::run(
@@ -26,11 +26,11 @@ impl Stage for CommandStage {
             },
             Some(cx.env.req.cancel),
             &mut |pid| {
-                let _ = std::fs::write(cx.env.run_dir.join("child.pid"), pid.to_string());
+                cx.env.run_dir.record_child(pid);
             },
         )
         .map_err(|e| Error::infra("cannot start `sh`").source(e))?;
-        let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
+        cx.env.run_dir.clear_child();
         Ok(match f.termination {
             t if t.success() => StageResult::passed(format!("`{}` exited 0", self.command)),
             Termination::TimedOut { .. } => StageResult::new(

@@ -2,7 +2,7 @@
 //! forge) and distils the failure into the run state.
 
 use super::{Stage, StageCtx, StageResult};
-use crate::engine::state::{LogsState, StageStatus};
+use crate::run_dir::{Event, LogsState, StageStatus};
 use crate::error::{Error, io_error};
 use crate::logs::{self, DistilOptions};
 use crate::spec::LogsInput;
@@ -33,14 +33,14 @@ impl Stage for FetchLogs {
                 let fetched = match &cx.env.prefetched {
                     Some(p) => p,
                     None => {
-                        refetched = crate::engine::forge_inputs::prefetch(
+                        refetched = super::forge_inputs::prefetch(
                             url,
                             cx.env.req.api_url.as_deref(),
                         )?;
                         &refetched
                     }
                 };
-                let (p, d) = crate::engine::forge_inputs::distil_fetched(
+                let (p, d) = super::forge_inputs::distil_fetched(
                     &fetched.run.log_files,
                     &cx.dir,
                     &opts,
@@ -82,9 +82,11 @@ impl Stage for FetchLogs {
                     .join(", ")
             ),
         };
-        cx.st.logs = Some(LogsState {
-            path: Some(path),
-            distilled,
+        cx.emit(Event::LogsDistilled {
+            logs: LogsState {
+                path: Some(path),
+                distilled,
+            },
         });
         Ok(StageResult::passed(summary))
     }

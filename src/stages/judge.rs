@@ -28,7 +28,7 @@ pub fn judge_test_edits(patch: &str) -> Vec<String> {
 
     let mut out = Vec::new();
     for (file, lines) in per_file(patch) {
-        let is_test = looks_like_test(&file);
+        let is_test = crate::runners::looks_like_test(&file);
         let added: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix('+')).collect();
         let removed: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix('-')).collect();
         for a in &added {
@@ -71,23 +71,6 @@ pub fn judge_test_edits(patch: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// True for paths that hold tests or test configuration.
-pub fn looks_like_test(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    let name = lower.rsplit('/').next().unwrap_or(&lower);
-    lower
-        .split('/')
-        .any(|c| c == "tests" || c == "test" || c == "__tests__" || c == "spec")
-        || name.starts_with("test_")
-        || name.ends_with("_test.py")
-        || name.ends_with("_test.go")
-        || name.contains(".test.")
-        || name.contains(".spec.")
-        || name.ends_with("test.php")
-        || name.ends_with("test.java")
-        || name == "conftest.py"
 }
 
 /// Splits a unified diff into (file, changed lines with their `+`/`-` prefix).

@@ -1,36 +1,47 @@
-//! Stage kinds: one file per kind, each a type behind the [`Stage`] trait. A stage reads and
-//! updates the run state and writes into its stage directory; it never prints (it emits
-//! events). A stage that fails returns a [`StageResult`] with that status; `Err` is reserved for
-//! fixci not being able to do its job (exit 2/3).
+//! Stage kinds: one file per kind, each a type behind the [`Stage`] trait. A stage reads the run
+//! state, writes into its stage directory, and tells what it learned by emitting typed
+//! [`Event`]s; it never writes the state (the engine applies each event through
+//! [`RunState::apply`]) and never prints. A stage that fails returns a [`StageResult`] with that
+//! status; `Err` is reserved for fixci not being able to do its job (exit 2/3).
 
 mod agent;
 mod command;
+pub mod context;
 mod fetch_logs;
+pub mod forge_inputs;
 mod git_branch;
 mod git_commit;
 pub mod judge;
 mod open_pr;
-mod report;
 mod run_test;
 mod strip_test;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::state::{RunState, StageStatus};
-use crate::engine::{Event, RunEnv};
 use crate::error::Error;
 use crate::pipeline::{StageDef, StageKind};
+use crate::run_dir::{Event, RunState, StageStatus};
 
+pub use context::{RunEnv, RunRequest, eval_count, prompt_context};
 pub use git_branch::reset_for_attempt;
 
-/// What a stage sees: the run-wide environment, the mutable state, its id, directory, attempt
-/// and budget, and the event sink.
+/// Where a stage's events go. The engine's implementation applies each event to the run state
+/// (the one reducer, [`RunState::apply`]) and then hands it to the run's listeners, so
+/// [`Recorder::state`] already shows an event's effect when `emit` returns.
+pub trait Recorder {
+    /// The run state as it is now.
+    fn state(&self) -> &RunState;
+    /// Records `e`.
+    fn emit(&mut self, e: Event);
+}
+
+/// What a stage sees: the run-wide environment, its id, directory, attempt and budget, and,
+/// through [`StageCtx::st`] and [`StageCtx::emit`], the run state (read-only) and the event
+/// stream.
 pub struct StageCtx<'a> {
     /// Run-wide context.
     pub env: &'a RunEnv,
-    /// The run state; stages record what they learn here.
-    pub st: &'a mut RunState,
     /// Stage id.
     pub id: &'a str,
     /// The stage's directory (`stages/<id>` or `stages/<id>/attempt-N`).
@@ -39,8 +50,39 @@ pub struct StageCtx<'a> {
     pub attempt: Option<u32>,
     /// Time this stage may take.
     pub budget: Duration,
-    /// Event sink.
-    pub emit: &'a mut dyn FnMut(Event),
+    /// The state and the event sink.
+    rec: &'a mut dyn Recorder,
+}
+
+impl<'a> StageCtx<'a> {
+    /// A context for stage `id` running in `dir` with `budget`, recording into `rec`.
+    pub fn new(
+        env: &'a RunEnv,
+        rec: &'a mut dyn Recorder,
+        id: &'a str,
+        dir: PathBuf,
+        attempt: Option<u32>,
+        budget: Duration,
+    ) -> Self {
+        StageCtx {
+            env,
+            id,
+            dir,
+            attempt,
+            budget,
+            rec,
+        }
+    }
+
+    /// The run state (read-only; it changes only through [`StageCtx::emit`]).
+    pub fn st(&self) -> &RunState {
+        self.rec.state()
+    }
+
+    /// Emits `e`: the engine applies it to the state, then fans it out to the listeners.
+    pub fn emit(&mut self, e: Event) {
+        self.rec.emit(e);
+    }
 }
 
 /// How a stage ended, with a one-line summary.
@@ -52,6 +94,9 @@ pub struct StageResult {
     pub summary: String,
     /// What the agent CLI reported (agent stages only).
     pub agent_report: Option<crate::agent::AgentReport>,
+    /// True when fixci refused what the agent produced (e.g. test edits that only weaken the
+    /// evidence), as opposed to the agent failing as a program.
+    pub refused: bool,
 }
 
 impl StageResult {
@@ -61,6 +106,7 @@ impl StageResult {
             status,
             summary: summary.into(),
             agent_report: None,
+            refused: false,
         }
     }
 
@@ -103,13 +149,18 @@ pub fn run(def: &StageDef, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> 
             runs: def.runs.clone(),
             restore: def.restore_test.unwrap_or(false),
             mode: def.mode.unwrap_or(crate::pipeline::RunMode::Repeat),
-            alpha: def.alpha.unwrap_or(0.05),
+            alpha: def.alpha.unwrap_or(crate::defaults::ALPHA),
         }),
         StageKind::GitBranch => Box::new(git_branch::GitBranch),
         StageKind::GitCommit => Box::new(git_commit::GitCommit),
         StageKind::StripTest => Box::new(strip_test::StripTest),
         StageKind::OpenPr => Box::new(open_pr::OpenPr),
-        StageKind::Report => Box::new(report::Report),
+        StageKind::Report => {
+            return Ok(StageResult::new(
+                StageStatus::Skipped,
+                "`kind = \"report\"` is deprecated: the report is written when the run ends",
+            ));
+        }
         StageKind::Command => Box::new(command::CommandStage {
             command: def.command.clone().ok_or_else(|| {
                 Error::usage(format!(
@@ -144,7 +195,7 @@ pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
 /// reproduction without a copy).
 pub(crate) fn restore_repro_test(
     wt: &std::path::Path,
-    repro: &crate::engine::state::Repro,
+    repro: &crate::run_dir::Repro,
 ) -> Result<(), Error> {
     let Some(copy) = &repro.copy else {
         return Ok(());

@@ -5,7 +5,7 @@
 //! failed publication still leaves the proposal, and is an infrastructure error (exit 3).
 
 use super::{Stage, StageCtx, StageResult};
-use crate::engine::state::{PrState, StageStatus};
+use crate::run_dir::{Event, PrState, StageStatus};
 use crate::error::{Error, io_error};
 use crate::forge::{self, IssueRef, PrRequest, RunRef};
 use crate::process::shell_quote;
@@ -31,29 +31,29 @@ impl Stage for OpenPr {
                 "interrupted: nothing is published",
             ));
         }
-        if cx.st.status == crate::engine::Status::Escalated {
+        if cx.st().status == crate::run_dir::Status::Escalated {
             return escalate(cx);
         }
-        if cx.st.commit.is_none() || cx.st.status != crate::engine::Status::Running {
+        if cx.st().commit.is_none() || cx.st().status != crate::run_dir::Status::Running {
             return Ok(StageResult::new(
                 StageStatus::Skipped,
                 "no fix commit to propose",
             ));
         }
         let spec = cx.env.spec();
-        let branch = cx.st.branch.clone().unwrap_or_default();
-        let title = crate::report::title(cx.st, spec);
-        let body = crate::redact::redact(&crate::report::pr_body(cx.st, spec));
-        let body_file = cx.env.run_dir.join("pr.md");
+        let branch = cx.st().branch.clone().unwrap_or_default();
+        let title = crate::report::title(cx.st(), spec);
+        let body = crate::redact::redact(&crate::report::pr_body(cx.st(), spec));
+        let body_file = cx.env.run_dir.pr_body_file();
         std::fs::write(&body_file, format!("# {title}\n\n{body}"))
             .map_err(|e| io_error("write", &body_file, e))?;
         let body_only = cx.dir.join("pr-body.md");
         std::fs::write(&body_only, &body).map_err(|e| io_error("write", &body_only, e))?;
         let remote = spec.spec.pr.remote_name();
-        let root = cx.st.repo.root.display().to_string();
+        let root = cx.st().repo.root.display().to_string();
         let mut gh = format!(
             "gh pr create --draft --base {} --head {} --title {} --body-file {}",
-            shell_quote(&cx.st.repo.base),
+            shell_quote(&cx.st().repo.base),
             shell_quote(&branch),
             shell_quote(&title),
             shell_quote(&body_only.display().to_string())
@@ -72,7 +72,7 @@ impl Stage for OpenPr {
             format!(
                 "git -C {} push {} {}",
                 shell_quote(&root),
-                if cx.st.repo.source.ends_with(".bundle") {
+                if cx.st().repo.source.ends_with(".bundle") {
                     "YOUR-REMOTE-URL".to_string()
                 } else {
                     shell_quote(&remote)
@@ -81,13 +81,16 @@ impl Stage for OpenPr {
             ),
             format!("cd {} && {gh}", shell_quote(&root)),
         ];
-        cx.st.pr = Some(PrState {
+        let proposal = PrState {
             mode: "proposal".into(),
             branch: branch.clone(),
             title: title.clone(),
             body_file,
             commands,
             url: None,
+        };
+        cx.emit(Event::PrRecorded {
+            pr: proposal.clone(),
         });
 
         let target = forge_target(cx, &remote);
@@ -99,10 +102,10 @@ impl Stage for OpenPr {
         } else if target.is_none() {
             Some(
                 if cx
-                    .st
+                    .st()
                     .repo
                     .root
-                    .starts_with(crate::engine::workspace::cache_dir())
+                    .starts_with(crate::run_dir::workspace::cache_dir())
                 {
                     "the repository was cloned from a bundle or URL with no GitHub remote"
                 } else {
@@ -129,7 +132,7 @@ impl Stage for OpenPr {
             title,
             body,
             head: branch.clone(),
-            base: cx.st.repo.base.clone(),
+            base: cx.st().repo.base.clone(),
             labels: spec.spec.pr.labels.clone(),
             reviewers: spec.spec.pr.reviewers.clone(),
             linked_issue: spec
@@ -139,16 +142,19 @@ impl Stage for OpenPr {
                 .and_then(|i| IssueRef::parse(i).ok()),
         };
         let pr = client
-            .push_and_open_draft_pr(&cx.st.repo.root, &remote, &owner, &repo, &req)
+            .push_and_open_draft_pr(&cx.st().repo.root, &remote, &owner, &repo, &req)
             .map_err(|e| {
                 Error::from(e).detail(
                     "the offline proposal (pr.md and the commands to publish it) is in the report",
                 )
             })?;
-        if let Some(p) = cx.st.pr.as_mut() {
-            p.mode = "opened".into();
-            p.url = Some(pr.html_url.clone());
-        }
+        cx.emit(Event::PrRecorded {
+            pr: PrState {
+                mode: "opened".into(),
+                url: Some(pr.html_url.clone()),
+                ..proposal
+            },
+        });
         let warnings = if pr.warnings.is_empty() {
             String::new()
         } else {
@@ -171,7 +177,7 @@ fn forge_target(cx: &StageCtx<'_>, remote: &str) -> Option<(String, String, Stri
         .and_then(|u| RunRef::parse(u).ok())
         .map(|r| (r.web_host, r.owner, r.repo));
     from_run.or_else(|| {
-        crate::vcs::open(&cx.st.repo.root)
+        crate::vcs::open(&cx.st().repo.root)
             .ok()
             .and_then(|r| {
                 r.find_remote(remote)
@@ -210,23 +216,23 @@ fn escalate(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         Some(token),
     )
     .map_err(Error::from)?;
-    let title = format!("fixci could not fix: {}", crate::report::title(cx.st, spec));
+    let title = format!("fixci could not fix: {}", crate::report::title(cx.st(), spec));
     let mut body = format!(
         "{}\n\n{}",
-        crate::report::summary(cx.st),
-        crate::report::attempts_table(cx.st)
+        crate::report::summary(cx.st()),
+        crate::report::attempts_table(cx.st())
     );
     body.push_str(&format!(
         "\nRun `{}`; full report in its `report.md`.\n",
-        cx.st.run_id
+        cx.st().run_id
     ));
     let body = crate::redact::redact(&body);
     let signature = cx
-        .st
+        .st()
         .logs
         .as_ref()
         .and_then(|l| l.distilled.signature.clone())
-        .unwrap_or_else(|| crate::report::title(cx.st, spec));
+        .unwrap_or_else(|| crate::report::title(cx.st(), spec));
     let e = client
         .escalate(&owner, &repo, &title, &body, &signature)
         .map_err(Error::from)?;

@@ -7,8 +7,9 @@
 use std::time::Instant;
 
 use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, worktree};
-use crate::engine::Event;
-use crate::engine::state::{Counts, FlakyStats, StageStatus};
+use crate::defaults;
+use crate::run_dir::Event;
+use crate::run_dir::{Counts, FlakyStats, StageStatus};
 use crate::error::{Error, io_error};
 use crate::pipeline::{Count, Expect, RunMode};
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
@@ -32,11 +33,11 @@ impl Stage for RunTest {
         if self.mode == RunMode::Stress {
             return self.stress(cx);
         }
-        let wt = worktree(cx.st)?;
-        let repro = cx.st.repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
+        let wt = worktree(cx.st())?;
+        let repro = cx.st().repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
         let default = match self.expect {
-            Expect::Fail => 3,
-            Expect::Pass => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
+            Expect::Fail => defaults::CONFIRM_RUNS,
+            Expect::Pass => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
         };
         let n = cx.env.count(self.runs.as_ref(), default, "`runs`")?;
         let started = Instant::now();
@@ -74,11 +75,11 @@ impl Stage for RunTest {
                 },
                 Some(cx.env.req.cancel),
                 &mut |pid| {
-                    let _ = std::fs::write(cx.env.run_dir.join("child.pid"), pid.to_string());
+                    cx.env.run_dir.record_child(pid);
                 },
             )
             .map_err(|e| Error::infra("cannot start `sh` to run the test").source(e))?;
-            let _ = std::fs::remove_file(cx.env.run_dir.join("child.pid"));
+            cx.env.run_dir.clear_child();
             counts.runs += 1;
             let passed = f.termination.success();
             if passed {
@@ -92,7 +93,7 @@ impl Stage for RunTest {
                     first_failure = Some(crate::redact::redact(&process::tail(&log, 6 * 1024)));
                 }
             }
-            (cx.emit)(Event::TestRun {
+            cx.emit(Event::TestRun {
                 stage: cx.id.to_string(),
                 run: k,
                 of: n,
@@ -127,23 +128,16 @@ impl Stage for RunTest {
         .map_err(|e| io_error("write", &cx.dir.join("counts.json"), e))?;
         let ok = verdict.is_none();
         match self.expect {
-            Expect::Fail => {
-                let r = cx.st.repro.as_mut().expect("checked above");
-                r.confirmed = ok;
-                if let Some(out) = &first_failure {
-                    r.failure_output = out.clone();
-                }
-            }
-            Expect::Pass => {
-                if let Some(a) = cx.st.current_attempt() {
-                    a.verification = Some(counts.clone());
-                    if let Some(out) = &first_failure {
-                        a.failure_output = out.clone();
-                    }
-                } else if ok {
-                    cx.st.verification = Some(counts.clone());
-                }
-            }
+            Expect::Fail => cx.emit(Event::ReproductionTested {
+                confirmed: ok,
+                failure_output: first_failure.clone(),
+            }),
+            Expect::Pass => cx.emit(Event::VerificationRecorded {
+                attempt: cx.attempt,
+                counts: counts.clone(),
+                passed: ok,
+                failure_output: first_failure.clone(),
+            }),
         }
         Ok(verdict.unwrap_or_else(|| {
             let timeouts = if counts.timed_out > 0 {
@@ -170,8 +164,8 @@ impl RunTest {
     /// N = ceil(ln(alpha) / ln(1 - p0)) runs, stopping at the first failure.
     fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
-        let wt = worktree(cx.st)?;
-        let repro = cx.st.repro.clone().ok_or_else(|| {
+        let wt = worktree(cx.st())?;
+        let repro = cx.st().repro.clone().ok_or_else(|| {
             Error::usage(format!("stage `{}` needs a reproduction before it", cx.id))
         })?;
         if self.restore {
@@ -189,7 +183,7 @@ impl RunTest {
         // Only an existing test can be held to the CI log's failure signature: an agent's new
         // test has another test id, so there every failure counts.
         let signature = cx
-            .st
+            .st()
             .logs
             .as_ref()
             .and_then(|l| l.distilled.signature.clone());
@@ -202,15 +196,15 @@ impl RunTest {
         };
         let planned = match self.expect {
             Expect::Fail => {
-                cfg.runs = Some(cx.env.count(self.runs.as_ref(), 400, "`runs`")?);
+                cfg.runs = Some(cx.env.count(self.runs.as_ref(), defaults::STRESS_RUNS, "`runs`")?);
                 cfg.runs.unwrap_or(400)
             }
             Expect::Pass => {
-                let p0 = cx.st.flaky.as_ref().map(|f| f.failure_rate).unwrap_or(0.0);
+                let p0 = cx.st().flaky.as_ref().map(|f| f.failure_rate).unwrap_or(0.0);
                 let n = match &self.runs {
                     Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
                     None if p0 > 0.0 => crate::stats::runs_needed(p0, self.alpha),
-                    None => u64::from(cx.env.spec().spec.verify_runs.unwrap_or(5)),
+                    None => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
                 };
                 cfg.runs = Some(n);
                 cfg.until_failures = Some(1);
@@ -253,12 +247,11 @@ impl RunTest {
                     jobs: report.jobs,
                     wall_s: report.wall_s,
                 };
-                cx.st.flaky = Some(stats);
-                let r = cx.st.repro.as_mut().expect("checked above");
-                r.confirmed = report.failures > 0;
-                if let Some(out) = first_failure {
-                    r.failure_output = out;
-                }
+                cx.emit(Event::FlakyMeasured { stats });
+                cx.emit(Event::ReproductionTested {
+                    confirmed: report.failures > 0,
+                    failure_output: first_failure,
+                });
                 if report.failures == 0 {
                     let other = if report.unmatched_failures > 0 {
                         format!(
@@ -285,13 +278,12 @@ impl RunTest {
                 )))
             }
             Expect::Pass => {
-                let a = cx.st.current_attempt();
-                if let Some(a) = a {
-                    a.verification = Some(counts.clone());
-                    if let Some(out) = &first_failure {
-                        a.failure_output = out.clone();
-                    }
-                }
+                cx.emit(Event::VerificationRecorded {
+                    attempt: cx.attempt,
+                    counts: counts.clone(),
+                    passed: report.failures + report.unmatched_failures == 0,
+                    failure_output: first_failure,
+                });
                 if report.failures + report.unmatched_failures > 0 {
                     return Ok(StageResult::failed(format!(
                         "verification failed: a failure after {} of {planned} runs",
@@ -299,10 +291,10 @@ impl RunTest {
                     )));
                 }
                 if report.runs < planned {
-                    cx.st.partial_reason = Some(format!(
+                    cx.emit(Event::PartialEvidence { reason: format!(
                         "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out",
                         report.runs
-                    ));
+                    ) });
                 }
                 let bound = crate::stats::upper_bound_after_zero_failures(report.runs, 0.95);
                 Ok(StageResult::passed(format!(

@@ -3,7 +3,7 @@
 //! existed in the repository is never removed.
 
 use super::{Stage, StageCtx, StageResult, worktree};
-use crate::engine::state::StageStatus;
+use crate::run_dir::StageStatus;
 use crate::error::{Error, io_error};
 
 /// The `strip-test` stage.
@@ -11,7 +11,7 @@ pub struct StripTest;
 
 impl Stage for StripTest {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
-        let Some(r) = cx.st.repro.clone() else {
+        let Some(r) = cx.st().repro.clone() else {
             return Ok(StageResult::new(
                 StageStatus::Skipped,
                 "no reproduction test",
@@ -29,7 +29,7 @@ impl Stage for StripTest {
                 "`keep-test` is set: the reproduction test stays in the fix",
             ));
         }
-        let wt = worktree(cx.st)?;
+        let wt = worktree(cx.st())?;
         let path = wt.join(&r.test_file);
         if path.exists() {
             std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;

@@ -146,6 +146,72 @@ pub fn add_worktree(
     open(path)
 }
 
+/// Why [`branch_from_patch`] made no branch.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    /// The bytes are not a unified diff git can read.
+    #[error("not a valid patch")]
+    Invalid(#[source] git2::Error),
+    /// The patch does not apply to the base tree.
+    #[error("the patch does not apply")]
+    DoesNotApply(#[source] git2::Error),
+    /// Reading or writing objects failed.
+    #[error(transparent)]
+    Git(#[from] VcsError),
+}
+
+/// Applies `patch` (a unified diff) to the tree of `base` and commits the result with
+/// `message` on a new branch `fixci/<slug>` (or `fixci/<slug>-2`, ... when taken), without
+/// touching the working tree, the index or the current branch. Returns the branch name and
+/// the commit.
+pub fn branch_from_patch(
+    repo: &Repository,
+    base: Oid,
+    patch: &[u8],
+    slug: &str,
+    message: &str,
+) -> Result<(String, Oid), PatchError> {
+    let diff = git2::Diff::from_buffer(patch).map_err(PatchError::Invalid)?;
+    let base_commit = repo.find_commit(base).ctx(|| "read base".into())?;
+    let tree = base_commit.tree().ctx(|| "read base tree".into())?;
+    let mut index = repo
+        .apply_to_tree(&tree, &diff, None)
+        .map_err(PatchError::DoesNotApply)?;
+    let tree_id = index
+        .write_tree_to(repo)
+        .ctx(|| "write the fix tree".into())?;
+    let new_tree = repo.find_tree(tree_id).ctx(|| "read the fix tree".into())?;
+    let name = free_branch_name(repo, slug);
+    let sig = fixci_signature();
+    let commit = repo
+        .commit(None, &sig, &sig, message, &new_tree, &[&base_commit])
+        .ctx(|| "commit the fix".into())?;
+    let c = repo.find_commit(commit).ctx(|| "read the fix commit".into())?;
+    repo.branch(&name, &c, false)
+        .ctx(|| format!("create branch `{name}`"))?;
+    Ok((name, commit))
+}
+
+/// Removes the worktree registered as `name` (its files and its registration); no-op when
+/// there is none.
+pub fn prune_worktree(repo: &Repository, name: &str) -> Result<(), VcsError> {
+    let Ok(wt) = repo.find_worktree(name) else {
+        return Ok(());
+    };
+    let mut opts = git2::WorktreePruneOptions::new();
+    opts.valid(true).working_tree(true).locked(false);
+    wt.prune(Some(&mut opts))
+        .ctx(|| format!("remove worktree `{name}`"))
+}
+
+/// Deletes the local branch `name`; no-op when there is none.
+pub fn delete_branch(repo: &Repository, name: &str) -> Result<(), VcsError> {
+    let Ok(mut b) = repo.find_branch(name, git2::BranchType::Local) else {
+        return Ok(());
+    };
+    b.delete().ctx(|| format!("delete branch `{name}`"))
+}
+
 /// Moves the worktree's branch to `commit` and makes its files match it exactly: tracked
 /// changes are discarded and untracked files removed (fixci's own worktree only).
 pub fn reset_worktree_to(wt: &Repository, commit: Oid) -> Result<(), VcsError> {

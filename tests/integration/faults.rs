@@ -108,10 +108,18 @@ fn sigint_during_the_fix_stage_exits_130_kills_children_and_resume_completes_wit
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("fixci resume"), "{err}");
     assert_eq!(result(&run)["status"], "interrupted");
+    let first_end = result(&run)["finished_at"].as_str().unwrap().to_string();
     assert_eq!(started(&run, "reproduce"), 1);
 
     let id = run.file_name().unwrap().to_str().unwrap().to_string();
     fixci_in(&e, &["resume", &id[..12]]).code(0);
+    // The report is rewritten after the resumed run's end, with its own end time.
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let end = result(&run)["finished_at"].as_str().unwrap().to_string();
+    assert_eq!(st["finished_at"].as_str(), Some(end.as_str()));
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert!(t(&end) > t(&first_end), "{end} <= {first_end}");
     assert_eq!(
         started(&run, "reproduce"),
         1,

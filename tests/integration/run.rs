@@ -69,6 +69,24 @@ fn quickstart_ends_with_a_verified_fix_on_a_branch_without_the_reproduction_test
     // The branch holds only the fix: no reproduction test in base...branch.
     let st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    // The report is written after the run's end is recorded.
+    assert!(r["finished_at"].is_string(), "{}", r["finished_at"]);
+    assert_eq!(r["finished_at"], st["finished_at"]);
+    assert_eq!(r["version"], 1);
+    // Every line of events.jsonl reads back into the typed event stream, ending the run.
+    let lines = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+    let typed = fixci::run_dir::read_events(&run.join("events.jsonl")).unwrap();
+    assert_eq!(typed.len(), lines.lines().count(), "{lines}");
+    assert!(typed.iter().all(|(_, ts)| !ts.is_empty()));
+    assert!(matches!(
+        typed.last().map(|(e, _)| e),
+        Some(fixci::run_dir::Event::RunFinished {
+            status: fixci::run_dir::Status::Success,
+            ..
+        })
+    ));
+    // No `report` stage: the report is not a stage any more.
+    assert!(r["stages"].as_array().unwrap().iter().all(|s| s["kind"] != "report"));
     let clone = PathBuf::from(st["repo"]["root"].as_str().unwrap());
     let changed = git(
         &clone,

@@ -112,6 +112,34 @@ fn built_in_pipeline_files_validate_and_broken_ones_are_located() {
 }
 
 #[test]
+fn a_report_stage_still_validates_with_a_deprecation_note_and_built_ins_have_none() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let builtin = fixci()
+        .arg("validate")
+        .arg(root.join("pipelines/deterministic.toml"))
+        .arg(root.join("pipelines/flaky.toml"))
+        .arg(root.join("pipelines/existing-test.toml"))
+        .assert()
+        .code(0)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(!String::from_utf8_lossy(&builtin).contains("deprecated"));
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("old.toml");
+    let text = std::fs::read_to_string(root.join("pipelines/existing-test.toml")).unwrap()
+        + "\n[[stage]]\nid = \"report\"\nkind = \"report\"\nalways = true\nbudget = \"1m\"\n";
+    std::fs::write(&p, text).unwrap();
+    let out = fixci().arg("validate").arg(&p).assert().code(0).get_output().clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("note:") && err.contains("old.toml") && err.contains("deprecated"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok:"));
+}
+
+#[test]
 fn a_missing_default_spec_is_exit_2_with_a_hint() {
     let tmp = tempfile::tempdir().unwrap();
     let out = fixci()

@@ -51,7 +51,7 @@ pub fn execute(args: ReportArgs) -> Result<u8> {
         ("report.html", &html),
     ] {
         let path = args.dir.join(name);
-        crate::engine::state::write_atomic(&path, text.as_bytes())
+        crate::run_dir::write_atomic(&path, text.as_bytes())
             .map_err(|e| io_error("write", &path, e))?;
     }
     let chosen = match args.format {

@@ -339,7 +339,7 @@ pub fn merge(args: MergeArgs) -> Result<u8> {
             continue;
         }
         let bytes = std::fs::read(path).map_err(|e| io_error("read", path, e))?;
-        crate::engine::state::write_atomic(&target, &bytes)
+        crate::run_dir::write_atomic(&target, &bytes)
             .map_err(|e| io_error("write", &target, e))?;
     }
     outln!(

@@ -3,11 +3,10 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, io_error};
 use crate::forge::{self, FetchedRun, GitHub, IssueRef, RunRef};
 use crate::logs::{self, DistilOptions, Distilled};
+use crate::run_dir::IssueState;
 
 /// A run URL's logs, downloaded into a temporary folder.
 pub struct Prefetched {
@@ -17,19 +16,6 @@ pub struct Prefetched {
     pub run: FetchedRun,
     /// Holds the downloaded files until the fetch-logs stage copies them.
     pub dir: tempfile::TempDir,
-}
-
-/// An issue used as the task (untrusted text).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IssueState {
-    /// `O/R#N`.
-    pub reference: String,
-    /// Title.
-    pub title: String,
-    /// Body (Markdown, untrusted).
-    pub body: String,
-    /// Web URL.
-    pub url: String,
 }
 
 /// A client for the forge host of `web_host`, with `--api-url` / `GITHUB_API_URL` and the token

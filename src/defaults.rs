@@ -1,0 +1,39 @@
+//! Every default value of a run in one place; the pipeline's keys and the job spec override
+//! them. Durations are [`Duration`]s, counts are run or attempt numbers.
+
+use std::time::Duration;
+
+/// Fix attempts of an `attempts` loop without `max`.
+pub const MAX_ATTEMPTS: u64 = 3;
+
+/// Runs of a `run-test` stage that confirms a reproduction (`expect = "fail"`) without `runs`.
+pub const CONFIRM_RUNS: u64 = 3;
+
+/// Runs of a verification (`expect = "pass"`) when neither the stage's `runs` nor the spec's
+/// `verify-runs` says: DESIGN.md's "plain default of five runs" for deterministic failures.
+pub const VERIFY_RUNS: u32 = 5;
+
+/// Most parallel runs of a stress confirmation (`mode = "stress"`, `expect = "fail"`) without
+/// `runs`.
+pub const STRESS_RUNS: u64 = 400;
+
+/// Significance of a stress verification: N = ceil(ln(alpha) / ln(1 - p0/k)) (DESIGN.md §4).
+pub const ALPHA: f64 = 0.05;
+
+/// SIGTERM -> SIGKILL grace period when the pipeline's `[defaults] grace` says nothing.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Budget of a stage that declares none.
+pub const STAGE_BUDGET: Duration = Duration::from_secs(300);
+
+/// The whole run's budget when neither the spec nor the pipeline sets one (the original plan's
+/// 23 minutes).
+pub const TOTAL_BUDGET: Duration = Duration::from_secs(23 * 60);
+
+/// The least budget a resumed run gets, whatever its earlier part used.
+pub const RESUME_MIN_BUDGET: Duration = Duration::from_secs(60);
+
+/// The spec's `verify-runs`, or [`VERIFY_RUNS`].
+pub fn verify_runs(spec_value: Option<u32>) -> u32 {
+    spec_value.unwrap_or(VERIFY_RUNS)
+}
