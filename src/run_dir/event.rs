@@ -138,7 +138,8 @@ pub enum Event {
         diff: String,
         /// Refused or restored changes to tests.
         tampering: Vec<String>,
-        /// The agent's own explanation (`root-cause.md`).
+        /// The agent's own explanation: its `root-cause.md`, else (when it changed something)
+        /// the final message its CLI reported.
         root_cause: Option<String>,
         /// Test-infrastructure changes accepted under `allow-test-infra-changes`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]

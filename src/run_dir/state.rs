@@ -173,7 +173,8 @@ pub struct Attempt {
     pub failure_output: String,
     /// Changes the agent made to the reproduction test or test markers, which fixci refused.
     pub tampering: Vec<String>,
-    /// The agent's own explanation (`root-cause.md`), if it wrote one.
+    /// The agent's own explanation: its `root-cause.md`, else (when the attempt changed
+    /// something) the final message its CLI reported.
     pub root_cause: Option<String>,
     /// Test-infrastructure changes accepted under `allow-test-infra-changes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

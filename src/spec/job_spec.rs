@@ -120,7 +120,8 @@ fn default_base() -> String {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AgentSpec {
-    /// Preset name (`claude`, `codex`, `aider`, `gemini`, `command`).
+    /// Preset name (`claude`, `codex`, `gemini`, `aider`, `opencode`, `copilot`, `qwen`,
+    /// `command`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
     /// Explicit argv.
@@ -135,6 +136,10 @@ pub struct AgentSpec {
     /// `prompt` to feed the rendered prompt on stdin, `none` for /dev/null.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,
+    /// Which parser reads the agent's stdout (`claude-json`, ..., `none`), overriding the
+    /// preset's: for a spec's own command line that prints one of the known formats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<crate::agent::ResultFormat>,
 }
 
 impl<'de> Deserialize<'de> for AgentSpec {
@@ -149,6 +154,7 @@ impl<'de> Deserialize<'de> for AgentSpec {
             #[serde(default)]
             env: BTreeMap<String, String>,
             stdin: Option<String>,
+            result: Option<crate::agent::ResultFormat>,
         }
         let v = serde_json::Value::deserialize(d)?;
         match v {
@@ -164,6 +170,7 @@ impl<'de> Deserialize<'de> for AgentSpec {
                     args: t.args,
                     env: t.env,
                     stdin: t.stdin,
+                    result: t.result,
                 })
             }
         }

@@ -63,6 +63,9 @@ impl Stage for AgentStage {
         if cx.st().containment.sandbox.as_ref().is_some_and(|d| d.sandboxed()) {
             cmd.args = cx.env.req.agent.without_own_sandbox(&cmd.args);
         }
+        // A usage report is the CLI's own, of this invocation only.
+        let usage_file = cx.dir.join(crate::agent::USAGE_FILE);
+        let _ = std::fs::remove_file(&usage_file);
         let wt_repo =
             vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
         let branch = cx.st().branch.clone().unwrap_or_default();
@@ -108,9 +111,13 @@ impl Stage for AgentStage {
             None => Default::default(),
         };
         take_fallback_outputs(&wt, &cx.dir)?;
+        let usage = std::fs::read(&usage_file)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         let mut report = crate::agent::result::parse(
             cx.env.req.agent.result,
             &String::from_utf8_lossy(&std::fs::read(&stdout).unwrap_or_default()),
+            usage.as_deref(),
         );
         report.exit = finished.termination.describe();
         report.agent = cx.env.req.agent.name.clone();
@@ -214,7 +221,7 @@ impl AgentStage {
         let agent_exit = termination.describe();
         let r = match self.role {
             Role::Reproduce => read_repro(cx, wt, &agent_exit)?,
-            Role::Fix => judge_fix(cx, wt, &agent_exit)?,
+            Role::Fix => judge_fix(cx, wt, &agent_exit, report.explanation.as_deref())?,
         };
         if r.status != StageStatus::Passed {
             report.set_error(r.summary.clone());
@@ -322,8 +329,15 @@ fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stag
     Ok(StageResult::passed(summary))
 }
 
-/// Records the attempt's diff, root cause and any tampering with tests.
-fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<StageResult, Error> {
+/// Records the attempt's diff, root cause and any tampering with tests. The root cause is the
+/// agent's `root-cause.md`, else (when it changed something) `explanation`, its final message
+/// as its CLI's parser read it.
+fn judge_fix(
+    cx: &mut StageCtx<'_>,
+    wt: &Path,
+    agent_exit: &str,
+    explanation: Option<&str>,
+) -> Result<StageResult, Error> {
     let repro = cx.st().repro.clone().ok_or_else(|| Error::usage("a fix stage needs a reproduction (a reproduce stage or `existing-test-path`) before it"))?;
     let mut tampering = Vec::new();
     let from_agent = repro.origin == "agent";
@@ -372,10 +386,13 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
     tampering.extend(refused.iter().cloned());
     std::fs::write(cx.dir.join("attempt.diff"), &diff)
         .map_err(|e| io_error("write", &cx.dir.join("attempt.diff"), e))?;
-    let root_cause = std::fs::read_to_string(cx.dir.join("root-cause.md"))
-        .ok()
+    let written = std::fs::read_to_string(cx.dir.join("root-cause.md")).ok();
+    let said = explanation.filter(|_| !diff.trim().is_empty());
+    let root_cause = [written.as_deref(), said]
+        .into_iter()
+        .flatten()
         .map(|s| crate::redact::redact(s.trim()))
-        .filter(|s| !s.is_empty());
+        .find(|s| !s.is_empty());
     let attempt = cx
         .attempt
         .filter(|n| cx.st().attempts.iter().any(|a| a.number == *n))
