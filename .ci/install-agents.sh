@@ -4,21 +4,25 @@
 # line on stdout; progress goes to stderr).
 #
 #   FIXCI_AGENTS_DIR   where to install (default ~/.cache/fixci-agents)
-#   FIXCI_AGENTS       which CLIs (default "claude codex aider gemini")
+#   FIXCI_AGENTS       which CLIs (default "claude codex aider gemini opencode copilot qwen")
 #
 # Versions are pinned to the ones checked in shared/AGENTS.md; a version change means re-checking
 # the presets (src/agent/presets.toml) against the CLI's --help. A CLI that fails to install is
-# reported on stderr and skipped (its tests then skip with a message); the script still exits 0 so
-# that a registry hiccup does not fail the whole CI run. Set FIXCI_AGENTS_STRICT=1 to fail instead.
+# reported on stderr and skipped (its tests then skip with a message, or fail under
+# FIXCI_REQUIRE_AGENTS=1); the script still exits 0 so that a registry hiccup does not fail the
+# whole CI run. Set FIXCI_AGENTS_STRICT=1 to fail instead.
 set -uo pipefail
 
 CLAUDE_VERSION=2.1.197
 CODEX_VERSION=0.169.0
 GEMINI_VERSION=0.61.0
 AIDER_VERSION=0.86.2
+OPENCODE_VERSION=1.18.33
+COPILOT_VERSION=1.0.102
+QWEN_VERSION=0.24.4
 
 dir="${FIXCI_AGENTS_DIR:-$HOME/.cache/fixci-agents}"
-wanted="${FIXCI_AGENTS:-claude codex aider gemini}"
+wanted="${FIXCI_AGENTS:-claude codex aider gemini opencode copilot qwen}"
 bin="$dir/bin"
 mkdir -p "$bin" "$dir/npm"
 failed=0
@@ -64,14 +68,29 @@ aider_cli() {
   ln -sf "$venv/bin/aider" "$bin/aider"
 }
 
-command -v npm >/dev/null || log "npm not found: claude, codex and gemini are skipped"
+# copilot unpacks its runtime (~235 MB) on its first start under $COPILOT_PKG_CACHE_HOME (default
+# $XDG_CACHE_HOME/copilot); the tests run it with a private HOME and
+# COPILOT_PKG_CACHE_HOME="$dir/copilot-pkg", unpacked here once.
+copilot_unpack() {
+  if ! COPILOT_PKG_CACHE_HOME="$dir/copilot-pkg" COPILOT_AUTO_UPDATE=false "$bin/copilot" --version >&2; then
+    log "FAILED: copilot --version"
+    failed=1
+  fi
+}
+
+command -v npm >/dev/null || log "npm not found: claude, codex, gemini, opencode, copilot and qwen are skipped"
 for cli in $wanted; do
   case "$cli" in
     claude) command -v npm >/dev/null && npm_cli claude @anthropic-ai/claude-code "$CLAUDE_VERSION" claude ;;
     codex) command -v npm >/dev/null && npm_cli codex @openai/codex "$CODEX_VERSION" codex ;;
     gemini) command -v npm >/dev/null && npm_cli gemini @google/gemini-cli "$GEMINI_VERSION" gemini ;;
+    opencode) command -v npm >/dev/null && npm_cli opencode opencode-ai "$OPENCODE_VERSION" opencode ;;
+    copilot)
+      command -v npm >/dev/null && npm_cli copilot @github/copilot "$COPILOT_VERSION" copilot \
+        && copilot_unpack ;;
+    qwen) command -v npm >/dev/null && npm_cli qwen @qwen-code/qwen-code "$QWEN_VERSION" qwen ;;
     aider) aider_cli ;;
-    *) log "unknown CLI \`$cli\` (known: claude codex aider gemini)"; failed=1 ;;
+    *) log "unknown CLI \`$cli\` (known: claude codex aider gemini opencode copilot qwen)"; failed=1 ;;
   esac
 done
 

@@ -20,6 +20,15 @@ pub const STRESS_RUNS: u64 = 400;
 /// Significance of a stress verification: N = ceil(ln(alpha) / ln(1 - p0/k)) (DESIGN.md §4).
 pub const ALPHA: f64 = 0.05;
 
+/// The factor k by which a flaky fix must at least divide the failure rate, when the spec's
+/// `min-improvement` says nothing: N = ceil(ln(alpha) / ln(1 - p0/k)).
+pub const MIN_IMPROVEMENT: f64 = 4.0;
+
+/// The spec's `min-improvement`, or [`MIN_IMPROVEMENT`].
+pub fn min_improvement(spec_value: Option<f64>) -> f64 {
+    spec_value.unwrap_or(MIN_IMPROVEMENT)
+}
+
 /// SIGTERM -> SIGKILL grace period when the pipeline's `[defaults] grace` says nothing.
 pub const GRACE: Duration = Duration::from_secs(5);
 

@@ -106,6 +106,9 @@ pub struct Plan {
     /// Check for a token at all: without a spec (any use), or when the spec uses GitHub (a
     /// `url`, an `issue`, or a PR stage for a repository with a GitHub remote).
     pub check_token: bool,
+    /// The spec's `sandbox` (`auto` without a spec): with `bwrap`, an unusable bubblewrap fails
+    /// the doctor; with `auto` it is a warning; with `none` it is only reported.
+    pub sandbox: crate::process::sandbox::SandboxMode,
 }
 
 static NEVER_CANCELLED: AtomicBool = AtomicBool::new(false);
@@ -143,6 +146,7 @@ pub fn plan_without_spec(agents: &[String]) -> Result<Plan, Error> {
         }],
         token_needed: None,
         check_token: true,
+        sandbox: Default::default(),
     })
 }
 
@@ -254,6 +258,7 @@ pub fn plan_for_spec(
         runners,
         token_needed,
         check_token,
+        sandbox: spec.spec.sandbox,
     })
 }
 
@@ -308,7 +313,47 @@ pub fn run(plan: &Plan, timeout: Duration) -> Vec<Check> {
     if plan.check_token {
         checks.push(token_check(plan.token_needed.as_deref(), timeout));
     }
+    checks.push(sandbox_check(plan.sandbox));
     checks
+}
+
+/// The `sandbox` line: whether bubblewrap can sandbox agents here, and why not.
+fn sandbox_check(mode: crate::process::sandbox::SandboxMode) -> Check {
+    use crate::process::sandbox::{SandboxMode, probe};
+    let need = if mode == SandboxMode::Bwrap { Need::Yes } else { Need::No };
+    match (mode, probe()) {
+        (SandboxMode::None, r) => check(
+            "sandbox",
+            true,
+            Need::No,
+            format!(
+                "off (`sandbox = \"none\"`); bubblewrap {}",
+                match r {
+                    Ok(b) => format!("usable at {}", b.display()),
+                    Err(why) => format!("not usable: {why}"),
+                }
+            ),
+            None,
+        ),
+        (_, Ok(b)) => check(
+            "sandbox",
+            true,
+            need,
+            format!("bubblewrap usable ({}): agents run in their own PID namespace, read-only filesystem", b.display()),
+            None,
+        ),
+        (_, Err(why)) => check(
+            "sandbox",
+            false,
+            need,
+            format!("bubblewrap not usable: {why}"),
+            Some(if mode == SandboxMode::Bwrap {
+                "the spec asks for `sandbox = \"bwrap\"`: install bubblewrap (`apt-get install bubblewrap`) or allow user namespaces".into()
+            } else {
+                "agents would run without a sandbox (`sandbox = \"auto\"`); install bubblewrap (`apt-get install bubblewrap`)".into()
+            }),
+        ),
+    }
 }
 
 /// True when no needed check failed.
@@ -412,6 +457,17 @@ fn first_line(s: &str) -> String {
         .chars()
         .take(120)
         .collect()
+}
+
+/// The first line of a `--version` output that names a version (`1.2`, `v0.61.0`), else its
+/// first line: copilot prints `Package extraction took 5338ms` first on its first start.
+fn version_line(s: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| regex::Regex::new(r"\d+\.\d+").expect("valid regex"));
+    s.lines()
+        .find(|l| re.is_match(l))
+        .map(first_line)
+        .unwrap_or_else(|| first_line(s))
 }
 
 fn shown(program: &str, args: &[String]) -> String {
@@ -569,20 +625,80 @@ fn agent_checks(t: &AgentTarget, timeout: Duration) -> Vec<Check> {
         version_args: vec!["--version".into()],
         hidden_flags: Vec::new(),
         install: None,
+        probe_leaves: Vec::new(),
     });
+    let before = leftovers(&meta.probe_leaves);
+    let out = probe_agent(a, &label, &program, &path, need, &meta, timeout);
+    for f in leftovers(&meta.probe_leaves).difference(&before) {
+        let _ = std::fs::remove_file(f);
+    }
+    out
+}
+
+/// The files matching `patterns` (`~/PATH` or `$VAR/PATH`, `*` in the last component only);
+/// a pattern whose variable is unset matches nothing.
+pub fn leftovers(patterns: &[String]) -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    for p in patterns {
+        let expanded = if let Some(rest) = p.strip_prefix("~/") {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(rest))
+        } else if let Some(rest) = p.strip_prefix('$') {
+            let (var, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(|v| PathBuf::from(v).join(rest))
+        } else {
+            Some(PathBuf::from(p))
+        };
+        let Some(path) = expanded else { continue };
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            continue;
+        };
+        let re = format!(
+            "^{}$",
+            name.split('*')
+                .map(regex::escape)
+                .collect::<Vec<_>>()
+                .join(".*")
+        );
+        let Ok(re) = regex::Regex::new(&re) else {
+            continue;
+        };
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_str().is_some_and(|n| re.is_match(n))
+                && e.file_type().is_ok_and(|t| t.is_file())
+            {
+                found.insert(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// The version and flag checks of an installed preset CLI at `path`.
+fn probe_agent(
+    a: &Agent,
+    label: &str,
+    program: &str,
+    path: &Path,
+    need: Need,
+    meta: &agent::Probe,
+    timeout: Duration,
+) -> Vec<Check> {
     let mut out = Vec::new();
-    let version = probe(&path, &meta.version_args, timeout, false);
-    let shown_version = shown(&program, &meta.version_args);
+    let version = probe(path, &meta.version_args, timeout, false);
+    let shown_version = shown(program, &meta.version_args);
     out.push(match version {
         Some(p) if p.termination.success() => check(
-            &label,
+            label,
             true,
             need,
-            format!("{} ({})", first_line(&p.output), path.display()),
+            format!("{} ({})", version_line(&p.output), path.display()),
             None,
         ),
         Some(p) => check(
-            &label,
+            label,
             false,
             need,
             format!(
@@ -595,7 +711,7 @@ fn agent_checks(t: &AgentTarget, timeout: Duration) -> Vec<Check> {
             )),
         ),
         None => check(
-            &label,
+            label,
             false,
             need,
             format!("`{}` cannot be started", path.display()),
@@ -606,8 +722,8 @@ fn agent_checks(t: &AgentTarget, timeout: Duration) -> Vec<Check> {
     let mut help = String::new();
     let mut problems = Vec::new();
     for args in &meta.help_args {
-        let cmd = shown(&program, args);
-        match probe(&path, args, timeout, false) {
+        let cmd = shown(program, args);
+        match probe(path, args, timeout, false) {
             Some(p) if matches!(p.termination, Termination::TimedOut { .. }) => {
                 problems.push(format!(
                     "`{cmd}` did not finish within {}",
@@ -627,7 +743,7 @@ fn agent_checks(t: &AgentTarget, timeout: Duration) -> Vec<Check> {
     let helps = meta
         .help_args
         .iter()
-        .map(|args| format!("`{}`", shown(&program, args)))
+        .map(|args| format!("`{}`", shown(program, args)))
         .collect::<Vec<_>>()
         .join(", ");
     let missing: Vec<&String> = flags.iter().filter(|f| !help_mentions(&help, f)).collect();
@@ -799,6 +915,33 @@ mod tests {
         assert_eq!(
             flags_of(&codex.argv, &[]),
             ["-a", "-s", "--json", "--add-dir", "-m"]
+        );
+    }
+
+    #[test]
+    fn the_version_line_skips_start_up_chatter() {
+        assert_eq!(
+            version_line(
+                "Package extraction took 5338ms\nGitHub Copilot CLI 1.0.102.\nRun 'copilot update' to check for updates.\n"
+            ),
+            "GitHub Copilot CLI 1.0.102."
+        );
+        assert_eq!(version_line("\n0.24.4\n"), "0.24.4");
+        assert_eq!(version_line("dev build\n"), "dev build");
+    }
+
+    #[test]
+    fn leftovers_match_the_last_component_under_home_or_a_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = dir.path().join(".gemini");
+        std::fs::create_dir_all(g.join("projects.json.d.tmp")).unwrap();
+        for f in ["projects.json.a1.tmp", "projects.json", "other.tmp"] {
+            std::fs::write(g.join(f), "").unwrap();
+        }
+        let pattern = format!("{}/.gemini/projects.json.*.tmp", dir.path().display());
+        assert_eq!(
+            leftovers(&[pattern, "$FIXCI_SURELY_UNSET_VAR/x.*".into()]),
+            BTreeSet::from([g.join("projects.json.a1.tmp")])
         );
     }
 

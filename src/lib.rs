@@ -6,12 +6,14 @@
 
 pub mod agent;
 pub mod cli;
+pub mod contain;
 pub mod defaults;
 pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod exit_codes;
 pub mod forge;
+pub mod judge;
 pub mod logs;
 pub mod pipeline;
 pub mod process;
@@ -25,3 +27,4 @@ pub mod stages;
 pub mod stats;
 pub mod stress;
 pub mod vcs;
+pub mod verify;

@@ -1,5 +1,5 @@
-//! Agent adapters: build the command line for a preset (`claude`, `codex`, `gemini`, `aider`)
-//! or a spec's own command, and the environment it runs in (fixci's `FIXCI_*` variables; forge
+//! Agent adapters: build the command line for a preset (`claude`, `codex`, `gemini`, `aider`,
+//! `opencode`, `copilot`, `qwen`) or a spec's own command, and the environment it runs in (fixci's `FIXCI_*` variables; forge
 //! tokens and the spec's `secret-env` removed), and reading what the CLI reports about its own run
 //! ([`result`]). Judging what the agent did is not done here: the engine measures that itself.
 
@@ -17,6 +17,10 @@ pub use result::{AgentReport, AgentTotals, ResultFormat};
 
 /// The presets, from `src/agent/presets.toml`.
 pub const PRESETS: &str = include_str!("presets.toml");
+
+/// The file in the stage directory where a CLI writes its own usage report when its preset asks
+/// for one (placeholder `{usage_file}`; copilot's `--usage-output-file`), read by the parser.
+pub const USAGE_FILE: &str = "agent.usage.json";
 
 /// Environment variables that never reach an agent or a test: forge credentials.
 pub const FORGE_SECRETS: &[&str] = &[
@@ -51,6 +55,17 @@ struct Preset {
     /// `fixci doctor`: how to install the CLI (a hint).
     #[serde(default)]
     install: Option<String>,
+    /// Configuration the CLI must write, copied into the sandbox's private home.
+    #[serde(default)]
+    writable: Vec<String>,
+    /// The arguments that turn on the CLI's own sandbox, and what replaces them inside fixci's.
+    #[serde(default)]
+    own_sandbox: Vec<String>,
+    #[serde(default)]
+    own_sandbox_off: Vec<String>,
+    /// `fixci doctor`: files the CLI's probes leave behind, removed after probing.
+    #[serde(default)]
+    probe_leaves: Vec<String>,
 }
 
 fn default_help_args() -> Vec<Vec<String>> {
@@ -71,8 +86,13 @@ pub struct Probe {
     pub version_args: Vec<String>,
     /// Flags the CLI accepts without listing them in its help (e.g. claude's `--max-turns`).
     pub hidden_flags: Vec<String>,
-    /// An install command, shown as a hint when the CLI is missing.
+    /// An install command, shown as a hint when the CLI is missing (with the version fixci's
+    /// preset was checked against).
     pub install: Option<String>,
+    /// Files the CLI leaves behind even for `--version` / `--help` (e.g. gemini's
+    /// `~/.gemini/projects.json.<uuid>.tmp`): `~/PATH` or `$VAR/PATH`, `*` allowed in the last
+    /// component. The doctor removes the ones that appeared while it probed.
+    pub probe_leaves: Vec<String>,
 }
 
 /// The doctor metadata of preset `name`; `None` for an unknown preset.
@@ -82,6 +102,7 @@ pub fn probe(name: &str) -> Option<Probe> {
         version_args: p.version_args,
         hidden_flags: p.hidden_flags,
         install: p.install,
+        probe_leaves: p.probe_leaves,
     })
 }
 
@@ -105,9 +126,20 @@ pub struct Agent {
     pub env: BTreeMap<String, String>,
     /// Feed the prompt on stdin.
     pub prompt_on_stdin: bool,
-    /// Which parser reads the CLI's stdout: the preset's `result` (a spec's own command line
-    /// under a named preset keeps that preset's parser; without one it is `none`).
+    /// Which parser reads the CLI's stdout: the spec's `agent.result`, else the preset's (a
+    /// spec's own command line under a named preset keeps that preset's parser; without one it
+    /// is `none`).
     pub result: ResultFormat,
+    /// The preset's `writable`: configuration the CLI writes (`~/PATH`, `~/PREFIX*`, `$VAR`
+    /// naming a directory), copied into the sandbox's private home
+    /// ([`crate::process::sandbox::Jail::wrap`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub writable: Vec<String>,
+    /// The preset's `own-sandbox` and `own-sandbox-off`: inside fixci's sandbox the first
+    /// argument sequence is replaced by the second (a CLI whose own sandbox cannot nest in
+    /// bubblewrap's, such as codex's, runs without it there).
+    #[serde(skip)]
+    pub own_sandbox: (Vec<String>, Vec<String>),
 }
 
 /// Resolves the agent from the CLI flag (`--agent NAME`), the spec's `agent`, or the pipeline
@@ -173,7 +205,9 @@ pub fn resolve(
         argv,
         env,
         prompt_on_stdin: stdin == "prompt",
-        result: preset.result,
+        result: chosen.result.unwrap_or(preset.result),
+        writable: preset.writable.clone(),
+        own_sandbox: (preset.own_sandbox.clone(), preset.own_sandbox_off.clone()),
     })
 }
 
@@ -221,6 +255,10 @@ impl Agent {
                 .replace("{stage_dir}", &inv.stage_dir.display().to_string())
                 .replace("{run_dir}", &inv.run_dir.display().to_string())
                 .replace("{worktree}", &inv.worktree.display().to_string())
+                .replace(
+                    "{usage_file}",
+                    &inv.stage_dir.join(USAGE_FILE).display().to_string(),
+                )
                 .replace("{model}", inv.model.as_deref().unwrap_or(""))
         };
         let argv: Vec<String> = self.argv.iter().map(|a| subst(a)).collect();
@@ -252,6 +290,21 @@ impl Agent {
             env,
             env_remove: scrubbed_env(&inv.secret_env),
             stdin: self.prompt_on_stdin.then(|| inv.prompt_file.clone()),
+        }
+    }
+}
+
+impl Agent {
+    /// `args` for a run inside fixci's sandbox: the first occurrence of the preset's
+    /// `own-sandbox` sequence replaced by `own-sandbox-off`; unchanged without one.
+    pub fn without_own_sandbox(&self, args: &[String]) -> Vec<String> {
+        let (on, off) = &self.own_sandbox;
+        if on.is_empty() {
+            return args.to_vec();
+        }
+        match args.windows(on.len()).position(|w| w == on.as_slice()) {
+            Some(i) => [&args[..i], off.as_slice(), &args[i + on.len()..]].concat(),
+            None => args.to_vec(),
         }
     }
 }
@@ -335,6 +388,9 @@ mod tests {
             ("claude", ResultFormat::ClaudeJson),
             ("gemini", ResultFormat::GeminiJson),
             ("aider", ResultFormat::AiderText),
+            ("opencode", ResultFormat::OpencodeJsonl),
+            ("copilot", ResultFormat::CopilotJsonl),
+            ("qwen", ResultFormat::QwenJson),
         ] {
             let a = resolve(Some(name), None, None, None, Path::new("/")).unwrap();
             assert_eq!(a.result, format, "{name}");
@@ -345,6 +401,70 @@ mod tests {
         };
         let a = resolve(None, Some(&own), None, None, Path::new("/")).unwrap();
         assert_eq!((a.name.as_str(), a.result), ("command", ResultFormat::None));
+        // A spec's own command names the parser for what it prints.
+        let own = AgentSpec {
+            result: Some(ResultFormat::ClaudeJson),
+            ..own
+        };
+        let a = resolve(None, Some(&own), None, None, Path::new("/")).unwrap();
+        assert_eq!(
+            (a.name.as_str(), a.result),
+            ("command", ResultFormat::ClaudeJson)
+        );
+    }
+
+    #[test]
+    fn the_new_presets_take_the_prompt_on_stdin_and_open_the_stage_directory() {
+        let dir = Path::new("/");
+        let c = resolve(Some("opencode"), None, None, Some("fixci/m"), dir)
+            .unwrap()
+            .command(&inv());
+        assert_eq!(&c.args[..2], &["run", "--pure"]);
+        assert!(c.args.contains(&"--auto".to_string()));
+        assert!(c.args.ends_with(&["-m".into(), "fixci/m".into()]));
+        assert!(c.stdin.is_some());
+        let c = resolve(Some("copilot"), None, None, Some("gpt-5"), dir)
+            .unwrap()
+            .command(&inv());
+        let after = |flag: &str| {
+            let i = c.args.iter().position(|a| a == flag).unwrap();
+            c.args[i + 1].clone()
+        };
+        assert_eq!(after("--add-dir"), "/run/stages/fix");
+        assert_eq!(
+            after("--usage-output-file"),
+            "/run/stages/fix/agent.usage.json"
+        );
+        assert_eq!(after("--model"), "gpt-5");
+        assert!(c.stdin.is_some());
+        let c = resolve(Some("qwen"), None, None, None, dir)
+            .unwrap()
+            .command(&inv());
+        let i = c.args.iter().position(|a| a == "--approval-mode").unwrap();
+        assert_eq!(c.args[i + 1], "auto-edit", "qwen spells it with a hyphen");
+        let i = c
+            .args
+            .iter()
+            .position(|a| a == "--include-directories")
+            .unwrap();
+        assert_eq!(c.args[i + 1], "/run/stages/fix");
+        assert!(
+            !c.args.contains(&"-m".to_string()),
+            "no model, no model flag"
+        );
+    }
+
+    #[test]
+    fn inside_fixci_s_sandbox_codex_runs_without_its_own() {
+        let a = resolve(Some("codex"), None, None, None, Path::new("/")).unwrap();
+        let c = a.command(&inv());
+        let inside = a.without_own_sandbox(&c.args);
+        let at = inside.iter().position(|x| x == "-s").unwrap();
+        assert_eq!(inside[at + 1], "danger-full-access");
+        assert_eq!(inside.len(), c.args.len());
+        let claude = resolve(Some("claude"), None, None, None, Path::new("/")).unwrap();
+        let c = claude.command(&inv());
+        assert_eq!(claude.without_own_sandbox(&c.args), c.args);
     }
 
     #[test]

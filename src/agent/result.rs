@@ -20,6 +20,18 @@
 //! - `aider-text`: aider's plain text, one line per model reply:
 //!   `Tokens: 1.7k sent, 340 received. Cost: $0.00046 message, $0.00046 session.`
 //!   (optional `N cache write` / `N cache hit` parts; cost only for models aider knows).
+//! - `opencode-jsonl`: `opencode run --format json` events; one `step_finish` per model reply
+//!   with `part.tokens{input, output, reasoning, cache{read, write}}` (input without the cache,
+//!   output without reasoning) and `part.cost` (USD, from opencode's price table: 0 for a model
+//!   it has no price for, taken as no stated cost); `text` parts; `error` events.
+//! - `copilot-jsonl`: `copilot --output-format json` events (`assistant.message` with
+//!   `data.content`, `session.error`, a final `result` with `exitCode`) plus the file named by
+//!   `--usage-output-file` ([`crate::agent::USAGE_FILE`]): `modelMetrics.<model>{requests.count,
+//!   usage{inputTokens, outputTokens, cacheReadTokens, cacheWriteTokens}}`, where `inputTokens`
+//!   includes the cache reads (as OpenAI's `prompt_tokens`). No cost in dollars.
+//! - `qwen-json`: `qwen -o json` or `-o stream-json`: the claude shape (a final `result` event
+//!   with `result`, `is_error`, `num_turns`, `usage`, and `error.message` on failure), but
+//!   `usage.input_tokens` includes `cache_read_input_tokens` (OpenAI's convention), and no cost.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,6 +48,12 @@ pub enum ResultFormat {
     GeminiJson,
     /// aider's plain-text `Tokens: ... Cost: ...` lines.
     AiderText,
+    /// opencode's `run --format json` JSON Lines events.
+    OpencodeJsonl,
+    /// GitHub Copilot CLI's `--output-format json` events and its `--usage-output-file`.
+    CopilotJsonl,
+    /// Qwen Code's `-o json` / `-o stream-json` output (claude's shape).
+    QwenJson,
     /// Nothing to read (a scripted or unknown agent).
     #[default]
     None,
@@ -49,9 +67,24 @@ impl ResultFormat {
             ResultFormat::CodexJsonl => "codex-jsonl",
             ResultFormat::GeminiJson => "gemini-json",
             ResultFormat::AiderText => "aider-text",
+            ResultFormat::OpencodeJsonl => "opencode-jsonl",
+            ResultFormat::CopilotJsonl => "copilot-jsonl",
+            ResultFormat::QwenJson => "qwen-json",
             ResultFormat::None => "none",
         }
     }
+
+    /// Every parser, in the order the documentation lists them.
+    pub const ALL: [ResultFormat; 8] = [
+        ResultFormat::ClaudeJson,
+        ResultFormat::CodexJsonl,
+        ResultFormat::GeminiJson,
+        ResultFormat::AiderText,
+        ResultFormat::OpencodeJsonl,
+        ResultFormat::CopilotJsonl,
+        ResultFormat::QwenJson,
+        ResultFormat::None,
+    ];
 }
 
 /// One agent invocation as the CLI reported it, plus fixci's own verdict on whether it was an
@@ -155,14 +188,18 @@ impl AgentTotals {
 /// Longest explanation kept, in characters.
 const MAX_EXPLANATION: usize = 4000;
 
-/// Parses `stdout` of an agent CLI with the parser `format`. Never fails: unreadable output
-/// gives a report with no numbers.
-pub fn parse(format: ResultFormat, stdout: &str) -> AgentReport {
+/// Parses `stdout` of an agent CLI with the parser `format`; `usage_file` is the text of the
+/// usage report the CLI wrote to [`crate::agent::USAGE_FILE`], if it wrote one (only
+/// `copilot-jsonl` reads it). Never fails: unreadable output gives a report with no numbers.
+pub fn parse(format: ResultFormat, stdout: &str, usage_file: Option<&str>) -> AgentReport {
     let mut r = match format {
         ResultFormat::ClaudeJson => claude(stdout),
         ResultFormat::CodexJsonl => codex(stdout),
         ResultFormat::GeminiJson => gemini(stdout),
         ResultFormat::AiderText => aider(stdout),
+        ResultFormat::OpencodeJsonl => opencode(stdout),
+        ResultFormat::CopilotJsonl => copilot(stdout, usage_file),
+        ResultFormat::QwenJson => qwen(stdout),
         ResultFormat::None => AgentReport::default(),
     };
     r.format = format.as_str().into();
@@ -219,11 +256,13 @@ fn claude(stdout: &str) -> AgentReport {
                 .map(|s| format!(" (API status {s})"))
                 .unwrap_or_default();
             let subtype = res.get("subtype").and_then(Value::as_str).unwrap_or("");
-            let what = r
-                .explanation
-                .clone()
+            let what = res
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .or_else(|| r.explanation.clone())
                 .filter(|e| !e.trim().is_empty())
-                .unwrap_or_else(|| format!("claude reported an error ({subtype})"));
+                .unwrap_or_else(|| format!("the agent reported an error ({subtype})"));
             r.set_error(format!("{what}{status}"));
         }
         return r;
@@ -239,10 +278,14 @@ fn claude(stdout: &str) -> AgentReport {
             continue;
         };
         let id = msg.get("id").and_then(Value::as_str).unwrap_or("");
-        if !seen.insert(id.to_string()) {
+        let usage = msg.get("usage").cloned().unwrap_or(Value::Null);
+        // qwen splits one reply into a text and a tool-use message; only one carries tokens.
+        let counted = ["input_tokens", "output_tokens"]
+            .iter()
+            .any(|k| u(&usage, k).is_some_and(|n| n > 0));
+        if counted && !seen.insert(id.to_string()) {
             continue;
         }
-        let usage = msg.get("usage").cloned().unwrap_or(Value::Null);
         add(&mut r.input_tokens, u(&usage, "input_tokens"));
         add(&mut r.output_tokens, u(&usage, "output_tokens"));
         add(
@@ -256,7 +299,7 @@ fn claude(stdout: &str) -> AgentReport {
         if let Some(t) = msg.get("content").and_then(Value::as_array).and_then(|c| {
             c.iter()
                 .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .last()
+                .next_back()
         }) {
             r.explanation = Some(t.to_string());
         }
@@ -424,9 +467,166 @@ fn aider(stdout: &str) -> AgentReport {
     r
 }
 
+fn opencode(stdout: &str) -> AgentReport {
+    let mut r = AgentReport::default();
+    let mut steps = 0u64;
+    let mut cost = 0.0f64;
+    // The text parts of the last step that said something: its final message.
+    let mut text = String::new();
+    let mut step_text = String::new();
+    for v in json_values(stdout) {
+        let part = v.get("part").cloned().unwrap_or(Value::Null);
+        match v.get("type").and_then(Value::as_str).unwrap_or("") {
+            "step_start" => step_text.clear(),
+            "text" => {
+                if let Some(t) = part.get("text").and_then(Value::as_str) {
+                    step_text.push_str(t);
+                }
+            }
+            "step_finish" => {
+                steps += 1;
+                let t = part.get("tokens").cloned().unwrap_or(Value::Null);
+                add(&mut r.input_tokens, u(&t, "input"));
+                add(
+                    &mut r.output_tokens,
+                    u(&t, "output").map(|o| o + u(&t, "reasoning").unwrap_or(0)),
+                );
+                add(
+                    &mut r.cache_read_tokens,
+                    t.pointer("/cache/read").and_then(Value::as_u64),
+                );
+                add(
+                    &mut r.cache_write_tokens,
+                    t.pointer("/cache/write").and_then(Value::as_u64),
+                );
+                cost += part.get("cost").and_then(Value::as_f64).unwrap_or(0.0);
+                if !step_text.trim().is_empty() {
+                    text = std::mem::take(&mut step_text);
+                }
+            }
+            "error" => {
+                let e = v.get("error").cloned().unwrap_or(Value::Null);
+                let msg = e
+                    .pointer("/data/message")
+                    .or_else(|| e.get("message"))
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .or_else(|| e.get("name").and_then(Value::as_str).map(String::from))
+                    .unwrap_or_else(|| "opencode reported an error".into());
+                r.set_error(msg);
+            }
+            _ => {}
+        }
+    }
+    if !step_text.trim().is_empty() {
+        text = step_text;
+    }
+    if !text.is_empty() {
+        r.explanation = Some(text);
+    }
+    if steps > 0 {
+        r.turns = Some(steps);
+    }
+    // opencode prices a model only from its table; 0 means it had no price, not free.
+    if cost > 0.0 {
+        r.cost_usd = Some(cost);
+    }
+    r
+}
+
+fn copilot(stdout: &str, usage_file: Option<&str>) -> AgentReport {
+    let mut r = AgentReport::default();
+    let mut replies = 0u64;
+    for v in json_values(stdout) {
+        let data = v.get("data").cloned().unwrap_or(Value::Null);
+        match v.get("type").and_then(Value::as_str).unwrap_or("") {
+            "assistant.message" => {
+                replies += 1;
+                if let Some(t) = data
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.trim().is_empty())
+                {
+                    r.explanation = Some(t.to_string());
+                }
+            }
+            "session.error" => {
+                let msg = data
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .unwrap_or_else(|| "copilot reported a session error".into());
+                let kind = data
+                    .get("errorType")
+                    .and_then(Value::as_str)
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default();
+                r.set_error(format!("{msg}{kind}"));
+            }
+            "result" => {
+                if let Some(code) = v
+                    .get("exitCode")
+                    .and_then(Value::as_i64)
+                    .filter(|c| *c != 0)
+                {
+                    r.set_error(format!("copilot reported exit code {code}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    if replies > 0 {
+        r.turns = Some(replies);
+    }
+    let usage = usage_file
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .unwrap_or(Value::Null);
+    if let Some(models) = usage.get("modelMetrics").and_then(Value::as_object) {
+        let mut requests = None;
+        for m in models.values() {
+            let t = m.get("usage").cloned().unwrap_or(Value::Null);
+            let cached = u(&t, "cacheReadTokens");
+            add(
+                &mut r.input_tokens,
+                u(&t, "inputTokens").map(|i| i.saturating_sub(cached.unwrap_or(0))),
+            );
+            add(&mut r.cache_read_tokens, cached);
+            add(&mut r.cache_write_tokens, u(&t, "cacheWriteTokens"));
+            add(&mut r.output_tokens, u(&t, "outputTokens"));
+            add(
+                &mut requests,
+                m.pointer("/requests/count").and_then(Value::as_u64),
+            );
+        }
+        if requests.is_some() {
+            r.turns = requests;
+        }
+    }
+    r
+}
+
+fn qwen(stdout: &str) -> AgentReport {
+    let mut r = claude(stdout);
+    // OpenAI's convention: the prompt count includes the cached part.
+    if let (Some(i), Some(c)) = (r.input_tokens, r.cache_read_tokens) {
+        r.input_tokens = Some(i.saturating_sub(c));
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `(input, output, cache_read, cache_write)` tokens.
+    fn tokens(r: &AgentReport) -> [Option<u64>; 4] {
+        [
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_read_tokens,
+            r.cache_write_tokens,
+        ]
+    }
 
     fn sample(name: &str) -> String {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -437,7 +637,7 @@ mod tests {
 
     #[test]
     fn claude_json_object() {
-        let r = parse(ResultFormat::ClaudeJson, &sample("claude-json.json"));
+        let r = parse(ResultFormat::ClaudeJson, &sample("claude-json.json"), None);
         assert_eq!(r.format, "claude-json");
         assert_eq!(r.turns, Some(4));
         assert_eq!(r.input_tokens, Some(4000));
@@ -454,6 +654,7 @@ mod tests {
         let r = parse(
             ResultFormat::ClaudeJson,
             &sample("claude-stream-json-denied.jsonl"),
+            None,
         );
         assert_eq!(r.turns, Some(3));
         assert_eq!(r.input_tokens, Some(3000));
@@ -466,7 +667,7 @@ mod tests {
     fn claude_api_error_is_an_error_despite_subtype_success() {
         let text = sample("claude-stream-json-error.jsonl");
         assert!(text.contains(r#""subtype":"success","is_error":true"#));
-        let r = parse(ResultFormat::ClaudeJson, &text);
+        let r = parse(ResultFormat::ClaudeJson, &text, None);
         assert!(r.is_error);
         assert!(
             r.error.as_deref().unwrap().contains("Unable to connect"),
@@ -483,7 +684,7 @@ mod tests {
             .filter(|l| !l.contains(r#""type":"result""#))
             .map(|l| format!("{l}\n"))
             .collect();
-        let r = parse(ResultFormat::ClaudeJson, &cut);
+        let r = parse(ResultFormat::ClaudeJson, &cut, None);
         assert_eq!(r.turns, Some(3), "{r:?}");
         assert_eq!(r.input_tokens, Some(3000));
         assert_eq!(r.cost_usd, None);
@@ -492,7 +693,7 @@ mod tests {
 
     #[test]
     fn codex_sums_completed_turns_and_splits_cached_input() {
-        let r = parse(ResultFormat::CodexJsonl, &sample("codex-jsonl.jsonl"));
+        let r = parse(ResultFormat::CodexJsonl, &sample("codex-jsonl.jsonl"), None);
         assert_eq!(r.turns, Some(1));
         assert_eq!(r.input_tokens, Some(3000 - 600));
         assert_eq!(r.cache_read_tokens, Some(600));
@@ -505,7 +706,7 @@ mod tests {
             sample("codex-jsonl.jsonl"),
             r#"{"type":"turn.completed","usage":{"input_tokens":10,"cached_input_tokens":0,"output_tokens":5}}"#
         );
-        let r = parse(ResultFormat::CodexJsonl, &two);
+        let r = parse(ResultFormat::CodexJsonl, &two, None);
         assert_eq!(
             (r.turns, r.input_tokens, r.output_tokens),
             (Some(2), Some(2410), Some(155))
@@ -516,18 +717,18 @@ mod tests {
     fn codex_retry_errors_count_only_when_nothing_followed() {
         let retry = r#"{"type":"error","message":"Reconnecting... 1/5 (stream disconnected)"}"#;
         let ok = format!("{retry}\n{}", sample("codex-jsonl.jsonl"));
-        assert!(!parse(ResultFormat::CodexJsonl, &ok).is_error);
+        assert!(!parse(ResultFormat::CodexJsonl, &ok, None).is_error);
         let stuck = format!("{{\"type\":\"turn.started\"}}\n{retry}\n");
-        let r = parse(ResultFormat::CodexJsonl, &stuck);
+        let r = parse(ResultFormat::CodexJsonl, &stuck, None);
         assert!(r.is_error && r.error.unwrap().contains("Reconnecting"));
         let failed = r#"{"type":"turn.failed","error":{"message":"unexpected status 401"}}"#;
-        let r = parse(ResultFormat::CodexJsonl, failed);
+        let r = parse(ResultFormat::CodexJsonl, failed, None);
         assert_eq!(r.error.as_deref(), Some("unexpected status 401"));
     }
 
     #[test]
     fn gemini_sums_models_and_counts_main_requests() {
-        let r = parse(ResultFormat::GeminiJson, &sample("gemini-json.json"));
+        let r = parse(ResultFormat::GeminiJson, &sample("gemini-json.json"), None);
         assert_eq!(r.input_tokens, Some(3200));
         assert_eq!(r.cache_read_tokens, Some(800));
         assert_eq!(r.output_tokens, Some(200));
@@ -539,6 +740,7 @@ mod tests {
         let r = parse(
             ResultFormat::GeminiJson,
             &format!("Security Warning: ...\n{err}"),
+            None,
         );
         assert_eq!(
             r.error.as_deref(),
@@ -548,13 +750,21 @@ mod tests {
 
     #[test]
     fn aider_sums_token_lines_and_takes_the_session_cost() {
-        let r = parse(ResultFormat::AiderText, &sample("aider-text-fix-cost.txt"));
+        let r = parse(
+            ResultFormat::AiderText,
+            &sample("aider-text-fix-cost.txt"),
+            None,
+        );
         assert_eq!(r.turns, Some(2));
         assert_eq!(r.input_tokens, Some(1700 + 2300));
         assert_eq!(r.output_tokens, Some(680));
         assert_eq!(r.cost_usd, Some(0.0010));
         assert!(!r.is_error);
-        let r = parse(ResultFormat::AiderText, &sample("aider-text-reproduce.txt"));
+        let r = parse(
+            ResultFormat::AiderText,
+            &sample("aider-text-reproduce.txt"),
+            None,
+        );
         assert_eq!(
             (r.input_tokens, r.output_tokens, r.cost_usd),
             (Some(1500), Some(165), None)
@@ -564,7 +774,7 @@ mod tests {
     #[test]
     fn aider_cache_parts_wrapped_lines_and_api_errors() {
         let wrapped = "Tokens: 12k sent, 1.2k cache write, 3.4k cache hit, 60 received. Cost: $0.01 message,\n$0.02 session.\n";
-        let r = parse(ResultFormat::AiderText, wrapped);
+        let r = parse(ResultFormat::AiderText, wrapped, None);
         assert_eq!(
             (
                 r.input_tokens,
@@ -576,20 +786,118 @@ mod tests {
             (Some(12000), Some(1200), Some(3400), Some(60), Some(0.02))
         );
         let failed = "Aider v0.86.2\nlitellm.APIConnectionError: APIConnectionError: OpenAIException - Connection error.\nRetrying in 0.2 seconds...\n";
-        let r = parse(ResultFormat::AiderText, failed);
+        let r = parse(ResultFormat::AiderText, failed, None);
         assert!(r.is_error && r.error.unwrap().starts_with("litellm.APIConnectionError"));
     }
 
     #[test]
-    fn unreadable_output_gives_no_numbers() {
-        for f in [
-            ResultFormat::ClaudeJson,
-            ResultFormat::CodexJsonl,
-            ResultFormat::GeminiJson,
-            ResultFormat::AiderText,
-            ResultFormat::None,
+    fn opencode_sums_step_finish_tokens_and_a_zero_cost_is_no_cost() {
+        let text = sample("opencode-jsonl.jsonl");
+        let r = parse(ResultFormat::OpencodeJsonl, &text, None);
+        assert_eq!(r.format, "opencode-jsonl");
+        assert_eq!(r.turns, Some(3));
+        assert_eq!(tokens(&r), [Some(2400), Some(150), Some(600), Some(0)]);
+        assert_eq!(
+            r.cost_usd, None,
+            "opencode says 0 for a model it has no price for"
+        );
+        assert!(!r.is_error);
+        assert!(
+            r.explanation.unwrap().starts_with("I wrote"),
+            "the last step's text"
+        );
+        // A priced model: the costs add up; reasoning counts as output.
+        let priced = text
+            .replace(r#""cost":0"#, r#""cost":0.0125"#)
+            .replace(r#""reasoning":0"#, r#""reasoning":7"#);
+        let r = parse(ResultFormat::OpencodeJsonl, &priced, None);
+        assert!((r.cost_usd.unwrap() - 0.0375).abs() < 1e-12, "{r:?}");
+        assert_eq!(r.output_tokens, Some(150 + 21));
+    }
+
+    #[test]
+    fn copilot_takes_tokens_from_its_usage_file_without_the_cached_part() {
+        let text = sample("copilot-jsonl.jsonl");
+        let usage = sample("copilot-usage.json");
+        let r = parse(ResultFormat::CopilotJsonl, &text, Some(&usage));
+        assert_eq!(r.turns, Some(3));
+        assert_eq!(
+            tokens(&r),
+            [Some(3000 - 600), Some(150), Some(600), Some(0)]
+        );
+        assert_eq!(r.cost_usd, None);
+        assert!(!r.is_error);
+        assert!(r.explanation.unwrap().starts_with("I wrote"));
+        // Stopped before it wrote the file: the replies are counted, no tokens.
+        let r = parse(ResultFormat::CopilotJsonl, &text, None);
+        assert_eq!((r.turns, r.input_tokens), (Some(3), None));
+    }
+
+    #[test]
+    fn the_new_clis_errors_with_the_service_down_are_errors() {
+        for (format, out, usage, error) in [
+            (
+                ResultFormat::OpencodeJsonl,
+                "opencode-jsonl-network-down.jsonl",
+                None,
+                "Cannot connect to API: Unable to connect. Is the computer able to access the url?",
+            ),
+            (
+                ResultFormat::CopilotJsonl,
+                "copilot-jsonl-network-down.jsonl",
+                Some("copilot-usage-network-down.json"),
+                "Could not connect to local model provider at http://127.0.0.1:9/v1.\n  Check that the service is running and the port is correct. (query)",
+            ),
+            (
+                ResultFormat::QwenJson,
+                "qwen-stream-json-network-down.jsonl",
+                None,
+                "[API Error: Connection error. (cause: fetch failed)]",
+            ),
         ] {
-            let r = parse(f, "not json at all\n");
+            let usage = usage.map(sample);
+            let r = parse(format, &sample(out), usage.as_deref());
+            assert!(r.is_error, "{format:?}");
+            assert_eq!(r.error.as_deref(), Some(error), "{format:?}");
+            assert_eq!(r.input_tokens.unwrap_or(0), 0, "{format:?}");
+        }
+        let r = parse(
+            ResultFormat::CopilotJsonl,
+            r#"{"type":"result","exitCode":2}"#,
+            None,
+        );
+        assert_eq!(r.error.as_deref(), Some("copilot reported exit code 2"));
+    }
+
+    #[test]
+    fn qwen_is_claude_shaped_with_the_cache_inside_the_input() {
+        let r = parse(
+            ResultFormat::QwenJson,
+            &sample("qwen-stream-json.jsonl"),
+            None,
+        );
+        assert_eq!(r.turns, Some(3));
+        assert_eq!(
+            (r.input_tokens, r.output_tokens, r.cache_read_tokens),
+            (Some(3000 - 600), Some(150), Some(600))
+        );
+        assert_eq!(r.cost_usd, None);
+        assert!(!r.is_error);
+        assert!(r.explanation.unwrap().starts_with("I wrote"));
+        // Cut short: one turn per reply, although qwen splits a reply's text and tool call.
+        let cut: String = sample("qwen-stream-json.jsonl")
+            .lines()
+            .filter(|l| !l.contains(r#""type":"result""#))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let r = parse(ResultFormat::QwenJson, &cut, None);
+        assert_eq!((r.turns, r.input_tokens), (Some(3), Some(2400)), "{r:?}");
+    }
+
+    #[test]
+    fn unreadable_output_gives_no_numbers() {
+        for f in ResultFormat::ALL {
+            let r = parse(f, "not json at all\n", Some("not json either"));
             assert_eq!(r.input_tokens, None, "{f:?}");
             assert!(!r.is_error, "{f:?}");
         }

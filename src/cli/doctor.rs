@@ -26,7 +26,7 @@ pub struct DoctorArgs {
     #[arg(long = "agent", value_name = "NAME")]
     pub agents: Vec<String>,
     /// Time each probe (`--version`, `--help`, ...) may take before its process group is killed
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Print the checks as JSON: `{"ok", "checks": [{"check", "status", "needed", "detail", "hint"}]}`
     #[arg(long)]

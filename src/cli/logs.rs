@@ -76,7 +76,22 @@ fn to_error(source: &str, e: LogError) -> Error {
 /// Renders the distilled log as Markdown: failures, signature, excerpt with original line numbers.
 pub fn markdown(d: &Distilled) -> String {
     let mut out = String::new();
-    if d.failures.is_empty() {
+    if let Some(n) = &d.no_test_failure {
+        let _ = write!(out, "No failing test: the job failed at line {}", n.log_line);
+        if let Some(step) = &n.step {
+            let _ = write!(out, " (step `{step}`)");
+        }
+        match (&n.file, n.line) {
+            (Some(file), Some(line)) => {
+                let _ = write!(out, ", {file}:{line}");
+            }
+            (Some(file), None) => {
+                let _ = write!(out, ", {file}");
+            }
+            _ => {}
+        }
+        let _ = writeln!(out, ":\n\n    {}", n.error_line);
+    } else if d.failures.is_empty() {
         out.push_str("No failure found.\n");
     } else {
         out.push_str("## Failures\n\n");

@@ -96,6 +96,9 @@ pub enum Command {
 
 /// Parses the process arguments, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
+    // Processes that escape their group (`setsid`, double fork) stay fixci's descendants, so
+    // they can be found and killed (src/process/reaper.rs).
+    crate::process::reaper::become_subreaper();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run::execute(a),
@@ -113,6 +116,8 @@ pub fn main() -> ExitCode {
         Command::Doctor(a) => doctor::execute(a),
         Command::Replay(a) => replay::execute(a),
     };
+    // Nothing fixci started outlives it, whatever path it leaves by.
+    crate::process::reaper::reap_descendants();
     finish(result)
 }
 

@@ -89,6 +89,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
             ""
         }
     );
+    let _ = writeln!(out, "sandbox:    {}", crate::contain::dry_run_line(spec.spec.sandbox));
     let _ = writeln!(out, "budget:     {} in total", fmt(total));
     match &spec.logs {
         LogsInput::Url(u) => {
@@ -185,6 +186,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
                     copy: None,
                     confirmed: true,
                     failure_output: String::new(),
+                    sealed: None,
                 },
                 None => Repro {
                     test_file: placeholder("test file from the reproduce stage"),
@@ -193,6 +195,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
                     copy: None,
                     confirmed: true,
                     failure_output: placeholder("output of the failing confirmation run"),
+                    sealed: None,
                 },
             });
             st.attempts.push(Attempt {
@@ -247,8 +250,9 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
             }
             (true, pipeline::Expect::Pass) => {
                 extra.push(format!(
-                    "stress: ceil(ln({}) / ln(1 - p0)) runs, every run must pass",
-                    def.alpha.unwrap_or(defaults::ALPHA)
+                    "stress: ceil(ln({}) / ln(1 - p0/{})) runs (k = `min-improvement`), every run must pass",
+                    def.alpha.unwrap_or(defaults::ALPHA),
+                    defaults::min_improvement(env.spec().spec.min_improvement)
                 ));
             }
             (false, _) => {

@@ -45,7 +45,8 @@ pub struct Outcome {
 /// interruption (exit 130, state saved).
 pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Error> {
     let started = Instant::now();
-    // A bad attempt ladder stops the run before anything is cloned or written.
+    // A bad attempt ladder stops the run before anything is cloned or written; so does a
+    // sandbox that was asked for and is not usable here.
     ladder::check(&req)?;
     // Pre-flight, before anything is cloned or written: the spec's repository checks when the
     // repository is at hand (exit 2 first), then every program the plan starts (exit 3).
@@ -53,6 +54,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     if let Some(e) = found.missing.into_iter().next() {
         return Err(e);
     }
+    let sandbox = crate::process::sandbox::decide(req.spec.spec.sandbox)?;
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), true)?;
     let repo = vcs::open(&source.root)
@@ -152,16 +154,20 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
         spec.spec.url.as_deref(),
         req.api_url.as_deref(),
     );
+    st.containment.sandbox = Some(sandbox);
     if let Some(t) = &spec.spec.existing_test_path {
         let copy = run_dir.repro_copy(t);
         copy_file(&worktree.join(t), &copy)?;
+        let bytes = std::fs::read(&copy).map_err(|e| io_error("read", &copy, e))?;
+        let runner = crate::verify::runner_for(t, spec.spec.test_command.as_deref());
         st.repro = Some(Repro {
             test_file: t.clone(),
-            command: crate::runners::test_command(spec.spec.test_command.as_deref(), t),
+            command: runner.display(),
             origin: "existing".into(),
             copy: Some(copy),
             confirmed: false,
             failure_output: String::new(),
+            sealed: Some(crate::verify::record::ReproRecord::new(bytes, runner, None)),
         });
     }
     run_dir.save_state(&st)?;
@@ -234,7 +240,7 @@ pub fn resume(
 ) -> Result<Outcome, Error> {
     ladder::check(&req)?;
     preflight::programs(&req)?;
-    let st = run_dir.load_state()?;
+    let mut st = run_dir.load_state()?;
     if !matches!(st.status, Status::Running | Status::Interrupted) {
         return Err(Error::usage(format!(
             "run `{}` already ended with status `{}`; nothing to resume",
@@ -295,6 +301,8 @@ pub fn resume(
         .details(who.into_iter().map(|(id, a)| format!("commit {id} by {a}")))
         .hint("start a new run, or `fixci apply` the run's fix.diff by hand"));
     }
+    // The machine may have changed since the run started: the sandbox is decided again.
+    st.containment.sandbox = Some(crate::process::sandbox::decide(req.spec.spec.sandbox)?);
     let used: f64 = st.stages.iter().map(|s| s.duration_s).sum();
     let total = Duration::from_secs_f64(
         (st.invocation.total_budget_s - used).max(crate::defaults::RESUME_MIN_BUDGET.as_secs_f64()),
@@ -357,6 +365,7 @@ fn drive(mut env: RunEnv, st: RunState, observer: &mut dyn Listener) -> Result<O
     use stages::Recorder as _;
     let run_dir = env.run_dir.clone();
     let started = Instant::now();
+    let _active = crate::process::reaper::ActiveRun::enter();
     run_dir.claim()?;
     let log = EventLog::open(&run_dir.events_file())
         .map_err(|e| io_error("write", &run_dir.events_file(), e))?;
@@ -382,6 +391,10 @@ fn drive(mut env: RunEnv, st: RunState, observer: &mut dyn Listener) -> Result<O
     }
     rec.save()?;
     let result = execute(&mut env, &mut rec);
+    // No process an agent started is alive when the verdict is written.
+    if let Some(e) = crate::contain::reap(("end", None), "before the verdict") {
+        rec.emit(e);
+    }
     let (status, reason) = rec.st.final_status(env.cancelled());
     rec.emit(Event::RunFinished {
         status,
@@ -525,6 +538,10 @@ fn attempt_loop(
         stages::reset_for_attempt(env, &rec.st)?;
     }
     for n in first..=max {
+        // A stage may end the whole run (an agent that changed fixci's run directory).
+        if rec.st.status != Status::Running {
+            return Ok(());
+        }
         if env.cancelled() {
             rec.stop(Status::Interrupted, &interrupted_at(&def.id));
             return Ok(());
@@ -662,6 +679,11 @@ fn run_stage(
         attempt,
         budget_s: budget.as_secs_f64(),
     });
+    // Whatever an earlier stage left running is killed before this one (a verification
+    // included) starts.
+    if let Some(e) = crate::contain::reap((&def.id, attempt), "before the stage") {
+        rec.emit(e);
+    }
     let t0 = Instant::now();
     let skip_reason = match &def.condition {
         Some(cond) if !budget.is_zero() => {

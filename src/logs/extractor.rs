@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use regex::Captures;
 
-use super::normaliser::{self, group_marker};
+use super::normaliser::{self, gitlab_section, group_marker};
 use super::rule_pack::{Keep, Role, RuleBook};
 
 /// Longest excerpt line kept, in bytes.
@@ -70,9 +70,11 @@ pub struct Candidate {
     pub group: Option<String>,
 }
 
-/// A generic error line.
+/// A generic error line (or a `no-test` block such as a compile error).
 #[derive(Debug, Clone)]
 pub struct GenericError {
+    /// Index of the pack in the rule book.
+    pub pack: usize,
     /// The rule's rank (exit-code lines rank lowest).
     pub rank: i32,
     /// The captured message.
@@ -81,6 +83,12 @@ pub struct GenericError {
     pub line: ExLine,
     /// The `##[group]` (step) it was printed in.
     pub group: Option<String>,
+    /// Source file the error names, when a rule captured it.
+    pub file: Option<String>,
+    /// 1-based line in `file`.
+    pub src_line: Option<u32>,
+    /// The block's lines (for `no-test` blocks), else empty.
+    pub lines: Vec<ExLine>,
 }
 
 /// What one log (or archive entry) yielded.
@@ -94,6 +102,8 @@ pub struct Extracted {
     pub generic: Vec<GenericError>,
     /// Lines read.
     pub lines: u64,
+    /// A `job-passed` line came after the last generic error: the job succeeded.
+    pub passed: bool,
 }
 
 #[derive(Debug)]
@@ -104,6 +114,7 @@ struct Block {
     header_line: u64,
     n_lines: u64,
     message_set_by_next: bool,
+    title_open: bool,
 }
 
 #[derive(Debug)]
@@ -127,6 +138,12 @@ pub struct Extractor<'b> {
     context: Vec<Option<String>>,
     summaries: Vec<ExLine>,
     generic: VecDeque<GenericError>,
+    /// Error blocks (`no-test`), first ones kept.
+    no_test: Vec<GenericError>,
+    /// Headers of blocks with no line of their own, waiting for the next block's message
+    /// (vitest lists several `FAIL` headers above one shared error).
+    waiting: Vec<Candidate>,
+    passed_at: Option<u64>,
     stored: usize,
     /// Process every line, not only prefilter hits (for tests of the prefilter's soundness).
     pub exhaustive: bool,
@@ -147,6 +164,9 @@ impl<'b> Extractor<'b> {
             context: vec![None; book.packs.len()],
             summaries: Vec::new(),
             generic: VecDeque::new(),
+            no_test: Vec::new(),
+            waiting: Vec::new(),
+            passed_at: None,
             stored: 0,
             exhaustive: false,
         }
@@ -196,6 +216,11 @@ impl<'b> Extractor<'b> {
     }
 
     fn handle(&mut self, raw: &[u8]) {
+        let line_raw = &raw[..raw.len().min(normaliser::LINE_CAP)];
+        let unstamped = &line_raw[normaliser::timestamp_len(line_raw)..];
+        if let Some((start, name, _)) = gitlab_section(unstamped) {
+            self.group = start.then(|| String::from_utf8_lossy(name).into_owned());
+        }
         let norm = normaliser::normalise_line(raw);
         match group_marker(&norm) {
             Some(Some(name)) => {
@@ -226,14 +251,46 @@ impl<'b> Extractor<'b> {
         let mut hits: Vec<usize> = matches.iter().map(|i| book.set_rules[i]).collect();
         hits.sort_unstable();
 
+        // The title of a block going on over this line (mocha).
+        if let Some(b) = &mut self.block {
+            if b.title_open && b.header_line != no {
+                let part = hits.iter().find_map(|&r| {
+                    let rr = &book.rules[r];
+                    (rr.pack == b.cand.pack && rr.spec.role == Role::TitlePart)
+                        .then(|| rr.re.captures(text))
+                        .flatten()
+                });
+                match part {
+                    Some(caps) => {
+                        let t = caps.name("test").map_or("", |m| m.as_str()).trim();
+                        b.cand.test.push(' ');
+                        b.cand.test.push_str(t);
+                        b.title_open = caps.name("end").is_none();
+                        b.n_lines += 1;
+                        push_line(&mut b.cand.lines, &mut self.stored, no, text, true);
+                        return;
+                    }
+                    None if !text.trim().is_empty() => b.title_open = false,
+                    None => {}
+                }
+            }
+        }
+
         // Ends first: the block's own end pattern, then block-end / section-end rules.
         if let Some(b) = &self.block {
             let rule = &book.rules[b.rule];
             let own_end = rule.end.as_ref().is_some_and(|e| e.is_match(text));
-            let pack_end = hits.iter().any(|&r| {
-                let rr = &book.rules[r];
-                rr.pack == b.cand.pack && matches!(rr.spec.role, Role::BlockEnd | Role::SectionEnd)
+            // A header of the same kind is not an end: opening it closes this block, and a
+            // header-only block then shares the next one's message.
+            let same_header = hits.iter().any(|&r| {
+                r == b.rule && book.rules[r].re.is_match(text)
             });
+            let pack_end = !same_header
+                && hits.iter().any(|&r| {
+                    let rr = &book.rules[r];
+                    rr.pack == b.cand.pack
+                        && matches!(rr.spec.role, Role::BlockEnd | Role::SectionEnd)
+                });
             if own_end || pack_end || b.n_lines >= BLOCK_MAX {
                 self.close_block();
             }
@@ -268,12 +325,16 @@ impl<'b> Extractor<'b> {
                     true
                 }
                 Role::BlockStart => {
-                    if rule.spec.in_section
-                        && self.section.as_ref().map(|s| s.pack) != Some(rule.pack)
+                    if (rule.spec.in_section
+                        && self.section.as_ref().map(|s| s.pack) != Some(rule.pack))
+                        || (rule.spec.standalone && self.block.is_some())
                     {
                         false
-                    } else if let Some(caps) = rule.re.captures(text) {
-                        self.close_block();
+                    } else if let Some(caps) = rule
+                        .re
+                        .captures(text)
+                        .filter(|c| !rule.spec.not_tests.contains(&test_id(c)))
+                    {
                         self.open_block(r, &caps, no);
                         true
                     } else {
@@ -281,9 +342,23 @@ impl<'b> Extractor<'b> {
                     }
                 }
                 Role::Failure => {
-                    if let Some(caps) = rule.re.captures(text) {
-                        self.failure_line(r, &caps, no, text);
+                    if rule.spec.in_section
+                        && self.section.as_ref().map(|s| s.pack) != Some(rule.pack)
+                    {
+                        false
+                    } else {
+                        if let Some(caps) = rule
+                            .re
+                            .captures(text)
+                            .filter(|c| !rule.spec.not_tests.contains(&test_id(c)))
+                        {
+                            self.failure_line(r, &caps, no, text);
+                        }
+                        true
                     }
+                }
+                Role::JobPassed => {
+                    self.passed_at = Some(no);
                     true
                 }
                 Role::Summary => {
@@ -305,15 +380,23 @@ impl<'b> Extractor<'b> {
                             .map_or(text, |m| m.as_str())
                             .trim()
                             .to_string();
-                        if self.generic.len() == MAX_GENERIC {
-                            self.generic.pop_front();
+                        // A message that is only a number (`Error: 0`) says nothing.
+                        let says_something = message.chars().any(char::is_alphabetic);
+                        if says_something {
+                            if self.generic.len() == MAX_GENERIC {
+                                self.generic.pop_front();
+                            }
+                            self.generic.push_back(GenericError {
+                                pack: rule.pack,
+                                rank: rule.spec.rank,
+                                message,
+                                line: ex_line(no, text),
+                                group: self.group.clone(),
+                                file: caps.name("file").map(|f| f.as_str().to_string()),
+                                src_line: caps.name("line").and_then(|l| l.as_str().parse().ok()),
+                                lines: Vec::new(),
+                            });
                         }
-                        self.generic.push_back(GenericError {
-                            rank: rule.spec.rank,
-                            message,
-                            line: ex_line(no, text),
-                            group: self.group.clone(),
-                        });
                     }
                     true
                 }
@@ -373,6 +456,17 @@ impl<'b> Extractor<'b> {
 
     fn open_block(&mut self, r: usize, caps: &Captures<'_>, no: u64) {
         let rule = &self.book.rules[r];
+        // The open block is only a header of the same kind: it shares this block's message.
+        if let Some(b) = &self.block {
+            if b.rule == r && b.n_lines <= 1 && b.cand.message.is_none() && !rule.spec.no_test {
+                if let Some(b) = self.block.take() {
+                    if self.waiting.len() < 64 {
+                        self.waiting.push(b.cand);
+                    }
+                }
+            }
+        }
+        self.close_block();
         let mut cand = empty_candidate(rule.pack, self.book.packs[rule.pack].priority, no);
         cand.test = test_id(caps);
         cand.from_block = true;
@@ -380,6 +474,9 @@ impl<'b> Extractor<'b> {
         cand.group = self.group.clone();
         apply_detail(&mut cand, Role::Message, Keep::First, caps, false);
         apply_detail(&mut cand, Role::Location, Keep::First, caps, false);
+        if caps.name("line").is_none() {
+            cand.file = caps.name("file").map(|f| f.as_str().to_string());
+        }
         // A message line seen before the header (go test -v prints it first): the one printed
         // while this test ran, else the latest one printed while no test was named.
         let q = &mut self.pending[rule.pack];
@@ -401,12 +498,33 @@ impl<'b> Extractor<'b> {
             header_line: no,
             n_lines: 0,
             message_set_by_next: false,
+            title_open: rule.spec.title_next && caps.name("end").is_none(),
         });
     }
 
     fn close_block(&mut self) {
-        let Some(b) = self.block.take() else { return };
+        let Some(b) = self.block.take() else {
+            return;
+        };
         let c = b.cand;
+        if self.book.rules[b.rule].spec.no_test {
+            if self.no_test.len() < MAX_GENERIC {
+                let (file, src_line) = c.locations.first().cloned().unzip();
+                let header = c.lines.first().cloned().unwrap_or_else(|| ex_line(no_of(&c), &c.test));
+                self.no_test.push(GenericError {
+                    pack: c.pack,
+                    rank: self.book.rules[b.rule].spec.rank,
+                    message: header.text.clone(),
+                    line: header,
+                    group: c.group.clone(),
+                    file,
+                    src_line,
+                    lines: c.lines,
+                });
+            }
+            return;
+        }
+        self.flush_waiting(Some(&c));
         if c.confirm {
             if self.provisional.len() == 8 {
                 self.provisional.pop_front();
@@ -414,6 +532,20 @@ impl<'b> Extractor<'b> {
             self.provisional.push_back(c);
         } else if self.candidates.len() < MAX_CANDIDATES {
             self.candidates.push(c);
+        }
+    }
+
+    /// Ends the run of waiting headers: each takes `from`'s message (and shares its lines in the
+    /// excerpt), or stays without one.
+    fn flush_waiting(&mut self, from: Option<&Candidate>) {
+        for mut w in std::mem::take(&mut self.waiting) {
+            if let Some(f) = from {
+                w.message = f.message.clone();
+                w.lines.extend(f.lines.iter().skip(1).take(40).cloned());
+            }
+            if self.candidates.len() < MAX_CANDIDATES {
+                self.candidates.push(w);
+            }
         }
     }
 
@@ -430,6 +562,20 @@ impl<'b> Extractor<'b> {
             c.line = l.as_str().parse().ok();
         }
         c.lines.push(ex_line(no, text));
+        if rule.spec.attach {
+            if let Some(t) = self
+                .candidates
+                .iter_mut()
+                .rev()
+                .find(|t| t.pack == c.pack && t.test.starts_with(c.test.as_str()))
+            {
+                if c.file.is_some() {
+                    t.file = c.file;
+                    t.line = c.line;
+                }
+                return;
+            }
+        }
         // Confirms a provisional block (googletest's `[ RUN ]` ... `[  FAILED  ]`).
         if let Some(i) = self
             .provisional
@@ -450,6 +596,7 @@ impl<'b> Extractor<'b> {
     /// Ends the log: closes what is open, merges candidates naming the same test.
     pub fn finish(mut self) -> Extracted {
         self.close_block();
+        self.flush_waiting(None);
         // Compatible ids end with the same segment, so only those are compared.
         let mut merged: Vec<Candidate> = Vec::new();
         let mut by_tail: std::collections::HashMap<(usize, String), Vec<usize>> =
@@ -482,13 +629,31 @@ impl<'b> Extractor<'b> {
         for m in &mut merged {
             pick_location(m);
         }
+        let last_error = self
+            .generic
+            .iter()
+            .chain(&self.no_test)
+            .map(|g| g.line.no)
+            .max();
+        let passed = match (self.passed_at, last_error) {
+            (Some(p), Some(e)) => p > e,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let mut generic: Vec<GenericError> = self.no_test;
+        generic.extend(self.generic);
         Extracted {
             failures: merged,
             summaries: self.summaries,
-            generic: self.generic.into_iter().collect(),
+            generic,
             lines: self.line_no,
+            passed,
         }
     }
+}
+
+fn no_of(c: &Candidate) -> u64 {
+    c.first_line
 }
 
 fn empty_candidate(pack: usize, priority: i32, no: u64) -> Candidate {
@@ -587,8 +752,9 @@ fn last_segment(id: &str) -> &str {
     id.rsplit(['.', ':', '/']).next().unwrap_or(id)
 }
 
-/// `a` and `b` name the same test: equal, or one ends with the other at a `.`/`::` boundary
-/// (pytest prints `Class.test` in a block header and `path.py::Class::test` in its summary).
+/// `a` and `b` name the same test: equal, or one ends with the other at a `.`/`::`/`/`/space
+/// boundary (pytest prints `Class.test` in a block header and `path.py::Class::test` in its
+/// summary; nextest prefixes the binary, `crate tests::x`).
 pub fn ids_compatible(a: &str, b: &str) -> bool {
     if a == b {
         return true;
@@ -605,7 +771,7 @@ pub fn ids_compatible(a: &str, b: &str) -> bool {
     }
     !short.is_empty()
         && long.ends_with(short.as_str())
-        && matches!(long.as_bytes()[long.len() - short.len() - 1], b'.' | b'/')
+        && matches!(long.as_bytes()[long.len() - short.len() - 1], b'.' | b'/' | b' ')
 }
 
 fn same_failure(a: &Candidate, b: &Candidate) -> bool {
@@ -670,7 +836,16 @@ fn pick_location(c: &mut Candidate) {
                 .find(|(lf, _)| lf.ends_with(f.as_str()) || f.ends_with(lf.as_str()))
         })
         .or(match c.location_keep {
-            Keep::First => c.locations.first(),
+            Keep::First => c
+                .locations
+                .iter()
+                .find(|(f, _)| is_test_file(f))
+                .or(c.locations.first()),
+            Keep::FirstTest => c
+                .locations
+                .iter()
+                .find(|(f, _)| is_test_file(f))
+                .or(c.locations.last()),
             Keep::Last => c.locations.last(),
         })
         .cloned();
@@ -680,4 +855,21 @@ fn pick_location(c: &mut Candidate) {
         }
         c.line = Some(l);
     }
+}
+
+/// True when `path` names a test source by the common conventions: a `test`/`tests`/`spec`/
+/// `__tests__` folder, or a name like `test_x.py`, `x_test.go`, `x.test.ts`, `x.spec.js`,
+/// `x_spec.rb`, `XTest.java`, `XTests.cs`.
+pub fn is_test_file(path: &str) -> bool {
+    let lower = path.replace('\\', "/").to_ascii_lowercase();
+    let name = lower.rsplit('/').next().unwrap_or(&lower);
+    let stem = name.split('.').next().unwrap_or(name);
+    lower.split('/').any(|d| matches!(d, "test" | "tests" | "spec" | "specs" | "__tests__"))
+        || stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_spec")
+        || stem.ends_with("test")
+        || stem.ends_with("tests")
+        || name.contains(".test.")
+        || name.contains(".spec.")
 }

@@ -1,7 +1,8 @@
-//! JUnit XML reports (`<testsuite>`/`<testcase>` with `<failure>` or `<error>` children), as
-//! pytest `--junitxml`, nextest, go-junit-report, jest-junit and PHPUnit `--log-junit` write them.
-//! Format: <https://github.com/testmoapp/junitxml>. A small scanner over the elements fixci needs,
-//! not a general XML parser: no DTDs, no namespaces.
+//! JUnit XML reports (`<testsuites>`/`<testsuite>`/`<testcase>` with `<failure>` or `<error>`
+//! children), as Maven Surefire (`surefire-reports/TEST-*.xml`), Gradle, pytest `--junitxml`,
+//! cargo-nextest, go-junit-report, jest-junit and PHPUnit `--log-junit` write them.
+//! Format: <https://github.com/testmoapp/junitxml> and Surefire's
+//! `surefire-test-report.xsd`. Parsed with `roxmltree` (DTDs allowed, entities expanded).
 
 use super::extractor::{Candidate, ExLine, Extracted};
 use super::rule_pack::Keep;
@@ -14,83 +15,77 @@ pub fn looks_like_junit(head: &[u8]) -> bool {
         && (s.contains("<testsuite") || s.contains("<testcase"))
 }
 
-/// Extracts failing and erroring test cases.
+/// Extracts failing and erroring test cases; a report that does not parse gives nothing (see
+/// [`try_extract`] for the error).
 pub fn extract(xml: &str) -> Extracted {
-    let mut out = Extracted::default();
-    let line_of = |pos: usize| {
-        1 + xml.as_bytes()[..pos]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64
+    try_extract(xml).unwrap_or_default()
+}
+
+/// Extracts failing and erroring test cases: `test` is `classname.name` (or either alone),
+/// `file`/`line` from the testcase's attributes, else from the first stack frame of the test's
+/// class (`at pkg.Class.method(File.kt:27)`); `message` is the first non-empty line of the
+/// `message` attribute, else of the element's text.
+///
+/// # Errors
+/// The XML parser's error (with its line and column) when the report is not well-formed.
+pub fn try_extract(xml: &str) -> Result<Extracted, roxmltree::Error> {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
     };
-    let mut pos = 0;
-    while let Some(i) = xml[pos..].find("<testcase") {
-        let start = pos + i;
-        let Some(tag_end) = xml[start..].find('>').map(|j| start + j) else {
-            break;
-        };
-        let tag = &xml[start..tag_end];
-        let self_closing = tag.ends_with('/');
-        let body_end = if self_closing {
-            tag_end
-        } else {
-            xml[tag_end..]
-                .find("</testcase>")
-                .map_or(xml.len(), |j| tag_end + j)
-        };
-        let body = &xml[tag_end.min(body_end)..body_end];
-        pos = body_end.max(tag_end + 1);
-        let Some(kind_at) = ["<failure", "<error"]
-            .iter()
-            .filter_map(|k| body.find(k))
-            .min()
+    let doc = roxmltree::Document::parse_with_options(xml, opts)?;
+    let mut out = Extracted::default();
+    for case in doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+    {
+        let Some(fail) = case
+            .children()
+            .find(|c| c.has_tag_name("failure") || c.has_tag_name("error"))
         else {
             continue;
         };
-        let name = attr(tag, "name").unwrap_or_default();
-        let classname = attr(tag, "classname").unwrap_or_default();
+        let name = case.attribute("name").unwrap_or("").trim();
+        let classname = case.attribute("classname").unwrap_or("").trim();
         let test = match (classname.is_empty(), name.is_empty()) {
             (false, false) => format!("{classname}.{name}"),
-            (true, _) => name,
-            (false, true) => classname,
+            (true, _) => name.to_string(),
+            (false, true) => classname.to_string(),
         };
-        let ftag_end = body[kind_at..]
-            .find('>')
-            .map_or(body.len(), |j| kind_at + j);
-        let ftag = &body[kind_at..ftag_end];
-        let ftext = if ftag.ends_with('/') {
-            String::new()
-        } else {
-            let close = body[ftag_end..]
-                .find("</")
-                .map_or(body.len(), |j| ftag_end + j);
-            unescape(
-                body.get(ftag_end + 1..close)
-                    .unwrap_or("")
-                    .trim_start_matches("<![CDATA[")
-                    .trim_end_matches("]]>"),
-            )
+        let text: String = fail
+            .descendants()
+            .filter(|n| n.is_text())
+            .filter_map(|n| n.text())
+            .collect();
+        let first_line = |s: &str| {
+            s.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_string)
         };
-        let message = attr(ftag, "message")
-            .filter(|m| !m.trim().is_empty())
-            .or_else(|| {
-                ftext
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .map(str::to_string)
-            })
-            .map(|m| m.lines().next().unwrap_or("").trim().to_string());
-        let first_line = line_of(start);
-        let body_line = line_of(tag_end.min(body_end) + kind_at);
+        let message = fail
+            .attribute("message")
+            .and_then(first_line)
+            .or_else(|| first_line(&text));
+        let mut file = case.attribute("file").map(str::to_string);
+        let mut line = case.attribute("line").and_then(|l| l.trim().parse().ok());
+        if line.is_none() && !classname.is_empty() {
+            if let Some((f, l)) = class_frame(&text, classname, name) {
+                file = file.or(Some(f));
+                line = Some(l);
+            }
+        }
+        let pos = doc.text_pos_at(case.range().start);
+        let body = doc.text_pos_at(fail.range().start);
         let mut lines = vec![ExLine {
-            no: first_line,
+            no: u64::from(pos.row),
             text: format!("FAILED {test}"),
             repeat: 1,
             key: true,
         }];
-        for (k, l) in ftext.lines().take(200).enumerate() {
+        for (k, l) in text.lines().take(200).enumerate() {
             lines.push(ExLine {
-                no: body_line + k as u64,
+                no: u64::from(body.row) + k as u64,
                 text: l.to_string(),
                 repeat: 1,
                 key: k == 0,
@@ -99,10 +94,10 @@ pub fn extract(xml: &str) -> Extracted {
         out.failures.push(Candidate {
             pack: 0,
             priority: 100,
-            first_line,
+            first_line: u64::from(pos.row),
             test,
-            file: attr(tag, "file"),
-            line: attr(tag, "line").and_then(|l| l.parse().ok()),
+            file,
+            line,
             message,
             locations: Vec::new(),
             location_keep: Keep::First,
@@ -112,66 +107,32 @@ pub fn extract(xml: &str) -> Extracted {
             group: None,
         });
     }
-    out.lines = line_of(xml.len());
-    out
+    out.lines = xml.lines().count() as u64;
+    Ok(out)
 }
 
-fn attr(tag: &str, name: &str) -> Option<String> {
-    let mut from = 0;
-    while let Some(i) = tag[from..].find(name) {
-        let at = from + i;
-        from = at + name.len();
-        let before_ok = at == 0 || tag.as_bytes()[at - 1].is_ascii_whitespace();
-        let rest = tag[from..].trim_start();
-        if !before_ok || !rest.starts_with('=') {
-            continue;
-        }
-        let rest = rest[1..].trim_start();
-        let q = rest.chars().next()?;
-        if q != '"' && q != '\'' {
-            return None;
-        }
-        let end = rest[1..].find(q)?;
-        return Some(unescape(&rest[1..1 + end]));
-    }
-    None
-}
-
-fn unescape(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let Some(semi) = rest.find(';').filter(|&j| j <= 10) else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let ent = &rest[1..semi];
-        let c = match ent {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ if ent.starts_with("#x") => u32::from_str_radix(&ent[2..], 16)
-                .ok()
-                .and_then(char::from_u32),
-            _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
-        };
-        match c {
-            Some(c) => out.push(c),
-            None => out.push_str(&rest[..=semi]),
-        }
-        rest = &rest[semi + 1..];
-    }
-    out.push_str(rest);
-    out
+/// The `(file, line)` of the stack frame of the test's own method (`at <class>.<name>(File:12)`),
+/// else of the first frame in its class.
+fn class_frame(text: &str, classname: &str, name: &str) -> Option<(String, u32)> {
+    let frames: Vec<(&str, String, u32)> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("at ")?;
+            let (method, rest) = l.rsplit_once('(')?;
+            let (f, n) = rest.strip_suffix(')')?.rsplit_once(':')?;
+            Some((method, f.to_string(), n.parse().ok()?))
+        })
+        .collect();
+    let own = format!("{classname}.{name}");
+    frames
+        .iter()
+        .find(|(m, _, _)| *m == own)
+        .or_else(|| {
+            frames
+                .iter()
+                .find(|(m, _, _)| m.starts_with(&format!("{classname}.")))
+        })
+        .map(|(_, f, n)| (f.clone(), *n))
 }
 
 #[cfg(test)]

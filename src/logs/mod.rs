@@ -45,11 +45,38 @@ pub struct Failure {
     pub entry: Option<String>,
 }
 
+/// Why the job failed when no failing test was recognised: the first line of the highest-ranked
+/// error kind (compile error, dependency resolution, out-of-memory kill, timeout, missing
+/// command, a `##[error]` annotation, ... down to exit-status echoes, which rank lowest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoTestFailure {
+    /// The line stating the error, normalised (no timestamp, no ANSI codes).
+    pub error_line: String,
+    /// Source file the error names (a compile error's location), when the log shows it.
+    pub file: Option<String>,
+    /// 1-based line in `file`.
+    pub line: Option<u32>,
+    /// 1-based line of `error_line` in the log (or archive entry).
+    pub log_line: u64,
+    /// The rule pack that recognised it (`cargo`, `dotnet`, `generic`, ...).
+    pub kind: String,
+    /// The `##[group]` / GitLab section (step) it was printed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The run-logs archive entry it came from, for ZIP input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+}
+
 /// The distilled failure of a CI log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Distilled {
-    /// Failing tests, most specific rule pack first, in log order.
+    /// Failing tests, most specific rule pack first, in log order; empty when the log names none.
     pub failures: Vec<Failure>,
+    /// When `failures` is empty but the job failed: the real error line. `None` when a test
+    /// failed, or when the log shows no error (or says the job succeeded).
+    #[serde(default)]
+    pub no_test_failure: Option<NoTestFailure>,
     /// Failure signature: test id + normalised error line (numbers and hex ids masked).
     pub signature: Option<String>,
     /// The lines that matter, within the byte budget, as text.
@@ -202,31 +229,46 @@ fn assemble(parts: Vec<Part>, opts: &DistilOptions) -> Distilled {
     for (i, p) in parts.iter().enumerate() {
         generic.extend(p.extracted.generic.iter().map(|g| (i, g)));
     }
+    // No failing test: the highest-ranked error line, first in the log among equals, unless the
+    // log says the job passed.
+    let mut no_test_failure = None;
     if failures.is_empty() {
-        let mut ordered = generic.clone();
-        ordered.sort_by_key(|(i, g)| (std::cmp::Reverse(g.rank), *i, g.line.no));
-        let mut seen = std::collections::HashSet::new();
-        for (i, g) in ordered {
-            if failures.len() >= 20 || !seen.insert(g.message.clone()) {
-                continue;
-            }
-            let p = &parts[i];
-            failures.push(Failure {
-                test: g
-                    .group
-                    .clone()
-                    .or_else(|| p.entry.clone())
-                    .unwrap_or_else(|| "log".to_string()),
-                file: None,
-                line: None,
-                message: Some(g.message.clone()),
-                kind: Some("generic".to_string()),
+        let best = generic
+            .iter()
+            .filter(|(i, _)| !parts[*i].extracted.passed)
+            .min_by_key(|(i, g)| (std::cmp::Reverse(g.rank), *i, g.line.no));
+        if let Some((i, g)) = best {
+            let p = &parts[*i];
+            no_test_failure = Some(NoTestFailure {
+                error_line: g.line.text.trim().to_string(),
+                file: g.file.clone(),
+                line: g.src_line,
+                log_line: g.line.no,
+                kind: p
+                    .kind_names
+                    .get(g.pack)
+                    .cloned()
+                    .unwrap_or_else(|| "generic".to_string()),
                 step: g.group.clone(),
                 entry: p.entry.clone(),
             });
+            if !g.lines.is_empty() {
+                pieces.push(Piece {
+                    part: *i,
+                    rank: 0,
+                    lines: g.lines.clone(),
+                });
+            }
+            pieces.push(Piece {
+                part: *i,
+                rank: 0,
+                lines: vec![g.line.clone()],
+            });
         }
     }
-    for (i, g) in generic.iter().rev().take(10) {
+    let mut by_rank = generic.clone();
+    by_rank.sort_by_key(|(i, g)| (std::cmp::Reverse(g.rank), *i, g.line.no));
+    for (i, g) in by_rank.iter().take(10) {
         pieces.push(Piece {
             part: *i,
             rank: 2,
@@ -240,6 +282,7 @@ fn assemble(parts: Vec<Part>, opts: &DistilOptions) -> Distilled {
     let (excerpt, source_lines) = excerpt(pieces, &entries, opts.budget_bytes);
     Distilled {
         failures,
+        no_test_failure,
         signature,
         excerpt,
         source_lines,
@@ -355,3 +398,5 @@ fn excerpt(
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod expected_tests;

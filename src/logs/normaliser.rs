@@ -197,7 +197,111 @@ pub fn normalise_line(raw: &[u8]) -> Cow<'_, [u8]> {
     if let Some(i) = memchr::memrchr(b'\r', l) {
         l = &l[i + 1..];
     }
-    strip_ansi(l)
+    let mut out = strip_ansi(l);
+    if let Some((_, _, len)) = gitlab_section(&out) {
+        out = Cow::Owned(out[len..].to_vec());
+    }
+    if let Some(text) = go_json_output(&out) {
+        out = Cow::Owned(text);
+    }
+    if has_zero_width(&out) {
+        out = Cow::Owned(remove_zero_width(&out));
+    }
+    out
+}
+
+/// Zero-width characters dropped from lines: U+200B..U+200D (zero-width space, non-joiner,
+/// joiner), U+2060 (word joiner) and U+FEFF (byte-order mark / zero-width no-break space).
+const ZERO_WIDTH: [&[u8]; 5] = [
+    "\u{200b}".as_bytes(),
+    "\u{200c}".as_bytes(),
+    "\u{200d}".as_bytes(),
+    "\u{2060}".as_bytes(),
+    "\u{feff}".as_bytes(),
+];
+
+fn has_zero_width(line: &[u8]) -> bool {
+    memchr::memchr2(0xE2, 0xEF, line).is_some() && ZERO_WIDTH.iter().any(|z| memchr::memmem::find(line, z).is_some())
+}
+
+fn remove_zero_width(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        if let Some(z) = ZERO_WIDTH.iter().find(|z| line[i..].starts_with(z)) {
+            i += z.len();
+        } else {
+            out.push(line[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A GitLab CI trace section marker at the start of `line`
+/// (`section_start:<unix time>:<name>[<options>]` or `section_end:<unix time>:<name>`, see
+/// <https://docs.gitlab.com/ci/jobs/job_logs/#custom-collapsible-sections>; the runner follows it
+/// with `\r` and `ESC[0K`): `(is_start, name, marker length)`. Leading ANSI escapes and `\r` are
+/// skipped.
+pub fn gitlab_section(line: &[u8]) -> Option<(bool, &[u8], usize)> {
+    let mut at = 0;
+    while line.get(at) == Some(&0x1b) || line.get(at) == Some(&b'\r') {
+        if line[at] == b'\r' {
+            at += 1;
+            continue;
+        }
+        at += 2;
+        while at < line.len() && !(0x40..=0x7e).contains(&line[at]) {
+            at += 1;
+        }
+        at += 1;
+    }
+    let rest = line.get(at..)?;
+    let (start, rest, skip) = if let Some(r) = rest.strip_prefix(b"section_start:") {
+        (true, r, 14)
+    } else if let Some(r) = rest.strip_prefix(b"section_end:") {
+        (false, r, 12)
+    } else {
+        return None;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || rest.get(digits) != Some(&b':') {
+        return None;
+    }
+    let name_from = digits + 1;
+    let name_len = rest[name_from..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        .count();
+    if name_len == 0 {
+        return None;
+    }
+    let mut end = name_from + name_len;
+    if rest.get(end) == Some(&b'[') {
+        if let Some(j) = memchr::memchr(b']', &rest[end..]) {
+            end += j + 1;
+        }
+    }
+    Some((start, &rest[name_from..name_from + name_len], at + skip + end))
+}
+
+/// The `Output` text of a `go test -json` output event (`{"Action":"output",...,"Output":"..."}`,
+/// see `go doc test2json`), without its trailing newline; `None` for any other line.
+pub fn go_json_output(line: &[u8]) -> Option<Vec<u8>> {
+    if !line.starts_with(b"{\"") || memchr::memmem::find(line, b"\"Action\":\"output\"").is_none() {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Event {
+        #[serde(rename = "Output")]
+        output: Option<String>,
+    }
+    let e: Event = serde_json::from_slice(line).ok()?;
+    let mut text = e.output?.into_bytes();
+    while text.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        text.pop();
+    }
+    Some(strip_ansi(&text).into_owned())
 }
 
 /// A GitHub Actions group marker: `Some(Some(name))` for `##[group]name`, `Some(None)` for

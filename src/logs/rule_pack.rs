@@ -17,6 +17,16 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("jest.toml", include_str!("rules/jest.toml")),
     ("phpunit.toml", include_str!("rules/phpunit.toml")),
     ("gtest.toml", include_str!("rules/gtest.toml")),
+    ("rspec.toml", include_str!("rules/rspec.toml")),
+    ("cucumber.toml", include_str!("rules/cucumber.toml")),
+    ("maven.toml", include_str!("rules/maven.toml")),
+    ("gradle.toml", include_str!("rules/gradle.toml")),
+    ("xctest.toml", include_str!("rules/xctest.toml")),
+    ("dotnet.toml", include_str!("rules/dotnet.toml")),
+    ("playwright.toml", include_str!("rules/playwright.toml")),
+    ("mocha.toml", include_str!("rules/mocha.toml")),
+    ("ctest.toml", include_str!("rules/ctest.toml")),
+    ("bazel.toml", include_str!("rules/bazel.toml")),
     ("generic.toml", include_str!("rules/generic.toml")),
 ];
 
@@ -44,6 +54,13 @@ pub enum Role {
     Summary,
     /// A generic error line; reported only when no pack found a failing test.
     Error,
+    /// The job (or step) succeeded (`Job succeeded`, `Finished: SUCCESS`): error lines before it
+    /// are not reported as the reason the job failed.
+    JobPassed,
+    /// Continues a test title over lines (mocha prints one suite level per line): while the open
+    /// block's title is open (`title-next`), a match appends its `test` capture; an `end`
+    /// capture (the title's closing `:`) or a line that does not match closes the title.
+    TitlePart,
     /// Names the test now running (`=== RUN   TestX`); messages seen outside a block are kept
     /// for the block of that test (go test -v prints them before `--- FAIL`).
     Context,
@@ -53,11 +70,15 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Keep {
-    /// The first match in the block.
+    /// The first match in the block; among locations, the first in a test file when there is one
+    /// (inner-to-outer stack traces: JavaScript, Java, .NET).
     #[default]
     First,
     /// The last match in the block.
     Last,
+    /// The first match in a test file (outer-to-inner tracebacks such as Python's, where it is
+    /// the test method's frame), else the last match.
+    FirstTest,
 }
 
 /// One `[[rule]]` as written in a pack file.
@@ -87,9 +108,31 @@ pub struct RuleSpec {
     /// (go test -v prints messages before `--- FAIL`). Such a pattern must hold a trigger.
     #[serde(default)]
     pub before_block: bool,
-    /// For `error`: higher ranks are reported first.
+    /// For `error` (and `no-test` blocks): higher ranks are reported first.
     #[serde(default)]
     pub rank: i32,
+    /// For `block-start`: the block is an error that stopped the job before or outside the tests
+    /// (a compile error), not a failing test; it competes with `error` lines by `rank` for
+    /// [`crate::logs::NoTestFailure`].
+    #[serde(default)]
+    pub no_test: bool,
+    /// For `block-start`: the title may go on over the next lines (`title-part` rules), unless
+    /// the header has an `end` capture.
+    #[serde(default)]
+    pub title_next: bool,
+    /// For `block-start`: only when no block is open (a bare Rust panic starts a failure of its
+    /// own, but inside a test's block it is that test's location).
+    #[serde(default)]
+    pub standalone: bool,
+    /// For `block-start` and `failure`: captured test ids that are not tests (a panic on the
+    /// `main` thread is a crashed program).
+    #[serde(default)]
+    pub not_tests: Vec<String>,
+    /// For `failure`: when a failure of the same pack already names a test that starts with this
+    /// one (the runner cut the id, as RSpec's `rspec ./x_spec.rb:75 # description`), only its
+    /// `file`/`line` are set from this line.
+    #[serde(default)]
+    pub attach: bool,
 }
 
 /// One pack file.
@@ -226,6 +269,8 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
         .collect();
     lits.push("##[group]".into());
     lits.push("##[endgroup]".into());
+    lits.push("section_start:".into());
+    lits.push("section_end:".into());
     lits.sort();
     lits.dedup();
     let prefilter = aho_corasick::AhoCorasick::builder()
@@ -287,7 +332,24 @@ mod tests {
         }
         let names: Vec<&str> = book.packs.iter().map(|p| p.name.as_str()).collect();
         for want in [
-            "pytest", "unittest", "cargo", "go", "jest", "phpunit", "gtest", "generic",
+            "pytest",
+            "unittest",
+            "cargo",
+            "go",
+            "jest",
+            "phpunit",
+            "gtest",
+            "rspec",
+            "cucumber",
+            "maven",
+            "gradle",
+            "xctest",
+            "dotnet",
+            "playwright",
+            "mocha",
+            "ctest",
+            "bazel",
+            "generic",
         ] {
             assert!(names.contains(&want), "missing pack `{want}`");
         }

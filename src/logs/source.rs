@@ -21,12 +21,106 @@ enum Kind {
     Text,
 }
 
+/// The UTF-16 variant of a text whose first bytes are `head`: a byte-order mark (`FF FE` little
+/// endian, `FE FF` big endian), else the NUL pattern of mostly-ASCII UTF-16 (at least 3 in 4
+/// code units of the sample have a zero high byte, and no low byte is zero). `None` for anything
+/// else (UTF-8, binary).
+pub(crate) fn utf16_encoding(head: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    if head.starts_with(&[0xFF, 0xFE]) {
+        return Some(encoding_rs::UTF_16LE);
+    }
+    if head.starts_with(&[0xFE, 0xFF]) {
+        return Some(encoding_rs::UTF_16BE);
+    }
+    let units = head.len() / 2;
+    if units < 2 {
+        return None;
+    }
+    let (mut even0, mut odd0) = (0usize, 0usize);
+    for pair in head.chunks_exact(2) {
+        even0 += usize::from(pair[0] == 0);
+        odd0 += usize::from(pair[1] == 0);
+    }
+    if odd0 * 4 >= units * 3 && even0 == 0 {
+        Some(encoding_rs::UTF_16LE)
+    } else if even0 * 4 >= units * 3 && odd0 == 0 {
+        Some(encoding_rs::UTF_16BE)
+    } else {
+        None
+    }
+}
+
+/// Decodes a UTF-16 stream to UTF-8 as it is read (encoding_rs's streaming decoder; the BOM is
+/// removed, unpaired surrogates become U+FFFD). Memory: two fixed buffers.
+struct Utf16Reader<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    raw: Vec<u8>,
+    raw_len: usize,
+    out: Vec<u8>,
+    out_start: usize,
+    out_end: usize,
+    eof: bool,
+}
+
+impl<R: Read> Utf16Reader<R> {
+    fn new(inner: R, enc: &'static encoding_rs::Encoding) -> Self {
+        Self {
+            inner,
+            decoder: enc.new_decoder_with_bom_removal(),
+            raw: vec![0; 64 << 10],
+            raw_len: 0,
+            out: vec![0; 3 * (64 << 10) + 16],
+            out_start: 0,
+            out_end: 0,
+            eof: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Utf16Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.out_start == self.out_end {
+            if self.eof && self.raw_len == 0 {
+                return Ok(0);
+            }
+            if !self.eof {
+                match self.inner.read(&mut self.raw[self.raw_len..]) {
+                    Ok(0) => self.eof = true,
+                    Ok(n) => self.raw_len += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let (_, read, written, _) = self.decoder.decode_to_utf8(
+                &self.raw[..self.raw_len],
+                &mut self.out,
+                self.eof,
+            );
+            self.raw.copy_within(read..self.raw_len, 0);
+            self.raw_len -= read;
+            self.out_start = 0;
+            self.out_end = written;
+            if self.eof && read == 0 && written == 0 {
+                self.raw_len = 0;
+            }
+        }
+        let n = buf.len().min(self.out_end - self.out_start);
+        buf[..n].copy_from_slice(&self.out[self.out_start..self.out_start + n]);
+        self.out_start += n;
+        Ok(n)
+    }
+}
+
 fn sniff(head: &[u8], name: &str) -> Result<Kind, LogError> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Ok(Kind::Zip);
     }
     if junit::looks_like_junit(head) {
         return Ok(Kind::Junit);
+    }
+    if utf16_encoding(head).is_some() {
+        return Ok(Kind::Text);
     }
     if let Some(at) = memchr::memchr(0, head) {
         return Err(LogError::Invalid(format!(
@@ -44,11 +138,29 @@ fn kind_names(book: &RuleBook) -> Vec<String> {
     book.packs.iter().map(|p| p.name.clone()).collect()
 }
 
-/// Streams text through a fresh extractor.
-fn extract_text<R: Read>(reader: R, entry: Option<String>, name: &str) -> Result<Part, LogError> {
+/// Streams text through a fresh extractor; UTF-16 text (see [`utf16_encoding`]) is decoded to
+/// UTF-8 on the way.
+fn extract_text<R: Read>(
+    mut reader: R,
+    entry: Option<String>,
+    name: &str,
+) -> Result<Part, LogError> {
     let book = book()?;
     let mut ex = Extractor::new(book);
-    let mut chunks = ChunkReader::new(reader);
+    let mut head = Vec::with_capacity(512);
+    (&mut reader)
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|source| LogError::Io {
+            path: name.to_string(),
+            source,
+        })?;
+    let joined = io::Cursor::new(head.clone()).chain(reader);
+    let decoded: Box<dyn Read + '_> = match utf16_encoding(&head) {
+        Some(enc) => Box::new(Utf16Reader::new(joined, enc)),
+        None => Box::new(joined),
+    };
+    let mut chunks = ChunkReader::new(decoded);
     loop {
         match chunks.next_region() {
             Ok(Some(region)) => ex.feed(region),
@@ -68,12 +180,15 @@ fn extract_text<R: Read>(reader: R, entry: Option<String>, name: &str) -> Result
     })
 }
 
-fn junit_part(text: &str) -> Part {
-    Part {
+fn junit_part(text: &str, name: &str) -> Result<Part, LogError> {
+    let extracted = junit::try_extract(text).map_err(|e| {
+        LogError::Invalid(format!("`{name}`: JUnit XML report is not well-formed: {e}"))
+    })?;
+    Ok(Part {
         entry: None,
         kind_names: vec!["junit".to_string()],
-        extracted: junit::extract(text),
-    }
+        extracted,
+    })
 }
 
 /// Distils a file on disk.
@@ -107,7 +222,7 @@ pub(crate) fn extract_path(path: &Path, limit: u64) -> Result<Vec<Part>, LogErro
             }
             let mut bytes = Vec::new();
             f.read_to_end(&mut bytes).map_err(io_err)?;
-            Ok(vec![junit_part(&String::from_utf8_lossy(&bytes))])
+            Ok(vec![junit_part(&String::from_utf8_lossy(&bytes), &name)?])
         }
         Kind::Text => Ok(vec![extract_text(f, None, &name)?]),
     }
@@ -118,7 +233,7 @@ pub(crate) fn extract_bytes(bytes: &[u8], limit: u64) -> Result<Vec<Part>, LogEr
     let name = "(inline)";
     match sniff(&bytes[..bytes.len().min(SNIFF)], name)? {
         Kind::Zip => extract_zip(io::Cursor::new(bytes), name, limit),
-        Kind::Junit => Ok(vec![junit_part(&String::from_utf8_lossy(bytes))]),
+        Kind::Junit => Ok(vec![junit_part(&String::from_utf8_lossy(bytes), name)?]),
         Kind::Text => Ok(vec![extract_text(bytes, None, name)?]),
     }
 }

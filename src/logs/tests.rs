@@ -239,24 +239,15 @@ fn cargo_test_panics() {
 fn cargo_compile_errors() {
     let text = sample!("cargo-compile-error.txt");
     let d = distil(text);
-    assert_eq!(
-        rows(&d),
-        vec![
-            row(
-                "error[E0308]",
-                Some("src/lib.rs"),
-                Some(2),
-                Some("mismatched types")
-            ),
-            row(
-                "error[E0308]",
-                Some("src/lib.rs"),
-                Some(7),
-                Some("mismatched types")
-            ),
-        ]
-    );
-    check_stable(text);
+    // A compile error is not a failing test: no failure, the first error as the reason.
+    assert!(d.failures.is_empty(), "{:?}", d.failures);
+    let n = d.no_test_failure.expect("a no-test failure");
+    assert_eq!(n.error_line, "error[E0308]: mismatched types");
+    assert_eq!(n.file.as_deref(), Some("src/lib.rs"));
+    assert_eq!(n.line, Some(2));
+    assert_eq!(n.kind, "cargo");
+    assert!(d.excerpt.contains("error[E0308]: mismatched types"));
+    assert_eq!(d.signature, None);
 }
 
 #[test]
@@ -266,7 +257,7 @@ fn nextest_failures() {
         assert_eq!(
             rows(&d),
             vec![row(
-                "tests::adds_one",
+                "calc tests::adds_one",
                 Some("src/lib.rs"),
                 Some(16),
                 Some("assertion `left == right` failed")
@@ -332,8 +323,9 @@ fn jest_blocks() {
             ),
             row(
                 "parse › rejects bad input",
-                Some("src/parse.js"),
-                Some(4),
+                // The test's own frame (the call into parse.js), not the throw site.
+                Some("src/sum.test.js"),
+                Some(16),
                 Some("TypeError: Cannot read properties of undefined (reading 'trim')")
             ),
         ]
@@ -352,7 +344,7 @@ fn vitest_blocks() {
     assert_eq!(
         rows(&d),
         vec![row(
-            "src/sum.test.ts > sum > adds 1 + 2",
+            "sum > adds 1 + 2",
             Some("src/sum.test.ts"),
             Some(10),
             Some("AssertionError: expected 4 to be 3 // Object.is equality")
@@ -406,27 +398,12 @@ fn phpunit_sections_ignore_warnings() {
 fn generic_errors_only_when_no_test_failed() {
     let text = "Run make\nbuilding...\nFATAL: disk quota exceeded on /build\n##[error]Process completed with exit code 2.\n";
     let d = distil(text);
-    let msgs: Vec<&str> = d
-        .failures
-        .iter()
-        .filter_map(|f| f.message.as_deref())
-        .collect();
-    assert_eq!(
-        msgs,
-        vec![
-            "disk quota exceeded on /build",
-            "Process completed with exit code 2."
-        ]
-    );
-    assert!(
-        d.failures
-            .iter()
-            .all(|f| f.kind.as_deref() == Some("generic"))
-    );
-    assert_eq!(
-        d.signature.as_deref(),
-        Some("log: disk quota exceeded on /build")
-    );
+    assert!(d.failures.is_empty());
+    let n = d.no_test_failure.expect("a no-test failure");
+    assert_eq!(n.error_line, "FATAL: disk quota exceeded on /build");
+    assert_eq!(n.log_line, 3);
+    assert_eq!(n.kind, "generic");
+    assert_eq!(d.signature, None);
     // With a test failure, the exit-code line is context, not a failure.
     let d = distil(sample!("cargo-test.txt"));
     assert!(
@@ -555,6 +532,16 @@ fn junit_input_is_read_directly() {
 }
 
 #[test]
+fn a_truncated_junit_report_is_a_located_error() {
+    let xml = "<?xml version=\"1.0\"?>\n<testsuite name=\"go\">\n  <testcase classname=\"calc\" name=\"TestAdd\">\n    <failure message=\"Failed\">";
+    let err = distil_bytes(xml.as_bytes(), &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("JUnit XML report is not well-formed"), "{err}");
+    assert!(err.contains("(inline)"), "{err}");
+}
+
+#[test]
 fn adversarial_inputs_give_a_result_or_a_clear_error() {
     let empty = distil_bytes(b"", &DistilOptions::default()).unwrap();
     assert!(empty.failures.is_empty() && empty.excerpt.is_empty() && empty.signature.is_none());
@@ -623,4 +610,123 @@ fn thousands_of_failures_stay_bounded() {
     let d = distil(&log);
     assert_eq!(d.failures.len(), 10_000, "candidates are capped");
     assert!(d.excerpt.len() <= DistilOptions::default().budget_bytes);
+}
+
+#[test]
+fn real_errors_outrank_debug_output_and_exit_status_echoes() {
+    let text = "Error: 0\nError: 12\nsubprocess returning nonzero exit status 1\n\
+npm error code ERESOLVE\nnpm error ERESOLVE unable to resolve dependency tree\n\
+##[error]Process completed with exit code 1.\n";
+    let d = distil(text);
+    assert!(d.failures.is_empty());
+    let n = d.no_test_failure.expect("a no-test failure");
+    assert_eq!(n.error_line, "npm error code ERESOLVE");
+    // Only echoes: the exit status is the reason, never a number-only `Error: 0`.
+    let d = distil("Error: 0\nmake: *** [all] Error 2\n##[error]Process completed with exit code 2.\n");
+    let n = d.no_test_failure.expect("a no-test failure");
+    assert_eq!(n.error_line, "##[error]Process completed with exit code 2.");
+    // A job that says it succeeded has no reason to fail.
+    let d = distil("Error: retrying fetch\nJob succeeded\n");
+    assert_eq!(d.no_test_failure, None);
+    assert!(d.failures.is_empty());
+}
+
+#[test]
+fn oom_kill_and_timeout_outrank_the_exit_code() {
+    let d = distil("step 1\n##[error]The runner has received a shutdown signal.\nKilled process 4242 (java) total-vm:1GB, out of memory\n##[error]Process completed with exit code 137.\n");
+    let n = d.no_test_failure.expect("a no-test failure");
+    assert!(n.error_line.contains("out of memory"), "{}", n.error_line);
+    let d = distil("##[error]The job running on runner x has exceeded the maximum execution time of 360 minutes.\n##[error]Process completed with exit code 1.\n");
+    let n = d.no_test_failure.expect("a no-test failure");
+    assert!(n.error_line.contains("exceeded the maximum execution time"));
+}
+
+#[test]
+fn utf16_logs_with_and_without_bom_are_decoded() {
+    let text = "Run tests\r\nFAILED tests/test_a.py::test_x - assert 1 == 2\r\n";
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut bom = vec![0xFF, 0xFE];
+    bom.extend_from_slice(&le);
+    let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    for bytes in [bom, le, be] {
+        let d = distil_bytes(&bytes, &DistilOptions::default()).expect("distils");
+        assert_eq!(
+            rows(&d),
+            vec![row(
+                "tests/test_a.py::test_x",
+                Some("tests/test_a.py"),
+                None,
+                Some("assert 1 == 2")
+            )]
+        );
+    }
+}
+
+#[test]
+fn zero_width_characters_and_crlf_are_normalised() {
+    let d = distil("FAILED tests/test_\u{200b}a.py::test_x\u{feff} - boom\u{200d}\r\n");
+    assert_eq!(d.failures[0].test, "tests/test_a.py::test_x");
+    assert_eq!(d.failures[0].message.as_deref(), Some("boom"));
+}
+
+#[test]
+fn pytest_names_with_durations_workers_and_spaces_in_parameters() {
+    let d = distil(
+        "FAILED [0.3790s] tests/test_a.py::test_x - assert 0\n\
+[gw0] [ 50%] FAILED tests/test_b.py::test_y[a b-[1]] \n\
+FAILED tests/test_c.py::test_z[with space] - ValueError: bad\n",
+    );
+    let tests: Vec<&str> = d.failures.iter().map(|f| f.test.as_str()).collect();
+    assert_eq!(
+        tests,
+        vec![
+            "tests/test_a.py::test_x",
+            "tests/test_b.py::test_y[a b-[1]]",
+            "tests/test_c.py::test_z[with space]"
+        ]
+    );
+}
+
+#[test]
+fn rust_compiletest_and_bare_panics() {
+    let d = distil(
+        "---- [ui] tests/ui/unicode.rs stdout ----\nerror: test compilation failed although it shouldn't!\n\n\
+failures:\n\n    [ui] tests/ui/unicode.rs\n\ntest result: FAILED. 1 passed; 1 failed\n",
+    );
+    assert_eq!(d.failures[0].test, "[ui] tests/ui/unicode.rs");
+    let d = distil(
+        "running 1 test\nthread 'tests::it_works' panicked at src/lib.rs:9:9:\nassertion failed: 1 == 2\n",
+    );
+    assert_eq!(
+        rows(&d),
+        vec![row(
+            "tests::it_works",
+            Some("src/lib.rs"),
+            Some(9),
+            Some("assertion failed: 1 == 2")
+        )]
+    );
+    // A panic on the main thread is a crashed program, not a test.
+    let d = distil("thread 'main' panicked at src/main.rs:3:5:\nboom\n");
+    assert!(d.failures.is_empty());
+}
+
+#[test]
+fn gtest_templated_names() {
+    let d = distil(
+        "[ RUN      ] Foo<std::vector<int, A>>.Bar\nx.cc:3: Failure\nExpected equality\n\
+[  FAILED  ] Foo<std::vector<int, A>>.Bar (0 ms)\n[  FAILED  ] TypedTest/0.Works, where TypeParam = int\n",
+    );
+    let tests: Vec<&str> = d.failures.iter().map(|f| f.test.as_str()).collect();
+    assert_eq!(tests, vec!["Foo<std::vector<int, A>>.Bar", "TypedTest/0.Works"]);
+    assert_eq!(d.failures[0].message.as_deref(), Some("Expected equality"));
+}
+
+#[test]
+fn gitlab_sections_name_the_step() {
+    let d = distil(
+        "\x1b[0Ksection_start:1522927103:step_script\r\x1b[0KRunning tests\n\
+FAILED tests/test_a.py::test_x - assert 0\nsection_end:1522927104:step_script\r\x1b[0K\n",
+    );
+    assert_eq!(d.failures[0].step.as_deref(), Some("step_script"));
 }

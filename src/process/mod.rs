@@ -1,4 +1,5 @@
-//! Runs child processes under a budget: every child starts in its own process group; at the
+//! Runs child processes under a budget: every child starts in its own session and process group
+//! (no controlling terminal); at the
 //! budget the whole group gets SIGTERM, then after a grace period SIGKILL. Output goes straight to
 //! files (no pipes, so a chatty child never blocks). When the group leader exits, whatever it left
 //! behind in its group is killed too, so no test or agent process outlives its stage.
@@ -14,6 +15,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+pub mod reaper;
+pub mod sandbox;
 
 /// Process groups of the children running now (0 = free slot), so a signal handler can kill them
 /// all at once ([`kill_all_groups`]). 256 slots cover the widest stress run.
@@ -39,6 +43,15 @@ fn untrack(pgid: u32) {
             return;
         }
     }
+}
+
+/// The process groups of the children [`run`] is running now.
+pub fn live_groups() -> Vec<u32> {
+    LIVE_GROUPS
+        .iter()
+        .map(|s| s.load(Ordering::SeqCst))
+        .filter(|g| *g != 0)
+        .collect()
 }
 
 /// Sends SIGKILL to every child group started by [`run`] that is still running. Only atomics and
@@ -233,8 +246,18 @@ pub fn run(
         .current_dir(&spec.cwd)
         .stdin(stdin)
         .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
+        .stderr(stderr);
+    // A new session (so also a new process group, id = pid): the child has no controlling
+    // terminal, so it cannot push keystrokes into the user's shell (TIOCSTI).
+    // SAFETY: setsid is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     for k in &spec.env_remove {
         cmd.env_remove(k);
     }
@@ -242,12 +265,15 @@ pub fn run(
         cmd.env(k, v);
     }
     let start = Instant::now();
+    // Spawn and track under the reaper's lock: a child being started is never a survivor.
+    let spawn_lock = reaper::SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
         program: spec.program.clone(),
         source,
     })?;
     let pid = child.id();
     track(pid);
+    drop(spawn_lock);
     on_spawn(pid);
 
     // A waiter thread observes the leader's exit without reaping it (WNOWAIT), so the group id

@@ -48,8 +48,15 @@ pub fn title(st: &RunState, spec: &LoadedSpec) -> String {
     if let Some(t) = &spec.spec.pr.title {
         return t.clone();
     }
-    if let Some(f) = st.logs.as_ref().and_then(|l| l.distilled.failures.first()) {
-        return cut(&format!("Fix failing test {}", f.test), 72);
+    // Only a test fixci itself ran and saw pass is named.
+    if let Some(t) = st
+        .attempts
+        .iter()
+        .rev()
+        .find_map(|a| a.checks.as_ref())
+        .and_then(|v| v.ci_tests_passed().into_iter().next())
+    {
+        return cut(&format!("Fix failing test {t}"), 72);
     }
     if let Some(r) = &st.repro {
         if r.origin == "existing" {
@@ -78,7 +85,8 @@ pub fn summary(st: &RunState) -> String {
     let v = st.verification.as_ref();
     // While the publishing stages run, the status is still `running`; a verified fix is
     // described by what it will end as.
-    let status = match (st.status, v, &st.partial_reason) {
+    let partial = st.partial();
+    let status = match (st.status, v, &partial) {
         (Status::Running, Some(_), Some(_)) => Status::Partial,
         (Status::Running, Some(_), None) => Status::Success,
         (s, _, _) => s,
@@ -90,8 +98,8 @@ pub fn summary(st: &RunState) -> String {
             v.map_or(0, |v| v.runs)
         ),
         Status::Partial => format!(
-            "A fix passed every verification run, but with less evidence than the required confidence: {}.",
-            st.partial_reason.as_deref().unwrap_or("see Verification")
+            "A fix passed every verification run, but it is not a verified success: {}.",
+            partial.as_deref().unwrap_or("see Verification")
         ),
         Status::Escalated => format!(
             "No fix passed verification after {} attempt(s); a human has to take over.",
@@ -166,6 +174,9 @@ pub fn spec_name(st: &RunState, spec: &LoadedSpec) -> String {
 pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> String {
     let mut m = String::new();
     let _ = writeln!(m, "# fixci report: {}\n", title(st, spec));
+    if let Some(w) = crate::contain::warning(&st.containment) {
+        let _ = writeln!(m, "> **Warning:** {w}\n");
+    }
     let _ = writeln!(m, "## Summary\n");
     let _ = writeln!(m, "- **Status:** {}", st.status.as_str());
     if let Some(r) = &st.reason {
@@ -174,6 +185,17 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     let _ = writeln!(m, "- **Branch:** `{}`", st.branch.as_deref().unwrap_or("-"));
     if let Some(c) = &st.commit {
         let _ = writeln!(m, "- **Fix commit:** `{c}`");
+    }
+    if let Some(a) = st
+        .attempts
+        .last()
+        .filter(|a| !a.test_infra_allowed.is_empty())
+    {
+        let _ = writeln!(
+            m,
+            "- **Test infrastructure changed** (accepted because the spec sets `allow-test-infra-changes`): {}",
+            a.test_infra_allowed.join("; ")
+        );
     }
     let _ = writeln!(m, "\n{}\n", summary(st));
 
@@ -265,6 +287,17 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                     fence(r.failure_output.clone())
                 );
             }
+            if let Some(rec) = &r.sealed {
+                let src = rec
+                    .bytes
+                    .clone()
+                    .or_else(|| r.copy.as_ref().and_then(|c| std::fs::read(c).ok()));
+                let _ = writeln!(
+                    m,
+                    "{}",
+                    crate::verify::report::repro_markdown(&r.test_file, rec, src.as_deref())
+                );
+            }
         }
         None => {
             let _ = writeln!(m, "No reproduction.\n");
@@ -297,7 +330,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     if !tampering.is_empty() {
         let _ = writeln!(
             m,
-            "**Test tampering detected** (fixci restored its own copy of the reproduction test and refused marker, assertion or timeout changes):\n"
+            "**Test tampering detected** (fixci restored its own copy of the reproduction test and refused marker, assertion, timeout and test-infrastructure changes):\n"
         );
         for t in &tampering {
             let _ = writeln!(m, "- {t}");
@@ -370,13 +403,24 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
             f.matched_by,
             if f.unmatched_failures > 0 {
                 format!(
-                    "; {} failures with another signature were not counted",
+                    "; {} failures of another signature or kind (import, collection or environment errors, or not the CI's kind) were not counted",
                     f.unmatched_failures
                 )
             } else {
                 String::new()
             }
         );
+    }
+    // The checks of the verified attempt, else of the last one.
+    if let Some(v) = st
+        .attempts
+        .iter()
+        .rev()
+        .find(|a| a.outcome == crate::run_dir::AttemptOutcome::Passed)
+        .or(st.attempts.last())
+        .and_then(|a| a.checks.as_ref())
+    {
+        let _ = writeln!(m, "{}", crate::verify::report::checks_markdown(v));
     }
     match (
         &st.verification,
@@ -396,6 +440,14 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                         m,
                         "- Bound: **failure rate after fix < {bound:.4} at 95% confidence** ({} runs, no failure; exact binomial bound 1 - 0.05^(1/n)).",
                         v.runs
+                    );
+                    let k = crate::defaults::min_improvement(spec.spec.min_improvement);
+                    let _ = writeln!(
+                        m,
+                        "- Improvement: k = {k} (`min-improvement`): a change that left the failure rate above p0/k = {:.4} would have failed at least one of these {} runs with probability >= {:.3} (N = ceil(ln(alpha) / ln(1 - p0/k))).",
+                        f.failure_rate / k,
+                        v.runs,
+                        1.0 - crate::stats::pass_probability(f.failure_rate / k, v.runs)
                     );
                     let _ = writeln!(
                         m,
@@ -452,6 +504,7 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     }
 
     agent_section(&mut m, st);
+    m.push_str(&crate::contain::markdown(&st.containment));
 
     let _ = writeln!(
         m,

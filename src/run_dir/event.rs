@@ -96,6 +96,20 @@ pub enum Event {
         /// Output of a failing run (tail), when one failed.
         failure_output: Option<String>,
     },
+    /// fixci's record of the reproduction test (hash, runner, confirmed ids) and the command it
+    /// runs it with.
+    ReproductionSealed {
+        record: crate::verify::record::ReproRecord,
+        command: String,
+    },
+    /// The checks on an attempt's candidate commit (`None` when it could not be checked), the
+    /// base suite when it was run, and tampering found.
+    CandidateVerified {
+        attempt: Option<u32>,
+        verification: Option<crate::verify::record::Verification>,
+        base_suite: Option<crate::verify::record::SuiteRecord>,
+        tampering: Vec<String>,
+    },
     /// The failure rate of a flaky reproduction was measured.
     FlakyMeasured { stats: FlakyStats },
     /// A verification (`run-test` with `expect = "pass"`) ended, inside `attempt` or outside the
@@ -124,8 +138,16 @@ pub enum Event {
         diff: String,
         /// Refused or restored changes to tests.
         tampering: Vec<String>,
-        /// The agent's own explanation (`root-cause.md`).
+        /// The agent's own explanation: its `root-cause.md`, else (when it changed something)
+        /// the final message its CLI reported.
         root_cause: Option<String>,
+        /// Test-infrastructure changes accepted under `allow-test-infra-changes`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        test_infra_allowed: Vec<String>,
+        /// Why a verified fix can end at best `partial`: a deterministic fix edits the CI's
+        /// failing test ([`crate::judge::failing_test::failing_test_edit`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edits_failing_test: Option<String>,
     },
     /// An attempt ended.
     AttemptFinished {
@@ -143,6 +165,21 @@ pub enum Event {
     FixBranchCreated { branch: String },
     /// The PR was proposed (offline) or opened.
     PrRecorded { pr: PrState },
+    /// Processes left running that fixci killed: after an agent (`in_sandbox`: found by the
+    /// sandbox's supervisor, pids of the sandbox), before a stage, or before the verdict.
+    Survivors {
+        stage: String,
+        attempt: Option<u32>,
+        when: String,
+        in_sandbox: bool,
+        processes: Vec<crate::process::reaper::Survivor>,
+    },
+    /// Files of fixci's run directory changed while an agent ran.
+    RunDirChanged {
+        stage: String,
+        attempt: Option<u32>,
+        paths: Vec<String>,
+    },
     /// The run stops going on: the first such event sets the outcome that the end keeps.
     RunStopping { status: Status, reason: String },
     /// The run ended; `status` is final.

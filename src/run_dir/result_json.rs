@@ -55,6 +55,9 @@ pub struct ResultJson {
     pub bound_95: Option<f64>,
     /// PR or offline proposal.
     pub pr: Option<PrState>,
+    /// The agents' sandbox, the processes fixci killed, run-directory changes.
+    #[serde(default)]
+    pub containment: crate::contain::Containment,
     /// RFC 3339 start time.
     pub started_at: String,
     /// RFC 3339 end time.
@@ -216,6 +219,7 @@ impl ResultJson {
                 .filter(|v| st.flaky.is_some() && v.failed == 0)
                 .map(|v| crate::stats::upper_bound_after_zero_failures(v.runs, 0.95)),
             pr: st.pr.clone(),
+            containment: st.containment.clone(),
             started_at: st.started_at.clone(),
             finished_at: st.finished_at.clone(),
         }

@@ -135,6 +135,9 @@ pub struct Repro {
     pub confirmed: bool,
     /// Output of a failing confirmation run (tail).
     pub failure_output: String,
+    /// fixci's copy of the test (SHA-256, bytes in memory), its runner and confirmed ids.
+    #[serde(default)]
+    pub sealed: Option<crate::verify::record::ReproRecord>,
 }
 
 /// Run counts of a `run-test` stage.
@@ -173,13 +176,23 @@ pub struct Attempt {
     pub failure_output: String,
     /// Changes the agent made to the reproduction test or test markers, which fixci refused.
     pub tampering: Vec<String>,
-    /// The agent's own explanation (`root-cause.md`), if it wrote one.
+    /// The agent's own explanation: its `root-cause.md`, else (when the attempt changed
+    /// something) the final message its CLI reported.
     pub root_cause: Option<String>,
+    /// Test-infrastructure changes accepted under `allow-test-infra-changes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_infra_allowed: Vec<String>,
+    /// Why this fix can end at best `partial`: it edits the CI's failing test (deterministic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edits_failing_test: Option<String>,
     /// Verification counts.
     pub verification: Option<Counts>,
     /// What the fix agent's CLI reported for this attempt (tokens, cost, error).
     #[serde(default)]
     pub agent_report: Option<crate::agent::AgentReport>,
+    /// The checks fixci ran on this attempt's candidate commit.
+    #[serde(default)]
+    pub checks: Option<crate::verify::record::Verification>,
 }
 
 /// The PR (or the offline proposal).
@@ -257,6 +270,12 @@ pub struct RunState {
     /// Where the run publishes, fixed before any agent ran.
     #[serde(default)]
     pub forge: Option<crate::forge::ForgeTarget>,
+    /// The agents' sandbox, the processes they left behind and changes to the run directory.
+    #[serde(default)]
+    pub containment: crate::contain::Containment,
+    /// The suite's outcome at the base commit, once run (for the regression check).
+    #[serde(default)]
+    pub base_suite: Option<crate::verify::record::SuiteRecord>,
 }
 
 /// An issue used as the task (untrusted text).
@@ -378,6 +397,8 @@ impl RunState {
             partial_reason: None,
             issue: None,
             forge: None,
+            containment: Default::default(),
+            base_suite: None,
         }
     }
 
@@ -448,6 +469,26 @@ impl RunState {
                     }
                 }
             }
+            Event::ReproductionSealed { record, command } => {
+                if let Some(r) = self.repro.as_mut() {
+                    r.sealed = Some(record.clone());
+                    r.command = command.clone();
+                }
+            }
+            Event::CandidateVerified {
+                attempt,
+                verification,
+                base_suite,
+                tampering,
+            } => {
+                if base_suite.is_some() {
+                    self.base_suite = base_suite.clone();
+                }
+                if let Some(a) = attempt.and_then(|n| self.attempt_mut(n)) {
+                    a.checks = verification.clone();
+                    a.tampering.extend(tampering.iter().cloned());
+                }
+            }
             Event::FlakyMeasured { stats } => self.flaky = Some(stats.clone()),
             Event::VerificationRecorded {
                 attempt,
@@ -482,11 +523,15 @@ impl RunState {
                 diff,
                 tampering,
                 root_cause,
+                test_infra_allowed,
+                edits_failing_test,
             } => {
                 if let Some(a) = self.attempt_mut(*attempt) {
                     a.diff = diff.clone();
                     a.tampering = tampering.clone();
                     a.root_cause = root_cause.clone();
+                    a.test_infra_allowed = test_infra_allowed.clone();
+                    a.edits_failing_test = edits_failing_test.clone();
                 }
             }
             Event::AttemptFinished {
@@ -509,6 +554,7 @@ impl RunState {
             Event::CommitMade { commit } => self.commit = Some(commit.clone()),
             Event::FixBranchCreated { branch } => self.branch = Some(branch.clone()),
             Event::PrRecorded { pr } => self.pr = Some(pr.clone()),
+            Event::Survivors { .. } | Event::RunDirChanged { .. } => self.containment.apply(e),
             Event::RunStopping { status, reason } => {
                 if self.status == Status::Running {
                     self.status = *status;
@@ -532,14 +578,28 @@ impl RunState {
         }
     }
 
+    /// Why a verified fix ends `partial`, not `success`: the evidence fell short
+    /// (`partial_reason`), and/or the last attempt's fix edits the CI's failing test (a
+    /// deterministic failure: a human must judge); both joined with `; `.
+    pub fn partial(&self) -> Option<String> {
+        let edit = self
+            .attempts
+            .last()
+            .and_then(|a| a.edits_failing_test.clone());
+        match (self.partial_reason.clone(), edit) {
+            (Some(a), Some(b)) => Some(format!("{b}; {a}")),
+            (a, b) => b.or(a),
+        }
+    }
+
     /// The status a run that reached its end without a stop gets: `interrupted` when it was
     /// cancelled, `partial` when a verified fix fell short of the required confidence, else
     /// `success`; a run already stopped keeps its status. Returns the status and its reason.
     pub fn final_status(&self, cancelled: bool) -> (Status, Option<String>) {
         match self.status {
             Status::Running if cancelled => (Status::Interrupted, Some("interrupted".into())),
-            Status::Running => match &self.partial_reason {
-                Some(why) => (Status::Partial, Some(why.clone())),
+            Status::Running => match self.partial() {
+                Some(why) => (Status::Partial, Some(why)),
                 None => (Status::Success, None),
             },
             s => (s, self.reason.clone()),
@@ -627,6 +687,8 @@ mod tests {
             diff: "diff --git a/x b/x".into(),
             tampering: vec![],
             root_cause: Some("off by one".into()),
+            test_infra_allowed: vec![],
+            edits_failing_test: None,
         });
         st.apply(&Event::VerificationRecorded {
             attempt: Some(1),

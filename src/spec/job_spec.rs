@@ -61,6 +61,11 @@ pub struct JobSpec {
     /// Shell command that runs the test; `{test_file}` is replaced by the test path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_command: Option<String>,
+    /// The command that runs the test suite for the regression check (e.g. `python -m pytest
+    /// -q`); without it, fixci runs the test files of the CI failure and of the reproduction's
+    /// folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite_command: Option<String>,
     /// Extra environment variables removed from the agent's and tests' environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<String>,
@@ -68,6 +73,24 @@ pub struct JobSpec {
     /// not to): fold them into fixci's single fix commit (default), or reject the stage.
     #[serde(default, skip_serializing_if = "AgentCommits::is_fold")]
     pub agent_commits: AgentCommits,
+    /// Where agents run: `auto` (bubblewrap when usable, else none with a warning), `bwrap`
+    /// (refuse to run without it), `none` (see `crate::process::sandbox`).
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub sandbox: crate::process::sandbox::SandboxMode,
+    /// Accept fixes that add or change test infrastructure (conftest.py, runner configs, test
+    /// sections of shared configs, start-up hooks, shadowing modules, ignore files, CI
+    /// workflows); the report's summary then says so. Default false: such fixes are refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_test_infra_changes: bool,
+    /// Flaky verification: the factor k by which a fix must at least divide the failure rate.
+    /// Verification makes N = ceil(ln(alpha) / ln(1 - p0/k)) runs, so a change that leaves
+    /// the rate above p0/k fails it with probability at least 1 - alpha (default 4; > 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_improvement: Option<f64>,
+}
+
+fn is_auto(m: &crate::process::sandbox::SandboxMode) -> bool {
+    *m == crate::process::sandbox::SandboxMode::Auto
 }
 
 /// The `agent-commits` policy. Files the agent staged are unstaged either way.
@@ -97,7 +120,8 @@ fn default_base() -> String {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AgentSpec {
-    /// Preset name (`claude`, `codex`, `aider`, `gemini`, `command`).
+    /// Preset name (`claude`, `codex`, `gemini`, `aider`, `opencode`, `copilot`, `qwen`,
+    /// `command`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
     /// Explicit argv.
@@ -112,6 +136,10 @@ pub struct AgentSpec {
     /// `prompt` to feed the rendered prompt on stdin, `none` for /dev/null.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,
+    /// Which parser reads the agent's stdout (`claude-json`, ..., `none`), overriding the
+    /// preset's: for a spec's own command line that prints one of the known formats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<crate::agent::ResultFormat>,
 }
 
 impl<'de> Deserialize<'de> for AgentSpec {
@@ -126,6 +154,7 @@ impl<'de> Deserialize<'de> for AgentSpec {
             #[serde(default)]
             env: BTreeMap<String, String>,
             stdin: Option<String>,
+            result: Option<crate::agent::ResultFormat>,
         }
         let v = serde_json::Value::deserialize(d)?;
         match v {
@@ -141,6 +170,7 @@ impl<'de> Deserialize<'de> for AgentSpec {
                     args: t.args,
                     env: t.env,
                     stdin: t.stdin,
+                    result: t.result,
                 })
             }
         }

@@ -14,9 +14,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::prompt_context;
-use super::{Stage, StageCtx, StageResult, judge, worktree};
+use super::{Stage, StageCtx, StageResult, worktree};
 use crate::agent::{AgentReport, Invocation};
+use crate::contain::{self, AgentWatch};
 use crate::error::{Error, io_error};
+use crate::judge;
 use crate::pipeline::{Role, Templates, render_prompt};
 use crate::process::{self, Limits, OutputTo, Termination};
 use crate::run_dir::Event;
@@ -57,7 +59,13 @@ impl Stage for AgentStage {
             model: cx.env.spec().spec.model.clone(),
             secret_env: cx.env.spec().spec.secret_env.clone(),
         };
-        let cmd = cx.env.req.agent.command(&inv);
+        let mut cmd = cx.env.req.agent.command(&inv);
+        if cx.st().containment.sandbox.as_ref().is_some_and(|d| d.sandboxed()) {
+            cmd.args = cx.env.req.agent.without_own_sandbox(&cmd.args);
+        }
+        // A usage report is the CLI's own, of this invocation only.
+        let usage_file = cx.dir.join(crate::agent::USAGE_FILE);
+        let _ = std::fs::remove_file(&usage_file);
         let wt_repo =
             vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
         let branch = cx.st().branch.clone().unwrap_or_default();
@@ -66,10 +74,23 @@ impl Stage for AgentStage {
         let stderr = cx.dir.join("agent.stderr.log");
         let id = cx.id.to_string();
         let shown = cmd.display();
+        let agent_name = cx.env.req.agent.name.clone();
+        let spawn_error = |e| {
+            Error::infra(format!("cannot start agent `{agent_name}`"))
+                .source(e)
+                .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
+        };
+        // The sandbox (when the run has one) and the run directory's snapshot.
+        let run_path = cx.env.run_dir.path().to_path_buf();
+        let watch = AgentWatch::start(cx.st().containment.sandbox.as_ref(), &run_path, &wt, &cx.dir)
+            .map_err(|e| io_error("prepare the sandbox in", &run_path, e))?;
+        let (cmd, out) = watch
+            .wrap(cmd, OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() }, &cx.env.req.agent.writable)
+            .map_err(spawn_error)?;
         let rec = &mut *cx.rec;
         let finished = process::run(
             &cmd,
-            &OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() },
+            &out,
             Limits { budget: cx.budget, grace: cx.env.grace },
             Some(cx.env.req.cancel),
             &mut |pid| {
@@ -77,21 +98,26 @@ impl Stage for AgentStage {
                 rec.emit(Event::ChildStarted { stage: id.clone(), pid, command: shown.clone() });
             },
         )
-        .map_err(|e| {
-            Error::infra(format!("cannot start agent `{}`", cx.env.req.agent.name))
-                .source(e)
-                .hint("install the agent CLI, or choose another with `--agent NAME` or the spec's `agent`")
-        })?;
+        .map_err(spawn_error)?;
         cx.env.run_dir.clear_child();
+        let found = contain::agent_events((cx.id, cx.attempt), watch.finish(&stderr));
+        let tampered = contain::tamper_reason(&found);
+        for e in found {
+            cx.emit(e);
+        }
         let git = match before {
             Some(b) => vcs::undo_agent_git(&wt_repo, &branch, b)
                 .map_err(|e| Error::infra("cannot undo the agent's own git changes").source(e))?,
             None => Default::default(),
         };
         take_fallback_outputs(&wt, &cx.dir)?;
+        let usage = std::fs::read(&usage_file)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         let mut report = crate::agent::result::parse(
             cx.env.req.agent.result,
             &String::from_utf8_lossy(&std::fs::read(&stdout).unwrap_or_default()),
+            usage.as_deref(),
         );
         report.exit = finished.termination.describe();
         report.agent = cx.env.req.agent.name.clone();
@@ -117,6 +143,12 @@ impl Stage for AgentStage {
             result
                 .summary
                 .push_str(&format!("; {}", git.describe("folded into fixci's commit")));
+        }
+        if let Some(why) = tampered {
+            // fixci's own records are not to be trusted any more: the run ends here.
+            report.set_error(why.clone());
+            result = StageResult::failed(why.clone());
+            cx.emit(Event::RunStopping { status: crate::run_dir::Status::Failed, reason: why });
         }
         // Inside an attempt, a fix agent's report is kept on the attempt.
         cx.emit(Event::AgentFinished {
@@ -189,7 +221,7 @@ impl AgentStage {
         let agent_exit = termination.describe();
         let r = match self.role {
             Role::Reproduce => read_repro(cx, wt, &agent_exit)?,
-            Role::Fix => judge_fix(cx, wt, &agent_exit)?,
+            Role::Fix => judge_fix(cx, wt, &agent_exit, report.explanation.as_deref())?,
         };
         if r.status != StageStatus::Passed {
             report.set_error(r.summary.clone());
@@ -263,30 +295,49 @@ fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stag
     if r.command.trim().is_empty() {
         return Ok(StageResult::failed("`repro.json` has an empty command"));
     }
+    // fixci keeps the test's bytes (hash in state) and builds the command itself.
+    let bytes = std::fs::read(&full).map_err(|e| io_error("read", &full, e))?;
+    let (runner, note) = crate::verify::repro_runner(
+        &r.test_file,
+        Some(&r.command),
+        cx.env.spec().spec.test_command.as_deref(),
+    );
     let copy = cx.env.run_dir.repro_copy(&r.test_file);
     if let Some(d) = copy.parent() {
         std::fs::create_dir_all(d).map_err(|e| io_error("create", d, e))?;
     }
-    std::fs::copy(&full, &copy).map_err(|e| io_error("copy", &full, e))?;
-    let summary = format!(
-        "reproduction test `{}`, command `{}`",
-        r.test_file, r.command
+    std::fs::write(&copy, &bytes).map_err(|e| io_error("write", &copy, e))?;
+    let mut summary = format!(
+        "reproduction test `{}`, run by fixci with `{}`",
+        r.test_file,
+        runner.display()
     );
+    if let Some(n) = &note {
+        summary.push_str(&format!("; {n}"));
+    }
     cx.emit(Event::ReproductionRecorded {
         repro: Repro {
             test_file: r.test_file,
-            command: r.command,
+            command: runner.display(),
             origin: "agent".into(),
             copy: Some(copy),
             confirmed: false,
             failure_output: String::new(),
+            sealed: Some(crate::verify::record::ReproRecord::new(bytes, runner, note)),
         },
     });
     Ok(StageResult::passed(summary))
 }
 
-/// Records the attempt's diff, root cause and any tampering with tests.
-fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<StageResult, Error> {
+/// Records the attempt's diff, root cause and any tampering with tests. The root cause is the
+/// agent's `root-cause.md`, else (when it changed something) `explanation`, its final message
+/// as its CLI's parser read it.
+fn judge_fix(
+    cx: &mut StageCtx<'_>,
+    wt: &Path,
+    agent_exit: &str,
+    explanation: Option<&str>,
+) -> Result<StageResult, Error> {
     let repro = cx.st().repro.clone().ok_or_else(|| Error::usage("a fix stage needs a reproduction (a reproduce stage or `existing-test-path`) before it"))?;
     let mut tampering = Vec::new();
     let from_agent = repro.origin == "agent";
@@ -318,14 +369,30 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
     // Test edits are judged over the whole change, the agent's reproduction test included.
     let full_diff = vcs::diff_worktree(&repo, base, &[])
         .map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
-    let refused = judge::judge_test_edits(&full_diff);
+    let spec = &cx.env.spec().spec;
+    let failing_tests = judge::failing_test::failing_test_files(cx.st());
+    let findings = judge::judge_fix(
+        &repo,
+        base,
+        &judge::FixRules {
+            full_diff: &full_diff,
+            failing_tests: &failing_tests,
+            deterministic: spec.deterministic,
+            allow_test_infra_changes: spec.allow_test_infra_changes,
+        },
+    )
+    .map_err(|e| Error::infra("cannot judge the fix's changes").source(e))?;
+    let refused = findings.refused.clone();
     tampering.extend(refused.iter().cloned());
     std::fs::write(cx.dir.join("attempt.diff"), &diff)
         .map_err(|e| io_error("write", &cx.dir.join("attempt.diff"), e))?;
-    let root_cause = std::fs::read_to_string(cx.dir.join("root-cause.md"))
-        .ok()
+    let written = std::fs::read_to_string(cx.dir.join("root-cause.md")).ok();
+    let said = explanation.filter(|_| !diff.trim().is_empty());
+    let root_cause = [written.as_deref(), said]
+        .into_iter()
+        .flatten()
         .map(|s| crate::redact::redact(s.trim()))
-        .filter(|s| !s.is_empty());
+        .find(|s| !s.is_empty());
     let attempt = cx
         .attempt
         .filter(|n| cx.st().attempts.iter().any(|a| a.number == *n))
@@ -335,9 +402,11 @@ fn judge_fix(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stage
         diff: diff.clone(),
         tampering: tampering.clone(),
         root_cause,
+        test_infra_allowed: findings.allowed_infra.clone(),
+        edits_failing_test: findings.partial.clone(),
     });
     if !refused.is_empty() {
-        let mut r = StageResult::failed(format!("refused test edits: {}", refused.join("; ")));
+        let mut r = StageResult::failed(format!("refused: {}", refused.join("; ")));
         r.refused = true;
         return Ok(r);
     }

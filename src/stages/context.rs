@@ -131,12 +131,13 @@ pub fn prompt_context(
         Some(l) => json!({
             "available": true,
             "failures": l.distilled.failures,
+            "no_test_failure": l.distilled.no_test_failure,
             "signature": l.distilled.signature,
             "excerpt": l.distilled.excerpt,
             "path": l.path.as_ref().map(|p| p.display().to_string()),
         }),
         None => {
-            json!({"available": false, "failures": [], "signature": null, "excerpt": "", "path": null})
+            json!({"available": false, "failures": [], "no_test_failure": null, "signature": null, "excerpt": "", "path": null})
         }
     };
     let repro = match &st.repro {

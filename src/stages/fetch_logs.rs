@@ -64,7 +64,13 @@ impl Stage for FetchLogs {
         .map_err(|e| io_error("write", &cx.dir.join("distilled.json"), e))?;
         let n = distilled.failures.len();
         let summary = match n {
-            0 => "no failing test recognised; the prompt carries the log excerpt".to_string(),
+            0 => match &distilled.no_test_failure {
+                Some(e) => format!(
+                    "no failing test: the job failed at line {} of the log",
+                    e.log_line
+                ),
+                None => "no failing test recognised; the prompt carries the log excerpt".to_string(),
+            },
             _ => format!(
                 "{n} failing test{}: {}",
                 if n == 1 { "" } else { "s" },
@@ -95,5 +101,8 @@ fn redact_distilled(d: &mut logs::Distilled) {
     for f in &mut d.failures {
         f.test = redact(&f.test);
         f.message = f.message.as_deref().map(redact);
+    }
+    if let Some(n) = &mut d.no_test_failure {
+        n.error_line = redact(&n.error_line);
     }
 }

@@ -1,5 +1,6 @@
 //! `git-commit`: commits the worktree's changes as fixci's single fix commit on the fix branch
-//! (agent droppings and ignored files left out) and writes `fix.diff` (`base..commit`).
+//! (agent droppings and ignored files left out) and writes `fix.diff` (`base..commit`). When
+//! the attempt was verified as a candidate commit, the branch is moved to exactly that commit.
 
 use super::{Stage, StageCtx, StageResult, worktree};
 use crate::error::{Error, io_error};
@@ -30,9 +31,25 @@ impl Stage for GitCommit {
                 v.passed, v.runs
             ));
         }
-        let Some(oid) = vcs::commit_all(&wt, &msg)
-            .map_err(|e| Error::infra("cannot commit the fix").source(e))?
-        else {
+        // The commit fixci verified is the one proposed: the branch moves to it as it is.
+        let verified = cx
+            .st()
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.outcome == crate::run_dir::AttemptOutcome::Passed)
+            .and_then(|a| a.checks.as_ref())
+            .and_then(|v| git2::Oid::from_str(&v.commit).ok());
+        let committed = match verified {
+            Some(oid) => vcs::reset_worktree_to(&wt, oid)
+                .map(|()| Some(oid))
+                .map_err(|e| {
+                    Error::infra("cannot put the verified commit on the fix branch").source(e)
+                })?,
+            None => vcs::commit_all(&wt, &msg)
+                .map_err(|e| Error::infra("cannot commit the fix").source(e))?,
+        };
+        let Some(oid) = committed else {
             return Ok(StageResult::failed(
                 "nothing to commit: the worktree has no change against base",
             ));

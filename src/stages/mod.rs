@@ -11,9 +11,9 @@ mod fetch_logs;
 pub mod forge_inputs;
 mod git_branch;
 mod git_commit;
-pub mod judge;
 mod open_pr;
 mod run_test;
+mod sealed_run;
 mod strip_test;
 
 use std::path::PathBuf;
@@ -200,12 +200,14 @@ pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
 }
 
 /// Puts fixci's own copy of the confirmed reproduction test back into the worktree (no-op for a
-/// reproduction without a copy).
+/// reproduction without a copy, and for the CI's own test).
 pub(crate) fn restore_repro_test(
     wt: &std::path::Path,
     repro: &crate::run_dir::Repro,
 ) -> Result<(), Error> {
-    let Some(copy) = &repro.copy else {
+    // The CI's own test (`existing`) is not restored: the fix may edit it (a flaky test's
+    // set-up often is the bug); such edits are judged (`crate::judge`) and verified as edited.
+    let Some(copy) = repro.copy.as_ref().filter(|_| repro.origin != "existing") else {
         return Ok(());
     };
     let dest = wt.join(&repro.test_file);

@@ -1,18 +1,19 @@
-//! `run-test`: fixci runs the reproduction command itself, N times in the worktree, each run in
-//! its own process group under what is left of the stage budget. `expect = "fail"` confirms a
-//! reproduction (every run must fail); `expect = "pass"` verifies a fix (every run must pass).
-//! With `restore-test`, fixci's own copy of the confirmed test is put back before each run, so
-//! an agent cannot pass verification by editing the test.
-
-use std::time::Instant;
+//! `run-test`: fixci runs the reproduction itself, each run in its own process group under what
+//! is left of the stage budget. In repeat mode both directions run in sealed checkouts
+//! ([`super::sealed_run`]): `expect = "fail"` confirms a reproduction on the start commit (every
+//! run must fail); `expect = "pass"` commits the attempt and verifies that commit (the
+//! reproduction passes N times, the CI's failing tests pass, no regressions). With
+//! `restore-test`, fixci's own bytes of the confirmed test are used, so an agent cannot pass
+//! verification by editing the test. Stress mode (flaky failures) runs in the worktree.
 
 use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, worktree};
 use crate::defaults;
-use crate::error::{Error, io_error};
-use crate::pipeline::{Count, Expect, RunMode};
-use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
 use crate::run_dir::Event;
-use crate::run_dir::{Counts, FlakyStats, StageStatus};
+use crate::run_dir::{Counts, FlakyStats};
+use crate::error::{Error, io_error};
+use crate::judge::reproduction::{judge_failing_run, judge_passing_run};
+use crate::pipeline::{Count, Expect, RunMode};
+use crate::process;
 
 /// The `run-test` stage.
 pub struct RunTest {
@@ -35,136 +36,38 @@ impl Stage for RunTest {
         if self.mode == RunMode::Stress {
             return self.stress(cx);
         }
-        let wt = worktree(cx.st())?;
-        let repro = cx.st().repro.clone().ok_or_else(|| Error::usage(format!("stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it", cx.id)))?;
+        if cx.st().repro.is_none() {
+            return Err(Error::usage(format!(
+                "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
+                cx.id
+            )));
+        }
         let default = match self.expect {
             Expect::Fail => defaults::CONFIRM_RUNS,
             Expect::Pass => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
         };
         let n = cx.env.count(self.runs.as_ref(), default, "`runs`")?;
-        let started = Instant::now();
-        let mut counts = Counts {
-            planned: n,
-            ..Default::default()
-        };
-        let mut first_failure: Option<String> = None;
-        let mut verdict: Option<StageResult> = None;
-        for k in 1..=n {
-            if cx.env.cancelled() {
-                verdict = Some(StageResult::failed("interrupted"));
-                break;
-            }
-            let remaining = cx.budget.saturating_sub(started.elapsed());
-            if remaining.is_zero() {
-                verdict = Some(StageResult::new(
-                    StageStatus::Timeout,
-                    format!("the stage budget ran out after {} of {n} runs", counts.runs),
-                ));
-                break;
-            }
-            if self.restore {
-                restore_repro_test(&wt, &repro)?;
-            }
-            let mut cmd = CommandSpec::shell(&repro.command, &wt);
-            cmd.env_remove = test_env_remove(cx.env);
-            cmd.env = super::test_env(cx.env);
-            let log = cx.dir.join(format!("run-{k}.log"));
-            let f = process::run(
-                &cmd,
-                &OutputTo::Combined(log.clone()),
-                Limits {
-                    budget: remaining,
-                    grace: cx.env.grace,
-                },
-                Some(cx.env.req.cancel),
-                &mut |pid| {
-                    cx.env.run_dir.record_child(pid);
-                },
-            )
-            .map_err(|e| Error::infra("cannot start `sh` to run the test").source(e))?;
-            cx.env.run_dir.clear_child();
-            counts.runs += 1;
-            let passed = f.termination.success();
-            if passed {
-                counts.passed += 1;
-            } else {
-                counts.failed += 1;
-                if matches!(f.termination, Termination::TimedOut { .. }) {
-                    counts.timed_out += 1;
-                }
-                if first_failure.is_none() {
-                    first_failure = Some(crate::redact::redact(&process::tail(&log, 6 * 1024)));
-                }
-            }
-            cx.emit(Event::TestRun {
-                stage: cx.id.to_string(),
-                run: k,
-                of: n,
-                passed,
-                how: f.termination.describe(),
-            });
-            if f.termination == Termination::Cancelled {
-                verdict = Some(StageResult::failed("interrupted"));
-                break;
-            }
-            match (self.expect, passed) {
-                (Expect::Fail, true) => {
-                    verdict = Some(StageResult::failed(format!(
-                        "the reproduction passed on run {k} of {n}: it does not reproduce the failure"
-                    )));
-                    break;
-                }
-                (Expect::Pass, false) => {
-                    verdict = Some(StageResult::failed(format!(
-                        "verification run {k} of {n} failed ({})",
-                        f.termination.describe()
-                    )));
-                    break;
-                }
-                _ => {}
-            }
-        }
-        std::fs::write(
-            cx.dir.join("counts.json"),
-            serde_json::to_string_pretty(&counts).unwrap_or_default(),
-        )
-        .map_err(|e| io_error("write", &cx.dir.join("counts.json"), e))?;
-        let ok = verdict.is_none();
+        // Both run in sealed checkouts with commands fixci builds (see `sealed_run`).
         match self.expect {
-            Expect::Fail => cx.emit(Event::ReproductionTested {
-                confirmed: ok,
-                failure_output: first_failure.clone(),
-            }),
-            Expect::Pass => cx.emit(Event::VerificationRecorded {
-                attempt: cx.attempt,
-                counts: counts.clone(),
-                passed: ok,
-                failure_output: first_failure.clone(),
-            }),
+            Expect::Fail => super::sealed_run::confirm(cx, n),
+            Expect::Pass => super::sealed_run::verify(cx, n, self.restore),
         }
-        Ok(verdict.unwrap_or_else(|| {
-            let timeouts = if counts.timed_out > 0 {
-                format!(" ({} by timeout)", counts.timed_out)
-            } else {
-                String::new()
-            };
-            match self.expect {
-                Expect::Fail => StageResult::passed(format!(
-                    "failed {} of {} runs{timeouts}, as a reproduction must",
-                    counts.failed, counts.runs
-                )),
-                Expect::Pass => {
-                    StageResult::passed(format!("passed {} of {} runs", counts.passed, counts.runs))
-                }
-            }
-        }))
     }
+}
+
+/// The CI failure's kind and signature, from the distilled log of the run (if any).
+fn ci_kind(st: &crate::run_dir::RunState) -> Option<(crate::judge::FailureKind, String)> {
+    st.logs
+        .as_ref()
+        .and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled))
 }
 
 impl RunTest {
     /// Parallel runs through the stress runner. `expect = "fail"` confirms a flaky reproduction
     /// (at least one counted failure) and measures p0; `expect = "pass"` verifies a fix with
-    /// N = ceil(ln(alpha) / ln(1 - p0)) runs, stopping at the first failure.
+    /// N = ceil(ln(alpha) / ln(1 - p0/k)) runs (k = the spec's `min-improvement`), stopping at
+    /// the first failure. Only failures that can confirm a reproduction count towards p0
+    /// ([`crate::judge::reproduction`]).
     fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
         let wt = worktree(cx.st())?;
@@ -191,13 +94,25 @@ impl RunTest {
             .logs
             .as_ref()
             .and_then(|l| l.distilled.signature.clone());
-        let matched_by = match (&signature, repro.origin.as_str()) {
-            (Some(sig), "existing") => {
-                cfg.failure_match = Some(FailureMatch::Signature(sig.clone()));
-                format!("the CI failure signature `{sig}`")
-            }
-            _ => "any failure of the reproduction command".to_string(),
+        let ci = ci_kind(cx.st());
+        let (signature, matched_by) = match (&signature, repro.origin.as_str()) {
+            (Some(sig), "existing") => (
+                Some(sig.clone()),
+                format!("the CI failure signature `{sig}`"),
+            ),
+            _ => match &ci {
+                Some((kind, _)) => (
+                    None,
+                    format!("failures of the CI's kind ({kind}) of the reproduction command"),
+                ),
+                None => (None, "any failure of the reproduction command".to_string()),
+            },
         };
+        // An import, collection or environment error never counts as a reproduction.
+        cfg.failure_match = Some(FailureMatch::Reproduction {
+            signature,
+            ci_kind: ci.map(|(k, _)| k),
+        });
         let planned = match self.expect {
             Expect::Fail => {
                 cfg.runs = Some(cx.env.count(self.runs.as_ref(), defaults::STRESS_RUNS, "`runs`")?);
@@ -213,7 +128,11 @@ impl RunTest {
                     .unwrap_or(0.0);
                 let n = match &self.runs {
                     Some(c) => cx.env.count(Some(c), 1, "`runs`")?,
-                    None if p0 > 0.0 => crate::stats::runs_needed(p0, self.alpha),
+                    None if p0 > 0.0 => crate::stats::runs_to_catch(
+                        p0,
+                        defaults::min_improvement(cx.env.spec().spec.min_improvement),
+                        self.alpha,
+                    ),
                     None => u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs)),
                 };
                 cfg.runs = Some(n);
@@ -264,8 +183,19 @@ impl RunTest {
                 });
                 if report.failures == 0 {
                     let other = if report.unmatched_failures > 0 {
+                        let why = report
+                            .failing_runs
+                            .iter()
+                            .find(|r| !r.counted)
+                            .and_then(|r| {
+                                let out = process::tail(&r.output, 256 * 1024);
+                                judge_failing_run(&out, &r.termination, ci_kind(cx.st()).as_ref())
+                                    .err()
+                            })
+                            .map(|w| format!("; the first: {w}"))
+                            .unwrap_or_default();
                         format!(
-                            " ({} failures with another signature did not count)",
+                            " ({} failures of another signature or kind did not count{why})",
                             report.unmatched_failures
                         )
                     } else {
@@ -288,10 +218,15 @@ impl RunTest {
                 )))
             }
             Expect::Pass => {
+                // A passing run that ran no test (a test renamed away) passes nothing.
+                let no_test = report
+                    .passing_samples
+                    .iter()
+                    .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
                 cx.emit(Event::VerificationRecorded {
                     attempt: cx.attempt,
                     counts: counts.clone(),
-                    passed: report.failures + report.unmatched_failures == 0,
+                    passed: report.failures + report.unmatched_failures == 0 && no_test.is_none(),
                     failure_output: first_failure,
                 });
                 if report.failures + report.unmatched_failures > 0 {
@@ -300,6 +235,9 @@ impl RunTest {
                         report.runs
                     )));
                 }
+                if let Some(why) = no_test {
+                    return Ok(StageResult::failed(format!("verification failed: {why}")));
+                }
                 if report.runs < planned {
                     cx.emit(Event::PartialEvidence { reason: format!(
                         "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out",
@@ -307,9 +245,14 @@ impl RunTest {
                     ) });
                 }
                 let bound = crate::stats::upper_bound_after_zero_failures(report.runs, 0.95);
+                let k = defaults::min_improvement(cx.env.spec().spec.min_improvement);
                 Ok(StageResult::passed(format!(
-                    "passed {} of {planned} runs; failure rate after the fix < {bound:.4} at 95% confidence",
-                    report.runs
+                    "passed {} of {planned} runs; failure rate after the fix < {bound:.4} at 95% confidence; a change dividing p0 by less than k = {k} would have failed with probability >= {:.3}",
+                    report.runs,
+                    1.0 - crate::stats::pass_probability(
+                        cx.st().flaky.as_ref().map_or(0.0, |f| f.failure_rate) / k,
+                        report.runs
+                    )
                 )))
             }
         }

@@ -20,5 +20,5 @@ pub use success::{
     PairedCounts, clustered_standard_error, paired_difference_interval, pass_at_k, pass_hat_k,
 };
 pub use verification::{
-    pass_probability, per_attempt_rate, runs_needed, upper_bound_after_zero_failures,
+    pass_probability, per_attempt_rate, runs_needed, runs_to_catch, upper_bound_after_zero_failures,
 };

@@ -41,6 +41,20 @@ pub fn runs_needed(p0: f64, alpha: f64) -> u64 {
     }
 }
 
+/// The number of clean runs that shows a fix divided a failure rate `p0` by at least `k`:
+/// `N = ceil(ln(alpha) / ln(1 - p0/k))` ([`runs_needed`] at rate `p0/k`). A change that leaves
+/// the rate above `p0/k` (a retry that turns 30% into 9% when k = 4) fails at least one of the
+/// N runs with probability at least `1 - alpha`. Rule stated in DESIGN.md section 4.
+///
+/// `k` below 1 or NaN is treated as 1 (plain [`runs_needed`]); other edge cases are those of
+/// [`runs_needed`]. Hand-computed: p0 = 0.3, k = 4, alpha = 0.05 gives
+/// ln(0.05)/ln(0.925) = 38.4 -> 39 runs, and a 9% rate then passes all 39 with probability
+/// 0.91^39 = 0.025.
+pub fn runs_to_catch(p0: f64, k: f64, alpha: f64) -> u64 {
+    let k = if k.is_nan() || k < 1.0 { 1.0 } else { k };
+    runs_needed(p0 / k, alpha)
+}
+
 /// The probability that `runs` independent runs of a test failing with rate `p` all pass:
 /// `(1 - p)^runs`. With `p` the failure rate of a *non-fix*, this is the chance that a
 /// verification of `runs` runs wrongly accepts it (0.59 for `p = 0.1` and 5 runs).
@@ -110,6 +124,19 @@ mod tests {
             assert!(pass_probability(p0, n) <= alpha);
             assert!(pass_probability(p0, n - 1) > alpha);
         }
+    }
+
+    #[test]
+    fn runs_to_catch_divides_the_rate_by_k() {
+        assert_eq!(runs_to_catch(0.3, 4.0, 0.05), 39);
+        assert!(pass_probability(0.09, 39) < 0.05);
+        assert!(pass_probability(0.075, 39) <= 0.05);
+        assert!(pass_probability(0.075, 38) > 0.05);
+        assert_eq!(runs_to_catch(0.3, 1.0, 0.05), runs_needed(0.3, 0.05));
+        assert_eq!(runs_to_catch(0.3, 0.5, 0.05), runs_needed(0.3, 0.05));
+        assert_eq!(runs_to_catch(0.3, f64::NAN, 0.05), runs_needed(0.3, 0.05));
+        assert_eq!(runs_to_catch(1.0, 4.0, 0.05), runs_needed(0.25, 0.05));
+        assert_eq!(runs_to_catch(0.0, 4.0, 0.05), u64::MAX);
     }
 
     #[test]

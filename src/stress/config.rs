@@ -78,6 +78,16 @@ pub enum FailureMatch {
     Signature(String),
     /// Only failures whose output contains this literal text.
     Text(String),
+    /// Only failures that confirm a reproduction
+    /// ([`crate::judge::reproduction::counts_as_reproduction`]): not an import, collection or
+    /// environment error, and of the CI failure's kind `ci_kind` when known; with `signature`,
+    /// also with that signature.
+    Reproduction {
+        /// The CI failure signature the output must show, if any.
+        signature: Option<String>,
+        /// The CI failure's kind, if the log shows one.
+        ci_kind: Option<crate::judge::FailureKind>,
+    },
 }
 
 impl FailureMatch {
@@ -86,6 +96,12 @@ impl FailureMatch {
         match self {
             FailureMatch::Signature(sig) => crate::logs::signature_matches(sig, output),
             FailureMatch::Text(t) => memchr::memmem::find(output, t.as_bytes()).is_some(),
+            FailureMatch::Reproduction { signature, ci_kind } => {
+                signature
+                    .as_ref()
+                    .is_none_or(|sig| crate::logs::signature_matches(sig, output))
+                    && crate::judge::reproduction::counts_as_reproduction(output, ci_kind.as_ref())
+            }
         }
     }
 }

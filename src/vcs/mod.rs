@@ -318,10 +318,9 @@ pub fn changed_paths(wt: &Repository, base: Oid) -> Result<Vec<String>, VcsError
         .collect())
 }
 
-/// Stages every change in the worktree (new, modified, deleted; ignored files and droppings
-/// left out) and commits it on the worktree's branch as fixci. Returns the new commit, or
-/// `None` when there was nothing to commit.
-pub fn commit_all(wt: &Repository, message: &str) -> Result<Option<Oid>, VcsError> {
+/// Stages every change in the worktree (new, modified, deleted; ignored files, droppings and
+/// the `exclude` paths left out) and writes the index as a tree. Returns the tree's id.
+pub fn stage_tree(wt: &Repository, exclude: &[String]) -> Result<Oid, VcsError> {
     let mut index = wt.index().ctx(|| "open worktree index".into())?;
     let mut cb = |path: &Path, _spec: &[u8]| -> i32 {
         if is_dropping(&path.to_string_lossy()) {
@@ -344,13 +343,22 @@ pub fn commit_all(wt: &Repository, message: &str) -> Result<Option<Oid>, VcsErro
     let staged_droppings: Vec<PathBuf> = index
         .iter()
         .map(|e| PathBuf::from(String::from_utf8_lossy(&e.path).into_owned()))
-        .filter(|p| is_dropping(&p.to_string_lossy()))
+        .filter(|p| {
+            let p = p.to_string_lossy();
+            is_dropping(&p) || exclude.iter().any(|e| *e == p)
+        })
         .collect();
     for p in staged_droppings {
         let _ = index.remove_path(&p);
     }
     index.write().ctx(|| "write worktree index".into())?;
-    let tree_id = index.write_tree().ctx(|| "write tree".into())?;
+    index.write_tree().ctx(|| "write tree".into())
+}
+
+/// Stages every change in the worktree (see [`stage_tree`]) and commits it on the worktree's
+/// branch as fixci. Returns the new commit, or `None` when there was nothing to commit.
+pub fn commit_all(wt: &Repository, message: &str) -> Result<Option<Oid>, VcsError> {
+    let tree_id = stage_tree(wt, &[])?;
     let head = wt
         .head()
         .and_then(|h| h.peel_to_commit())

@@ -2,12 +2,13 @@
 """A scripted model service for end-to-end tests of real coding-agent CLIs (no AI, no network).
 
 It listens on 127.0.0.1 (port 0: the kernel picks one), prints `PORT <n>` on stdout, and answers
-the HTTP APIs the CLIs speak, so the real claude, codex, gemini and aider binaries really run
-their tools and edit files:
+the HTTP APIs the CLIs speak, so the real claude, codex, gemini, aider, opencode, copilot and qwen
+binaries really run their tools and edit files:
 
   POST /v1/messages                  Anthropic Messages, JSON or SSE (claude)
   POST /v1/responses                 OpenAI Responses, SSE (codex)
-  POST /v1/chat/completions          OpenAI Chat Completions, JSON or SSE (aider via litellm)
+  POST /v1/chat/completions          OpenAI Chat Completions, JSON or SSE: aider (via litellm; edit
+                                     blocks in text), opencode, Copilot CLI, qwen (tool calls)
   POST /v1beta/models/M:generateContent, :streamGenerateContent   Gemini (gemini)
 
 The script is the quickstart example `reproduce-deterministic/examples/shipping`: in the
@@ -138,6 +139,51 @@ def flatten(x):
     if isinstance(x, dict):
         return "\n".join(flatten(v) for v in x.values())
     return ""
+
+
+# Side agents some CLIs run next to the main loop, recognised by their system prompt: they get
+# a short text answer, never the scripted tool calls (qwen's memory extraction after a turn).
+SIDE_AGENTS = ("managed memory extraction",)
+
+# Chat Completions tools by step, as the CLIs name them (opencode: write/read/edit; Copilot
+# CLI: create/view/edit; qwen: write_file/read_file/edit), and their arguments' names.
+CHAT_TOOLS = {
+    "write": ("write", "write_file", "create"),
+    "read": ("read", "read_file", "view"),
+    "edit": ("edit", "replace", "str_replace"),
+}
+CHAT_ARGS = {
+    "path": ("filePath", "file_path", "path", "absolute_path"),
+    "content": ("content", "file_text"),
+    "old": ("oldString", "old_string", "old_str"),
+    "new": ("newString", "new_string", "new_str"),
+}
+
+
+def chat_tool_call(step, tools, n):
+    """`step` as a Chat Completions tool call to the CLI's own tool among `tools` (the request's
+    `tools` list), with the argument names that tool's schema declares."""
+    by_name = {}
+    for t in tools:
+        f = t.get("function", t)
+        by_name[f.get("name")] = (f.get("parameters") or {}).get("properties") or {}
+    name = next((c for c in CHAT_TOOLS[step[0]] if c in by_name), None)
+    if name is None:
+        raise ValueError(f"no {step[0]} tool among {sorted(by_name)}")
+    props = by_name[name]
+    values = {"path": step[1]}
+    if step[0] == "write":
+        values["content"] = step[2]
+    elif step[0] == "edit":
+        values["old"], values["new"] = step[2], step[3]
+    args = {}
+    for key, value in values.items():
+        arg = next((a for a in CHAT_ARGS[key] if a in props), None)
+        if arg is None:
+            raise ValueError(f"tool {name} has no argument for {key}: {sorted(props)}")
+        args[arg] = value
+    return {"id": f"call_{n + 1:02d}", "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)}}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -334,32 +380,49 @@ class Handler(BaseHTTPRequestHandler):
         self.sse({"type": "response.completed", "response": {
             "id": rid, "status": "completed", "usage": usage}}, "response.completed")
 
-    # --- OpenAI Chat Completions (aider) --------------------------------------------------
+    # --- OpenAI Chat Completions (aider; opencode, copilot, qwen with tools) -------------
     def chat(self, body):
         msgs = body.get("messages", [])
         # aider's system prompt carries example conversations: only what follows fixci's prompt
-        # counts, and the edits come as text blocks in aider's edit format, all in one answer.
+        # counts. The CLIs that send `tools` get one tool call per answer; aider (no tools) gets
+        # the edits as text blocks in its edit format, all in one answer.
         start = next((i for i, m in enumerate(msgs) if m.get("role") == "user"
                       and plan(flatten(m.get("content")))), None)
-        if start is None:
+        system = flatten([m.get("content") for m in msgs if m.get("role") == "system"])
+        call = None
+        if start is None or any(s in system for s in SIDE_AGENTS):
             text = "fixci scripted model"
+        elif body.get("tools"):
+            stage, _wt, _out, steps = plan(flatten(msgs[start].get("content")))
+            done = sum(len(m.get("tool_calls") or []) for m in msgs[start:]
+                       if m.get("role") == "assistant")
+            if done < len(steps):
+                call = chat_tool_call(steps[done], body["tools"], done)
+                text = f"Step {done + 1}: {steps[done][0]} {steps[done][1]}"
+            else:
+                text = final_text(stage)
         else:
             stage, wt, _out, steps = plan(flatten(msgs[start].get("content")))
             # Every answer carries the edits: aider re-asks after adding a file the answer named
             # to the chat, and applies the edits only then.
-            system = flatten([m.get("content") for m in msgs if m.get("role") == "system"])
             text = final_text(stage) + "\n\n" + "\n".join(
                 edit_block(s, wt, "SEARCH/REPLACE" in system) for s in steps if s[0] != "read"
             )
         usage = {"prompt_tokens": USAGE["input"], "completion_tokens": USAGE["output"],
                  "total_tokens": USAGE["input"] + USAGE["output"]}
+        if body.get("tools"):
+            # As OpenAI reports a prompt-cache hit: the cached tokens are part of prompt_tokens.
+            usage["prompt_tokens_details"] = {"cached_tokens": USAGE["cache_read"]}
         cid = f"chatcmpl-{int(time.time() * 1e6)}"
         model = body.get("model", "fixci-scripted")
+        finish = "tool_calls" if call else "stop"
         if not body.get("stream"):
+            message = {"role": "assistant", "content": text}
+            if call:
+                message["tool_calls"] = [call]
             return self.send_json({
                 "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
+                "choices": [{"index": 0, "finish_reason": finish, "message": message}],
                 "usage": usage,
             })
         self.start_sse()
@@ -367,7 +430,10 @@ class Handler(BaseHTTPRequestHandler):
                  "model": model}
         self.sse(dict(chunk, choices=[{"index": 0, "delta": {"role": "assistant", "content": text},
                                        "finish_reason": None}]))
-        self.sse(dict(chunk, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+        if call:
+            self.sse(dict(chunk, choices=[{"index": 0, "delta": {"tool_calls": [dict(call, index=0)]},
+                                           "finish_reason": None}]))
+        self.sse(dict(chunk, choices=[{"index": 0, "delta": {}, "finish_reason": finish}]))
         self.sse(dict(chunk, choices=[], usage=usage))
         self.sse("[DONE]")
 

@@ -81,17 +81,19 @@ stage_dir = pathlib.Path(os.environ["FIXCI_STAGE_DIR"])
 prompt = pathlib.Path(os.environ["FIXCI_PROMPT_FILE"]).read_text()
 (stage_dir / "seen-env.json").write_text(json.dumps(dict(os.environ)))
 repro = pathlib.Path("tests/test_repro.py")
+# Markers and pids go beside this script, never into fixci's run directory (which fixci checks).
+here = pathlib.Path(__file__).resolve().parent
 print(f"scripted agent: stage {stage}, mode {mode}", flush=True)
 if mode == "sleep":
     child = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 1000"])
-    pathlib.Path(os.environ["FIXCI_RUN_DIR"], "pids").write_text(f"{os.getpid()} {child.pid}")
+    (here / "pids").write_text(f"{os.getpid()} {child.pid}")
     time.sleep(1000)
 if mode == "slow-once" and stage == "fix":
-    marker = pathlib.Path(os.environ["FIXCI_RUN_DIR"], "slept")
+    marker = here / "slept"
     if not marker.exists():
         marker.write_text("1")
         child = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 1000"])
-        pathlib.Path(os.environ["FIXCI_RUN_DIR"], "pids").write_text(f"{os.getpid()} {child.pid}")
+        (here / "pids").write_text(f"{os.getpid()} {child.pid}")
         time.sleep(1000)
     mode = "good"
 if stage == "reproduce" and mode.startswith("escape-"):
@@ -104,13 +106,16 @@ if stage == "reproduce":
     if mode == "no-repro":
         sys.exit(0)
     body = "self.assertEqual(mean([2, 2]), 4)" if mode == "repro-passes" else "self.assertEqual(mean([1, 2, 3]), 2)"
-    repro.write_text(f"import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unittest.TestCase):\n    def test_mean(self):\n        {body}\n")
-    command = "python3 -m unittest tests.test_repro"
+    prelude = ""
     if mode == "human":
         # A person commits on the fix branch while no agent runs: here, during a verification
-        # run after the fix agent of attempt 1 asked for it with a marker file.
-        marker = pathlib.Path(os.environ["FIXCI_RUN_DIR"], "human-commit-now")
-        command += f"; rc=$?; if [ -f '{marker}' ]; then rm '{marker}'; git -c user.name='Jane Doe' -c user.email=jane@example.com commit -qam 'wip: my own try'; fi; exit $rc"
+        # run after the fix agent of attempt 1 asked for it with a marker file that names the
+        # worktree (the test itself runs in fixci's sealed checkout).
+        marker = here / "human-commit-now"
+        prelude = (f"import pathlib, subprocess\nm = pathlib.Path({str(marker)!r})\nif m.exists():\n    wt = m.read_text()\n    m.unlink()\n"
+                   "    subprocess.run(['git', '-c', 'user.name=Jane Doe', '-c', 'user.email=jane@example.com', 'commit', '-qam', 'wip: my own try'], cwd=wt)\n")
+    repro.write_text(f"{prelude}import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unittest.TestCase):\n    def test_mean(self):\n        {body}\n")
+    command = "python3 -m unittest tests.test_repro"
     (stage_dir / "repro.json").write_text(json.dumps({"test_file": str(repro), "command": command}))
 elif stage == "fix":
     stats = pathlib.Path("mathlib/stats.py")
@@ -121,7 +126,7 @@ elif stage == "fix":
     else:
         stats.write_text(src.replace("(len(xs) - 1)", "(len(xs) - 1.0)"))
     if mode == "human" and os.environ["FIXCI_ATTEMPT"] == "1":
-        pathlib.Path(os.environ["FIXCI_RUN_DIR"], "human-commit-now").write_text("1")
+        (here / "human-commit-now").write_text(os.getcwd())
     if mode.startswith("self-commit"):
         # An agent that commits by itself (as aider does), stages a dropping, and, in
         # `self-commit-branch`, leaves the fix branch for one of its own.
@@ -140,6 +145,12 @@ elif stage == "fix":
         repro.write_text(repro.read_text().replace("    def test_mean", "    @unittest.skip('later')\n    def test_mean"))
 "#;
 
+/// Modes of [`AGENT_PY`] that run without a sandbox unless the spec says otherwise: they write
+/// beside the script (read-only inside bubblewrap) or commit into the user's object store (the
+/// agent's worktree shares it, read-only inside bubblewrap).
+pub const UNSANDBOXED_MODES: &[&str] =
+    &["sleep", "slow-once", "human", "self-commit", "self-commit-branch"];
+
 /// Writes the scripted agent and a job spec into `dir`; returns the spec path.
 pub fn scripted_job(dir: &Path, repo: &Path, mode: &str, extra: serde_json::Value) -> PathBuf {
     std::fs::write(dir.join("agent.py"), AGENT_PY).unwrap();
@@ -151,6 +162,9 @@ pub fn scripted_job(dir: &Path, repo: &Path, mode: &str, extra: serde_json::Valu
         "agent": {"command": ["python3", "agent.py", mode]},
         "budgets": {"reproduce": "30s", "fix": "30s"},
     });
+    if UNSANDBOXED_MODES.contains(&mode) {
+        spec["sandbox"] = "none".into();
+    }
     if let (Some(o), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
         for (k, v) in e {
             o.insert(k.clone(), v.clone());

@@ -309,29 +309,157 @@ fn doctor_input_errors_are_exit_2() {
     assert!(out(&a).1.contains("`soon` is not a duration"));
 }
 
-/// With the real agent CLIs installed (CI installs them), the presets' flags are all in their
-/// help. Skips, with a message, the CLIs that are not installed.
+/// With the real agent CLIs installed (`.ci/install-agents.sh` puts them in
+/// `~/.cache/fixci-agents/bin`, which `crate::agents::cli_dir` searches), every preset's flags
+/// are in their help and `fixci doctor --agent NAME` is ready. A missing CLI skips with a message,
+/// or fails when the CLIs are required (`FIXCI_REQUIRE_AGENTS=1`, `CI=true`).
 #[test]
 fn the_installed_real_clis_have_every_flag_fixci_passes() {
-    let mut checked = 0;
-    for name in ["claude", "codex", "gemini", "aider"] {
-        let found = std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {name}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("skipping {name}: not installed");
+    let mut checked = Vec::new();
+    let version = regex::Regex::new(r"\d+\.\d+").unwrap();
+    for name in [
+        "claude", "codex", "gemini", "aider", "opencode", "copilot", "qwen",
+    ] {
+        let Some(bin) = crate::agents::cli_dir(name) else {
             continue;
+        };
+        let path = crate::agents::path_with(&bin);
+        // A private HOME, where gemini's probe leftovers are watched (copilot's runtime is
+        // unpacked once, beside the installed CLIs).
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = crate::agents::fixci_in_home(home.path());
+        cmd.env_remove("GEMINI_CLI_HOME");
+        if name == "copilot" {
+            cmd.env("COPILOT_PKG_CACHE_HOME", crate::agents::copilot_cache());
         }
-        checked += 1;
-        let a = fixci()
-            .args(["doctor", "--agent", name, "--timeout", "60s"])
+        let a = cmd
+            .env("PATH", path)
+            .args(["doctor", "--agent", name, "--timeout", "120s"])
             .assert();
         let (stdout, _) = out(&a);
         assert!(
             line(&stdout, &format!("ok    {name} flags: ")).contains("found"),
             "{stdout}"
         );
+        let found = line(&stdout, &format!("ok    {name}: "));
+        assert!(
+            found.contains(&format!("/bin/{name})")) && version.is_match(found),
+            "the version, then the path: {found}"
+        );
+        let left: Vec<_> = walk(home.path())
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{name} probes left {left:?}");
+        checked.push(name);
     }
-    eprintln!("checked {checked} real agent CLI(s)");
+    eprintln!("checked {} real agent CLI(s): {checked:?}", checked.len());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_probe_leftover_is_removed_and_an_older_one_kept() {
+    let d = doc();
+    // gemini (0.61.0) leaves `~/.gemini/projects.json.<uuid>.tmp` on every start.
+    d.stub(
+        "gemini",
+        "mkdir -p \"$HOME/.gemini\"; : > \"$HOME/.gemini/projects.json.$$.tmp\"\ncase \"$1\" in\n  --version) echo 0.61.0 ;;\n  --help) printf '%s\\n' '  --approval-mode' '  -o, --output-format' '  --include-directories' '  -m, --model' ;;\nesac\n",
+    );
+    let gemini_dir = d.root.join("home/.gemini");
+    std::fs::create_dir_all(&gemini_dir).unwrap();
+    std::fs::write(gemini_dir.join("projects.json.mine.tmp"), "").unwrap();
+    std::fs::write(gemini_dir.join("projects.json"), "{}").unwrap();
+    let a = d.cmd().args(["--agent", "gemini"]).assert().code(0);
+    let (stdout, _) = out(&a);
+    assert!(
+        line(&stdout, "ok    gemini flags: ").contains("found"),
+        "{stdout}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&gemini_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["projects.json", "projects.json.mine.tmp"]);
+}
+
+#[test]
+fn install_hints_carry_the_versions_ci_installs() {
+    let script = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/install-agents.sh"),
+    )
+    .unwrap();
+    let version = |var: &str| {
+        script
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{var}=")))
+            .unwrap_or_else(|| panic!("no {var} in .ci/install-agents.sh"))
+            .to_string()
+    };
+    let d = doc();
+    for (preset, hint) in [
+        (
+            "claude",
+            format!(
+                "npm install -g @anthropic-ai/claude-code@{}",
+                version("CLAUDE_VERSION")
+            ),
+        ),
+        (
+            "codex",
+            format!("npm install -g @openai/codex@{}", version("CODEX_VERSION")),
+        ),
+        (
+            "gemini",
+            format!(
+                "npm install -g @google/gemini-cli@{}",
+                version("GEMINI_VERSION")
+            ),
+        ),
+        (
+            "aider",
+            format!(
+                "python3 -m pip install aider-chat=={}",
+                version("AIDER_VERSION")
+            ),
+        ),
+        (
+            "opencode",
+            format!("npm install -g opencode-ai@{}", version("OPENCODE_VERSION")),
+        ),
+        (
+            "copilot",
+            format!(
+                "npm install -g @github/copilot@{}",
+                version("COPILOT_VERSION")
+            ),
+        ),
+        (
+            "qwen",
+            format!(
+                "npm install -g @qwen-code/qwen-code@{}",
+                version("QWEN_VERSION")
+            ),
+        ),
+    ] {
+        let a = d.cmd().args(["--agent", preset]).assert().code(1);
+        let (stdout, _) = out(&a);
+        assert!(
+            hint_after(&stdout, &format!("FAIL  {preset}: ")).contains(&format!("`{hint}`")),
+            "{preset}: {stdout}"
+        );
+    }
 }

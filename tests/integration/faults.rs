@@ -52,17 +52,13 @@ fn spawn_run(e: &Env, spec: &Path) -> Child {
 fn wait_for_pids(e: &Env) -> (PathBuf, Vec<u32>) {
     let until = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(entries) = std::fs::read_dir(&e.out) {
-            for d in entries.flatten() {
-                if let Ok(t) = std::fs::read_to_string(d.path().join("pids")) {
-                    let pids: Vec<u32> = t
-                        .split_whitespace()
-                        .filter_map(|p| p.parse().ok())
-                        .collect();
-                    if pids.len() == 2 {
-                        return (d.path(), pids);
-                    }
-                }
+        if let Ok(t) = std::fs::read_to_string(e.root.join("pids")) {
+            let pids: Vec<u32> = t
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            if pids.len() == 2 {
+                return (run_dir(&e.out), pids);
             }
         }
         assert!(Instant::now() < until, "the fix stage never started");

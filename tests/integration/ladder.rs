@@ -30,8 +30,8 @@ fn ladder_pipeline(dir: &Path, keys: &str) -> PathBuf {
     p
 }
 
-/// Stub CLIs in `dir/bin`: each appends `NAME STAGE ATTEMPT ARGS...` to `$FIXCI_RUN_DIR/calls.log`
-/// and then runs the scripted agent in `mode`: `claude` makes a wrong fix, `codex` a good one.
+/// Stub CLIs in `dir/bin`: each appends `NAME STAGE ATTEMPT ARGS...` to `call.log` in its stage
+/// directory (the one place of the run directory a sandboxed agent may write) and then runs the scripted agent in `mode`: `claude` makes a wrong fix, `codex` a good one.
 fn stub_agents(dir: &Path) -> PathBuf {
     std::fs::write(dir.join("agent.py"), AGENT_PY).unwrap();
     let bin = dir.join("bin");
@@ -41,7 +41,7 @@ fn stub_agents(dir: &Path) -> PathBuf {
         std::fs::write(
             &p,
             format!(
-                "#!/bin/sh\necho \"{name} $FIXCI_STAGE $FIXCI_ATTEMPT $*\" >> \"$FIXCI_RUN_DIR/calls.log\"\nexec python3 {} {mode}\n",
+                "#!/bin/sh\necho \"{name} $FIXCI_STAGE $FIXCI_ATTEMPT $*\" >> \"$FIXCI_STAGE_DIR/call.log\"\nexec python3 {} {mode}\n",
                 dir.join("agent.py").display()
             ),
         )
@@ -83,6 +83,26 @@ fn fixci_in(e: &TestEnv, bin: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// The stubs' calls in `run`, in run order: by attempt, the reproduction first.
+fn calls(run: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![run.join("stages")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else if e.file_name() == "call.log" {
+                out.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(String::from));
+            }
+        }
+    }
+    out.sort_by_key(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f[2].parse::<u32>().unwrap_or(0), f[1] != "reproduce")
+    });
+    out
+}
+
 #[test]
 fn each_attempt_runs_the_agent_and_model_the_ladder_chose() {
     let e = test_env();
@@ -108,8 +128,8 @@ fn each_attempt_runs_the_agent_and_model_the_ladder_chose() {
     );
     let run = run_dir(&e.out);
     // From the agents' side: which CLI ran, in which stage and attempt, with which arguments.
-    let calls = std::fs::read_to_string(run.join("calls.log")).unwrap();
-    let calls: Vec<&str> = calls.lines().collect();
+    let calls = calls(&run);
+    let calls: Vec<&str> = calls.iter().map(String::as_str).collect();
     assert_eq!(calls.len(), 3, "{calls:?}");
     // The reproduction runs the run's own agent (the spec's `claude`, no model).
     assert!(calls[0].starts_with("claude reproduce 1 -p "), "{calls:?}");
@@ -165,8 +185,8 @@ fn agent_on_the_command_line_switches_the_ladder_off() {
         .assert()
         .code(0);
     let run = run_dir(&e.out);
-    let calls = std::fs::read_to_string(run.join("calls.log")).unwrap();
-    let calls: Vec<&str> = calls.lines().collect();
+    let calls = calls(&run);
+    let calls: Vec<&str> = calls.iter().map(String::as_str).collect();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert!(
         calls

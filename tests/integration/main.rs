@@ -3,6 +3,7 @@
 
 mod agents;
 mod common;
+mod contain;
 mod doctor;
 mod faults;
 mod flaky;
@@ -15,6 +16,8 @@ mod replay;
 mod replay_gold;
 mod replay_realbugs;
 mod replay_report;
+mod rules;
 mod run;
 mod specs;
 mod stress;
+mod verdict;

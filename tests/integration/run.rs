@@ -52,6 +52,16 @@ fn quickstart_ends_with_a_verified_fix_on_a_branch_without_the_reproduction_test
     assert_eq!(r["status"], "success");
     assert_eq!(r["verification"]["runs"], 5);
     assert_eq!(r["verification"]["passed"], 5);
+    // Verified in a sealed checkout, outcomes from the unittest helper's JUnit report, and the
+    // branch is the verified commit.
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir(&out).join("state.json")).unwrap())
+            .unwrap();
+    let checks = &st["attempts"][0]["checks"];
+    assert_eq!(checks["checks"][0]["name"], "reproduction");
+    assert_eq!(checks["checks"][0]["passed"], 5);
+    assert_eq!(checks["checks"][0]["evidence"], "junit");
+    assert_eq!(checks["commit"], st["commit"]);
     for f in [
         "report.md",
         "result.json",
@@ -272,7 +282,7 @@ fn an_agent_that_sleeps_forever_is_killed_at_its_budget_with_its_grandchild() {
     );
     run(&e, &spec, &[]).code(1);
     let run = run_dir(&e.out);
-    let pids = std::fs::read_to_string(run.join("pids")).unwrap();
+    let pids = std::fs::read_to_string(e.root.join("pids")).unwrap();
     let pids: Vec<u32> = pids
         .split_whitespace()
         .map(|p| p.parse().unwrap())

@@ -9,13 +9,13 @@ use regex::Regex;
 /// Problems found in `patch` (unified diff, `git diff` format), one sentence each, naming the
 /// file. Empty when the test edits look legitimate.
 ///
-/// Checked: added skip / xfail / ignore markers in any file (pytest, unittest, Rust, Go, Jest /
+/// Checked: test definitions removed or renamed (Python, Go, JS, PHP, Ruby); added skip / xfail / ignore / focus (`.only`, `fit`) markers in any file (pytest, unittest, Rust, Go, Jest /
 /// Mocha, JUnit, PHPUnit, pytest `collect_ignore` / `--deselect`); assertion lines removed from a
 /// test file with no assertion added back; timeout, retry and rerun numbers that go up, and
 /// retry/flaky markers that are added.
 pub fn judge_test_edits(patch: &str) -> Vec<String> {
     let skip = Regex::new(
-        r"@pytest\.mark\.(skip|skipif|xfail)\b|\bpytest\.(skip|xfail|importorskip)\(|@unittest\.(skip|skipIf|skipUnless|expectedFailure)\b|\bself\.skipTest\(|\bunittest\.SkipTest\b|#\[ignore\]|\bt\.Skip(Now|f)?\(|\b(it|test|describe)\.(skip|todo)\(|\bx(it|describe|test)\(|@Disabled\b|@Ignore\b|markTestSkipped|markTestIncomplete|\bcollect_ignore\b|--deselect\b",
+        r"@pytest\.mark\.(skip|skipif|xfail)\b|\bpytest\.(skip|xfail|importorskip)\(|@unittest\.(skip|skipIf|skipUnless|expectedFailure)\b|\bself\.skipTest\(|\bunittest\.SkipTest\b|#\[ignore\]|\bt\.Skip(Now|f)?\(|\b(it|test|describe)\.(skip|todo|only)\(|\bf(it|describe)\(|\bx(it|describe|test)\(|@Disabled\b|@Ignore\b|markTestSkipped|markTestIncomplete|\bcollect_ignore\b|--deselect\b",
     )
     .expect("valid regex");
     let assert_re =
@@ -24,6 +24,12 @@ pub fn judge_test_edits(patch: &str) -> Vec<String> {
     let retry_marker =
         Regex::new(r"@pytest\.mark\.flaky\b|@flaky\b|--reruns\b|\bretry\(|jest\.retryTimes\(")
             .expect("valid regex");
+    // A test definition: Python `def test_x(`, Go `func TestX(`, JS `it('...'` / `test('...'`,
+    // PHP `function testX(`, Ruby `it "..."`; the name is group 1.
+    let test_def = Regex::new(
+        r#"^\s*(?:async\s+)?def\s+(test\w*)\s*\(|^\s*func\s+(Test\w*)\s*\(|^\s*(?:it|test)\s*\(\s*['"`]([^'"`]+)['"`]|function\s+(test\w*)\s*\(|^\s*it\s+['"]([^'"]+)['"]"#,
+    )
+    .expect("valid regex");
     let knob = Regex::new(r"(?i)\b(timeout|timeout_s|timeout_ms|retries|retry|reruns|max_attempts|attempts|deadline)\b\s*[:=(]?\s*(\d+(?:\.\d+)?)").expect("valid regex");
 
     let mut out = Vec::new();
@@ -40,6 +46,21 @@ pub fn judge_test_edits(patch: &str) -> Vec<String> {
             }
             if retry_marker.is_match(a) && !removed.iter().any(|r| retry_marker.is_match(r)) {
                 out.push(format!("`{file}`: adds retries: `{}`", a.trim()));
+            }
+        }
+        let defined = |l: &str| {
+            test_def.captures(l).and_then(|c| {
+                c.iter()
+                    .skip(1)
+                    .flatten()
+                    .next()
+                    .map(|m| m.as_str().to_string())
+            })
+        };
+        let kept: Vec<String> = added.iter().filter_map(|l| defined(l)).collect();
+        for name in removed.iter().filter_map(|l| defined(l)) {
+            if !kept.contains(&name) {
+                out.push(format!("`{file}`: removes or renames the test `{name}`"));
             }
         }
         if is_test {
@@ -74,7 +95,7 @@ pub fn judge_test_edits(patch: &str) -> Vec<String> {
 }
 
 /// Splits a unified diff into (file, changed lines with their `+`/`-` prefix).
-fn per_file(patch: &str) -> Vec<(String, Vec<String>)> {
+pub(crate) fn per_file(patch: &str) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for line in patch.lines() {
         if let Some(rest) = line.strip_prefix("diff --git a/") {
@@ -106,6 +127,8 @@ mod tests {
         assert_eq!(judge_test_edits(&p).len(), 1);
         let p = diff("tests/test_x.py", "+        self.skipTest('later')\n");
         assert!(!judge_test_edits(&p).is_empty());
+        let p = diff("a.test.js", "+it.only('adds', () => {\n");
+        assert!(!judge_test_edits(&p).is_empty());
         let p = diff("src/lib.rs", "+#[ignore]\n");
         assert!(!judge_test_edits(&p).is_empty());
     }
@@ -117,6 +140,28 @@ mod tests {
         let p = diff(
             "tests/test_x.py",
             "-    assert total == 3\n+    assert total == 4\n",
+        );
+        assert!(judge_test_edits(&p).is_empty());
+    }
+
+    #[test]
+    fn removing_or_renaming_a_test_is_refused() {
+        let p = diff(
+            "tests/test_x.py",
+            "-    def test_total(self):\n+    def _test_total(self):\n",
+        );
+        assert!(judge_test_edits(&p)[0].contains("removes or renames the test `test_total`"));
+        let p = diff("calc_test.go", "-func TestTotal(t *testing.T) {\n");
+        assert!(!judge_test_edits(&p).is_empty());
+        let p = diff(
+            "a.test.js",
+            "-it('adds', () => {\n+it.only('other', () => {\n",
+        );
+        assert!(!judge_test_edits(&p).is_empty());
+        // A changed signature keeps the test.
+        let p = diff(
+            "tests/test_x.py",
+            "-    def test_total(self):\n+    def test_total(self, tmp_path):\n",
         );
         assert!(judge_test_edits(&p).is_empty());
     }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Benchmark of verification (issue 12): fixci's sealed checkout of a 10,000-file repository
+# against `git worktree add` of the same commit, in the same run (target: ratio <= 1.5), and
+# fixci's own work around the test runs (two sealed checkouts, JUnit parsing and the by-id
+# comparison of a 2,000-test report) against 5% of a 60-second suite (3 s).
+# Usage: bash bench/verify.sh [N]   (N repetitions each, default 5; medians are reported)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-5}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+# PROFILE=dev measures an unoptimised build (slower; libgit2 compiled without optimisation).
+PROFILE=${PROFILE:-release}
+cargo build -q --profile "$PROFILE" --example verify_bench
+DIR=$PROFILE; [ "$PROFILE" = dev ] && DIR=debug
+BIN=$CARGO_TARGET_DIR/$DIR/examples/verify_bench
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+REPO=$W/repo
+mkdir -p "$REPO"
+python3 - "$REPO" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(100):
+    os.makedirs(f"{root}/pkg{d:03}", exist_ok=True)
+    for f in range(100):
+        with open(f"{root}/pkg{d:03}/mod{f:03}.py", "w") as fh:
+            fh.write(f"# module {d}/{f}\n" + "def f(x):\n    return x + %d\n" % f * 20)
+PY
+git -C "$REPO" init -q -b main
+git -C "$REPO" add -A
+git -C "$REPO" -c user.name=b -c user.email=b@x commit -qm files
+FILES=$(git -C "$REPO" ls-files | wc -l)
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+WT=()
+for i in $(seq "$N"); do
+  s=$(date +%s.%N)
+  git -C "$REPO" worktree add -q --detach "$W/wt$i" main
+  e=$(date +%s.%N)
+  WT+=("$(echo "$e - $s" | bc -l)")
+  git -C "$REPO" worktree remove --force "$W/wt$i"
+done
+wt=$(printf '%s\n' "${WT[@]}" | median)
+mkdir -p "$W/sealed"
+seal=$("$BIN" seal "$REPO" main "$W/sealed" "$N" | median)
+python3 - "$W/report.xml" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write('<?xml version="1.0"?><testsuites><testsuite name="s" tests="2000">')
+    for i in range(2000):
+        f.write(f'<testcase classname="tests.test_m{i // 50}.T" name="test_{i}" time="0.01"/>')
+    f.write("</testsuite></testsuites>")
+PY
+junit=$("$BIN" junit "$W/report.xml" "$N" | median)
+ratio=$(echo "$seal / $wt" | bc -l)
+# Per verification: the candidate and the base are sealed; the suite's report is parsed twice.
+overhead=$(echo "2 * $seal + 2 * $junit" | bc -l)
+printf 'files: %s\ngit worktree add (median of %s): %.3f s\nsealed checkout (median of %s): %.3f s\nratio: %.2f (target <= 1.5)\nJUnit parse + compare, 2000 tests: %.4f s\nfixci overhead per verification: %.3f s = %.1f%% of a 60 s suite (target < 5%%)\n' \
+  "$FILES" "$N" "$wt" "$N" "$seal" "$ratio" "$junit" "$overhead" "$(echo "$overhead / 60 * 100" | bc -l)"

@@ -1,0 +1,439 @@
+//! What a run records about containing its agents: the sandbox it used (or why none), the
+//! processes left behind that fixci killed, and changes to fixci's own run directory made while
+//! an agent ran. The mechanisms live in [`crate::process::sandbox`] (bubblewrap) and
+//! [`crate::process::reaper`] (subreaper and kill); this module holds the records, the run
+//! directory check and the report section.
+//!
+//! The run directory check: before an agent runs, fixci hashes (SHA-256) every file of the run
+//! directory except the places the agent may write (the worktree, its stage directory, the
+//! sandbox's private home and temporary directory) and the files fixci itself appends to while
+//! the agent runs (`events.jsonl`, `child.pid`, `fixci.pid`); afterwards any file added, removed
+//! or changed is named. Under bubblewrap this cannot happen (the run directory is read-only to
+//! the agent); without a sandbox it catches an agent that rewrote `state.json`, fixci's copy of
+//! the reproduction test, `fix.diff` or another stage's output.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::run_dir::Event;
+use crate::process::reaper::Survivor;
+use crate::process::sandbox::Decision;
+
+/// The containment record of a run (`containment` in `state.json` and `result.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Containment {
+    /// The sandbox agents run in, decided before the run directory was written.
+    #[serde(default)]
+    pub sandbox: Option<Decision>,
+    /// Processes fixci found alive where none should be, and killed.
+    #[serde(default)]
+    pub survivors: Vec<SurvivorRecord>,
+    /// Files of the run directory that changed while an agent ran.
+    #[serde(default)]
+    pub run_dir_changes: Vec<RunDirChange>,
+}
+
+/// A process left alive that fixci killed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SurvivorRecord {
+    /// The stage after whose agent (or before which) it was found.
+    pub stage: String,
+    /// The attempt, inside the attempt loop.
+    pub attempt: Option<u32>,
+    /// When: `after the agent`, `before the stage`, `before the verdict`.
+    pub when: String,
+    /// True when the sandbox's supervisor found it (its pid is the sandbox's own).
+    pub in_sandbox: bool,
+    /// The process.
+    #[serde(flatten)]
+    pub process: Survivor,
+}
+
+/// Run-directory files changed while an agent ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDirChange {
+    /// The agent's stage.
+    pub stage: String,
+    /// The attempt, inside the attempt loop.
+    pub attempt: Option<u32>,
+    /// Paths relative to the run directory, each with `changed`, `added` or `removed`.
+    pub paths: Vec<String>,
+}
+
+/// SHA-256 of every file in a run directory except the excluded paths; see the module docs.
+#[derive(Debug, Clone)]
+pub struct RunDirGuard {
+    root: PathBuf,
+    skip: Vec<PathBuf>,
+    hashes: BTreeMap<PathBuf, [u8; 32]>,
+}
+
+/// Files fixci writes into the run directory while an agent runs.
+const FIXCI_WRITES: &[&str] = &["events.jsonl", "child.pid", "fixci.pid"];
+
+impl RunDirGuard {
+    /// Hashes `run_dir` now, skipping `skip` (absolute paths: the worktree, the stage
+    /// directory, the sandbox's places) and fixci's own running files.
+    pub fn snapshot(run_dir: &Path, skip: &[PathBuf]) -> RunDirGuard {
+        let mut skip: Vec<PathBuf> = skip.to_vec();
+        skip.extend(FIXCI_WRITES.iter().map(|f| run_dir.join(f)));
+        skip.push(run_dir.join("sandbox"));
+        let mut g = RunDirGuard { root: run_dir.to_path_buf(), skip, hashes: BTreeMap::new() };
+        g.hashes = g.hash_all();
+        g
+    }
+
+    fn hash_all(&self) -> BTreeMap<PathBuf, [u8; 32]> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let p = e.path();
+                if self.skip.iter().any(|s| p.starts_with(s)) {
+                    continue;
+                }
+                let Ok(ft) = e.file_type() else { continue };
+                if ft.is_dir() {
+                    stack.push(p);
+                } else {
+                    let bytes = if ft.is_symlink() {
+                        std::fs::read_link(&p)
+                            .map(|t| t.display().to_string().into_bytes())
+                            .unwrap_or_default()
+                    } else {
+                        std::fs::read(&p).unwrap_or_default()
+                    };
+                    let rel = p.strip_prefix(&self.root).unwrap_or(&p).to_path_buf();
+                    out.insert(rel, Sha256::digest(&bytes).into());
+                }
+            }
+        }
+        out
+    }
+
+    /// What changed since the snapshot: `PATH (changed|added|removed)`, sorted by path.
+    pub fn changes(&self) -> Vec<String> {
+        let now = self.hash_all();
+        let mut out = Vec::new();
+        for (p, h) in &self.hashes {
+            match now.get(p) {
+                None => out.push(format!("{} (removed)", p.display())),
+                Some(n) if n != h => out.push(format!("{} (changed)", p.display())),
+                _ => {}
+            }
+        }
+        for p in now.keys().filter(|p| !self.hashes.contains_key(*p)) {
+            out.push(format!("{} (added)", p.display()));
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The containment of one agent invocation: its sandbox (when the run has one) and the run
+/// directory snapshot taken before it starts.
+pub struct AgentWatch {
+    jail: Option<crate::process::sandbox::Jail>,
+    guard: RunDirGuard,
+}
+
+/// What [`AgentWatch::finish`] found.
+#[derive(Debug, Default)]
+pub struct AgentFindings {
+    /// Processes the sandbox's supervisor found alive after the agent's main process ended.
+    pub in_sandbox: Vec<Survivor>,
+    /// fixci's descendants left alive after the invocation (the reaper's finds).
+    pub outside: Vec<Survivor>,
+    /// Run-directory files that changed.
+    pub run_dir_changes: Vec<String>,
+}
+
+impl AgentWatch {
+    /// Prepares an invocation in `stage_dir` with working tree `worktree`: the sandbox's places
+    /// when `decision` says bubblewrap, and the run directory snapshot.
+    ///
+    /// Errors: the sandbox's private directories cannot be created.
+    pub fn start(
+        decision: Option<&Decision>,
+        run_dir: &Path,
+        worktree: &Path,
+        stage_dir: &Path,
+    ) -> std::io::Result<AgentWatch> {
+        let jail = match decision.and_then(|d| d.bwrap.as_deref()) {
+            Some(b) => Some(crate::process::sandbox::Jail::new(b, run_dir, worktree, stage_dir)?),
+            None => None,
+        };
+        let guard =
+            RunDirGuard::snapshot(run_dir, &[worktree.to_path_buf(), stage_dir.to_path_buf()]);
+        Ok(AgentWatch { jail, guard })
+    }
+
+    /// The command to start: `cmd` itself without a sandbox, else wrapped into it (see
+    /// [`crate::process::sandbox::Jail::wrap`]).
+    ///
+    /// Errors: as `Jail::wrap`.
+    pub fn wrap(
+        &self,
+        cmd: crate::process::CommandSpec,
+        out: crate::process::OutputTo,
+        writable: &[String],
+    ) -> Result<(crate::process::CommandSpec, crate::process::OutputTo), crate::process::SpawnError>
+    {
+        match &self.jail {
+            Some(j) => j.wrap(cmd, &out, writable),
+            None => Ok((cmd, out)),
+        }
+    }
+
+    /// After the invocation: reads the sandbox supervisor's log (its other messages, such as
+    /// bubblewrap's own errors, are appended to `agent_stderr`), kills fixci's unexpected
+    /// descendants, and compares the run directory with the snapshot.
+    pub fn finish(&self, agent_stderr: &Path) -> AgentFindings {
+        let mut f = AgentFindings::default();
+        if let Some(j) = &self.jail {
+            let (inside, other) = j.read_log();
+            f.in_sandbox = inside;
+            if !other.trim().is_empty() {
+                use std::io::Write as _;
+                if let Ok(mut file) =
+                    std::fs::OpenOptions::new().create(true).append(true).open(agent_stderr)
+                {
+                    let _ = file.write_all(other.as_bytes());
+                }
+            }
+        }
+        f.outside = crate::process::reaper::reap_descendants();
+        if let Some(j) = &self.jail {
+            // The sandbox's own init, still being torn down after the agent ended: expected.
+            let init = j.bwrap.display().to_string();
+            let outer = "/bin/sh -c trap '' TERM; exec";
+            f.outside
+                .retain(|s| {
+                    !(s.cmdline.starts_with(&init)
+                        || s.cmdline.starts_with(outer)
+                        || s.cmdline == "[bwrap]")
+                });
+        }
+        f.run_dir_changes = self.guard.changes();
+        f
+    }
+}
+
+impl Containment {
+    /// The reducer arm of the containment events ([`Event::Survivors`],
+    /// [`Event::RunDirChanged`]); other events leave it unchanged.
+    pub fn apply(&mut self, e: &Event) {
+        match e {
+            Event::Survivors { stage, attempt, when, in_sandbox, processes } => {
+                self.survivors.extend(processes.iter().map(|p| SurvivorRecord {
+                    stage: stage.clone(),
+                    attempt: *attempt,
+                    when: when.clone(),
+                    in_sandbox: *in_sandbox,
+                    process: p.clone(),
+                }))
+            }
+            Event::RunDirChanged { stage, attempt, paths } => {
+                self.run_dir_changes.push(RunDirChange {
+                    stage: stage.clone(),
+                    attempt: *attempt,
+                    paths: paths.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The events that record what an agent invocation left: the processes found alive (inside
+/// the sandbox, then outside it) and the run-directory changes; empty parts emit nothing.
+pub fn agent_events((stage, attempt): (&str, Option<u32>), f: AgentFindings) -> Vec<Event> {
+    let mut out = Vec::new();
+    for (in_sandbox, list) in [(true, f.in_sandbox), (false, f.outside)] {
+        out.extend(survivors_event((stage, attempt), "after the agent", in_sandbox, list));
+    }
+    if !f.run_dir_changes.is_empty() {
+        out.push(Event::RunDirChanged {
+            stage: stage.to_string(),
+            attempt,
+            paths: f.run_dir_changes,
+        });
+    }
+    out
+}
+
+/// The event naming processes fixci killed `when`; `None` for an empty list.
+pub fn survivors_event(
+    (stage, attempt): (&str, Option<u32>),
+    when: &str,
+    in_sandbox: bool,
+    processes: Vec<Survivor>,
+) -> Option<Event> {
+    (!processes.is_empty()).then(|| Event::Survivors {
+        stage: stage.to_string(),
+        attempt,
+        when: when.to_string(),
+        in_sandbox,
+        processes,
+    })
+}
+
+/// Kills what is left running `when` (see [`crate::process::reaper::reap_descendants`]) and
+/// returns the event naming it, if anything was.
+pub fn reap(at: (&str, Option<u32>), when: &str) -> Option<Event> {
+    survivors_event(at, when, false, crate::process::reaper::reap_descendants())
+}
+
+/// The reason the run ends `failed` with when `events` hold a run-directory change.
+pub fn tamper_reason(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        Event::RunDirChanged { paths, .. } => Some(run_dir_reason(paths)),
+        _ => None,
+    })
+}
+
+/// The `sandbox:` line of `fixci run --dry-run`: the spec's mode and what it means here.
+pub fn dry_run_line(mode: crate::process::sandbox::SandboxMode) -> String {
+    use crate::process::sandbox::{SandboxMode, probe};
+    match (mode, probe()) {
+        (SandboxMode::None, _) => "none (`sandbox = \"none\"`: agents run unsandboxed; fixci still kills what they leave running)".into(),
+        (m, Ok(b)) => format!("bwrap ({}; `sandbox = \"{}\"`)", b.display(), m.as_str()),
+        (SandboxMode::Bwrap, Err(why)) => format!("bwrap, NOT USABLE here: the run would stop with exit 3 ({why})"),
+        (_, Err(why)) => format!("none: bubblewrap is not usable here ({why}); the report would lead with a warning"),
+    }
+}
+
+/// The reason a run ends with when an agent changed fixci's run directory.
+pub fn run_dir_reason(paths: &[String]) -> String {
+    format!("the agent changed fixci's run directory: {}", paths.join(", "))
+}
+
+/// The warning that leads the report when agents ran without a sandbox under `auto`.
+pub fn warning(c: &Containment) -> Option<&str> {
+    c.sandbox.as_ref().and_then(|d| d.warning.as_deref())
+}
+
+/// The report's `## Containment` section: the sandbox, the processes killed, the run-directory
+/// changes.
+pub fn markdown(c: &Containment) -> String {
+    let mut m = String::from("## Containment\n\n");
+    match &c.sandbox {
+        Some(d) if d.sandboxed() => m.push_str(
+            "Agents ran under bubblewrap: their own PID namespace (no other process visible), \
+             the filesystem read-only except the worktree, the stage directory and a private \
+             HOME and TMPDIR; network on.\n\n",
+        ),
+        Some(d) if d.warning.is_some() => m.push_str("Agents ran without a sandbox (see the warning above); fixci killed what they left running and checked its run directory.\n\n"),
+        Some(_) => m.push_str("Agents ran without a sandbox (`sandbox = \"none\"`); fixci killed what they left running and checked its run directory.\n\n"),
+        None => m.push_str("No agent ran.\n\n"),
+    }
+    if c.survivors.is_empty() {
+        m.push_str("No process outlived its agent.\n\n");
+    } else {
+        m.push_str("Processes left running, killed by fixci:\n\n| stage | attempt | when | pid | command |\n|---|---|---|---|---|\n");
+        for s in &c.survivors {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {}{} | `{}` |",
+                s.stage,
+                s.attempt.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+                s.when,
+                s.process.pid,
+                if s.in_sandbox { " (in the sandbox)" } else { "" },
+                crate::report::cell(&s.process.cmdline).replace('`', "'")
+            );
+        }
+        m.push('\n');
+    }
+    for ch in &c.run_dir_changes {
+        let _ = writeln!(
+            m,
+            "**The agent of stage `{}`{} changed fixci's run directory:** {}\n",
+            ch.stage,
+            ch.attempt.map(|a| format!(" (attempt {a})")).unwrap_or_default(),
+            ch.paths.join(", ")
+        );
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_names_changed_added_and_removed_files_outside_the_skipped_places() {
+        let t = tempfile::tempdir().unwrap();
+        let run = t.path();
+        for d in ["worktree", "stages/fix", "repro-test/tests", "sandbox/home"] {
+            std::fs::create_dir_all(run.join(d)).unwrap();
+        }
+        std::fs::write(run.join("state.json"), "{}").unwrap();
+        std::fs::write(run.join("repro-test/tests/t.py"), "assert 0").unwrap();
+        std::fs::write(run.join("spec.json"), "{}").unwrap();
+        let g = RunDirGuard::snapshot(run, &[run.join("worktree"), run.join("stages/fix")]);
+        assert!(g.changes().is_empty());
+        std::fs::write(run.join("worktree/a.py"), "x").unwrap();
+        std::fs::write(run.join("stages/fix/repro.json"), "x").unwrap();
+        std::fs::write(run.join("sandbox/home/.x"), "x").unwrap();
+        std::fs::write(run.join("events.jsonl"), "{}").unwrap();
+        assert!(g.changes().is_empty(), "{:?}", g.changes());
+        std::fs::write(run.join("repro-test/tests/t.py"), "assert 1").unwrap();
+        std::fs::remove_file(run.join("spec.json")).unwrap();
+        std::fs::write(run.join("result.json"), "{}").unwrap();
+        assert_eq!(
+            g.changes(),
+            vec![
+                "repro-test/tests/t.py (changed)".to_string(),
+                "result.json (added)".into(),
+                "spec.json (removed)".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn findings_become_events_that_the_reducer_records() {
+        let f = AgentFindings {
+            in_sandbox: vec![Survivor { pid: 7, cmdline: "sleep 9".into() }],
+            outside: vec![],
+            run_dir_changes: vec!["state.json (changed)".into()],
+        };
+        let events = agent_events(("fix", Some(1)), f);
+        assert_eq!(events.len(), 2, "no event for the empty outside list");
+        assert_eq!(tamper_reason(&events).unwrap(), "the agent changed fixci's run directory: state.json (changed)");
+        let mut c = Containment::default();
+        events.iter().for_each(|e| c.apply(e));
+        assert_eq!(c.survivors.len(), 1);
+        assert!(c.survivors[0].in_sandbox && c.survivors[0].when == "after the agent");
+        assert_eq!(c.run_dir_changes[0].paths, vec!["state.json (changed)".to_string()]);
+        assert!(reap(("x", None), "before the stage").is_none(), "the reaper is unarmed in tests");
+    }
+
+    #[test]
+    fn the_section_names_survivors_and_changes() {
+        let c = Containment {
+            sandbox: Some(Decision { mode: "none".into(), bwrap: None, warning: None }),
+            survivors: vec![SurvivorRecord {
+                stage: "fix".into(),
+                attempt: Some(2),
+                when: "after the agent".into(),
+                in_sandbox: false,
+                process: Survivor { pid: 42, cmdline: "sleep 1000 | x".into() },
+            }],
+            run_dir_changes: vec![RunDirChange {
+                stage: "fix".into(),
+                attempt: Some(2),
+                paths: vec!["state.json (changed)".into()],
+            }],
+        };
+        let m = markdown(&c);
+        assert!(m.contains("| fix | 2 | after the agent | 42 | `sleep 1000 \\| x` |"), "{m}");
+        assert!(m.contains("(attempt 2) changed fixci's run directory:** state.json (changed)"), "{m}");
+        assert!(m.contains("`sandbox = \"none\"`"));
+    }
+}

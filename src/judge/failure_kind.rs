@@ -1,0 +1,697 @@
+//! Why a test run failed, read from its output: an assertion, an exception of some type, an
+//! import or collection error, no tests at all, a timeout. A reproduction counts only when it
+//! fails for a reason a code fix can address and, with a CI log, for the CI's reason
+//! (DESIGN.md section 4): a test that fails on `ModuleNotFoundError` is "fixed" by adding the
+//! module, and `No module named pytest` or `command not found` prove nothing about the code.
+//!
+//! The classifier is pure (text in, [`FailureKind`] out) so that other parts of fixci (replay's
+//! `--agent gold` qualification, the stress runner's failure matching) can use it:
+//!
+//! ```
+//! use fixci::judge::failure_kind::{classify, FailureKind};
+//! let ci = classify("FAILED tests/test_a.py::test_x - AssertionError: 3 != 4");
+//! let repro = classify("E       KeyError: 'total'\nFAILED tests/test_r.py::test_r - KeyError: 'total'");
+//! assert_eq!(ci, FailureKind::Assertion);
+//! assert!(repro.confirms_reproduction());
+//! assert!(!repro.same_kind_as(&ci));
+//! assert!(!classify("ModuleNotFoundError: No module named 'calc'").confirms_reproduction());
+//! ```
+//!
+//! What it knows, from the runners' real output: Python (pytest, unittest: tracebacks, `E`
+//! lines, the `FAILED ... - msg` short summary, `errors during collection`, `no tests ran`,
+//! `NO TESTS RAN`, `collected 0 items`, `ERROR at setup of`, `fixture '...' not found`), Rust
+//! (`cargo test`: `panicked at`, `assertion ... failed`, `could not compile`), Go (`--- FAIL`,
+//! `panic:`, `[build failed]`, `[setup failed]`, `no test files`, `no tests to run`,
+//! `test timed out after`), JavaScript (jest, vitest, mocha: `expect(received)`, chai's and
+//! node's `AssertionError`, `Test suite failed to run`, `Cannot find module`, `No tests found`,
+//! `No test files found`, `Exceeded timeout`), PHPUnit (`Failed asserting that`,
+//! `No tests executed!`, `PHP Parse error`), RSpec (`expected: ... got:`,
+//! `An error occurred while loading`, `0 examples`), Maven/JUnit (`AssertionFailedError`,
+//! `expected: <..> but was: <..>`, `COMPILATION ERROR`, `No tests were executed`), and shells
+//! (`command not found`, `No such file or directory` for the command itself, exit 127/126).
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Why one test run failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// An assertion failed: Python's `AssertionError` or pytest's `assert` rewriting,
+    /// unittest's `assertEqual`, Rust's `assert!`/`assert_eq!`, Go's `t.Error`/`t.Fatal`
+    /// (a `--- FAIL` without a panic), jest/vitest `expect`, chai/node `AssertionError`,
+    /// PHPUnit `Failed asserting`, RSpec expectations, JUnit `AssertionFailedError`.
+    Assertion,
+    /// An exception (or panic) other than an assertion, by its type's short name, e.g.
+    /// `KeyError`, `TypeError`, `NullPointerException`, `NoMethodError`, or `panic` for a Rust
+    /// or Go panic that is not an assertion.
+    Exception {
+        /// The type's last path segment (`java.lang.NullPointerException` gives
+        /// `NullPointerException`).
+        type_name: String,
+    },
+    /// The test never ran its body: an import, load, compile or collection error, a fixture
+    /// error, a missing module, interpreter or runner.
+    ImportOrCollection {
+        /// The line of output that shows it (trimmed, at most 200 characters).
+        why: String,
+    },
+    /// The runner found or selected no test.
+    NoTestsRan,
+    /// The test ran out of time (the runner's own timeout, or fixci's).
+    Timeout,
+    /// A failure whose reason the output does not show (e.g. a bare `exit 1`).
+    Unknown,
+}
+
+impl FailureKind {
+    /// True when a failure of this kind may confirm a reproduction: everything but
+    /// [`FailureKind::ImportOrCollection`] and [`FailureKind::NoTestsRan`], which say nothing
+    /// about the code under test.
+    pub fn confirms_reproduction(&self) -> bool {
+        !matches!(
+            self,
+            FailureKind::ImportOrCollection { .. } | FailureKind::NoTestsRan
+        )
+    }
+
+    /// True when a reproduction failing with `self` fails for the same reason as the CI
+    /// failure `ci`: both assertions, both timeouts, or exceptions of the same type name
+    /// (compared without case). When either side is [`FailureKind::Unknown`] there is nothing
+    /// to compare and the answer is true; a kind that cannot confirm a reproduction never
+    /// matches.
+    pub fn same_kind_as(&self, ci: &FailureKind) -> bool {
+        if !self.confirms_reproduction() {
+            return false;
+        }
+        match (self, ci) {
+            (FailureKind::Unknown, _) | (_, FailureKind::Unknown) => true,
+            (FailureKind::Assertion, FailureKind::Assertion) => true,
+            (FailureKind::Timeout, FailureKind::Timeout) => true,
+            (FailureKind::Exception { type_name: a }, FailureKind::Exception { type_name: b }) => {
+                a.eq_ignore_ascii_case(b)
+            }
+            // A CI failure that itself never ran a test tells nothing about the kind.
+            (_, FailureKind::ImportOrCollection { .. } | FailureKind::NoTestsRan) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    /// `an assertion failure`, `a KeyError`, `an import or collection error (<why>)`,
+    /// `no test ran`, `a timeout`, `an unrecognised failure`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureKind::Assertion => write!(f, "an assertion failure"),
+            FailureKind::Exception { type_name } => {
+                let article = if type_name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| "AEIOUaeiou".contains(c))
+                {
+                    "an"
+                } else {
+                    "a"
+                };
+                write!(f, "{article} {type_name}")
+            }
+            FailureKind::ImportOrCollection { why } => {
+                write!(f, "an import or collection error (`{why}`)")
+            }
+            FailureKind::NoTestsRan => write!(f, "no test ran"),
+            FailureKind::Timeout => write!(f, "a timeout"),
+            FailureKind::Unknown => write!(f, "an unrecognised failure"),
+        }
+    }
+}
+
+/// Classifies a failing run's combined output. Precedence, strongest first: import or
+/// collection errors anywhere in the output (a run that could not load its test proves nothing,
+/// whatever else it printed), then "no tests ran", then a timeout, then the failure itself (the
+/// runner's summary line when it has one, else the last exception or assertion line), else
+/// [`FailureKind::Unknown`].
+pub fn classify(output: &str) -> FailureKind {
+    let lines: Vec<&str> = output.lines().collect();
+    if let Some(why) = lines.iter().find_map(|l| environment_error(l)) {
+        return FailureKind::ImportOrCollection { why };
+    }
+    if no_tests_ran(&lines) {
+        return FailureKind::NoTestsRan;
+    }
+    if lines.iter().any(|l| timeout_re().is_match(l)) {
+        return FailureKind::Timeout;
+    }
+    // A runner's one-line summary of the failure names its reason best.
+    for l in &lines {
+        if let Some(c) = summary_re().captures(l) {
+            let k = classify_message(c.name("msg").map_or("", |m| m.as_str()));
+            if k != FailureKind::Unknown {
+                return k;
+            }
+        }
+    }
+    // Else the last failure line: in a chained traceback the last exception is the one raised.
+    lines
+        .iter()
+        .rev()
+        .map(|l| classify_line(l))
+        .find(|k| *k != FailureKind::Unknown)
+        .unwrap_or(FailureKind::Unknown)
+}
+
+/// Classifies a run from its output and exit code: exit 127 (command not found) and 126 (not
+/// executable) from a shell are [`FailureKind::ImportOrCollection`] whatever the output says;
+/// else [`classify`].
+pub fn classify_exit(output: &str, exit_code: Option<i32>) -> FailureKind {
+    match exit_code {
+        Some(127) => FailureKind::ImportOrCollection {
+            why: "exit 127: the command or interpreter was not found".into(),
+        },
+        Some(126) => FailureKind::ImportOrCollection {
+            why: "exit 126: the command is not executable".into(),
+        },
+        _ => classify(output),
+    }
+}
+
+/// Classifies one failure message, such as the message part of a CI failure signature
+/// (`AssertionError: N != N`, `KeyError: 'x'`, `assert N == N`,
+/// `expect(received).toBe(expected)`).
+pub fn classify_message(message: &str) -> FailureKind {
+    let m = message.trim();
+    if m.is_empty() {
+        return FailureKind::Unknown;
+    }
+    if let Some(why) = environment_error(m) {
+        return FailureKind::ImportOrCollection { why };
+    }
+    if timeout_re().is_match(m) {
+        return FailureKind::Timeout;
+    }
+    if m.starts_with("assert ") || m == "assert" || assertion_re().is_match(m) {
+        return FailureKind::Assertion;
+    }
+    if let Some(c) = exception_re().captures(m) {
+        return exception_kind(&c["name"]);
+    }
+    if panic_re().is_match(m) {
+        return FailureKind::Exception {
+            type_name: "panic".into(),
+        };
+    }
+    FailureKind::Unknown
+}
+
+/// One line of a run's output, as a failure line; `Unknown` when it is none.
+fn classify_line(line: &str) -> FailureKind {
+    let l = line.trim_end();
+    // pytest's `E   ` lines carry the exception or the rewritten assert.
+    let body = l
+        .trim_start()
+        .strip_prefix("E ")
+        .map(str::trim_start)
+        .unwrap_or(l.trim_start());
+    if body.starts_with("assert ") && l.trim_start().starts_with("E ") {
+        return FailureKind::Assertion;
+    }
+    if assertion_re().is_match(l) {
+        return FailureKind::Assertion;
+    }
+    if let Some(c) = exception_line_re().captures(body) {
+        return exception_kind(&c["name"]);
+    }
+    if panic_re().is_match(l) {
+        return FailureKind::Exception {
+            type_name: "panic".into(),
+        };
+    }
+    if go_fail_re().is_match(l) {
+        return FailureKind::Assertion;
+    }
+    FailureKind::Unknown
+}
+
+/// An exception type name, as a kind: assertion types are [`FailureKind::Assertion`], import
+/// and syntax errors [`FailureKind::ImportOrCollection`].
+fn exception_kind(name: &str) -> FailureKind {
+    let short = name
+        .rsplit(['.', ':', '\\'])
+        .find(|s| !s.is_empty())
+        .unwrap_or(name);
+    let lower = short.to_ascii_lowercase();
+    if lower.contains("assert") || lower == "expectationnotmeterror" || lower == "comparisonfailure"
+    {
+        return FailureKind::Assertion;
+    }
+    if matches!(
+        short,
+        "ModuleNotFoundError"
+            | "ImportError"
+            | "SyntaxError"
+            | "IndentationError"
+            | "TabError"
+            | "LoadError"
+            | "NoClassDefFoundError"
+            | "ClassNotFoundException"
+    ) {
+        return FailureKind::ImportOrCollection {
+            why: format!("{short} raised"),
+        };
+    }
+    if lower.contains("timeout") || lower.contains("timedout") {
+        return FailureKind::Timeout;
+    }
+    FailureKind::Exception {
+        type_name: short.to_string(),
+    }
+}
+
+/// The line, shortened, when it shows that the test could not be loaded or run at all.
+fn environment_error(line: &str) -> Option<String> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(concat!(
+            // Python: missing modules, import and syntax errors, pytest collection and fixtures.
+            r"\b(ModuleNotFoundError|ImportError|SyntaxError|IndentationError|TabError)\b",
+            r"|No module named\b",
+            r"|\bERROR collecting\b|errors? during collection|\bImportError while importing test module\b",
+            r"|\bERROR at (setup|teardown) of\b|\bfixture '[^']*' not found\b",
+            r"|\bERROR: (file or directory not found|not found):",
+            r"|\bFailed to import test module\b|\bunittest\.loader\._FailedTest\b",
+            r"|can't open file .*\[Errno 2\]",
+            r"|\bINTERNALERROR>",
+            // Shells: a missing interpreter, runner or script.
+            r"|^(?:/bin/|/usr/bin/)?(?:ba|da|z|k)?sh: .*(?:not found|No such file or directory|Permission denied)$",
+            r"|: command not found\b|\bcommand not found:|^env: .*: No such file or directory$",
+            // Rust and Go builds.
+            r"|\berror: could not compile\b|^error\[E\d+\]|\berror: no such command\b",
+            r"|\[build failed\]|\[setup failed\]|\bcannot find package\b|\bno required module provides package\b",
+            r"|^\S+\.go:\d+:\d+: (undefined|cannot use|syntax error)",
+            // JavaScript.
+            r"|Test suite failed to run|\bCannot find module\b|\bERR_MODULE_NOT_FOUND\b",
+            r"|\bFailed to (load url|resolve import)\b|\bError: No test suite found in file\b",
+            // PHP, Ruby, Java.
+            r"|\bPHP (Parse|Fatal) error\b|\bClass \S+ (could not be found|not found)\b|\bCannot open file\b",
+            r"|\bAn error occurred while loading\b|\bLoadError\b|\bcannot load such file\b",
+            r"|\bCOMPILATION ERROR\b|\bCompilation failure\b|\bNoClassDefFoundError\b|\bClassNotFoundException\b",
+            r"|\bNo plugin found for prefix\b",
+        ))
+        .expect("constant pattern compiles")
+    });
+    let t = line.trim();
+    re.is_match(t).then(|| t.chars().take(200).collect())
+}
+
+/// True when a run's output says that no test ran (pytest's `no tests ran`, unittest's
+/// `Ran 0 tests`, go's `no tests to run`, jest's `No tests found`, ...), and does not also show
+/// a test that ran and failed. Python 3.11's unittest exits 0 after `Ran 0 tests`, so a passing
+/// run must be checked too.
+pub fn says_no_tests_ran(output: &str) -> bool {
+    no_tests_ran(&output.lines().collect::<Vec<_>>())
+}
+
+fn no_tests_ran(lines: &[&str]) -> bool {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(concat!(
+            r"(?i)\bno tests ran\b|^collected 0 items\b|^Ran 0 tests\b",
+            r"|no tests to run|\[no test files\]|\bno test files\b",
+            r"|No tests found, exiting with code|No test files found|No tests found related to",
+            r"|Your test suite must contain at least one test|\bError: No test files found\b",
+            r"|No tests executed!|^No examples found\.|^0 examples, 0 failures",
+            r"|No tests were executed!|No tests to run\.|^\s*0 passing\b",
+        ))
+        .expect("constant pattern compiles")
+    });
+    let said = lines.iter().any(|l| re.is_match(l.trim()));
+    if !said {
+        return false;
+    }
+    // cargo prints `running 0 tests` for other test binaries next to a failing one; pytest
+    // and unittest print one summary. A real failure next to the words wins.
+    !lines.iter().any(|l| {
+        let t = l.trim();
+        t.starts_with("FAILED ")
+            || t.starts_with("--- FAIL")
+            || t.starts_with("test result: FAILED")
+            || t.contains("panicked at")
+            || (t.ends_with(" failing") && !t.starts_with("0 "))
+    })
+}
+
+fn timeout_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            r"\bFailed: Timeout >|\+{5,} Timeout \+{5,}|\bpanic: test timed out after\b",
+            r"|\bExceeded timeout of \d+ ?ms\b|\bTest timed out in \d+ ?ms\b|\bTimeout of \d+ms exceeded\b",
+            r"|\bhas been running for over \d+ seconds\b.*\bTIMEOUT\b|^\s*TIMEOUT \[",
+            r"|\bTestTimedOutException\b|\bexecution timed out\b",
+        ))
+        .expect("constant pattern compiles")
+    })
+}
+
+/// Runner summary lines whose message part names the reason: pytest's short summary.
+fn summary_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(?:FAILED|ERROR) \S+ - (?P<msg>.+)$").expect("constant pattern compiles")
+    })
+}
+
+/// Assertion messages as the runners print them.
+fn assertion_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            r"\bAssertionError\b|\bAssertionFailedError\b|\bComparisonFailure\b|\bExpectationNotMetError\b",
+            r"|\bassertion (`[^`]*` )?failed\b|\bassertion failed:|\bassertion `left (==|!=) right` failed",
+            r"|\bexpect\(received\)|\bexpect\(jest\.fn\(\)\)|^\s*Expected( value)?:\s|^\s*Received( value)?:\s",
+            r"|\bFailed asserting that\b|^\s*expected: .*\n?|^\s*got: |\bexpected .* to (eq|be|include|equal|match|have|raise)\b",
+            r"|\bexpected: <.*> but was: <.*>|\bexpected:<.*> but was:<.*>|\bDID NOT RAISE\b",
+        ))
+        .expect("constant pattern compiles")
+    })
+}
+
+/// An exception type at the start of a message: `KeyError: 'x'`, `java.lang.IllegalStateException`,
+/// `TypeError [ERR_X]: ...`.
+fn exception_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(?:Uncaught |thrown: )?(?P<name>(?:[A-Za-z_][\w$]*(?:\.|::|\\))*[A-Z][\w$]*(?:Error|Exception|Exit|Interrupt|Failure|Fault|Panic))\b(?:\s*\[[^\]]*\])?(?::|$|\s)")
+            .expect("constant pattern compiles")
+    })
+}
+
+/// A line that states an exception: the type at the start of the line, followed by `:` or the
+/// end of the line (Python tracebacks, jest, RSpec's indented type lines, JUnit's `Caused by:`).
+fn exception_line_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(?:Caused by: |Uncaught |PHP Fatal error:\s+Uncaught )?(?P<name>(?:[A-Za-z_][\w$]*(?:\.|::|\\))*[A-Z][\w$]*(?:Error|Exception|Exit|Interrupt|Failure|Fault))(?:\s*\[[^\]]*\])?(?::\s|:$|$)")
+            .expect("constant pattern compiles")
+    })
+}
+
+/// A Rust or Go panic.
+fn panic_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\bpanicked at\b|^panic: ").expect("constant pattern compiles"))
+}
+
+/// Go's failing-test line without a panic: the test called `t.Error`/`t.Fatal`.
+fn go_fail_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^\s*--- FAIL: ").expect("constant pattern compiles"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exc(t: &str) -> FailureKind {
+        FailureKind::Exception {
+            type_name: t.into(),
+        }
+    }
+
+    #[test]
+    fn python_pytest_and_unittest_failures() {
+        let pytest_assert = "\
+    def test_total():
+>       assert total([1, 2]) == 4
+E       assert 3 == 4
+E        +  where 3 = total([1, 2])
+
+tests/test_calc.py:5: AssertionError
+=========================== short test summary info ============================
+FAILED tests/test_calc.py::test_total - assert 3 == 4
+============================== 1 failed in 0.02s ===============================";
+        assert_eq!(classify(pytest_assert), FailureKind::Assertion);
+        let pytest_key = "\
+    def test_lookup():
+>       assert lookup('a') == 1
+E       KeyError: 'a'
+
+calc.py:3: KeyError
+FAILED tests/test_calc.py::test_lookup - KeyError: 'a'";
+        assert_eq!(classify(pytest_key), exc("KeyError"));
+        let unittest_assert = "\
+F
+======================================================================
+FAIL: test_total (test_calc.T.test_total)
+----------------------------------------------------------------------
+Traceback (most recent call last):
+  File \"/r/test_calc.py\", line 6, in test_total
+    self.assertEqual(total([1, 2]), 4)
+AssertionError: 3 != 4
+
+----------------------------------------------------------------------
+Ran 1 test in 0.000s
+
+FAILED (failures=1)";
+        assert_eq!(classify(unittest_assert), FailureKind::Assertion);
+        let chained = "\
+Traceback (most recent call last):
+  File \"x.py\", line 2, in f
+KeyError: 'a'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File \"x.py\", line 4, in g
+ValueError: bad input
+Ran 1 test in 0.001s
+FAILED (errors=1)";
+        assert_eq!(classify(chained), exc("ValueError"));
+    }
+
+    #[test]
+    fn python_collection_errors_never_confirm() {
+        for out in [
+            "ImportError while importing test module '/r/tests/test_x.py'.\nE   ModuleNotFoundError: No module named 'calc.extra'\n!!!!!!!!!!!!!!!!!!!! Interrupted: 1 error during collection !!!!!!!!!!!!!!!!!!!!",
+            "/usr/bin/python3: No module named pytest",
+            "E\n======================================================================\nERROR: test_x (unittest.loader._FailedTest.test_x)\nImportError: Failed to import test module: test_x\nRan 1 test in 0.000s\nFAILED (errors=1)",
+            "  File \"/r/tests/test_x.py\", line 3\n    def f(:\n          ^\nSyntaxError: invalid syntax",
+            "E       fixture 'client' not found\n>       available fixtures: cache, capfd",
+            "==================================== ERRORS ====================================\n__________________________ ERROR at setup of test_db ___________________________",
+            "python3: can't open file '/r/tests/test_missing.py': [Errno 2] No such file or directory",
+            "sh: 1: pytest: not found",
+            "bash: line 1: pytest: command not found",
+            "ERROR: file or directory not found: tests/test_gone.py\n\nno tests ran in 0.01s",
+        ] {
+            let k = classify(out);
+            assert!(
+                matches!(k, FailureKind::ImportOrCollection { .. }),
+                "{out:?} gave {k:?}"
+            );
+            assert!(!k.confirms_reproduction());
+        }
+        // A ModuleNotFoundError raised in the test body is still a missing module.
+        let body = "    def test_x():\n>       import calc.extra\nE       ModuleNotFoundError: No module named 'calc.extra'\nFAILED tests/test_x.py::test_x - ModuleNotFoundError: No module named 'calc.extra'";
+        assert!(!classify(body).confirms_reproduction());
+    }
+
+    #[test]
+    fn no_tests_ran_in_every_runner() {
+        for out in [
+            "collected 0 items\n\n============================ no tests ran in 0.01s =============================",
+            "\n----------------------------------------------------------------------\nRan 0 tests in 0.000s\n\nNO TESTS RAN",
+            "ok  \texample.com/m\t0.002s [no tests to run]\ntesting: warning: no tests to run",
+            "?   \texample.com/m\t[no test files]",
+            "No tests found, exiting with code 1\nRun with `--passWithNoTests` to exit with code 0",
+            "No test files found, exiting with code 1",
+            "No tests executed!",
+            "No examples found.\n\nFinished in 0.0002 seconds\n0 examples, 0 failures",
+            "[ERROR] Failed to execute goal org.apache.maven.plugins:maven-surefire-plugin:3.2.5:test: No tests were executed!",
+        ] {
+            assert_eq!(classify(out), FailureKind::NoTestsRan, "{out:?}");
+        }
+        // cargo's other test binaries print `running 0 tests` beside the failing one.
+        let cargo = "running 0 tests\n\ntest result: ok. 0 passed\n\nrunning 1 test\ntest t ... FAILED\n\nthread 't' panicked at src/lib.rs:9:5:\nassertion `left == right` failed\n  left: 3\n right: 4\ntest result: FAILED. 0 passed; 1 failed";
+        assert_eq!(classify(cargo), FailureKind::Assertion);
+    }
+
+    #[test]
+    fn rust_go_js_php_ruby_java_failures() {
+        assert_eq!(
+            classify(
+                "thread 'tests::t' panicked at src/lib.rs:9:5:\ncalled `Option::unwrap()` on a `None` value\ntest result: FAILED."
+            ),
+            exc("panic")
+        );
+        assert!(matches!(
+            classify(
+                "error[E0425]: cannot find function `total` in this scope\nerror: could not compile `calc` (lib test) due to 1 previous error"
+            ),
+            FailureKind::ImportOrCollection { .. }
+        ));
+        assert_eq!(
+            classify(
+                "=== RUN   TestTotal\n    calc_test.go:9: total = 3, want 4\n--- FAIL: TestTotal (0.00s)\nFAIL\nFAIL\texample.com/calc\t0.002s"
+            ),
+            FailureKind::Assertion
+        );
+        assert_eq!(
+            classify(
+                "--- FAIL: TestMap (0.00s)\npanic: assignment to entry in nil map [recovered]\n\tpanic: assignment to entry in nil map"
+            ),
+            exc("panic")
+        );
+        assert!(matches!(
+            classify(
+                "# example.com/calc [example.com/calc.test]\n./calc_test.go:9:9: undefined: Total\nFAIL\texample.com/calc [build failed]"
+            ),
+            FailureKind::ImportOrCollection { .. }
+        ));
+        assert_eq!(
+            classify("panic: test timed out after 30s\nrunning tests:\n\tTestHang (30s)"),
+            FailureKind::Timeout
+        );
+        assert_eq!(
+            classify(
+                "  ● total › adds\n\n    expect(received).toBe(expected) // Object.is equality\n\n    Expected: 4\n    Received: 3\n\n      3 | test('adds', () => {\n    > 4 |   expect(total([1, 2])).toBe(4);"
+            ),
+            FailureKind::Assertion
+        );
+        assert_eq!(
+            classify(
+                "  ● total › adds\n\n    TypeError: Cannot read properties of undefined (reading 'x')\n\n      at Object.<anonymous> (src/calc.test.js:4:10)"
+            ),
+            exc("TypeError")
+        );
+        assert!(matches!(
+            classify(
+                " FAIL  src/calc.test.js\n  ● Test suite failed to run\n\n    Cannot find module './calc' from 'src/calc.test.js'"
+            ),
+            FailureKind::ImportOrCollection { .. }
+        ));
+        assert_eq!(
+            classify(
+                " FAIL  src/calc.test.ts > adds\nAssertionError: expected 3 to be 4 // Object.is equality\n ❯ src/calc.test.ts:4:25"
+            ),
+            FailureKind::Assertion
+        );
+        assert_eq!(
+            classify(
+                "  1) total\n       adds:\n\n      AssertionError [ERR_ASSERTION]: 3 == 4\n      + expected - actual"
+            ),
+            FailureKind::Assertion
+        );
+        assert_eq!(
+            classify(
+                "  Error: Timeout of 2000ms exceeded. For async tests and hooks, ensure \"done()\" is called"
+            ),
+            FailureKind::Timeout
+        );
+        assert_eq!(
+            classify(
+                "There was 1 failure:\n\n1) CalcTest::testTotal\nFailed asserting that 3 matches expected 4.\n\n/r/tests/CalcTest.php:9\n\nFAILURES!"
+            ),
+            FailureKind::Assertion
+        );
+        assert_eq!(
+            classify(
+                "There was 1 error:\n\n1) CalcTest::testTotal\nTypeError: total(): Argument #1 ($xs) must be of type array, null given\n\nERRORS!"
+            ),
+            exc("TypeError")
+        );
+        assert_eq!(
+            classify(
+                "  1) Calc adds\n     Failure/Error: expect(total([1, 2])).to eq(4)\n\n       expected: 4\n            got: 3\n\n       (compared using ==)"
+            ),
+            FailureKind::Assertion
+        );
+        assert_eq!(
+            classify(
+                "  1) Calc adds\n     Failure/Error: total(nil)\n\n     NoMethodError:\n       undefined method `sum' for nil"
+            ),
+            exc("NoMethodError")
+        );
+        assert!(matches!(
+            classify(
+                "An error occurred while loading ./spec/calc_spec.rb.\nFailure/Error: require_relative '../lib/calc'\n\nLoadError:\n  cannot load such file -- /r/lib/calc"
+            ),
+            FailureKind::ImportOrCollection { .. }
+        ));
+        assert_eq!(
+            classify(
+                "[ERROR] CalcTest.total:12 expected: <4> but was: <3>\n[ERROR] Tests run: 1, Failures: 1, Errors: 0, Skipped: 0"
+            ),
+            FailureKind::Assertion
+        );
+        assert_eq!(
+            classify(
+                "[ERROR] CalcTest.total:12 » NullPointer\njava.lang.NullPointerException: Cannot invoke \"java.util.List.size()\"\n\tat Calc.total(Calc.java:5)"
+            ),
+            exc("NullPointerException")
+        );
+        assert!(matches!(
+            classify(
+                "[ERROR] COMPILATION ERROR : \n[ERROR] /r/src/test/java/CalcTest.java:[9,9] cannot find symbol"
+            ),
+            FailureKind::ImportOrCollection { .. }
+        ));
+        assert_eq!(classify("something went wrong"), FailureKind::Unknown);
+        assert_eq!(classify(""), FailureKind::Unknown);
+    }
+
+    #[test]
+    fn exit_codes_127_and_126_are_environment_errors() {
+        assert!(matches!(
+            classify_exit("", Some(127)),
+            FailureKind::ImportOrCollection { .. }
+        ));
+        assert!(matches!(
+            classify_exit("whatever", Some(126)),
+            FailureKind::ImportOrCollection { .. }
+        ));
+        assert_eq!(
+            classify_exit("AssertionError: x", Some(1)),
+            FailureKind::Assertion
+        );
+    }
+
+    #[test]
+    fn messages_from_ci_signatures() {
+        // Signature messages are masked (`N` for numbers) but keep their type names.
+        assert_eq!(
+            classify_message("AssertionError: N != N"),
+            FailureKind::Assertion
+        );
+        assert_eq!(classify_message("assert N == N"), FailureKind::Assertion);
+        assert_eq!(classify_message("KeyError: 'total'"), exc("KeyError"));
+        assert_eq!(
+            classify_message("java.lang.IllegalStateException: Failed to load ApplicationContext"),
+            exc("IllegalStateException")
+        );
+        assert_eq!(classify_message("Octokit::Forbidden"), FailureKind::Unknown);
+        assert_eq!(classify_message(""), FailureKind::Unknown);
+        assert_eq!(
+            classify_message("expect(received).toBe(expected) // Object.is equality"),
+            FailureKind::Assertion
+        );
+    }
+
+    #[test]
+    fn kinds_compare_as_the_ci_reason() {
+        let a = FailureKind::Assertion;
+        assert!(a.same_kind_as(&FailureKind::Assertion));
+        assert!(!exc("KeyError").same_kind_as(&a));
+        assert!(!a.same_kind_as(&exc("KeyError")));
+        assert!(exc("KeyError").same_kind_as(&exc("keyerror")));
+        assert!(!exc("KeyError").same_kind_as(&exc("TypeError")));
+        assert!(FailureKind::Unknown.same_kind_as(&a));
+        assert!(exc("KeyError").same_kind_as(&FailureKind::Unknown));
+        assert!(!FailureKind::NoTestsRan.same_kind_as(&FailureKind::Unknown));
+        assert!(!FailureKind::Timeout.same_kind_as(&a));
+        assert_eq!(exc("KeyError").to_string(), "a KeyError");
+        assert_eq!(exc("IndexError").to_string(), "an IndexError");
+    }
+}

@@ -1,0 +1,343 @@
+//! `run-test` in repeat mode, in sealed trees (see [`crate::verify`]): confirming a reproduction
+//! on the start commit plus fixci's bytes of the test, and verifying a fix attempt by committing
+//! it as a candidate and running the three checks on that commit. This file only moves data
+//! between the run state and [`crate::verify`].
+
+use std::time::Instant;
+
+use super::{StageCtx, StageResult, test_env_remove, worktree};
+use crate::run_dir::{Counts, Event, Repro, StageStatus};
+use crate::error::{Error, io_error};
+use crate::vcs;
+use crate::verify::record::{CheckStatus, ReproRecord, sha256_hex};
+use crate::verify::{self, RunLimits};
+
+/// fixci's bytes of the reproduction test and its record: from memory, or (a resumed run) from
+/// the run directory's copy when it still matches the recorded hash. `Err(why)` when the copy was
+/// changed (tampering) or is gone.
+fn repro_bytes(repro: &Repro, template: Option<&str>) -> Result<(Vec<u8>, ReproRecord), String> {
+    let copy_bytes = repro.copy.as_ref().and_then(|c| std::fs::read(c).ok());
+    match &repro.sealed {
+        Some(rec) => {
+            if let Some(c) = &copy_bytes {
+                if sha256_hex(c) != rec.sha256 {
+                    return Err(format!(
+                        "tampering: fixci's copy of the reproduction test in the run directory (`{}`) no longer matches the SHA-256 recorded when it was confirmed ({})",
+                        repro
+                            .copy
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
+                        &rec.sha256[..12]
+                    ));
+                }
+            } else if repro.copy.is_some() {
+                return Err("tampering: fixci's copy of the reproduction test was removed from the run directory".into());
+            }
+            let bytes = rec
+                .bytes
+                .clone()
+                .or(copy_bytes)
+                .ok_or("no copy of the reproduction test")?;
+            Ok((bytes, rec.clone()))
+        }
+        None => {
+            let bytes = copy_bytes.ok_or("no copy of the reproduction test")?;
+            let (runner, note) = verify::repro_runner(&repro.test_file, None, template);
+            Ok((bytes.clone(), ReproRecord::new(bytes, runner, note)))
+        }
+    }
+}
+
+fn limits<'a>(
+    cx: &'a StageCtx<'_>,
+    on_run: &'a mut dyn FnMut(&str, u64, bool, String),
+) -> RunLimits<'a> {
+    RunLimits {
+        deadline: Instant::now() + cx.budget,
+        grace: cx.env.grace,
+        cancel: Some(cx.env.req.cancel),
+        env_remove: test_env_remove(cx.env),
+        env: super::test_env(cx.env),
+        log_dir: cx.dir.clone(),
+        on_run,
+    }
+}
+
+fn write_counts(cx: &StageCtx<'_>, counts: &Counts) -> Result<(), Error> {
+    let p = cx.dir.join("counts.json");
+    std::fs::write(&p, serde_json::to_string_pretty(counts).unwrap_or_default())
+        .map_err(|e| io_error("write", &p, e))
+}
+
+/// Confirms the reproduction: `n` runs on the start commit with fixci's bytes of the test.
+pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Error> {
+    let wt = worktree(cx.st())?;
+    let repro = cx.st().repro.clone().ok_or_else(|| {
+        Error::usage(format!(
+            "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
+            cx.id
+        ))
+    })?;
+    let template = cx.env.spec().spec.test_command.clone();
+    let (bytes, mut rec) = match repro_bytes(&repro, template.as_deref()) {
+        Ok(x) => x,
+        Err(why) => return Ok(StageResult::failed(why)),
+    };
+    let runner = rec
+        .runner
+        .clone()
+        .unwrap_or_else(|| verify::runner_for(&repro.test_file, template.as_deref()));
+    let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
+    let start = git2::Oid::from_str(&cx.st().repo.start_commit)
+        .map_err(|e| Error::infra("bad start commit in state").source(e))?;
+    let id = cx.id.to_string();
+    let mut events = Vec::new();
+    let mut on_run = |_: &str, k: u64, failed_as_expected: bool, how: String| {
+        events.push(Event::TestRun {
+            stage: id.clone(),
+            run: k,
+            of: n,
+            passed: !failed_as_expected,
+            how,
+        });
+    };
+    let mut lim = limits(cx, &mut on_run);
+    let (verdict, runs) =
+        verify::confirm(&repo, start, &repro.test_file, &bytes, &runner, n, &mut lim)?;
+    drop(lim);
+    for e in events {
+        cx.emit(e);
+    }
+    // Every failing run must fail for the CI's reason: an import or collection error, a missing
+    // runner or a failure of another kind than the CI's never confirms a reproduction.
+    let ci = cx
+        .st()
+        .logs
+        .as_ref()
+        .and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled));
+    let verdict = verdict.and_then(|ok| {
+        for (k, run) in runs.iter().enumerate() {
+            crate::judge::reproduction::judge_failing_run(
+                &run.tail(256 * 1024),
+                &run.termination,
+                ci.as_ref(),
+            )
+            .map_err(|why| format!("run {} of {n}: {why}", k + 1))?;
+        }
+        Ok(ok)
+    });
+    let failed_runs = match &verdict {
+        Ok(_) => runs.len() as u64,
+        Err(_) => runs.len().saturating_sub(1) as u64,
+    };
+    write_counts(
+        cx,
+        &Counts {
+            runs: runs.len() as u64,
+            passed: runs.len() as u64 - failed_runs,
+            failed: failed_runs,
+            timed_out: runs
+                .iter()
+                .filter(|r| matches!(r.termination, crate::process::Termination::TimedOut { .. }))
+                .count() as u64,
+            planned: n,
+        },
+    )?;
+    let failure_output = runs.first().map(|r| r.tail(6 * 1024));
+    rec.runner = Some(runner.clone());
+    let confirmed = verdict.is_ok();
+    let result = match verdict {
+        Ok((ids, evidence)) => {
+            rec.failing_ids = ids.clone();
+            rec.evidence = evidence.into();
+            let what = if ids.is_empty() {
+                "by exit code only (weaker evidence: no report)".to_string()
+            } else {
+                format!(
+                    "per the {evidence} report: {}",
+                    ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+                )
+            };
+            StageResult::passed(format!("failed {n} of {n} runs, as a reproduction must, {what}"))
+        }
+        Err(why) => StageResult::failed(format!("it does not reproduce the failure: {why}")),
+    };
+    cx.emit(Event::ReproductionSealed {
+        record: rec,
+        command: runner.display(),
+    });
+    cx.emit(Event::ReproductionTested {
+        confirmed,
+        failure_output,
+    });
+    Ok(result)
+}
+
+/// Verifies the current attempt: commits it as a candidate, checks that commit out in a sealed
+/// tree and runs the three checks.
+pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<StageResult, Error> {
+    let wt = worktree(cx.st())?;
+    let repro = cx.st().repro.clone().ok_or_else(|| {
+        Error::usage(format!(
+            "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
+            cx.id
+        ))
+    })?;
+    let spec = cx.env.spec().spec.clone();
+    let (bytes, rec) = match repro_bytes(&repro, spec.test_command.as_deref()) {
+        Ok(x) => x,
+        Err(why) => {
+            cx.emit(Event::CandidateVerified {
+                attempt: cx.attempt,
+                verification: None,
+                base_suite: None,
+                tampering: vec![why.clone()],
+            });
+            cx.emit(Event::VerificationRecorded {
+                attempt: cx.attempt,
+                counts: Counts { planned: n, ..Default::default() },
+                passed: false,
+                failure_output: Some(why.clone()),
+            });
+            return Ok(StageResult::failed(why));
+        }
+    };
+    let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
+    let from_agent = repro.origin == "agent";
+    // The candidate is the commit that would be proposed: without the reproduction test unless
+    // `keep-test`.
+    let exclude = if from_agent && !spec.keep_test {
+        vec![repro.test_file.clone()]
+    } else {
+        Vec::new()
+    };
+    let mut msg = format!("{}\n\n", crate::report::title(cx.st(), cx.env.spec()));
+    if let Some(rc) = cx
+        .st()
+        .attempts
+        .iter()
+        .rev()
+        .find_map(|a| a.root_cause.clone())
+    {
+        msg.push_str(&format!("{rc}\n"));
+    }
+    let candidate = verify::candidate_commit(&repo, &msg, &exclude)?;
+    let base = git2::Oid::from_str(&cx.st().repo.base_commit)
+        .map_err(|e| Error::infra("bad base commit in state").source(e))?;
+    let runner = rec
+        .runner
+        .clone()
+        .unwrap_or_else(|| verify::runner_for(&repro.test_file, spec.test_command.as_deref()));
+    // The CI's failing tests: from the distilled log, or the existing test itself.
+    let ci_tests: Vec<(String, Option<String>)> = cx
+        .st()
+        .logs
+        .as_ref()
+        .map(|l| {
+            l.distilled
+                .failures
+                .iter()
+                .filter(|f| f.kind.as_deref() != Some("generic"))
+                .map(|f| (f.test.clone(), f.file.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let repro_bytes_in = if from_agent || restore {
+        Some(bytes.as_slice())
+    } else {
+        None
+    };
+    let input = verify::VerifyInput {
+        repo: &repo,
+        base,
+        candidate,
+        repro: Some(verify::ReproInput {
+            file: repro.test_file.as_str(),
+            bytes: repro_bytes_in,
+            runner: &runner,
+            ids: rec.failing_ids.as_slice(),
+        }),
+        repro_is_new: from_agent,
+        runs: n,
+        ci_tests,
+        template: spec.test_command.as_deref(),
+        suite_command: spec.suite_command.as_deref(),
+        base_suite: cx.st().base_suite.clone(),
+    };
+    let id = cx.id.to_string();
+    let mut events = Vec::new();
+    let mut on_run = |label: &str, k: u64, passed: bool, how: String| {
+        events.push(Event::TestRun {
+            stage: id.clone(),
+            run: k,
+            of: if label == "reproduction" { n } else { k },
+            passed,
+            how: format!("{label}: {how}"),
+        });
+    };
+    let mut lim = limits(cx, &mut on_run);
+    let out = verify::verify_candidate(&input, &mut lim)?;
+    drop(lim);
+    for e in events {
+        cx.emit(e);
+    }
+    std::fs::write(
+        cx.dir.join("verification.json"),
+        serde_json::to_string_pretty(&out.verification).unwrap_or_default(),
+    )
+    .map_err(|e| io_error("write", &cx.dir.join("verification.json"), e))?;
+    let repro_check = out
+        .verification
+        .checks
+        .iter()
+        .find(|c| c.name == "reproduction");
+    let counts = Counts {
+        runs: repro_check.map_or(0, |c| c.runs),
+        passed: repro_check.map_or(0, |c| c.passed),
+        failed: repro_check.map_or(0, |c| c.runs - c.passed),
+        timed_out: 0,
+        planned: n,
+    };
+    write_counts(cx, &counts)?;
+    let failed = out.verification.failed().cloned();
+    cx.emit(Event::CandidateVerified {
+        attempt: cx.attempt,
+        verification: Some(out.verification.clone()),
+        base_suite: out.base_suite.clone(),
+        tampering: Vec::new(),
+    });
+    cx.emit(Event::VerificationRecorded {
+        attempt: cx.attempt,
+        counts: counts.clone(),
+        passed: failed.is_none(),
+        failure_output: out.failure_output.as_deref().map(crate::redact::redact),
+    });
+    let summary = out
+        .verification
+        .checks
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c.name,
+                match c.status {
+                    CheckStatus::Passed => "passed",
+                    CheckStatus::Failed => "FAILED",
+                    CheckStatus::NotRun => "not run",
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let short = &candidate.to_string()[..10];
+    match failed {
+        Some(c) => Ok(StageResult::new(
+            StageStatus::Failed,
+            format!("commit {short}: {} check failed: {}", c.name, c.detail),
+        )),
+        None => Ok(StageResult::passed(format!(
+            "commit {short} verified in a sealed checkout: {summary}"
+        ))),
+    }
+}
