@@ -84,7 +84,7 @@ fn stage_dirs_newest_first(run: &std::path::Path) -> Vec<PathBuf> {
 }
 
 /// What `peek` shows of one stage directory: the agent's worklog (`agent.*.log`,
-/// `root-cause.md`) first, then the newest test run's log (`run-N.log` or `output.log`).
+/// `root-cause.md`) first, then the newest other log (a test run's or a command's).
 fn output_files(stage: &std::path::Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(stage)
         .map(|r| r.flatten().map(|e| e.path()).collect())
@@ -102,9 +102,12 @@ fn output_files(stage: &std::path::Path) -> Vec<PathBuf> {
         })
         .cloned()
         .collect();
+    // The newest test run's log: `run-N.log`, a verification's `repro-run-N.log`,
+    // `ci-tests-N.log`, `suite-*.log`, or a command's `output.log`.
     if let Some(run) = files.iter().rev().find(|p| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("run-") || n == "output.log")
+        p.extension().is_some_and(|e| e == "log")
+            && p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with("agent."))
     }) {
         shown.push(run.clone());
     }

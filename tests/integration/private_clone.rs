@@ -12,7 +12,7 @@ use crate::common::{AGENT_PY, fixci, git, result, run_dir, scripted_job, test_en
 /// A hostile agent: `attack.py MODE AGENT_PY_PATH GOOD_MODE [ARGS...]`. In the fix stage (of
 /// attempt 1) it performs MODE, writes what happened to `attack.json` in its stage directory,
 /// then runs the scripted agent with GOOD_MODE; in other stages it only runs the scripted agent.
-/// Modes: `own-git` writes its clone's `.git/config`, hooks and `info/exclude`; `user-abs` writes
+/// Modes: `own-git` writes its clone's `.git/config` and hooks (an `info/exclude` edit is a refused test-infrastructure change, see rules.rs); `user-abs` writes
 /// the user's checkout by absolute path (ARGS[0] = the user's repository); `environ` reads
 /// `/proc/$PPID/environ` and the fixci process's (from `fixci.pid`); `pushurl` (ARGS[0] = the
 /// other host's URL, ARGS[1] = a global git config file) points `remote.origin.pushurl` at the
@@ -37,7 +37,6 @@ if os.environ["FIXCI_STAGE"] == "fix" and os.environ.get("FIXCI_ATTEMPT", "1") =
     if mode == "own-git":
         attempt("config", lambda: subprocess.run(["git", "config", "remote.origin.pushurl", "http://127.0.0.1:9/evil.git"], check=True))
         attempt("hook", lambda: write(".git/hooks/post-checkout", "#!/bin/sh\necho pwned\n"))
-        attempt("exclude", lambda: write(".git/info/exclude", "*.secret\n"))
         attempt("readme", lambda: write("README-agent.md", "agent notes\n"))
     elif mode == "user-abs":
         user = pathlib.Path(args[0])

@@ -155,10 +155,18 @@ fn report(run: &Path) -> String {
     std::fs::read_to_string(run.join("report.md")).unwrap()
 }
 
-/// Runs a cheat and checks it ends without `success`, exit 1, with `why` in the report.
+/// Runs a cheat and checks it ends without `success`, exit 1, with `why` in the report. The
+/// test-infrastructure rules (tests/integration/rules.rs) are switched off with
+/// `allow-test-infra-changes` and the bubblewrap sandbox (tests/integration/contain.rs) with
+/// `sandbox = "none"`, so each cheat reaches the sealed verification, which must catch it on its
+/// own.
 fn refused(mode: &str, why: &str) -> (PathBuf, String) {
     let e = env();
-    let (run, code) = run(&e, mode, json!({}));
+    let (run, code) = run(
+        &e,
+        mode,
+        json!({"allow-test-infra-changes": true, "sandbox": "none"}),
+    );
     let r = result(&run);
     let rep = report(&run);
     assert_ne!(r["status"], "success", "{mode}: {rep}");
@@ -283,8 +291,13 @@ fn a_symlink_leaving_the_repository_is_refused_and_named() {
 
 #[test]
 fn a_rewritten_run_directory_copy_of_the_test_is_tampering() {
-    let (_, rep) = refused("rewrite-copy", "tampering");
-    assert!(rep.contains("no longer matches the SHA-256"), "{rep}");
+    // Caught by whichever check sees it first: the run directory's hashes taken before the agent
+    // ran (src/contain), or the SHA-256 of fixci's bytes of the test at verification.
+    let (_, rep) = refused("rewrite-copy", "repro-test/tests/test_repro.py");
+    assert!(
+        rep.contains("no longer matches the SHA-256") || rep.contains("changed fixci's run directory"),
+        "{rep}"
+    );
 }
 
 #[test]
