@@ -8,11 +8,14 @@ pub fn fixci() -> assert_cmd::Command {
 }
 
 /// `../shared/fixtures` beside the project, or `None` (with a message) when it is absent, as in
-/// a user's fresh clone.
+/// a user's fresh clone. Under `CI=true` (CI has the folder) its absence fails the test instead:
+/// a real-data test must not pass by skipping there.
 pub fn fixtures() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
     if p.is_dir() {
         Some(p)
+    } else if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("../shared/fixtures is absent under CI=true: real-data tests must run in CI");
     } else {
         eprintln!("skipping: ../shared/fixtures is absent (real-data tests need it)");
         None
