@@ -48,13 +48,13 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     // A bad attempt ladder stops the run before anything is cloned or written; so does a
     // sandbox that was asked for and is not usable here.
     ladder::check(&req)?;
+    let sandbox = crate::process::sandbox::decide(req.spec.spec.sandbox)?;
     // Pre-flight, before anything is cloned or written: the spec's repository checks when the
     // repository is at hand (exit 2 first), then every program the plan starts (exit 3).
     let found = preflight::without_writing(&req, true)?;
     if let Some(e) = found.missing.into_iter().next() {
         return Err(e);
     }
-    let sandbox = crate::process::sandbox::decide(req.spec.spec.sandbox)?;
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), true)?;
     let repo = vcs::open(&source.root)

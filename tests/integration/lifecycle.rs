@@ -56,8 +56,14 @@ fn pausing_job(root: &Path, repo: &Path) -> PathBuf {
         "prompt": "test_mean fails in CI. Fix it.",
         "raw-logs": CI_LOG,
         "repo": repo.display().to_string(),
-        "agent": {"command": ["sh", pause, "sh", agent]},
+        "agent": {"command": ["sh", pause.clone(), "sh", agent]},
+        // fixci runs the reproduction with the spec's template (never the agent's command), in
+        // its sealed checkouts; the template goes through `pause.sh` so a test run can pause.
+        "test-command": format!("sh {pause} python3 -m unittest tests.test_repro"),
         "budgets": {"reproduce": "60s", "fix": "60s"},
+        // The agent's pause marker lives beside this test's files, which the bubblewrap sandbox
+        // makes read-only; interruption is what is tested here, not containment.
+        "sandbox": "none",
     });
     let p = root.join("info.json");
     std::fs::write(&p, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
