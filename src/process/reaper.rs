@@ -147,9 +147,11 @@ pub fn cmdline(pid: u32) -> String {
 /// (at most about 2 s), reaping those that became its own zombies. Returns the processes it
 /// killed, in the order found; empty when nothing survived or the reaper is not armed.
 ///
-/// Expected, and left alone: processes in a process group [`super::run`] is running now, and,
-/// while more than one engine run shares this process, direct children of fixci in its own
-/// process group (its `git` and `gh` helpers of another run).
+/// Expected, and left alone: processes in a process group [`super::run`] is running now, and
+/// direct children of fixci in its own process group (its `git` and `gh` helpers, of this run or
+/// of another run or replay worker in the same process). An agent cannot pass for one: every
+/// child fixci starts through [`super::run`] gets a session of its own, and a process cannot
+/// join a process group of another session.
 pub fn reap_descendants() -> Vec<Survivor> {
     if !armed() {
         return Vec::new();
@@ -157,11 +159,9 @@ pub fn reap_descendants() -> Vec<Survivor> {
     let _lock = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: getpid/getpgrp have no preconditions.
     let (me, my_pgid) = unsafe { (libc::getpid() as u32, libc::getpgrp() as u32) };
-    let spare_helpers = ACTIVE_RUNS.load(Ordering::SeqCst) > 1;
     let live = super::live_groups();
-    let expected = |p: &ProcStat| {
-        live.contains(&p.pgid) || (spare_helpers && p.ppid == me && p.pgid == my_pgid)
-    };
+    let expected =
+        |p: &ProcStat| live.contains(&p.pgid) || (p.ppid == me && p.pgid == my_pgid);
     let mut found: Vec<Survivor> = Vec::new();
     let mut named = BTreeSet::new();
     let until = Instant::now() + Duration::from_secs(2);
