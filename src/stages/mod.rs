@@ -204,14 +204,14 @@ pub(crate) fn test_env(env: &RunEnv) -> Vec<(String, String)> {
 }
 
 /// The environment a test or user command runs with: the forge tokens and `secret-env` removed.
-/// fixci's own variables (`FIXCI_*`) are removed too: nothing in a test's environment tells
-/// verification from CI.
+/// Variables whose names contain `FIXCI` (fixci's own `FIXCI_*`) are removed too: no variable
+/// name in a test's environment tells verification from CI.
 pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
     let mut v = crate::agent::scrubbed_env(&env.spec().spec.secret_env);
     v.extend(
         std::env::vars_os()
             .filter_map(|(k, _)| k.into_string().ok())
-            .filter(|k| k.to_ascii_uppercase().starts_with("FIXCI_")),
+            .filter(|k| k.to_ascii_uppercase().contains("FIXCI")),
     );
     v
 }
