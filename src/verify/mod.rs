@@ -62,6 +62,8 @@ pub struct RunOutcome {
     pub evidence: &'static str,
     /// The combined output.
     pub log: PathBuf,
+    /// Wall time of the test process (zero when not measured).
+    pub duration: Duration,
 }
 
 impl RunOutcome {
@@ -104,7 +106,9 @@ pub fn run_once(
     )
     .map_err(|e| Error::infra(format!("cannot start `{}`", inv.argv[0])).source(e))?;
     let events = listener.map(crate::runners::events::Listener::finish);
-    Ok(outcome_of(&inv.report, f.termination, log, events.as_deref()))
+    let mut o = outcome_of(&inv.report, f.termination, log, events.as_deref());
+    o.duration = f.duration;
+    Ok(o)
 }
 
 /// Starts listening to fixci's Python helper, for a report that has its live account.
@@ -182,6 +186,7 @@ pub fn outcome_of(
         report_error,
         evidence,
         log: log.to_path_buf(),
+        duration: Duration::ZERO,
     }
 }
 /// Whether a run shows every `wanted` test passing. With a report: each wanted id present and
