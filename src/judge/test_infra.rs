@@ -743,15 +743,6 @@ pub fn git_ignore_settings(repo: &git2::Repository) -> Vec<InfraChange> {
 #[cfg(test)]
 mod tests {
 
-    fn modified(path: &str, old: &str, new: &str) -> ChangedFile {
-        ChangedFile {
-            path: path.into(),
-            change: Change::Modified,
-            old: Some(old.into()),
-            new: Some(new.into()),
-        }
-    }
-
     #[test]
     fn what_the_test_commands_run_is_test_infrastructure() {
         let mk_old = "all: build\n\nbuild:\n\tcc -o app app.c\n\nunit:\n\t./run-tests\n";

@@ -259,12 +259,21 @@ fn py_trial(root: &Path, mode: &str) -> (PathBuf, i32) {
     (run_dir(&out), code)
 }
 
+/// The trial's result, report, state and the first check of its first attempt.
+fn py_outcome(root: &Path, mode: &str) -> (i32, Value, String, Value, Value) {
+    let (run, code) = py_trial(root, mode);
+    let r = result(&run);
+    let rep = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let check = st["attempts"][0]["checks"]["checks"][0].clone();
+    (code, r, rep, st, check)
+}
+
 #[test]
 fn a_fix_that_seeds_the_tests_randomness_verifies_in_the_sealed_tree_and_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
-    let (run, code) = py_trial(tmp.path(), "seed");
-    let r = result(&run);
-    let rep = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let (code, r, rep, st, check) = py_outcome(tmp.path(), "seed");
     assert_eq!(code, 0, "{rep}");
     assert_eq!(r["status"], "success", "{rep}");
     let p0 = r["flaky"]["failure_rate"].as_f64().unwrap();
@@ -272,11 +281,8 @@ fn a_fix_that_seeds_the_tests_randomness_verifies_in_the_sealed_tree_and_succeed
     let n = runs_needed(p0, 4.0, 0.05);
     assert_eq!(r["verification"]["runs"], n, "{r}");
     // The verified commit is the proposed one, and it holds the edited (seeded) test.
-    let st: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
     let verified = st["attempts"][0]["checks"]["commit"].as_str().unwrap();
     assert_eq!(st["commit"].as_str().unwrap(), verified);
-    let check = &st["attempts"][0]["checks"]["checks"][0];
     assert_eq!(check["status"], "passed", "{check}");
     // The stress runs were judged by the runner's report, naming the CI's test.
     assert_ne!(check["evidence"], "exit-code", "{check}");
@@ -297,14 +303,9 @@ fn a_fix_that_seeds_the_tests_randomness_verifies_in_the_sealed_tree_and_succeed
 #[test]
 fn a_fix_that_only_lives_in_untracked_files_is_not_seen_by_verification() {
     let tmp = tempfile::tempdir().unwrap();
-    let (run, code) = py_trial(tmp.path(), "untracked");
-    let r = result(&run);
-    let rep = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let (code, r, rep, _, check) = py_outcome(tmp.path(), "untracked");
     assert_eq!(code, 1, "{rep}");
     assert_ne!(r["status"], "success", "{rep}");
-    let st: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
-    let check = &st["attempts"][0]["checks"]["checks"][0];
     assert_eq!(check["status"], "failed", "{check}");
     assert!(
         check["detail"].as_str().unwrap().contains("test_top_is_below_the_cap"),
