@@ -151,12 +151,15 @@ result = runner.run(suite)
 
 root = ET.Element("testsuites")
 ts = ET.SubElement(root, "testsuite", name="unittest", tests=str(len(records)))
-seen = {}
-for tid, outcome, message, text, path, secs in records:
-    # A test with failing subtests is reported once, with its worst outcome.
-    if tid in seen and seen[tid] != "passed":
-        continue
-    seen[tid] = outcome
+# A test with failing subtests is reported once, with its worst outcome (as fixci reads the
+# live account).
+_rank = {"passed": 0, "skipped": 1, "failure": 2, "error": 3}
+worst = {}
+for rec in records:
+    prev = worst.get(rec[0])
+    if prev is None or _rank[rec[1]] > _rank[prev[1]]:
+        worst[rec[0]] = rec
+for tid, outcome, message, text, path, secs in worst.values():
     classname, _, name = tid.rpartition(".")
     attrs = {"classname": classname, "name": name, "time": f"{secs:.3f}"}
     if path:
