@@ -75,11 +75,17 @@ fn main() {
             let out = fixci::verify::verify_candidate(&input, &mut lim).expect("verification");
             let wall = t.elapsed().as_secs_f64();
             let tests: f64 = out.runs.iter().map(|(_, r)| r.duration.as_secs_f64()).sum();
-            assert!(out.verification.failed().is_none(), "{:?}", out.verification);
+            assert!(
+                out.verification.failed().is_none(),
+                "{:?}",
+                out.verification
+            );
             println!("{wall:.3} {tests:.3} {:.3}", wall - tests);
         }
         _ => {
-            eprintln!("usage: verify_bench seal REPO REV PARENT N | junit FILE N | overhead REPO BASE CANDIDATE SUITE");
+            eprintln!(
+                "usage: verify_bench seal REPO REV PARENT N | junit FILE N | overhead REPO BASE CANDIDATE SUITE"
+            );
             std::process::exit(2);
         }
     }

@@ -432,7 +432,9 @@ pub fn judge_test_commands(
 ) -> Vec<InfraChange> {
     let words: Vec<Vec<String>> = commands
         .iter()
-        .map(|c| shlex::split(c).unwrap_or_else(|| c.split_whitespace().map(String::from).collect()))
+        .map(|c| {
+            shlex::split(c).unwrap_or_else(|| c.split_whitespace().map(String::from).collect())
+        })
         .collect();
     let mut out = Vec::new();
     for c in changes {
@@ -493,7 +495,9 @@ pub fn judge_test_commands(
             let mut scripts: Vec<String> = Vec::new();
             for w in &words {
                 match w.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-                    ["npm" | "pnpm" | "yarn", "run" | "run-script", s, ..] => scripts.push(s.to_string()),
+                    ["npm" | "pnpm" | "yarn", "run" | "run-script", s, ..] => {
+                        scripts.push(s.to_string())
+                    }
                     ["npm" | "pnpm" | "yarn", s @ ("test" | "t" | "tst"), ..] => {
                         let _ = s;
                         scripts.push("test".into())
@@ -512,7 +516,9 @@ pub fn judge_test_commands(
             {
                 out.push(InfraChange {
                     path: path.to_string(),
-                    rule: format!("the `scripts.{k}` entry of `package.json`, which the test command runs"),
+                    rule: format!(
+                        "the `scripts.{k}` entry of `package.json`, which the test command runs"
+                    ),
                 });
             }
         }
@@ -753,10 +759,19 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].rule.contains("`unit`"), "{}", found[0]);
         // A change to another target (the build) is a fix like any other.
-        assert!(judge_test_commands(&[modified("Makefile", mk_old, &mk_build)], &cmds, &[]).is_empty());
+        assert!(
+            judge_test_commands(&[modified("Makefile", mk_old, &mk_build)], &cmds, &[]).is_empty()
+        );
         // Without a target, make runs the first one.
         let first = mk_old.replace("all: build", "all: build unit");
-        assert!(!judge_test_commands(&[modified("Makefile", mk_old, &first)], &["make".into()], &[]).is_empty());
+        assert!(
+            !judge_test_commands(
+                &[modified("Makefile", mk_old, &first)],
+                &["make".into()],
+                &[]
+            )
+            .is_empty()
+        );
         // A script the command names, unless it is the failing test itself.
         let sh = modified("scripts/ci-test.sh", "pytest\n", "exit 0\n");
         let cmds = vec!["bash ./scripts/ci-test.sh -v".to_string()];
@@ -768,7 +783,7 @@ mod tests {
             r#"{"scripts": {"verify": "jest", "build": "tsc"}}"#,
             r#"{"scripts": {"verify": "true", "build": "tsc"}}"#,
         );
-        let found = judge_test_commands(&[pj.clone()], &["npm run verify".into()], &[]);
+        let found = judge_test_commands(std::slice::from_ref(&pj), &["npm run verify".into()], &[]);
         assert!(found[0].rule.contains("scripts.verify"), "{found:?}");
         assert!(judge_test_commands(&[pj], &["npm run build".into()], &[]).is_empty());
     }

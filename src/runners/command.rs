@@ -241,7 +241,9 @@ pub fn pytest_config(tree: &Path, targets: &[String]) -> Option<PathBuf> {
     if let Some(first) = dirs.first() {
         for c in first.components() {
             let next = dir.join(c);
-            if dirs.iter().all(|d| d.starts_with(&next)) && !matches!(c, std::path::Component::ParentDir) {
+            if dirs.iter().all(|d| d.starts_with(&next))
+                && !matches!(c, std::path::Component::ParentDir)
+            {
                 dir = next;
             } else {
                 break;

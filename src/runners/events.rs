@@ -192,10 +192,7 @@ pub fn cross_check(a: &Account, cases: &[Case], status: Option<i32>) -> Option<S
         }
     }
     for (id, o) in &a.tests {
-        let in_report: Vec<&Case> = cases
-            .iter()
-            .filter(|c| key(&c.id()) == *id)
-            .collect();
+        let in_report: Vec<&Case> = cases.iter().filter(|c| key(&c.id()) == *id).collect();
         if in_report.is_empty() {
             return Some(format!(
                 "tampering: test `{id}` ran ({}) but the JUnit report does not list it",
@@ -256,16 +253,31 @@ not json
         );
         assert_eq!(a.exit, Some(1));
         assert_eq!(
-            cross_check(&a, &[case("tests.test_x.test_a", CaseOutcome::Failed)], Some(1)),
+            cross_check(
+                &a,
+                &[case("tests.test_x.test_a", CaseOutcome::Failed)],
+                Some(1)
+            ),
             None
         );
         // The XML rewritten to passed.
-        let why = cross_check(&a, &[case("tests.test_x.test_a", CaseOutcome::Passed)], Some(1))
-            .unwrap();
-        assert!(why.contains("says test `tests.test_x.test_a` passed"), "{why}");
+        let why = cross_check(
+            &a,
+            &[case("tests.test_x.test_a", CaseOutcome::Passed)],
+            Some(1),
+        )
+        .unwrap();
+        assert!(
+            why.contains("says test `tests.test_x.test_a` passed"),
+            "{why}"
+        );
         // The exit status forced to 0.
-        let why = cross_check(&a, &[case("tests.test_x.test_a", CaseOutcome::Failed)], Some(0))
-            .unwrap();
+        let why = cross_check(
+            &a,
+            &[case("tests.test_x.test_a", CaseOutcome::Failed)],
+            Some(0),
+        )
+        .unwrap();
         assert!(why.contains("exited with 0"), "{why}");
         // A case the runner never saw, or none of its lines at all.
         assert!(

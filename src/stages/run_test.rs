@@ -12,13 +12,13 @@
 use super::sealed_run::{self, Setup};
 use super::{Stage, StageCtx, StageResult, test_env_remove};
 use crate::defaults;
-use crate::run_dir::Event;
-use crate::run_dir::{Counts, FlakyStats};
 use crate::error::{Error, io_error};
 use crate::judge::reproduction::{judge_failing_run, judge_passing_run};
 use crate::pipeline::{Count, Expect, RunMode};
-use crate::verify::record::{CheckRecord, CheckStatus, Verification};
 use crate::process;
+use crate::run_dir::Event;
+use crate::run_dir::{Counts, FlakyStats};
+use crate::verify::record::{CheckRecord, CheckStatus, Verification};
 
 /// The `run-test` stage.
 pub struct RunTest {
@@ -144,7 +144,11 @@ impl RunTest {
         });
         let planned = match self.expect {
             Expect::Fail => {
-                cfg.runs = Some(cx.env.count(self.runs.as_ref(), defaults::STRESS_RUNS, "`runs`")?);
+                cfg.runs = Some(cx.env.count(
+                    self.runs.as_ref(),
+                    defaults::STRESS_RUNS,
+                    "`runs`",
+                )?);
                 cfg.until_failures = self.until_failures;
                 cfg.runs.unwrap_or(400)
             }
@@ -189,7 +193,11 @@ impl RunTest {
         .map_err(|e| io_error("write", &cx.dir.join("stress.json"), e))?;
         let first = report.failing_runs.iter().find(|r| r.counted);
         let first_failure = first.map(|r| {
-            let why = r.why.as_ref().map(|w| format!("{w}\n\n")).unwrap_or_default();
+            let why = r
+                .why
+                .as_ref()
+                .map(|w| format!("{w}\n\n"))
+                .unwrap_or_default();
             crate::redact::redact(&format!("{why}{}", process::tail(&r.output, 6 * 1024)))
         });
         let first_why = first.and_then(|r| r.why.clone());
@@ -280,8 +288,7 @@ impl RunTest {
                     .passing_samples
                     .iter()
                     .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
-                let passed =
-                    report.failures + report.unmatched_failures == 0 && no_test.is_none();
+                let passed = report.failures + report.unmatched_failures == 0 && no_test.is_none();
                 let check = CheckRecord {
                     name: "reproduction".into(),
                     command: runner.display(),

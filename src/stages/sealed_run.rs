@@ -70,7 +70,11 @@ pub(crate) fn candidate(cx: &StageCtx<'_>, s: &Setup) -> Result<git2::Oid, Error
     } else {
         Vec::new()
     };
-    verify::candidate_commit(&s.repo, &super::commit_message(cx.st(), cx.env.spec()), &exclude)
+    verify::candidate_commit(
+        &s.repo,
+        &super::commit_message(cx.st(), cx.env.spec()),
+        &exclude,
+    )
 }
 
 /// `commit` checked out in a sealed tree, with fixci's bytes of the test written in when
@@ -254,10 +258,15 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
             } else {
                 format!(
                     "per the {evidence} report: {}",
-                    ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+                    ids.iter()
+                        .map(|i| format!("`{i}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             };
-            StageResult::passed(format!("failed {n} of {n} runs, as a reproduction must, {what}"))
+            StageResult::passed(format!(
+                "failed {n} of {n} runs, as a reproduction must, {what}"
+            ))
         }
         Err(why) => StageResult::failed(format!("it does not reproduce the failure: {why}")),
     };

@@ -151,7 +151,10 @@ impl Shared<'_> {
                 .scratch
                 .clone()
                 .unwrap_or_else(|| c.keep_dir.join("reports"));
-            let run = match c.command.for_run(&c.cwd, &scratch, c.shuffle, c.repeat, index) {
+            let run = match c
+                .command
+                .for_run(&c.cwd, &scratch, c.shuffle, c.repeat, index)
+            {
                 Ok(r) => r,
                 Err(source) => {
                     let mut slot = self.spawn_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -215,7 +218,7 @@ impl Shared<'_> {
         let c = self.config;
         // A runner's run is judged by its report: the wanted tests present and passed.
         let judged = report.map(|r| {
-            let o = crate::verify::outcome_of(r, f.termination.clone(), &out, events);
+            let o = crate::verify::outcome_of(r, f.termination, &out, events);
             let verdict = crate::verify::passes(&o, &c.wanted);
             // A failure counts only when the report shows a failed test (or a hang): a missing
             // report or "no tests ran" is no reproduction.

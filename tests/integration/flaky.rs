@@ -214,7 +214,11 @@ fn py_trial(root: &Path, mode: &str) -> (PathBuf, i32) {
     std::fs::create_dir_all(repo.join("app")).unwrap();
     std::fs::create_dir_all(repo.join("tests")).unwrap();
     std::fs::write(repo.join("app/__init__.py"), "").unwrap();
-    std::fs::write(repo.join("app/sample.py"), "def top(xs):\n    return max(xs)\n").unwrap();
+    std::fs::write(
+        repo.join("app/sample.py"),
+        "def top(xs):\n    return max(xs)\n",
+    )
+    .unwrap();
     std::fs::write(repo.join("tests/__init__.py"), "").unwrap();
     std::fs::write(repo.join("tests/test_sample.py"), PY_TEST).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
@@ -250,7 +254,12 @@ fn py_trial(root: &Path, mode: &str) -> (PathBuf, i32) {
     let code = fixci()
         .current_dir(&dir)
         .env("FIXCI_CACHE_DIR", dir.join("cache"))
-        .args(["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap()
         .status
@@ -296,7 +305,10 @@ fn a_fix_that_seeds_the_tests_randomness_verifies_in_the_sealed_tree_and_succeed
         st["repro"]
     );
     let clone = PathBuf::from(st["repo"]["root"].as_str().unwrap());
-    let test = git(&clone, &["show", &format!("{verified}:tests/test_sample.py")]);
+    let test = git(
+        &clone,
+        &["show", &format!("{verified}:tests/test_sample.py")],
+    );
     assert!(test.contains("random.Random(4)"), "{test}");
 }
 
@@ -308,7 +320,10 @@ fn a_fix_that_only_lives_in_untracked_files_is_not_seen_by_verification() {
     assert_ne!(r["status"], "success", "{rep}");
     assert_eq!(check["status"], "failed", "{check}");
     assert!(
-        check["detail"].as_str().unwrap().contains("test_top_is_below_the_cap"),
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("test_top_is_below_the_cap"),
         "{check}"
     );
     assert!(rep.contains("verification failed"), "{rep}");
