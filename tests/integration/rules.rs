@@ -160,9 +160,12 @@ fn ignore_file_and_git_exclude_edits_are_refused() {
 
 #[test]
 fn allow_test_infra_changes_accepts_them_and_the_summary_says_so() {
+    // A conftest that does not end the runner early: `conftest-exit` (`os._exit(0)` at session
+    // finish) now leaves fixci's Python helper no chance to finish its live account, so that
+    // run is never trusted, allowed or not.
     let (r, report, code) = run_agent(
         "honest",
-        "conftest-exit",
+        "conftest-report",
         json!({"allow-test-infra-changes": true}),
     );
     assert_eq!(code, 0, "{r}");
