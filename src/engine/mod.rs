@@ -208,8 +208,6 @@ fn make_env(
         .pipeline
         .defaults
         .grace
-        .as_deref()
-        .and_then(|g| humantime::parse_duration(g.trim()).ok())
         .unwrap_or(crate::defaults::GRACE);
     let mut template_roots = req.template_roots.clone();
     template_roots.extend(req.pipeline.template_roots());
