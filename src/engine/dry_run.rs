@@ -208,7 +208,15 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         let (name, text) = Templates::find(rel, &env.template_roots)?;
         let budget = pipeline::stage_budget(env.spec(), def, defaults::STAGE_BUDGET);
         let dir = env.run_dir.stage_dir(&def.id, attempt);
-        let ctx = crate::stages::prompt_context(&env, &st, &def.id, &dir, attempt, budget);
+        let ctx = crate::stages::prompt_context(
+            &env,
+            &st,
+            &def.id,
+            &dir,
+            attempt,
+            env.spec().spec.model.as_deref(),
+            budget,
+        );
         let rendered = crate::redact::redact(&render_prompt(&name, &text, &ctx)?);
         let _ = writeln!(
             out,

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 pub use crate::stages::{RunEnv, RunRequest, eval_count};
 
-use crate::agent::Agent;
 use crate::error::{Error, io_error};
 use crate::pipeline::{self, StageDef, StageKind, Templates};
 use crate::report::ReportWriter;
@@ -173,8 +172,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     run_dir.save_state(&st)?;
 
     let total = pipeline::total_budget(spec, &req.pipeline.pipeline);
-    let mut env = make_env(req, run_dir, started, total, false);
-    env.prefetched = prefetched;
+    let env = make_env(req, run_dir, started, total, false, prefetched);
     env.user_repo
         .record(&st.repo.root)
         .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
@@ -202,6 +200,7 @@ fn make_env(
     started: Instant,
     budget: Duration,
     resumed: bool,
+    prefetched: Option<forge_inputs::Prefetched>,
 ) -> RunEnv {
     let grace = req
         .pipeline
@@ -220,7 +219,7 @@ fn make_env(
         deadline: Instant::now() + budget,
         started,
         resumed,
-        prefetched: None,
+        prefetched,
         user_repo: vcs::UserRepoGuard::default(),
     }
 }
@@ -305,7 +304,7 @@ pub fn resume(
     let total = Duration::from_secs_f64(
         (st.invocation.total_budget_s - used).max(crate::defaults::RESUME_MIN_BUDGET.as_secs_f64()),
     );
-    let env = make_env(req, run_dir.clone(), Instant::now(), total, true);
+    let env = make_env(req, run_dir.clone(), Instant::now(), total, true, None);
     // The user may have worked in the repository since: what counts is how it is now.
     env.user_repo
         .record(&st.repo.root)
@@ -359,7 +358,7 @@ impl Recorder<'_> {
 
 /// Runs the remaining stages of `st`, decides the final status, and records the end (the
 /// report writer writes `report.md`, `result.json` and `fix.diff` then).
-fn drive(mut env: RunEnv, st: RunState, observer: &mut dyn Listener) -> Result<Outcome, Error> {
+fn drive(env: RunEnv, st: RunState, observer: &mut dyn Listener) -> Result<Outcome, Error> {
     use stages::Recorder as _;
     let run_dir = env.run_dir.clone();
     let started = Instant::now();
@@ -388,7 +387,7 @@ fn drive(mut env: RunEnv, st: RunState, observer: &mut dyn Listener) -> Result<O
         });
     }
     rec.save()?;
-    let result = execute(&mut env, &mut rec);
+    let result = execute(&env, &mut rec);
     // No process an agent started is alive when the verdict is written.
     if let Some(e) = crate::contain::reap(("end", None), "before the verdict") {
         rec.emit(e);
@@ -432,7 +431,7 @@ fn done(st: &RunState, id: &str) -> bool {
 
 /// The stage loop. Stops the run on the first failure; `always` stages still run. A
 /// deprecated `report` stage is a no-op (the report is written when the run ends).
-fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
+fn execute(env: &RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
     let mut deferred: Option<Error> = None;
     let stages = env.req.pipeline.pipeline.stages.clone();
     for def in &stages {
@@ -491,25 +490,9 @@ fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
 /// The attempt loop: runs its stages until one attempt passes them all, at most `max` times;
 /// each new attempt starts from a clean worktree (base + the reproduction test) and sees the
 /// previous attempts' diffs and failures in its prompt. Each attempt runs the agent and model
-/// the ladder chooses (see [`ladder`]): the run's agent and the spec's model are swapped for the
-/// attempt's while its stages run, and restored afterwards, so stages outside the loop keep the
-/// run's own.
-fn attempts(env: &mut RunEnv, rec: &mut Recorder<'_>, def: &StageDef) -> Result<(), Error> {
-    let run_agent = env.req.agent.clone();
-    let run_model = env.req.spec.spec.model.clone();
-    let result = attempt_loop(env, rec, def, &run_agent, &run_model);
-    env.req.agent = run_agent;
-    env.req.spec.spec.model = run_model;
-    result
-}
-
-fn attempt_loop(
-    env: &mut RunEnv,
-    rec: &mut Recorder<'_>,
-    def: &StageDef,
-    run_agent: &Agent,
-    run_model: &Option<String>,
-) -> Result<(), Error> {
+/// the ladder chooses (see [`ladder`]), handed to its stages as an [`ladder::Attempt`]; the
+/// run's environment is never changed, so stages outside the loop keep the run's own.
+fn attempts(env: &RunEnv, rec: &mut Recorder<'_>, def: &StageDef) -> Result<(), Error> {
     use stages::Recorder as _;
     let max = env.count(def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
     let subs = def.stages.as_deref().unwrap_or_default();
@@ -558,21 +541,16 @@ fn attempt_loop(
                 stages::reset_for_attempt(env, &rec.st)?;
             }
         }
-        // The ladder sees the run's own agent and model, not the previous attempt's.
-        env.req.agent = run_agent.clone();
-        env.req.spec.spec.model = run_model.clone();
         let chosen = ladder::choose(&env.req, def, n, max)?;
-        env.req.agent = chosen.agent;
-        env.req.spec.spec.model = chosen.model.clone();
         rec.emit(Event::AttemptStarted {
             attempt: n,
             max,
-            agent: env.req.agent.name.clone(),
-            model: chosen.model,
+            agent: chosen.agent.name.clone(),
+            model: chosen.model.clone(),
         });
         let mut failure: Option<(AttemptOutcome, String)> = None;
         for sub in subs {
-            let r = run_stage(env, rec, sub, Some(n));
+            let r = run_stage(env, rec, sub, Some(&chosen));
             // A stage cut short by a signal is no failure of the attempt: the attempt stays
             // `running` and a resume redoes it from a clean worktree.
             if env.cancelled()
@@ -659,9 +637,14 @@ fn run_stage(
     env: &RunEnv,
     rec: &mut Recorder<'_>,
     def: &StageDef,
-    attempt: Option<u32>,
+    plan: Option<&ladder::Attempt>,
 ) -> Result<StageResult, Error> {
     use stages::Recorder as _;
+    let attempt = plan.map(|a| a.number);
+    let model = match plan {
+        Some(a) => a.model.as_deref(),
+        None => env.spec().spec.model.as_deref(),
+    };
     let planned = pipeline::stage_budget(env.spec(), def, crate::defaults::STAGE_BUDGET);
     let remaining = env.deadline.saturating_duration_since(Instant::now());
     let budget = if def.always {
@@ -685,7 +668,8 @@ fn run_stage(
     let t0 = Instant::now();
     let skip_reason = match &def.condition {
         Some(cond) if !budget.is_zero() => {
-            let ctx = stages::prompt_context(env, &rec.st, &def.id, &stage_dir, attempt, budget);
+            let ctx =
+                stages::prompt_context(env, &rec.st, &def.id, &stage_dir, attempt, model, budget);
             let ok = Templates::expression_env()
                 .compile_expression(cond)
                 .and_then(|x| x.eval(minijinja::Value::from(minijinja::value::Serde(&ctx))))
@@ -710,7 +694,7 @@ fn run_stage(
     } else {
         stages::run(
             def,
-            &mut StageCtx::new(env, rec, &def.id, stage_dir.clone(), attempt, budget),
+            &mut StageCtx::new(env, rec, &def.id, stage_dir.clone(), plan, budget),
         )
     };
     let duration = t0.elapsed();
