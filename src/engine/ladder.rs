@@ -169,7 +169,7 @@ pub fn check(req: &RunRequest) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::Path;
     use std::sync::atomic::AtomicBool;
 
@@ -177,7 +177,12 @@ mod tests {
 
     static CANCEL: AtomicBool = AtomicBool::new(false);
 
-    fn req(pipeline_toml: &str, spec: serde_json::Value, agent_flag: Option<&str>) -> RunRequest {
+    /// A request for `pipeline_toml` (named `/p/ladder.toml`) and the spec document `spec`.
+    pub(in crate::engine) fn req(
+        pipeline_toml: &str,
+        spec: serde_json::Value,
+        agent_flag: Option<&str>,
+    ) -> RunRequest {
         let dir = Path::new("/");
         let loaded = crate::spec::from_value(spec, Path::new("/job/info.json"), dir).unwrap();
         let p = pipeline::parse(pipeline_toml, Path::new("/p/ladder.toml"))

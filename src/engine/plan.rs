@@ -78,13 +78,7 @@ pub fn build(req: &RunRequest) -> Result<Plan, Error> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-    use std::sync::atomic::AtomicBool;
-
     use super::*;
-    use crate::agent;
-
-    static CANCEL: AtomicBool = AtomicBool::new(false);
 
     const PIPELINE: &str = r#"
 name = "p"
@@ -106,29 +100,7 @@ model = "{{ 'big' if attempt.number == attempt.max else '' }}"
 "#;
 
     fn req(spec: serde_json::Value) -> RunRequest {
-        let loaded = crate::spec::from_value(spec, Path::new("/job/info.json"), Path::new("/"))
-            .unwrap_or_else(|e| panic!("{}", e.render()));
-        let p = pipeline::parse(PIPELINE, Path::new("/p/p.toml"))
-            .unwrap_or_else(|e| panic!("{}", e.render()));
-        let agent = agent::resolve(None, None, None, loaded.spec.model.as_deref(), Path::new("/"))
-            .unwrap();
-        RunRequest {
-            agent,
-            spec: loaded,
-            pipeline: pipeline::Loaded {
-                pipeline: p,
-                origin: pipeline::Origin::File("/p/p.toml".into()),
-                text: String::new(),
-            },
-            repo_flag: None,
-            agent_flag: None,
-            api_url: None,
-            out_dir: "/out".into(),
-            no_pr: true,
-            cancel: &CANCEL,
-            template_roots: Vec::new(),
-            env: Vec::new(),
-        }
+        super::super::ladder::tests::req(PIPELINE, spec, None)
     }
 
     #[test]

@@ -30,6 +30,15 @@ fn de<'de, D: Deserializer<'de>>(d: D, positive: bool) -> Result<Duration, D::Er
     parse(&text, positive).map_err(serde::de::Error::custom)
 }
 
+fn de_option<'de, D: Deserializer<'de>>(
+    d: D,
+    positive: bool,
+) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|t| parse(&t, positive).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 /// A budget: a duration longer than zero.
 pub mod positive {
     use super::*;
@@ -56,9 +65,7 @@ pub mod option_positive {
 
     /// Reads humantime text; errors on text that is not a duration, or zero.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        #[derive(Deserialize)]
-        struct W(#[serde(with = "super::positive")] Duration);
-        Ok(Option::<W>::deserialize(d)?.map(|W(x)| x))
+        de_option(d, true)
     }
 }
 
@@ -73,12 +80,7 @@ pub mod option {
 
     /// Reads humantime text; errors on text that is not a duration.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        #[derive(Deserialize)]
-        struct W(#[serde(deserialize_with = "w")] Duration);
-        fn w<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-            de(d, false)
-        }
-        Ok(Option::<W>::deserialize(d)?.map(|W(x)| x))
+        de_option(d, false)
     }
 }
 
