@@ -379,6 +379,12 @@ fn judge_fix(
         .map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
     let spec = &cx.env.spec().spec;
     let failing_tests = judge::failing_test::failing_test_files(cx.st());
+    let test_commands: Vec<String> = [spec.test_command.clone(), spec.suite_command.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut test_files = failing_tests.clone();
+    test_files.push(repro.test_file.clone());
     let findings = judge::judge_fix(
         &repo,
         base,
@@ -387,6 +393,8 @@ fn judge_fix(
             failing_tests: &failing_tests,
             deterministic: spec.deterministic,
             allow_test_infra_changes: spec.allow_test_infra_changes,
+            test_commands: &test_commands,
+            test_files: &test_files,
         },
     )
     .map_err(|e| Error::infra("cannot judge the fix's changes").source(e))?;

@@ -202,6 +202,15 @@ pub(crate) fn worktree(st: &RunState) -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::infra("this run has no worktree"))
 }
 
+/// The fix commit's message: the report's title, then the agent's root cause (if any).
+pub(crate) fn commit_message(st: &RunState, spec: &crate::spec::LoadedSpec) -> String {
+    let mut msg = format!("{}\n\n", crate::report::title(st, spec));
+    if let Some(rc) = st.attempts.iter().rev().find_map(|a| a.root_cause.clone()) {
+        msg.push_str(&format!("{rc}\n\n"));
+    }
+    msg
+}
+
 /// Variables set for test and command stages: the request's `env` (a replay case's `env` and
 /// `path`), empty outside replay.
 pub(crate) fn test_env(env: &RunEnv) -> Vec<(String, String)> {
@@ -209,8 +218,16 @@ pub(crate) fn test_env(env: &RunEnv) -> Vec<(String, String)> {
 }
 
 /// The environment a test or user command runs with: the forge tokens and `secret-env` removed.
+/// Variables whose names contain `FIXCI` (fixci's own `FIXCI_*`) are removed too: no variable
+/// name in a test's environment tells verification from CI.
 pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
-    crate::agent::scrubbed_env(&env.spec().spec.secret_env)
+    let mut v = crate::agent::scrubbed_env(&env.spec().spec.secret_env);
+    v.extend(
+        std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| k.to_ascii_uppercase().contains("FIXCI")),
+    );
+    v
 }
 
 /// Puts fixci's own copy of the confirmed reproduction test back into the worktree (no-op for a
