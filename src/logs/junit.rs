@@ -82,6 +82,7 @@ pub fn try_extract(xml: &str) -> Result<Extracted, roxmltree::Error> {
             text: format!("FAILED {test}"),
             repeat: 1,
             key: true,
+            cut_before: false,
         }];
         for (k, l) in text.lines().take(200).enumerate() {
             lines.push(ExLine {
@@ -89,6 +90,7 @@ pub fn try_extract(xml: &str) -> Result<Extracted, roxmltree::Error> {
                 text: l.to_string(),
                 repeat: 1,
                 key: k == 0,
+                cut_before: false,
             });
         }
         out.failures.push(Candidate {
