@@ -949,3 +949,56 @@ fn a_failure_without_a_message_rule_takes_its_first_assertion_line() {
         Some("Error: connection refused (os error 111)")
     );
 }
+
+/// Real output of the node runners (tests/data/logs/README.md gives each command and version):
+/// every failing test named, with its file, line and the assertion's first line.
+#[test]
+fn node_runner_packs_on_real_output() {
+    type Want = (&'static str, &'static str, u32, &'static str);
+    let cases: &[(&str, &str, &[Want])] = &[
+        (
+            "mocha",
+            sample!("mocha.txt"),
+            &[
+                ("Array throws a TypeError", "test/array.spec.js", 18, "TypeError: Cannot read properties of null (reading 'length')"),
+                ("Array #indexOf() should return -1 when the value is not present", "test/array.spec.js", 6, "AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:"),
+                ("Array #join() joins with a comma", "test/array.spec.js", 14, "AssertionError [ERR_ASSERTION]: Expected values to be strictly deep-equal:"),
+            ],
+        ),
+        (
+            "cucumber",
+            sample!("cucumber.txt"),
+            &[
+                ("Wrong password", "features/login.feature", 8, "AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:"),
+                ("Locked account", "features/login.feature", 13, "Undefined. Implement with the following snippet:"),
+            ],
+        ),
+        (
+            "playwright",
+            sample!("playwright.txt"),
+            &[
+                ("cart › sums the prices", "pw/cart.spec.ts", 8, "Error: expect(received).toBe(expected) // Object.is equality"),
+                ("cart › is empty at first", "pw/cart.spec.ts", 11, "Error: expect(received).toBe(expected) // Object.is equality"),
+            ],
+        ),
+        (
+            "vitest",
+            sample!("vitest-4.txt"),
+            &[
+                ("add > adds large numbers", "vt/math.test.js", 10, "AssertionError: expected 31 to be 30 // Object.is equality"),
+                ("add > add(6, 1) = 7", "vt/math.test.js", 13, "AssertionError: expected 8 to be 7 // Object.is equality"),
+                ("add > add(7, 1) = 8", "vt/math.test.js", 13, "AssertionError: expected 9 to be 8 // Object.is equality"),
+            ],
+        ),
+    ];
+    for (runner, text, want) in cases {
+        let d = distil(text);
+        let got: Vec<Row> = rows(&d);
+        let want: Vec<Row> = want
+            .iter()
+            .map(|(t, f, l, m)| row(t, Some(f), Some(*l), Some(m)))
+            .collect();
+        assert_eq!(got, want, "{runner}");
+        assert!(d.no_test_failure.is_none(), "{runner}");
+    }
+}
