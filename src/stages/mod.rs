@@ -19,7 +19,9 @@ mod strip_test;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::agent::Agent;
 use crate::error::Error;
+use crate::pipeline::ladder::Attempt;
 use crate::pipeline::{StageDef, StageKind};
 use crate::run_dir::{Event, RunState, StageStatus};
 
@@ -49,6 +51,11 @@ pub struct StageCtx<'a> {
     pub dir: PathBuf,
     /// Attempt number inside the attempt loop.
     pub attempt: Option<u32>,
+    /// The agent this stage runs: the attempt's inside the attempt loop (the ladder's choice),
+    /// else the run's.
+    pub agent: &'a Agent,
+    /// The model given to the agent: the attempt's inside the attempt loop, else the spec's.
+    pub model: Option<&'a str>,
     /// Time this stage may take.
     pub budget: Duration,
     /// The state and the event sink.
@@ -56,20 +63,27 @@ pub struct StageCtx<'a> {
 }
 
 impl<'a> StageCtx<'a> {
-    /// A context for stage `id` running in `dir` with `budget`, recording into `rec`.
+    /// A context for stage `id` running in `dir` with `budget`, recording into `rec`; inside
+    /// the attempt loop, `attempt` gives the attempt's number, agent and model.
     pub fn new(
         env: &'a RunEnv,
         rec: &'a mut dyn Recorder,
         id: &'a str,
         dir: PathBuf,
-        attempt: Option<u32>,
+        attempt: Option<&'a Attempt>,
         budget: Duration,
     ) -> Self {
+        let (agent, model) = match attempt {
+            Some(a) => (&a.agent, a.model.as_deref()),
+            None => (&env.req.agent, env.spec().spec.model.as_deref()),
+        };
         StageCtx {
             env,
             id,
             dir,
-            attempt,
+            attempt: attempt.map(|a| a.number),
+            agent,
+            model,
             budget,
             rec,
         }
