@@ -104,6 +104,7 @@ fn export_fix(
     let name = vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted).map_err(|e| {
         Error::infra("cannot bring the fix branch into the target repository").source(e)
     })?;
+    vcs::fingerprint::note_export(&st.repo.root, &name, &commit.to_string());
     guard
         .record(&st.repo.root)
         .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
