@@ -780,4 +780,74 @@ mod tests {
         assert_eq!(log.other, "bwrap: oops\n");
         assert!(log.discarded.is_empty());
     }
+
+    #[test]
+    fn protected_places_are_outermost_existing_folders_outside_the_writable_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(t.path()).unwrap();
+        for d in ["repo/.git", "out/run/worktree", "odd,name", "solo"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let got = protected_places(
+            &[
+                root.join("repo"),
+                root.join("repo/.git"),
+                root.join("out/run"),
+                root.join("out/run/worktree"),
+                root.join("odd,name"),
+                root.join("missing"),
+                PathBuf::from("/"),
+            ],
+            &[root.join("out/run/worktree")],
+        );
+        let ours: Vec<&PathBuf> = got.iter().filter(|p| p.starts_with(&root)).collect();
+        assert_eq!(ours, [&root.join("repo"), &root.join("out/run")], "{got:?}");
+        assert!(!got.contains(&PathBuf::from("/")));
+        for (i, a) in got.iter().enumerate() {
+            assert!(got.iter().enumerate().all(|(j, b)| i == j || !a.starts_with(b)), "{got:?}");
+        }
+    }
+
+    #[test]
+    fn the_wrapper_lines_name_created_written_and_deleted_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let run = t.path().join("run");
+        let place = t.path().join("repo");
+        std::fs::create_dir_all(run.join("stages/fix")).unwrap();
+        std::fs::create_dir_all(place.join("src")).unwrap();
+        std::fs::write(place.join("src/a.py"), "x").unwrap();
+        let mut jail = Jail::new(Path::new("/bin/true"), &run, &run.join("wt"), &run.join("stages/fix")).unwrap();
+        jail.protected = vec![place.clone()];
+        std::fs::write(
+            &jail.log,
+            "fixci-sandbox: discarded 0 d src\nfixci-sandbox: discarded 0 f src/a.py\nfixci-sandbox: discarded 0 f new?fixci-sandbox: survivor 1 x\nfixci-sandbox: discarded 0 c README.md\nfixci-sandbox: discarded 0 d made\nfixci-sandbox: discarded 7 f elsewhere\n",
+        )
+        .unwrap();
+        let log = jail.read_log();
+        let named: Vec<String> = log.discarded.iter().map(ToString::to_string).collect();
+        let p = |r: &str| place.join(r).display().to_string();
+        assert_eq!(
+            named,
+            [
+                format!("{} (written)", p("src/a.py")),
+                format!("{} (created)", p("new?fixci-sandbox: survivor 1 x")),
+                format!("{} (deleted)", p("README.md")),
+                format!("{} (created)", p("made")),
+            ]
+        );
+        assert!(log.survivors.is_empty());
+        // A line for a place the jail does not have is not trusted as a write.
+        assert_eq!(log.other, "fixci-sandbox: discarded 7 f elsewhere\n");
+    }
+
+    #[test]
+    fn the_throw_away_layer_works_where_bubblewrap_does() {
+        let Ok(bwrap) = probe() else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "bubblewrap not usable under CI=true");
+            return;
+        };
+        if let Err(why) = probe_overlay(&bwrap) {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "overlay not usable under CI=true: {why}");
+        }
+    }
 }
