@@ -281,9 +281,12 @@ pub fn resume(
     // A child left behind by a fixci that was killed outright is stopped before going on.
     run_dir.kill_child();
     let wt = st.worktree.clone().unwrap_or_default();
-    if !vcs::clone::is_private_clone(&wt) {
+    if !wt.exists() {
+        // Gone (removed by hand): rebuilt from the repository and fixci's records.
+        crate::run_dir::cleanup::rebuild_clone(run_dir.path(), &st)?;
+    } else if !vcs::clone::is_private_clone(&wt) {
         return Err(Error::usage(format!(
-            "run `{}` cannot be resumed: its worktree `{}` is gone",
+            "run `{}` cannot be resumed: its worktree `{}` is not a private clone (a run of an older fixci)",
             st.run_id,
             wt.display()
         )));

@@ -86,6 +86,41 @@ fn remove_branch(root: &Path, branch: &str, commit: &str) -> Result<bool, git2::
     Ok(true)
 }
 
+/// Rebuilds the private clone of a run being resumed whose clone is gone (removed by hand, or
+/// by a `fixci clean` of its worktree): a fresh private clone of the run's repository at
+/// `run_dir/worktree`, on the run's branch at its fix commit when it has one (the commit is in
+/// the repository by then) or else at its start commit, with the base branch under its own
+/// name and fixci's copy of the reproduction test put back. An interrupted stage is redone from
+/// a clean worktree anyway, so nothing an agent wrote is missed.
+///
+/// Errors (exit 3): the clone is outside `run_dir`, the repository or a commit is gone, or git
+/// fails.
+pub fn rebuild_clone(run_dir: &Path, st: &RunState) -> Result<(), crate::error::Error> {
+    use crate::error::Error;
+    let wt = st.worktree.clone().unwrap_or_else(|| run_dir.join("worktree"));
+    if !wt.starts_with(run_dir) {
+        return Err(Error::infra(format!("the run's worktree `{}` is gone", wt.display())));
+    }
+    let repo = crate::vcs::open(&st.repo.root)
+        .map_err(|e| Error::infra("cannot open the run's repository to rebuild its clone").source(e))?;
+    let at = st.commit.as_deref().unwrap_or(&st.repo.start_commit);
+    let oid = git2::Oid::from_str(at)
+        .map_err(|e| Error::infra(format!("bad commit `{at}` in state")).source(e))?;
+    let _ = std::fs::remove_dir_all(&wt);
+    let branch = st.branch.clone().unwrap_or_else(|| "fixci/fix".into());
+    let clone = crate::vcs::private_clone(&repo, &wt, &branch, oid)
+        .map_err(|e| Error::infra("cannot rebuild the private clone").source(e))?;
+    if let Ok(base) = git2::Oid::from_str(&st.repo.base_commit)
+        && let Ok(c) = clone.find_commit(base)
+    {
+        let _ = clone.branch(&st.repo.base, &c, false);
+    }
+    if let Some(r) = &st.repro {
+        crate::stages::restore_repro_test(&wt, r)?;
+    }
+    Ok(())
+}
+
 /// The report's line about the private clone and branch clean-up; `None` before the run ended.
 pub fn markdown(c: &Cleanup) -> String {
     let mut m = String::new();
