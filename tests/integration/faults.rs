@@ -195,7 +195,11 @@ fn list_status_kill_and_clean_manage_a_run_from_another_terminal() {
     // A second kill finds nothing running.
     fixci_in(&e, &["kill", &id]).code(2);
 
-    let branch = result(&run)["branch"].as_str().unwrap().to_string();
+    // The planned branch (none exists yet in the user's repository: `result.json` says null).
+    assert!(result(&run)["branch"].is_null());
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let branch = st["branch"].as_str().unwrap().to_string();
     fixci_in(&e, &["clean", &id]).code(0);
     assert!(!run.exists());
     assert!(
