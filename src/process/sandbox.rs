@@ -620,9 +620,11 @@ impl Jail {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let mut log = SandboxLog::default();
         for line in text.lines() {
-            if let Some((pid, cmd)) = line.strip_prefix(SURVIVOR_PREFIX).and_then(|r| r.split_once(' '))
-                && let Ok(pid) = pid.parse::<u32>()
-            {
+            let survivor = line
+                .strip_prefix(SURVIVOR_PREFIX)
+                .and_then(|r| r.split_once(' '))
+                .and_then(|(pid, cmd)| Some((pid.parse::<u32>().ok()?, cmd)));
+            if let Some((pid, cmd)) = survivor {
                 log.survivors.push(Survivor { pid, cmdline: cmd.trim().chars().take(200).collect() });
                 continue;
             }

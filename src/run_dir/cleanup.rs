@@ -44,10 +44,8 @@ pub fn has_fix(status: Status) -> bool {
 /// Nothing outside `run_dir` is deleted but the run's own branch (see the module docs).
 pub fn after_run(run_dir: &Path, st: &RunState, status: Status, keep: bool) -> Cleanup {
     let mut c = Cleanup::default();
-    if !has_fix(status)
-        && st.branch_created
-        && let (Some(branch), Some(commit)) = (&st.branch, &st.commit)
-    {
+    let created = (&st.branch, &st.commit);
+    if let (false, true, (Some(branch), Some(commit))) = (has_fix(status), st.branch_created, created) {
         match remove_branch(&st.repo.root, branch, commit) {
             Ok(true) => c.branch_removed = Some(branch.clone()),
             Ok(false) => {}
@@ -110,9 +108,8 @@ pub fn rebuild_clone(run_dir: &Path, st: &RunState) -> Result<(), crate::error::
     let branch = st.branch.clone().unwrap_or_else(|| "fixci/fix".into());
     let clone = crate::vcs::private_clone(&repo, &wt, &branch, oid)
         .map_err(|e| Error::infra("cannot rebuild the private clone").source(e))?;
-    if let Ok(base) = git2::Oid::from_str(&st.repo.base_commit)
-        && let Ok(c) = clone.find_commit(base)
-    {
+    let base = git2::Oid::from_str(&st.repo.base_commit).and_then(|b| clone.find_commit(b));
+    if let Ok(c) = base {
         let _ = clone.branch(&st.repo.base, &c, false);
     }
     if let Some(r) = &st.repro {
