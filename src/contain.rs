@@ -35,6 +35,10 @@ pub struct Containment {
     /// Files of the run directory that changed while an agent ran.
     #[serde(default)]
     pub run_dir_changes: Vec<RunDirChange>,
+    /// Writes of sandboxed agents outside their writable places, discarded with the sandbox's
+    /// throw-away layer (absolute paths, each with `created`, `written` or `deleted`).
+    #[serde(default)]
+    pub discarded_writes: Vec<RunDirChange>,
 }
 
 /// A process left alive that fixci killed.
@@ -53,14 +57,16 @@ pub struct SurvivorRecord {
     pub process: Survivor,
 }
 
-/// Run-directory files changed while an agent ran.
+/// Paths an agent invocation changed (run-directory files, relative to it) or tried to
+/// (discarded writes, absolute).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunDirChange {
     /// The agent's stage.
     pub stage: String,
     /// The attempt, inside the attempt loop.
     pub attempt: Option<u32>,
-    /// Paths relative to the run directory, each with `changed`, `added` or `removed`.
+    /// The paths, each with what happened: `changed`, `added`, `removed` (run directory);
+    /// `created`, `written`, `deleted` (discarded writes).
     pub paths: Vec<String>,
 }
 
@@ -151,11 +157,16 @@ pub struct AgentFindings {
     pub outside: Vec<Survivor>,
     /// Run-directory files that changed.
     pub run_dir_changes: Vec<String>,
+    /// Writes to protected places, discarded (`PATH (created|written|deleted)`).
+    pub discarded: Vec<String>,
 }
 
 impl AgentWatch {
     /// Prepares an invocation in `stage_dir` with working tree `worktree`: the sandbox's places
-    /// when `decision` says bubblewrap, and the run directory snapshot.
+    /// when `decision` says bubblewrap, with a throw-away layer over `protected` (plus the run
+    /// directory, fixci's cache, the user's `HOME` and fixci's working directory; see
+    /// [`crate::process::sandbox::protected_places`]) when the decision has one, and the run
+    /// directory snapshot.
     ///
     /// Errors: the sandbox's private directories cannot be created.
     pub fn start(
@@ -163,9 +174,19 @@ impl AgentWatch {
         run_dir: &Path,
         worktree: &Path,
         stage_dir: &Path,
+        protected: &[PathBuf],
     ) -> std::io::Result<AgentWatch> {
         let jail = match decision.and_then(|d| d.bwrap.as_deref()) {
-            Some(b) => Some(crate::process::sandbox::Jail::new(b, run_dir, worktree, stage_dir)?),
+            Some(b) => {
+                let mut j = crate::process::sandbox::Jail::new(b, run_dir, worktree, stage_dir)?;
+                if let Some(unshare) = decision.and_then(|d| d.overlay.as_deref()) {
+                    let mut places = protected.to_vec();
+                    places.push(run_dir.to_path_buf());
+                    places.push(crate::run_dir::workspace::cache_dir());
+                    j.protect(unshare, &places)?;
+                }
+                Some(j)
+            }
             None => None,
         };
         let guard =
@@ -196,8 +217,10 @@ impl AgentWatch {
     pub fn finish(&self, agent_stderr: &Path) -> AgentFindings {
         let mut f = AgentFindings::default();
         if let Some(j) = &self.jail {
-            let (inside, other) = j.read_log();
-            f.in_sandbox = inside;
+            let log = j.read_log();
+            f.in_sandbox = log.survivors;
+            f.discarded = log.discarded.iter().map(ToString::to_string).collect();
+            let other = log.other;
             if !other.trim().is_empty() {
                 use std::io::Write as _;
                 if let Ok(mut file) =
@@ -211,13 +234,13 @@ impl AgentWatch {
         if let Some(j) = &self.jail {
             // The sandbox's own init, still being torn down after the agent ended: expected.
             let init = j.bwrap.display().to_string();
-            let outer = "/bin/sh -c trap '' TERM; exec";
-            f.outside
-                .retain(|s| {
-                    !(s.cmdline.starts_with(&init)
-                        || s.cmdline.starts_with(outer)
-                        || s.cmdline == "[bwrap]")
-                });
+            let outer = ["/bin/sh -c trap '' TERM; exec", "/bin/sh -c # fixci-sandbox-overlay"];
+            f.outside.retain(|s| {
+                !(s.cmdline.starts_with(&init)
+                    || outer.iter().any(|o| s.cmdline.starts_with(o))
+                    || s.cmdline.starts_with("unshare -Urm /bin/sh -c # fixci-sandbox-overlay")
+                    || s.cmdline == "[bwrap]")
+            });
         }
         f.run_dir_changes = self.guard.changes();
         f
@@ -245,6 +268,13 @@ impl Containment {
                     paths: paths.clone(),
                 })
             }
+            Event::WritesDiscarded { stage, attempt, paths } => {
+                self.discarded_writes.push(RunDirChange {
+                    stage: stage.clone(),
+                    attempt: *attempt,
+                    paths: paths.clone(),
+                })
+            }
             _ => {}
         }
     }
@@ -256,6 +286,9 @@ pub fn agent_events((stage, attempt): (&str, Option<u32>), f: AgentFindings) -> 
     let mut out = Vec::new();
     for (in_sandbox, list) in [(true, f.in_sandbox), (false, f.outside)] {
         out.extend(survivors_event((stage, attempt), "after the agent", in_sandbox, list));
+    }
+    if !f.discarded.is_empty() {
+        out.push(Event::WritesDiscarded { stage: stage.to_string(), attempt, paths: f.discarded });
     }
     if !f.run_dir_changes.is_empty() {
         out.push(Event::RunDirChanged {
@@ -318,16 +351,37 @@ pub fn warning(c: &Containment) -> Option<&str> {
     c.sandbox.as_ref().and_then(|d| d.warning.as_deref())
 }
 
+/// Most discarded writes the report names per invocation.
+const MAX_NAMED: usize = 50;
+
 /// The report's `## Containment` section: the sandbox, the processes killed, the run-directory
 /// changes.
 pub fn markdown(c: &Containment) -> String {
     let mut m = String::from("## Containment\n\n");
     match &c.sandbox {
-        Some(d) if d.sandboxed() => m.push_str(
-            "Agents ran under bubblewrap: their own PID namespace (no other process visible), \
-             the filesystem read-only except the worktree, the stage directory and a private \
-             HOME and TMPDIR; network on.\n\n",
-        ),
+        Some(d) if d.sandboxed() => {
+            m.push_str(
+                "Agents ran under bubblewrap: their own PID namespace, the filesystem read-only \
+                 except the worktree, the stage directory and a private HOME and TMPDIR; network \
+                 on. In their namespace no process of fixci's or of anyone else's is visible: \
+                 `/proc/*/environ` and process listings show the agent's own processes only \
+                 (such reads cannot be observed, so they are not listed here).\n\n",
+            );
+            match &d.overlay_why {
+                None => m.push_str(
+                    "Writes to the user's repository, fixci's run directory and cache, the \
+                     home directory and the spec's folder went to a throw-away layer, \
+                     discarded when the agent ended; they are named below.\n\n",
+                ),
+                Some(why) => {
+                    let _ = writeln!(
+                        m,
+                        "Writes outside the writable places failed (read-only) and cannot be \
+                         named here: {why}.\n"
+                    );
+                }
+            }
+        }
         Some(d) if d.warning.is_some() => m.push_str("Agents ran without a sandbox (see the warning above); fixci killed what they left running and checked its run directory.\n\n"),
         Some(_) => m.push_str("Agents ran without a sandbox (`sandbox = \"none\"`); fixci killed what they left running and checked its run directory.\n\n"),
         None => m.push_str("No agent ran.\n\n"),
@@ -347,6 +401,21 @@ pub fn markdown(c: &Containment) -> String {
                 if s.in_sandbox { " (in the sandbox)" } else { "" },
                 crate::report::cell(&s.process.cmdline).replace('`', "'")
             );
+        }
+        m.push('\n');
+    }
+    for ch in &c.discarded_writes {
+        let _ = writeln!(
+            m,
+            "**The agent of stage `{}`{} tried to write outside its sandbox; discarded:**\n",
+            ch.stage,
+            ch.attempt.map(|a| format!(" (attempt {a})")).unwrap_or_default(),
+        );
+        for p in ch.paths.iter().take(MAX_NAMED) {
+            let _ = writeln!(m, "- `{}`", crate::report::cell(p).replace('`', "'"));
+        }
+        if ch.paths.len() > MAX_NAMED {
+            let _ = writeln!(m, "- ... and {} more (all in `state.json`)", ch.paths.len() - MAX_NAMED);
         }
         m.push('\n');
     }
@@ -402,22 +471,24 @@ mod tests {
             in_sandbox: vec![Survivor { pid: 7, cmdline: "sleep 9".into() }],
             outside: vec![],
             run_dir_changes: vec!["state.json (changed)".into()],
+            discarded: vec!["/home/u/.bashrc (written)".into()],
         };
         let events = agent_events(("fix", Some(1)), f);
-        assert_eq!(events.len(), 2, "no event for the empty outside list");
+        assert_eq!(events.len(), 3, "no event for the empty outside list");
         assert_eq!(tamper_reason(&events).unwrap(), "the agent changed fixci's run directory: state.json (changed)");
         let mut c = Containment::default();
         events.iter().for_each(|e| c.apply(e));
         assert_eq!(c.survivors.len(), 1);
         assert!(c.survivors[0].in_sandbox && c.survivors[0].when == "after the agent");
         assert_eq!(c.run_dir_changes[0].paths, vec!["state.json (changed)".to_string()]);
+        assert_eq!(c.discarded_writes[0].paths, vec!["/home/u/.bashrc (written)".to_string()]);
         assert!(reap(("x", None), "before the stage").is_none(), "the reaper is unarmed in tests");
     }
 
     #[test]
     fn the_section_names_survivors_and_changes() {
         let c = Containment {
-            sandbox: Some(Decision { mode: "none".into(), bwrap: None, warning: None }),
+            sandbox: Some(Decision::none(None)),
             survivors: vec![SurvivorRecord {
                 stage: "fix".into(),
                 attempt: Some(2),
@@ -430,8 +501,14 @@ mod tests {
                 attempt: Some(2),
                 paths: vec!["state.json (changed)".into()],
             }],
+            discarded_writes: vec![RunDirChange {
+                stage: "reproduce".into(),
+                attempt: None,
+                paths: vec!["/u/repo/.git/config (written)".into()],
+            }],
         };
         let m = markdown(&c);
+        assert!(m.contains("stage `reproduce` tried to write outside its sandbox; discarded:**\n\n- `/u/repo/.git/config (written)`"), "{m}");
         assert!(m.contains("| fix | 2 | after the agent | 42 | `sleep 1000 \\| x` |"), "{m}");
         assert!(m.contains("(attempt 2) changed fixci's run directory:** state.json (changed)"), "{m}");
         assert!(m.contains("`sandbox = \"none\"`"));

@@ -339,7 +339,14 @@ fn sandbox_check(mode: crate::process::sandbox::SandboxMode) -> Check {
             "sandbox",
             true,
             need,
-            format!("bubblewrap usable ({}): agents run in their own PID namespace, read-only filesystem", b.display()),
+            format!(
+                "bubblewrap usable ({}): agents run in their own PID namespace, read-only filesystem; {}",
+                b.display(),
+                match crate::process::sandbox::probe_overlay(&b) {
+                    Ok(_) => "writes to your repository, the run directory and HOME are discarded and named".to_string(),
+                    Err(why) => format!("writes outside the worktree fail unnamed ({why})"),
+                }
+            ),
             None,
         ),
         (_, Err(why)) => check(

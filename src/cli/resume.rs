@@ -57,6 +57,9 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
         loaded.spec.model.as_deref(),
         &loaded.dir,
     )?;
+    if st.invocation.keep_worktree {
+        loaded.spec.keep_worktree = true;
+    }
     let req = RunRequest {
         spec: loaded,
         pipeline,

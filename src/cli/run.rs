@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// Print the outcome (status, reason, branch, report, pr) as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
+    /// Keep the run's private clone when the run ends (the spec's `keep-worktree`)
+    #[arg(long)]
+    pub keep_worktree: bool,
     /// Folder for run directories (default: `./outputs`)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -178,6 +181,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     if let Some(i) = &args.issue {
         loaded.spec.issue = Some(i.clone());
     }
+    if args.keep_worktree {
+        loaded.spec.keep_worktree = true;
+    }
     let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("outputs"));
     let mut req = request(
         loaded,
@@ -213,7 +219,7 @@ pub fn print_outcome(outcome: &engine::Outcome, json: bool) {
     let state = dir.load_state().ok();
     let branch = state
         .as_ref()
-        .and_then(|st| st.commit.as_ref().and(st.branch.clone()));
+        .and_then(|st| st.branch.clone().filter(|_| st.branch_created));
     let pr_url = state
         .as_ref()
         .and_then(|st| st.pr.as_ref())

@@ -58,7 +58,7 @@ pub fn execute(args: StatusArgs) -> Result<u8> {
     outln!("stage:    {}", sum.stage.as_deref().unwrap_or("-"));
     outln!("pipeline: {}", st.pipeline);
     outln!("spec:     {}", st.spec_file.display());
-    outln!("branch:   {}", st.branch.as_deref().unwrap_or("-"));
+    outln!("branch:   {}", st.branch.as_deref().filter(|_| st.branch_created).unwrap_or("-"));
     outln!("attempts: {}", st.attempts.len());
     outln!("age:      {}", super::list::age(sum.age_s));
     outln!("dir:      {}", dir.path().display());

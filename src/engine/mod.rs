@@ -57,17 +57,24 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
         return Err(e);
     }
     let spec = &req.spec;
-    let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), true)?;
+    let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), true)
+        .map_err(|e| interrupted_before(&req, e))?;
     let repo = vcs::open(&source.root)
         .or_else(|_| vcs::discover(&source.root))
         .map_err(|e| Error::infra("cannot open the target repository").source(e))?;
     // A run URL is fetched first: a run still in progress is refused before anything is written.
     let prefetched = match &spec.logs {
-        crate::spec::LogsInput::Url(u) => Some(forge_inputs::prefetch(u, req.api_url.as_deref())?),
+        crate::spec::LogsInput::Url(u) => Some(
+            forge_inputs::prefetch(u, req.api_url.as_deref())
+                .map_err(|e| interrupted_before(&req, e))?,
+        ),
         _ => None,
     };
     let issue = match &spec.spec.issue {
-        Some(i) => Some(forge_inputs::fetch_issue(i, req.api_url.as_deref())?),
+        Some(i) => Some(
+            forge_inputs::fetch_issue(i, req.api_url.as_deref())
+                .map_err(|e| interrupted_before(&req, e))?,
+        ),
         None => None,
     };
     // The run's head SHA is where the reproduction starts, when the repository has it.
@@ -91,9 +98,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     let run_id = new_run_id(&slug);
     // A signal before anything is written ends the run here, leaving nothing behind.
     if req.cancel.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(Error::interrupted(
-            "interrupted before the run started; nothing was written",
-        ));
+        return Err(interrupted_before(&req, Error::interrupted("")));
     }
     let run_dir = RunDir::create(&req.out_dir, &run_id)?;
     let run_id = run_dir.id();
@@ -146,6 +151,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
         no_pr: req.no_pr,
         total_budget_s: plan.total.as_secs_f64(),
         api_url: req.api_url.clone(),
+        keep_worktree: spec.spec.keep_worktree,
     };
     st.issue = issue;
     // Where the run publishes is fixed now, before any agent runs.
@@ -180,6 +186,16 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     drive(env, st, &plan, observer)
 }
 
+/// The error of a run stopped before its run directory exists: when a signal arrived, the
+/// interruption (exit 130, one line) whatever `e` was (a fetch cut short by it, say); else `e`.
+fn interrupted_before(req: &RunRequest, e: Error) -> Error {
+    if req.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        Error::interrupted("interrupted before the run started; nothing was written")
+    } else {
+        e
+    }
+}
+
 /// A run id: the local start time to the second, the slug, then 6 hex digits from the clock's
 /// nanoseconds and the process id, so that runs started in the same second (by any process,
 /// with any `--out`) get different ids, and so different names in the repository.
@@ -212,6 +228,13 @@ fn make_env(
     let mut template_roots = req.template_roots.clone();
     template_roots.extend(req.pipeline.template_roots());
     template_roots.push(req.spec.dir.clone());
+    // fixci's own places, when they lie inside the repository, are not the agent's changes.
+    let user_repo = vcs::UserRepoGuard::default();
+    user_repo.exclude(
+        run_dir.path().parent().map(Path::to_path_buf).into_iter()
+            .chain([crate::run_dir::workspace::cache_dir()])
+            .collect(),
+    );
     RunEnv {
         req,
         run_dir,
@@ -221,7 +244,7 @@ fn make_env(
         started,
         resumed,
         prefetched,
-        user_repo: vcs::UserRepoGuard::default(),
+        user_repo,
     }
 }
 
@@ -256,9 +279,12 @@ pub fn resume(
     // A child left behind by a fixci that was killed outright is stopped before going on.
     run_dir.kill_child();
     let wt = st.worktree.clone().unwrap_or_default();
-    if !vcs::clone::is_private_clone(&wt) {
+    if !wt.exists() {
+        // Gone (removed by hand): rebuilt from the repository and fixci's records.
+        crate::run_dir::cleanup::rebuild_clone(run_dir.path(), &st)?;
+    } else if !vcs::clone::is_private_clone(&wt) {
         return Err(Error::usage(format!(
-            "run `{}` cannot be resumed: its worktree `{}` is gone",
+            "run `{}` cannot be resumed: its worktree `{}` is not a private clone (a run of an older fixci)",
             st.run_id,
             wt.display()
         )));
@@ -399,6 +425,11 @@ fn drive(
         rec.emit(e);
     }
     let (status, reason) = rec.st.final_status(env.cancelled());
+    if !matches!(status, Status::Interrupted | Status::Running) {
+        let keep = env.req.spec.spec.keep_worktree;
+        let cleanup = crate::run_dir::cleanup::after_run(run_dir.path(), &rec.st, status, keep);
+        rec.emit(Event::CleanedUp { cleanup });
+    }
     rec.emit(Event::RunFinished {
         status,
         reason,

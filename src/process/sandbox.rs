@@ -75,6 +75,15 @@ pub struct Decision {
     /// Why the agent runs without a sandbox under `auto` (shown at the top of the report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// The `unshare` binary that lays a throw-away layer over the protected places (see
+    /// [`Jail::protected`]), when that works here; `None`: writes there fail (read-only) and
+    /// cannot be named (`overlay_why` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<PathBuf>,
+    /// Why writes outside the writable places are refused unnamed instead of discarded and
+    /// named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_why: Option<String>,
 }
 
 impl Decision {
@@ -134,25 +143,146 @@ fn probe_now() -> Result<PathBuf, String> {
 /// Errors (exit 3): `bwrap` asked for but not usable here (the message says why).
 pub fn decide(mode: SandboxMode) -> Result<Decision, crate::error::Error> {
     match mode {
-        SandboxMode::None => Ok(Decision { mode: "none".into(), bwrap: None, warning: None }),
+        SandboxMode::None => Ok(Decision::none(None)),
         SandboxMode::Bwrap => match probe() {
-            Ok(b) => Ok(Decision { mode: "bwrap".into(), bwrap: Some(b), warning: None }),
+            Ok(b) => Ok(Decision::bwrap(b)),
             Err(why) => Err(crate::error::Error::infra(format!(
                 "`sandbox = \"bwrap\"` but bubblewrap is not usable here: {why}"
             ))
             .hint("install bubblewrap (`apt-get install bubblewrap`), or set `sandbox` to `auto` or `none` in the spec")),
         },
         SandboxMode::Auto => match probe() {
-            Ok(b) => Ok(Decision { mode: "bwrap".into(), bwrap: Some(b), warning: None }),
-            Err(why) => Ok(Decision {
-                mode: "none".into(),
-                bwrap: None,
-                warning: Some(format!(
-                    "the agent ran without a sandbox: bubblewrap is not usable here ({why}). It could read and write whatever fixci's user can; fixci killed the processes it left behind and checked its run directory, nothing more. Install bubblewrap, or set `sandbox = \"bwrap\"` to refuse such runs."
-                )),
-            }),
+            Ok(b) => Ok(Decision::bwrap(b)),
+            Err(why) => Ok(Decision::none(Some(format!(
+                "the agent ran without a sandbox: bubblewrap is not usable here ({why}). It could read and write whatever fixci's user can; fixci killed the processes it left behind and checked its run directory, nothing more. Install bubblewrap, or set `sandbox = \"bwrap\"` to refuse such runs."
+            )))),
         },
     }
+}
+
+impl Decision {
+    /// No sandbox, with the report's warning when `auto` fell back to it.
+    pub fn none(warning: Option<String>) -> Decision {
+        Decision { mode: "none".into(), bwrap: None, warning, overlay: None, overlay_why: None }
+    }
+
+    /// bubblewrap at `bwrap`, with throw-away layers over the protected places when
+    /// [`probe_overlay`] says they work here.
+    fn bwrap(bwrap: PathBuf) -> Decision {
+        let (overlay, overlay_why) = match probe_overlay(&bwrap) {
+            Ok(u) => (Some(u), None),
+            Err(why) => (None, Some(why)),
+        };
+        Decision { mode: "bwrap".into(), bwrap: Some(bwrap), warning: None, overlay, overlay_why }
+    }
+}
+
+/// Whether writes to the protected places can be discarded and named here: `Ok(path of
+/// unshare)`, or why not. Probed once per process by running the real wrapper (a user and mount
+/// namespace from util-linux `unshare -Urm`, a `tmpfs`, an `overlay` mount with `userxattr`,
+/// kernel 5.11 or later) around a bwrap sandbox that overwrites a file of a temporary
+/// protected directory, and checking that the file is unchanged and the write is named.
+pub fn probe_overlay(bwrap: &Path) -> Result<PathBuf, String> {
+    static PROBE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PROBE.get_or_init(|| probe_overlay_now(bwrap)).clone()
+}
+
+fn probe_overlay_now(bwrap: &Path) -> Result<PathBuf, String> {
+    let unshare = find_program("unshare", Path::new("/"))
+        .ok_or("`unshare` (util-linux) is not on PATH")?;
+    let t = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let (p, stage) = (t.path().join("protected"), t.path().join("overlay"));
+    for d in [&p, &stage] {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
+    }
+    std::fs::write(p.join("f"), "before").map_err(|e| format!("cannot write the probe: {e}"))?;
+    let s = |p: &Path| p.display().to_string();
+    let mut args = overlay_prefix(&unshare, &stage, std::slice::from_ref(&p));
+    args.push(s(bwrap));
+    args.extend(BASE_ARGS.iter().map(|s| s.to_string()));
+    args.extend(uid_args());
+    args.extend(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"].map(String::from));
+    args.extend(["--bind".into(), s(&stage.join("0/m")), s(&p)]);
+    args.extend(["/bin/sh".into(), "-c".into(), format!("echo after > '{}/f'", s(&p))]);
+    let out = Command::new(&args[0])
+        .args(&args[1..])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start `{}`: {e}", unshare.display()))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let named = err.lines().any(|l| l == format!("{DISCARDED_PREFIX}0 f f"));
+    let kept = std::fs::read_to_string(p.join("f")).is_ok_and(|t| t == "before");
+    if out.status.success() && named && kept {
+        Ok(unshare)
+    } else {
+        Err(format!(
+            "a throw-away overlay layer cannot be mounted here ({}): {}",
+            match out.status.code() {
+                Some(c) => format!("exit {c}"),
+                None => "killed".into(),
+            },
+            err.lines().filter(|l| !l.starts_with(DISCARDED_PREFIX)).collect::<Vec<_>>().join("; ")
+        ))
+    }
+}
+
+/// `--uid`/`--gid` for bwrap inside the overlay wrapper's user namespace (where fixci's user is
+/// mapped to root): the agent keeps fixci's own uid and gid, as it would without the wrapper.
+fn uid_args() -> Vec<String> {
+    // SAFETY: getuid and getgid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    vec!["--uid".into(), uid.to_string(), "--gid".into(), gid.to_string()]
+}
+
+/// The line prefix with which the overlay wrapper names an entry of a throw-away layer.
+const DISCARDED_PREFIX: &str = "fixci-sandbox: discarded ";
+
+/// Most entries the wrapper names per protected place.
+const MAX_DISCARDED: usize = 1000;
+
+/// The overlay wrapper, run by `unshare -Urm` (root of a new user namespace, its own mount
+/// namespace): `$1` is a directory to mount a `tmpfs` on, `$2` the number N of protected
+/// places, `$3..` those places, then the command (bwrap). For protected place `i` it mounts an
+/// overlay at `$1/i/m` whose lower layer is the place and whose upper layer, `$1/i/u`, lives on
+/// the tmpfs; bwrap binds `$1/i/m` over the place. After the command it names every entry of
+/// each upper layer (`%y` type letter, path relative to the place; newlines in names become
+/// `?`, so a name cannot forge a line) on its standard error, up to MAX_DISCARDED per place.
+/// The tmpfs, with everything written there, goes with the namespace.
+const OVERLAY_WRAPPER: &str = r#"# fixci-sandbox-overlay
+stage=$1; n=$2; shift 2
+mount -t tmpfs -o mode=0700 fixci-discard "$stage" || exit 125
+i=0
+while [ "$i" -lt "$n" ]; do
+  p=$1; shift
+  mkdir "$stage/$i" "$stage/$i/u" "$stage/$i/w" "$stage/$i/m" &&
+  mount -t overlay fixci-discard -o "lowerdir=$p,upperdir=$stage/$i/u,workdir=$stage/$i/w,userxattr" "$stage/$i/m" || exit 125
+  i=$((i+1))
+done
+"$@"
+rc=$?
+i=0
+while [ "$i" -lt "$n" ]; do
+  (cd "$stage/$i/u" && find . -mindepth 1 -printf '%y %P\0') | tr '\n\0' '?\n' | head -n MAX | sed "s/^/fixci-sandbox: discarded $i /" >&2
+  i=$((i+1))
+done
+exit $rc
+"#;
+
+/// The command line up to bwrap's own: `unshare -Urm /bin/sh -c OVERLAY_WRAPPER ... STAGE N
+/// PLACES...`.
+fn overlay_prefix(unshare: &Path, stage: &Path, places: &[PathBuf]) -> Vec<String> {
+    let mut v = vec![
+        unshare.display().to_string(),
+        "-Urm".into(),
+        "/bin/sh".into(),
+        "-c".into(),
+        OVERLAY_WRAPPER.replace("MAX", &MAX_DISCARDED.to_string()),
+        "fixci-sandbox-overlay".into(),
+        stage.display().to_string(),
+        places.len().to_string(),
+    ];
+    v.extend(places.iter().map(|p| p.display().to_string()));
+    v
 }
 
 /// `program` as fixci would start it from `cwd`: a path containing `/` (relative to `cwd`),
@@ -181,6 +311,74 @@ pub struct Jail {
     /// Where the supervisor's standard error goes (bwrap's messages and the survivors it
     /// named): outside every writable place.
     pub log: PathBuf,
+    /// The `unshare` binary of the overlay wrapper, when writes to [`Jail::protected`] are
+    /// discarded and named (see [`Jail::protect`]).
+    pub overlay: Option<PathBuf>,
+    /// The places the agent sees writable but whose writes land in a throw-away layer, named
+    /// after the invocation: absolute, canonical, none inside another or inside a writable
+    /// place.
+    pub protected: Vec<PathBuf>,
+    /// The directory the wrapper mounts its `tmpfs` on (`RUN/sandbox/overlay`).
+    pub overlay_dir: PathBuf,
+}
+
+/// A write of the agent to a protected place, discarded with the invocation's throw-away layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discarded {
+    /// The path the agent wrote (absolute, as the agent named it under its protected place).
+    pub path: PathBuf,
+    /// `created`, `written` (an existing file opened for writing, changed or not), `deleted`.
+    pub kind: &'static str,
+}
+
+impl std::fmt::Display for Discarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.path.display(), self.kind)
+    }
+}
+
+/// What the supervisor and the overlay wrapper reported after an invocation.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SandboxLog {
+    /// Processes the supervisor found alive after the agent's main process ended (pids of the
+    /// sandbox's namespace), which it killed.
+    pub survivors: Vec<Survivor>,
+    /// Writes to protected places, discarded.
+    pub discarded: Vec<Discarded>,
+    /// bwrap's (and the wrapper's) other messages, e.g. why the sandbox could not be set up.
+    pub other: String,
+}
+
+/// The places whose writes a sandboxed agent must not get done, as [`Jail::protect`] takes
+/// them: `candidates` (the user's repository and its git folder, fixci's run directory and
+/// cache, the spec's folder) plus the user's `HOME` and fixci's working directory. Each must be
+/// an existing directory; `/`, paths with `,`, `:` or a backslash (which overlay mount options cannot
+/// carry) or control characters are left out (they stay read-only), as are places inside
+/// another one or inside (or equal to) a `writable` place.
+pub fn protected_places(candidates: &[PathBuf], writable: &[PathBuf]) -> Vec<PathBuf> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok().filter(|c| c.is_dir());
+    let writable: Vec<PathBuf> = writable.iter().filter_map(|p| canon(p)).collect();
+    let mut all: Vec<PathBuf> = candidates
+        .iter()
+        .cloned()
+        .chain(std::env::var_os("HOME").map(PathBuf::from))
+        .chain(std::env::current_dir().ok())
+        .filter_map(|p| canon(&p))
+        .filter(|p| p.parent().is_some())
+        .filter(|p| {
+            let t = p.to_string_lossy();
+            !t.contains([',', ':', '\\']) && !t.chars().any(char::is_control)
+        })
+        .filter(|p| !writable.iter().any(|w| p.starts_with(w)))
+        .collect();
+    all.sort_by_key(|p| p.components().count());
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in all {
+        if !out.iter().any(|o| p.starts_with(o)) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// git's global configuration, copied into every private home.
@@ -237,7 +435,33 @@ impl Jail {
             home,
             tmp,
             log: run_dir.join("sandbox").join(format!("{name}.log")),
+            overlay: None,
+            protected: Vec::new(),
+            overlay_dir: run_dir.join("sandbox/overlay"),
         })
+    }
+
+    /// The places the agent can write: its worktree, the worktree's own git directory, its
+    /// stage directory, the private home and temporary directory.
+    pub fn writable(&self) -> Vec<PathBuf> {
+        let mut rw = vec![self.worktree.clone()];
+        rw.extend(worktree_admin_dir(&self.worktree));
+        rw.extend([self.stage_dir.clone(), self.home.clone(), self.tmp.clone()]);
+        rw
+    }
+
+    /// Lays a throw-away layer (overlayfs, through `unshare` at `unshare`) over `candidates`
+    /// (filtered by [`protected_places`]): the agent's writes there seem to succeed, reach
+    /// nothing on disk, and are named after the invocation ([`Jail::read_log`]).
+    ///
+    /// Errors: the wrapper's mount point cannot be created.
+    pub fn protect(&mut self, unshare: &Path, candidates: &[PathBuf]) -> io::Result<()> {
+        self.protected = protected_places(candidates, &self.writable());
+        if !self.protected.is_empty() {
+            std::fs::create_dir_all(&self.overlay_dir)?;
+            self.overlay = Some(unshare.to_path_buf());
+        }
+        Ok(())
     }
 
     /// Wraps `cmd` (the agent's command, environment already scrubbed) into the sandbox, and
@@ -276,16 +500,25 @@ impl Jail {
             "-c".into(),
             "trap '' TERM; exec \"$@\"".into(),
             "fixci-sandbox-outer".into(),
-            s(&self.bwrap),
         ];
+        if let Some(unshare) = &self.overlay {
+            args.extend(overlay_prefix(unshare, &self.overlay_dir, &self.protected));
+        }
+        args.push(s(&self.bwrap));
         args.extend(BASE_ARGS.iter().map(|s| s.to_string()));
+        if self.overlay.is_some() {
+            args.extend(uid_args());
+        }
         args.extend(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"].map(String::from));
         args.extend(["--tmpfs".into(), "/dev/shm".into()]);
-        let mut rw = vec![self.worktree.clone()];
+        if self.overlay.is_some() {
+            // Outer places first (the list has no nesting), then the writable places over them.
+            for (i, p) in self.protected.iter().enumerate() {
+                args.extend(["--bind".into(), s(&self.overlay_dir.join(format!("{i}/m"))), s(p)]);
+            }
+        }
         let admin = worktree_admin_dir(&self.worktree);
-        rw.extend(admin.clone());
-        rw.extend([self.stage_dir.clone(), self.home.clone(), self.tmp.clone()]);
-        for p in &rw {
+        for p in &self.writable() {
             args.extend(["--bind".into(), s(p), s(p)]);
         }
         // The files that tie the worktree to its repository stay read-only: rewritten, they
@@ -379,26 +612,46 @@ impl Jail {
         Ok(overrides)
     }
 
-    /// Reads what the supervisor and bwrap wrote: the processes the supervisor found alive
-    /// after the agent's main process ended (pids of the sandbox's namespace), and bwrap's
-    /// other messages (e.g. why the sandbox could not be set up).
-    pub fn read_log(&self) -> (Vec<Survivor>, String) {
+    /// Reads what the supervisor, the overlay wrapper and bwrap wrote (see [`SandboxLog`]).
+    /// A discarded entry is `created` when nothing is at its path on disk, `written` when
+    /// something is, `deleted` for the layer's whiteouts; directories that exist on disk are
+    /// left out (the layer copies the parents of every written file).
+    pub fn read_log(&self) -> SandboxLog {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut survivors = Vec::new();
-        let mut other = String::new();
+        let mut log = SandboxLog::default();
         for line in text.lines() {
-            match line.strip_prefix(SURVIVOR_PREFIX).and_then(|r| r.split_once(' ')) {
-                Some((pid, cmd)) if pid.parse::<u32>().is_ok() => survivors.push(Survivor {
-                    pid: pid.parse().unwrap_or(0),
-                    cmdline: cmd.trim().chars().take(200).collect(),
-                }),
-                _ => {
-                    other.push_str(line);
-                    other.push('\n');
-                }
+            let survivor = line
+                .strip_prefix(SURVIVOR_PREFIX)
+                .and_then(|r| r.split_once(' '))
+                .and_then(|(pid, cmd)| Some((pid.parse::<u32>().ok()?, cmd)));
+            if let Some((pid, cmd)) = survivor {
+                log.survivors.push(Survivor { pid, cmdline: cmd.trim().chars().take(200).collect() });
+                continue;
             }
+            if let Some(d) = line.strip_prefix(DISCARDED_PREFIX).and_then(|r| self.discarded(r)) {
+                log.discarded.extend(d);
+                continue;
+            }
+            log.other.push_str(line);
+            log.other.push('\n');
         }
-        (survivors, other)
+        log
+    }
+
+    /// One wrapper line after its prefix, `I Y REL`: `Some(None)` for a directory that exists.
+    fn discarded(&self, rest: &str) -> Option<Option<Discarded>> {
+        let mut it = rest.splitn(3, ' ');
+        let place = self.protected.get(it.next()?.parse::<usize>().ok()?)?;
+        let (kind, rel) = (it.next()?, it.next()?);
+        let path = place.join(rel);
+        let exists = std::fs::symlink_metadata(&path);
+        let kind = match kind {
+            "c" => "deleted",
+            "d" if exists.as_ref().is_ok_and(|m| m.is_dir()) => return Some(None),
+            _ if exists.is_ok() => "written",
+            _ => "created",
+        };
+        Some(Some(Discarded { path, kind }))
     }
 }
 
@@ -521,8 +774,82 @@ mod tests {
             "bwrap: oops\nfixci-sandbox: survivor 7 python3 daemon.py --forever\n",
         )
         .unwrap();
-        let (s, other) = jail.read_log();
-        assert_eq!(s, vec![Survivor { pid: 7, cmdline: "python3 daemon.py --forever".into() }]);
-        assert_eq!(other, "bwrap: oops\n");
+        let log = jail.read_log();
+        assert_eq!(
+            log.survivors,
+            vec![Survivor { pid: 7, cmdline: "python3 daemon.py --forever".into() }]
+        );
+        assert_eq!(log.other, "bwrap: oops\n");
+        assert!(log.discarded.is_empty());
+    }
+
+    #[test]
+    fn protected_places_are_outermost_existing_folders_outside_the_writable_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(t.path()).unwrap();
+        for d in ["repo/.git", "out/run/worktree", "odd,name", "solo"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let got = protected_places(
+            &[
+                root.join("repo"),
+                root.join("repo/.git"),
+                root.join("out/run"),
+                root.join("out/run/worktree"),
+                root.join("odd,name"),
+                root.join("missing"),
+                PathBuf::from("/"),
+            ],
+            &[root.join("out/run/worktree")],
+        );
+        let ours: Vec<&PathBuf> = got.iter().filter(|p| p.starts_with(&root)).collect();
+        assert_eq!(ours, [&root.join("repo"), &root.join("out/run")], "{got:?}");
+        assert!(!got.contains(&PathBuf::from("/")));
+        for (i, a) in got.iter().enumerate() {
+            assert!(got.iter().enumerate().all(|(j, b)| i == j || !a.starts_with(b)), "{got:?}");
+        }
+    }
+
+    #[test]
+    fn the_wrapper_lines_name_created_written_and_deleted_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let run = t.path().join("run");
+        let place = t.path().join("repo");
+        std::fs::create_dir_all(run.join("stages/fix")).unwrap();
+        std::fs::create_dir_all(place.join("src")).unwrap();
+        std::fs::write(place.join("src/a.py"), "x").unwrap();
+        let mut jail = Jail::new(Path::new("/bin/true"), &run, &run.join("wt"), &run.join("stages/fix")).unwrap();
+        jail.protected = vec![place.clone()];
+        std::fs::write(
+            &jail.log,
+            "fixci-sandbox: discarded 0 d src\nfixci-sandbox: discarded 0 f src/a.py\nfixci-sandbox: discarded 0 f new?fixci-sandbox: survivor 1 x\nfixci-sandbox: discarded 0 c README.md\nfixci-sandbox: discarded 0 d made\nfixci-sandbox: discarded 7 f elsewhere\n",
+        )
+        .unwrap();
+        let log = jail.read_log();
+        let named: Vec<String> = log.discarded.iter().map(ToString::to_string).collect();
+        let p = |r: &str| place.join(r).display().to_string();
+        assert_eq!(
+            named,
+            [
+                format!("{} (written)", p("src/a.py")),
+                format!("{} (created)", p("new?fixci-sandbox: survivor 1 x")),
+                format!("{} (deleted)", p("README.md")),
+                format!("{} (created)", p("made")),
+            ]
+        );
+        assert!(log.survivors.is_empty());
+        // A line for a place the jail does not have is not trusted as a write.
+        assert_eq!(log.other, "fixci-sandbox: discarded 7 f elsewhere\n");
+    }
+
+    #[test]
+    fn the_throw_away_layer_works_where_bubblewrap_does() {
+        let Ok(bwrap) = probe() else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "bubblewrap not usable under CI=true");
+            return;
+        };
+        if let Err(why) = probe_overlay(&bwrap) {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "overlay not usable under CI=true: {why}");
+        }
     }
 }

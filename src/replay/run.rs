@@ -930,8 +930,11 @@ fn run_engine(
     let vars = item.environment.process_vars();
     let mut agent = agent.clone();
     agent.env.extend(vars.iter().cloned());
+    // `--keep-work` keeps the run's private clone too.
+    let mut spec = item.spec.clone();
+    spec.spec.keep_worktree |= opts.keep_work;
     let req = RunRequest {
-        spec: item.spec.clone(),
+        spec,
         pipeline: item.pipeline.clone().expect("engine items have a pipeline"),
         agent,
         env: vars,

@@ -182,9 +182,19 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
     if let Some(r) = &st.reason {
         let _ = writeln!(m, "- **Reason:** {r}");
     }
-    let _ = writeln!(m, "- **Branch:** `{}`", st.branch.as_deref().unwrap_or("-"));
+    match (&st.branch, st.branch_created) {
+        (Some(b), true) => {
+            let _ = writeln!(m, "- **Branch:** `{b}`");
+        }
+        _ => {
+            let _ = writeln!(m, "- **Branch:** none in your repository");
+        }
+    }
     if let Some(c) = &st.commit {
         let _ = writeln!(m, "- **Fix commit:** `{c}`");
+    }
+    if let Some(c) = &st.cleanup {
+        m.push_str(&crate::run_dir::cleanup::markdown(c));
     }
     if let Some(a) = st
         .attempts

@@ -174,12 +174,22 @@ pub enum Event {
         in_sandbox: bool,
         processes: Vec<crate::process::reaper::Survivor>,
     },
+    /// Writes of a sandboxed agent outside its writable places, discarded with the sandbox's
+    /// throw-away layer: `PATH (created|written|deleted)`.
+    WritesDiscarded {
+        stage: String,
+        attempt: Option<u32>,
+        paths: Vec<String>,
+    },
     /// Files of fixci's run directory changed while an agent ran.
     RunDirChanged {
         stage: String,
         attempt: Option<u32>,
         paths: Vec<String>,
     },
+    /// The run ended (not interrupted): its private clone and, without a fix, its branch were
+    /// removed or kept (see [`crate::run_dir::cleanup`]).
+    CleanedUp { cleanup: crate::run_dir::cleanup::Cleanup },
     /// The run stops going on: the first such event sets the outcome that the end keeps.
     RunStopping { status: Status, reason: String },
     /// The run ended; `status` is final.

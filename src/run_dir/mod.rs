@@ -13,6 +13,7 @@
 //! (`stages/<id>/attempt-N/` inside the attempt loop), `repro-test/` (fixci's copy of the
 //! reproduction test), `worktree/`, `pr.md`, `fix.diff`, `report.md`, `result.json`.
 
+pub mod cleanup;
 pub mod event;
 mod result_json;
 mod runs;
@@ -285,7 +286,8 @@ impl RunDir {
             let name = worktree_name(&st.run_id);
             crate::vcs::prune_worktree(&repo, &name)
                 .map_err(|e| Error::infra(format!("cannot remove worktree `{name}`")).source(e))?;
-            if let Some(b) = &st.branch {
+            // Only a branch the run brought into the repository is its to delete.
+            if let Some(b) = st.branch.as_ref().filter(|_| st.branch_created || st.commit.is_some()) {
                 if st.pr.is_none() {
                     crate::vcs::delete_branch(&repo, b).map_err(|e| {
                         Error::infra(format!("cannot delete branch `{b}`")).source(e)

@@ -25,7 +25,8 @@ pub struct ResultJson {
     pub pipeline: String,
     /// The agent and what its invocations reported.
     pub agent: AgentSummary,
-    /// The fix branch.
+    /// The fix branch, while it exists in the user's repository (`null` for a run that never
+    /// created one or removed it at its end).
     pub branch: Option<String>,
     /// Branch the fix is cut from.
     pub base: String,
@@ -180,7 +181,7 @@ impl ResultJson {
                     })
                     .collect(),
             },
-            branch: st.branch.clone(),
+            branch: st.branch.clone().filter(|_| st.branch_created),
             base: st.repo.base.clone(),
             base_commit: st.repo.base_commit.clone(),
             commit: st.commit.clone(),

@@ -276,6 +276,13 @@ pub struct RunState {
     /// The suite's outcome at the base commit, once run (for the regression check).
     #[serde(default)]
     pub base_suite: Option<crate::verify::record::SuiteRecord>,
+    /// True while `branch` exists in the user's repository (brought there with the fix
+    /// commit, not yet removed); before that `branch` is only the planned name.
+    #[serde(default)]
+    pub branch_created: bool,
+    /// What the end of the run did with its private clone and branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<super::cleanup::Cleanup>,
 }
 
 /// An issue used as the task (untrusted text).
@@ -357,6 +364,9 @@ pub struct Invocation {
     /// `--api-url`.
     #[serde(default)]
     pub api_url: Option<String>,
+    /// `--keep-worktree` (or the spec's `keep-worktree`).
+    #[serde(default)]
+    pub keep_worktree: bool,
 }
 
 impl RunState {
@@ -399,6 +409,8 @@ impl RunState {
             forge: None,
             containment: Default::default(),
             base_suite: None,
+            branch_created: false,
+            cleanup: None,
         }
     }
 
@@ -552,9 +564,20 @@ impl RunState {
                 self.attempts.retain(|a| a.number != *attempt);
             }
             Event::CommitMade { commit } => self.commit = Some(commit.clone()),
-            Event::FixBranchCreated { branch } => self.branch = Some(branch.clone()),
+            Event::FixBranchCreated { branch } => {
+                self.branch = Some(branch.clone());
+                self.branch_created = true;
+            }
+            Event::CleanedUp { cleanup } => {
+                if cleanup.branch_removed.is_some() {
+                    self.branch_created = false;
+                }
+                self.cleanup = Some(cleanup.clone());
+            }
             Event::PrRecorded { pr } => self.pr = Some(pr.clone()),
-            Event::Survivors { .. } | Event::RunDirChanged { .. } => self.containment.apply(e),
+            Event::Survivors { .. } | Event::RunDirChanged { .. } | Event::WritesDiscarded { .. } => {
+                self.containment.apply(e)
+            }
             Event::RunStopping { status, reason } => {
                 if self.status == Status::Running {
                     self.status = *status;

@@ -87,6 +87,10 @@ pub struct JobSpec {
     /// workflows); the report's summary then says so. Default false: such fixes are refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_test_infra_changes: bool,
+    /// Keep the run's private clone (`RUN/worktree`) when the run ends, for debugging; by
+    /// default it is removed (see `crate::run_dir::cleanup`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_worktree: bool,
     /// Flaky verification: the factor k by which a fix must at least divide the failure rate.
     /// Verification makes N = ceil(ln(alpha) / ln(1 - p0/k)) runs, so a change that leaves
     /// the rate above p0/k fails it with probability at least 1 - alpha (default 4; > 1).

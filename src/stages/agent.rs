@@ -41,6 +41,21 @@ struct ReproJson {
     command: String,
 }
 
+/// What a sandboxed agent must not get written besides fixci's own places: the repository
+/// the run works on (the user's checkout, or fixci's cached clone) with its git folder, and the
+/// spec's folder.
+fn protected_places(cx: &StageCtx<'_>) -> Vec<std::path::PathBuf> {
+    let root = cx.st().repo.root.clone();
+    let mut v = vec![root.clone()];
+    if let Ok(r) = git2::Repository::open(&root) {
+        v.push(r.commondir().to_path_buf());
+    }
+    if let Some(d) = cx.env.spec().path.parent() {
+        v.push(d.to_path_buf());
+    }
+    v
+}
+
 impl Stage for AgentStage {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         let wt = worktree(cx.st())?;
@@ -90,7 +105,13 @@ impl Stage for AgentStage {
         };
         // The sandbox (when the run has one) and the run directory's snapshot.
         let run_path = cx.env.run_dir.path().to_path_buf();
-        let watch = AgentWatch::start(cx.st().containment.sandbox.as_ref(), &run_path, &wt, &cx.dir)
+        let watch = AgentWatch::start(
+            cx.st().containment.sandbox.as_ref(),
+            &run_path,
+            &wt,
+            &cx.dir,
+            &protected_places(cx),
+        )
             .map_err(|e| io_error("prepare the sandbox in", &run_path, e))?;
         let (cmd, out) = watch
             .wrap(cmd, OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() }, &cx.agent.writable)

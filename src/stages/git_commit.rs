@@ -91,9 +91,14 @@ fn export_fix(
         .clone()
         .ok_or_else(|| Error::infra("this run has no worktree"))?;
     let wanted = st.branch.clone().unwrap_or_else(|| "fixci/fix".into());
+    // Noted before the branch appears too, so a concurrent run's check never sees it unnoted.
+    vcs::fingerprint::note_export(&st.repo.root, &wanted, &commit.to_string());
     let name = vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted).map_err(|e| {
         Error::infra("cannot bring the fix branch into the target repository").source(e)
     })?;
+    if name != wanted {
+        vcs::fingerprint::note_export(&st.repo.root, &name, &commit.to_string());
+    }
     guard
         .record(&st.repo.root)
         .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;

@@ -266,6 +266,8 @@ fn quickstart(cli: &str, port: u16, budgets: Value) -> Quickstart {
         spec["model"] = json!(m);
     }
     spec["budgets"] = budgets;
+    // The private clone stays after the run: the budget tests look for processes working in it.
+    spec["keep-worktree"] = json!(true);
     let path = tmp.path().join("info.json");
     std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
     Quickstart {

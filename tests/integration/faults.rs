@@ -195,7 +195,11 @@ fn list_status_kill_and_clean_manage_a_run_from_another_terminal() {
     // A second kill finds nothing running.
     fixci_in(&e, &["kill", &id]).code(2);
 
-    let branch = result(&run)["branch"].as_str().unwrap().to_string();
+    // The planned branch (none exists yet in the user's repository: `result.json` says null).
+    assert!(result(&run)["branch"].is_null());
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let branch = st["branch"].as_str().unwrap().to_string();
     fixci_in(&e, &["clean", &id]).code(0);
     assert!(!run.exists());
     assert!(
@@ -372,7 +376,7 @@ fn agent_commits_reject_fails_the_attempt_and_undoes_the_commit() {
         &e.root,
         &e.repo,
         "self-commit",
-        json!({"agent-commits": "reject", "max-attempts": 1}),
+        json!({"agent-commits": "reject", "max-attempts": 1, "keep-worktree": true}),
     );
     fixci_in(&e, &["run", spec.to_str().unwrap()]).code(1);
     let run = run_dir(&e.out);
@@ -384,9 +388,11 @@ fn agent_commits_reject_fails_the_attempt_and_undoes_the_commit() {
         "{reason}"
     );
     assert_eq!(r["agent"]["error"], true);
-    let branch = r["branch"].as_str().unwrap();
-    // The branch lives in the run's private clone; a run without a fix leaves none in the
-    // user's repository.
+    // No branch exists in the user's repository; the planned one lives in the kept clone.
+    assert!(r["branch"].is_null(), "{r}");
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let branch = st["branch"].as_str().unwrap();
     let (log, _) = branch_commits_and_files(&run.join("worktree"), branch);
     assert!(log.is_empty(), "the agent's commit is gone: {log:?}");
     assert!(

@@ -118,6 +118,12 @@ fn stage_starts(run: &Path, stage: &str) -> usize {
 /// Stops a run paused at `stage` with `how` (`sigint` or `kill`), checks the interrupted run,
 /// resumes it and checks it ends as an uninterrupted run does.
 fn interrupt_then_resume(stage: &str, how: &str) {
+    interrupt_remove_clone_then_resume(stage, how, false)
+}
+
+/// [`interrupt_then_resume`], removing the run's private clone before the resume when
+/// `remove_clone` (the resume rebuilds it).
+fn interrupt_remove_clone_then_resume(stage: &str, how: &str, remove_clone: bool) {
     let e = test_env();
     let spec = pausing_job(&e.root, &e.repo);
     std::fs::write(e.root.join(format!("pause-{stage}")), "").unwrap();
@@ -144,6 +150,11 @@ fn interrupt_then_resume(stage: &str, how: &str) {
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(report.contains(&format!("interrupted at {stage}")), "{report}");
     assert!(!report.contains("longer `reproduce` budget"), "{report}");
+    // An interrupted run keeps its private clone for the resume.
+    assert!(run.join("worktree/.git").is_dir());
+    if remove_clone {
+        std::fs::remove_dir_all(run.join("worktree")).unwrap();
+    }
 
     fixci_out(&e, &["resume", &id]).code(0);
     let r = result(&run);
@@ -176,6 +187,11 @@ fn sigint_during_the_confirm_runs_then_resume_succeeds() {
 #[test]
 fn sigint_during_verification_then_resume_succeeds() {
     interrupt_then_resume("verify", "sigint");
+}
+
+#[test]
+fn sigint_during_the_fix_agent_then_resume_without_the_private_clone_rebuilds_it() {
+    interrupt_remove_clone_then_resume("fix", "sigint", true);
 }
 
 #[test]

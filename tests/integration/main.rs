@@ -2,6 +2,7 @@
 //! real git repositories, real processes and real files.
 
 mod agents;
+mod cleanup;
 mod common;
 mod contain;
 mod doctor;

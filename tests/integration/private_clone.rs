@@ -170,7 +170,8 @@ fn the_agent_writes_its_own_git_not_the_users_and_the_fix_comes_back_as_one_bran
     git(&e.repo, &["add", "README.md"]);
     git(&e.repo, &["commit", "-qm", "readme"]);
     let before = snapshot(&e.repo);
-    let spec = hostile_job(&e.root, &e.repo, "own-git", &[], json!({}));
+    // The clone is kept to be looked at (by default a run removes it when it ends).
+    let spec = hostile_job(&e.root, &e.repo, "own-git", &[], json!({"keep-worktree": true}));
     run(&e, &spec).code(0);
     let run_path = run_dir(&e.out);
     let rec = attack_record(&run_path);
@@ -208,7 +209,8 @@ fn the_agent_writes_its_own_git_not_the_users_and_the_fix_comes_back_as_one_bran
 fn writes_to_the_users_checkout_by_absolute_path_end_the_run_failed_naming_the_paths() {
     let e = test_env();
     let user = e.repo.display().to_string();
-    let spec = hostile_job(&e.root, &e.repo, "user-abs", &[&user], json!({}));
+    // Without a sandbox: under bubblewrap these writes are discarded and named (tests/integration/contain.rs).
+    let spec = hostile_job(&e.root, &e.repo, "user-abs", &[&user], json!({"sandbox": "none"}));
     let refs_before = git(&e.repo, &["for-each-ref"]);
     let out = run(&e, &spec).get_output().clone();
     let run_path = run_dir(&e.out);
