@@ -77,7 +77,7 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
     let outcome = outcome?;
     super::run::print_outcome(&outcome, args.json);
     Ok(match outcome.status {
-        Status::Success => exit_codes::SUCCESS,
+        Status::Success | Status::NothingToFix => exit_codes::SUCCESS,
         Status::Interrupted => exit_codes::INTERRUPTED,
         _ => exit_codes::NO_FIX,
     })

@@ -92,6 +92,10 @@ pub fn summary(st: &RunState) -> String {
         (s, _, _) => s,
     };
     match status {
+        Status::Success if st.repro.is_none() && st.gate.is_some() => format!(
+            "The gate failed at the base commit, and a fix passed verification: every gate command passed on the fix commit `{}` in fixci's own checkout.",
+            st.attempts.iter().rev().find_map(|a| a.checks.as_ref()).map_or("?", |c| c.commit.get(..10).unwrap_or(&c.commit))
+        ),
         Status::Success => format!(
             "fixci reproduced the failure, and a fix passed verification: {} of {} runs passed with fixci's own copy of the reproduction test.",
             v.map_or(0, |v| v.passed),
@@ -114,6 +118,9 @@ pub fn summary(st: &RunState) -> String {
             st.reason.as_deref().unwrap_or("interrupted")
         ),
         Status::Running => "The run has not finished.".into(),
+        Status::NothingToFix => {
+            "Nothing to fix: every command of the gate passed at the base commit, so fixci wrote no branch and ran no agent.".into()
+        }
     }
 }
 

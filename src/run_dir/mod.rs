@@ -15,6 +15,7 @@
 
 pub mod event;
 mod result_json;
+pub mod retry;
 mod runs;
 pub mod state;
 pub mod workspace;

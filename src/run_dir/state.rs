@@ -27,6 +27,8 @@ pub enum Status {
     Escalated,
     /// Stopped by SIGINT/SIGTERM; resumable.
     Interrupted,
+    /// The spec's `gate` passed at the base commit: there was no failure to fix.
+    NothingToFix,
 }
 
 impl Status {
@@ -39,6 +41,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Escalated => "escalated",
             Status::Interrupted => "interrupted",
+            Status::NothingToFix => "nothing-to-fix",
         }
     }
 }
@@ -276,6 +279,12 @@ pub struct RunState {
     /// The suite's outcome at the base commit, once run (for the regression check).
     #[serde(default)]
     pub base_suite: Option<crate::verify::record::SuiteRecord>,
+    /// The spec's gate as fixci ran it at the base commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::verify::gate::GateState>,
+    /// The earlier run this one retries (`fixci retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<super::retry::RetryOf>,
 }
 
 /// An issue used as the task (untrusted text).
@@ -399,6 +408,8 @@ impl RunState {
             forge: None,
             containment: Default::default(),
             base_suite: None,
+            gate: None,
+            retry_of: None,
         }
     }
 
@@ -457,6 +468,7 @@ impl RunState {
             }
             Event::AgentFinished { attempt: None, .. } => {}
             Event::LogsDistilled { logs } => self.logs = Some(logs.clone()),
+            Event::GateRan { gate } => self.gate = Some(gate.clone()),
             Event::ReproductionRecorded { repro } => self.repro = Some(repro.clone()),
             Event::ReproductionTested {
                 confirmed,

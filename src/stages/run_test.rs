@@ -36,7 +36,9 @@ impl Stage for RunTest {
         if self.mode == RunMode::Stress {
             return self.stress(cx);
         }
-        if cx.st().repro.is_none() {
+        // A gate run verifies without a reproduction test: its gate is the reproduction.
+        let gate_verify = self.expect == Expect::Pass && !cx.env.spec().spec.gate.is_empty();
+        if cx.st().repro.is_none() && !gate_verify {
             return Err(Error::usage(format!(
                 "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
                 cx.id

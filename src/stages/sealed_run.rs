@@ -49,7 +49,7 @@ fn repro_bytes(repro: &Repro, template: Option<&str>) -> Result<(Vec<u8>, ReproR
     }
 }
 
-fn limits<'a>(
+pub(super) fn limits<'a>(
     cx: &'a StageCtx<'_>,
     on_run: &'a mut dyn FnMut(&str, u64, bool, String),
 ) -> RunLimits<'a> {
@@ -177,14 +177,17 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
 /// Verifies the current attempt: commits it as a candidate, checks that commit out in a sealed
 /// tree and runs the three checks.
 pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<StageResult, Error> {
-    let wt = worktree(cx.st())?;
-    let repro = cx.st().repro.clone().ok_or_else(|| {
-        Error::usage(format!(
-            "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
-            cx.id
-        ))
-    })?;
     let spec = cx.env.spec().spec.clone();
+    // A gate run's reproduction is its failing gate (see `super::gate`): no test file.
+    let Some(repro) = cx.st().repro.clone() else {
+        return match spec.gate.is_empty() {
+            true => Err(Error::usage(format!(
+                "stage `{}` needs a reproduction (a reproduce stage, `existing-test-path` or `gate`) before it",
+                cx.id
+            ))),
+            false => verify_commit(cx, n, None),
+        };
+    };
     let (bytes, rec) = match repro_bytes(&repro, spec.test_command.as_deref()) {
         Ok(x) => x,
         Err(why) => {
@@ -203,14 +206,26 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
             return Ok(StageResult::failed(why));
         }
     };
+    verify_commit(cx, n, Some((repro, bytes, rec, restore)))
+}
+
+/// Commits the attempt as a candidate and runs the checks on it: with the reproduction (its
+/// state, fixci's bytes and record, whether to write the bytes over the tree's copy), or with
+/// none (a gate run).
+fn verify_commit(
+    cx: &mut StageCtx<'_>,
+    n: u64,
+    repro: Option<(Repro, Vec<u8>, ReproRecord, bool)>,
+) -> Result<StageResult, Error> {
+    let wt = worktree(cx.st())?;
+    let spec = cx.env.spec().spec.clone();
     let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-    let from_agent = repro.origin == "agent";
+    let from_agent = repro.as_ref().is_some_and(|(r, ..)| r.origin == "agent");
     // The candidate is the commit that would be proposed: without the reproduction test unless
     // `keep-test`.
-    let exclude = if from_agent && !spec.keep_test {
-        vec![repro.test_file.clone()]
-    } else {
-        Vec::new()
+    let exclude = match &repro {
+        Some((r, ..)) if from_agent && !spec.keep_test => vec![r.test_file.clone()],
+        _ => Vec::new(),
     };
     let mut msg = format!("{}\n\n", crate::report::title(cx.st(), cx.env.spec()));
     if let Some(rc) = cx
@@ -225,10 +240,11 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
     let candidate = verify::candidate_commit(&repo, &msg, &exclude)?;
     let base = git2::Oid::from_str(&cx.st().repo.base_commit)
         .map_err(|e| Error::infra("bad base commit in state").source(e))?;
-    let runner = rec
-        .runner
-        .clone()
-        .unwrap_or_else(|| verify::runner_for(&repro.test_file, spec.test_command.as_deref()));
+    let runner = repro.as_ref().map(|(r, _, rec, _)| {
+        rec.runner
+            .clone()
+            .unwrap_or_else(|| verify::runner_for(&r.test_file, spec.test_command.as_deref()))
+    });
     // The CI's failing tests: from the distilled log, or the existing test itself.
     let ci_tests: Vec<(String, Option<String>)> = cx
         .st()
@@ -243,27 +259,26 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
                 .collect()
         })
         .unwrap_or_default();
-    let repro_bytes_in = if from_agent || restore {
-        Some(bytes.as_slice())
-    } else {
-        None
-    };
     let input = verify::VerifyInput {
         repo: &repo,
         base,
         candidate,
-        repro: Some(verify::ReproInput {
-            file: repro.test_file.as_str(),
-            bytes: repro_bytes_in,
-            runner: &runner,
-            ids: rec.failing_ids.as_slice(),
-        }),
+        repro: repro
+            .as_ref()
+            .zip(runner.as_ref())
+            .map(|((r, bytes, rec, restore), runner)| verify::ReproInput {
+                file: r.test_file.as_str(),
+                bytes: (from_agent || *restore).then_some(bytes.as_slice()),
+                runner,
+                ids: rec.failing_ids.as_slice(),
+            }),
         repro_is_new: from_agent,
         runs: n,
         ci_tests,
         template: spec.test_command.as_deref(),
         suite_command: spec.suite_command.as_deref(),
         base_suite: cx.st().base_suite.clone(),
+        gate: &spec.gate,
     };
     let id = cx.id.to_string();
     let mut events = Vec::new();
