@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::engine::{self, RunRequest};
 use crate::error::{Error, Result};
-use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState, Status};
+use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState};
 use crate::spec::{self, LoadedSpec};
 use crate::{agent, exit_codes, pipeline};
 
@@ -212,11 +212,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     progress.finish();
     let outcome = outcome?;
     print_outcome(&outcome, args.json);
-    Ok(match outcome.status {
-        Status::Success | Status::NothingToFix => exit_codes::SUCCESS,
-        Status::Interrupted => exit_codes::INTERRUPTED,
-        _ => exit_codes::NO_FIX,
-    })
+    Ok(super::resume::exit_code(outcome.status))
 }
 
 /// Prints how a run ended. The outcome goes to standard output, one `key: value` line each

@@ -2,6 +2,7 @@
 //! `result.json`, the PR title and body. Runs no stage and prints nothing; [`ReportWriter`]
 //! listens to a run's events and writes the report when the run ends.
 
+mod origin;
 mod writer;
 
 pub use writer::ReportWriter;
@@ -228,11 +229,15 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         "url"
     } else if spec.spec.raw_logs.is_some() {
         "raw-logs"
+    } else if !spec.spec.gate.is_empty() {
+        "gate"
     } else {
         "existing-test-path"
     };
     let _ = writeln!(m, "| input | `{input}` |");
+    m.push_str(&origin::input_rows(st, &spec.spec.gate));
     let _ = writeln!(m, "\nTask:\n\n{}\n", fence(spec.spec.prompt.clone()));
+    m.push_str(&origin::sections(st));
 
     if let Some(l) = &st.logs {
         let _ = writeln!(m, "### The CI failure\n");

@@ -237,3 +237,140 @@ fn an_empty_gate_or_gate_command_is_exit_2_naming_the_json_path() {
     assert!(stderr.contains("/gate/0"), "{stderr}");
     assert!(!e.out.exists());
 }
+
+/// SHA-256 of every file under `dir` (symlinks by their target), by relative path.
+fn tree_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(root: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                walk(root, &p, out);
+            } else if t.is_symlink() {
+                out.insert(rel, std::fs::read_link(&p).unwrap().display().to_string());
+            } else {
+                out.insert(rel, fixci::verify::record::sha256_hex(&std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+#[test]
+fn retry_after_an_escalated_run_reuses_the_reproduction_follows_the_steer_and_succeeds() {
+    let e = test_env();
+    let spec = spec(
+        &e,
+        "steer",
+        json!({"deterministic": true, "prompt": "test_mean fails in CI. Fix it.", "raw-logs": CI_LOG, "max-attempts": 1}),
+    );
+    run(&e, &spec, &[]).code(1);
+    let first = run_dir(&e.out);
+    assert_eq!(result(&first)["status"], "escalated");
+    let first_id = first.file_name().unwrap().to_string_lossy().into_owned();
+    let before = tree_hashes(&first);
+
+    let steer = "DIVIDE-BY-LEN: the mean must divide by the number of items";
+    let out = fixci_in(&e)
+        .args(["retry", &first_id[..first_id.len() - 3], "--prompt", steer, "--max-attempts", "2", "--out"])
+        .arg(&e.out)
+        .assert()
+        .code(0);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("status: success"), "{stdout}");
+    // The earlier run is untouched, byte for byte.
+    assert_eq!(tree_hashes(&first), before, "the earlier run directory changed");
+    let second = std::fs::read_dir(&e.out)
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .find(|p| *p != first)
+        .expect("a new run directory");
+    let st = state(&second);
+    assert_eq!(st["status"], "success");
+    assert_eq!(st["retry_of"]["run_id"], first_id.as_str());
+    assert_eq!(st["retry_of"]["steer"], steer);
+    // The reproduce and confirm stages did not run again: recorded as reused, no stage folder.
+    assert!(!second.join("stages/reproduce").exists());
+    assert!(!second.join("stages/confirm").exists());
+    for id in ["reproduce", "confirm"] {
+        let rec = st["stages"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap();
+        assert_eq!(rec["status"], "skipped");
+        assert!(rec["summary"].as_str().unwrap().contains(&first_id), "{rec}");
+    }
+    // The same test bytes as the earlier run confirmed.
+    let old_st = state(&first);
+    assert_eq!(st["repro"]["sealed"]["sha256"], old_st["repro"]["sealed"]["sha256"]);
+    assert!(st["repro"]["confirmed"].as_bool().unwrap());
+    // The first prompt carries the steer and the earlier attempt's diff and failure.
+    let prompt = std::fs::read_to_string(second.join("stages/fix/attempt-1/prompt.md")).unwrap();
+    assert!(prompt.contains(steer), "{prompt}");
+    assert!(prompt.contains("len(xs) - 1.0"), "the earlier diff is in the prompt:\n{prompt}");
+    assert_eq!(st["attempts"].as_array().unwrap().len(), 1);
+    // result.json and the report name the earlier run.
+    assert_eq!(result(&second)["retry_of"]["run_id"], first_id.as_str());
+    let report = std::fs::read_to_string(second.join("report.md")).unwrap();
+    assert!(report.contains(&first_id) && report.contains(steer), "{report}");
+    // Both runs are listed, with the link.
+    let list = fixci_in(&e).args(["list", "--out"]).arg(&e.out).assert().code(0);
+    let list = String::from_utf8_lossy(&list.get_output().stdout).into_owned();
+    let second_id = second.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(list.contains(&first_id) && list.contains(&second_id), "{list}");
+    assert!(list.contains(&format!("(retry of {first_id})")), "{list}");
+    let json = fixci_in(&e).args(["list", "--json", "--out"]).arg(&e.out).assert().code(0);
+    let rows: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn retry_of_an_unknown_or_running_run_is_exit_2_naming_the_run_and_writes_nothing() {
+    let e = test_env();
+    std::fs::create_dir_all(&e.out).unwrap();
+    let out = fixci_in(&e)
+        .args(["retry", "no-such-run", "--out"])
+        .arg(&e.out)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("no-such-run"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&e.out).unwrap().count(), 0);
+
+    // A run whose gate hangs: its fixci process is alive while the retry is asked for.
+    let marker = e.root.join("gate-started");
+    let spec = spec(
+        &e,
+        "good",
+        json!({"prompt": "x", "gate": format!("touch {}; sleep 60", marker.display())}),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fixci"))
+        .current_dir(&e.root)
+        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .env_remove("GITHUB_TOKEN")
+        .args(["run", spec.to_str().unwrap(), "--out", e.out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !marker.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "fixci ended before its gate started");
+        assert!(std::time::Instant::now() < until, "the gate never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let running = run_dir(&e.out);
+    let id = running.file_name().unwrap().to_string_lossy().into_owned();
+    let out = fixci_in(&e)
+        .args(["retry", &id, "--prompt", "steer", "--out"])
+        .arg(&e.out)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains(&id) && stderr.contains("still running"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&e.out).unwrap().count(), 1, "no new run directory");
+    // SAFETY: kill has no memory-safety preconditions; the child is ours.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}
