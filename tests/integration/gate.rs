@@ -374,3 +374,40 @@ fn retry_of_an_unknown_or_running_run_is_exit_2_naming_the_run_and_writes_nothin
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(130));
 }
+
+#[test]
+fn retry_of_an_escalated_gate_run_reuses_the_failing_gate_and_verifies_the_whole_gate() {
+    let e = test_env();
+    let spec = spec(
+        &e,
+        "steer",
+        json!({"prompt": "The suite is red.", "gate": "python3 -m unittest", "max-attempts": 1}),
+    );
+    run(&e, &spec, &[]).code(1);
+    let first = run_dir(&e.out);
+    assert_eq!(result(&first)["status"], "escalated");
+    let first_id = first.file_name().unwrap().to_string_lossy().into_owned();
+    // From another directory: the retry still works on the earlier run's repository.
+    fixci_in(&e)
+        .current_dir("/")
+        .args(["retry", &first_id, "--prompt", "DIVIDE-BY-LEN", "--out"])
+        .arg(&e.out)
+        .assert()
+        .code(0);
+    let second = std::fs::read_dir(&e.out)
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .find(|p| *p != first)
+        .unwrap();
+    let st = state(&second);
+    assert_eq!(st["status"], "success", "{:#}", st["reason"]);
+    assert!(!second.join("stages/gate").exists(), "the gate at the base is not run again");
+    assert_eq!(st["retry_of"]["reused"], json!(["gate"]));
+    assert_eq!(st["gate"], state(&first)["gate"]);
+    let checks = st["attempts"][0]["checks"]["checks"].as_array().unwrap();
+    assert!(
+        checks.iter().any(|c| c["name"] == "gate" && c["status"] == "passed"),
+        "{checks:?}"
+    );
+}
