@@ -33,12 +33,21 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
     let out = out_dir(&args.out);
     let (dir, st) = run_dir::find(&out, &args.run)?;
     let req = rebuild_request(&dir, &st, out, |_| {})?;
+    drive(args.json, |progress| engine::resume(req, &dir, progress))
+}
+
+/// Runs `engine` with signal handlers and the progress display, prints the outcome (as `fixci
+/// run` does, JSON with `json`) and returns its exit code.
+pub fn drive(
+    json: bool,
+    engine: impl FnOnce(&mut super::run::Progress) -> Result<engine::Outcome>,
+) -> Result<u8> {
     super::run::install_signal_handlers();
     let mut progress = super::run::Progress::new();
-    let outcome = engine::resume(req, &dir, &mut progress);
+    let outcome = engine(&mut progress);
     progress.finish();
     let outcome = outcome?;
-    super::run::print_outcome(&outcome, args.json);
+    super::run::print_outcome(&outcome, json);
     Ok(exit_code(outcome.status))
 }
 

@@ -81,11 +81,7 @@ pub fn execute(args: RetryArgs) -> Result<u8> {
         st,
         steer: args.prompt.clone(),
     };
-    super::run::install_signal_handlers();
-    let mut progress = super::run::Progress::new();
-    let outcome = engine::run_retry(req, &earlier, &mut progress);
-    progress.finish();
-    let outcome = outcome?;
-    super::run::print_outcome(&outcome, args.json);
-    Ok(super::resume::exit_code(outcome.status))
+    super::resume::drive(args.json, |progress| {
+        engine::run_retry(req, &earlier, progress)
+    })
 }

@@ -311,6 +311,9 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                 );
             }
         }
+        None if st.gate.as_ref().is_some_and(|g| g.failed()) => {
+            let _ = writeln!(m, "{}", origin::GATE_IS_REPRO);
+        }
         None => {
             let _ = writeln!(m, "No reproduction.\n");
         }
@@ -438,6 +441,11 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         &st.verification,
         st.attempts.last().and_then(|a| a.verification.as_ref()),
     ) {
+        // A gate run has no reproduction test to count runs of: the gate rows above are the
+        // evidence.
+        (Some(_), _) if st.repro.is_none() && st.gate.is_some() => {
+            let _ = writeln!(m, "{}", origin::GATE_VERIFIED);
+        }
         (Some(v), _) => {
             let _ = writeln!(
                 m,

@@ -6,6 +6,12 @@ use std::fmt::Write;
 use super::{cell, fence};
 use crate::run_dir::RunState;
 
+/// The reproduction section of a gate run (no reproduction test).
+pub const GATE_IS_REPRO: &str = "The failing gate is the reproduction: fixci ran every gate command at the base commit in a checkout of its own and saw the ones marked failed above fail; no reproduction test was written.\n";
+
+/// The verification counts of a gate run.
+pub const GATE_VERIFIED: &str = "- Every gate command passed on the fix commit, in a checkout fixci made from the git objects (exit codes: a gate is defined by them); the CI log's failing tests and the regression check are in the rows above.\n";
+
 /// Rows for the input-configuration table (`| key | value |`), possibly none.
 pub fn input_rows(st: &RunState, gate: &[String]) -> String {
     let mut m = String::new();

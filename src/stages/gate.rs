@@ -41,6 +41,8 @@ pub(super) fn run_at_base(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
     let mut lim = super::sealed_run::limits(cx, &mut on_run);
     let outcomes = gate::run(&commands, &tree.root(), "gate-base", &mut lim)?;
     drop(lim);
+    // Paths in the output name the repository, not fixci's temporary checkout.
+    let tree_prefix = format!("{}/", tree.root().display());
     drop(tree);
     for e in events {
         cx.emit(e);
@@ -72,7 +74,7 @@ pub(super) fn run_at_base(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         });
         return Ok(StageResult::passed(why));
     }
-    let text = gate::failing_output(&state.outcomes, 256 * 1024);
+    let text = gate::failing_output(&state.outcomes, 256 * 1024).replace(&tree_prefix, "");
     let path = cx.dir.join("gate.log");
     std::fs::write(&path, &text).map_err(|e| io_error("write", &path, e))?;
     let mut distilled = logs::distil_bytes(text.as_bytes(), &DistilOptions::default())
@@ -101,5 +103,49 @@ pub(super) fn run_at_base(cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         "the gate fails at {short}: {}; {tests} failing test{} recognised",
         failing.join(", "),
         if tests == 1 { "" } else { "s" }
+    )))
+}
+
+/// For verification paths that do not go through [`verify::verify_candidate`] (stress
+/// verification of a flaky failure): commits the attempt as a candidate (the agent's
+/// reproduction test left out unless `keep-test`), checks it out sealed and runs the whole gate
+/// there, recording the gate rows as the attempt's checks. `Ok(Ok(()))` without a gate or when
+/// every command passed; `Ok(Err(why))` with the failing commands' output otherwise.
+pub(super) fn check_candidate(cx: &mut StageCtx<'_>) -> Result<Result<(), String>, Error> {
+    let spec = cx.env.spec().spec.clone();
+    if spec.gate.is_empty() {
+        return Ok(Ok(()));
+    }
+    let wt = worktree(cx.st())?;
+    let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
+    let exclude: Vec<String> = match &cx.st().repro {
+        Some(r) if r.origin == "agent" && !spec.keep_test => vec![r.test_file.clone()],
+        _ => Vec::new(),
+    };
+    let title = crate::report::title(cx.st(), cx.env.spec());
+    let candidate = verify::candidate_commit(&repo, &title, &exclude)?;
+    let tree = match verify::seal_or_refuse(&repo, candidate)? {
+        Ok(t) => t,
+        Err(why) => return Ok(Err(why)),
+    };
+    let mut on_run = |_: &str, _: u64, _: bool, _: String| {};
+    let mut lim = super::sealed_run::limits(cx, &mut on_run);
+    let outcomes = gate::run(&spec.gate, &tree.root(), "gate-fix", &mut lim)?;
+    drop(lim);
+    cx.emit(Event::CandidateVerified {
+        attempt: cx.attempt,
+        verification: Some(crate::verify::record::Verification {
+            commit: candidate.to_string(),
+            checks: gate::checks(&outcomes),
+        }),
+        base_suite: None,
+        tampering: Vec::new(),
+    });
+    if outcomes.iter().all(|o| o.passed) {
+        return Ok(Ok(()));
+    }
+    Ok(Err(format!(
+        "the gate fails on the fix commit:\n\n{}",
+        gate::failing_output(&outcomes, 6 * 1024)
     )))
 }

@@ -221,10 +221,14 @@ impl RunTest {
             }
             Expect::Pass => {
                 // A passing run that ran no test (a test renamed away) passes nothing.
-                let no_test = report
+                let mut no_test = report
                     .passing_samples
                     .iter()
                     .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
+                // The spec's gate must pass on the fix commit too.
+                if report.failures + report.unmatched_failures == 0 && no_test.is_none() {
+                    no_test = super::gate::check_candidate(cx)?.err();
+                }
                 cx.emit(Event::VerificationRecorded {
                     attempt: cx.attempt,
                     counts: counts.clone(),
