@@ -58,13 +58,16 @@ pub fn execute(args: ListArgs) -> Result<u8> {
     );
     for r in rows {
         outln!(
-            "{:<11} {:<48} {:<14} {:<12} {:>8} {:>5}",
+            "{:<11} {:<48} {:<14} {:<12} {:>8} {:>5}{}",
             r.status,
             r.run_id,
             r.pipeline,
             r.stage.unwrap_or_else(|| "-".into()),
             r.attempts,
-            age(r.age_s)
+            age(r.age_s),
+            r.retry_of
+                .map(|id| format!("  (retry of {id})"))
+                .unwrap_or_default()
         );
     }
     Ok(0)

@@ -47,6 +47,7 @@ pub mod logs;
 pub mod peek;
 pub mod replay;
 pub mod resume;
+pub mod retry;
 pub mod run;
 pub mod schema;
 pub mod status;
@@ -70,6 +71,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Continue an interrupted run at its first unfinished stage.
     Resume(resume::ResumeArgs),
+    /// Start a new run from an ended one, with its reproduction and a steer.
+    Retry(retry::RetryArgs),
     /// List runs: status, stage, attempts, age.
     List(list::ListArgs),
     /// Show one run in detail.
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::execute(a),
         Command::Schema(a) => schema::execute(a),
         Command::Resume(a) => resume::execute(a),
+        Command::Retry(a) => retry::execute(a),
         Command::List(a) => list::execute(a),
         Command::Status(a) => status::execute(a),
         Command::Peek(a) => peek::execute(a),

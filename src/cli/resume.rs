@@ -32,6 +32,46 @@ pub fn out_dir(out: &Option<PathBuf>) -> PathBuf {
 pub fn execute(args: ResumeArgs) -> Result<u8> {
     let out = out_dir(&args.out);
     let (dir, st) = run_dir::find(&out, &args.run)?;
+    let req = rebuild_request(&dir, &st, out, |_| {})?;
+    drive(args.json, |progress| engine::resume(req, &dir, progress))
+}
+
+/// Runs `engine` with signal handlers and the progress display, prints the outcome (as `fixci
+/// run` does, JSON with `json`) and returns its exit code.
+pub fn drive(
+    json: bool,
+    engine: impl FnOnce(&mut super::run::Progress) -> Result<engine::Outcome>,
+) -> Result<u8> {
+    super::run::install_signal_handlers();
+    let mut progress = super::run::Progress::new();
+    let outcome = engine(&mut progress);
+    progress.finish();
+    let outcome = outcome?;
+    super::run::print_outcome(&outcome, json);
+    Ok(exit_code(outcome.status))
+}
+
+/// The exit code of a run that ended with `status` (see `crate::exit_codes`).
+pub fn exit_code(status: Status) -> u8 {
+    match status {
+        Status::Success | Status::NothingToFix => exit_codes::SUCCESS,
+        Status::Interrupted => exit_codes::INTERRUPTED,
+        _ => exit_codes::NO_FIX,
+    }
+}
+
+/// The request of the run in `dir` (state `st`), rebuilt from its `spec.json` and the
+/// command-line choices kept in its state, with run directories under `out`. `adjust` may change
+/// the spec (and the agent flag, through the spec's `agent`) before the agent is resolved, as
+/// `fixci retry` does with its flags.
+///
+/// Errors (exit 2): an unreadable `spec.json`, a spec, pipeline or agent that no longer loads.
+pub fn rebuild_request(
+    dir: &run_dir::RunDir,
+    st: &run_dir::RunState,
+    out: PathBuf,
+    adjust: impl FnOnce(&mut RequestChoices),
+) -> Result<RunRequest> {
     let text = std::fs::read_to_string(dir.spec_file()).map_err(|e| {
         Error::infra(format!("cannot read `{}`", dir.spec_file().display())).source(e)
     })?;
@@ -46,12 +86,21 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
     let mut loaded = spec::from_value(value, &st.spec_file, &spec_dir)?;
     // `--model` of the first invocation still beats the attempt ladder.
     loaded.model_flag = st.invocation.model_flag.clone();
+    let mut choices = RequestChoices {
+        spec: loaded,
+        agent_flag: st.invocation.agent_flag.clone(),
+    };
+    adjust(&mut choices);
+    let RequestChoices {
+        spec: mut loaded,
+        agent_flag,
+    } = choices;
     let pipeline = match &st.invocation.pipeline_file {
         Some(f) => pipeline::load_file(f)?,
         None => pipeline::select(&loaded, Some(&st.pipeline), std::slice::from_ref(&spec_dir))?,
     };
     let agent = agent::resolve(
-        st.invocation.agent_flag.as_deref(),
+        agent_flag.as_deref(),
         loaded.spec.agent.as_ref(),
         pipeline.pipeline.defaults.agent.as_deref(),
         loaded.spec.model.as_deref(),
@@ -60,28 +109,25 @@ pub fn execute(args: ResumeArgs) -> Result<u8> {
     if st.invocation.keep_worktree {
         loaded.spec.keep_worktree = true;
     }
-    let req = RunRequest {
+    Ok(RunRequest {
         spec: loaded,
         pipeline,
         agent,
         repo_flag: st.invocation.repo_flag.clone(),
-        agent_flag: st.invocation.agent_flag.clone(),
+        agent_flag,
         api_url: st.invocation.api_url.clone(),
         out_dir: out,
         no_pr: st.invocation.no_pr,
         cancel: super::run::cancel_flag(),
         template_roots: Vec::new(),
         env: Vec::new(),
-    };
-    super::run::install_signal_handlers();
-    let mut progress = super::run::Progress::new();
-    let outcome = engine::resume(req, &dir, &mut progress);
-    progress.finish();
-    let outcome = outcome?;
-    super::run::print_outcome(&outcome, args.json);
-    Ok(match outcome.status {
-        Status::Success => exit_codes::SUCCESS,
-        Status::Interrupted => exit_codes::INTERRUPTED,
-        _ => exit_codes::NO_FIX,
     })
+}
+
+/// What [`rebuild_request`]'s caller may change before the agent is resolved.
+pub struct RequestChoices {
+    /// The spec as `spec.json` has it.
+    pub spec: spec::LoadedSpec,
+    /// `--agent` of the first invocation.
+    pub agent_flag: Option<String>,
 }

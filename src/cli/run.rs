@@ -10,13 +10,14 @@ use clap::Args;
 
 use crate::engine::{self, RunRequest};
 use crate::error::{Error, Result};
-use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState, Status};
+use crate::run_dir::{AttemptOutcome, Event, Listener, RunDir, RunState};
 use crate::spec::{self, LoadedSpec};
 use crate::{agent, exit_codes, pipeline};
 
 /// Run a pipeline on a job spec: reproduce the CI failure, let the agent fix it, verify the fix,
 /// and propose it (branch, PR proposal or draft PR, report under `outputs/`).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("cli_input").args(["url", "gate"])))]
 pub struct RunArgs {
     /// Job spec (JSON, or TOML by extension). Default: `./info.json`
     pub spec: Option<PathBuf>,
@@ -52,14 +53,19 @@ pub struct RunArgs {
     /// A GitHub Actions run URL, instead of a spec file
     #[arg(long, conflicts_with = "spec")]
     pub url: Option<String>,
-    /// The task text, with `--url`
-    #[arg(long, requires = "url")]
+    /// A command of the local gate that fails, instead of a spec file (repeatable: every
+    /// command must pass on the fix); the repository is `--repo`, else the git repository
+    /// around the current directory
+    #[arg(long, value_name = "CMD", conflicts_with = "spec")]
+    pub gate: Vec<String>,
+    /// The task text, with `--url` or `--gate`
+    #[arg(long, requires = "cli_input")]
     pub prompt: Option<String>,
-    /// With `--url`: the failure is deterministic (the default)
-    #[arg(long, requires = "url", conflicts_with = "flaky")]
+    /// With `--url` or `--gate`: the failure is deterministic (the default)
+    #[arg(long, requires = "cli_input", conflicts_with = "flaky")]
     pub deterministic: bool,
-    /// With `--url`: the failure is flaky (non-deterministic)
-    #[arg(long, requires = "url")]
+    /// With `--url` or `--gate`: the failure is flaky (non-deterministic)
+    #[arg(long, requires = "cli_input")]
     pub flaky: bool,
     /// A GitHub issue (`OWNER/REPO#N`) whose title and body are the task
     #[arg(long, value_name = "OWNER/REPO#N")]
@@ -99,8 +105,17 @@ pub fn install_signal_handlers() {
     }
 }
 
-/// Loads the spec named on the command line, or builds one from `--url`.
+/// Loads the spec named on the command line, or builds one from `--url` or `--gate`.
 fn load_spec(args: &RunArgs) -> Result<LoadedSpec> {
+    if !args.gate.is_empty() {
+        let v = serde_json::json!({
+            "deterministic": !args.flaky,
+            "prompt": args.prompt.clone().unwrap_or_else(|| "Make the gate pass".into()),
+            "gate": args.gate,
+        });
+        let cwd = std::env::current_dir().unwrap_or_default();
+        return spec::from_value(v, Path::new("<command line>"), &cwd);
+    }
     if let Some(url) = &args.url {
         let v = serde_json::json!({
             "deterministic": !args.flaky,
@@ -203,11 +218,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     progress.finish();
     let outcome = outcome?;
     print_outcome(&outcome, args.json);
-    Ok(match outcome.status {
-        Status::Success => exit_codes::SUCCESS,
-        Status::Interrupted => exit_codes::INTERRUPTED,
-        _ => exit_codes::NO_FIX,
-    })
+    Ok(super::resume::exit_code(outcome.status))
 }
 
 /// Prints how a run ended. The outcome goes to standard output, one `key: value` line each

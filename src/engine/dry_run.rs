@@ -105,6 +105,13 @@ pub fn plan_with(req: RunRequest, notes: &[String]) -> Result<String, Error> {
         LogsInput::Url(u) => {
             let _ = writeln!(out, "CI log:     {u} (fetched at run time)");
         }
+        LogsInput::None if !spec.spec.gate.is_empty() => {
+            let _ = writeln!(
+                out,
+                "CI log:     the output of the gate's failing commands, run at the base at run time: {}",
+                spec.spec.gate.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+            );
+        }
         LogsInput::None => {
             let _ = writeln!(
                 out,
@@ -184,10 +191,32 @@ pub fn plan_with(req: RunRequest, notes: &[String]) -> Result<String, Error> {
         format!("fixci/{slug}"),
     );
     st.logs = logs;
+    // A gate run without a reproduce stage: the failing gate is the reproduction.
+    let gate_is_repro = !env.spec().spec.gate.is_empty()
+        && env.spec().spec.existing_test_path.is_none()
+        && !env.req.pipeline.all_stages().iter().any(|d| d.role == Some(crate::pipeline::Role::Reproduce));
+    if gate_is_repro {
+        st.gate = Some(crate::verify::gate::GateState {
+            commit: placeholder("base commit"),
+            outcomes: env.spec().spec.gate.iter().map(|c| crate::verify::gate::GateOutcome {
+                command: c.clone(),
+                passed: false,
+                ended: placeholder("how it ends at the base"),
+                log: PathBuf::new(),
+            }).collect(),
+        });
+    }
     for (ps, first) in prompts {
         let def = &ps.def;
         let attempt = first.map(|a| a.number);
-        if attempt.is_some() && st.repro.is_none() {
+        if attempt.is_some() && gate_is_repro && st.attempts.is_empty() {
+            st.attempts.push(Attempt {
+                number: 1,
+                outcome: crate::run_dir::AttemptOutcome::Running,
+                ..Default::default()
+            });
+        }
+        if attempt.is_some() && st.repro.is_none() && !gate_is_repro {
             st.repro = Some(match &env.spec().spec.existing_test_path {
                 Some(t) => Repro {
                     test_file: t.clone(),

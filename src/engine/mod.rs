@@ -11,6 +11,7 @@ pub mod guard;
 pub mod ladder;
 pub mod plan;
 pub mod preflight;
+pub mod retry;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,6 +45,24 @@ pub struct Outcome {
 /// not do its job: a bad spec detail found late (exit 2), git or disk failures (exit 3), an
 /// interruption (exit 130, state saved).
 pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Error> {
+    start(req, None, observer)
+}
+
+/// Starts a new run that retries `earlier` (see [`retry`]): as [`run`], from the earlier run's
+/// start commit, reusing its distilled log and confirmed reproduction.
+pub fn run_retry(
+    req: RunRequest,
+    earlier: &retry::Earlier,
+    observer: &mut dyn Listener,
+) -> Result<Outcome, Error> {
+    start(req, Some(earlier), observer)
+}
+
+fn start(
+    req: RunRequest,
+    earlier: Option<&retry::Earlier>,
+    observer: &mut dyn Listener,
+) -> Result<Outcome, Error> {
     let started = Instant::now();
     // The plan the run executes (as `--dry-run` prints it): a bad attempt ladder or `max`
     // stops the run before anything is cloned or written; so does a sandbox that was asked for
@@ -63,24 +82,28 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
         .or_else(|_| vcs::discover(&source.root))
         .map_err(|e| Error::infra("cannot open the target repository").source(e))?;
     // A run URL is fetched first: a run still in progress is refused before anything is written.
+    // A retry reuses the earlier run's log, issue and start commit: nothing is fetched again.
     let prefetched = match &spec.logs {
-        crate::spec::LogsInput::Url(u) => Some(
+        crate::spec::LogsInput::Url(u) if earlier.is_none() => Some(
             forge_inputs::prefetch(u, req.api_url.as_deref())
                 .map_err(|e| interrupted_before(&req, e))?,
         ),
         _ => None,
     };
-    let issue = match &spec.spec.issue {
-        Some(i) => Some(
+    let issue = match (&spec.spec.issue, earlier) {
+        (_, Some(e)) => e.st.issue.clone(),
+        (Some(i), None) => Some(
             forge_inputs::fetch_issue(i, req.api_url.as_deref())
                 .map_err(|e| interrupted_before(&req, e))?,
         ),
-        None => None,
+        (None, None) => None,
     };
     // The run's head SHA is where the reproduction starts, when the repository has it.
     let head = prefetched
         .as_ref()
-        .and_then(|p| git2::Oid::from_str(&p.run.head_sha).ok())
+        .map(|p| p.run.head_sha.clone())
+        .or_else(|| earlier.map(|e| e.st.repo.start_commit.clone()))
+        .and_then(|sha| git2::Oid::from_str(&sha).ok())
         .filter(|oid| repo.find_commit(*oid).is_ok());
     let commits = preflight::repository(spec, &repo, &source.root, head)?;
     let (base_commit, start_commit) = (commits.base, commits.start);
@@ -176,6 +199,9 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
             failure_output: String::new(),
             sealed: Some(crate::verify::record::ReproRecord::new(bytes, runner, None)),
         });
+    }
+    if let Some(e) = earlier {
+        retry::seed(&mut st, e, &run_dir, &req.pipeline.pipeline)?;
     }
     run_dir.save_state(&st)?;
 

@@ -25,6 +25,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "existing-test",
         include_str!("../../pipelines/existing-test.toml"),
     ),
+    ("gate", include_str!("../../pipelines/gate.toml")),
     (
         "deterministic",
         include_str!("../../pipelines/deterministic.toml"),

@@ -153,6 +153,7 @@ pub fn spec_context(s: &JobSpec) -> Value {
         "keep_test": s.keep_test,
         "issue": s.issue,
         "test_command": s.test_command,
+        "gate": s.gate,
     })
 }
 

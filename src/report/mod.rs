@@ -2,6 +2,7 @@
 //! `result.json`, the PR title and body. Runs no stage and prints nothing; [`ReportWriter`]
 //! listens to a run's events and writes the report when the run ends.
 
+mod origin;
 mod writer;
 
 pub use writer::ReportWriter;
@@ -92,6 +93,10 @@ pub fn summary(st: &RunState) -> String {
         (s, _, _) => s,
     };
     match status {
+        Status::Success if st.repro.is_none() && st.gate.is_some() => format!(
+            "The gate failed at the base commit, and a fix passed verification: every gate command passed on the fix commit `{}` in fixci's own checkout.",
+            st.attempts.iter().rev().find_map(|a| a.checks.as_ref()).map_or("?", |c| c.commit.get(..10).unwrap_or(&c.commit))
+        ),
         Status::Success => format!(
             "fixci reproduced the failure, and a fix passed verification: {} of {} runs passed with fixci's own copy of the reproduction test.",
             v.map_or(0, |v| v.passed),
@@ -114,6 +119,9 @@ pub fn summary(st: &RunState) -> String {
             st.reason.as_deref().unwrap_or("interrupted")
         ),
         Status::Running => "The run has not finished.".into(),
+        Status::NothingToFix => {
+            "Nothing to fix: every command of the gate passed at the base commit, so fixci wrote no branch and ran no agent.".into()
+        }
     }
 }
 
@@ -231,11 +239,15 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         "url"
     } else if spec.spec.raw_logs.is_some() {
         "raw-logs"
+    } else if !spec.spec.gate.is_empty() {
+        "gate"
     } else {
         "existing-test-path"
     };
     let _ = writeln!(m, "| input | `{input}` |");
+    m.push_str(&origin::input_rows(st, &spec.spec.gate));
     let _ = writeln!(m, "\nTask:\n\n{}\n", fence(spec.spec.prompt.clone()));
+    m.push_str(&origin::sections(st));
 
     if let Some(l) = &st.logs {
         let _ = writeln!(m, "### The CI failure\n");
@@ -308,6 +320,9 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                     crate::verify::report::repro_markdown(&r.test_file, rec, src.as_deref())
                 );
             }
+        }
+        None if st.gate.as_ref().is_some_and(|g| g.failed()) => {
+            let _ = writeln!(m, "{}", origin::GATE_IS_REPRO);
         }
         None => {
             let _ = writeln!(m, "No reproduction.\n");
@@ -436,6 +451,11 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         &st.verification,
         st.attempts.last().and_then(|a| a.verification.as_ref()),
     ) {
+        // A gate run has no reproduction test to count runs of: the gate rows above are the
+        // evidence.
+        (Some(_), _) if st.repro.is_none() && st.gate.is_some() => {
+            let _ = writeln!(m, "{}", origin::GATE_VERIFIED);
+        }
         (Some(v), _) => {
             let _ = writeln!(
                 m,

@@ -88,6 +88,10 @@ pub enum Event {
     },
     /// The distilled CI failure the run works from.
     LogsDistilled { logs: LogsState },
+    /// fixci ran the spec's gate at the base commit.
+    GateRan {
+        gate: crate::verify::gate::GateState,
+    },
     /// A reproduction was recorded (not yet confirmed by fixci).
     ReproductionRecorded { repro: Repro },
     /// fixci ran the reproduction: `confirmed` when it failed as a reproduction must.

@@ -16,6 +16,7 @@
 pub mod cleanup;
 pub mod event;
 mod result_json;
+pub mod retry;
 mod runs;
 pub mod state;
 pub mod workspace;

@@ -63,6 +63,12 @@ pub struct ResultJson {
     pub started_at: String,
     /// RFC 3339 end time.
     pub finished_at: Option<String>,
+    /// The spec's gate at the base commit, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::verify::gate::GateState>,
+    /// The earlier run this one retries: `{run_id, run_dir, status}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<serde_json::Value>,
 }
 
 /// `result.json`'s `agent`: the command line and totals over every invocation.
@@ -223,6 +229,10 @@ impl ResultJson {
             containment: st.containment.clone(),
             started_at: st.started_at.clone(),
             finished_at: st.finished_at.clone(),
+            gate: st.gate.clone(),
+            retry_of: st.retry_of.as_ref().map(|r| {
+                serde_json::json!({"run_id": r.run_id, "run_dir": r.run_dir, "status": r.status, "steer": r.steer, "reused": r.reused})
+            }),
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct RunSummary {
     pub pid: Option<u32>,
     /// Run directory.
     pub dir: PathBuf,
+    /// The run this one retries (`fixci retry`), if any.
+    pub retry_of: Option<String>,
 }
 
 /// The runs under `out` (folders holding a readable `state.json`), oldest first.
@@ -106,6 +108,7 @@ impl RunDir {
             age_s,
             pid,
             dir: self.path().to_path_buf(),
+            retry_of: st.retry_of.as_ref().map(|r| r.run_id.clone()),
         }
     }
 

@@ -27,6 +27,8 @@ pub enum Status {
     Escalated,
     /// Stopped by SIGINT/SIGTERM; resumable.
     Interrupted,
+    /// The spec's `gate` passed at the base commit: there was no failure to fix.
+    NothingToFix,
 }
 
 impl Status {
@@ -39,6 +41,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Escalated => "escalated",
             Status::Interrupted => "interrupted",
+            Status::NothingToFix => "nothing-to-fix",
         }
     }
 }
@@ -283,6 +286,12 @@ pub struct RunState {
     /// What the end of the run did with its private clone and branch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<super::cleanup::Cleanup>,
+    /// The spec's gate as fixci ran it at the base commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::verify::gate::GateState>,
+    /// The earlier run this one retries (`fixci retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<super::retry::RetryOf>,
 }
 
 /// An issue used as the task (untrusted text).
@@ -411,6 +420,8 @@ impl RunState {
             base_suite: None,
             branch_created: false,
             cleanup: None,
+            gate: None,
+            retry_of: None,
         }
     }
 
@@ -469,6 +480,7 @@ impl RunState {
             }
             Event::AgentFinished { attempt: None, .. } => {}
             Event::LogsDistilled { logs } => self.logs = Some(logs.clone()),
+            Event::GateRan { gate } => self.gate = Some(gate.clone()),
             Event::ReproductionRecorded { repro } => self.repro = Some(repro.clone()),
             Event::ReproductionTested {
                 confirmed,

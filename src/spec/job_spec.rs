@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct JobSpec {
-    /// true when the failure happens on every run; false for a flaky failure.
+    /// true when the failure happens on every run; false for a flaky failure. Required unless
+    /// the spec has a `gate` (then it defaults to true).
+    #[serde(default = "yes")]
     pub deterministic: bool,
     /// The task, in the user's words.
     pub prompt: String,
@@ -19,6 +21,14 @@ pub struct JobSpec {
     /// Inline log text, or a path to a log file / run-logs ZIP (relative to the spec's folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_logs: Option<String>,
+    /// The local gate: shell commands run in order at the base commit (their failing output is
+    /// the CI log) and on the fix commit (every one must pass). A string is one command.
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::gate::one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub gate: Vec<String>,
     /// An existing failing test, relative to the repository root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing_test_path: Option<String>,

@@ -4,6 +4,7 @@
 
 mod document;
 pub mod duration;
+pub mod gate;
 mod job_spec;
 
 use std::path::{Component, Path, PathBuf};
@@ -70,6 +71,7 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
     let spec: JobSpec = deserialize_typed(&value, path, "job spec")?;
     let mut problems = Vec::new();
     let logs = check_inputs(&spec, dir, &mut problems);
+    gate::check(&spec, &mut problems);
     if let Some(p) = &spec.existing_test_path {
         if let Err(why) = check_relative_inside(p) {
             problems.push(format!("/existing-test-path: `{p}` {why}"));
@@ -106,8 +108,8 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
     })
 }
 
-/// The input rule: at least one of `url`, `raw-logs` or `existing-test-path`, and never both
-/// `url` and `raw-logs`. A CI log beside an `existing-test-path` is allowed, as the original
+/// The input rule: at least one of `url`, `raw-logs`, `existing-test-path` or `gate`, and never
+/// two of `url`, `raw-logs` and `gate` (see [`gate::check`]). A CI log beside an `existing-test-path` is allowed, as the original
 /// documentation says ("if `existing-test-path` is provided, logs are not required"): it then
 /// feeds the prompt and, for a flaky failure, the failure signature the reproduction must match.
 fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsInput {
@@ -117,9 +119,10 @@ fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsI
             LogsInput::None
         }
         (None, None) => {
-            if spec.existing_test_path.is_none() {
+            if spec.existing_test_path.is_none() && spec.gate.is_empty() {
                 problems.push(
-                    "(root): one of `url`, `raw-logs` or `existing-test-path` is required".into(),
+                    "(root): one of `url`, `raw-logs`, `existing-test-path` or `gate` is required"
+                        .into(),
                 );
             }
             LogsInput::None

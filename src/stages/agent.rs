@@ -367,7 +367,20 @@ fn judge_fix(
     agent_exit: &str,
     explanation: Option<&str>,
 ) -> Result<StageResult, Error> {
-    let repro = cx.st().repro.clone().ok_or_else(|| Error::usage("a fix stage needs a reproduction (a reproduce stage or `existing-test-path`) before it"))?;
+    // A gate run has no reproduction test: its failing gate is the reproduction.
+    let repro = match cx.st().repro.clone() {
+        Some(r) => r,
+        None if !cx.env.spec().spec.gate.is_empty() => crate::run_dir::Repro {
+            test_file: String::new(),
+            command: cx.env.spec().spec.gate.join(" && "),
+            origin: "gate".into(),
+            copy: None,
+            confirmed: true,
+            failure_output: String::new(),
+            sealed: None,
+        },
+        None => return Err(Error::usage("a fix stage needs a reproduction (a reproduce stage, `existing-test-path` or `gate`) before it")),
+    };
     let mut tampering = Vec::new();
     let from_agent = repro.origin == "agent";
     if let Some(copy) = &repro.copy {

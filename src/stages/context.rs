@@ -1,6 +1,7 @@
 //! What every stage sees of the run besides the state: the request ([`RunRequest`]) and the
 //! run-wide environment ([`RunEnv`]), and the template context of a stage ([`prompt_context`]:
-//! `spec`, `logs`, `repro`, `attempt`, `repo`, `stage`, `budget`, `verify_runs`; every key is
+//! `spec`, `logs`, `repro`, `attempt`, `repo`, `stage`, `budget`, `verify_runs`, `issue`, `gate`,
+//! `previous_attempts` and `steer` (a retry's earlier run and guidance); every key is
 //! always present, absent values are `none`, so strict templates fail only on real typos).
 
 use std::path::{Path, PathBuf};
@@ -152,19 +153,7 @@ pub fn prompt_context(
             json!({"test_file": null, "command": null, "origin": null, "failure_output": "", "confirmed": false})
         }
     };
-    let previous: Vec<Value> = st
-        .attempts
-        .iter()
-        .filter(|a| Some(a.number) != attempt && a.outcome != AttemptOutcome::Running)
-        .map(|a| {
-            json!({
-                "number": a.number,
-                "reason": a.reason.clone().unwrap_or_default(),
-                "diff": a.diff,
-                "failure_output": a.failure_output,
-            })
-        })
-        .collect();
+    let previous = previous_attempts(&st.attempts, attempt);
     let max_attempts = env
         .req
         .pipeline
@@ -196,5 +185,37 @@ pub fn prompt_context(
         "budget": {"seconds": budget.as_secs(), "human": humantime::format_duration(Duration::from_secs(budget.as_secs())).to_string()},
         "verify_runs": verify_runs,
         "issue": st.issue,
+        "gate": gate_context(st),
+        "previous_attempts": st.retry_of.as_ref().map(|r| previous_attempts(&r.attempts, None)).unwrap_or_default(),
+        "steer": st.retry_of.as_ref().and_then(|r| r.steer.clone()),
     })
+}
+
+/// `gate`: the spec's gate as it ran at the base (`commands`, and `failing`: each failing
+/// command with how it ended), or `none`.
+fn gate_context(st: &RunState) -> Value {
+    match &st.gate {
+        Some(g) => json!({
+            "commands": g.outcomes.iter().map(|o| o.command.clone()).collect::<Vec<_>>(),
+            "failing": g.outcomes.iter().filter(|o| !o.passed).map(|o| json!({"command": o.command, "ended": o.ended})).collect::<Vec<_>>(),
+        }),
+        None => Value::Null,
+    }
+}
+
+/// The ended attempts of `attempts` (all but `current`), as the prompt shows them: `number`,
+/// `reason`, `diff`, `failure_output`.
+fn previous_attempts(attempts: &[crate::run_dir::Attempt], current: Option<u32>) -> Vec<Value> {
+    attempts
+        .iter()
+        .filter(|a| Some(a.number) != current && a.outcome != AttemptOutcome::Running)
+        .map(|a| {
+            json!({
+                "number": a.number,
+                "reason": a.reason.clone().unwrap_or_default(),
+                "diff": a.diff,
+                "failure_output": a.failure_output,
+            })
+        })
+        .collect()
 }

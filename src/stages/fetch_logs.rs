@@ -12,6 +12,9 @@ pub struct FetchLogs;
 
 impl Stage for FetchLogs {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
+        if !cx.env.spec().spec.gate.is_empty() {
+            return super::gate::run_at_base(cx);
+        }
         let opts = DistilOptions::default();
         let (path, distilled) = match &cx.env.spec().logs {
             LogsInput::None => {
@@ -94,7 +97,7 @@ impl Stage for FetchLogs {
 }
 
 /// Redacts secrets in everything the distilled log carries into prompts, state and reports.
-fn redact_distilled(d: &mut logs::Distilled) {
+pub(super) fn redact_distilled(d: &mut logs::Distilled) {
     use crate::redact::redact;
     d.excerpt = redact(&d.excerpt);
     d.signature = d.signature.as_deref().map(redact);

@@ -9,6 +9,7 @@ mod command;
 pub mod context;
 mod fetch_logs;
 pub mod forge_inputs;
+mod gate;
 mod git_branch;
 mod git_commit;
 mod open_pr;

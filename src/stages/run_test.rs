@@ -41,7 +41,9 @@ impl Stage for RunTest {
         if self.mode == RunMode::Stress {
             return self.stress(cx);
         }
-        if cx.st().repro.is_none() {
+        // A gate run verifies without a reproduction test: its gate is the reproduction.
+        let gate_verify = self.expect == Expect::Pass && !cx.env.spec().spec.gate.is_empty();
+        if cx.st().repro.is_none() && !gate_verify {
             return Err(Error::usage(format!(
                 "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
                 cx.id
@@ -284,7 +286,7 @@ impl RunTest {
             }
             Expect::Pass => {
                 // A passing run that ran no test (a test renamed away) passes nothing.
-                let no_test = report
+                let mut no_test = report
                     .passing_samples
                     .iter()
                     .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
@@ -320,6 +322,10 @@ impl RunTest {
                     base_suite: None,
                     tampering: Vec::new(),
                 });
+                // The spec's gate must pass on the fix commit too.
+                if passed {
+                    no_test = super::gate::check_candidate(cx)?.err();
+                }
                 cx.emit(Event::VerificationRecorded {
                     attempt: cx.attempt,
                     counts: counts.clone(),

@@ -159,7 +159,7 @@ fn repro_bytes(repro: &Repro, template: Option<&str>) -> Result<(Vec<u8>, ReproR
     }
 }
 
-fn limits<'a>(
+pub(super) fn limits<'a>(
     cx: &'a StageCtx<'_>,
     on_run: &'a mut dyn FnMut(&str, u64, bool, String),
 ) -> RunLimits<'a> {
@@ -284,22 +284,34 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
 /// Verifies the current attempt: commits it as a candidate, checks that commit out in a sealed
 /// tree and runs the three checks.
 pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<StageResult, Error> {
-    let s = match setup(cx)? {
-        Ok(s) => s,
-        Err(why) => return Ok(not_verified(cx, n, why)),
-    };
     let spec = cx.env.spec().spec.clone();
-    let from_agent = s.repro.origin == "agent";
-    let candidate = candidate(cx, &s)?;
+    // A gate run's reproduction is its failing gate (see `super::gate`): no test file.
+    let s = if cx.st().repro.is_none() && !spec.gate.is_empty() {
+        None
+    } else {
+        match setup(cx)? {
+            Ok(s) => Some(s),
+            Err(why) => return Ok(not_verified(cx, n, why)),
+        }
+    };
+    let gate_repo = match &s {
+        Some(_) => None,
+        None => {
+            let wt = worktree(cx.st())?;
+            Some(vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?)
+        }
+    };
+    let (repo, candidate) = match (&s, &gate_repo) {
+        (Some(s), _) => (&s.repo, candidate(cx, s)?),
+        (None, Some(r)) => (
+            r,
+            verify::candidate_commit(r, &super::commit_message(cx.st(), cx.env.spec()), &[])?,
+        ),
+        (None, None) => unreachable!("a repository is opened on either path"),
+    };
+    let from_agent = s.as_ref().is_some_and(|s| s.repro.origin == "agent");
     let base = git2::Oid::from_str(&cx.st().repo.base_commit)
         .map_err(|e| Error::infra("bad base commit in state").source(e))?;
-    let Setup {
-        repro,
-        bytes,
-        rec,
-        runner,
-        repo,
-    } = s;
     // The CI's failing tests: from the distilled log, or the existing test itself.
     let ci_tests: Vec<(String, Option<String>)> = cx
         .st()
@@ -314,20 +326,15 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
                 .collect()
         })
         .unwrap_or_default();
-    let repro_bytes_in = if from_agent || restore {
-        Some(bytes.as_slice())
-    } else {
-        None
-    };
     let input = verify::VerifyInput {
-        repo: &repo,
+        repo,
         base,
         candidate,
-        repro: Some(verify::ReproInput {
-            file: repro.test_file.as_str(),
-            bytes: repro_bytes_in,
-            runner: &runner,
-            ids: rec.failing_ids.as_slice(),
+        repro: s.as_ref().map(|s| verify::ReproInput {
+            file: s.repro.test_file.as_str(),
+            bytes: (from_agent || restore).then_some(s.bytes.as_slice()),
+            runner: &s.runner,
+            ids: s.rec.failing_ids.as_slice(),
         }),
         repro_is_new: from_agent,
         runs: n,
@@ -335,6 +342,7 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         template: spec.test_command.as_deref(),
         suite_command: spec.suite_command.as_deref(),
         base_suite: cx.st().base_suite.clone(),
+        gate: &spec.gate,
     };
     let id = cx.id.to_string();
     let mut events = Vec::new();

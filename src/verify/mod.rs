@@ -13,6 +13,7 @@
 //! Every run's outcome (termination, report cases, log) is returned, so a classifier of failure
 //! kinds can be applied by the caller.
 
+pub mod gate;
 pub mod record;
 pub mod report;
 pub mod sealed;
@@ -388,6 +389,8 @@ pub struct VerifyInput<'a> {
     pub suite_command: Option<&'a str>,
     /// The base suite, when an earlier attempt ran it.
     pub base_suite: Option<SuiteRecord>,
+    /// The spec's `gate`: every command must pass on the candidate (empty: no gate check).
+    pub gate: &'a [String],
 }
 
 /// What [`verify_candidate`] found.
@@ -487,6 +490,18 @@ pub fn verify_candidate(
     out.verification.checks.push(ci);
     if out.verification.failed().is_some() {
         return Ok(out);
+    }
+    // The gate, when the spec has one: every command on the candidate.
+    if !input.gate.is_empty() {
+        let outcomes = gate::run(input.gate, &tree.root(), "gate-fix", lim)?;
+        out.verification.checks.extend(gate::checks(&outcomes));
+        if outcomes.iter().any(|o| !o.passed) {
+            out.failure_output = Some(format!(
+                "The gate still fails on the fix commit:\n\n{}",
+                gate::failing_output(&outcomes, 6 * 1024)
+            ));
+            return Ok(out);
+        }
     }
     // (c) no regressions.
     let reg = regression_check(input, &tree, lim, &mut out)?;

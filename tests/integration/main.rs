@@ -9,6 +9,7 @@ mod doctor;
 mod faults;
 mod flaky;
 mod forge;
+mod gate;
 mod ladder;
 mod lifecycle;
 mod logs;
