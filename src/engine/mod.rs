@@ -65,10 +65,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
         crate::spec::LogsInput::Url(u) => Some(forge_inputs::prefetch(u, req.api_url.as_deref())?),
         _ => None,
     };
-    let issue = match &spec.spec.issue {
-        Some(i) => Some(forge_inputs::fetch_issue(i, req.api_url.as_deref())?),
-        None => None,
-    };
+    let issue = crate::feature::issue_of(spec, req.api_url.as_deref())?;
     // The run's head SHA is where the reproduction starts, when the repository has it.
     let head = prefetched
         .as_ref()
@@ -147,6 +144,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
         api_url: req.api_url.clone(),
     };
     st.issue = issue;
+    st.feature = req.pipeline.pipeline.builds_feature();
     // Where the run publishes is fixed now, before any agent runs.
     st.forge = guard::forge_target(
         &repo,

@@ -152,6 +152,7 @@ pub fn spec_context(s: &JobSpec) -> Value {
         "verify_runs": s.verify_runs,
         "keep_test": s.keep_test,
         "issue": s.issue,
+        "issue_file": s.issue_file,
         "test_command": s.test_command,
     })
 }

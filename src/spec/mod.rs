@@ -98,6 +98,7 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
             problems.push(format!("/existing-test-path: `{p}` {why}"));
         }
     }
+    check_issue_file(&spec, dir, &mut problems);
     if let Some(repo) = &spec.repo {
         if !is_remote_url(repo) {
             let p = dir.join(repo);
@@ -130,8 +131,8 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
     })
 }
 
-/// The input rule: at least one of `url`, `raw-logs` or `existing-test-path`, and never both
-/// `url` and `raw-logs`. A CI log beside an `existing-test-path` is allowed, as the original
+/// The input rule: at least one of `url`, `raw-logs`, `existing-test-path`, `issue` or
+/// `issue-file` (an issue alone is a feature request), and never both `url` and `raw-logs`. A CI log beside an `existing-test-path` is allowed, as the original
 /// documentation says ("if `existing-test-path` is provided, logs are not required"): it then
 /// feeds the prompt and, for a flaky failure, the failure signature the reproduction must match.
 fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsInput {
@@ -141,9 +142,12 @@ fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsI
             LogsInput::None
         }
         (None, None) => {
-            if spec.existing_test_path.is_none() {
+            if spec.existing_test_path.is_none()
+                && spec.issue.is_none()
+                && spec.issue_file.is_none()
+            {
                 problems.push(
-                    "(root): one of `url`, `raw-logs` or `existing-test-path` is required".into(),
+                    "(root): one of `url`, `raw-logs`, `existing-test-path`, `issue` or `issue-file` is required".into(),
                 );
             }
             LogsInput::None
@@ -157,6 +161,21 @@ fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsI
             LogsInput::Url(url.clone())
         }
         (None, Some(raw)) => resolve_raw_logs(raw, dir, problems),
+    }
+}
+
+/// `issue-file` names a readable file beside the spec, and never comes with `issue`.
+fn check_issue_file(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) {
+    let Some(f) = &spec.issue_file else { return };
+    if spec.issue.is_some() {
+        problems.push("/issue-file: give either `issue` or `issue-file`, not both".into());
+    }
+    let p = dir.join(f);
+    if !p.is_file() {
+        problems.push(format!(
+            "/issue-file: `{}` does not exist or is not a file; expected a Markdown file with the issue's text",
+            p.display()
+        ));
     }
 }
 

@@ -116,7 +116,10 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
         .logs
         .as_ref()
         .and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled));
-    let verdict = verdict.and_then(|ok| {
+    let verdict = if repro.origin == crate::feature::ORIGIN {
+        crate::feature::confirm_verdict(&repo, start, verdict, &runs)?
+    } else {
+        verdict.and_then(|ok| {
         for (k, run) in runs.iter().enumerate() {
             crate::judge::reproduction::judge_failing_run(
                 &run.tail(256 * 1024),
@@ -126,7 +129,8 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
             .map_err(|why| format!("run {} of {n}: {why}", k + 1))?;
         }
         Ok(ok)
-    });
+    })
+    };
     let failed_runs = match &verdict {
         Ok(_) => runs.len() as u64,
         Err(_) => runs.len().saturating_sub(1) as u64,
@@ -161,6 +165,7 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
             };
             StageResult::passed(format!("failed {n} of {n} runs, as a reproduction must, {what}"))
         }
+        Err(why) if repro.origin == crate::feature::ORIGIN => StageResult::failed(why),
         Err(why) => StageResult::failed(format!("it does not reproduce the failure: {why}")),
     };
     cx.emit(Event::ReproductionSealed {
@@ -204,10 +209,11 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         }
     };
     let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-    let from_agent = repro.origin == "agent";
+    let acceptance = repro.origin == crate::feature::ORIGIN;
+    let from_agent = repro.origin == "agent" || acceptance;
     // The candidate is the commit that would be proposed: without the reproduction test unless
-    // `keep-test`.
-    let exclude = if from_agent && !spec.keep_test {
+    // `keep-test` (a feature's acceptance tests always stay).
+    let exclude = if from_agent && !acceptance && !spec.keep_test {
         vec![repro.test_file.clone()]
     } else {
         Vec::new()
