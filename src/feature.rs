@@ -65,6 +65,20 @@ pub fn issue_of(spec: &LoadedSpec, api_url: Option<&str>) -> Result<Option<Issue
     }
 }
 
+/// The issue as `--dry-run` shows it, fetching nothing: `issue-file` read from disk, `issue`
+/// with placeholders for the title and body fetched at run time.
+pub fn dry_run_issue(spec: &LoadedSpec) -> Result<Option<IssueState>, Error> {
+    if let Some(i) = &spec.spec.issue {
+        return Ok(Some(IssueState {
+            reference: i.clone(),
+            title: "<issue title, fetched at run time>".into(),
+            body: "<issue body, fetched at run time>".into(),
+            url: String::new(),
+        }));
+    }
+    issue_of(spec, None)
+}
+
 /// Checks that `spec` can run `pipeline` when the pipeline builds a feature
 /// ([`crate::pipeline::Pipeline::builds_feature`]): it needs an issue (`issue` or `issue-file`)
 /// and no failure input. A CI log or a failing test beside a feature request is refused rather

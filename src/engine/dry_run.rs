@@ -95,6 +95,9 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         LogsInput::Url(u) => {
             let _ = writeln!(out, "CI log:     {u} (fetched at run time)");
         }
+        LogsInput::None if spec.spec.existing_test_path.is_none() => {
+            let _ = writeln!(out, "CI log:     none (the task is an issue)");
+        }
         LogsInput::None => {
             let _ = writeln!(
                 out,
@@ -173,6 +176,11 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         format!("fixci/{slug}"),
     );
     st.logs = logs;
+    st.issue = crate::feature::dry_run_issue(env.spec())?;
+    st.feature = env.req.pipeline.pipeline.builds_feature();
+    if let Some(i) = &st.issue {
+        let _ = writeln!(out, "\nissue:      {}: {}", i.reference, i.title);
+    }
     for (def, attempt) in prompts {
         if attempt.is_some() && st.repro.is_none() {
             st.repro = Some(match &env.spec().spec.existing_test_path {
@@ -191,7 +199,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
                 None => Repro {
                     test_file: placeholder("test file from the reproduce stage"),
                     command: placeholder("command from the reproduce stage"),
-                    origin: "agent".into(),
+                    origin: if st.feature { crate::feature::ORIGIN } else { "agent" }.into(),
                     copy: None,
                     confirmed: true,
                     failure_output: placeholder("output of the failing confirmation run"),

@@ -22,6 +22,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../implementing-features/AI_PROMPT.md"),
     ),
     (
+        "implementing-features/TESTS_PROMPT.md",
+        include_str!("../../implementing-features/TESTS_PROMPT.md"),
+    ),
+    (
+        "implementing-features/FEATURE_PROMPT.md",
+        include_str!("../../implementing-features/FEATURE_PROMPT.md"),
+    ),
+    (
         "reproduce-nd/AI_PROMPT.md",
         include_str!("../../reproduce-nd/AI_PROMPT.md"),
     ),

@@ -2,6 +2,7 @@
 //! `result.json`, the PR title and body. Runs no stage and prints nothing; [`ReportWriter`]
 //! listens to a run's events and writes the report when the run ends.
 
+mod feature;
 mod writer;
 
 pub use writer::ReportWriter;
@@ -48,6 +49,9 @@ pub fn title(st: &RunState, spec: &LoadedSpec) -> String {
     if let Some(t) = &spec.spec.pr.title {
         return t.clone();
     }
+    if crate::feature::is_feature(st) {
+        return cut(&crate::feature::title(st, spec), 72);
+    }
     // Only a test fixci itself ran and saw pass is named.
     if let Some(t) = st
         .attempts
@@ -91,6 +95,11 @@ pub fn summary(st: &RunState) -> String {
         (Status::Running, Some(_), None) => Status::Success,
         (s, _, _) => s,
     };
+    if crate::feature::is_feature(st) {
+        if let Some(s) = feature::summary(st, status, partial.as_deref()) {
+            return s;
+        }
+    }
     match status {
         Status::Success => format!(
             "fixci reproduced the failure, and a fix passed verification: {} of {} runs passed with fixci's own copy of the reproduction test.",
@@ -120,7 +129,11 @@ pub fn summary(st: &RunState) -> String {
 /// The PR body: summary, reproduction, root cause, verification.
 pub fn pr_body(st: &RunState, spec: &LoadedSpec) -> String {
     let mut b = String::new();
-    let _ = writeln!(b, "## Summary\n\n{}\n", summary(st));
+    if crate::feature::is_feature(st) {
+        b = feature::pr_body(st, spec, &summary(st));
+    } else {
+        let _ = writeln!(b, "## Summary\n\n{}\n", summary(st));
+    }
     if let Some(l) = &st.logs {
         if !l.distilled.failures.is_empty() {
             let _ = writeln!(b, "Failing in CI:\n");
@@ -130,10 +143,16 @@ pub fn pr_body(st: &RunState, spec: &LoadedSpec) -> String {
             b.push('\n');
         }
     }
-    if let Some(rc) = st.attempts.iter().rev().find_map(|a| a.root_cause.as_ref()) {
+    if let Some(rc) = st
+        .attempts
+        .iter()
+        .rev()
+        .find_map(|a| a.root_cause.as_ref())
+        .filter(|_| !crate::feature::is_feature(st))
+    {
         let _ = writeln!(b, "## Root cause (as the agent reported it)\n\n{rc}\n");
     }
-    if let Some(r) = &st.repro {
+    if let Some(r) = st.repro.as_ref().filter(|_| !crate::feature::is_feature(st)) {
         let _ = writeln!(
             b,
             "## Reproduction\n\n`{}` (run with `{}`) failed every confirmation run before the fix.\n",
@@ -221,8 +240,12 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         "url"
     } else if spec.spec.raw_logs.is_some() {
         "raw-logs"
-    } else {
+    } else if spec.spec.existing_test_path.is_some() {
         "existing-test-path"
+    } else if spec.spec.issue.is_some() {
+        "issue"
+    } else {
+        "issue-file"
     };
     let _ = writeln!(m, "| input | `{input}` |");
     let _ = writeln!(m, "\nTask:\n\n{}\n", fence(spec.spec.prompt.clone()));
@@ -254,8 +277,14 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         m.push('\n');
     }
 
-    let _ = writeln!(m, "## Reproduction\n");
-    match &st.repro {
+    let is_feature = crate::feature::is_feature(st);
+    if is_feature {
+        m.push_str(&feature::asked(st, spec, true));
+        m.push_str(&feature::tests(st));
+    } else {
+        let _ = writeln!(m, "## Reproduction\n");
+    }
+    match st.repro.as_ref().filter(|_| !is_feature) {
         Some(r) => {
             let _ = writeln!(
                 m,
@@ -299,12 +328,21 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
                 );
             }
         }
+        None if is_feature => {}
         None => {
             let _ = writeln!(m, "No reproduction.\n");
         }
     }
 
-    let _ = writeln!(m, "## Root cause\n");
+    let _ = writeln!(
+        m,
+        "{}\n",
+        if is_feature {
+            "## What was built"
+        } else {
+            "## Root cause"
+        }
+    );
     match st.attempts.iter().rev().find_map(|a| a.root_cause.as_ref()) {
         Some(rc) => {
             let _ = writeln!(
