@@ -125,13 +125,14 @@ pub fn is_feature(st: &RunState) -> bool {
 /// The confirmation verdict for acceptance tests: `verdict` is [`crate::verify::confirm`]'s
 /// (every run failed), `runs` its runs. A run that passed means the tests do not test missing
 /// behaviour; every failing run must pass [`crate::judge::acceptance::judge_acceptance_run`]
-/// against the project modules of `commit`.
+/// against the project modules of `commit`. `Ok(Ok((verdict, why)))` carries the first run's
+/// reason (what is missing).
 pub fn confirm_verdict<T>(
     repo: &git2::Repository,
     commit: git2::Oid,
     verdict: Result<T, String>,
     runs: &[RunOutcome],
-) -> Result<Result<T, String>, Error> {
+) -> Result<Result<(T, String), String>, Error> {
     if runs.iter().any(|r| r.termination.success()) {
         return Ok(Err(
             "the acceptance tests already pass at the base commit, so they do not test the requested behaviour: tests of a feature must fail before it is built".into(),
@@ -152,16 +153,20 @@ pub fn confirm_verdict<T>(
     .map_err(|e| Error::infra("cannot read the start commit's tree").source(e))?;
     let project = crate::judge::acceptance::project_modules(paths.iter().map(String::as_str));
     let n = runs.len();
+    let mut first = None;
     for (k, run) in runs.iter().enumerate() {
-        if let Err(why) = crate::judge::acceptance::judge_acceptance_run(
+        match crate::judge::acceptance::judge_acceptance_run(
             &run.tail(256 * 1024),
             &run.termination,
             &project,
         ) {
-            return Ok(Err(format!("run {} of {n}: {why}", k + 1)));
+            Ok(why) => {
+                first.get_or_insert(why);
+            }
+            Err(why) => return Ok(Err(format!("run {} of {n}: {why}", k + 1))),
         }
     }
-    Ok(verdict)
+    Ok(verdict.map(|v| (v, first.unwrap_or_default())))
 }
 
 /// The title of a feature's PR and commit, uncut: `Feature: <issue title>`, else `Feature:

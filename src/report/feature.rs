@@ -75,6 +75,11 @@ pub fn tests(st: &RunState) -> String {
             ": not confirmed failing at the base commit"
         }
     );
+    if let Some(c) = st.stages.iter().find(|s| {
+        s.kind == crate::pipeline::StageKind::RunTest && s.attempt.is_none()
+    }) {
+        let _ = writeln!(m, "Confirmation at the base commit: {}.", c.summary);
+    }
     if let Some(v) = &st.verification {
         let _ = writeln!(
             m,

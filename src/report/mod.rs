@@ -159,7 +159,7 @@ pub fn pr_body(st: &RunState, spec: &LoadedSpec) -> String {
             r.test_file, r.command
         );
     }
-    if let Some(v) = &st.verification {
+    if let Some(v) = st.verification.as_ref().filter(|_| !crate::feature::is_feature(st)) {
         let _ = writeln!(
             b,
             "## Verification\n\n{} of {} runs passed after the fix.\n",
@@ -404,7 +404,9 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         let _ = writeln!(
             m,
             "{}:\n\n{}\n",
-            if st.commit.is_some() {
+            if st.commit.is_some() && is_feature {
+                "The change (`fix.diff`)"
+            } else if st.commit.is_some() {
                 "The fix (`fix.diff`)"
             } else {
                 "The last attempt's diff (not committed)"
