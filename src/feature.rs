@@ -177,6 +177,53 @@ pub fn title(st: &RunState, spec: &LoadedSpec) -> String {
         .as_ref()
         .map(|i| i.title.clone())
         .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| spec.spec.prompt.lines().next().unwrap_or("feature").to_string());
+        .unwrap_or_else(|| {
+            spec.spec
+                .prompt
+                .lines()
+                .next()
+                .unwrap_or("feature")
+                .to_string()
+        });
     format!("Feature: {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issue_file_gives_its_heading_as_title_and_the_rest_as_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("req.md");
+        std::fs::write(
+            &p,
+            "Intro line\n# Add `median`\n\nReturn the middle value.\n",
+        )
+        .unwrap();
+        let i = issue_from_file(&p).unwrap();
+        assert_eq!(i.reference, "req.md");
+        assert_eq!(i.title, "Add `median`");
+        assert_eq!(i.body, "Intro line\n\nReturn the middle value.");
+        assert!(i.url.is_empty());
+        std::fs::write(&p, "just text, no heading\n").unwrap();
+        let i = issue_from_file(&p).unwrap();
+        assert_eq!(
+            (i.title.as_str(), i.body.as_str()),
+            ("req.md", "just text, no heading")
+        );
+    }
+
+    #[test]
+    fn an_empty_or_missing_issue_file_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("empty.md");
+        std::fs::write(&p, "  \n").unwrap();
+        let e = issue_from_file(&p).unwrap_err().render();
+        assert!(e.contains("/issue-file") && e.contains("empty.md"), "{e}");
+        let e = issue_from_file(&dir.path().join("gone.md"))
+            .unwrap_err()
+            .render();
+        assert!(e.contains("/issue-file") && e.contains("gone.md"), "{e}");
+    }
 }

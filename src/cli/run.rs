@@ -177,6 +177,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     }
     if let Some(i) = &args.issue {
         loaded.spec.issue = Some(i.clone());
+        loaded.spec.issue_file = None;
     }
     let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("outputs"));
     let mut req = request(

@@ -47,7 +47,8 @@ pub fn project_modules<'a>(paths: impl IntoIterator<Item = &'a str>) -> BTreeSet
 
 fn is_identifier(s: &str) -> bool {
     let mut c = s.chars();
-    c.next().is_some_and(|f| f == '_' || f.is_ascii_alphabetic())
+    c.next()
+        .is_some_and(|f| f == '_' || f.is_ascii_alphabetic())
         && c.all(|x| x == '_' || x.is_ascii_alphanumeric())
 }
 
@@ -80,9 +81,9 @@ pub fn judge_acceptance_run(
     }
     match kind {
         FailureKind::NoTestsRan => Err(broken("no test run".into())),
-        FailureKind::Exception { type_name } if type_name == "NameError" => Err(format!(
-            "the acceptance tests failed with a NameError at the base commit: the test uses a name it never defined; import the new function or class from its project module, so that its absence fails as an ImportError or AttributeError"
-        )),
+        FailureKind::Exception { type_name } if type_name == "NameError" => Err(
+            "the acceptance tests failed with a NameError at the base commit: the test uses a name it never defined; import the new function or class from its project module, so that its absence fails as an ImportError or AttributeError".to_string(),
+        ),
         FailureKind::ImportOrCollection { why } => match missing_project_name(output, project) {
             Some(what) => Ok(what),
             None => Err(broken(format!("an import or collection error (`{why}`)"))),
@@ -148,7 +149,14 @@ mod tests {
     use super::*;
 
     fn project() -> BTreeSet<String> {
-        project_modules(["shipping/__init__.py", "shipping/text.py", "src/pkg/a.py", "setup.py", "README.md", "tests/test_x.py"])
+        project_modules([
+            "shipping/__init__.py",
+            "shipping/text.py",
+            "src/pkg/a.py",
+            "setup.py",
+            "README.md",
+            "tests/test_x.py",
+        ])
     }
 
     fn exit1() -> Termination {
@@ -168,7 +176,10 @@ mod tests {
     fn an_import_error_naming_a_project_symbol_is_missing_behaviour() {
         let out = "ImportError: Failed to import test module: test_slug\nTraceback (most recent call last):\nImportError: cannot import name 'slugify' from 'shipping.text' (/tmp/x/shipping/text.py)\n\nFAILED (errors=1)\n";
         let why = judge_acceptance_run(out, &exit1(), &project()).unwrap();
-        assert!(why.contains("slugify") && why.contains("shipping.text"), "{why}");
+        assert!(
+            why.contains("slugify") && why.contains("shipping.text"),
+            "{why}"
+        );
         let out = "E   AttributeError: module 'shipping' has no attribute 'slugify'\nERROR collecting tests/test_slug.py\n";
         assert!(judge_acceptance_run(out, &exit1(), &project()).is_ok());
         let out = "ModuleNotFoundError: No module named 'shipping.export'\n";
@@ -194,7 +205,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("NameError"), "{e}");
-        assert!(judge_acceptance_run("", &Termination::TimedOut { killed: true }, &project()).is_err());
+        assert!(
+            judge_acceptance_run("", &Termination::TimedOut { killed: true }, &project()).is_err()
+        );
     }
 
     #[test]
@@ -205,6 +218,10 @@ mod tests {
             "an assertion failure"
         );
         let out = "TypeError: fmt() got an unexpected keyword argument 'sep'\n";
-        assert!(judge_acceptance_run(out, &exit1(), &project()).unwrap().contains("TypeError"));
+        assert!(
+            judge_acceptance_run(out, &exit1(), &project())
+                .unwrap()
+                .contains("TypeError")
+        );
     }
 }

@@ -11,7 +11,11 @@ use crate::spec::LoadedSpec;
 /// The one-paragraph summary of a feature run, for `status` (what it ends as).
 pub fn summary(st: &RunState, status: Status, partial: Option<&str>) -> Option<String> {
     let v = st.verification.as_ref();
-    let test = st.repro.as_ref().map(|r| r.test_file.as_str()).unwrap_or("-");
+    let test = st
+        .repro
+        .as_ref()
+        .map(|r| r.test_file.as_str())
+        .unwrap_or("-");
     Some(match status {
         Status::Success => format!(
             "fixci confirmed that the acceptance tests `{test}` fail without the feature, and an implementation passed verification: {} of {} runs passed with fixci's own copy of the tests, which are part of the change.",
@@ -75,9 +79,11 @@ pub fn tests(st: &RunState) -> String {
             ": not confirmed failing at the base commit"
         }
     );
-    if let Some(c) = st.stages.iter().find(|s| {
-        s.kind == crate::pipeline::StageKind::RunTest && s.attempt.is_none()
-    }) {
+    if let Some(c) = st
+        .stages
+        .iter()
+        .find(|s| s.kind == crate::pipeline::StageKind::RunTest && s.attempt.is_none())
+    {
         let _ = writeln!(m, "Confirmation at the base commit: {}.", c.summary);
     }
     if let Some(v) = &st.verification {

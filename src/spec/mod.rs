@@ -171,11 +171,17 @@ fn check_issue_file(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) {
         problems.push("/issue-file: give either `issue` or `issue-file`, not both".into());
     }
     let p = dir.join(f);
-    if !p.is_file() {
-        problems.push(format!(
+    match std::fs::read_to_string(&p) {
+        _ if !p.is_file() => problems.push(format!(
             "/issue-file: `{}` does not exist or is not a file; expected a Markdown file with the issue's text",
             p.display()
-        ));
+        )),
+        Ok(t) if t.trim().is_empty() => problems.push(format!(
+            "/issue-file: `{}` is empty; expected the feature request in Markdown",
+            p.display()
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(format!("/issue-file: cannot read `{}`: {e}", p.display())),
     }
 }
 

@@ -148,8 +148,15 @@ fn assert_feature_built(e: &Env, issue_title: &str) {
     assert_eq!(r["status"], "success", "{r:#}");
     assert_eq!(r["pipeline"], "feature");
     let ids = stage_ids(&r);
-    let pos = |id: &str| ids.iter().position(|s| s == id).unwrap_or_else(|| panic!("{id} in {ids:?}"));
-    assert!(pos("tests") < pos("confirm") && pos("confirm") < pos("implement"), "{ids:?}");
+    let pos = |id: &str| {
+        ids.iter()
+            .position(|s| s == id)
+            .unwrap_or_else(|| panic!("{id} in {ids:?}"))
+    };
+    assert!(
+        pos("tests") < pos("confirm") && pos("confirm") < pos("implement"),
+        "{ids:?}"
+    );
     assert!(!ids.contains(&"strip-test".to_string()));
     let confirm = &r["stages"][pos("confirm")];
     assert_eq!(confirm["status"], "passed", "{confirm}");
@@ -166,25 +173,46 @@ fn assert_feature_built(e: &Env, issue_title: &str) {
     let branch = r["branch"].as_str().unwrap().to_string();
     let files = git(&e.repo, &["show", "--name-only", "--format=", &branch]);
     let files: Vec<&str> = files.lines().collect();
-    assert!(files.contains(&"tests/test_median.py") && files.contains(&"mathlib/stats.py"), "{files:?}");
-    let kept = git(&e.repo, &["show", &format!("{branch}:tests/test_median.py")]);
+    assert!(
+        files.contains(&"tests/test_median.py") && files.contains(&"mathlib/stats.py"),
+        "{files:?}"
+    );
+    let kept = git(
+        &e.repo,
+        &["show", &format!("{branch}:tests/test_median.py")],
+    );
     assert!(kept.contains("median([4, 1, 3, 2]), 2.5"), "{kept}");
     let subject = git(&e.repo, &["log", "-1", "--format=%s", &branch]);
     assert!(subject.starts_with("Feature: "), "{subject}");
     // Report and PR text are worded for a feature.
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
-    for s in ["## What was asked", issue_title, "## What was built", "## The tests that prove it", "Added mathlib.stats.median"] {
+    for s in [
+        "## What was asked",
+        issue_title,
+        "## What was built",
+        "## The tests that prove it",
+        "Added mathlib.stats.median",
+    ] {
         assert!(report.contains(s), "report lacks {s}:\n{report}");
     }
     let pr = std::fs::read_to_string(run.join("pr.md")).unwrap();
-    for s in ["## What was asked", "## The tests that prove it", "tests/test_median.py", "included in this change"] {
+    for s in [
+        "## What was asked",
+        "## The tests that prove it",
+        "tests/test_median.py",
+        "included in this change",
+    ] {
         assert!(pr.contains(s), "pr.md lacks {s}:\n{pr}");
     }
-    assert!(!pr.contains("Root cause") && !pr.contains("## Reproduction"), "{pr}");
+    assert!(
+        !pr.contains("Root cause") && !pr.contains("## Reproduction"),
+        "{pr}"
+    );
 }
 
 #[test]
-fn a_feature_from_an_issue_file_gets_tests_first_then_a_verified_implementation_with_the_tests_kept() {
+fn a_feature_from_an_issue_file_gets_tests_first_then_a_verified_implementation_with_the_tests_kept()
+ {
     let (e, spec) = setup("good", json!({}));
     run(&e, &spec, &[]).code(0);
     assert_feature_built(&e, "Add a median function to mathlib.stats");
@@ -201,9 +229,15 @@ fn a_test_that_already_passes_at_the_base_is_refused() {
         r["reason"],
         "the acceptance tests do not show the behaviour missing at the base commit"
     );
-    assert!(!run.join("stages/implement").exists(), "no implementation ran");
+    assert!(
+        !run.join("stages/implement").exists(),
+        "no implementation ran"
+    );
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
-    assert!(report.contains("already pass at the base commit"), "{report}");
+    assert!(
+        report.contains("already pass at the base commit"),
+        "{report}"
+    );
     assert!(report.contains("## What was asked"), "{report}");
 }
 
@@ -213,8 +247,19 @@ fn a_broken_test_file_is_not_missing_behaviour() {
     run(&e, &spec, &[]).code(1);
     let r = result(&run_dir(&e.out));
     assert_eq!(r["status"], "failed");
-    let confirm = r["stages"].as_array().unwrap().iter().find(|s| s["id"] == "confirm").unwrap();
-    assert!(confirm["summary"].as_str().unwrap().contains("syntax error"), "{confirm}");
+    let confirm = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "confirm")
+        .unwrap();
+    assert!(
+        confirm["summary"]
+            .as_str()
+            .unwrap()
+            .contains("syntax error"),
+        "{confirm}"
+    );
 }
 
 #[test]
@@ -237,10 +282,9 @@ fn an_implementation_that_weakens_the_acceptance_tests_is_refused() {
 fn a_feature_from_a_github_issue_fetched_by_reference() {
     // A real issue answer's shape (the recorded PyGithub issue), retitled for this repository.
     let Some(fx) = fixtures() else { return };
-    let rec: Value = serde_json::from_str(
-        &std::fs::read_to_string(fx.join("github/issue.json")).unwrap(),
-    )
-    .unwrap();
+    let rec: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("github/issue.json")).unwrap())
+            .unwrap();
     let mut body = rec["exchanges"]
         .as_array()
         .unwrap()
@@ -252,7 +296,10 @@ fn a_feature_from_a_github_issue_fetched_by_reference() {
     body["title"] = "Support the median of a list".into();
     body["body"] = "mathlib.stats should have `median(xs)`: the middle value, or the mean of the two middle values.".into();
     body["html_url"] = "https://github.com/o/r/issues/1".into();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let server = rt.block_on(MockServer::start());
     rt.block_on(
         Mock::given(method("GET"))
@@ -266,17 +313,35 @@ fn a_feature_from_a_github_issue_fetched_by_reference() {
     let r = result(&run_dir(&e.out));
     assert_eq!(r["pipeline"], "feature");
     let report = std::fs::read_to_string(run_dir(&e.out).join("report.md")).unwrap();
-    assert!(report.contains("https://github.com/o/r/issues/1"), "{report}");
+    assert!(
+        report.contains("https://github.com/o/r/issues/1"),
+        "{report}"
+    );
 }
 
 #[test]
 fn bad_feature_inputs_exit_2_naming_the_key_and_write_nothing() {
     let cases: Vec<(Value, Vec<&str>)> = vec![
-        (json!({"issue-file": "missing-issue.md"}), vec!["/issue-file", "missing-issue.md", "does not exist"]),
-        (json!({"issue-file": null, "issue": "o/r/1"}), vec!["/issue"]),
-        (json!({"issue-file": null, "issue": "not an issue"}), vec!["/issue"]),
-        (json!({"pipeline": "feature", "raw-logs": "a\nb"}), vec!["/raw-logs", "pipeline `feature`"]),
-        (json!({"pipeline": "feature", "issue-file": null, "raw-logs": "a\nb"}), vec!["/issue", "`issue-file`"]),
+        (
+            json!({"issue-file": "missing-issue.md"}),
+            vec!["/issue-file", "missing-issue.md", "does not exist"],
+        ),
+        (
+            json!({"issue-file": null, "issue": "o/r/1"}),
+            vec!["/issue"],
+        ),
+        (
+            json!({"issue-file": null, "issue": "not an issue"}),
+            vec!["/issue"],
+        ),
+        (
+            json!({"pipeline": "feature", "raw-logs": "a\nb"}),
+            vec!["/raw-logs", "pipeline `feature`"],
+        ),
+        (
+            json!({"pipeline": "feature", "issue-file": null, "raw-logs": "a\nb"}),
+            vec!["/issue", "`issue-file`"],
+        ),
     ];
     for (extra, words) in cases {
         let (e, spec) = setup("good", extra.clone());
@@ -285,8 +350,15 @@ fn bad_feature_inputs_exit_2_naming_the_key_and_write_nothing() {
         for w in &words {
             assert!(err.contains(w), "{extra}: `{w}` not in: {err}");
         }
-        assert!(err.contains("info.json"), "{extra}: the file is named: {err}");
-        assert!(!e.out.exists(), "{extra}: the run wrote {}", e.out.display());
+        assert!(
+            err.contains("info.json"),
+            "{extra}: the file is named: {err}"
+        );
+        assert!(
+            !e.out.exists(),
+            "{extra}: the run wrote {}",
+            e.out.display()
+        );
         let branches = git(&e.repo, &["branch", "--list"]);
         assert_eq!(branches.trim(), "* main", "{extra}");
     }
@@ -317,7 +389,13 @@ fn validate_and_dry_run_show_the_feature_pipeline() {
         .stdout
         .clone();
     let plan = String::from_utf8_lossy(&out);
-    for s in ["feature", "tests", "acceptance", "implement", "Add a median function to mathlib.stats"] {
+    for s in [
+        "feature",
+        "tests",
+        "acceptance",
+        "implement",
+        "Add a median function to mathlib.stats",
+    ] {
         assert!(plan.contains(s), "plan lacks {s}:\n{plan}");
     }
     assert!(!e.out.exists());
