@@ -47,33 +47,7 @@ elif stage == "implement":
 
 const ISSUE_MD: &str = "# Add a median function to mathlib.stats\n\n`median(xs)` returns the middle value of a non-empty list; for an even length, the mean of the two middle values.\n";
 
-/// A correct statistics module with a passing unittest, committed on `main` at `dir`.
-fn stats_repo(dir: &Path) {
-    std::fs::create_dir_all(dir.join("mathlib")).unwrap();
-    std::fs::create_dir_all(dir.join("tests")).unwrap();
-    std::fs::write(dir.join("mathlib/__init__.py"), "").unwrap();
-    std::fs::write(
-        dir.join("mathlib/stats.py"),
-        "def mean(xs):\n    \"\"\"Arithmetic mean of a non-empty list.\"\"\"\n    return sum(xs) / len(xs)\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("tests/__init__.py"), "").unwrap();
-    std::fs::write(
-        dir.join("tests/test_stats.py"),
-        "import unittest\nfrom mathlib.stats import mean\n\n\nclass StatsTest(unittest.TestCase):\n    def test_mean(self):\n        self.assertEqual(mean([1, 2, 3]), 2)\n",
-    )
-    .unwrap();
-    git(dir, &["init", "-q", "-b", "main"]);
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-qm", "stats module"]);
-}
-
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    repo: PathBuf,
-    out: PathBuf,
-}
+type Env = TestEnv;
 
 /// A repository, the agent and a feature spec (`extra` keys merged in); returns the spec path.
 fn setup(mode: &str, extra: Value) -> (Env, PathBuf) {
@@ -81,7 +55,7 @@ fn setup(mode: &str, extra: Value) -> (Env, PathBuf) {
     let root = tmp.path().to_path_buf();
     let repo = root.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    stats_repo(&repo);
+    stats_repo(&repo, "len(xs)");
     std::fs::write(root.join("agent.py"), FEATURE_AGENT).unwrap();
     std::fs::write(root.join("issue.md"), ISSUE_MD).unwrap();
     let mut spec = json!({
@@ -116,19 +90,9 @@ fn setup(mode: &str, extra: Value) -> (Env, PathBuf) {
     )
 }
 
+/// `fixci run --no-pr` (see [`crate::run::run`]).
 fn run(e: &Env, spec: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
-    fixci()
-        .current_dir(&e.root)
-        .env("FIXCI_CACHE_DIR", e.root.join("cache"))
-        .env_remove("GITHUB_TOKEN")
-        .env_remove("GH_TOKEN")
-        .arg("run")
-        .arg(spec)
-        .arg("--out")
-        .arg(&e.out)
-        .arg("--no-pr")
-        .args(extra)
-        .assert()
+    crate::run::run(e, spec, &[&["--no-pr"], extra].concat())
 }
 
 fn stage_ids(r: &Value) -> Vec<String> {
