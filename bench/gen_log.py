@@ -9,6 +9,9 @@ Every line carries a `2026-02-11T00:08:26.4935586Z ` timestamp; steps are wrappe
 Deterministic: the same arguments give the same bytes.
 
 usage: gen_log.py OUT [SIZE_MB] [FAILURES]
+
+Also writes OUT.failures: one line per injected failure, `<runner template index> <k>` (k is the
+number in the failing test's name), for the bench's recall check.
 """
 import random
 import sys
@@ -125,6 +128,7 @@ def main():
     next_fail = [int(size * (i + 1) / (nfail + 1)) for i in range(nfail)]
     buf = []
     sec = 0
+    injected = []
     with open(out, "w", encoding="utf-8", newline="\n") as f:
         while written < size:
             step += 1
@@ -142,7 +146,9 @@ def main():
             if next_fail and written >= next_fail[0]:
                 next_fail.pop(0)
                 k = rnd.randrange(10, 999)
-                tmpl = FAILURES[rnd.randrange(len(FAILURES))]
+                t_index = rnd.randrange(len(FAILURES))
+                tmpl = FAILURES[t_index]
+                injected.append(f"{t_index} {k}")
                 lines += tmpl.format(k=k, k1=k + 1).split("\n")
                 lines.append("##[error]Process completed with exit code 1.")
             for t in lines:
@@ -156,6 +162,8 @@ def main():
                 f.write("".join(buf))
                 buf.clear()
         f.write("".join(buf))
+    with open(out + ".failures", "w", encoding="utf-8") as f:
+        f.write("".join(i + "\n" for i in injected))
 
 
 if __name__ == "__main__":

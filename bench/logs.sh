@@ -17,7 +17,7 @@ mkdir -p "$DIR"
 if [ "${FIXCI}" = target/release/fixci ]; then
   CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo build --release --quiet
 fi
-[ -s "$LOG" ] || python3 bench/gen_log.py "$LOG" "$SIZE_MB" 60
+[ -s "$LOG" ] && [ -s "$LOG.failures" ] || python3 bench/gen_log.py "$LOG" "$SIZE_MB" 60
 BYTES=$(stat -c %s "$LOG")
 
 # The prefilter's literals, as one ERE (same set fixci scans for: every pack's triggers and the
@@ -62,4 +62,16 @@ printf "%-28s %8s %10s %12s\n" "fixci logs --json" "$T_FIXCI" "$(mbs "$T_FIXCI")
 printf "%-28s %8s %10s %12s\n" "grep -E -c (same literals)" "$T_GREP" "$(mbs "$T_GREP")" "$((M_GREP / 1024))"
 printf "%-28s %8s %10s %12s\n" "python re (Treeherder-style)" "$T_PY" "$(mbs "$T_PY")" "$((M_PY / 1024))"
 awk "BEGIN{ f=$T_FIXCI; if (f < 0.01) f = 0.01; printf \"fixci time / grep time: %.2f   python time / fixci time: %.1f\n\", f / $T_GREP, $T_PY / f }"
-"$FIXCI" logs --json "$LOG" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("failures found:", len(d["failures"]))'
+# Recall: every injected failure (template, k) must be reported, its k in the test id.
+"$FIXCI" logs --json "$LOG" | python3 -c '
+import json, re, sys
+d = json.load(sys.stdin)
+injected = {tuple(l.split()) for l in open(sys.argv[1]) if l.strip()}
+ids = [f["test"] for f in d["failures"]]
+found = {i for i in injected if any(re.search(r"(?<!\d)" + i[1] + r"(?!\d)", t) for t in ids)}
+print(f"failures reported: {len(ids)}; injected (distinct): {len(injected)}; recall: {len(found)}/{len(injected)}")
+missed = sorted(injected - found)
+if missed:
+    print("missed:", missed)
+    sys.exit(1)
+' "$LOG.failures"

@@ -15,10 +15,15 @@ use super::rule_pack::{Keep, Role, RuleBook};
 
 /// Longest excerpt line kept, in bytes.
 const EXCERPT_LINE_CAP: usize = 2048;
-/// Lines kept per block.
-const BLOCK_LINES: usize = 400;
+/// Lines kept from the start of a block.
+const BLOCK_HEAD: usize = 200;
+/// Lines kept from the end of a block (the ones before its end: a panic after a hexdump, the
+/// location after a long diff).
+const BLOCK_TAIL: usize = 150;
+/// Rule-matched lines kept from the middle of a block whose middle is dropped.
+const BLOCK_MIDDLE_KEYS: usize = 50;
 /// A block or section longer than this (in lines) is closed.
-const BLOCK_MAX: u64 = 5_000;
+const BLOCK_MAX: u64 = 50_000;
 const SECTION_MAX: u64 = 50_000;
 /// Bytes of excerpt text held across all blocks.
 const STORED_BYTES: usize = 8 << 20;
@@ -37,6 +42,9 @@ pub struct ExLine {
     pub repeat: u64,
     /// A rule matched it (header, message, location): kept first when a block is cut.
     pub key: bool,
+    /// Lines of its block right before it were dropped while the block was read (only its
+    /// first 200 lines, its last 150 and up to 50 rule-matched lines between are kept).
+    pub cut_before: bool,
 }
 
 /// A failing test as one pack saw it (a block, a failure line, or both merged).
@@ -109,6 +117,13 @@ pub struct Extracted {
 #[derive(Debug)]
 struct Block {
     cand: Candidate,
+    /// The block's latest lines once `cand.lines` holds [`BLOCK_HEAD`] of them, each with
+    /// whether it is worth keeping from the middle (see [`Block::push`]).
+    tail: VecDeque<(ExLine, bool)>,
+    /// The last line pushed was rule-matched.
+    prev_key: bool,
+    /// A line was dropped since the last one moved from `tail` to `cand.lines`.
+    dropped: bool,
     rule: usize,
     message_next: bool,
     header_line: u64,
@@ -267,7 +282,7 @@ impl<'b> Extractor<'b> {
                         b.cand.test.push_str(t);
                         b.title_open = caps.name("end").is_none();
                         b.n_lines += 1;
-                        push_line(&mut b.cand.lines, &mut self.stored, no, text, true);
+                        b.push(&mut self.stored, no, text, true);
                         return;
                     }
                     None if !text.trim().is_empty() => b.title_open = false,
@@ -450,7 +465,7 @@ impl<'b> Extractor<'b> {
 
         if let Some(b) = &mut self.block {
             b.n_lines += 1;
-            push_line(&mut b.cand.lines, &mut self.stored, no, text, key);
+            b.push(&mut self.stored, no, text, key);
         }
     }
 
@@ -461,7 +476,7 @@ impl<'b> Extractor<'b> {
             if b.rule == r && b.n_lines <= 1 && b.cand.message.is_none() && !rule.spec.no_test {
                 if let Some(b) = self.block.take() {
                     if self.waiting.len() < 64 {
-                        self.waiting.push(b.cand);
+                        self.waiting.push(b.into_candidate());
                     }
                 }
             }
@@ -493,6 +508,9 @@ impl<'b> Extractor<'b> {
         }
         self.block = Some(Block {
             cand,
+            tail: VecDeque::new(),
+            prev_key: false,
+            dropped: false,
             rule: r,
             message_next: rule.spec.message_next,
             header_line: no,
@@ -506,14 +524,15 @@ impl<'b> Extractor<'b> {
         let Some(b) = self.block.take() else {
             return;
         };
-        let c = b.cand;
-        if self.book.rules[b.rule].spec.no_test {
+        let rule = b.rule;
+        let c = b.into_candidate();
+        if self.book.rules[rule].spec.no_test {
             if self.no_test.len() < MAX_GENERIC {
                 let (file, src_line) = c.locations.first().cloned().unzip();
                 let header = c.lines.first().cloned().unwrap_or_else(|| ex_line(no_of(&c), &c.test));
                 self.no_test.push(GenericError {
                     pack: c.pack,
-                    rank: self.book.rules[b.rule].spec.rank,
+                    rank: self.book.rules[rule].spec.rank,
                     message: header.text.clone(),
                     line: header,
                     group: c.group.clone(),
@@ -628,6 +647,9 @@ impl<'b> Extractor<'b> {
         merged.retain(|m| !parents.contains(&(m.pack, m.test.clone())));
         for m in &mut merged {
             pick_location(m);
+            if m.message.is_none() {
+                m.message = block_message(m);
+            }
         }
         let last_error = self
             .generic
@@ -650,6 +672,29 @@ impl<'b> Extractor<'b> {
             passed,
         }
     }
+}
+
+/// The first assertion or exception line of a failure's block that is not the line naming the
+/// test, for a failure no rule gave a message: `AssertionError: ...`, `expected 3 but was 4`,
+/// `Error: ...`, a panic. `None` when the block has none.
+fn block_message(c: &Candidate) -> Option<String> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?x)
+            [A-Z]\w*(?:Error|Exception|Failure|Failed)    # AssertionError, AssertionFailedError
+            | (?:[Aa]ssert\w*|[Ee]xpected|[Ee]xpect\(|panicked\ at|[Ff]ailed\ to|[Ff]ailure:)
+            | (?:^|\s)(?:[Ee]rror|FATAL|Fatal|FAIL(?:ED)?)(?:|:)
+            | (?:[Nn]ot\ equal|[Dd]iffer|[Mm]ismatch|want|got|but\ was)",
+        )
+        .expect("the message pattern compiles")
+    });
+    c.lines
+        .iter()
+        .map(|l| l.text.trim())
+        .filter(|t| !t.is_empty() && !t.contains(c.test.as_str()))
+        .find(|t| re.is_match(t) && t.chars().any(char::is_alphabetic))
+        .map(str::to_string)
 }
 
 fn no_of(c: &Candidate) -> u64 {
@@ -711,20 +756,66 @@ fn apply_detail(
     }
 }
 
-fn push_line(lines: &mut Vec<ExLine>, stored: &mut usize, no: u64, text: &str, key: bool) {
-    if let Some(last) = lines.last_mut() {
-        if last.text == cap(text) {
-            last.repeat += 1;
+/// True for a changed line of a diff (`- x`, `+ x`, `? ^`, also after pytest's `E` prefix), as
+/// opposed to its context lines (`  x`).
+pub(crate) fn is_diff_change(text: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"^(?:E\s+)?[-+?] ").expect("the diff pattern compiles"))
+        .is_match(text)
+}
+
+impl Block {
+    /// Keeps line `no` of the block: the first [`BLOCK_HEAD`] lines, then a ring of the last
+    /// [`BLOCK_TAIL`]; a line leaving the ring is kept (up to [`BLOCK_MIDDLE_KEYS`]) when it
+    /// starts a run of rule-matched lines or is a changed line of a diff, others are dropped and
+    /// the next kept line is marked `cut_before`. Consecutive identical lines become one with a
+    /// count.
+    fn push(&mut self, stored: &mut usize, no: u64, text: &str, key: bool) {
+        let last = self
+            .tail
+            .back_mut()
+            .map(|(l, _)| l)
+            .or(self.cand.lines.last_mut());
+        if let Some(last) = last {
+            if last.text == cap(text) {
+                last.repeat += 1;
+                return;
+            }
+        }
+        if *stored >= STORED_BYTES {
             return;
         }
+        let mut l = ex_line(no, text);
+        l.key = key;
+        let salient = (key && !self.prev_key) || is_diff_change(text);
+        self.prev_key = key;
+        *stored += l.text.len();
+        if self.cand.lines.len() < BLOCK_HEAD && self.tail.is_empty() {
+            self.cand.lines.push(l);
+            return;
+        }
+        self.tail.push_back((l, salient));
+        if self.tail.len() > BLOCK_TAIL {
+            if let Some((mut old, salient)) = self.tail.pop_front() {
+                if salient && self.cand.lines.len() < BLOCK_HEAD + BLOCK_MIDDLE_KEYS {
+                    old.cut_before |= std::mem::take(&mut self.dropped);
+                    self.cand.lines.push(old);
+                } else {
+                    *stored -= old.text.len();
+                    self.dropped = true;
+                }
+            }
+        }
     }
-    if lines.len() >= BLOCK_LINES || *stored >= STORED_BYTES {
-        return;
+
+    /// The candidate with the block's kept lines in log order.
+    fn into_candidate(mut self) -> Candidate {
+        if let Some((first, _)) = self.tail.front_mut() {
+            first.cut_before |= self.dropped;
+        }
+        self.cand.lines.extend(self.tail.into_iter().map(|(l, _)| l));
+        self.cand
     }
-    let mut l = ex_line(no, text);
-    l.key = key;
-    *stored += l.text.len();
-    lines.push(l);
 }
 
 fn cap(text: &str) -> &str {
@@ -744,6 +835,7 @@ fn ex_line(no: u64, text: &str) -> ExLine {
         text: cap(text).to_string(),
         repeat: 1,
         key: true,
+        cut_before: false,
     }
 }
 

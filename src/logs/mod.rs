@@ -82,7 +82,8 @@ pub struct Distilled {
     /// The lines that matter, within the byte budget, as text.
     pub excerpt: String,
     /// 1-based line numbers in the original log of the excerpt's lines (0 for the
-    /// `==> entry <==` headings that separate archive entries).
+    /// `==> entry <==` headings that separate archive entries and for the
+    /// `… N lines omitted …` markers where a long block was cut in its middle).
     pub source_lines: Vec<u64>,
 }
 
@@ -296,32 +297,136 @@ struct Piece {
     lines: Vec<ExLine>,
 }
 
-/// The lines of a piece too big for `room` bytes: rule-matched lines first, then the lines
-/// closest after them (a message's continuation, the rest of a traceback), in log order.
-fn cut(lines: &[(u64, String, bool)], mut room: usize) -> Vec<(u64, String)> {
-    let mut dist = vec![usize::MAX; lines.len()];
-    let mut last_key: Option<usize> = None;
-    for (i, (_, _, key)) in lines.iter().enumerate() {
-        if *key {
-            last_key = Some(i);
-        }
-        dist[i] = last_key.map_or(usize::MAX / 2 + (lines.len() - i), |k| i - k);
+/// Least share of the excerpt budget a failure's block gets when several compete (bytes).
+const SHARE_FLOOR: usize = 1024;
+
+/// Splits `budget` bytes among pieces costing `costs` bytes, in order: each gets at most its
+/// cost and at least an equal share of what is left (or [`SHARE_FLOOR`]); what the cheap ones
+/// leave goes to the ones cut, first come first served. The shares sum to at most `budget`.
+fn allocate(costs: &[usize], budget: usize) -> Vec<usize> {
+    let mut rem = budget;
+    let n = costs.len();
+    let mut shares: Vec<usize> = Vec::with_capacity(n);
+    for (i, &c) in costs.iter().enumerate() {
+        let share = (rem / (n - i)).max(SHARE_FLOOR).min(rem);
+        let s = c.min(share);
+        rem -= s;
+        shares.push(s);
     }
-    let mut order: Vec<usize> = (0..lines.len()).collect();
-    order.sort_by_key(|&i| (dist[i], i));
-    let mut picked = Vec::new();
+    for (s, &c) in shares.iter_mut().zip(costs) {
+        let extra = (c - *s).min(rem);
+        *s += extra;
+        rem -= extra;
+    }
+    shares
+}
+
+/// A line of a piece as the excerpt sees it.
+struct CutLine {
+    no: u64,
+    repeat: u64,
+    text: String,
+    key: bool,
+    cut_before: bool,
+}
+
+/// Groups digits by thousands: `1234567` -> `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The marker standing for the lines omitted between kept lines `a` and `b` of a piece, when
+/// lines lie between them (piece lines not kept, or lines the extractor dropped).
+fn marker(lines: &[CutLine], a: usize, b: usize) -> Option<String> {
+    if b == a + 1 && !lines[b].cut_before {
+        return None;
+    }
+    let omitted = lines[b]
+        .no
+        .saturating_sub(lines[a].no.saturating_add(lines[a].repeat));
+    (omitted > 0).then(|| {
+        let unit = if omitted == 1 { "line" } else { "lines" };
+        format!("… {} {unit} omitted …", thousands(omitted))
+    })
+}
+
+fn marker_cost(lines: &[CutLine], a: Option<usize>, b: Option<usize>) -> usize {
+    match (a, b) {
+        (Some(a), Some(b)) => marker(lines, a, b).map_or(0, |m| m.len() + 1),
+        _ => 0,
+    }
+}
+
+/// The lines of a piece to keep within `room` bytes, markers included: all of them when they
+/// fit; else first its anchors (the first and last line, and the first and last line of each
+/// run of rule-matched lines: the header, the assertion or exception, the location at the end),
+/// then the lines nearest an anchor (after it before before it), so bulk output (a hexdump, a
+/// long diff) is cut in its middle.
+fn select(lines: &[CutLine], room: usize) -> std::collections::BTreeSet<usize> {
+    let n = lines.len();
+    let all: std::collections::BTreeSet<usize> = (0..n).collect();
+    let full: usize = lines.iter().map(|l| l.text.len() + 1).sum::<usize>()
+        + (1..n).map(|i| marker_cost(lines, Some(i - 1), Some(i))).sum::<usize>();
+    if full <= room {
+        return all;
+    }
+    let change: Vec<bool> = lines
+        .iter()
+        .map(|l| extractor::is_diff_change(&l.text))
+        .collect();
+    let edge = |f: &dyn Fn(usize) -> bool, i: usize| f(i) && (!f(i - 1) || !f(i + 1));
+    let anchor = |i: usize| {
+        i == 0
+            || i == n - 1
+            || edge(&|j| lines[j].key, i)
+            || edge(&|j| change[j], i)
+    };
+    // Distance to the nearest anchor: 2d after one, 2d + 1 before one.
+    let mut prio = vec![usize::MAX; n];
+    let mut last = None;
+    for (i, p) in prio.iter_mut().enumerate() {
+        if anchor(i) {
+            last = Some(i);
+        }
+        if let Some(a) = last {
+            *p = 2 * (i - a);
+        }
+    }
+    let mut next = None;
+    for i in (0..n).rev() {
+        if anchor(i) {
+            next = Some(i);
+        }
+        if let Some(a) = next {
+            prio[i] = prio[i].min(2 * (a - i) + 1);
+        }
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (prio[i], i));
+    let mut picked = std::collections::BTreeSet::new();
+    let mut used = 0usize;
     for i in order {
-        let need = lines[i].1.len() + 1;
-        if need <= room {
-            room -= need;
-            picked.push(i);
+        let p = picked.range(..i).next_back().copied();
+        let q = picked.range(i + 1..).next().copied();
+        let cost = lines[i].text.len() + 1 + marker_cost(lines, p, Some(i))
+            + marker_cost(lines, Some(i), q);
+        let freed = marker_cost(lines, p, q);
+        if used + cost <= room + freed {
+            used = used + cost - freed;
+            picked.insert(i);
+        } else if prio[i] > 0 {
+            break;
         }
     }
-    picked.sort_unstable();
     picked
-        .into_iter()
-        .map(|i| (lines[i].0, lines[i].1.clone()))
-        .collect()
 }
 
 fn render(l: &ExLine) -> String {
@@ -332,40 +437,58 @@ fn render(l: &ExLine) -> String {
     }
 }
 
-/// Fits pieces into `budget` bytes: whole pieces by rank, a piece too big for what is left is cut
-/// to its head and tail. Lines come out in log order with their original numbers.
+/// Fits pieces into `budget` bytes: failures' blocks share the budget ([`allocate`]), then
+/// summaries and error lines take what is left; a piece too big for its share is cut in its
+/// middle ([`select`]) with a marker line `… N lines omitted …`. Lines come out in log order
+/// with their original numbers; a marker's number is 0.
 fn excerpt(
     mut pieces: Vec<Piece>,
     entries: &[Option<String>],
     budget: usize,
 ) -> (String, Vec<u64>) {
     pieces.sort_by_key(|p| p.rank);
-    let mut chosen: std::collections::BTreeMap<(usize, u64), String> = Default::default();
+    // (part, line, 0 for a marker before the line / 1 for the line) -> text
+    let mut chosen: std::collections::BTreeMap<(usize, u64, u8), String> = Default::default();
     let mut used = 0usize;
     let multi = entries.len() > 1;
     let heading = |e: &Option<String>| format!("==> {} <==\n", e.as_deref().unwrap_or("log"));
+    let costs: Vec<usize> = pieces
+        .iter()
+        .take_while(|p| p.rank == 0)
+        .map(|p| {
+            p.lines.iter().map(|l| render(l).len() + 1).sum::<usize>()
+                + if multi { heading(&entries[p.part]).len() } else { 0 }
+        })
+        .collect();
+    let shares = allocate(&costs, budget);
     let mut headed = std::collections::HashSet::new();
-    for p in pieces {
+    for (k, p) in pieces.into_iter().enumerate() {
+        let limit = shares
+            .get(k)
+            .copied()
+            .unwrap_or(usize::MAX)
+            .min(budget.saturating_sub(used));
         let head_cost = if multi && !headed.contains(&p.part) {
             heading(&entries[p.part]).len()
         } else {
             0
         };
-        let lines: Vec<(u64, String, bool)> = p
+        let lines: Vec<CutLine> = p
             .lines
             .iter()
-            .filter(|l| !chosen.contains_key(&(p.part, l.no)))
-            .map(|l| (l.no, render(l), l.key))
+            .filter(|l| !chosen.contains_key(&(p.part, l.no, 1)))
+            .map(|l| CutLine {
+                no: l.no,
+                repeat: l.repeat,
+                text: render(l),
+                key: l.key,
+                cut_before: l.cut_before,
+            })
             .collect();
-        if lines.is_empty() {
+        if lines.is_empty() || limit <= head_cost {
             continue;
         }
-        let cost: usize = lines.iter().map(|(_, t, _)| t.len() + 1).sum::<usize>() + head_cost;
-        let take: Vec<(u64, String)> = if used + cost <= budget {
-            lines.into_iter().map(|(n, t, _)| (n, t)).collect()
-        } else {
-            cut(&lines, budget.saturating_sub(used + head_cost))
-        };
+        let take = select(&lines, limit - head_cost);
         if take.is_empty() {
             continue;
         }
@@ -373,15 +496,21 @@ fn excerpt(
             headed.insert(p.part);
             used += head_cost;
         }
-        for (no, t) in take {
-            used += t.len() + 1;
-            chosen.insert((p.part, no), t);
+        let mut prev: Option<usize> = None;
+        for i in take {
+            if let Some(m) = prev.and_then(|a| marker(&lines, a, i)) {
+                used += m.len() + 1;
+                chosen.insert((p.part, lines[i].no, 0), m);
+            }
+            used += lines[i].text.len() + 1;
+            chosen.insert((p.part, lines[i].no, 1), lines[i].text.clone());
+            prev = Some(i);
         }
     }
     let mut text = String::new();
     let mut nums = Vec::new();
     let mut last_part = None;
-    for ((part, no), t) in chosen {
+    for ((part, no, sub), t) in chosen {
         if multi && last_part != Some(part) {
             text.push_str(&heading(&entries[part]));
             nums.push(0);
@@ -389,7 +518,7 @@ fn excerpt(
         }
         text.push_str(&t);
         text.push('\n');
-        nums.push(no);
+        nums.push(if sub == 0 { 0 } else { no });
     }
     (text, nums)
 }

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::path::Path;
 
+use crate::runners::outcome::ReportError;
 use super::extractor::Extractor;
 use super::normaliser::ChunkReader;
 use super::rule_pack::{self, RuleBook};
@@ -181,8 +182,11 @@ fn extract_text<R: Read>(
 }
 
 fn junit_part(text: &str, name: &str) -> Result<Part, LogError> {
-    let extracted = junit::try_extract(text).map_err(|e| {
-        LogError::Invalid(format!("`{name}`: JUnit XML report is not well-formed: {e}"))
+    let extracted = junit::try_extract(text).map_err(|e| match e {
+        ReportError::Xml(x) => {
+            LogError::Invalid(format!("`{name}`: JUnit XML report is not well-formed: {x}"))
+        }
+        other => LogError::Invalid(format!("`{name}`: {other}")),
     })?;
     Ok(Part {
         entry: None,

@@ -730,3 +730,275 @@ FAILED tests/test_a.py::test_x - assert 0\nsection_end:1522927104:step_script\r\
     );
     assert_eq!(d.failures[0].step.as_deref(), Some("step_script"));
 }
+
+/// One line per pack, in each runner's documented console format (sources in the packs' headers).
+#[test]
+fn new_runner_packs_name_test_file_line_and_message() {
+    let cases: &[(&str, &str, Option<&str>, Option<u32>, &str)] = &[
+        (
+            "Running com.example.CalcTest\nTests run: 2, Failures: 1, Errors: 0, Skipped: 0, Time elapsed: 0.05 sec <<< FAILURE!\ntestAdd(com.example.CalcTest)  Time elapsed: 0.01 sec  <<< FAILURE!\njava.lang.AssertionError: expected:<3> but was:<4>\n\tat org.junit.Assert.fail(Assert.java:88)\n\nResults :\n",
+            "com.example.CalcTest.testAdd",
+            None,
+            None,
+            "java.lang.AssertionError: expected:<3> but was:<4>",
+        ),
+        (
+            "> Task :app:test\n\nCalcTest > addsNumbers() FAILED\n    org.opentest4j.AssertionFailedError at CalcTest.java:12\n\n3 tests completed, 1 failed\n",
+            "CalcTest > addsNumbers()",
+            Some("CalcTest.java"),
+            Some(12),
+            "org.opentest4j.AssertionFailedError at CalcTest.java:12",
+        ),
+        (
+            "  Failed Calc.Tests.CalcTests.Add_ReturnsSum [12 ms]\n  Error Message:\n   Assert.Equal() Failure: Values differ\n  Stack Trace:\n     at Calc.Tests.CalcTests.Add_ReturnsSum() in /src/Calc.Tests/CalcTests.cs:line 12\n\nFailed!  - Failed:     1, Passed:     2, Skipped:     0, Total:     3, Duration: 5 ms - Calc.Tests.dll (net8.0)\n",
+            "Calc.Tests.CalcTests.Add_ReturnsSum",
+            Some("/src/Calc.Tests/CalcTests.cs"),
+            Some(12),
+            "Assert.Equal() Failure: Values differ",
+        ),
+        (
+            "//pkg/calc:calc_test                                                     FAILED in 0.4s\n  /root/.cache/bazel/testlogs/pkg/calc/calc_test/test.log\n\nExecuted 1 out of 1 test: 1 fails locally.\n",
+            "//pkg/calc:calc_test",
+            None,
+            None,
+            "",
+        ),
+        (
+            "  2 passing (8ms)\n  1 failing\n\n  1) Array\n       #indexOf()\n         should return -1 when the value is not present:\n     AssertionError [ERR_ASSERTION]: 4 == -1\n      at Context.<anonymous> (test/array.spec.js:5:14)\n\n",
+            "Array #indexOf() should return -1 when the value is not present",
+            Some("test/array.spec.js"),
+            Some(5),
+            "AssertionError [ERR_ASSERTION]: 4 == -1",
+        ),
+        (
+            "Failing Scenarios:\ncucumber features/login.feature:12 # Scenario: Wrong password\n\n3 scenarios (1 failed, 2 passed)\n",
+            "Wrong password",
+            Some("features/login.feature"),
+            Some(12),
+            "",
+        ),
+        (
+            "/src/Tests/CalcTests/CalcTests.swift:9: error: CalcTests.testAdd : XCTAssertEqual failed: (\"3\") is not equal to (\"4\")\nTest Case 'CalcTests.testAdd' failed (0.001 seconds)\n",
+            "CalcTests.testAdd",
+            Some("/src/Tests/CalcTests/CalcTests.swift"),
+            Some(9),
+            "XCTAssertEqual failed",
+        ),
+    ];
+    for (log, test, file, line, msg) in cases {
+        let d = distil(log);
+        let f = d
+            .failures
+            .iter()
+            .find(|f| f.test == *test)
+            .unwrap_or_else(|| panic!("{test} not in {:?}", d.failures));
+        assert_eq!(d.failures.len(), 1, "{:?}", d.failures);
+        assert_eq!((f.file.as_deref(), f.line), (*file, *line), "{test}");
+        assert!(
+            f.message.as_deref().unwrap_or("").contains(msg),
+            "{test}: {:?}",
+            f.message
+        );
+    }
+}
+
+#[test]
+fn a_malformed_junit_report_is_an_error_naming_the_position() {
+    let err = distil_bytes(
+        b"<?xml version=\"1.0\"?><testsuite><testcase name=\"a\"><failure></testsuite>",
+        &DistilOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not well-formed"), "{err}");
+}
+
+/// The `… N lines omitted …` markers of an excerpt: `(index, N)`; each counts the log lines
+/// between its neighbours.
+fn markers(d: &Distilled) -> Vec<(usize, u64)> {
+    let lines: Vec<&str> = d.excerpt.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(n) = l
+            .strip_prefix("… ")
+            .and_then(|r| r.strip_suffix(" lines omitted …"))
+        {
+            let n: u64 = n.replace(',', "").parse().expect("a count");
+            assert_eq!(d.source_lines[i], 0, "a marker has no log line");
+            assert!(i > 0 && i + 1 < lines.len(), "a marker stands between lines");
+            assert_eq!(
+                n,
+                d.source_lines[i + 1] - d.source_lines[i - 1] - 1,
+                "marker {l:?} miscounts"
+            );
+            out.push((i, n));
+        }
+    }
+    out
+}
+
+/// Real `cargo test` output (tests/data/logs/README.md): a test prints a 2,000-line hexdump, then
+/// panics. The panic, its message and the end of the run survive every budget; the hexdump is
+/// cut in its middle.
+#[test]
+fn a_long_hexdump_before_the_panic_is_cut_in_its_middle() {
+    let text = sample!("cargo-hexdump.txt");
+    let test = "tests::reads_the_class_of_a_64_bit_image";
+    for budget in [600, 2_000, 16 * 1024] {
+        let d = distil_bytes(text.as_bytes(), &DistilOptions { budget_bytes: budget }).unwrap();
+        assert_eq!(
+            rows(&d),
+            vec![row(
+                test,
+                Some("src/lib.rs"),
+                Some(23),
+                Some("assertion `left == right` failed: ELF class of the test image")
+            )]
+        );
+        assert!(d.excerpt.len() <= budget, "{budget}: {}", d.excerpt.len());
+        assert_eq!(d.excerpt.lines().count(), d.source_lines.len());
+        for want in [
+            "---- tests::reads_the_class_of_a_64_bit_image stdout ----",
+            "panicked at src/lib.rs:23:9:",
+            "assertion `left == right` failed: ELF class of the test image",
+        ] {
+            assert!(d.excerpt.contains(want), "{budget}: {want} missing: {}", d.excerpt);
+        }
+        let m = markers(&d);
+        assert!(!m.is_empty(), "{budget}: no marker: {}", d.excerpt);
+        assert!(m.iter().map(|(_, n)| n).sum::<u64>() > 1_000);
+    }
+    let d = distil(text);
+    for want in ["  left: 28", " right: 2", "00000000  00 07 0e", "00000010  "] {
+        assert!(d.excerpt.contains(want), "{want} missing: {}", d.excerpt);
+    }
+}
+
+/// Real `pytest -vv` output (tests/data/logs/README.md): an assertion on two 2,500-line strings
+/// prints a 5,000-line diff (in the `E` lines and again in the summary). The excerpt keeps the
+/// assertion, the changed lines of the diff and the location at the end of the traceback.
+#[test]
+fn a_long_diff_is_cut_in_its_middle_keeping_what_failed() {
+    let d = distil(sample!("pytest-long-diff.txt"));
+    assert_eq!(d.failures.len(), 1, "{:?}", d.failures);
+    let f = &d.failures[0];
+    assert_eq!(
+        (f.test.as_str(), f.file.as_deref(), f.line),
+        ("tests/test_render.py::test_render", Some("tests/test_render.py"), Some(8))
+    );
+    assert!(
+        f.message
+            .as_deref()
+            .unwrap()
+            .starts_with("AssertionError: assert 'row 0: value-0\\nrow 1:"),
+        "{:?}",
+        f.message
+    );
+    assert!(d.excerpt.len() <= DistilOptions::default().budget_bytes);
+    for want in [
+        "_ test_render _",
+        ">       assert render(rows) == expected",
+        "E       AssertionError: assert 'row 0: value-0",
+        "E         - row 2321: value-x",
+        "E         + row 2321: value-2321",
+        "tests/test_render.py:8: AssertionError",
+        "FAILED tests/test_render.py::test_render - AssertionError",
+    ] {
+        assert!(d.excerpt.contains(want), "{want} missing: {}", d.excerpt);
+    }
+    assert!(markers(&d).len() >= 2, "{}", d.excerpt);
+}
+
+/// Several failures with bulk output share the budget: each keeps its header and its message.
+#[test]
+fn failures_share_the_excerpt_budget() {
+    let mut text = String::from("running 3 tests\n");
+    for t in ["a", "b", "c"] {
+        text.push_str(&format!("test tests::{t} ... FAILED\n"));
+    }
+    text.push_str("\nfailures:\n\n");
+    for t in ["a", "b", "c"] {
+        text.push_str(&format!("---- tests::{t} stdout ----\n"));
+        for i in 0..3_000 {
+            text.push_str(&format!("{:08x}  {t}{t} 00 11 22 33 44 55 66 77  |........|\n", i * 16));
+        }
+        text.push_str(&format!(
+            "\nthread 'tests::{t}' panicked at src/lib.rs:{}:5:\nvalue of {t} is wrong\n",
+            10
+        ));
+    }
+    text.push_str("\nfailures:\n    tests::a\n    tests::b\n    tests::c\n\ntest result: FAILED. 0 passed; 3 failed\n");
+    let d = distil(&text);
+    assert_eq!(d.failures.len(), 3);
+    for t in ["a", "b", "c"] {
+        let f = d.failures.iter().find(|f| f.test == format!("tests::{t}")).unwrap();
+        assert_eq!(f.message.as_deref(), Some(format!("value of {t} is wrong").as_str()));
+        assert!(d.excerpt.contains(&format!("---- tests::{t} stdout ----")), "{}", d.excerpt);
+        assert!(d.excerpt.contains(&format!("value of {t} is wrong")), "{}", d.excerpt);
+    }
+    assert!(d.excerpt.len() <= DistilOptions::default().budget_bytes);
+    assert!(markers(&d).len() >= 3, "{}", d.excerpt);
+}
+
+/// A failure no rule gives a message takes the first assertion or exception line of its block.
+#[test]
+fn a_failure_without_a_message_rule_takes_its_first_assertion_line() {
+    let text = "---- tests::x stdout ----\nsetting up 3 fixtures\n0\nError: connection refused (os error 111)\nsecond error\n\nfailures:\n    tests::x\n\ntest result: FAILED. 0 passed; 1 failed\n";
+    let d = distil(text);
+    assert_eq!(
+        d.failures[0].message.as_deref(),
+        Some("Error: connection refused (os error 111)")
+    );
+}
+
+/// Real output of the node runners (tests/data/logs/README.md gives each command and version):
+/// every failing test named, with its file, line and the assertion's first line.
+#[test]
+fn node_runner_packs_on_real_output() {
+    type Want = (&'static str, &'static str, u32, &'static str);
+    let cases: &[(&str, &str, &[Want])] = &[
+        (
+            "mocha",
+            sample!("mocha.txt"),
+            &[
+                ("Array throws a TypeError", "test/array.spec.js", 18, "TypeError: Cannot read properties of null (reading 'length')"),
+                ("Array #indexOf() should return -1 when the value is not present", "test/array.spec.js", 6, "AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:"),
+                ("Array #join() joins with a comma", "test/array.spec.js", 14, "AssertionError [ERR_ASSERTION]: Expected values to be strictly deep-equal:"),
+            ],
+        ),
+        (
+            "cucumber",
+            sample!("cucumber.txt"),
+            &[
+                ("Wrong password", "features/login.feature", 8, "AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:"),
+                ("Locked account", "features/login.feature", 13, "Undefined. Implement with the following snippet:"),
+            ],
+        ),
+        (
+            "playwright",
+            sample!("playwright.txt"),
+            &[
+                ("cart › sums the prices", "pw/cart.spec.ts", 8, "Error: expect(received).toBe(expected) // Object.is equality"),
+                ("cart › is empty at first", "pw/cart.spec.ts", 11, "Error: expect(received).toBe(expected) // Object.is equality"),
+            ],
+        ),
+        (
+            "vitest",
+            sample!("vitest-4.txt"),
+            &[
+                ("add > adds large numbers", "vt/math.test.js", 10, "AssertionError: expected 31 to be 30 // Object.is equality"),
+                ("add > add(6, 1) = 7", "vt/math.test.js", 13, "AssertionError: expected 8 to be 7 // Object.is equality"),
+                ("add > add(7, 1) = 8", "vt/math.test.js", 13, "AssertionError: expected 9 to be 8 // Object.is equality"),
+            ],
+        ),
+    ];
+    for (runner, text, want) in cases {
+        let d = distil(text);
+        let got: Vec<Row> = rows(&d);
+        let want: Vec<Row> = want
+            .iter()
+            .map(|(t, f, l, m)| row(t, Some(f), Some(*l), Some(m)))
+            .collect();
+        assert_eq!(got, want, "{runner}");
+        assert!(d.no_test_failure.is_none(), "{runner}");
+    }
+}

@@ -68,6 +68,33 @@ pub struct Case {
 }
 
 impl Case {
+    /// The `(file, line)` of the stack frame of the test's own method in the failure's text
+    /// (JVM-style frames, `at <classname>.<name>(File.java:12)`), else of the first frame in its
+    /// class; `None` without such a frame. Surefire and Gradle reports carry no `file`/`line`
+    /// attributes, so this is where a Java or Kotlin test's location comes from.
+    pub fn stack_frame(&self) -> Option<(String, u32)> {
+        if self.classname.is_empty() {
+            return None;
+        }
+        let frames: Vec<(&str, &str, u32)> = self
+            .text
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim().strip_prefix("at ")?;
+                let (method, rest) = l.rsplit_once('(')?;
+                let (f, n) = rest.strip_suffix(')')?.rsplit_once(':')?;
+                Some((method, f, n.parse().ok()?))
+            })
+            .collect();
+        let own = format!("{}.{}", self.classname, self.name);
+        let in_class = format!("{}.", self.classname);
+        frames
+            .iter()
+            .find(|(m, _, _)| *m == own)
+            .or_else(|| frames.iter().find(|(m, _, _)| m.starts_with(&in_class)))
+            .map(|(_, f, n)| ((*f).to_string(), *n))
+    }
+
     /// The test id: `classname.name`, or whichever of the two is set.
     pub fn id(&self) -> String {
         match (self.classname.is_empty(), self.name.is_empty()) {

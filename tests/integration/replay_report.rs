@@ -486,7 +486,8 @@ fn compare_bad_inputs_exit_2() {
 }
 
 /// A validator from `.ci/install-validators.sh`'s venv (`$FIXCI_TOOLS_DIR`, default
-/// `~/.cache/fixci-tools`), else from PATH; `None` with a message when absent.
+/// `~/.cache/fixci-tools`), else from PATH; `None` with a message when absent, a panic when absent
+/// under `CI=true`.
 fn validator(name: &str) -> Option<PathBuf> {
     let tools = std::env::var_os("FIXCI_TOOLS_DIR")
         .map(PathBuf::from)
@@ -503,6 +504,11 @@ fn validator(name: &str) -> Option<PathBuf> {
                 return Some(p);
             }
         }
+    }
+    // CI installs the validators (.ci/run runs .ci/install-validators.sh): a missing one there
+    // is a broken install, not a reason to skip.
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("`{name}` is not installed under CI=true (.ci/install-validators.sh must install it)");
     }
     eprintln!("skipping: `{name}` is not installed (run .ci/install-validators.sh)");
     None
