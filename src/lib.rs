@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod doctor;
 pub mod engine;
 pub mod error;
+pub mod feature;
 pub mod exit_codes;
 pub mod forge;
 pub mod judge;

@@ -195,6 +195,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     }
     if let Some(i) = &args.issue {
         loaded.spec.issue = Some(i.clone());
+        loaded.spec.issue_file = None;
     }
     if args.keep_worktree {
         loaded.spec.keep_worktree = true;

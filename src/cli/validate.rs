@@ -86,8 +86,9 @@ fn kind_of(path: &Path) -> Kind {
 /// The checks `fixci run --dry-run` makes before anything is written (see
 /// [`crate::engine::preflight::without_writing`]): the pipeline is known, the ladders resolve,
 /// and, when the repository is reachable, base, commit and `existing-test-path`. Missing
-/// programs and checks that could not run are printed as notes.
-fn preflight_spec(loaded: crate::spec::LoadedSpec) -> Result<()> {
+/// programs and checks that could not run are printed as notes. Returns the selected pipeline's
+/// name.
+fn preflight_spec(loaded: crate::spec::LoadedSpec) -> Result<String> {
     let name = loaded.path.display().to_string();
     let req = super::run::request(loaded, None, None, None, std::path::PathBuf::from("outputs"))?;
     let found = crate::engine::preflight::without_writing(&req, false)?;
@@ -97,14 +98,14 @@ fn preflight_spec(loaded: crate::spec::LoadedSpec) -> Result<()> {
     for c in &found.not_checked {
         errln!("note: {name}: not checked: {c}");
     }
-    Ok(())
+    Ok(req.pipeline.pipeline.name.clone())
 }
 
 pub fn execute(args: ValidateArgs) -> Result<u8> {
     let mut bad = 0;
     for f in &args.files {
         let kind = args.kind.unwrap_or_else(|| kind_of(f));
-        let (what, r) = match kind {
+        let (what, r): (&str, Result<()>) = match kind {
             Kind::Case => (
                 "replay case",
                 crate::replay::case::load_case(f)
@@ -122,7 +123,13 @@ pub fn execute(args: ValidateArgs) -> Result<u8> {
                     }
                 }),
             ),
-            Kind::Job => ("job spec", spec::load(f).and_then(preflight_spec)),
+            Kind::Job => match spec::load(f).and_then(preflight_spec) {
+                Ok(p) => {
+                    outln!("ok: {} (job spec, pipeline `{p}`)", f.display());
+                    continue;
+                }
+                Err(e) => ("job spec", Err(e)),
+            },
         };
         match r {
             Ok(()) => outln!("ok: {} ({what})", f.display()),

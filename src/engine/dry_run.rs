@@ -112,6 +112,9 @@ pub fn plan_with(req: RunRequest, notes: &[String]) -> Result<String, Error> {
                 spec.spec.gate.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
             );
         }
+        LogsInput::None if spec.spec.existing_test_path.is_none() => {
+            let _ = writeln!(out, "CI log:     none (the task is an issue)");
+        }
         LogsInput::None => {
             let _ = writeln!(
                 out,
@@ -206,6 +209,11 @@ pub fn plan_with(req: RunRequest, notes: &[String]) -> Result<String, Error> {
             }).collect(),
         });
     }
+    st.issue = crate::feature::dry_run_issue(env.spec())?;
+    st.feature = env.req.pipeline.pipeline.builds_feature();
+    if let Some(i) = &st.issue {
+        let _ = writeln!(out, "\nissue:      {}: {}", i.reference, i.title);
+    }
     for (ps, first) in prompts {
         let def = &ps.def;
         let attempt = first.map(|a| a.number);
@@ -233,7 +241,7 @@ pub fn plan_with(req: RunRequest, notes: &[String]) -> Result<String, Error> {
                 None => Repro {
                     test_file: placeholder("test file from the reproduce stage"),
                     command: placeholder("command from the reproduce stage"),
-                    origin: "agent".into(),
+                    origin: if st.feature { crate::feature::ORIGIN } else { "agent" }.into(),
                     copy: None,
                     confirmed: true,
                     failure_output: placeholder("output of the failing confirmation run"),

@@ -90,13 +90,10 @@ fn start(
         ),
         _ => None,
     };
-    let issue = match (&spec.spec.issue, earlier) {
-        (_, Some(e)) => e.st.issue.clone(),
-        (Some(i), None) => Some(
-            forge_inputs::fetch_issue(i, req.api_url.as_deref())
-                .map_err(|e| interrupted_before(&req, e))?,
-        ),
-        (None, None) => None,
+    let issue = match earlier {
+        Some(e) => e.st.issue.clone(),
+        None => crate::feature::issue_of(spec, req.api_url.as_deref())
+            .map_err(|e| interrupted_before(&req, e))?,
     };
     // The run's head SHA is where the reproduction starts, when the repository has it.
     let head = prefetched
@@ -177,6 +174,7 @@ fn start(
         keep_worktree: spec.spec.keep_worktree,
     };
     st.issue = issue;
+    st.feature = req.pipeline.pipeline.builds_feature();
     // Where the run publishes is fixed now, before any agent runs.
     st.forge = guard::forge_target(
         &repo,

@@ -4,6 +4,7 @@
 //! the CI's own failing test ([`failing_test`]). [`judge_fix`] applies the fix rules together. Every function here is pure (text or paths in, findings out) so that the
 //! stages stay thin and other commands (replay) can apply the same rules.
 
+pub mod acceptance;
 pub mod failing_test;
 pub mod failure_kind;
 pub mod reproduction;

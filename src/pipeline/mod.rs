@@ -21,6 +21,7 @@ pub const PIPELINE_SCHEMA: &str = include_str!("../../schemas/pipeline.schema.js
 
 /// Built-in pipelines, in selection order: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
+    ("feature", include_str!("../../pipelines/feature.toml")),
     (
         "existing-test",
         include_str!("../../pipelines/existing-test.toml"),
@@ -114,6 +115,9 @@ impl StageKind {
 pub enum Role {
     /// Write a reproduction test and `repro.json`.
     Reproduce,
+    /// Write acceptance tests of a requested feature and `repro.json` (the `feature`
+    /// pipeline): the tests must fail at the base for the missing behaviour, and stay in the fix.
+    Acceptance,
     /// Change the code so the reproduction passes.
     Fix,
 }
@@ -411,6 +415,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
     Ok(p)
 }
 
+impl Pipeline {
+    /// True when an agent stage writes acceptance tests (`role = "acceptance"`): the pipeline
+    /// builds a feature from an issue (see [`crate::feature`]).
+    pub fn builds_feature(&self) -> bool {
+        fn any(s: &[StageDef]) -> bool {
+            s.iter().any(|d| {
+                d.role == Some(Role::Acceptance) || d.stages.as_deref().is_some_and(any)
+            })
+        }
+        any(&self.stages)
+    }
+}
+
 /// Reads a pipeline file from disk.
 pub fn load_file(path: &Path) -> Result<Loaded, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -529,6 +546,7 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
             .hint("name one with `--pipeline NAME|FILE` or the spec's `pipeline` key")
         })?
     };
+    crate::feature::check_spec(spec, &chosen)?;
     let ids: Vec<String> = chosen.all_stages().iter().map(|s| s.id.clone()).collect();
     let unknown: Vec<String> = spec
         .spec

@@ -22,6 +22,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../implementing-features/AI_PROMPT.md"),
     ),
     (
+        "implementing-features/TESTS_PROMPT.md",
+        include_str!("../../implementing-features/TESTS_PROMPT.md"),
+    ),
+    (
+        "implementing-features/FEATURE_PROMPT.md",
+        include_str!("../../implementing-features/FEATURE_PROMPT.md"),
+    ),
+    (
         "reproduce-nd/AI_PROMPT.md",
         include_str!("../../reproduce-nd/AI_PROMPT.md"),
     ),
@@ -152,6 +160,7 @@ pub fn spec_context(s: &JobSpec) -> Value {
         "verify_runs": s.verify_runs,
         "keep_test": s.keep_test,
         "issue": s.issue,
+        "issue_file": s.issue_file,
         "test_command": s.test_command,
         "gate": s.gate,
     })

@@ -3,6 +3,7 @@
 //! listens to a run's events and writes the report when the run ends.
 
 mod origin;
+mod feature;
 mod writer;
 
 pub use writer::ReportWriter;
@@ -49,6 +50,9 @@ pub fn title(st: &RunState, spec: &LoadedSpec) -> String {
     if let Some(t) = &spec.spec.pr.title {
         return t.clone();
     }
+    if crate::feature::is_feature(st) {
+        return cut(&crate::feature::title(st, spec), 72);
+    }
     // Only a test fixci itself ran and saw pass is named.
     if let Some(t) = st
         .attempts
@@ -92,6 +96,11 @@ pub fn summary(st: &RunState) -> String {
         (Status::Running, Some(_), None) => Status::Success,
         (s, _, _) => s,
     };
+    if crate::feature::is_feature(st) {
+        if let Some(s) = feature::summary(st, status, partial.as_deref()) {
+            return s;
+        }
+    }
     match status {
         Status::Success if st.repro.is_none() && st.gate.is_some() => format!(
             "The gate failed at the base commit, and a fix passed verification: every gate command passed on the fix commit `{}` in fixci's own checkout.",
@@ -128,7 +137,11 @@ pub fn summary(st: &RunState) -> String {
 /// The PR body: summary, reproduction, root cause, verification.
 pub fn pr_body(st: &RunState, spec: &LoadedSpec) -> String {
     let mut b = String::new();
-    let _ = writeln!(b, "## Summary\n\n{}\n", summary(st));
+    if crate::feature::is_feature(st) {
+        b = feature::pr_body(st, spec, &summary(st));
+    } else {
+        let _ = writeln!(b, "## Summary\n\n{}\n", summary(st));
+    }
     if let Some(l) = &st.logs {
         if !l.distilled.failures.is_empty() {
             let _ = writeln!(b, "Failing in CI:\n");
@@ -138,17 +151,23 @@ pub fn pr_body(st: &RunState, spec: &LoadedSpec) -> String {
             b.push('\n');
         }
     }
-    if let Some(rc) = st.attempts.iter().rev().find_map(|a| a.root_cause.as_ref()) {
+    if let Some(rc) = st
+        .attempts
+        .iter()
+        .rev()
+        .find_map(|a| a.root_cause.as_ref())
+        .filter(|_| !crate::feature::is_feature(st))
+    {
         let _ = writeln!(b, "## Root cause (as the agent reported it)\n\n{rc}\n");
     }
-    if let Some(r) = &st.repro {
+    if let Some(r) = st.repro.as_ref().filter(|_| !crate::feature::is_feature(st)) {
         let _ = writeln!(
             b,
             "## Reproduction\n\n`{}` (run with `{}`) failed every confirmation run before the fix.\n",
             r.test_file, r.command
         );
     }
-    if let Some(v) = &st.verification {
+    if let Some(v) = st.verification.as_ref().filter(|_| !crate::feature::is_feature(st)) {
         let _ = writeln!(
             b,
             "## Verification\n\n{} of {} runs passed after the fix.\n",
@@ -241,8 +260,12 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         "raw-logs"
     } else if !spec.spec.gate.is_empty() {
         "gate"
-    } else {
+    } else if spec.spec.existing_test_path.is_some() {
         "existing-test-path"
+    } else if spec.spec.issue.is_some() {
+        "issue"
+    } else {
+        "issue-file"
     };
     let _ = writeln!(m, "| input | `{input}` |");
     m.push_str(&origin::input_rows(st, &spec.spec.gate));
@@ -276,8 +299,14 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         m.push('\n');
     }
 
-    let _ = writeln!(m, "## Reproduction\n");
-    match &st.repro {
+    let is_feature = crate::feature::is_feature(st);
+    if is_feature {
+        m.push_str(&feature::asked(st, spec, true));
+        m.push_str(&feature::tests(st));
+    } else {
+        let _ = writeln!(m, "## Reproduction\n");
+    }
+    match st.repro.as_ref().filter(|_| !is_feature) {
         Some(r) => {
             let _ = writeln!(
                 m,
@@ -324,12 +353,21 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         None if st.gate.as_ref().is_some_and(|g| g.failed()) => {
             let _ = writeln!(m, "{}", origin::GATE_IS_REPRO);
         }
+        None if is_feature => {}
         None => {
             let _ = writeln!(m, "No reproduction.\n");
         }
     }
 
-    let _ = writeln!(m, "## Root cause\n");
+    let _ = writeln!(
+        m,
+        "{}\n",
+        if is_feature {
+            "## What was built"
+        } else {
+            "## Root cause"
+        }
+    );
     match st.attempts.iter().rev().find_map(|a| a.root_cause.as_ref()) {
         Some(rc) => {
             let _ = writeln!(
@@ -391,7 +429,9 @@ pub fn markdown(st: &RunState, spec: &LoadedSpec, devs: &[(String, usize)]) -> S
         let _ = writeln!(
             m,
             "{}:\n\n{}\n",
-            if st.commit.is_some() {
+            if st.commit.is_some() && is_feature {
+                "The change (`fix.diff`)"
+            } else if st.commit.is_some() {
                 "The fix (`fix.diff`)"
             } else {
                 "The last attempt's diff (not committed)"

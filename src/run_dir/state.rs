@@ -270,6 +270,10 @@ pub struct RunState {
     /// The issue used as the task, when the spec names one.
     #[serde(default)]
     pub issue: Option<IssueState>,
+    /// True when the pipeline builds a feature from the issue (`role = "acceptance"`; see
+    /// [`crate::feature`]): the report and PR are worded for a feature.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub feature: bool,
     /// Where the run publishes, fixed before any agent ran.
     #[serde(default)]
     pub forge: Option<crate::forge::ForgeTarget>,
@@ -415,6 +419,7 @@ impl RunState {
             flaky: None,
             partial_reason: None,
             issue: None,
+            feature: false,
             forge: None,
             containment: Default::default(),
             base_suite: None,

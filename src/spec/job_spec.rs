@@ -67,9 +67,14 @@ pub struct JobSpec {
     /// Keep the reproduction test in the fix commit.
     #[serde(default)]
     pub keep_test: bool,
-    /// A GitHub issue `O/R#N` as the task.
+    /// A GitHub issue `O/R#N` as the task (context of a fix; without a failure input, the
+    /// feature to build).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue: Option<String>,
+    /// A Markdown file (relative to the spec's folder) holding the issue text, instead of
+    /// `issue`: its first `# ` heading is the title, the rest the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_file: Option<String>,
     /// Pull-request options.
     #[serde(default)]
     pub pr: PrSpec,

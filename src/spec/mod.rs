@@ -77,6 +77,7 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
             problems.push(format!("/existing-test-path: `{p}` {why}"));
         }
     }
+    check_issue_file(&spec, dir, &mut problems);
     if let Some(repo) = &spec.repo {
         if !is_remote_url(repo) {
             let p = dir.join(repo);
@@ -108,8 +109,9 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
     })
 }
 
-/// The input rule: at least one of `url`, `raw-logs`, `existing-test-path` or `gate`, and never
-/// two of `url`, `raw-logs` and `gate` (see [`gate::check`]). A CI log beside an `existing-test-path` is allowed, as the original
+/// The input rule: at least one of `url`, `raw-logs`, `existing-test-path`, `gate`, `issue` or
+/// `issue-file` (an issue alone is a feature request), never two of `url`, `raw-logs` and `gate`
+/// (see [`gate::check`]), nor `issue` and `issue-file`. A CI log beside an `existing-test-path` is allowed, as the original
 /// documentation says ("if `existing-test-path` is provided, logs are not required"): it then
 /// feeds the prompt and, for a flaky failure, the failure signature the reproduction must match.
 fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsInput {
@@ -119,10 +121,13 @@ fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsI
             LogsInput::None
         }
         (None, None) => {
-            if spec.existing_test_path.is_none() && spec.gate.is_empty() {
+            if spec.existing_test_path.is_none()
+                && spec.gate.is_empty()
+                && spec.issue.is_none()
+                && spec.issue_file.is_none()
+            {
                 problems.push(
-                    "(root): one of `url`, `raw-logs`, `existing-test-path` or `gate` is required"
-                        .into(),
+                    "(root): one of `url`, `raw-logs`, `existing-test-path`, `gate`, `issue` or `issue-file` is required".into(),
                 );
             }
             LogsInput::None
@@ -136,6 +141,27 @@ fn check_inputs(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) -> LogsI
             LogsInput::Url(url.clone())
         }
         (None, Some(raw)) => resolve_raw_logs(raw, dir, problems),
+    }
+}
+
+/// `issue-file` names a readable file beside the spec, and never comes with `issue`.
+fn check_issue_file(spec: &JobSpec, dir: &Path, problems: &mut Vec<String>) {
+    let Some(f) = &spec.issue_file else { return };
+    if spec.issue.is_some() {
+        problems.push("/issue-file: give either `issue` or `issue-file`, not both".into());
+    }
+    let p = dir.join(f);
+    match std::fs::read_to_string(&p) {
+        _ if !p.is_file() => problems.push(format!(
+            "/issue-file: `{}` does not exist or is not a file; expected a Markdown file with the issue's text",
+            p.display()
+        )),
+        Ok(t) if t.trim().is_empty() => problems.push(format!(
+            "/issue-file: `{}` is empty; expected the feature request in Markdown",
+            p.display()
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(format!("/issue-file: cannot read `{}`: {e}", p.display())),
     }
 }
 

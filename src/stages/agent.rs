@@ -249,7 +249,8 @@ impl AgentStage {
         }
         let agent_exit = termination.describe();
         let r = match self.role {
-            Role::Reproduce => read_repro(cx, wt, &agent_exit)?,
+            Role::Reproduce => read_repro(cx, wt, &agent_exit, "agent")?,
+            Role::Acceptance => read_repro(cx, wt, &agent_exit, crate::feature::ORIGIN)?,
             Role::Fix => judge_fix(cx, wt, &agent_exit, report.explanation.as_deref())?,
         };
         if r.status != StageStatus::Passed {
@@ -282,7 +283,14 @@ fn take_fallback_outputs(wt: &Path, stage_dir: &Path) -> Result<(), Error> {
 }
 
 /// Reads `repro.json`, checks the test file, and keeps fixci's own copy of it.
-fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<StageResult, Error> {
+/// `origin` is the [`Repro::origin`] to record: `agent`, or [`crate::feature::ORIGIN`] for
+/// acceptance tests.
+fn read_repro(
+    cx: &mut StageCtx<'_>,
+    wt: &Path,
+    agent_exit: &str,
+    origin: &str,
+) -> Result<StageResult, Error> {
     let path = cx.dir.join("repro.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(StageResult::failed(format!(
@@ -337,7 +345,12 @@ fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stag
     }
     std::fs::write(&copy, &bytes).map_err(|e| io_error("write", &copy, e))?;
     let mut summary = format!(
-        "reproduction test `{}`, run by fixci with `{}`",
+        "{} `{}`, run by fixci with `{}`",
+        if origin == crate::feature::ORIGIN {
+            "acceptance tests"
+        } else {
+            "reproduction test"
+        },
         r.test_file,
         runner.display()
     );
@@ -348,7 +361,7 @@ fn read_repro(cx: &mut StageCtx<'_>, wt: &Path, agent_exit: &str) -> Result<Stag
         repro: Repro {
             test_file: r.test_file,
             command: runner.display(),
-            origin: "agent".into(),
+            origin: origin.into(),
             copy: Some(copy),
             confirmed: false,
             failure_output: String::new(),
@@ -382,7 +395,8 @@ fn judge_fix(
         None => return Err(Error::usage("a fix stage needs a reproduction (a reproduce stage, `existing-test-path` or `gate`) before it")),
     };
     let mut tampering = Vec::new();
-    let from_agent = repro.origin == "agent";
+    let acceptance = repro.origin == crate::feature::ORIGIN;
+    let from_agent = repro.origin == "agent" || acceptance;
     if let Some(copy) = &repro.copy {
         let now = std::fs::read(wt.join(&repro.test_file)).ok();
         let ours = std::fs::read(copy).ok();
@@ -432,7 +446,16 @@ fn judge_fix(
         },
     )
     .map_err(|e| Error::infra("cannot judge the fix's changes").source(e))?;
-    let refused = findings.refused.clone();
+    let mut refused = findings.refused.clone();
+    // Acceptance tests are the feature's definition: an implementation that changes them is
+    // refused, not only undone.
+    if acceptance {
+        refused.extend(tampering.iter().map(|t| {
+            t.replace("reproduction test", "acceptance tests")
+                .replace("; fixci restores its copy", ", which the implementation must not change")
+        }));
+        tampering.clear();
+    }
     tampering.extend(refused.iter().cloned());
     std::fs::write(cx.dir.join("attempt.diff"), &diff)
         .map_err(|e| io_error("write", &cx.dir.join("attempt.diff"), e))?;

@@ -33,7 +33,7 @@ pub fn reset_for_attempt(_env: &RunEnv, st: &RunState) -> Result<(), Error> {
         .map_err(|e| Error::infra("bad base commit in state").source(e))?;
     vcs::reset_worktree_to(&wt, base)
         .map_err(|e| Error::infra("cannot reset the worktree to base").source(e))?;
-    if let Some(r) = st.repro.as_ref().filter(|r| r.origin == "agent") {
+    if let Some(r) = st.repro.as_ref().filter(|r| r.origin == "agent" || r.origin == crate::feature::ORIGIN) {
         super::restore_repro_test(&wt_path, r)?;
     }
     Ok(())

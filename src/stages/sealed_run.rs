@@ -218,7 +218,18 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
         .logs
         .as_ref()
         .and_then(|l| crate::judge::reproduction::ci_kind(&l.distilled));
-    let verdict = verdict.and_then(|ok| {
+    // Acceptance tests: verification wants every test of the file to pass (the ids failing at
+    // the base are often an import failure's stand-in, which never exists after the feature).
+    let mut accepted: Option<String> = None;
+    let verdict = if repro.origin == crate::feature::ORIGIN {
+        crate::feature::confirm_verdict(&repo, start, verdict, &runs)?.map(
+            |((_, evidence), why)| {
+                accepted = Some(why);
+                (Vec::new(), evidence)
+            },
+        )
+    } else {
+        verdict.and_then(|ok| {
         for (k, run) in runs.iter().enumerate() {
             crate::judge::reproduction::judge_failing_run(
                 &run.tail(256 * 1024),
@@ -228,7 +239,8 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
             .map_err(|why| format!("run {} of {n}: {why}", k + 1))?;
         }
         Ok(ok)
-    });
+    })
+    };
     let failed_runs = match &verdict {
         Ok(_) => runs.len() as u64,
         Err(_) => runs.len().saturating_sub(1) as u64,
@@ -250,6 +262,14 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
     rec.runner = Some(runner.clone());
     let confirmed = verdict.is_ok();
     let result = match verdict {
+        Ok((_, evidence)) if accepted.is_some() => {
+            rec.failing_ids = Vec::new();
+            rec.evidence = evidence.into();
+            StageResult::passed(format!(
+                "the acceptance tests failed {n} of {n} runs at the base commit, as tests of a missing feature must: {}",
+                accepted.as_deref().unwrap_or_default()
+            ))
+        }
         Ok((ids, evidence)) => {
             rec.failing_ids = ids.clone();
             rec.evidence = evidence.into();
@@ -268,6 +288,7 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
                 "failed {n} of {n} runs, as a reproduction must, {what}"
             ))
         }
+        Err(why) if repro.origin == crate::feature::ORIGIN => StageResult::failed(why),
         Err(why) => StageResult::failed(format!("it does not reproduce the failure: {why}")),
     };
     cx.emit(Event::ReproductionSealed {
@@ -309,7 +330,10 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         ),
         (None, None) => unreachable!("a repository is opened on either path"),
     };
-    let from_agent = s.as_ref().is_some_and(|s| s.repro.origin == "agent");
+    // A feature's acceptance tests are new too (and stay in the candidate, see `candidate`).
+    let from_agent = s
+        .as_ref()
+        .is_some_and(|s| s.repro.origin == "agent" || s.repro.origin == crate::feature::ORIGIN);
     let base = git2::Oid::from_str(&cx.st().repo.base_commit)
         .map_err(|e| Error::infra("bad base commit in state").source(e))?;
     // The CI's failing tests: from the distilled log, or the existing test itself.

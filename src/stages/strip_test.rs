@@ -17,6 +17,12 @@ impl Stage for StripTest {
                 "no reproduction test",
             ));
         };
+        if r.origin == crate::feature::ORIGIN {
+            return Ok(StageResult::new(
+                StageStatus::Skipped,
+                format!("`{}` holds the feature's acceptance tests: they stay", r.test_file),
+            ));
+        }
         if r.origin != "agent" {
             return Ok(StageResult::new(
                 StageStatus::Skipped,

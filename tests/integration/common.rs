@@ -47,12 +47,17 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// A small Python project with a real bug (`mean` divides by `len - 1`) and a unittest that
 /// catches it, committed on `main` in a new git repository at `dir`.
 pub fn buggy_repo(dir: &Path) {
+    stats_repo(dir, "(len(xs) - 1)");
+}
+
+/// The project of [`buggy_repo`] with `mean` dividing by `divisor` (`len(xs)` is correct).
+pub fn stats_repo(dir: &Path, divisor: &str) {
     std::fs::create_dir_all(dir.join("mathlib")).unwrap();
     std::fs::create_dir_all(dir.join("tests")).unwrap();
     std::fs::write(dir.join("mathlib/__init__.py"), "").unwrap();
     std::fs::write(
         dir.join("mathlib/stats.py"),
-        "def mean(xs):\n    \"\"\"Arithmetic mean of a non-empty list.\"\"\"\n    return sum(xs) / (len(xs) - 1)\n",
+        format!("def mean(xs):\n    \"\"\"Arithmetic mean of a non-empty list.\"\"\"\n    return sum(xs) / {divisor}\n"),
     )
     .unwrap();
     std::fs::write(dir.join("tests/__init__.py"), "").unwrap();

@@ -7,6 +7,7 @@ mod common;
 mod contain;
 mod doctor;
 mod faults;
+mod feature;
 mod flaky;
 mod forge;
 mod gate;

@@ -14,7 +14,8 @@ fn env() -> Env {
     test_env()
 }
 
-fn run(e: &Env, spec: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+/// `fixci run SPEC --out OUT EXTRA...` in the scratch folder, without a forge token.
+pub(crate) fn run(e: &Env, spec: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
     let mut cmd = fixci();
     cmd.current_dir(&e.root)
         .env("FIXCI_CACHE_DIR", e.root.join("cache"))
