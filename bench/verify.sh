@@ -3,7 +3,12 @@
 # against `git worktree add` of the same commit, in the same run (target: ratio <= 1.5), and
 # fixci's own work around the test runs (two sealed checkouts, JUnit parsing and the by-id
 # comparison of a 2,000-test report) against 5% of a 60-second suite (3 s).
+# A second part runs one whole verification (`verify_bench overhead`: two sealed checkouts of
+# the 10,000-file repository, a unittest suite of SUITE_S seconds at the base and at the fix,
+# JUnit parsing, the live-account cross-check, the by-id comparison) and reports fixci's own
+# time (wall time minus the test processes' time) as a share of a 60-second suite.
 # Usage: bash bench/verify.sh [N]   (N repetitions each, default 5; medians are reported)
+#        SUITE_S=30 (seconds the suite sleeps per run; the suite runs twice, 60 s in total)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5}
@@ -56,3 +61,23 @@ ratio=$(echo "$seal / $wt" | bc -l)
 overhead=$(echo "2 * $seal + 2 * $junit" | bc -l)
 printf 'files: %s\ngit worktree add (median of %s): %.3f s\nsealed checkout (median of %s): %.3f s\nratio: %.2f (target <= 1.5)\nJUnit parse + compare, 2000 tests: %.4f s\nfixci overhead per verification: %.3f s = %.1f%% of a 60 s suite (target < 5%%)\n' \
   "$FILES" "$N" "$wt" "$N" "$seal" "$ratio" "$junit" "$overhead" "$(echo "$overhead / 60 * 100" | bc -l)"
+
+# fixci's own time around the test runs of one whole verification.
+SUITE_S=${SUITE_S:-30}
+mkdir -p "$REPO/tests"
+python3 - "$REPO/tests/test_suite.py" "$SUITE_S" <<'PY'
+import sys
+n = 200
+with open(sys.argv[1], "w") as f:
+    f.write("import time\nimport unittest\n\n\nclass Suite(unittest.TestCase):\n")
+    for i in range(n):
+        f.write(f"    def test_{i}(self):\n        time.sleep({float(sys.argv[2]) / n})\n\n")
+PY
+touch "$REPO/tests/__init__.py"
+git -C "$REPO" add -A
+git -C "$REPO" -c user.name=b -c user.email=b@x commit -qm suite
+echo "# the fix" >> "$REPO/pkg000/mod000.py"
+git -C "$REPO" -c user.name=b -c user.email=b@x commit -qam fix
+read -r wall tests own < <("$BIN" overhead "$REPO" HEAD~1 HEAD "python3 -m unittest tests.test_suite")
+printf 'one verification (suite %s s at base + %s s at fix, 200 tests): wall %.2f s, test processes %.2f s, fixci own %.2f s = %.1f%% of a 60 s suite (target < 5%%)\n' \
+  "$SUITE_S" "$SUITE_S" "$wall" "$tests" "$own" "$(echo "$own / 60 * 100" | bc -l)"

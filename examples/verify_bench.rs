@@ -1,7 +1,11 @@
 //! Measures fixci's own verification work (used by `bench/verify.sh`):
 //! `verify_bench seal REPO REV PARENT N`: seconds of each of N sealed checkouts of REV;
 //! `verify_bench junit FILE N`: seconds of each of N parses of a JUnit report plus the by-id
-//! comparison of its passed cases against themselves (the regression check's work).
+//! comparison of its passed cases against themselves (the regression check's work);
+//! `verify_bench overhead REPO BASE CANDIDATE SUITE`: one whole verification of CANDIDATE
+//! against BASE with `SUITE` as the `suite-command` (two sealed checkouts, the suite at both
+//! commits, JUnit parsing and the live-account cross-check, the by-id comparison); prints the
+//! wall time, the test processes' time and fixci's own time (the difference).
 use std::path::Path;
 use std::time::Instant;
 
@@ -35,8 +39,53 @@ fn main() {
                 println!("{:.4}", t.elapsed().as_secs_f64());
             }
         }
+        Some("overhead") => {
+            let repo = git2::Repository::open(&a[2]).expect("repository");
+            let rev = |r: &str| {
+                repo.revparse_single(r)
+                    .and_then(|o| o.peel_to_commit())
+                    .expect("commit")
+                    .id()
+            };
+            let (base, candidate) = (rev(&a[3]), rev(&a[4]));
+            let logs = tempfile::tempdir().expect("temp dir");
+            let mut on_run = |_: &str, _: u64, _: bool, _: String| {};
+            let mut lim = fixci::verify::RunLimits {
+                deadline: Instant::now() + std::time::Duration::from_secs(3600),
+                grace: std::time::Duration::from_secs(2),
+                cancel: None,
+                env_remove: Vec::new(),
+                env: Vec::new(),
+                log_dir: logs.path().to_path_buf(),
+                on_run: &mut on_run,
+            };
+            let input = fixci::verify::VerifyInput {
+                repo: &repo,
+                base,
+                candidate,
+                repro: None,
+                repro_is_new: false,
+                runs: 0,
+                ci_tests: Vec::new(),
+                template: None,
+                suite_command: Some(&a[5]),
+                base_suite: None,
+            };
+            let t = Instant::now();
+            let out = fixci::verify::verify_candidate(&input, &mut lim).expect("verification");
+            let wall = t.elapsed().as_secs_f64();
+            let tests: f64 = out.runs.iter().map(|(_, r)| r.duration.as_secs_f64()).sum();
+            assert!(
+                out.verification.failed().is_none(),
+                "{:?}",
+                out.verification
+            );
+            println!("{wall:.3} {tests:.3} {:.3}", wall - tests);
+        }
         _ => {
-            eprintln!("usage: verify_bench seal REPO REV PARENT N | junit FILE N");
+            eprintln!(
+                "usage: verify_bench seal REPO REV PARENT N | junit FILE N | overhead REPO BASE CANDIDATE SUITE"
+            );
             std::process::exit(2);
         }
     }

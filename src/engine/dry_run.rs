@@ -1,22 +1,32 @@
-//! `--dry-run`: resolves everything a run would use (pipeline, budgets, agent command line,
-//! repository, branch name) and renders the prompts, without creating a branch, a worktree or
-//! a run directory, and without cloning or fetching anything.
+//! `--dry-run`: prints the plan a run executes ([`super::plan`]: stages, budgets, each attempt's
+//! agent and model) with what else a run would use (repository, branch name, agent command
+//! line), and renders the prompts with placeholders for what only the run learns (commits, the
+//! reproduction), without creating a branch, a worktree or a run directory, and without cloning
+//! or fetching anything.
 
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::plan::{self, PlannedStage};
 use super::{RunEnv, RunRequest};
 use crate::defaults;
 use crate::error::Error;
-use crate::pipeline::{self, StageDef, StageKind, Templates, render_prompt};
+use crate::pipeline::{self, StageKind, Templates, render_prompt};
 use crate::run_dir::{Attempt, LogsState, RepoState, Repro, RunDir, RunState, workspace};
 use crate::spec::LogsInput;
 
 /// The plan as text: pipeline, stages with budgets, agent, repository, and every rendered
 /// prompt. Errors (exit 2) are the ones a real run would hit first: bad templates, unknown
-/// variables, unreadable logs.
+/// variables, unreadable logs, a ladder or `max` that fails.
 pub fn plan(req: RunRequest) -> Result<String, Error> {
+    plan_with(req, &[])
+}
+
+/// As [`plan`], with `notes` (lines such as which event case applies) printed after the header,
+/// before the stages.
+pub fn plan_with(req: RunRequest, notes: &[String]) -> Result<String, Error> {
+    let run_plan = plan::build(&req)?;
     let spec = &req.spec;
     let source = workspace::resolve_repo(spec, req.repo_flag.as_deref(), false)?;
     let findings = super::preflight::without_writing(&req, true)?;
@@ -46,7 +56,7 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         pipeline::Origin::Builtin => "built-in".to_string(),
         pipeline::Origin::File(f) => f.display().to_string(),
     };
-    let total = pipeline::total_budget(spec, &p.pipeline);
+    let total = run_plan.total;
     let _ = writeln!(out, "dry run: nothing is created, cloned or changed\n");
     for e in &findings.missing {
         let _ = writeln!(out, "pre-flight: FAIL {} (`fixci run` would stop here, exit 3)", e.message);
@@ -115,6 +125,9 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
             );
         }
     }
+    for n in notes {
+        let _ = writeln!(out, "{n}");
+    }
     let _ = writeln!(out, "\nstages:");
     let env = RunEnv {
         run_dir: RunDir::new("<run dir>"),
@@ -132,23 +145,21 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         user_repo: Default::default(),
         req,
     };
-    let mut prompts = Vec::new();
-    let mut n = 0;
-    for def in &env.req.pipeline.pipeline.stages {
-        n += 1;
-        line(&env, &mut out, &format!("{n}."), def)?;
-        if def.kind == StageKind::Attempts {
-            ladder_lines(&env, &mut out, def)?;
-        }
-        if let Some(subs) = &def.stages {
-            for (i, s) in subs.iter().enumerate() {
+    // (stage, its first attempt when inside the attempt loop)
+    let mut prompts: Vec<(&PlannedStage, Option<&super::ladder::Attempt>)> = Vec::new();
+    for (n, ps) in run_plan.stages.iter().enumerate() {
+        let n = n + 1;
+        line(&env, &mut out, &format!("{n}."), ps)?;
+        if ps.def.kind == StageKind::Attempts {
+            ladder_lines(&env, &mut out, ps);
+            for (i, s) in ps.stages.iter().enumerate() {
                 line(&env, &mut out, &format!("  {n}.{}.", i + 1), s)?;
-                if s.kind == StageKind::Agent {
-                    prompts.push((s, Some(1)));
+                if s.def.kind == StageKind::Agent {
+                    prompts.push((s, ps.attempts.first()));
                 }
             }
-        } else if def.kind == StageKind::Agent {
-            prompts.push((def, None));
+        } else if ps.def.kind == StageKind::Agent {
+            prompts.push((ps, None));
         }
     }
     let placeholder = |s: &str| format!("<{s}>");
@@ -173,7 +184,9 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         format!("fixci/{slug}"),
     );
     st.logs = logs;
-    for (def, attempt) in prompts {
+    for (ps, first) in prompts {
+        let def = &ps.def;
+        let attempt = first.map(|a| a.number);
         if attempt.is_some() && st.repro.is_none() {
             st.repro = Some(match &env.spec().spec.existing_test_path {
                 Some(t) => Repro {
@@ -206,9 +219,20 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
         }
         let rel = def.prompt.as_deref().unwrap_or_default();
         let (name, text) = Templates::find(rel, &env.template_roots)?;
-        let budget = pipeline::stage_budget(env.spec(), def, defaults::STAGE_BUDGET);
+        let budget = ps.budget;
         let dir = env.run_dir.stage_dir(&def.id, attempt);
-        let ctx = crate::stages::prompt_context(&env, &st, &def.id, &dir, attempt, budget);
+        let ctx = crate::stages::prompt_context(
+            &env,
+            &st,
+            &def.id,
+            &dir,
+            attempt,
+            match first {
+                Some(a) => a.model.as_deref(),
+                None => env.spec().spec.model.as_deref(),
+            },
+            budget,
+        );
         let rendered = crate::redact::redact(&render_prompt(&name, &text, &ctx)?);
         let _ = writeln!(
             out,
@@ -222,22 +246,13 @@ pub fn plan(req: RunRequest) -> Result<String, Error> {
     Ok(out)
 }
 
-fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(), Error> {
+fn line(env: &RunEnv, out: &mut String, num: &str, ps: &PlannedStage) -> Result<(), Error> {
+    let def = &ps.def;
     let mut extra = Vec::new();
     if def.kind == StageKind::Attempts {
-        extra.push(format!(
-            "max {} attempts",
-            env.count(def.max.as_ref(), defaults::MAX_ATTEMPTS, "`max`")?
-        ));
+        extra.push(format!("max {} attempts", ps.max()));
     } else {
-        extra.push(format!(
-            "budget {}",
-            fmt(pipeline::stage_budget(
-                env.spec(),
-                def,
-                defaults::STAGE_BUDGET
-            ))
-        ));
+        extra.push(format!("budget {}", fmt(ps.budget)));
     }
     if let Some(e) = def.expect {
         let stress = def.mode == Some(pipeline::RunMode::Stress);
@@ -297,13 +312,11 @@ fn line(env: &RunEnv, out: &mut String, num: &str, def: &StageDef) -> Result<(),
 }
 
 /// The attempt ladder, one line per attempt, when the stage has one: the agent, the model and
-/// the command line each attempt would run. Errors as [`super::ladder::choose`].
-fn ladder_lines(env: &RunEnv, out: &mut String, def: &StageDef) -> Result<(), Error> {
-    if def.agent.is_none() && def.model.is_none() {
-        return Ok(());
+/// the command line each attempt runs (from the plan).
+fn ladder_lines(env: &RunEnv, out: &mut String, ps: &PlannedStage) {
+    if ps.def.agent.is_none() && ps.def.model.is_none() {
+        return;
     }
-    let max = env.count(def.max.as_ref(), defaults::MAX_ATTEMPTS, "`max`")? as u32;
-    let plan = super::ladder::plan(&env.req, def, max)?;
     let why = if env.req.agent_flag.is_some() {
         " (`--agent` on the command line: the ladder is off)"
     } else if env.req.spec.model_flag.is_some() {
@@ -312,7 +325,7 @@ fn ladder_lines(env: &RunEnv, out: &mut String, def: &StageDef) -> Result<(), Er
         ""
     };
     let _ = writeln!(out, "         attempt ladder{why}:");
-    for a in plan {
+    for a in &ps.attempts {
         let _ = writeln!(
             out,
             "           attempt {}: {}{} `{}`",
@@ -325,7 +338,6 @@ fn ladder_lines(env: &RunEnv, out: &mut String, def: &StageDef) -> Result<(), Er
             a.agent.argv.join(" ")
         );
     }
-    Ok(())
 }
 
 fn fmt(d: Duration) -> String {

@@ -15,22 +15,11 @@
 use std::path::PathBuf;
 
 use super::RunRequest;
-use crate::agent::{self, Agent};
+use crate::agent;
 use crate::error::Error;
 use crate::pipeline::{self, StageDef, StageKind, ladder};
 
-/// The agent and model of one attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttemptAgent {
-    /// 1-based attempt number.
-    pub number: u32,
-    /// The resolved agent (its argv has the model arguments of a preset).
-    pub agent: Agent,
-    /// The model given to the agent (`{model}` placeholder, the preset's `model-args`).
-    pub model: Option<String>,
-    /// True when the ladder chose the agent or the model of this attempt.
-    pub from_ladder: bool,
-}
+pub use crate::pipeline::ladder::Attempt;
 
 /// The pipeline file as errors name it: its path, or `<built-in>/pipelines/NAME.toml`.
 pub fn pipeline_file(req: &RunRequest) -> PathBuf {
@@ -60,12 +49,7 @@ fn pointer(req: &RunRequest, def: &StageDef) -> String {
 /// Errors (exit 2, naming the pipeline file and `/stage/N/agent` or `/stage/N/model`): a
 /// template that fails to render, an unknown preset, `command` when the spec has no command
 /// line.
-pub fn choose(
-    req: &RunRequest,
-    def: &StageDef,
-    number: u32,
-    max: u32,
-) -> Result<AttemptAgent, Error> {
+pub fn choose(req: &RunRequest, def: &StageDef, number: u32, max: u32) -> Result<Attempt, Error> {
     let spec = &req.spec;
     let ctx = pipeline::spec_context(&spec.spec);
     let invalid = |detail: String| {
@@ -98,7 +82,7 @@ pub fn choose(
         eval("model", &def.model)?
     };
     if ladder_agent.is_none() && ladder_model.is_none() {
-        return Ok(AttemptAgent {
+        return Ok(Attempt {
             number,
             agent: req.agent.clone(),
             model: spec.spec.model.clone(),
@@ -142,7 +126,7 @@ pub fn choose(
             &spec.dir,
         )?,
     };
-    Ok(AttemptAgent {
+    Ok(Attempt {
         number,
         agent: resolved,
         model,
@@ -161,7 +145,7 @@ fn spec_agent_name(req: &RunRequest) -> Option<String> {
 /// The attempts of the attempts stage `def` with their agents, 1..=`max`.
 ///
 /// Errors: as [`choose`], for the first attempt that fails.
-pub fn plan(req: &RunRequest, def: &StageDef, max: u32) -> Result<Vec<AttemptAgent>, Error> {
+pub fn plan(req: &RunRequest, def: &StageDef, max: u32) -> Result<Vec<Attempt>, Error> {
     (1..=max).map(|n| choose(req, def, n, max)).collect()
 }
 
@@ -185,7 +169,7 @@ pub fn check(req: &RunRequest) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::Path;
     use std::sync::atomic::AtomicBool;
 
@@ -193,7 +177,12 @@ mod tests {
 
     static CANCEL: AtomicBool = AtomicBool::new(false);
 
-    fn req(pipeline_toml: &str, spec: serde_json::Value, agent_flag: Option<&str>) -> RunRequest {
+    /// A request for `pipeline_toml` (named `/p/ladder.toml`) and the spec document `spec`.
+    pub(in crate::engine) fn req(
+        pipeline_toml: &str,
+        spec: serde_json::Value,
+        agent_flag: Option<&str>,
+    ) -> RunRequest {
         let dir = Path::new("/");
         let loaded = crate::spec::from_value(spec, Path::new("/job/info.json"), dir).unwrap();
         let p = pipeline::parse(pipeline_toml, Path::new("/p/ladder.toml"))
@@ -247,7 +236,7 @@ model = "{{ 'haiku' if attempt.number < 3 else 'opus' }}"
         serde_json::json!({"deterministic": true, "prompt": "p", "raw-logs": "log", "model": "sonnet"})
     }
 
-    fn attempts(r: &RunRequest) -> Vec<AttemptAgent> {
+    fn attempts(r: &RunRequest) -> Vec<Attempt> {
         let def = &r.pipeline.pipeline.stages[1];
         plan(r, def, 4).unwrap()
     }

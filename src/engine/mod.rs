@@ -9,6 +9,7 @@
 pub mod dry_run;
 pub mod guard;
 pub mod ladder;
+pub mod plan;
 pub mod preflight;
 
 use std::path::{Path, PathBuf};
@@ -16,9 +17,8 @@ use std::time::{Duration, Instant};
 
 pub use crate::stages::{RunEnv, RunRequest, eval_count};
 
-use crate::agent::Agent;
 use crate::error::{Error, io_error};
-use crate::pipeline::{self, StageDef, StageKind, Templates};
+use crate::pipeline::{self, StageKind, Templates};
 use crate::report::ReportWriter;
 use crate::run_dir::workspace;
 use crate::run_dir::{
@@ -45,9 +45,10 @@ pub struct Outcome {
 /// interruption (exit 130, state saved).
 pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Error> {
     let started = Instant::now();
-    // A bad attempt ladder stops the run before anything is cloned or written; so does a
-    // sandbox that was asked for and is not usable here.
-    ladder::check(&req)?;
+    // The plan the run executes (as `--dry-run` prints it): a bad attempt ladder or `max`
+    // stops the run before anything is cloned or written; so does a sandbox that was asked for
+    // and is not usable here.
+    let plan = plan::build(&req)?;
     let sandbox = crate::process::sandbox::decide(req.spec.spec.sandbox)?;
     // Pre-flight, before anything is cloned or written: the spec's repository checks when the
     // repository is at hand (exit 2 first), then every program the plan starts (exit 3).
@@ -143,7 +144,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
         model_flag: req.spec.model_flag.clone(),
         repo_flag: req.repo_flag.clone(),
         no_pr: req.no_pr,
-        total_budget_s: pipeline::total_budget(spec, &req.pipeline.pipeline).as_secs_f64(),
+        total_budget_s: plan.total.as_secs_f64(),
         api_url: req.api_url.clone(),
     };
     st.issue = issue;
@@ -172,13 +173,11 @@ pub fn run(req: RunRequest, observer: &mut dyn Listener) -> Result<Outcome, Erro
     }
     run_dir.save_state(&st)?;
 
-    let total = pipeline::total_budget(spec, &req.pipeline.pipeline);
-    let mut env = make_env(req, run_dir, started, total, false);
-    env.prefetched = prefetched;
+    let env = make_env(req, run_dir, started, plan.total, false, prefetched);
     env.user_repo
         .record(&st.repo.root)
         .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
-    drive(env, st, observer)
+    drive(env, st, &plan, observer)
 }
 
 /// A run id: the local start time to the second, the slug, then 6 hex digits from the clock's
@@ -202,14 +201,13 @@ fn make_env(
     started: Instant,
     budget: Duration,
     resumed: bool,
+    prefetched: Option<forge_inputs::Prefetched>,
 ) -> RunEnv {
     let grace = req
         .pipeline
         .pipeline
         .defaults
         .grace
-        .as_deref()
-        .and_then(|g| humantime::parse_duration(g.trim()).ok())
         .unwrap_or(crate::defaults::GRACE);
     let mut template_roots = req.template_roots.clone();
     template_roots.extend(req.pipeline.template_roots());
@@ -222,7 +220,7 @@ fn make_env(
         deadline: Instant::now() + budget,
         started,
         resumed,
-        prefetched: None,
+        prefetched,
         user_repo: vcs::UserRepoGuard::default(),
     }
 }
@@ -238,7 +236,7 @@ pub fn resume(
     run_dir: &RunDir,
     observer: &mut dyn Listener,
 ) -> Result<Outcome, Error> {
-    ladder::check(&req)?;
+    let plan = plan::build(&req)?;
     preflight::programs(&req)?;
     let mut st = run_dir.load_state()?;
     if !matches!(st.status, Status::Running | Status::Interrupted) {
@@ -307,12 +305,12 @@ pub fn resume(
     let total = Duration::from_secs_f64(
         (st.invocation.total_budget_s - used).max(crate::defaults::RESUME_MIN_BUDGET.as_secs_f64()),
     );
-    let env = make_env(req, run_dir.clone(), Instant::now(), total, true);
+    let env = make_env(req, run_dir.clone(), Instant::now(), total, true, None);
     // The user may have worked in the repository since: what counts is how it is now.
     env.user_repo
         .record(&st.repo.root)
         .map_err(|e| Error::infra("cannot fingerprint the target repository").source(e))?;
-    drive(env, st, observer)
+    drive(env, st, &plan, observer)
 }
 
 /// The one writer of a run: owns the state, applies every event to it (the one reducer,
@@ -361,7 +359,12 @@ impl Recorder<'_> {
 
 /// Runs the remaining stages of `st`, decides the final status, and records the end (the
 /// report writer writes `report.md`, `result.json` and `fix.diff` then).
-fn drive(mut env: RunEnv, st: RunState, observer: &mut dyn Listener) -> Result<Outcome, Error> {
+fn drive(
+    env: RunEnv,
+    st: RunState,
+    plan: &plan::Plan,
+    observer: &mut dyn Listener,
+) -> Result<Outcome, Error> {
     use stages::Recorder as _;
     let run_dir = env.run_dir.clone();
     let started = Instant::now();
@@ -390,7 +393,7 @@ fn drive(mut env: RunEnv, st: RunState, observer: &mut dyn Listener) -> Result<O
         });
     }
     rec.save()?;
-    let result = execute(&mut env, &mut rec);
+    let result = execute(&env, &mut rec, plan);
     // No process an agent started is alive when the verdict is written.
     if let Some(e) = crate::contain::reap(("end", None), "before the verdict") {
         rec.emit(e);
@@ -434,10 +437,10 @@ fn done(st: &RunState, id: &str) -> bool {
 
 /// The stage loop. Stops the run on the first failure; `always` stages still run. A
 /// deprecated `report` stage is a no-op (the report is written when the run ends).
-fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
+fn execute(env: &RunEnv, rec: &mut Recorder<'_>, plan: &plan::Plan) -> Result<(), Error> {
     let mut deferred: Option<Error> = None;
-    let stages = env.req.pipeline.pipeline.stages.clone();
-    for def in &stages {
+    for ps in &plan.stages {
+        let def = &ps.def;
         if def.kind == StageKind::Report {
             continue;
         }
@@ -453,7 +456,7 @@ fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
             continue;
         }
         if def.kind == StageKind::Attempts {
-            if let Err(e) = attempts(env, rec, def) {
+            if let Err(e) = attempts(env, rec, ps) {
                 if env.cancelled() {
                     rec.stop(Status::Interrupted, &interrupted_at(&def.id));
                 } else {
@@ -463,7 +466,7 @@ fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
             }
             continue;
         }
-        match run_stage(env, rec, def, None) {
+        match run_stage(env, rec, ps, None) {
             Ok(r) if matches!(r.status, StageStatus::Passed | StageStatus::Skipped) => {}
             // A stage cut short by a signal did not fail: the run stops resumable there.
             _ if env.cancelled() && !def.always => {
@@ -493,28 +496,13 @@ fn execute(env: &mut RunEnv, rec: &mut Recorder<'_>) -> Result<(), Error> {
 /// The attempt loop: runs its stages until one attempt passes them all, at most `max` times;
 /// each new attempt starts from a clean worktree (base + the reproduction test) and sees the
 /// previous attempts' diffs and failures in its prompt. Each attempt runs the agent and model
-/// the ladder chooses (see [`ladder`]): the run's agent and the spec's model are swapped for the
-/// attempt's while its stages run, and restored afterwards, so stages outside the loop keep the
-/// run's own.
-fn attempts(env: &mut RunEnv, rec: &mut Recorder<'_>, def: &StageDef) -> Result<(), Error> {
-    let run_agent = env.req.agent.clone();
-    let run_model = env.req.spec.spec.model.clone();
-    let result = attempt_loop(env, rec, def, &run_agent, &run_model);
-    env.req.agent = run_agent;
-    env.req.spec.spec.model = run_model;
-    result
-}
-
-fn attempt_loop(
-    env: &mut RunEnv,
-    rec: &mut Recorder<'_>,
-    def: &StageDef,
-    run_agent: &Agent,
-    run_model: &Option<String>,
-) -> Result<(), Error> {
+/// the ladder chooses (see [`ladder`]), handed to its stages as an [`ladder::Attempt`]; the
+/// run's environment is never changed, so stages outside the loop keep the run's own.
+fn attempts(env: &RunEnv, rec: &mut Recorder<'_>, ps: &plan::PlannedStage) -> Result<(), Error> {
     use stages::Recorder as _;
-    let max = env.count(def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
-    let subs = def.stages.as_deref().unwrap_or_default();
+    let def = &ps.def;
+    let max = ps.max();
+    let subs = &ps.stages;
     if rec
         .st
         .attempts
@@ -560,27 +548,22 @@ fn attempt_loop(
                 stages::reset_for_attempt(env, &rec.st)?;
             }
         }
-        // The ladder sees the run's own agent and model, not the previous attempt's.
-        env.req.agent = run_agent.clone();
-        env.req.spec.spec.model = run_model.clone();
-        let chosen = ladder::choose(&env.req, def, n, max)?;
-        env.req.agent = chosen.agent;
-        env.req.spec.spec.model = chosen.model.clone();
+        let chosen = &ps.attempts[(n - 1) as usize];
         rec.emit(Event::AttemptStarted {
             attempt: n,
             max,
-            agent: env.req.agent.name.clone(),
-            model: chosen.model,
+            agent: chosen.agent.name.clone(),
+            model: chosen.model.clone(),
         });
         let mut failure: Option<(AttemptOutcome, String)> = None;
         for sub in subs {
-            let r = run_stage(env, rec, sub, Some(n));
+            let r = run_stage(env, rec, sub, Some(chosen));
             // A stage cut short by a signal is no failure of the attempt: the attempt stays
             // `running` and a resume redoes it from a clean worktree.
             if env.cancelled()
                 && !matches!(&r, Ok(r) if matches!(r.status, StageStatus::Passed | StageStatus::Skipped))
             {
-                rec.stop(Status::Interrupted, &interrupted_at(&sub.id));
+                rec.stop(Status::Interrupted, &interrupted_at(&sub.def.id));
                 return Ok(());
             }
             let r = r?;
@@ -597,12 +580,12 @@ fn attempt_loop(
             if !matches!(r.status, StageStatus::Passed | StageStatus::Skipped) {
                 failure = Some((
                     r.status.into(),
-                    format!("stage `{}` {}: {}", sub.id, r.status.as_str(), r.summary),
+                    format!("stage `{}` {}: {}", sub.def.id, r.status.as_str(), r.summary),
                 ));
                 break;
             }
             if env.cancelled() {
-                rec.stop(Status::Interrupted, &interrupted_at(&sub.id));
+                rec.stop(Status::Interrupted, &interrupted_at(&sub.def.id));
                 return Ok(());
             }
         }
@@ -660,11 +643,17 @@ fn human_commits(st: &RunState) -> Option<String> {
 fn run_stage(
     env: &RunEnv,
     rec: &mut Recorder<'_>,
-    def: &StageDef,
-    attempt: Option<u32>,
+    ps: &plan::PlannedStage,
+    plan: Option<&ladder::Attempt>,
 ) -> Result<StageResult, Error> {
     use stages::Recorder as _;
-    let planned = pipeline::stage_budget(env.spec(), def, crate::defaults::STAGE_BUDGET);
+    let def = &ps.def;
+    let attempt = plan.map(|a| a.number);
+    let model = match plan {
+        Some(a) => a.model.as_deref(),
+        None => env.spec().spec.model.as_deref(),
+    };
+    let planned = ps.budget;
     let remaining = env.deadline.saturating_duration_since(Instant::now());
     let budget = if def.always {
         planned
@@ -687,7 +676,8 @@ fn run_stage(
     let t0 = Instant::now();
     let skip_reason = match &def.condition {
         Some(cond) if !budget.is_zero() => {
-            let ctx = stages::prompt_context(env, &rec.st, &def.id, &stage_dir, attempt, budget);
+            let ctx =
+                stages::prompt_context(env, &rec.st, &def.id, &stage_dir, attempt, model, budget);
             let ok = Templates::expression_env()
                 .compile_expression(cond)
                 .and_then(|x| x.eval(minijinja::Value::from(minijinja::value::Serde(&ctx))))
@@ -712,7 +702,7 @@ fn run_stage(
     } else {
         stages::run(
             def,
-            &mut StageCtx::new(env, rec, &def.id, stage_dir.clone(), attempt, budget),
+            &mut StageCtx::new(env, rec, &def.id, stage_dir.clone(), plan, budget),
         )
     };
     let duration = t0.elapsed();

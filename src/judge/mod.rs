@@ -24,6 +24,11 @@ pub struct FixRules<'a> {
     pub deterministic: bool,
     /// The spec's `allow-test-infra-changes`.
     pub allow_test_infra_changes: bool,
+    /// The spec's `test-command` and `suite-command` (what they run is test infrastructure:
+    /// [`test_infra::judge_test_commands`]).
+    pub test_commands: &'a [String],
+    /// Test files exempt from the command rule (the failing tests, the reproduction).
+    pub test_files: &'a [String],
 }
 
 /// What fixci concludes about a fix before verifying it.
@@ -56,6 +61,11 @@ pub fn judge_fix(
     let changes = test_infra::worktree_changes(repo, base)?;
     let mut infra =
         test_infra::judge_test_infra(&changes, &|p| test_infra::tree_has(repo, base, p));
+    infra.extend(test_infra::judge_test_commands(
+        &changes,
+        rules.test_commands,
+        rules.test_files,
+    ));
     infra.extend(test_infra::git_ignore_settings(repo));
     let infra: Vec<String> = infra.iter().map(ToString::to_string).collect();
     if rules.allow_test_infra_changes {

@@ -416,6 +416,156 @@ fn python_stdlib() -> &'static BTreeSet<&'static str> {
     })
 }
 
+/// Changes to what the spec's test commands run (`test-command`, `suite-command`), besides
+/// the test files themselves (`exempt`: the CI's failing tests and the reproduction, judged by
+/// their own rules):
+/// - a file a command names (`sh scripts/test.sh`, `python tools/run_tests.py`);
+/// - a Makefile (`Makefile`, `makefile`, `GNUmakefile`, `*.mk`) whose changed lines belong to
+///   a target a `make` command runs (its first target when it names none) or a target named
+///   like a test (`test*`, `check*`);
+/// - a `package.json` script that an `npm`/`yarn`/`pnpm` command runs (`npm test` runs
+///   `scripts.test`, `npm run ci` `scripts.ci`).
+pub fn judge_test_commands(
+    changes: &[ChangedFile],
+    commands: &[String],
+    exempt: &[String],
+) -> Vec<InfraChange> {
+    let words: Vec<Vec<String>> = commands
+        .iter()
+        .map(|c| {
+            shlex::split(c).unwrap_or_else(|| c.split_whitespace().map(String::from).collect())
+        })
+        .collect();
+    let mut out = Vec::new();
+    for c in changes {
+        let path = c.path.as_str();
+        if exempt.iter().any(|e| e == path) {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        // A file the command names.
+        if let Some(cmd) = commands.iter().zip(&words).find_map(|(cmd, w)| {
+            w.iter()
+                .any(|x| !x.starts_with('-') && x.trim_start_matches("./") == path)
+                .then_some(cmd)
+        }) {
+            out.push(InfraChange {
+                path: path.to_string(),
+                rule: format!("a file the test command `{cmd}` runs"),
+            });
+            continue;
+        }
+        let lower = name.to_ascii_lowercase();
+        if matches!(lower.as_str(), "makefile" | "gnumakefile") || lower.ends_with(".mk") {
+            let mut targets: Vec<String> = Vec::new();
+            let mut default = false;
+            for w in &words {
+                if let Some(pos) = w.iter().position(|x| x == "make" || x == "gmake") {
+                    let named: Vec<String> = w[pos + 1..]
+                        .iter()
+                        .take_while(|x| !matches!(x.as_str(), "&&" | "||" | ";" | "|"))
+                        .filter(|x| !x.starts_with('-') && !x.contains('='))
+                        .cloned()
+                        .collect();
+                    default |= named.is_empty();
+                    targets.extend(named);
+                }
+            }
+            let old = c.old.as_deref().unwrap_or("");
+            let new = c.new.as_deref().unwrap_or("");
+            let first = |t: &str| make_rules(t).first().map(|(n, _)| n.clone());
+            if default {
+                targets.extend(first(old).into_iter().chain(first(new)));
+            }
+            let touched = make_targets_changed(old, new);
+            if let Some(t) = touched.iter().find(|t| {
+                targets.contains(t) || {
+                    let l = t.to_ascii_lowercase();
+                    l.starts_with("test") || l.starts_with("check")
+                }
+            }) {
+                out.push(InfraChange {
+                    path: path.to_string(),
+                    rule: format!("the Makefile target `{t}`, which runs the tests"),
+                });
+            }
+            continue;
+        }
+        if lower == "package.json" {
+            let mut scripts: Vec<String> = Vec::new();
+            for w in &words {
+                match w.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                    ["npm" | "pnpm" | "yarn", "run" | "run-script", s, ..] => {
+                        scripts.push(s.to_string())
+                    }
+                    ["npm" | "pnpm" | "yarn", s @ ("test" | "t" | "tst"), ..] => {
+                        let _ = s;
+                        scripts.push("test".into())
+                    }
+                    ["yarn" | "pnpm", s, ..] if !s.starts_with('-') => scripts.push(s.to_string()),
+                    _ => {}
+                }
+            }
+            let get = |t: Option<&str>, k: &str| -> Option<String> {
+                let v: serde_json::Value = serde_json::from_str(t?).ok()?;
+                Some(v.get("scripts")?.get(k)?.to_string())
+            };
+            if let Some(k) = scripts
+                .iter()
+                .find(|k| get(c.old.as_deref(), k) != get(c.new.as_deref(), k))
+            {
+                out.push(InfraChange {
+                    path: path.to_string(),
+                    rule: format!(
+                        "the `scripts.{k}` entry of `package.json`, which the test command runs"
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The rules of a Makefile: `(target, recipe and prerequisite lines)`, in order; variable
+/// assignments and special targets (`.PHONY`) are not rules.
+fn make_rules(text: &str) -> Vec<(String, Vec<String>)> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(r"^([A-Za-z0-9_./%-][A-Za-z0-9_./% -]*?)\s*::?(?:[^=]|$)")
+            .expect("constant pattern compiles")
+    });
+    let mut rules: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('\t') {
+            if let Some((_, body)) = rules.last_mut() {
+                body.push(line.trim().to_string());
+            }
+            continue;
+        }
+        if let Some(m) = re.captures(line) {
+            for t in m[1].split_whitespace().filter(|t| !t.starts_with('.')) {
+                rules.push((t.to_string(), vec![line.trim().to_string()]));
+            }
+        }
+    }
+    rules
+}
+
+/// The targets whose rule (header or recipe) differs between two versions of a Makefile.
+fn make_targets_changed(old: &str, new: &str) -> Vec<String> {
+    let (o, n) = (make_rules(old), make_rules(new));
+    let find = |rules: &[(String, Vec<String>)], t: &str| {
+        rules.iter().find(|(n, _)| n == t).map(|(_, b)| b.clone())
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (t, _) in o.iter().chain(&n) {
+        if !out.contains(t) && find(&o, t) != find(&n, t) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
 /// Lines present in one text and not the other (a multiset difference is not needed: a line
 /// that moved is not a change of meaning here).
 fn changed_lines<'a>(old: &'a str, new: &'a str) -> impl Iterator<Item = &'a str> {
@@ -598,6 +748,45 @@ pub fn git_ignore_settings(repo: &git2::Repository) -> Vec<InfraChange> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn what_the_test_commands_run_is_test_infrastructure() {
+        let mk_old = "all: build\n\nbuild:\n\tcc -o app app.c\n\nunit:\n\t./run-tests\n";
+        let mk_test = mk_old.replace("./run-tests", "true");
+        let mk_build = mk_old.replace("cc -o app", "cc -O2 -o app");
+        let cmds = vec!["make unit".to_string()];
+        let found = judge_test_commands(&[modified("Makefile", mk_old, &mk_test)], &cmds, &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].rule.contains("`unit`"), "{}", found[0]);
+        // A change to another target (the build) is a fix like any other.
+        assert!(
+            judge_test_commands(&[modified("Makefile", mk_old, &mk_build)], &cmds, &[]).is_empty()
+        );
+        // Without a target, make runs the first one.
+        let first = mk_old.replace("all: build", "all: build unit");
+        assert!(
+            !judge_test_commands(
+                &[modified("Makefile", mk_old, &first)],
+                &["make".into()],
+                &[]
+            )
+            .is_empty()
+        );
+        // A script the command names, unless it is the failing test itself.
+        let sh = modified("scripts/ci-test.sh", "pytest\n", "exit 0\n");
+        let cmds = vec!["bash ./scripts/ci-test.sh -v".to_string()];
+        assert!(judge_test_commands(std::slice::from_ref(&sh), &cmds, &[]).len() == 1);
+        assert!(judge_test_commands(&[sh], &cmds, &["scripts/ci-test.sh".into()]).is_empty());
+        // The package.json script `npm run` runs.
+        let pj = modified(
+            "package.json",
+            r#"{"scripts": {"verify": "jest", "build": "tsc"}}"#,
+            r#"{"scripts": {"verify": "true", "build": "tsc"}}"#,
+        );
+        let found = judge_test_commands(std::slice::from_ref(&pj), &["npm run verify".into()], &[]);
+        assert!(found[0].rule.contains("scripts.verify"), "{found:?}");
+        assert!(judge_test_commands(&[pj], &["npm run build".into()], &[]).is_empty());
+    }
     use super::*;
 
     fn added(path: &str, text: &str) -> ChangedFile {

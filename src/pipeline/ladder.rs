@@ -11,6 +11,22 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::Templates;
+use crate::agent::Agent;
+
+/// One attempt of an `attempts` stage as the engine runs it: its number and the agent and model
+/// it runs (the ladder's choice, or the run's own). The engine hands it to the attempt's stages
+/// (`StageCtx::agent`, `StageCtx::model`); nothing rewrites the run's own agent or model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// 1-based attempt number.
+    pub number: u32,
+    /// The resolved agent (its argv has the model arguments of a preset).
+    pub agent: Agent,
+    /// The model given to the agent (`{model}` placeholder, the preset's `model-args`).
+    pub model: Option<String>,
+    /// True when the ladder chose the agent or the model of this attempt.
+    pub from_ladder: bool,
+}
 
 /// Largest attempt number checked when `max` is an expression (its value needs a job spec).
 pub const CHECKED_ATTEMPTS_FOR_EXPRESSION_MAX: u32 = 10;

@@ -55,10 +55,20 @@ pub struct Pipeline {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Defaults {
-    /// Budget of the whole run (e.g. `"23m"`).
-    pub total_budget: Option<String>,
-    /// SIGTERM -> SIGKILL grace period (e.g. `"5s"`).
-    pub grace: Option<String>,
+    /// Budget of the whole run (written e.g. `"23m"`, parsed at load).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "spec::duration::option_positive"
+    )]
+    pub total_budget: Option<Duration>,
+    /// SIGTERM -> SIGKILL grace period (written e.g. `"5s"`, parsed at load; may be zero).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "spec::duration::option"
+    )]
+    pub grace: Option<Duration>,
     /// Agent preset used when the spec names none.
     pub agent: Option<String>,
 }
@@ -161,9 +171,14 @@ pub struct StageDef {
     /// Human description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Budget text (e.g. `"5m"`); the spec's `budgets.<id>` overrides it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub budget: Option<String>,
+    /// Budget (written e.g. `"5m"`, parsed at load, longer than zero); the spec's
+    /// `budgets.<id>` overrides it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "spec::duration::option_positive"
+    )]
+    pub budget: Option<Duration>,
     /// Condition (minijinja expression); the stage is skipped when false.
     #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
@@ -304,13 +319,7 @@ impl Pipeline {
 pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
     let value = spec::parse_document(text, spec::Format::Toml, path, "pipeline")?;
     spec::check_schema(&value, PIPELINE_SCHEMA, path, "pipeline")?;
-    let p: Pipeline = serde_path_to_error::deserialize(&value).map_err(|e| {
-        Error::usage(format!("invalid pipeline `{}`", path.display())).detail(format!(
-            "/{}: {}",
-            e.path().to_string().replace('.', "/"),
-            e.inner()
-        ))
-    })?;
+    let p: Pipeline = spec::deserialize_typed(&value, path, "pipeline")?;
     let mut problems = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     let env = Templates::expression_env();
@@ -328,11 +337,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
             let ptr = format!("{prefix}/{i}");
             if !seen.insert(s.id.clone()) {
                 problems.push(format!("{ptr}/id: stage id `{}` is used twice", s.id));
-            }
-            if let Some(b) = &s.budget {
-                if let Err(e) = humantime::parse_duration(b.trim()) {
-                    problems.push(format!("{ptr}/budget: `{b}` is not a duration ({e})"));
-                }
             }
             for (key, expr) in [
                 ("if", s.condition.as_deref()),
@@ -393,16 +397,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, Error> {
         &presets,
         &mut problems,
     );
-    for (key, v) in [
-        ("total-budget", &p.defaults.total_budget),
-        ("grace", &p.defaults.grace),
-    ] {
-        if let Some(b) = v {
-            if let Err(e) = humantime::parse_duration(b.trim()) {
-                problems.push(format!("/defaults/{key}: `{b}` is not a duration ({e})"));
-            }
-        }
-    }
     if let Some(w) = &p.when {
         if let Err(e) = env.compile_expression(w) {
             problems.push(format!("/when: `{w}` does not compile: {e}"));
@@ -536,6 +530,7 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
     };
     let ids: Vec<String> = chosen.all_stages().iter().map(|s| s.id.clone()).collect();
     let unknown: Vec<String> = spec
+        .spec
         .budgets
         .keys()
         .filter(|k| *k != "total" && !ids.contains(k))
@@ -559,30 +554,22 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
 /// The effective budget of a stage: the spec's `budgets.<id>`, else the stage's `budget`, else
 /// `default`.
 pub fn stage_budget(spec: &LoadedSpec, stage: &StageDef, default: Duration) -> Duration {
-    spec.budgets
+    spec.spec
+        .budgets
         .get(&stage.id)
         .copied()
-        .or_else(|| {
-            stage
-                .budget
-                .as_deref()
-                .and_then(|b| humantime::parse_duration(b.trim()).ok())
-        })
+        .or(stage.budget)
         .unwrap_or(default)
 }
 
 /// The whole run's budget: the spec's `budgets.total`, else the pipeline's `total-budget`,
 /// else 23 minutes (the original plan).
 pub fn total_budget(spec: &LoadedSpec, p: &Pipeline) -> Duration {
-    spec.budgets
+    spec.spec
+        .budgets
         .get("total")
         .copied()
-        .or_else(|| {
-            p.defaults
-                .total_budget
-                .as_deref()
-                .and_then(|b| humantime::parse_duration(b.trim()).ok())
-        })
+        .or(p.defaults.total_budget)
         .unwrap_or(crate::defaults::TOTAL_BUDGET)
 }
 

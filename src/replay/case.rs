@@ -36,8 +36,8 @@ struct CaseFile {
     pass_to_pass: Vec<String>,
     #[serde(default)]
     check_runs: Option<u32>,
-    #[serde(default)]
-    check_budget: Option<String>,
+    #[serde(default, with = "spec::duration::option_positive")]
+    check_budget: Option<Duration>,
     #[serde(default)]
     tags: Vec<String>,
     #[serde(default)]
@@ -208,13 +208,7 @@ pub fn load_case(file: &Path) -> Result<Case, Error> {
     })?;
     let value = spec::parse_document(&text, spec::Format::Toml, &file, "case")?;
     spec::check_schema(&value, CASE_SCHEMA, &file, "case")?;
-    let c: CaseFile = serde_path_to_error::deserialize(&value).map_err(|e| {
-        Error::usage(format!("invalid case `{}`", file.display())).detail(format!(
-            "/{}: {}",
-            e.path().to_string().replace('.', "/"),
-            e.inner()
-        ))
-    })?;
+    let c: CaseFile = spec::deserialize_typed(&value, &file, "case")?;
     let bad = |msg: String| Error::usage(format!("invalid case `{}`", file.display())).detail(msg);
     let mut hashed: Vec<Vec<u8>> = vec![text.clone().into_bytes()];
     // The job spec: a file (relative to the case folder) or the keys inline.
@@ -260,17 +254,7 @@ pub fn load_case(file: &Path) -> Result<Case, Error> {
         }
         None => None,
     };
-    let check_budget = match &c.check_budget {
-        None => DEFAULT_CHECK_BUDGET,
-        Some(t) => match humantime::parse_duration(t.trim()) {
-            Ok(d) if !d.is_zero() => d,
-            _ => {
-                return Err(bad(format!(
-                    "/check-budget: `{t}` is not a duration; expected e.g. `90s`, `5m`"
-                )));
-            }
-        },
-    };
+    let check_budget = c.check_budget.unwrap_or(DEFAULT_CHECK_BUDGET);
     let repo_source = if spec::is_remote_url(&c.repo) {
         c.repo.clone()
     } else {

@@ -32,7 +32,9 @@ pub struct EnvKeys {
     /// Setup commands.
     #[serde(default)]
     pub setup: Vec<String>,
-    /// Budget of one setup command (humantime text).
+    /// Budget of one setup command (humantime text; these keys are flattened into the case and
+    /// variant tables, where serde loses the key's path, so [`Environment::resolve`] parses it
+    /// when the file is loaded).
     #[serde(default)]
     pub setup_budget: Option<String>,
 }
@@ -123,15 +125,10 @@ impl Environment {
     pub fn resolve(keys: &EnvKeys, dir: &Path, file: &Path, what: &str) -> Result<Self, Error> {
         let setup_budget = match &keys.setup_budget {
             None => DEFAULT_SETUP_BUDGET,
-            Some(t) => match humantime::parse_duration(t.trim()) {
-                Ok(d) if !d.is_zero() => d,
-                _ => {
-                    return Err(Error::usage(format!("invalid {what} `{}`", file.display()))
-                        .detail(format!(
-                            "/setup-budget: `{t}` is not a duration; expected e.g. `90s`, `10m`"
-                        )));
-                }
-            },
+            Some(t) => crate::spec::duration::parse(t, true).map_err(|e| {
+                Error::usage(format!("invalid {what} `{}`", file.display()))
+                    .detail(format!("/setup-budget: {e}"))
+            })?,
         };
         Ok(Environment {
             env: keys.env.clone(),

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod emit;
 pub mod env;
 pub mod kind;
+pub mod merge;
 pub mod plan;
 pub mod record;
 pub mod report;

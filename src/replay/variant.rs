@@ -33,8 +33,8 @@ struct VariantFile {
     agent: Option<AgentSpec>,
     #[serde(default)]
     model: Option<String>,
-    #[serde(default)]
-    budgets: BTreeMap<String, String>,
+    #[serde(default, with = "spec::duration::positive_map")]
+    budgets: BTreeMap<String, std::time::Duration>,
     #[serde(default)]
     max_attempts: Option<u32>,
     #[serde(flatten)]
@@ -60,8 +60,8 @@ pub struct Variant {
     pub agent: Option<AgentSpec>,
     /// The model; `None` keeps the job spec's.
     pub model: Option<String>,
-    /// Stage budgets merged over the job spec's (stage id -> duration text).
-    pub budgets: BTreeMap<String, String>,
+    /// Stage budgets merged over the job spec's (stage id -> duration).
+    pub budgets: BTreeMap<String, std::time::Duration>,
     /// Overrides the job spec's `max-attempts`.
     pub max_attempts: Option<u32>,
     /// The variant's environment, layered over each case's.
@@ -120,13 +120,7 @@ pub fn load(path: &Path) -> Result<Variant, Error> {
             let value = spec::parse_document(&text, spec::Format::Toml, f, "variant")?;
             spec::check_schema(&value, VARIANT_SCHEMA, f, "variant")
                 .map_err(|e| e.hint("`fixci schema variant` prints the variant schema"))?;
-            serde_path_to_error::deserialize(&value).map_err(|e| {
-                Error::usage(format!("invalid variant `{}`", f.display())).detail(format!(
-                    "/{}: {}",
-                    e.path().to_string().replace('.', "/"),
-                    e.inner()
-                ))
-            })?
+            spec::deserialize_typed(&value, f, "variant")?
         }
     };
     let shown = file.clone().unwrap_or_else(|| path.clone());
@@ -187,14 +181,6 @@ pub fn load(path: &Path) -> Result<Variant, Error> {
         let rel = f.strip_prefix(&dir).unwrap_or(f);
         parts.push(rel.display().to_string().into_bytes());
         parts.push(std::fs::read(f).map_err(|e| io_error("read", f, e))?);
-    }
-    for (k, v) in &vf.budgets {
-        if humantime::parse_duration(v.trim()).map_or(true, |d| d.is_zero()) {
-            return Err(bad(format!(
-                "{}: `{v}` is not a duration; expected e.g. `90s`, `5m`",
-                spec::pointer(&["budgets", k])
-            )));
-        }
     }
     let environment = Environment::resolve(&vf.environment, &dir, &shown, "variant")?;
     Ok(Variant {

@@ -85,6 +85,14 @@ pub struct RunnerCommand {
 pub enum ReportAt {
     /// A JUnit XML file.
     Junit(PathBuf),
+    /// fixci's Python helper: its JUnit XML file, cross-checked with the live account it
+    /// writes into the FIFO `events` ([`super::events`]).
+    PyJunit {
+        /// The JUnit XML file.
+        junit: PathBuf,
+        /// The FIFO (unlinked by the helper once open).
+        events: PathBuf,
+    },
     /// A folder of JUnit XML files (Maven Surefire).
     JunitDir(PathBuf),
     /// The run's own output (`go test -json`).
@@ -211,6 +219,66 @@ pub fn detect(test_file: &str, pytest_available: bool) -> RunnerCommand {
     parse_line(&line)
 }
 
+/// The pytest configuration file pytest would pick for `targets` in `tree`, looking no higher
+/// than `tree` itself: from the targets' common folder up to the root, the first `pytest.ini`
+/// or `.pytest.ini`, `pyproject.toml` with `[tool.pytest.ini_options]`, `tox.ini` with
+/// `[pytest]`, or `setup.cfg` with `[tool:pytest]` (pytest's own order, see
+/// <https://docs.pytest.org/en/stable/reference/customize.html#finding-the-rootdir>).
+pub fn pytest_config(tree: &Path, targets: &[String]) -> Option<PathBuf> {
+    let mut dir = PathBuf::new();
+    let dirs: Vec<PathBuf> = targets
+        .iter()
+        .map(|t| {
+            let path = t.split("::").next().unwrap_or(t);
+            let p = Path::new(path.trim_start_matches("./"));
+            if tree.join(p).is_dir() {
+                p.to_path_buf()
+            } else {
+                p.parent().map(Path::to_path_buf).unwrap_or_default()
+            }
+        })
+        .collect();
+    if let Some(first) = dirs.first() {
+        for c in first.components() {
+            let next = dir.join(c);
+            if dirs.iter().all(|d| d.starts_with(&next))
+                && !matches!(c, std::path::Component::ParentDir)
+            {
+                dir = next;
+            } else {
+                break;
+            }
+        }
+    }
+    loop {
+        let here = tree.join(&dir);
+        for (name, section) in [
+            ("pytest.ini", None),
+            (".pytest.ini", None),
+            ("pyproject.toml", Some("[tool.pytest.ini_options]")),
+            ("tox.ini", Some("[pytest]")),
+            ("setup.cfg", Some("[tool:pytest]")),
+        ] {
+            let p = here.join(name);
+            if !p.is_file() {
+                continue;
+            }
+            match section {
+                None => return Some(p),
+                Some(s) => {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    if text.lines().any(|l| l.trim() == s) {
+                        return Some(p);
+                    }
+                }
+            }
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
 /// Options an agent may pass to a runner: output verbosity and traceback style only (no
 /// plugins, config files, root dirs or selection flags that could hide a test).
 fn harmless_option(runner: Runner, opt: &str) -> bool {
@@ -330,8 +398,21 @@ impl RunnerCommand {
         let mut argv: Vec<String> = Vec::new();
         let report = match self.runner {
             Runner::Pytest | Runner::Unittest => {
-                let helper = scratch.join("fixci_pyrun.py");
+                // Named plainly: nothing the test can see names fixci.
+                let helper = scratch.join("runtests.py");
                 std::fs::write(&helper, PY_RUNNER)?;
+                let events = scratch.join("events");
+                super::events::make_fifo(&events)?;
+                // pytest reads no configuration above the tree: the tree's own file, or an
+                // empty one of fixci's (`-c`), whatever lies in the folders above.
+                let ini = match pytest_config(tree, &self.targets) {
+                    Some(p) => p,
+                    None => {
+                        let empty = scratch.join("pytest.ini");
+                        std::fs::write(&empty, "[pytest]\n")?;
+                        empty
+                    }
+                };
                 let python = self
                     .program
                     .first()
@@ -348,9 +429,15 @@ impl RunnerCommand {
                 );
                 argv.extend([python, helper.display().to_string()]);
                 if self.runner == Runner::Pytest {
-                    argv.extend(["pytest".into(), junit.display().to_string()]);
+                    argv.extend([
+                        "pytest".into(),
+                        junit.display().to_string(),
+                        events.display().to_string(),
+                    ]);
                     argv.extend(self.options.iter().cloned());
                     argv.extend([
+                        "-c".into(),
+                        ini.display().to_string(),
                         "-p".into(),
                         "no:cacheprovider".into(),
                         format!("--junitxml={}", junit.display()),
@@ -360,11 +447,15 @@ impl RunnerCommand {
                         format!("--confcutdir={}", tree.display()),
                     ]);
                 } else {
-                    argv.extend(["unittest".into(), junit.display().to_string()]);
+                    argv.extend([
+                        "unittest".into(),
+                        junit.display().to_string(),
+                        events.display().to_string(),
+                    ]);
                     argv.extend(self.options.iter().cloned());
                 }
                 argv.extend(self.targets.iter().cloned());
-                ReportAt::Junit(junit)
+                ReportAt::PyJunit { junit, events }
             }
             Runner::Nextest => {
                 let cfg = scratch.join("nextest.toml");
@@ -557,8 +648,8 @@ mod tests {
                 .contains(&("PYTHONDONTWRITEBYTECODE".into(), "1".into()))
         );
         assert!(inv.argv.contains(&"no:cacheprovider".to_string()));
-        assert!(matches!(inv.report, ReportAt::Junit(_)));
-        assert!(tmp.path().join("fixci_pyrun.py").is_file());
+        assert!(tmp.path().join("runtests.py").is_file());
+        assert!(matches!(inv.report, ReportAt::PyJunit { .. }));
         let go = parse_line("go test ./pkg")
             .invocation(Path::new("/tree"), tmp.path())
             .unwrap();

@@ -3,6 +3,7 @@
 //! outcomes are read from the runners' reports ([`outcome`]).
 
 pub mod command;
+pub mod events;
 pub mod outcome;
 
 /// The command that runs one test file, as fixci runs it (report options aside): the spec's

@@ -1,26 +1,58 @@
 """fixci's Python test helper, written by fixci outside the tree it verifies.
 
-usage: python3 fixci_pyrun.py pytest JUNIT [pytest args...]
-       python3 fixci_pyrun.py unittest JUNIT [-v|-q|-f] [targets...]
+usage: python3 runtests.py pytest JUNIT EVENTS [pytest args...]
+       python3 runtests.py unittest JUNIT EVENTS [-v|-q|-f] [targets...]
 
 The runner is imported before the tree's root (the working directory) goes on sys.path, so a
 `pytest.py` or `unittest.py` in the repository cannot stand in for it (fixci also sets
 PYTHONSAFEPATH=1). For unittest it writes a JUnit XML report of every test at JUNIT.
+
+EVENTS is a FIFO fixci reads while the run goes on: it is opened and unlinked before any code
+under test is imported, and receives one JSON line per test report as it is made, then the
+exit status. fixci cross-checks these lines with the JUnit report and the process's exit
+status, so an exit hook that rewrites the report or forces the status is caught.
 """
+import json
 import os
 import sys
 
-mode, junit = sys.argv[1], sys.argv[2]
-args = sys.argv[3:]
+mode, junit, events = sys.argv[1], sys.argv[2], sys.argv[3]
+args = sys.argv[4:]
+del sys.argv[1:4]
+
+_events_fd = os.open(events, os.O_WRONLY)
+os.unlink(events)
+
+
+def _emit(record, _fd=_events_fd, _dumps=json.dumps, _write=os.write):
+    try:
+        _write(_fd, (_dumps(record) + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
 
 if mode == "pytest":
     try:
         import pytest
     except ImportError as e:
-        print(f"fixci: pytest is not installed for {sys.executable}: {e}", file=sys.stderr)
+        print(f"pytest is not installed for {sys.executable}: {e}", file=sys.stderr)
+        _emit({"exit": 3})
         sys.exit(3)
+
+    class _Account:
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_logreport(self, report):
+            _emit({"id": report.nodeid, "when": report.when, "outcome": report.outcome})
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_collectreport(self, report):
+            if report.outcome != "passed":
+                _emit({"id": report.nodeid, "when": "collect", "outcome": report.outcome})
+
     sys.path.insert(0, os.getcwd())
-    sys.exit(pytest.main(args))
+    _status = int(pytest.main(args, plugins=[_Account()]))
+    _emit({"exit": _status})
+    sys.exit(_status)
 
 import time
 import traceback
@@ -80,6 +112,8 @@ class Result(unittest.TextTestResult):
             message = message or (traceback.format_exception_only(err[0], err[1])[-1].strip())
         records.append((test.id(), outcome, message or "", text, _file_of(test),
                         time.monotonic() - getattr(self, "_t0", time.monotonic())))
+        _emit({"id": test.id(), "when": "call",
+               "outcome": {"failure": "failed"}.get(outcome, outcome)})
 
     def addSuccess(self, test):
         super().addSuccess(test)
@@ -117,12 +151,15 @@ result = runner.run(suite)
 
 root = ET.Element("testsuites")
 ts = ET.SubElement(root, "testsuite", name="unittest", tests=str(len(records)))
-seen = {}
-for tid, outcome, message, text, path, secs in records:
-    # A test with failing subtests is reported once, with its worst outcome.
-    if tid in seen and seen[tid] != "passed":
-        continue
-    seen[tid] = outcome
+# A test with failing subtests is reported once, with its worst outcome (as fixci reads the
+# live account).
+_rank = {"passed": 0, "skipped": 1, "failure": 2, "error": 3}
+worst = {}
+for rec in records:
+    prev = worst.get(rec[0])
+    if prev is None or _rank[rec[1]] > _rank[prev[1]]:
+        worst[rec[0]] = rec
+for tid, outcome, message, text, path, secs in worst.values():
     classname, _, name = tid.rpartition(".")
     attrs = {"classname": classname, "name": name, "time": f"{secs:.3f}"}
     if path:
@@ -132,4 +169,6 @@ for tid, outcome, message, text, path, secs in records:
         child = ET.SubElement(tc, outcome, message=message)
         child.text = text
 ET.ElementTree(root).write(junit, encoding="utf-8", xml_declaration=True)
-sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)
+_status = 0 if result.wasSuccessful() and result.testsRun > 0 else 1
+_emit({"exit": _status})
+sys.exit(_status)

@@ -128,6 +128,36 @@ pub fn check_schema(value: &Value, schema: &str, path: &Path, what: &str) -> Res
     Err(Error::usage(format!("invalid {what} `{}`", path.display())).details(details))
 }
 
+/// Deserializes a document that passed its schema into `T`; an error (exit 2) names `path` and
+/// the JSON pointer of the value (`/stage/0/budget: ...`), e.g. a duration that does not parse.
+pub fn deserialize_typed<T: serde::de::DeserializeOwned>(
+    value: &Value,
+    path: &Path,
+    what: &str,
+) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        use serde_path_to_error::Segment;
+        let ptr: String = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Seq { index } => Some(index.to_string()),
+                Segment::Map { key } => Some(key.replace('~', "~0").replace('/', "~1")),
+                Segment::Enum { variant } => Some(variant.clone()),
+                Segment::Unknown => None,
+            })
+            .map(|s| format!("/{s}"))
+            .collect();
+        let ptr = if ptr.is_empty() {
+            "(root)".to_string()
+        } else {
+            ptr
+        };
+        Error::usage(format!("invalid {what} `{}`", path.display()))
+            .detail(format!("{ptr}: {}", e.inner()))
+    })
+}
+
 /// Renders a JSON pointer from path segments (`["budgets", "fix"]` -> `/budgets/fix`), escaping
 /// `~` and `/` as RFC 6901 says.
 pub fn pointer(segments: &[&str]) -> String {

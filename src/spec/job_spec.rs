@@ -40,9 +40,14 @@ pub struct JobSpec {
     /// Model name passed to the agent preset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Stage id (or `total`) -> duration text such as `"5m"`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub budgets: BTreeMap<String, String>,
+    /// Stage id (or `total`) -> budget, written as humantime text such as `"5m"` and parsed at
+    /// load ([`super::duration`]); zero is refused.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "super::duration::positive_map"
+    )]
+    pub budgets: BTreeMap<String, std::time::Duration>,
     /// Fix attempts before escalation (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,

@@ -3,15 +3,16 @@
 //! names exist); does no other I/O.
 
 mod document;
+pub mod duration;
 mod job_spec;
 
-use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::Value;
 
-pub use document::{Format, check_schema, parse_document, pointer, read_document, type_name};
+pub use document::{
+    Format, check_schema, deserialize_typed, parse_document, pointer, read_document, type_name,
+};
 pub use job_spec::{AgentCommits, AgentSpec, JobSpec, PrSpec};
 
 use crate::error::Error;
@@ -43,8 +44,6 @@ pub struct LoadedSpec {
     pub dir: PathBuf,
     /// The resolved log input.
     pub logs: LogsInput,
-    /// Parsed `budgets`: stage id (or `total`) -> duration.
-    pub budgets: BTreeMap<String, Duration>,
     /// `--model` from the command line, which also replaced `spec.model`; unlike the spec's own
     /// `model` it beats the pipeline's attempt ladder. `None` when loaded from a file.
     pub model_flag: Option<String>,
@@ -68,31 +67,9 @@ pub fn load(path: &Path) -> Result<LoadedSpec, Error> {
 /// paths.
 pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, Error> {
     check_schema(&value, JOB_SCHEMA, path, "job spec")?;
-    let spec: JobSpec = serde_path_to_error::deserialize(&value).map_err(|e| {
-        Error::usage(format!("invalid job spec `{}`", path.display())).detail(format!(
-            "/{}: {}",
-            e.path().to_string().replace('.', "/"),
-            e.inner()
-        ))
-    })?;
+    let spec: JobSpec = deserialize_typed(&value, path, "job spec")?;
     let mut problems = Vec::new();
     let logs = check_inputs(&spec, dir, &mut problems);
-    let mut budgets = BTreeMap::new();
-    for (stage, text) in &spec.budgets {
-        match humantime::parse_duration(text.trim()) {
-            Ok(d) if d.is_zero() => problems.push(format!(
-                "{}: budget must be longer than zero, found `{text}`",
-                pointer(&["budgets", stage])
-            )),
-            Ok(d) => {
-                budgets.insert(stage.clone(), d);
-            }
-            Err(e) => problems.push(format!(
-                "{}: `{text}` is not a duration ({e}); expected e.g. `90s`, `5m`, `1h 30m`",
-                pointer(&["budgets", stage])
-            )),
-        }
-    }
     if let Some(p) = &spec.existing_test_path {
         if let Err(why) = check_relative_inside(p) {
             problems.push(format!("/existing-test-path: `{p}` {why}"));
@@ -125,7 +102,6 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
         path: path.to_path_buf(),
         dir: dir.to_path_buf(),
         logs,
-        budgets,
         model_flag: None,
     })
 }

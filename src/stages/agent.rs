@@ -45,7 +45,15 @@ impl Stage for AgentStage {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         let wt = worktree(cx.st())?;
         let (name, text) = Templates::find(&self.prompt, &cx.env.template_roots)?;
-        let ctx = prompt_context(cx.env, cx.st(), cx.id, &cx.dir, cx.attempt, cx.budget);
+        let ctx = prompt_context(
+            cx.env,
+            cx.st(),
+            cx.id,
+            &cx.dir,
+            cx.attempt,
+            cx.model,
+            cx.budget,
+        );
         let prompt = crate::redact::redact(&render_prompt(&name, &text, &ctx)?);
         let prompt_file = cx.dir.join("prompt.md");
         std::fs::write(&prompt_file, &prompt).map_err(|e| io_error("write", &prompt_file, e))?;
@@ -56,12 +64,12 @@ impl Stage for AgentStage {
             stage_dir: cx.dir.clone(),
             run_dir: cx.env.run_dir.path().to_path_buf(),
             worktree: wt.clone(),
-            model: cx.env.spec().spec.model.clone(),
+            model: cx.model.map(str::to_string),
             secret_env: cx.env.spec().spec.secret_env.clone(),
         };
-        let mut cmd = cx.env.req.agent.command(&inv);
+        let mut cmd = cx.agent.command(&inv);
         if cx.st().containment.sandbox.as_ref().is_some_and(|d| d.sandboxed()) {
-            cmd.args = cx.env.req.agent.without_own_sandbox(&cmd.args);
+            cmd.args = cx.agent.without_own_sandbox(&cmd.args);
         }
         // A usage report is the CLI's own, of this invocation only.
         let usage_file = cx.dir.join(crate::agent::USAGE_FILE);
@@ -74,7 +82,7 @@ impl Stage for AgentStage {
         let stderr = cx.dir.join("agent.stderr.log");
         let id = cx.id.to_string();
         let shown = cmd.display();
-        let agent_name = cx.env.req.agent.name.clone();
+        let agent_name = cx.agent.name.clone();
         let spawn_error = |e| {
             Error::infra(format!("cannot start agent `{agent_name}`"))
                 .source(e)
@@ -85,7 +93,7 @@ impl Stage for AgentStage {
         let watch = AgentWatch::start(cx.st().containment.sandbox.as_ref(), &run_path, &wt, &cx.dir)
             .map_err(|e| io_error("prepare the sandbox in", &run_path, e))?;
         let (cmd, out) = watch
-            .wrap(cmd, OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() }, &cx.env.req.agent.writable)
+            .wrap(cmd, OutputTo::Separate { stdout: stdout.clone(), stderr: stderr.clone() }, &cx.agent.writable)
             .map_err(spawn_error)?;
         let rec = &mut *cx.rec;
         let finished = process::run(
@@ -115,12 +123,12 @@ impl Stage for AgentStage {
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned());
         let mut report = crate::agent::result::parse(
-            cx.env.req.agent.result,
+            cx.agent.result,
             &String::from_utf8_lossy(&std::fs::read(&stdout).unwrap_or_default()),
             usage.as_deref(),
         );
         report.exit = finished.termination.describe();
-        report.agent = cx.env.req.agent.name.clone();
+        report.agent = cx.agent.name.clone();
         let policy = cx.env.spec().spec.agent_commits;
         let mut result = self.judge(
             cx,
@@ -154,7 +162,7 @@ impl Stage for AgentStage {
         cx.emit(Event::AgentFinished {
             stage: cx.id.to_string(),
             attempt: cx.attempt.filter(|_| self.role == Role::Fix),
-            agent: cx.env.req.agent.name.clone(),
+            agent: cx.agent.name.clone(),
             report: report.clone(),
         });
         result.agent_report = Some(report);
@@ -371,6 +379,12 @@ fn judge_fix(
         .map_err(|e| Error::infra("cannot diff the worktree").source(e))?;
     let spec = &cx.env.spec().spec;
     let failing_tests = judge::failing_test::failing_test_files(cx.st());
+    let test_commands: Vec<String> = [spec.test_command.clone(), spec.suite_command.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut test_files = failing_tests.clone();
+    test_files.push(repro.test_file.clone());
     let findings = judge::judge_fix(
         &repo,
         base,
@@ -379,6 +393,8 @@ fn judge_fix(
             failing_tests: &failing_tests,
             deterministic: spec.deterministic,
             allow_test_infra_changes: spec.allow_test_infra_changes,
+            test_commands: &test_commands,
+            test_files: &test_files,
         },
     )
     .map_err(|e| Error::infra("cannot judge the fix's changes").source(e))?;

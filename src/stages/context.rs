@@ -118,13 +118,16 @@ pub fn eval_count(
     }
 }
 
-/// Builds the context for a stage `id` with directory `dir`, in attempt `attempt`.
+/// Builds the context for a stage `id` with directory `dir`, in attempt `attempt`; `model` is
+/// the model the stage's agent runs (the attempt's inside the attempt loop), shown as
+/// `spec.model`.
 pub fn prompt_context(
     env: &RunEnv,
     st: &RunState,
     id: &str,
     dir: &Path,
     attempt: Option<u32>,
+    model: Option<&str>,
     budget: Duration,
 ) -> Value {
     let logs = match &st.logs {
@@ -175,8 +178,10 @@ pub fn prompt_context(
         })
         .unwrap_or(defaults::MAX_ATTEMPTS);
     let verify_runs = defaults::verify_runs(env.spec().spec.verify_runs);
+    let mut spec = pipeline::spec_context(&env.spec().spec);
+    spec["model"] = json!(model);
     json!({
-        "spec": pipeline::spec_context(&env.spec().spec),
+        "spec": spec,
         "logs": logs,
         "repro": repro,
         "attempt": {"number": attempt.unwrap_or(1), "max": max_attempts, "previous": previous},

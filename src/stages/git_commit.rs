@@ -14,17 +14,7 @@ impl Stage for GitCommit {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         let wt = vcs::open(&worktree(cx.st())?)
             .map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-        let title = crate::report::title(cx.st(), cx.env.spec());
-        let mut msg = format!("{title}\n\n");
-        if let Some(rc) = cx
-            .st()
-            .attempts
-            .iter()
-            .rev()
-            .find_map(|a| a.root_cause.clone())
-        {
-            msg.push_str(&format!("{rc}\n\n"));
-        }
+        let mut msg = super::commit_message(cx.st(), cx.env.spec());
         if let Some(v) = &cx.st().verification {
             msg.push_str(&format!(
                 "Verified by fixci: the reproduction passed {} of {} runs.\n",

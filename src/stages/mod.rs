@@ -19,7 +19,9 @@ mod strip_test;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::agent::Agent;
 use crate::error::Error;
+use crate::pipeline::ladder::Attempt;
 use crate::pipeline::{StageDef, StageKind};
 use crate::run_dir::{Event, RunState, StageStatus};
 
@@ -49,6 +51,11 @@ pub struct StageCtx<'a> {
     pub dir: PathBuf,
     /// Attempt number inside the attempt loop.
     pub attempt: Option<u32>,
+    /// The agent this stage runs: the attempt's inside the attempt loop (the ladder's choice),
+    /// else the run's.
+    pub agent: &'a Agent,
+    /// The model given to the agent: the attempt's inside the attempt loop, else the spec's.
+    pub model: Option<&'a str>,
     /// Time this stage may take.
     pub budget: Duration,
     /// The state and the event sink.
@@ -56,20 +63,27 @@ pub struct StageCtx<'a> {
 }
 
 impl<'a> StageCtx<'a> {
-    /// A context for stage `id` running in `dir` with `budget`, recording into `rec`.
+    /// A context for stage `id` running in `dir` with `budget`, recording into `rec`; inside
+    /// the attempt loop, `attempt` gives the attempt's number, agent and model.
     pub fn new(
         env: &'a RunEnv,
         rec: &'a mut dyn Recorder,
         id: &'a str,
         dir: PathBuf,
-        attempt: Option<u32>,
+        attempt: Option<&'a Attempt>,
         budget: Duration,
     ) -> Self {
+        let (agent, model) = match attempt {
+            Some(a) => (&a.agent, a.model.as_deref()),
+            None => (&env.req.agent, env.spec().spec.model.as_deref()),
+        };
         StageCtx {
             env,
             id,
             dir,
-            attempt,
+            attempt: attempt.map(|a| a.number),
+            agent,
+            model,
             budget,
             rec,
         }
@@ -188,6 +202,15 @@ pub(crate) fn worktree(st: &RunState) -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::infra("this run has no worktree"))
 }
 
+/// The fix commit's message: the report's title, then the agent's root cause (if any).
+pub(crate) fn commit_message(st: &RunState, spec: &crate::spec::LoadedSpec) -> String {
+    let mut msg = format!("{}\n\n", crate::report::title(st, spec));
+    if let Some(rc) = st.attempts.iter().rev().find_map(|a| a.root_cause.clone()) {
+        msg.push_str(&format!("{rc}\n\n"));
+    }
+    msg
+}
+
 /// Variables set for test and command stages: the request's `env` (a replay case's `env` and
 /// `path`), empty outside replay.
 pub(crate) fn test_env(env: &RunEnv) -> Vec<(String, String)> {
@@ -195,8 +218,16 @@ pub(crate) fn test_env(env: &RunEnv) -> Vec<(String, String)> {
 }
 
 /// The environment a test or user command runs with: the forge tokens and `secret-env` removed.
+/// Variables whose names contain `FIXCI` (fixci's own `FIXCI_*`) are removed too: no variable
+/// name in a test's environment tells verification from CI.
 pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
-    crate::agent::scrubbed_env(&env.spec().spec.secret_env)
+    let mut v = crate::agent::scrubbed_env(&env.spec().spec.secret_env);
+    v.extend(
+        std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| k.to_ascii_uppercase().contains("FIXCI")),
+    );
+    v
 }
 
 /// Puts fixci's own copy of the confirmed reproduction test back into the worktree (no-op for a

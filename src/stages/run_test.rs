@@ -4,16 +4,21 @@
 //! run must fail); `expect = "pass"` commits the attempt and verifies that commit (the
 //! reproduction passes N times, the CI's failing tests pass, no regressions). With
 //! `restore-test`, fixci's own bytes of the confirmed test are used, so an agent cannot pass
-//! verification by editing the test. Stress mode (flaky failures) runs in the worktree.
+//! verification by editing the test. Stress mode (flaky failures) runs in sealed trees too: the
+//! start commit with fixci's bytes of the test to confirm, the committed attempt to verify (the
+//! CI's own test as the attempt edited it, an agent's test from fixci's bytes), each run judged
+//! by its report where the runner writes one.
 
-use super::{Stage, StageCtx, StageResult, restore_repro_test, test_env_remove, worktree};
+use super::sealed_run::{self, Setup};
+use super::{Stage, StageCtx, StageResult, test_env_remove};
 use crate::defaults;
-use crate::run_dir::Event;
-use crate::run_dir::{Counts, FlakyStats};
 use crate::error::{Error, io_error};
 use crate::judge::reproduction::{judge_failing_run, judge_passing_run};
 use crate::pipeline::{Count, Expect, RunMode};
 use crate::process;
+use crate::run_dir::Event;
+use crate::run_dir::{Counts, FlakyStats};
+use crate::verify::record::{CheckRecord, CheckStatus, Verification};
 
 /// The `run-test` stage.
 pub struct RunTest {
@@ -70,18 +75,42 @@ impl RunTest {
     /// ([`crate::judge::reproduction`]).
     fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
-        let wt = worktree(cx.st())?;
-        let repro = cx.st().repro.clone().ok_or_else(|| {
-            Error::usage(format!("stage `{}` needs a reproduction before it", cx.id))
-        })?;
-        if self.restore {
-            restore_repro_test(&wt, &repro)?;
-        }
+        let planned_default = || u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs));
+        let setup = match sealed_run::setup(cx)? {
+            Ok(s) => s,
+            Err(why) if self.expect == Expect::Pass => {
+                return Ok(sealed_run::not_verified(cx, planned_default(), why));
+            }
+            Err(why) => return Ok(StageResult::failed(why)),
+        };
+        let repro = setup.repro.clone();
+        // Confirm on the start commit with fixci's bytes; verify the committed attempt, with
+        // fixci's bytes of an agent's test (`restore`) and the CI's own test as the attempt
+        // edited it (such edits are judged before: `crate::judge::test_edits`).
+        let (commit, write_repro) = match self.expect {
+            Expect::Fail => (sealed_run::start_commit(cx)?, true),
+            Expect::Pass => (
+                sealed_run::candidate(cx, &setup)?,
+                self.restore && repro.origin != "existing",
+            ),
+        };
+        let tree = match sealed_run::sealed_tree(&setup, commit, write_repro)? {
+            Ok(t) => t,
+            Err(why) if self.expect == Expect::Pass => {
+                return Ok(sealed_run::not_verified(cx, planned_default(), why));
+            }
+            Err(why) => return Ok(StageResult::failed(why)),
+        };
+        let Setup { rec, runner, .. } = setup;
         let mut cfg = StressConfig::new(
-            StressCommand::Shell(repro.command.clone()),
-            wt.clone(),
+            StressCommand::Runner(runner.clone()),
+            tree.root(),
             cx.dir.join("stress"),
         );
+        cfg.scratch = Some(tree.scratch());
+        if self.expect == Expect::Pass {
+            cfg.wanted = rec.failing_ids.clone();
+        }
         cfg.env_remove = test_env_remove(cx.env);
         cfg.env = super::test_env(cx.env);
         cfg.duration = Some(cx.budget);
@@ -115,7 +144,11 @@ impl RunTest {
         });
         let planned = match self.expect {
             Expect::Fail => {
-                cfg.runs = Some(cx.env.count(self.runs.as_ref(), defaults::STRESS_RUNS, "`runs`")?);
+                cfg.runs = Some(cx.env.count(
+                    self.runs.as_ref(),
+                    defaults::STRESS_RUNS,
+                    "`runs`",
+                )?);
                 cfg.until_failures = self.until_failures;
                 cfg.runs.unwrap_or(400)
             }
@@ -143,16 +176,31 @@ impl RunTest {
         let report = stress::run(&cfg, Some(cx.env.req.cancel), &mut |_| {}).map_err(|e| {
             Error::infra(format!("stage `{}`: the stress runner failed", cx.id)).source(e)
         })?;
+        drop(tree);
+        let evidence = if crate::verify::has_report(&runner) {
+            if runner.runner == crate::runners::command::Runner::GoTest {
+                "go-json"
+            } else {
+                "junit"
+            }
+        } else {
+            "exit-code"
+        };
         std::fs::write(
             cx.dir.join("stress.json"),
             serde_json::to_string_pretty(&report).unwrap_or_default(),
         )
         .map_err(|e| io_error("write", &cx.dir.join("stress.json"), e))?;
-        let first_failure = report
-            .failing_runs
-            .iter()
-            .find(|r| r.counted)
-            .map(|r| crate::redact::redact(&process::tail(&r.output, 6 * 1024)));
+        let first = report.failing_runs.iter().find(|r| r.counted);
+        let first_failure = first.map(|r| {
+            let why = r
+                .why
+                .as_ref()
+                .map(|w| format!("{w}\n\n"))
+                .unwrap_or_default();
+            crate::redact::redact(&format!("{why}{}", process::tail(&r.output, 6 * 1024)))
+        });
+        let first_why = first.and_then(|r| r.why.clone());
         let counts = Counts {
             runs: report.runs,
             passed: report.runs - report.failures - report.unmatched_failures,
@@ -177,6 +225,23 @@ impl RunTest {
                     wall_s: report.wall_s,
                 };
                 cx.emit(Event::FlakyMeasured { stats });
+                // The test ids that failed under stress are what verification requires to pass.
+                let mut ids: Vec<String> = Vec::new();
+                for r in report.failing_runs.iter().filter(|r| r.counted) {
+                    for t in &r.failed_tests {
+                        if !ids.contains(t) {
+                            ids.push(t.clone());
+                        }
+                    }
+                }
+                let mut sealed = rec.clone();
+                sealed.runner = Some(runner.clone());
+                sealed.failing_ids = ids;
+                sealed.evidence = evidence.into();
+                cx.emit(Event::ReproductionSealed {
+                    record: sealed,
+                    command: runner.display(),
+                });
                 cx.emit(Event::ReproductionTested {
                     confirmed: report.failures > 0,
                     failure_output: first_failure,
@@ -223,16 +288,49 @@ impl RunTest {
                     .passing_samples
                     .iter()
                     .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
+                let passed = report.failures + report.unmatched_failures == 0 && no_test.is_none();
+                let check = CheckRecord {
+                    name: "reproduction".into(),
+                    command: runner.display(),
+                    runs: report.runs,
+                    passed: counts.passed,
+                    evidence: evidence.into(),
+                    status: if passed {
+                        CheckStatus::Passed
+                    } else {
+                        CheckStatus::Failed
+                    },
+                    detail: match (&first_why, &no_test) {
+                        _ if passed => format!(
+                            "passed {} of {planned} runs under stress (N from p0 and k)",
+                            report.runs
+                        ),
+                        (Some(w), _) => format!("a failure after {} runs: {w}", report.runs),
+                        (None, Some(w)) => w.clone(),
+                        (None, None) => format!("a failure after {} runs", report.runs),
+                    },
+                    tests: rec.failing_ids.clone(),
+                };
+                cx.emit(Event::CandidateVerified {
+                    attempt: cx.attempt,
+                    verification: Some(Verification {
+                        commit: commit.to_string(),
+                        checks: vec![check],
+                    }),
+                    base_suite: None,
+                    tampering: Vec::new(),
+                });
                 cx.emit(Event::VerificationRecorded {
                     attempt: cx.attempt,
                     counts: counts.clone(),
-                    passed: report.failures + report.unmatched_failures == 0 && no_test.is_none(),
+                    passed,
                     failure_output: first_failure,
                 });
                 if report.failures + report.unmatched_failures > 0 {
                     return Ok(StageResult::failed(format!(
-                        "verification failed: a failure after {} of {planned} runs",
-                        report.runs
+                        "verification failed: a failure after {} of {planned} runs{}",
+                        report.runs,
+                        first_why.map(|w| format!(": {w}")).unwrap_or_default()
                     )));
                 }
                 if let Some(why) = no_test {

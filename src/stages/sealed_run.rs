@@ -1,16 +1,126 @@
-//! `run-test` in repeat mode, in sealed trees (see [`crate::verify`]): confirming a reproduction
-//! on the start commit plus fixci's bytes of the test, and verifying a fix attempt by committing
-//! it as a candidate and running the three checks on that commit. This file only moves data
-//! between the run state and [`crate::verify`].
+//! `run-test` in sealed trees (see [`crate::verify`]): confirming a reproduction on the start
+//! commit plus fixci's bytes of the test, and verifying a fix attempt by committing it as a
+//! candidate and running the checks on that commit. The set-up ([`setup`], [`candidate`],
+//! [`sealed_tree`]) is shared with the stress mode of [`super::run_test`]. This file only moves
+//! data between the run state and [`crate::verify`].
 
 use std::time::Instant;
 
 use super::{StageCtx, StageResult, test_env_remove, worktree};
-use crate::run_dir::{Counts, Event, Repro, StageStatus};
 use crate::error::{Error, io_error};
+use crate::run_dir::{Counts, Event, Repro, StageStatus};
+use crate::runners::command::RunnerCommand;
 use crate::vcs;
 use crate::verify::record::{CheckStatus, ReproRecord, sha256_hex};
+use crate::verify::sealed::Sealed;
 use crate::verify::{self, RunLimits};
+
+/// What every run in a sealed tree starts from: the reproduction, fixci's bytes of its test and
+/// their record, the runner fixci built, and the worktree's repository (which holds the
+/// commits).
+pub(crate) struct Setup {
+    /// The reproduction from the run state.
+    pub repro: Repro,
+    /// fixci's bytes of the test.
+    pub bytes: Vec<u8>,
+    /// Their record (hash, runner, confirmed failing ids).
+    pub rec: ReproRecord,
+    /// The runner fixci runs the test with.
+    pub runner: RunnerCommand,
+    /// The worktree's repository.
+    pub repo: git2::Repository,
+}
+
+/// The set-up of a `run-test` stage: `Ok(Err(why))` when fixci's copy of the test was changed
+/// (tampering) or is gone.
+///
+/// Errors: no reproduction before this stage (usage), the worktree cannot be opened.
+pub(crate) fn setup(cx: &StageCtx<'_>) -> Result<Result<Setup, String>, Error> {
+    let wt = worktree(cx.st())?;
+    let repro = cx.st().repro.clone().ok_or_else(|| {
+        Error::usage(format!(
+            "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
+            cx.id
+        ))
+    })?;
+    let template = cx.env.spec().spec.test_command.clone();
+    let (bytes, rec) = match repro_bytes(&repro, template.as_deref()) {
+        Ok(x) => x,
+        Err(why) => return Ok(Err(why)),
+    };
+    let runner = rec
+        .runner
+        .clone()
+        .unwrap_or_else(|| verify::runner_for(&repro.test_file, template.as_deref()));
+    let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
+    Ok(Ok(Setup {
+        repro,
+        bytes,
+        rec,
+        runner,
+        repo,
+    }))
+}
+
+/// Commits the attempt as a candidate (the commit that would be proposed: without an agent's
+/// reproduction test unless `keep-test`).
+pub(crate) fn candidate(cx: &StageCtx<'_>, s: &Setup) -> Result<git2::Oid, Error> {
+    let exclude = if s.repro.origin == "agent" && !cx.env.spec().spec.keep_test {
+        vec![s.repro.test_file.clone()]
+    } else {
+        Vec::new()
+    };
+    verify::candidate_commit(
+        &s.repo,
+        &super::commit_message(cx.st(), cx.env.spec()),
+        &exclude,
+    )
+}
+
+/// `commit` checked out in a sealed tree, with fixci's bytes of the test written in when
+/// `write_repro`; `Ok(Err(why))` when the commit is refused (a symlink leaves the repository).
+pub(crate) fn sealed_tree(
+    s: &Setup,
+    commit: git2::Oid,
+    write_repro: bool,
+) -> Result<Result<Sealed, String>, Error> {
+    let tree = match verify::seal_or_refuse(&s.repo, commit)? {
+        Ok(t) => t,
+        Err(why) => return Ok(Err(why)),
+    };
+    if write_repro {
+        tree.write(&s.repro.test_file, &s.bytes)
+            .map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
+    }
+    Ok(Ok(tree))
+}
+
+/// Records that the attempt's candidate could not be verified at all (`why`: tampering with
+/// fixci's copy of the test, a refused checkout), and fails the stage with it.
+pub(crate) fn not_verified(cx: &mut StageCtx<'_>, planned: u64, why: String) -> StageResult {
+    cx.emit(Event::CandidateVerified {
+        attempt: cx.attempt,
+        verification: None,
+        base_suite: None,
+        tampering: vec![why.clone()],
+    });
+    cx.emit(Event::VerificationRecorded {
+        attempt: cx.attempt,
+        counts: Counts {
+            planned,
+            ..Default::default()
+        },
+        passed: false,
+        failure_output: Some(why.clone()),
+    });
+    StageResult::failed(why)
+}
+
+/// The start commit of the run (where a reproduction is confirmed).
+pub(crate) fn start_commit(cx: &StageCtx<'_>) -> Result<git2::Oid, Error> {
+    git2::Oid::from_str(&cx.st().repo.start_commit)
+        .map_err(|e| Error::infra("bad start commit in state").source(e))
+}
 
 /// fixci's bytes of the reproduction test and its record: from memory, or (a resumed run) from
 /// the run directory's copy when it still matches the recorded hash. `Err(why)` when the copy was
@@ -72,25 +182,17 @@ fn write_counts(cx: &StageCtx<'_>, counts: &Counts) -> Result<(), Error> {
 
 /// Confirms the reproduction: `n` runs on the start commit with fixci's bytes of the test.
 pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Error> {
-    let wt = worktree(cx.st())?;
-    let repro = cx.st().repro.clone().ok_or_else(|| {
-        Error::usage(format!(
-            "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
-            cx.id
-        ))
-    })?;
-    let template = cx.env.spec().spec.test_command.clone();
-    let (bytes, mut rec) = match repro_bytes(&repro, template.as_deref()) {
-        Ok(x) => x,
+    let Setup {
+        repro,
+        bytes,
+        mut rec,
+        runner,
+        repo,
+    } = match setup(cx)? {
+        Ok(s) => s,
         Err(why) => return Ok(StageResult::failed(why)),
     };
-    let runner = rec
-        .runner
-        .clone()
-        .unwrap_or_else(|| verify::runner_for(&repro.test_file, template.as_deref()));
-    let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-    let start = git2::Oid::from_str(&cx.st().repo.start_commit)
-        .map_err(|e| Error::infra("bad start commit in state").source(e))?;
+    let start = start_commit(cx)?;
     let id = cx.id.to_string();
     let mut events = Vec::new();
     let mut on_run = |_: &str, k: u64, failed_as_expected: bool, how: String| {
@@ -156,10 +258,15 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
             } else {
                 format!(
                     "per the {evidence} report: {}",
-                    ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+                    ids.iter()
+                        .map(|i| format!("`{i}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             };
-            StageResult::passed(format!("failed {n} of {n} runs, as a reproduction must, {what}"))
+            StageResult::passed(format!(
+                "failed {n} of {n} runs, as a reproduction must, {what}"
+            ))
         }
         Err(why) => StageResult::failed(format!("it does not reproduce the failure: {why}")),
     };
@@ -177,58 +284,22 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
 /// Verifies the current attempt: commits it as a candidate, checks that commit out in a sealed
 /// tree and runs the three checks.
 pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<StageResult, Error> {
-    let wt = worktree(cx.st())?;
-    let repro = cx.st().repro.clone().ok_or_else(|| {
-        Error::usage(format!(
-            "stage `{}` needs a reproduction (a reproduce stage or `existing-test-path`) before it",
-            cx.id
-        ))
-    })?;
+    let s = match setup(cx)? {
+        Ok(s) => s,
+        Err(why) => return Ok(not_verified(cx, n, why)),
+    };
     let spec = cx.env.spec().spec.clone();
-    let (bytes, rec) = match repro_bytes(&repro, spec.test_command.as_deref()) {
-        Ok(x) => x,
-        Err(why) => {
-            cx.emit(Event::CandidateVerified {
-                attempt: cx.attempt,
-                verification: None,
-                base_suite: None,
-                tampering: vec![why.clone()],
-            });
-            cx.emit(Event::VerificationRecorded {
-                attempt: cx.attempt,
-                counts: Counts { planned: n, ..Default::default() },
-                passed: false,
-                failure_output: Some(why.clone()),
-            });
-            return Ok(StageResult::failed(why));
-        }
-    };
-    let repo = vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-    let from_agent = repro.origin == "agent";
-    // The candidate is the commit that would be proposed: without the reproduction test unless
-    // `keep-test`.
-    let exclude = if from_agent && !spec.keep_test {
-        vec![repro.test_file.clone()]
-    } else {
-        Vec::new()
-    };
-    let mut msg = format!("{}\n\n", crate::report::title(cx.st(), cx.env.spec()));
-    if let Some(rc) = cx
-        .st()
-        .attempts
-        .iter()
-        .rev()
-        .find_map(|a| a.root_cause.clone())
-    {
-        msg.push_str(&format!("{rc}\n"));
-    }
-    let candidate = verify::candidate_commit(&repo, &msg, &exclude)?;
+    let from_agent = s.repro.origin == "agent";
+    let candidate = candidate(cx, &s)?;
     let base = git2::Oid::from_str(&cx.st().repo.base_commit)
         .map_err(|e| Error::infra("bad base commit in state").source(e))?;
-    let runner = rec
-        .runner
-        .clone()
-        .unwrap_or_else(|| verify::runner_for(&repro.test_file, spec.test_command.as_deref()));
+    let Setup {
+        repro,
+        bytes,
+        rec,
+        runner,
+        repo,
+    } = s;
     // The CI's failing tests: from the distilled log, or the existing test itself.
     let ci_tests: Vec<(String, Option<String>)> = cx
         .st()

@@ -131,6 +131,14 @@ fn pytest_python(command: &StressCommand, cwd: &Path) -> Option<String> {
         StressCommand::Shell(s) => {
             (s.contains("pytest") || s.contains("py.test")).then(|| "python3".to_string())
         }
+        StressCommand::Runner(r) => (r.runner == crate::runners::command::Runner::Pytest)
+            .then(|| {
+            r.program
+                .first()
+                .filter(|p| p.rsplit('/').next().is_some_and(|n| n.starts_with("python")))
+                .cloned()
+                .unwrap_or_else(|| "python3".into())
+        }),
     }
 }
 

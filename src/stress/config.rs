@@ -16,6 +16,21 @@ pub enum StressCommand {
     Argv(Vec<String>),
     /// A script run with `sh -c`.
     Shell(String),
+    /// A test runner fixci builds ([`crate::runners::command::RunnerCommand::invocation`]):
+    /// each run writes its report into its own folder `run-NNNNNN` under
+    /// [`StressConfig::scratch`], and the report (not only the exit code) decides whether the
+    /// run passed ([`StressConfig::wanted`]).
+    Runner(crate::runners::command::RunnerCommand),
+}
+
+/// One run's command, ready to spawn, and where its report is.
+pub(crate) struct RunSpec {
+    /// The process to start.
+    pub spec: crate::process::CommandSpec,
+    /// The shuffle seed, when shuffling.
+    pub seed: Option<u64>,
+    /// The report of a [`StressCommand::Runner`] run.
+    pub report: Option<crate::runners::command::ReportAt>,
 }
 
 impl StressCommand {
@@ -28,25 +43,31 @@ impl StressCommand {
                 .collect::<Vec<_>>()
                 .join(" "),
             StressCommand::Shell(s) => s.clone(),
+            StressCommand::Runner(r) => r.display(),
         }
     }
 
     /// The command of run number `index` (0-based): with `repeat`, pytest-repeat's
     /// `--count=K -x` is appended; with a shuffle plugin, its seed argument
-    /// (`base_seed + index`) is appended, and the seed is returned.
+    /// (`base_seed + index`) is appended, and the seed is returned. A runner's report folder is
+    /// `scratch/run-NNNNNN` (created).
+    ///
+    /// Errors: the report folder or the runner's helper cannot be written.
     pub(crate) fn for_run(
         &self,
         cwd: &Path,
+        scratch: &Path,
         shuffle: Option<(ShufflePlugin, u64)>,
         repeat: Option<u32>,
         index: u64,
-    ) -> (crate::process::CommandSpec, Option<u64>) {
+    ) -> std::io::Result<RunSpec> {
         let seed = shuffle.map(|(p, base)| (p, base.wrapping_add(index)));
         let mut extra: Vec<String> = Vec::new();
         if let Some(k) = repeat {
             extra.extend([format!("--count={k}"), "-x".to_string()]);
         }
         extra.extend(seed.map(|(p, s)| p.args(s)).unwrap_or_default());
+        let mut report = None;
         let spec = match self {
             StressCommand::Argv(v) => crate::process::CommandSpec {
                 program: v[0].clone(),
@@ -64,8 +85,26 @@ impl StressCommand {
                 }
                 crate::process::CommandSpec::shell(&script, cwd)
             }
+            StressCommand::Runner(r) => {
+                let dir = scratch.join(format!("run-{index:06}"));
+                std::fs::create_dir_all(&dir)?;
+                let inv = r.invocation(cwd, &dir)?;
+                report = Some(inv.report);
+                crate::process::CommandSpec {
+                    program: inv.argv[0].clone(),
+                    args: inv.argv[1..].iter().cloned().chain(extra).collect(),
+                    cwd: cwd.to_path_buf(),
+                    env: inv.env,
+                    env_remove: Vec::new(),
+                    stdin: None,
+                }
+            }
         };
-        (spec, seed.map(|(_, s)| s))
+        Ok(RunSpec {
+            spec,
+            seed: seed.map(|(_, s)| s),
+            report,
+        })
     }
 }
 
@@ -132,7 +171,18 @@ pub struct StressConfig {
     /// Grace between SIGTERM and SIGKILL for a run that is stopped.
     pub grace: Duration,
     /// When set, only matching failures count as failures; the others are reported apart.
+    /// With a [`StressCommand::Runner`], a failing run whose report shows no failed test (a
+    /// missing report, "no tests ran") does not match either.
     pub failure_match: Option<FailureMatch>,
+    /// For a [`StressCommand::Runner`]: the test ids that must be in the report and pass for a
+    /// run to pass (empty: at least one test ran and every test passed); see
+    /// [`crate::verify::passes`]. Ignored for other commands (the exit code decides).
+    #[serde(default)]
+    pub wanted: Vec<String>,
+    /// For a [`StressCommand::Runner`]: the folder that receives each run's report folder
+    /// (`None`: `keep_dir/reports`).
+    #[serde(default)]
+    pub scratch: Option<PathBuf>,
     /// Directory that receives `runs/run-NNNNNN.log` of every failing run and of a sample of
     /// passing runs, and `stress.json`. Created if missing.
     pub keep_dir: PathBuf,
@@ -165,6 +215,8 @@ impl StressConfig {
             per_run_timeout: Duration::from_secs(600),
             grace: Duration::from_secs(2),
             failure_match: None,
+            wanted: Vec::new(),
+            scratch: None,
             keep_dir,
             keep_passing: 3,
             confidence: 0.95,
@@ -216,7 +268,7 @@ impl StressConfig {
                 }
                 Ok(())
             }
-            StressCommand::Shell(_) => Ok(()),
+            StressCommand::Shell(_) | StressCommand::Runner(_) => Ok(()),
         }
     }
 }

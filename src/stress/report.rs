@@ -39,6 +39,13 @@ pub struct RunRecord {
     pub counted: bool,
     /// The shuffle seed it ran with, when shuffling.
     pub seed: Option<u64>,
+    /// For a runner's run: the test ids its report shows failed or erroring.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_tests: Vec<String>,
+    /// For a runner's run: why it did not pass by its report (a test failed, is missing, was
+    /// skipped, the report is unreadable or disagrees with the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// Live counts, passed to the progress callback.

@@ -147,10 +147,37 @@ impl Shared<'_> {
                 break;
             }
             let out = self.runs_dir.join(format!("run-{index:06}.log"));
-            let (mut spec, seed) = c.command.for_run(&c.cwd, c.shuffle, c.repeat, index);
+            let scratch = c
+                .scratch
+                .clone()
+                .unwrap_or_else(|| c.keep_dir.join("reports"));
+            let run = match c
+                .command
+                .for_run(&c.cwd, &scratch, c.shuffle, c.repeat, index)
+            {
+                Ok(r) => r,
+                Err(source) => {
+                    let mut slot = self.spawn_error.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(process::SpawnError::File {
+                        path: scratch,
+                        source,
+                    });
+                    drop(slot);
+                    self.halt(StopReason::Interrupted);
+                    break;
+                }
+            };
+            let (mut spec, seed) = (run.spec, run.seed);
+            // The run's own settings (a runner's report options) come after the caller's.
+            let own = std::mem::take(&mut spec.env);
             spec.env.extend(c.env.iter().cloned());
+            spec.env.extend(own);
             spec.env_remove.extend(c.env_remove.iter().cloned());
             self.in_flight.fetch_add(1, Ordering::SeqCst);
+            let listener = match run.report.as_ref().map(crate::verify::listen) {
+                Some(Ok(l)) => l,
+                _ => None,
+            };
             let result = process::run(
                 &spec,
                 &OutputTo::Combined(out.clone()),
@@ -159,6 +186,7 @@ impl Shared<'_> {
                 &mut |_| {},
             );
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let events = listener.map(crate::runners::events::Listener::finish);
             match result {
                 Err(e) => {
                     let mut slot = self.spawn_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -172,15 +200,37 @@ impl Shared<'_> {
                     let _ = std::fs::remove_file(&out);
                     break;
                 }
-                Ok(f) => self.record(index, f, out, seed),
+                Ok(f) => self.record(index, f, out, seed, run.report.as_ref(), events.as_deref()),
             }
             let _ = done.send(());
         }
     }
 
-    fn record(&self, index: u64, f: process::Finished, out: PathBuf, seed: Option<u64>) {
+    fn record(
+        &self,
+        index: u64,
+        f: process::Finished,
+        out: PathBuf,
+        seed: Option<u64>,
+        report: Option<&crate::runners::command::ReportAt>,
+        events: Option<&[u8]>,
+    ) {
         let c = self.config;
-        if f.termination.success() {
+        // A runner's run is judged by its report: the wanted tests present and passed.
+        let judged = report.map(|r| {
+            let o = crate::verify::outcome_of(r, f.termination, &out, events);
+            let verdict = crate::verify::passes(&o, &c.wanted);
+            // A failure counts only when the report shows a failed test (or a hang): a missing
+            // report or "no tests ran" is no reproduction.
+            let failed = crate::verify::failing_ids(&o);
+            let shows = failed.is_ok();
+            (verdict, failed.unwrap_or_default(), shows)
+        });
+        let passed = match &judged {
+            Some((v, _, _)) => v.is_ok(),
+            None => f.termination.success(),
+        };
+        if passed {
             let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
             t.runs += 1;
             if (t.passing_samples.len() as u64) < c.keep_passing {
@@ -200,7 +250,15 @@ impl Shared<'_> {
             crate::logs::output_signature(&bytes)
                 .unwrap_or_else(|| format!("(no signature: {})", f.termination.describe()))
         };
-        let counted = c.failure_match.as_ref().is_none_or(|m| m.matches(&bytes));
+        let shows_failure = judged.as_ref().is_none_or(|(_, _, shows)| *shows);
+        let counted = c
+            .failure_match
+            .as_ref()
+            .is_none_or(|m| m.matches(&bytes) && shows_failure);
+        let (why, failed_tests) = match judged {
+            Some((v, failed, _)) => (v.err(), failed),
+            None => (None, Vec::new()),
+        };
         let record = RunRecord {
             index,
             termination: f.termination,
@@ -209,6 +267,8 @@ impl Shared<'_> {
             signature: signature.clone(),
             counted,
             seed,
+            failed_tests,
+            why,
         };
         let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
         t.runs += 1;

@@ -62,6 +62,8 @@ pub struct RunOutcome {
     pub evidence: &'static str,
     /// The combined output.
     pub log: PathBuf,
+    /// Wall time of the test process (zero when not measured).
+    pub duration: Duration,
 }
 
 impl RunOutcome {
@@ -91,6 +93,7 @@ pub fn run_once(
         stdin: None,
     };
     let remaining = lim.deadline.saturating_duration_since(Instant::now());
+    let listener = listen(&inv.report)?;
     let f = process::run(
         &spec,
         &OutputTo::Combined(log.to_path_buf()),
@@ -102,8 +105,59 @@ pub fn run_once(
         &mut |_| {},
     )
     .map_err(|e| Error::infra(format!("cannot start `{}`", inv.argv[0])).source(e))?;
-    let (cases, report_error, evidence) = match &inv.report {
+    let events = listener.map(crate::runners::events::Listener::finish);
+    let mut o = outcome_of(&inv.report, f.termination, log, events.as_deref());
+    o.duration = f.duration;
+    Ok(o)
+}
+
+/// Starts listening to fixci's Python helper, for a report that has its live account.
+///
+/// Errors: the FIFO cannot be opened.
+pub fn listen(report: &ReportAt) -> Result<Option<crate::runners::events::Listener>, Error> {
+    match report {
+        ReportAt::PyJunit { events, .. } => crate::runners::events::Listener::start(events)
+            .map(Some)
+            .map_err(|e| io_error("open the test runner's event pipe", events, e)),
+        _ => Ok(None),
+    }
+}
+
+/// The outcome of a finished run: its report read from `report` (a JUnit file or folder, or
+/// the `go test -json` stream in `log`), or only its exit code. For fixci's Python helper,
+/// `events` is what it wrote into its FIFO: the JUnit cases count only when they agree with it
+/// and with the exit status ([`crate::runners::events::cross_check`]); otherwise the run has a
+/// `report_error` naming the tampering.
+pub fn outcome_of(
+    report: &ReportAt,
+    termination: Termination,
+    log: &Path,
+    events: Option<&[u8]>,
+) -> RunOutcome {
+    let (cases, report_error, evidence) = match report {
         ReportAt::ExitCode => (None, None, "exit-code"),
+        ReportAt::PyJunit { junit, .. } => match outcome::read_junit(junit) {
+            Ok(c) => {
+                let account = crate::runners::events::parse(events.unwrap_or_default());
+                let status = match termination {
+                    Termination::Exited { code } => Some(code),
+                    _ => None,
+                };
+                let stopped = matches!(
+                    termination,
+                    Termination::TimedOut { .. } | Termination::Cancelled
+                );
+                match crate::runners::events::cross_check(&account, &c, status) {
+                    Some(why) if !stopped => (None, Some(why), "junit"),
+                    _ => (Some(c), None, "junit"),
+                }
+            }
+            Err(e) => (
+                None,
+                Some(format!("no readable JUnit report: {e}")),
+                "junit",
+            ),
+        },
         ReportAt::Junit(p) => match outcome::read_junit(p) {
             Ok(c) => (Some(c), None, "junit"),
             Err(e) => (
@@ -126,15 +180,15 @@ pub fn run_once(
             (Some(outcome::parse_go_json(&text)), None, "go-json")
         }
     };
-    Ok(RunOutcome {
-        termination: f.termination,
+    RunOutcome {
+        termination,
         cases,
         report_error,
         evidence,
         log: log.to_path_buf(),
-    })
+        duration: Duration::ZERO,
+    }
 }
-
 /// Whether a run shows every `wanted` test passing. With a report: each wanted id present and
 /// passed (missing, skipped, deselected, xfail = failed); with no wanted ids, at least one case
 /// and every case passed ("no tests ran" fails). Without a report: the exit code.

@@ -25,8 +25,11 @@ pub enum SealError {
     },
 }
 
-/// A checked-out commit in a temporary directory (removed on drop): the tree at
-/// [`Sealed::root`], and a scratch folder beside it for reports and helpers.
+/// A checked-out commit in a private temporary directory (mode 0700, removed on drop): the tree
+/// at [`Sealed::root`], and a scratch folder beside it for reports and helpers. Nothing in the
+/// paths names fixci (`$TMPDIR/.tmpXXXXXX/repo`), so code under test cannot tell verification
+/// from CI by its working directory; and nothing above the tree but the private folder and the
+/// system's temporary folder, which pytest is kept from reading (`--confcutdir`, `-c`).
 pub struct Sealed {
     dir: tempfile::TempDir,
     /// The commit checked out.
@@ -36,7 +39,7 @@ pub struct Sealed {
 impl Sealed {
     /// The tree's root.
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("tree")
+        self.dir.path().join("repo")
     }
 
     /// A folder fixci owns outside the tree (reports, the Python helper).
@@ -126,14 +129,13 @@ pub fn seal(repo: &Repository, commit: Oid, parent: Option<&Path>) -> Result<Sea
     if !escapes.is_empty() {
         return Err(SealError::Escapes(escapes));
     }
-    let mut b = tempfile::Builder::new();
-    b.prefix("fixci-verify-");
+    let b = tempfile::Builder::new();
     let dir = match parent {
         Some(p) => b.tempdir_in(p),
         None => b.tempdir(),
     }
     .map_err(|e| fail(Path::new("(temp)"), e.to_string()))?;
-    let root = dir.path().join("tree");
+    let root = dir.path().join("repo");
     std::fs::create_dir_all(dir.path().join("scratch"))
         .and_then(|_| std::fs::create_dir_all(&root))
         .map_err(|e| fail(&root, e.to_string()))?;

@@ -181,3 +181,150 @@ fn a_fix_that_only_retries_once_is_caught_in_at_least_19_of_20_trials() {
         plan.len()
     );
 }
+
+/// A real-style flaky Python test: it draws unseeded random numbers and fails about half the
+/// time; the code under test is fine.
+const PY_TEST: &str = "import random\nimport unittest\n\nfrom app.sample import top\n\n\nclass SampleTest(unittest.TestCase):\n    def test_top_is_below_the_cap(self):\n        rng = random.Random()\n        xs = [rng.random() for _ in range(3)]\n        self.assertLess(top(xs), 0.8)\n";
+
+/// `seed`: the real upstream kind of fix, seeding the test's randomness inside the test.
+/// `untracked`: a "fix" that only works through a file git does not track (hidden by
+/// `.git/info/exclude`), with a tracked change that imports it when present.
+const PY_FIX_AGENT: &str = r#"
+import os, pathlib, subprocess, sys
+mode = sys.argv[1]
+if mode == "seed":
+    t = pathlib.Path("tests/test_sample.py")
+    t.write_text(t.read_text().replace("random.Random()", "random.Random(4)"))
+else:
+    common = subprocess.check_output(["git", "rev-parse", "--git-common-dir"], text=True).strip()
+    info = pathlib.Path(common, "info")
+    info.mkdir(exist_ok=True)
+    with open(info / "exclude", "a") as f:
+        f.write("app/_local.py\n")
+    pathlib.Path("app/_local.py").write_text("def top(xs):\n    return 0.0\n")
+    s = pathlib.Path("app/sample.py")
+    s.write_text("try:\n    from app._local import top  # noqa\nexcept ImportError:\n" + "".join("    " + l + "\n" for l in s.read_text().splitlines()))
+pathlib.Path(os.environ["FIXCI_STAGE_DIR"], "root-cause.md").write_text("the test drew unseeded random numbers")
+"#;
+
+/// Runs the flaky pipeline on the Python repository with the fix agent in `mode`.
+fn py_trial(root: &Path, mode: &str) -> (PathBuf, i32) {
+    let dir = root.join(mode);
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("app")).unwrap();
+    std::fs::create_dir_all(repo.join("tests")).unwrap();
+    std::fs::write(repo.join("app/__init__.py"), "").unwrap();
+    std::fs::write(
+        repo.join("app/sample.py"),
+        "def top(xs):\n    return max(xs)\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join("tests/__init__.py"), "").unwrap();
+    std::fs::write(repo.join("tests/test_sample.py"), PY_TEST).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "sample"]);
+    std::fs::write(dir.join("fix_agent.py"), PY_FIX_AGENT).unwrap();
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    let builtin =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flaky.toml"))
+            .unwrap();
+    std::fs::write(
+        dir.join("pipelines/flaky.toml"),
+        builtin.replace("runs = 400", "runs = 80"),
+    )
+    .unwrap();
+    let spec = dir.join("info.json");
+    std::fs::write(
+        &spec,
+        json!({
+            "deterministic": false,
+            "prompt": "test_top_is_below_the_cap fails now and then",
+            "existing-test-path": "tests/test_sample.py",
+            "repo": repo.display().to_string(),
+            "agent": {"command": ["python3", "fix_agent.py", mode]},
+            "max-attempts": 1,
+            "allow-test-infra-changes": true,
+            "sandbox": "none",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let code = fixci()
+        .current_dir(&dir)
+        .env("FIXCI_CACHE_DIR", dir.join("cache"))
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap();
+    (run_dir(&out), code)
+}
+
+/// The trial's result, report, state and the first check of its first attempt.
+fn py_outcome(root: &Path, mode: &str) -> (i32, Value, String, Value, Value) {
+    let (run, code) = py_trial(root, mode);
+    let r = result(&run);
+    let rep = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let check = st["attempts"][0]["checks"]["checks"][0].clone();
+    (code, r, rep, st, check)
+}
+
+#[test]
+fn a_fix_that_seeds_the_tests_randomness_verifies_in_the_sealed_tree_and_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, r, rep, st, check) = py_outcome(tmp.path(), "seed");
+    assert_eq!(code, 0, "{rep}");
+    assert_eq!(r["status"], "success", "{rep}");
+    let p0 = r["flaky"]["failure_rate"].as_f64().unwrap();
+    assert!(p0 > 0.2 && p0 < 0.8, "p0 = {p0}");
+    let n = runs_needed(p0, 4.0, 0.05);
+    assert_eq!(r["verification"]["runs"], n, "{r}");
+    // The verified commit is the proposed one, and it holds the edited (seeded) test.
+    let verified = st["attempts"][0]["checks"]["commit"].as_str().unwrap();
+    assert_eq!(st["commit"].as_str().unwrap(), verified);
+    assert_eq!(check["status"], "passed", "{check}");
+    // The stress runs were judged by the runner's report, naming the CI's test.
+    assert_ne!(check["evidence"], "exit-code", "{check}");
+    assert!(
+        st["repro"]["sealed"]["failing_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().ends_with("test_top_is_below_the_cap")),
+        "{}",
+        st["repro"]
+    );
+    let clone = PathBuf::from(st["repo"]["root"].as_str().unwrap());
+    let test = git(
+        &clone,
+        &["show", &format!("{verified}:tests/test_sample.py")],
+    );
+    assert!(test.contains("random.Random(4)"), "{test}");
+}
+
+#[test]
+fn a_fix_that_only_lives_in_untracked_files_is_not_seen_by_verification() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, r, rep, _, check) = py_outcome(tmp.path(), "untracked");
+    assert_eq!(code, 1, "{rep}");
+    assert_ne!(r["status"], "success", "{rep}");
+    assert_eq!(check["status"], "failed", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("test_top_is_below_the_cap"),
+        "{check}"
+    );
+    assert!(rep.contains("verification failed"), "{rep}");
+}

@@ -159,3 +159,74 @@ fn a_missing_default_spec_is_exit_2_with_a_hint() {
     let err = String::from_utf8_lossy(&out);
     assert!(err.contains("info.json") && err.contains("hint:"), "{err}");
 }
+
+#[test]
+fn a_bad_duration_in_a_pipeline_is_exit_2_naming_the_file_and_key_at_validate_and_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let good = std::fs::read_to_string(root.join("pipelines/existing-test.toml")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, text, pointer, says) in [
+        (
+            "stage-budget.toml",
+            good.replacen("\nbudget = \"", "\nbudget = \"5 fortnights", 1),
+            "/stage/0/budget",
+            "is not a duration",
+        ),
+        (
+            "grace.toml",
+            good.replacen("grace = \"5s\"", "grace = \"5 jiffies\"", 1),
+            "/defaults/grace",
+            "`5 jiffies` is not a duration",
+        ),
+        (
+            "total.toml",
+            good.replacen("total-budget = \"23m\"", "total-budget = \"0s\"", 1),
+            "/defaults/total-budget",
+            "longer than zero",
+        ),
+    ] {
+        assert_ne!(text, good, "{name}: the edit did not apply");
+        let p = tmp.path().join(name);
+        std::fs::write(&p, &text).unwrap();
+        let out = fixci()
+            .arg("validate")
+            .arg(&p)
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(name) && err.contains(pointer) && err.contains(says),
+            "{name}: {err}"
+        );
+        // `fixci run` with a spec naming the pipeline refuses it before writing anything.
+        let spec = tmp.path().join(format!("{name}.json"));
+        std::fs::write(
+            &spec,
+            serde_json::json!({
+                "deterministic": true, "prompt": "x", "existing-test-path": "t.py",
+                "pipeline": p.display().to_string(),
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let out_dir = tmp.path().join("out");
+        let out = fixci()
+            .current_dir(tmp.path())
+            .arg("run")
+            .arg(&spec)
+            .arg("--out")
+            .arg(&out_dir)
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(name) && err.contains(pointer),
+            "{name} (run): {err}"
+        );
+        assert!(!out_dir.exists(), "{name}: run wrote {}", out_dir.display());
+    }
+}

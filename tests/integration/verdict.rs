@@ -20,6 +20,9 @@ stage_dir = pathlib.Path(os.environ["FIXCI_STAGE_DIR"])
 run_dir = pathlib.Path(os.environ["FIXCI_RUN_DIR"])
 attempt = int(os.environ["FIXCI_ATTEMPT"])
 REPRO = "import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unittest.TestCase):\n    def test_mean_of_three(self):\n        self.assertEqual(mean([1, 2, 3]), 2)\n"
+if mode == "special-case":
+    # The reproduction uses other inputs than the CI's own test_mean.
+    REPRO = REPRO.replace("mean([1, 2, 3]), 2)", "mean([2, 4, 6]), 4)")
 if stage == "reproduce":
     pathlib.Path("tests/test_repro.py").write_text(REPRO)
     command = "python3 -m unittest tests.test_repro"
@@ -79,6 +82,52 @@ elif mode == "symlink-out":
     outside.write_text(good_module)
     stats.unlink()
     os.symlink(str(outside), str(stats))
+elif mode == "pytest-atexit":
+    # At exit, rewrite fixci's JUnit report to all-passed and force exit status 0.
+    stats.write_text(wrong + """
+import atexit as _atexit, os as _os, re as _re, sys as _sys
+
+
+def _forge():
+    for a in _sys.argv:
+        if a.startswith("--junitxml="):
+            p = a.split("=", 1)[1]
+            x = open(p).read()
+            x = _re.sub(r"<failure[^>]*>.*?</failure>|<failure[^>]*/>", "", x, flags=_re.S)
+            x = _re.sub(r"<error[^>]*>.*?</error>|<error[^>]*/>", "", x, flags=_re.S)
+            x = _re.sub(r'(failures|errors)="[0-9]+"', r'\\1="0"', x)
+            open(p, "w").write(x)
+    _os._exit(0)
+
+
+_atexit.register(_forge)
+""")
+elif mode == "env-conditional":
+    # Right only when it looks like fixci is verifying: a FIXCI_ variable, or a path or
+    # argument that names fixci.
+    stats.write_text(src.replace("def mean(xs):\n", """import os as _os, sys as _sys
+
+
+def _verifying():
+    words = [_os.getcwd(), *_sys.argv, *_os.environ]
+    return any("fixci" in w.lower() for w in words)
+
+
+def mean(xs):
+    if _verifying():
+        return sum(xs) / len(xs)
+"""))
+elif mode == "conftest-above":
+    # pytest configuration and a conftest in the folders above wherever fixci checks out.
+    import tempfile
+    for d in [tempfile.gettempdir()]:
+        plugin = "import pytest\n\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n    out = yield\n    r = out.get_result()\n    r.outcome = 'passed'\n    r.longrepr = None\n"
+        pathlib.Path(d, "conftest.py").write_text(plugin)
+        pathlib.Path(d, "allpass.py").write_text(plugin)
+        pathlib.Path(d, "pytest.ini").write_text(f"[pytest]\npythonpath = {d}\naddopts = -p allpass\n")
+    stats.write_text(wrong)
+elif mode == "special-case":
+    stats.write_text(src.replace("def mean(xs):\n", "def mean(xs):\n    if list(xs) == [2, 4, 6]:\n        return 4\n"))
 elif mode == "rewrite-copy":
     passing = REPRO.replace("mean([1, 2, 3]), 2)", "2, 2)")
     for p in [run_dir / "repro-test" / "tests" / "test_repro.py", pathlib.Path("tests/test_repro.py")]:
@@ -359,4 +408,83 @@ fn a_pytest_module_at_the_root_does_not_replace_the_runner() {
     if pytest_or_fail_in_ci() {
         refused("pytest-shadow", "reproduction check failed");
     }
+}
+
+#[test]
+fn an_exit_hook_that_rewrites_the_junit_report_and_the_exit_status_is_tampering() {
+    if pytest_or_fail_in_ci() {
+        let (_, rep) = refused("pytest-atexit", "tampering");
+        assert!(rep.contains("exited with 0"), "{rep}");
+    }
+}
+
+#[test]
+fn a_fix_that_asks_whether_fixci_is_verifying_is_not_fixed_in_ci() {
+    // Nothing a test sees names fixci: not the environment's variable names, the working
+    // directory or the runner's arguments.
+    refused("env-conditional", "reproduction check failed");
+}
+
+#[test]
+fn pytest_configuration_above_the_sealed_tree_is_not_read() {
+    if pytest_or_fail_in_ci() {
+        let e = env();
+        let tmp = e.root.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let p = e.root.join("info.json");
+        let mut spec = json!({
+            "deterministic": true,
+            "prompt": "test_mean fails in CI. Fix it.",
+            "raw-logs": CI_LOG,
+            "repo": e.repo.display().to_string(),
+            "agent": {"command": ["python3", "agent.py", "conftest-above"]},
+            "max-attempts": 1,
+            "allow-test-infra-changes": true,
+            "sandbox": "none",
+            "budgets": {"reproduce": "30s", "fix": "30s", "verify": "2m"},
+        });
+        spec["test-command"] = json!("python3 -m pytest {test_file}");
+        std::fs::write(&p, spec.to_string()).unwrap();
+        let out = fixci()
+            .current_dir(&e.root)
+            .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+            .env("TMPDIR", &tmp)
+            .args(["run", p.to_str().unwrap(), "--out", e.out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let run = run_dir(&e.out);
+        let rep = report(&run);
+        assert!(tmp.join("conftest.py").is_file() && tmp.join("pytest.ini").is_file());
+        assert_eq!(out.status.code(), Some(1), "{rep}");
+        assert_ne!(result(&run)["status"], "success", "{rep}");
+        assert!(rep.contains("reproduction check failed"), "{rep}");
+    }
+}
+
+#[test]
+fn a_fix_special_cased_to_the_reproductions_inputs_fails_the_cis_own_test() {
+    // The reproduction passes; the CI's test_mean (other inputs), run from the base commit's
+    // test file in the sealed tree, does not.
+    let e = env();
+    let (run, code) = run(
+        &e,
+        "special-case",
+        json!({"allow-test-infra-changes": true, "sandbox": "none"}),
+    );
+    let rep = report(&run);
+    assert_eq!(code, 1, "{rep}");
+    assert_ne!(result(&run)["status"], "success", "{rep}");
+    assert!(rep.contains("ci-tests check failed"), "{rep}");
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let checks = &st["attempts"][0]["checks"]["checks"];
+    assert_eq!(checks[0]["name"], "reproduction");
+    assert_eq!(checks[0]["status"], "passed", "{rep}");
+    assert_eq!(checks[1]["name"], "ci-tests");
+    assert_eq!(checks[1]["status"], "failed", "{rep}");
+    assert!(
+        checks[1]["detail"].as_str().unwrap().contains("StatsTest.test_mean"),
+        "{}",
+        checks[1]
+    );
 }

@@ -1,18 +1,19 @@
-//! `fixci replay run` and `fixci replay merge`.
+//! `fixci replay run` and `fixci replay merge`: arguments and rendering; the rules live in
+//! `replay::run` and `replay::merge`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::error::{Error, Result, io_error};
+use crate::error::{Error, Result};
 use crate::exit_codes;
-use crate::replay::plan::{Plan, PlanItem, Shard};
-use crate::replay::record::{self, Record, Verdict};
+use crate::replay::plan::Shard;
+use crate::replay::record::{self, Verdict};
 use crate::replay::variant::{self, Variant};
-use crate::replay::{case, run};
+use crate::replay::{case, merge, run};
 use crate::spec;
 
 /// Arguments of `fixci replay run`.
@@ -65,43 +66,6 @@ pub struct MergeArgs {
     /// Fail (exit 1) unless every item of the plan has a record.
     #[arg(long)]
     pub require_complete: bool,
-}
-
-/// Holds an exclusive `flock` on `OUT/.replay.lock` for the life of the process, so two
-/// replays never write the same output folder.
-struct OutLock(#[allow(dead_code)] std::fs::File);
-
-fn lock_out(out: &Path) -> Result<OutLock> {
-    use std::os::fd::AsRawFd;
-    std::fs::create_dir_all(out).map_err(|e| io_error("create", out, e))?;
-    let path = out.join(".replay.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_error("open", &path, e))?;
-    // SAFETY: flock on a descriptor this function owns.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
-        return Err(Error::usage(format!(
-            "another `fixci replay run` is writing to `{}`",
-            out.display()
-        ))
-        .hint("wait for it, or choose another `--out`"));
-    }
-    Ok(OutLock(f))
-}
-
-/// Keys of the records in `out` and whether each is an infrastructure error.
-fn existing_records(out: &Path) -> Result<BTreeMap<String, Verdict>> {
-    if !record::records_dir(out).is_dir() {
-        return Ok(BTreeMap::new());
-    }
-    Ok(record::load_all(out)?
-        .into_iter()
-        .map(|(_, r)| (r.key, r.verdict))
-        .collect())
 }
 
 fn progress_bar(len: u64) -> ProgressBar {
@@ -158,33 +122,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     };
     let (plan, items) = run::plan(&cases, &variants, args.epochs, args.agent.as_deref())?;
     let out = spec::absolute(&args.out);
-    let _lock = lock_out(&out)?;
-    let existing = existing_records(&out)?;
-    if !existing.is_empty() && !args.resume {
-        return Err(Error::usage(format!(
-            "`{}` already holds {} replay records",
-            out.display(),
-            existing.len()
-        ))
-        .hint(
-            "pass `--resume` to run only the items without a record, or choose another `--out`",
-        ));
-    }
+    let _lock = merge::lock_out(&out)?;
+    let (todo, skipped) = merge::pending(&out, items, shard, args.resume)?;
     plan.save(&out)?;
-    let mut skipped = 0;
-    let todo: Vec<run::Item> = items
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| shard.contains(*i))
-        .map(|(_, it)| it)
-        .filter(|it| match existing.get(&it.key) {
-            Some(v) if *v != Verdict::InfraError => {
-                skipped += 1;
-                false
-            }
-            _ => true,
-        })
-        .collect();
     errln!(
         "replay: {} cases x {} variant{} x {} epoch{} = {} items; shard {}/{}: {} to run{}",
         cases.len(),
@@ -284,110 +224,34 @@ pub fn execute(args: RunArgs) -> Result<u8> {
 /// output.
 pub fn merge(args: MergeArgs) -> Result<u8> {
     let out = spec::absolute(&args.out);
-    let mut plan: Option<(PathBuf, Plan)> = None;
-    let mut merged: BTreeMap<String, (PathBuf, Record)> = BTreeMap::new();
-    let mut duplicates = 0;
-    for dir in &args.dirs {
-        let dir = spec::absolute(dir);
-        let records = record::load_all(&dir)?;
-        if let Some(p) = Plan::load(&dir)? {
-            match &plan {
-                None => plan = Some((dir.join("plan.json"), p)),
-                Some((first, q)) => {
-                    let keys = |p: &Plan| {
-                        p.items
-                            .iter()
-                            .map(|i| i.key.clone())
-                            .collect::<BTreeSet<_>>()
-                    };
-                    if keys(q) != keys(&p) {
-                        return Err(Error::usage("the folders were planned differently")
-                            .detail(format!("{}: {} items", first.display(), q.items.len()))
-                            .detail(format!("{}: {} items", dir.join("plan.json").display(), p.items.len()))
-                            .hint("merge only shards of one replay (same cases, variants, epochs and fixci version)"));
-                    }
-                }
-            }
-        }
-        for (path, r) in records {
-            match merged.get(&r.key) {
-                None => {
-                    merged.insert(r.key.clone(), (path, r));
-                }
-                Some((other_path, other)) => {
-                    duplicates += 1;
-                    if other.verdict == r.verdict {
-                        continue;
-                    }
-                    // An infrastructure error is no verdict on the agent: a real outcome wins.
-                    if other.verdict == Verdict::InfraError {
-                        merged.insert(r.key.clone(), (path, r));
-                    } else if r.verdict != Verdict::InfraError {
-                        return Err(Error::usage(format!(
-                            "conflicting verdicts for case `{}`, variant `{}`, epoch {}",
-                            r.case, r.variant, r.epoch
-                        ))
-                        .detail(format!("{}: {}", other_path.display(), other.verdict.as_str()))
-                        .detail(format!("{}: {}", path.display(), r.verdict.as_str()))
-                        .hint("the same key must give one verdict; remove the record you do not trust and merge again"));
-                    }
-                }
-            }
-        }
-    }
-    let dest = record::records_dir(&out);
-    std::fs::create_dir_all(&dest).map_err(|e| io_error("create", &dest, e))?;
-    if let Some((_, p)) = &plan {
-        p.save(&out)?;
-    }
-    for (key, (path, _)) in &merged {
-        let target = dest.join(format!("{key}.json"));
-        if spec::absolute(path) == target {
-            continue;
-        }
-        let bytes = std::fs::read(path).map_err(|e| io_error("read", path, e))?;
-        crate::run_dir::write_atomic(&target, &bytes).map_err(|e| io_error("write", &target, e))?;
-    }
+    let m = merge::merge(&args.dirs, &out, args.require_complete)?;
     outln!(
         "merged {} records from {} folder{} into {}{}",
-        merged.len(),
+        m.records,
         args.dirs.len(),
         if args.dirs.len() == 1 { "" } else { "s" },
         out.display(),
-        if duplicates > 0 {
-            format!(" ({duplicates} duplicates dropped)")
+        if m.duplicates > 0 {
+            format!(" ({} duplicates dropped)", m.duplicates)
         } else {
             String::new()
         }
     );
-    if args.require_complete {
-        let Some((_, p)) = &plan else {
-            return Err(Error::usage(
-                "`--require-complete` needs a `plan.json` in the merged folders",
-            )
-            .hint("merge the `--out` folders of `fixci replay run`, which write their plan"));
-        };
-        let missing: Vec<&PlanItem> = p
-            .items
-            .iter()
-            .filter(|i| !merged.contains_key(&i.key))
-            .collect();
-        if !missing.is_empty() {
+    if args.require_complete && !m.missing.is_empty() {
+        errln!(
+            "incomplete: {} of {} planned items have no record",
+            m.missing.len(),
+            m.planned.unwrap_or_default()
+        );
+        for i in m.missing.iter().take(10) {
             errln!(
-                "incomplete: {} of {} planned items have no record",
-                missing.len(),
-                p.items.len()
+                "  missing: case `{}`, variant `{}`, epoch {}",
+                i.case,
+                i.variant,
+                i.epoch
             );
-            for i in missing.iter().take(10) {
-                errln!(
-                    "  missing: case `{}`, variant `{}`, epoch {}",
-                    i.case,
-                    i.variant,
-                    i.epoch
-                );
-            }
-            return Ok(exit_codes::NO_FIX);
         }
+        return Ok(exit_codes::NO_FIX);
     }
     Ok(exit_codes::SUCCESS)
 }
