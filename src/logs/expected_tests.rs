@@ -70,7 +70,7 @@ fn check_failure(want: &Value, got: &Failure) -> Vec<String> {
 fn names_test(want: &Value, got: &Failure) -> bool {
     let mut names = vec![want["test"].as_str().unwrap_or("").to_string()];
     names.extend(strs(want, "test_alternatives"));
-    names.iter().any(|n| got.test == *n)
+    names.contains(&got.test)
 }
 
 /// Every problem of one entry's distilled result.

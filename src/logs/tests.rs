@@ -732,9 +732,12 @@ FAILED tests/test_a.py::test_x - assert 0\nsection_end:1522927104:step_script\r\
 }
 
 /// One line per pack, in each runner's documented console format (sources in the packs' headers).
+/// `(log, test, file, line, message part)`.
+type PackCase<'a> = (&'a str, &'a str, Option<&'a str>, Option<u32>, &'a str);
+
 #[test]
 fn new_runner_packs_name_test_file_line_and_message() {
-    let cases: &[(&str, &str, Option<&str>, Option<u32>, &str)] = &[
+    let cases: &[PackCase] = &[
         (
             "Running com.example.CalcTest\nTests run: 2, Failures: 1, Errors: 0, Skipped: 0, Time elapsed: 0.05 sec <<< FAILURE!\ntestAdd(com.example.CalcTest)  Time elapsed: 0.01 sec  <<< FAILURE!\njava.lang.AssertionError: expected:<3> but was:<4>\n\tat org.junit.Assert.fail(Assert.java:88)\n\nResults :\n",
             "com.example.CalcTest.testAdd",

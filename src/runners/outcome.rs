@@ -53,7 +53,7 @@ pub struct Case {
     pub line: Option<u32>,
     /// Outcome.
     pub outcome: CaseOutcome,
-    /// The failure's `message` attribute (or its first text line).
+    /// The first non-empty line of the failure's `message` attribute (or of its text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The failure's text (traceback), empty for passed cases.
@@ -183,7 +183,15 @@ pub fn parse_junit(xml: &str) -> Result<Vec<Case>, ReportError> {
                     .find(|l| !l.trim().is_empty())
                     .map(str::to_string)
             })
-            .map(|m| m.lines().next().unwrap_or("").trim().to_string());
+            // The first non-empty line: Hamcrest messages start with a newline
+            // (`message="&#10;Expected: <100.10>&#10;     but: was <100.11>"`).
+            .map(|m| {
+                m.lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or("")
+                    .to_string()
+            });
         out.push(Case {
             classname: tc.attribute("classname").unwrap_or("").to_string(),
             name: tc.attribute("name").unwrap_or("").to_string(),
