@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// A GitHub issue (`OWNER/REPO#N`) whose title and body are the task
     #[arg(long, value_name = "OWNER/REPO#N")]
     pub issue: Option<String>,
+    /// Inside CI: a GitHub event payload (`$GITHUB_EVENT_PATH`: `workflow_run`,
+    /// `issue_comment`, `pull_request_review`) decides what to do; SPEC (else `fixci.json` /
+    /// `fixci.toml` at the repository root, else defaults) gives agent, budgets and prompt
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "issue"])]
+    pub event: Option<PathBuf>,
     /// GitHub API root (default: `GITHUB_API_URL`, else https://api.github.com)
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
@@ -167,6 +172,9 @@ pub fn request(
 pub fn execute(args: RunArgs) -> Result<u8> {
     // From here on a signal is noted, not fatal: the engine stops cleanly (exit 130) whether
     // the run directory exists yet or not.
+    if let Some(event) = &args.event {
+        return super::ci::execute(&args, event);
+    }
     if !args.dry_run {
         install_signal_handlers();
     }

@@ -199,6 +199,10 @@ pub struct PrSpec {
     /// Open (or comment on) an escalation issue when every attempt failed.
     #[serde(default)]
     pub escalate: bool,
+    /// `fixci run --event`: when CI passes on the fix branch, mark the draft PR ready for
+    /// review (default false: a comment says CI is green).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ready_on_green: bool,
 }
 
 fn yes() -> bool {
@@ -221,6 +225,7 @@ impl Default for PrSpec {
             remote: None,
             title: None,
             escalate: false,
+            ready_on_green: false,
         }
     }
 }

@@ -31,6 +31,9 @@ impl Stage for GitCommit {
                 v.passed, v.runs
             ));
         }
+        if let Some(ci) = &cx.env.spec().ci {
+            msg.push_str(&ci.trailers());
+        }
         // The commit fixci verified is the one proposed: the branch moves to it as it is.
         let verified = cx
             .st()
@@ -64,7 +67,10 @@ impl Stage for GitCommit {
             commit: oid.to_string(),
         });
         // The fix reaches the user's repository only now, as one new branch.
-        match export_fix(&cx.env.user_repo, cx.st(), oid)? {
+        let continues = cx.env.spec().ci.as_ref().and_then(|c| c.continue_branch.as_ref())
+            == cx.st().branch.as_ref()
+            && cx.st().branch.is_some();
+        match export_fix(&cx.env.user_repo, cx.st(), oid, continues)? {
             Ok(branch) => cx.emit(Event::FixBranchCreated { branch }),
             Err(why) => {
                 cx.emit(Event::RunStopping {
@@ -92,6 +98,7 @@ fn export_fix(
     guard: &vcs::UserRepoGuard,
     st: &RunState,
     commit: git2::Oid,
+    continues: bool,
 ) -> Result<Result<String, String>, Error> {
     if let Some(why) = guard.changed() {
         return Ok(Err(why));
@@ -101,7 +108,12 @@ fn export_fix(
         .clone()
         .ok_or_else(|| Error::infra("this run has no worktree"))?;
     let wanted = st.branch.clone().unwrap_or_else(|| "fixci/fix".into());
-    let name = vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted).map_err(|e| {
+    // The fix branch an event's attempt continues moves forward to the new commit.
+    let name = match continues {
+        true => vcs::clone::advance_fix_branch(&st.repo.root, &wt, commit, &wanted),
+        false => vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted),
+    }
+    .map_err(|e| {
         Error::infra("cannot bring the fix branch into the target repository").source(e)
     })?;
     guard

@@ -222,6 +222,9 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
     {
         msg.push_str(&format!("{rc}\n"));
     }
+    if let Some(ci) = &cx.env.spec().ci {
+        msg.push_str(&ci.trailers());
+    }
     let candidate = verify::candidate_commit(&repo, &msg, &exclude)?;
     let base = git2::Oid::from_str(&cx.st().repo.base_commit)
         .map_err(|e| Error::infra("bad base commit in state").source(e))?;
