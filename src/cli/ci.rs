@@ -51,6 +51,29 @@ fn spec_value(
     input: Input<'_>,
     feedback: Option<&Feedback>,
 ) -> Value {
+    let mut v = with_input(config, input);
+    let o = v.as_object_mut().expect("checked: an object");
+    o.insert("base".into(), json!(base));
+    o.insert("max-attempts".into(), json!(1));
+    if let Some(f) = feedback.filter(|f| !f.text.trim().is_empty()) {
+        let prompt = o["prompt"].as_str().unwrap_or_default().to_string();
+        let fence = "`".repeat(longest_backtick_run(&f.text).max(2) + 1);
+        o.insert(
+            "prompt".into(),
+            json!(format!(
+                "{prompt}\n\nFeedback from a maintainer ({}{}), to take into account:\n\n{fence}text\n{}\n{fence}\n",
+                f.source,
+                f.url.as_deref().map(|u| format!(", {u}")).unwrap_or_default(),
+                f.text.trim()
+            )),
+        );
+    }
+    v
+}
+
+/// The configured document with the event's input in place of any input it names, and
+/// `deterministic` and `prompt` defaulted.
+fn with_input(config: &Value, input: Input<'_>) -> Value {
     let mut v = config.clone();
     let o = v.as_object_mut().expect("checked: an object");
     for k in ["url", "raw-logs", "existing-test-path", "issue"] {
@@ -67,21 +90,6 @@ fn spec_value(
     o.entry("deterministic").or_insert(json!(true));
     o.entry("prompt")
         .or_insert(json!("Fix the failure of this CI run."));
-    o.insert("base".into(), json!(base));
-    o.insert("max-attempts".into(), json!(1));
-    if let Some(f) = feedback.filter(|f| !f.text.trim().is_empty()) {
-        let prompt = o["prompt"].as_str().unwrap_or_default().to_string();
-        let fence = "`".repeat(longest_backtick_run(&f.text).max(2) + 1);
-        o.insert(
-            "prompt".into(),
-            json!(format!(
-                "{prompt}\n\nFeedback from a maintainer ({}{}), to take into account:\n\n{fence}text\n{}\n{fence}\n",
-                f.source,
-                f.url.as_deref().map(|u| format!(", {u}")).unwrap_or_default(),
-                f.text.trim()
-            )),
-        );
-    }
     v
 }
 
@@ -150,7 +158,7 @@ pub fn execute(args: &RunArgs, event_file: &Path) -> Result<u8> {
         })?;
     let (doc, doc_path, doc_dir) = config_document(args, &root)?;
     // A bad configuration is an error whatever the event: checked with a placeholder input.
-    let probe = spec_value(&doc, "main", Input::Run("https://github.com/o/r/actions/runs/1"), None);
+    let probe = with_input(&doc, Input::Run("https://github.com/o/r/actions/runs/1"));
     spec::from_value(probe, &doc_path, &doc_dir)?;
     let config = config_of(&doc);
     let remote = doc

@@ -2,6 +2,7 @@
 //! real git repositories, real processes and real files.
 
 mod agents;
+mod ci_event;
 mod common;
 mod contain;
 mod doctor;
