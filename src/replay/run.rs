@@ -95,7 +95,7 @@ pub fn plan(
                 spec.spec.max_attempts = Some(n);
             }
             for (k, v) in &variant.budgets {
-                spec.spec.budgets.insert(k.clone(), v.clone());
+                spec.spec.budgets.stages.insert(k.clone(), v.clone());
                 if let Ok(d) = humantime::parse_duration(v.trim()) {
                     spec.budgets.insert(k.clone(), d);
                 }

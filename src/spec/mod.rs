@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use document::{Format, check_schema, parse_document, pointer, read_document, type_name};
-pub use job_spec::{AgentCommits, AgentSpec, JobSpec, PrSpec};
+pub use job_spec::{AgentCommits, AgentSpec, Budgets, JobSpec, PrSpec};
 
 use crate::error::Error;
 
@@ -82,7 +82,7 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
     let mut problems = Vec::new();
     let logs = check_inputs(&spec, dir, &mut problems);
     let mut budgets = BTreeMap::new();
-    for (stage, text) in &spec.budgets {
+    for (stage, text) in &spec.budgets.stages {
         match humantime::parse_duration(text.trim()) {
             Ok(d) if d.is_zero() => problems.push(format!(
                 "{}: budget must be longer than zero, found `{text}`",

@@ -550,3 +550,47 @@ fn a_bad_payload_or_configuration_exits_2_naming_the_file() {
     assert!(ran.stderr.contains("fixci.json") && ran.stderr.contains("/max-attempts"), "{}", ran.stderr);
     assert!(s.requests().is_empty() && ran.output.is_empty());
 }
+
+/// The scripted agent of `mode` that then reports, as claude's JSON result does, a cost of
+/// $0.45 and 120 tokens per invocation.
+const COSTLY_PY: &str = r#"
+import json, os, runpy, sys
+script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
+sys.argv = [script, sys.argv[1]]
+runpy.run_path(script, run_name="__main__")
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "done",
+                  "total_cost_usd": 0.45, "usage": {"input_tokens": 100, "output_tokens": 20}}))
+"#;
+
+#[test]
+fn the_cost_budget_stops_the_attempt_ladder_before_an_invocation_and_passes_the_rest_on() {
+    let env = crate::common::test_env();
+    let spec = crate::common::scripted_job(&env.root, &env.repo, "never", json!({}));
+    std::fs::write(env.root.join("costly.py"), COSTLY_PY).unwrap();
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    v["agent"] = json!({"command": ["python3", "costly.py", "never"], "result": "claude-json"});
+    v["max-attempts"] = json!(3);
+    v["budgets"]["cost-usd"] = json!(1.0);
+    std::fs::write(&spec, v.to_string()).unwrap();
+    let out = crate::common::fixci()
+        .current_dir(&env.root)
+        .args(["run", spec.to_str().unwrap(), "--out", env.out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = crate::common::run_dir(&env.out);
+    let r = crate::common::result(&run);
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["reason"].as_str().unwrap().starts_with("cost budget spent"), "{r}");
+    // reproduce ($0.45) and attempt 1 ($0.90) ran; attempt 2 got the $0.10 left; attempt 3
+    // never started an agent.
+    let seen = |dir: &str| -> Option<Value> {
+        std::fs::read_to_string(run.join(dir).join("seen-env.json"))
+            .ok()
+            .map(|t| serde_json::from_str(&t).unwrap())
+    };
+    assert_eq!(seen("stages/reproduce").unwrap()["FIXCI_BUDGET_USD"], "1.0000");
+    assert_eq!(seen("stages/fix/attempt-1").unwrap()["FIXCI_BUDGET_USD"], "0.5500");
+    assert_eq!(seen("stages/fix/attempt-2").unwrap()["FIXCI_BUDGET_USD"], "0.1000");
+    assert!(seen("stages/fix/attempt-3").is_none());
+}
