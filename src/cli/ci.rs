@@ -156,7 +156,20 @@ pub fn execute(args: &RunArgs, event_file: &Path) -> Result<u8> {
             ))
             .source(e)
         })?;
-    let (doc, doc_path, doc_dir) = config_document(args, &root)?;
+    let (mut doc, doc_path, doc_dir) = config_document(args, &root)?;
+    // The action's inputs (command-line flags) beat the file's keys.
+    if let Some(n) = args.max_attempts {
+        doc["max-attempts"] = json!(n);
+    }
+    if let Some(usd) = args.cost_limit_usd {
+        if !doc["budgets"].is_object() {
+            doc["budgets"] = json!({});
+        }
+        doc["budgets"]["cost-usd"] = json!(usd);
+    }
+    if let Some(p) = &args.prompt {
+        doc["prompt"] = json!(p);
+    }
     // A bad configuration is an error whatever the event: checked with a placeholder input.
     let probe = with_input(&doc, Input::Run("https://github.com/o/r/actions/runs/1"));
     spec::from_value(probe, &doc_path, &doc_dir)?;

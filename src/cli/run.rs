@@ -17,6 +17,7 @@ use crate::{agent, exit_codes, pipeline};
 /// Run a pipeline on a job spec: reproduce the CI failure, let the agent fix it, verify the fix,
 /// and propose it (branch, PR proposal or draft PR, report under `outputs/`).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("prompt_input").args(["url", "event"]).multiple(false)))]
 pub struct RunArgs {
     /// Job spec (JSON, or TOML by extension). Default: `./info.json`
     pub spec: Option<PathBuf>,
@@ -49,8 +50,8 @@ pub struct RunArgs {
     /// A GitHub Actions run URL, instead of a spec file
     #[arg(long, conflicts_with = "spec")]
     pub url: Option<String>,
-    /// The task text, with `--url`
-    #[arg(long, requires = "url")]
+    /// The task text, with `--url` or `--event` (replacing the spec's `prompt`)
+    #[arg(long, requires = "prompt_input")]
     pub prompt: Option<String>,
     /// With `--url`: the failure is deterministic (the default)
     #[arg(long, requires = "url", conflicts_with = "flaky")]
@@ -66,6 +67,13 @@ pub struct RunArgs {
     /// `fixci.toml` at the repository root, else defaults) gives agent, budgets and prompt
     #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "issue"])]
     pub event: Option<PathBuf>,
+    /// With `--event`: attempts per fix branch across CI runs (the spec's `max-attempts`)
+    #[arg(long, requires = "event", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub max_attempts: Option<u32>,
+    /// With `--event`: US dollars the agents of this run may cost (the spec's
+    /// `budgets.cost-usd`)
+    #[arg(long, requires = "event", value_name = "USD")]
+    pub cost_limit_usd: Option<f64>,
     /// GitHub API root (default: `GITHUB_API_URL`, else https://api.github.com)
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,

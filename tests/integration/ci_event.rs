@@ -594,3 +594,91 @@ fn the_cost_budget_stops_the_attempt_ladder_before_an_invocation_and_passes_the_
     assert_eq!(seen("stages/fix/attempt-2").unwrap()["FIXCI_BUDGET_USD"], "0.1000");
     assert!(seen("stages/fix/attempt-3").is_none());
 }
+
+/// The YAML blocks of `docs/github-actions.md` that are workflows.
+fn example_workflows() -> Vec<String> {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/github-actions.md"),
+    )
+    .unwrap();
+    doc.split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.starts_with("name:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_action_and_every_example_workflow_pass_actionlint() {
+    let workflows = example_workflows();
+    assert_eq!(workflows.len(), 3, "heal, comments, reviews");
+    for w in &workflows {
+        assert!(w.contains("concurrency:") && w.contains("actions: read"), "{w}");
+        assert!(w.contains("uses: your-org/fixci@main"), "{w}");
+    }
+    let Some(al) = crate::common::validator("actionlint") else {
+        return;
+    };
+    // A repository whose own action is ours: `uses: ./` makes actionlint read `action.yml` and
+    // check every input the examples give against it.
+    let tmp = tempfile::tempdir().unwrap();
+    let wf = tmp.path().join(".github/workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    git(tmp.path(), &["init", "-q"]);
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"),
+        tmp.path().join("action.yml"),
+    )
+    .unwrap();
+    let lint = || {
+        std::process::Command::new(&al)
+            .arg("-no-color")
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    for (i, w) in workflows.iter().enumerate() {
+        std::fs::write(wf.join(format!("example-{i}.yml")), w.replace("your-org/fixci@main", "./")).unwrap();
+    }
+    let out = lint();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It does check the inputs against action.yml: a misspelt one is refused.
+    std::fs::write(
+        wf.join("example-0.yml"),
+        workflows[0].replace("your-org/fixci@main", "./").replace("max-attempts:", "max-attempt:"),
+    )
+    .unwrap();
+    let out = lint();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("max-attempt"));
+}
+
+#[test]
+fn action_inputs_reach_fixci_as_flags() {
+    // The action passes `max-attempts` and `cost-limit-usd` as flags that beat the spec file.
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1)), ("fixci", Some(2))]);
+    mount_writes(&s, true);
+    let ev = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run", "--max-attempts", "5"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("attempt 3 of 5"), "{}", ran.stdout);
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/issues"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([]))),
+    );
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run", "--max-attempts", "2"]);
+    assert!(ran.stdout.contains("case 5"), "{}{}", ran.stdout, ran.stderr);
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run", "--cost-limit-usd=0"]);
+    assert_eq!(ran.code, 2, "{}", ran.stdout);
+    assert!(ran.stderr.contains("/budgets/cost-usd"), "{}", ran.stderr);
+}

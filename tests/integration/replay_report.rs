@@ -487,27 +487,6 @@ fn compare_bad_inputs_exit_2() {
 
 /// A validator from `.ci/install-validators.sh`'s venv (`$FIXCI_TOOLS_DIR`, default
 /// `~/.cache/fixci-tools`), else from PATH; `None` with a message when absent.
-fn validator(name: &str) -> Option<PathBuf> {
-    let tools = std::env::var_os("FIXCI_TOOLS_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/fixci-tools")));
-    if let Some(p) = tools.map(|t| t.join("venv/bin").join(name)) {
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    eprintln!("skipping: `{name}` is not installed (run .ci/install-validators.sh)");
-    None
-}
-
 fn emit(target: &str, extra: &[&str], file: &Path) {
     let out = fixci()
         .args([
@@ -562,7 +541,7 @@ fn emitted_kubernetes_manifests_pass_kubernetes_validate() {
     );
     assert!(text.contains("\"auto/3\""), "{text}");
     assert!(text.contains("\"--require-complete\""), "{text}");
-    let Some(kv) = validator("kubernetes-validate") else {
+    let Some(kv) = crate::common::validator("kubernetes-validate") else {
         return;
     };
     let out = std::process::Command::new(kv)
@@ -591,7 +570,7 @@ fn emitted_kubernetes_manifests_pass_kubernetes_validate() {
         text.replace("completionMode: \"Indexed\"", "completionMode: 7"),
     )
     .unwrap();
-    let kv = validator("kubernetes-validate").unwrap();
+    let kv = crate::common::validator("kubernetes-validate").unwrap();
     assert!(
         !std::process::Command::new(kv)
             .arg("--strict")
@@ -630,7 +609,7 @@ fn emitted_github_workflow_passes_actionlint() {
         text.contains("uses: \"actions/download-artifact@"),
         "{text}"
     );
-    let Some(al) = validator("actionlint") else {
+    let Some(al) = crate::common::validator("actionlint") else {
         return;
     };
     for f in [&plain, &in_image] {
