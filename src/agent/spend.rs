@@ -17,7 +17,10 @@ pub enum Allowance {
 }
 
 /// The allowance under `budgets` after the invocations `reports` made.
-pub fn allowance<'a>(budgets: &Budgets, reports: impl IntoIterator<Item = &'a AgentReport>) -> Allowance {
+pub fn allowance<'a>(
+    budgets: &Budgets,
+    reports: impl IntoIterator<Item = &'a AgentReport>,
+) -> Allowance {
     let t = AgentTotals::of(reports);
     let spent_usd = t.cost_usd.unwrap_or(0.0);
     if let Some(limit) = budgets.cost_usd {
@@ -64,7 +67,10 @@ mod tests {
         assert_eq!(allowance(&b, [&a]), Allowance::Go { usd: Some(0.75) });
         let big = report(Some(0.80), 100);
         match allowance(&b, [&a, &big]) {
-            Allowance::Spent(why) => assert!(why.starts_with("cost budget spent") && why.contains("cost-usd"), "{why}"),
+            Allowance::Spent(why) => assert!(
+                why.starts_with("cost budget spent") && why.contains("cost-usd"),
+                "{why}"
+            ),
             x => panic!("{x:?}"),
         }
         // A CLI that states no cost spends tokens only.
@@ -73,6 +79,9 @@ mod tests {
             Allowance::Spent(why) => assert!(why.contains("1050 tokens"), "{why}"),
             x => panic!("{x:?}"),
         }
-        assert_eq!(allowance(&Budgets::default(), [&big]), Allowance::Go { usd: None });
+        assert_eq!(
+            allowance(&Budgets::default(), [&big]),
+            Allowance::Go { usd: None }
+        );
     }
 }

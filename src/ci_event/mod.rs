@@ -42,6 +42,28 @@ pub struct CiRun {
 }
 
 impl CiRun {
+    /// Attempt 1 on a new fix branch from `base`, answering `run_url` (a run, or an issue's
+    /// page); `original_run` goes into the PR's hidden block.
+    pub fn first(
+        run_url: &str,
+        base: &str,
+        original_run: Option<&str>,
+        max_attempts: u32,
+    ) -> CiRun {
+        CiRun {
+            attempt: 1,
+            run_url: run_url.to_string(),
+            continue_branch: None,
+            pr: None,
+            block: PrBlock {
+                branch: String::new(),
+                base: base.to_string(),
+                original_run: original_run.map(str::to_string),
+                max_attempts,
+            },
+        }
+    }
+
     /// The trailer lines of this attempt's commit (see [`state::trailer_lines`]).
     pub fn trailers(&self) -> String {
         state::trailer_lines(self.attempt, &self.run_url)
@@ -192,7 +214,9 @@ impl Decision {
             Decision::Refuse { .. } => "refused: no write access",
             Decision::OpenFix { .. } => "case 1: failure on a normal branch",
             Decision::NextAttempt { .. } => "case 2: next attempt on the fix branch",
-            Decision::HumanCommitted { .. } => "case 2 stopped: a person committed on the fix branch",
+            Decision::HumanCommitted { .. } => {
+                "case 2 stopped: a person committed on the fix branch"
+            }
             Decision::FinishPr { .. } => "case 3: success on the fix branch",
             Decision::Escalate { .. } => "case 5: attempts exhausted, escalation",
             Decision::AlreadyEscalated { .. } => "case 5: already escalated",
@@ -220,40 +244,68 @@ impl Decision {
     pub fn plan(&self) -> String {
         match self {
             Decision::Ignore { reason } => format!("nothing: {reason}"),
-            Decision::Refuse { login, association, number } => format!(
+            Decision::Refuse {
+                login,
+                association,
+                number,
+            } => format!(
                 "reply on #{number} that @{login} ({association}) cannot steer fixci (write access is needed); run nothing"
             ),
             Decision::OpenFix { base, run_url, .. } => format!(
                 "reproduce and fix the failure of {run_url} from `{base}`: attempt 1 on a new `fixci/<slug>` branch, draft PR"
             ),
-            Decision::NextAttempt { branch, attempt, max, run_url, feedback, .. } => format!(
+            Decision::NextAttempt {
+                branch,
+                attempt,
+                max,
+                run_url,
+                feedback,
+                ..
+            } => format!(
                 "attempt {attempt} of {max} on `{branch}` for {run_url}{}: the commit goes on top of the branch",
                 feedback
                     .as_ref()
                     .map(|f| format!(" with the {} as feedback", f.source))
                     .unwrap_or_default()
             ),
-            Decision::HumanCommitted { branch, commit, author, .. } => format!(
+            Decision::HumanCommitted {
+                branch,
+                commit,
+                author,
+                ..
+            } => format!(
                 "stop: commit {} on `{branch}` is by {author}, not fixci; comment on the PR and make no further attempt",
                 &commit[..commit.len().min(10)]
             ),
-            Decision::FinishPr { branch, pr, ready, .. } => {
+            Decision::FinishPr {
+                branch, pr, ready, ..
+            } => {
                 if *ready {
-                    format!("CI is green on `{branch}`: mark PR #{} ready for review", pr.number)
+                    format!(
+                        "CI is green on `{branch}`: mark PR #{} ready for review",
+                        pr.number
+                    )
                 } else {
-                    format!("CI is green on `{branch}`: comment on PR #{} (`pr.ready-on-green` is off)", pr.number)
+                    format!(
+                        "CI is green on `{branch}`: comment on PR #{} (`pr.ready-on-green` is off)",
+                        pr.number
+                    )
                 }
             }
-            Decision::Escalate { branch, attempts, .. } => format!(
+            Decision::Escalate {
+                branch, attempts, ..
+            } => format!(
                 "`{branch}` failed CI after its last attempt ({attempts}): open one escalation issue"
             ),
-            Decision::AlreadyEscalated { branch, issue_url } => format!(
-                "nothing: `{branch}` is already escalated in {issue_url}"
-            ),
-            Decision::NoAttemptsLeft { branch, attempts, .. } => format!(
-                "comment that `{branch}` used all its {attempts} attempts; run nothing"
-            ),
-            Decision::Task { issue, .. } => format!("take issue #{issue} as the task: a new fix branch, draft PR"),
+            Decision::AlreadyEscalated { branch, issue_url } => {
+                format!("nothing: `{branch}` is already escalated in {issue_url}")
+            }
+            Decision::NoAttemptsLeft {
+                branch, attempts, ..
+            } => format!("comment that `{branch}` used all its {attempts} attempts; run nothing"),
+            Decision::Task { issue, .. } => {
+                format!("take issue #{issue} as the task: a new fix branch, draft PR")
+            }
         }
     }
 }
@@ -263,7 +315,9 @@ fn is_fix_branch(b: &str) -> bool {
 }
 
 fn writer(association: &str) -> bool {
-    WRITERS.iter().any(|w| w.eq_ignore_ascii_case(association.trim()))
+    WRITERS
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case(association.trim()))
 }
 
 /// The text after `/fixci` when `body`'s first non-empty line is the command (`/fixci` alone,
@@ -284,8 +338,8 @@ fn failed(conclusion: &str) -> bool {
 }
 
 /// What must be looked up for `event`, or the decision when nothing is needed.
-pub fn triage(event: &Event) -> Result<Lookup, Decision> {
-    let ignore = |r: String| Err(Decision::Ignore { reason: r });
+pub fn triage(event: &Event) -> Result<Lookup, Box<Decision>> {
+    let ignore = |r: String| Err(Box::new(Decision::Ignore { reason: r }));
     match event {
         Event::WorkflowRun(e) => {
             let run = &e.workflow_run;
@@ -328,11 +382,11 @@ pub fn triage(event: &Event) -> Result<Lookup, Decision> {
                 return ignore("the comment is not a `/fixci` command".into());
             };
             if !writer(&e.comment.author_association) {
-                return Err(Decision::Refuse {
+                return Err(Box::new(Decision::Refuse {
                     login: e.comment.user.login.clone(),
                     association: e.comment.author_association.clone(),
                     number: e.issue.number,
-                });
+                }));
             }
             if e.issue.pull_request.is_none() {
                 return Ok(Lookup::default());
@@ -359,11 +413,11 @@ pub fn triage(event: &Event) -> Result<Lookup, Decision> {
                 return ignore(format!("`{head}` is not a fixci branch"));
             }
             if !writer(&e.review.author_association) {
-                return Err(Decision::Refuse {
+                return Err(Box::new(Decision::Refuse {
                     login: e.review.user.login.clone(),
                     association: e.review.author_association.clone(),
                     number: e.pull_request.number,
-                });
+                }));
             }
             Ok(Lookup {
                 pr_number: Some(e.pull_request.number),
@@ -379,7 +433,7 @@ pub fn triage(event: &Event) -> Result<Lookup, Decision> {
 pub fn decide(event: &Event, facts: &Facts, config: Config, extra_feedback: &str) -> Decision {
     let lookup = match triage(event) {
         Ok(l) => l,
-        Err(d) => return d,
+        Err(d) => return *d,
     };
     let max = config.max_attempts.max(1);
     let default_base = event
@@ -411,6 +465,13 @@ pub fn decide(event: &Event, facts: &Facts, config: Config, extra_feedback: &str
                 reason: format!("the fix branch `{branch}` is not on the remote"),
             };
         };
+        if facts.pr.as_ref().is_none_or(|p| p.state != "open") {
+            return Decision::Ignore {
+                reason: format!(
+                    "`{branch}` has no open PR (closed by a person?): fixci leaves it alone"
+                ),
+            };
+        }
         let used = h.attempts_used();
         if used == 0 {
             return Decision::Ignore {
@@ -496,7 +557,9 @@ pub fn decide(event: &Event, facts: &Facts, config: Config, extra_feedback: &str
                         reason: format!("the PR of `{branch}` is closed"),
                     },
                     _ if used == 0 => Decision::Ignore {
-                        reason: format!("`{branch}` has no `Fixci-Attempt` commit: it is not fixci's"),
+                        reason: format!(
+                            "`{branch}` has no `Fixci-Attempt` commit: it is not fixci's"
+                        ),
                     },
                     _ => Decision::Ignore {
                         reason: format!("CI passed on `{branch}`, which has no open PR"),
@@ -505,7 +568,11 @@ pub fn decide(event: &Event, facts: &Facts, config: Config, extra_feedback: &str
             }
             let d = on_branch(&branch, Some(run.html_url.clone()), None);
             match d {
-                Decision::NoAttemptsLeft { branch, attempts, pr } => match &facts.escalation {
+                Decision::NoAttemptsLeft {
+                    branch,
+                    attempts,
+                    pr,
+                } => match &facts.escalation {
                     Some(url) => Decision::AlreadyEscalated {
                         branch,
                         issue_url: url.clone(),
@@ -522,7 +589,8 @@ pub fn decide(event: &Event, facts: &Facts, config: Config, extra_feedback: &str
             }
         }
         Event::IssueComment(e) => {
-            let text = command_text(e.comment.body.as_deref().unwrap_or_default()).unwrap_or_default();
+            let text =
+                command_text(e.comment.body.as_deref().unwrap_or_default()).unwrap_or_default();
             let feedback = (!text.is_empty()).then(|| Feedback {
                 source: format!("comment by @{}", e.comment.user.login),
                 url: e.comment.html_url.clone(),

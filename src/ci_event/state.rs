@@ -122,7 +122,10 @@ impl PrBlock {
     /// The block in a pull request body, if any (the last one wins: a person may quote one).
     pub fn find(body: &str) -> Option<PrBlock> {
         body.lines().rev().find_map(|l| {
-            let inner = l.trim().strip_prefix(BLOCK_OPEN)?.strip_suffix(BLOCK_CLOSE)?;
+            let inner = l
+                .trim()
+                .strip_prefix(BLOCK_OPEN)?
+                .strip_suffix(BLOCK_CLOSE)?;
             serde_json::from_str(inner).ok()
         })
     }

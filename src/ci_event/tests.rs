@@ -39,8 +39,17 @@ fn history(commits: &[(bool, Option<u32>)]) -> BranchHistory {
             .iter()
             .enumerate()
             .map(|(i, (fixci, a))| BranchCommit {
-                id: if i == 0 { tip.clone() } else { format!("{i:040}") },
-                author: if *fixci { "fixci <fixci@users.noreply.github.com>" } else { "Jane <j@x>" }.into(),
+                id: if i == 0 {
+                    tip.clone()
+                } else {
+                    format!("{i:040}")
+                },
+                author: if *fixci {
+                    "fixci <fixci@users.noreply.github.com>"
+                } else {
+                    "Jane <j@x>"
+                }
+                .into(),
                 by_fixci: *fixci,
                 attempt: a.map(|n| (n, Some(format!("https://github.com/o/r/actions/runs/{n}")))),
             })
@@ -74,7 +83,10 @@ fn the_five_cases_of_a_workflow_run() {
     match decide(&e, &Facts::default(), CFG, "") {
         Decision::OpenFix { base, run_url, .. } => {
             assert_eq!(base, "master");
-            assert_eq!(run_url, "https://github.com/octo-org/octo-repo/actions/runs/289782451");
+            assert_eq!(
+                run_url,
+                "https://github.com/octo-org/octo-repo/actions/runs/289782451"
+            );
         }
         d => panic!("{d:?}"),
     }
@@ -86,7 +98,14 @@ fn the_five_cases_of_a_workflow_run() {
         ..Facts::default()
     };
     match decide(&e, &facts, CFG, "") {
-        Decision::NextAttempt { attempt, max, run_url, branch, base, .. } => {
+        Decision::NextAttempt {
+            attempt,
+            max,
+            run_url,
+            branch,
+            base,
+            ..
+        } => {
             assert_eq!((attempt, max), (2, 3));
             assert_eq!(branch, "fixci/mean");
             assert_eq!(base, "master");
@@ -96,17 +115,31 @@ fn the_five_cases_of_a_workflow_run() {
     }
     // 3: success on a fix branch: a comment unless `ready-on-green`.
     let d = decide(&run("success", "fixci/mean"), &facts, CFG, "");
-    assert!(matches!(d, Decision::FinishPr { ready: false, .. }), "{d:?}");
-    let ready = Config { ready_on_green: true, ..CFG };
+    assert!(
+        matches!(d, Decision::FinishPr { ready: false, .. }),
+        "{d:?}"
+    );
+    let ready = Config {
+        ready_on_green: true,
+        ..CFG
+    };
     let d = decide(&run("success", "fixci/mean"), &facts, ready, "");
     assert!(matches!(d, Decision::FinishPr { ready: true, .. }), "{d:?}");
     // 5: failure after the last attempt, then never a second issue.
     let spent = Facts {
-        branch: Some(history(&[(true, Some(3)), (true, Some(2)), (true, Some(1))])),
+        branch: Some(history(&[
+            (true, Some(3)),
+            (true, Some(2)),
+            (true, Some(1)),
+        ])),
         ..facts.clone()
     };
     match decide(&e, &spent, CFG, "") {
-        Decision::Escalate { attempts, original_run, .. } => {
+        Decision::Escalate {
+            attempts,
+            original_run,
+            ..
+        } => {
             assert_eq!(attempts, 3);
             assert!(original_run.unwrap().ends_with("/runs/1"));
         }
@@ -130,17 +163,41 @@ fn a_human_commit_stops_and_stale_or_foreign_runs_are_ignored() {
         branch: Some(history(&[(false, None), (true, Some(1))])),
         ..Facts::default()
     };
-    assert!(matches!(decide(&e, &facts, CFG, ""), Decision::HumanCommitted { .. }));
+    assert!(matches!(
+        decide(&e, &facts, CFG, ""),
+        Decision::HumanCommitted { .. }
+    ));
     // A run for an older commit of the branch: fixci's own earlier push, already handled.
     let mut stale = facts.clone();
     stale.branch.as_mut().unwrap().tip = "f".repeat(40);
-    assert!(matches!(decide(&e, &stale, CFG, ""), Decision::Ignore { .. }));
+    assert!(matches!(
+        decide(&e, &stale, CFG, ""),
+        Decision::Ignore { .. }
+    ));
+    // A closed PR (or none) means a person ended it: no further attempt.
+    let mut closed = facts.clone();
+    closed.pr.as_mut().unwrap().state = "closed".into();
+    assert!(matches!(
+        decide(&e, &closed, CFG, ""),
+        Decision::Ignore { .. }
+    ));
+    let none = Facts {
+        pr: None,
+        ..facts.clone()
+    };
+    assert!(matches!(
+        decide(&e, &none, CFG, ""),
+        Decision::Ignore { .. }
+    ));
     // A `fixci/` branch without fixci's trailers is not fixci's.
     let foreign = Facts {
         branch: Some(history(&[(true, None)])),
         ..facts.clone()
     };
-    assert!(matches!(decide(&e, &foreign, CFG, ""), Decision::Ignore { .. }));
+    assert!(matches!(
+        decide(&e, &foreign, CFG, ""),
+        Decision::Ignore { .. }
+    ));
     // A fork's run, cancelled runs and runs still going are not for fixci.
     let fork = event(
         RUN,
@@ -150,8 +207,14 @@ fn a_human_commit_stops_and_stale_or_foreign_runs_are_ignored() {
         },
         "workflow_run",
     );
-    assert!(matches!(decide(&fork, &Facts::default(), CFG, ""), Decision::Ignore { .. }));
-    assert!(matches!(decide(&run("cancelled", "master"), &Facts::default(), CFG, ""), Decision::Ignore { .. }));
+    assert!(matches!(
+        decide(&fork, &Facts::default(), CFG, ""),
+        Decision::Ignore { .. }
+    ));
+    assert!(matches!(
+        decide(&run("cancelled", "master"), &Facts::default(), CFG, ""),
+        Decision::Ignore { .. }
+    ));
     // The PR body's budget can only lower the spec's.
     let mut low = facts;
     low.branch = Some(history(&[(true, Some(1))]));
@@ -163,7 +226,10 @@ fn a_human_commit_stops_and_stale_or_foreign_runs_are_ignored() {
         max_attempts: 1,
     }
     .render();
-    assert!(matches!(decide(&e, &low, CFG, ""), Decision::Escalate { .. }));
+    assert!(matches!(
+        decide(&e, &low, CFG, ""),
+        Decision::Escalate { .. }
+    ));
 }
 
 fn comment(body: &str, association: &str, on_pr: bool) -> Event {
@@ -173,7 +239,8 @@ fn comment(body: &str, association: &str, on_pr: bool) -> Event {
             v["comment"]["body"] = json!(body);
             v["comment"]["author_association"] = json!(association);
             if on_pr {
-                v["issue"]["pull_request"] = json!({"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"});
+                v["issue"]["pull_request"] =
+                    json!({"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"});
             }
         },
         "issue_comment",
@@ -183,18 +250,38 @@ fn comment(body: &str, association: &str, on_pr: bool) -> Event {
 #[test]
 fn comments_need_the_command_and_write_access() {
     assert_eq!(command_text("/fixci"), Some(String::new()));
-    assert_eq!(command_text("  /fixci  use the cache\nmore").as_deref(), Some("use the cache\nmore"));
+    assert_eq!(
+        command_text("  /fixci  use the cache\nmore").as_deref(),
+        Some("use the cache\nmore")
+    );
     assert_eq!(command_text("/fixcix"), None);
     assert_eq!(command_text("> /fixci quoted"), None);
     assert!(matches!(
-        decide(&comment("thanks!", "OWNER", false), &Facts::default(), CFG, ""),
+        decide(
+            &comment("thanks!", "OWNER", false),
+            &Facts::default(),
+            CFG,
+            ""
+        ),
         Decision::Ignore { .. }
     ));
-    match decide(&comment("/fixci please", "CONTRIBUTOR", true), &Facts::default(), CFG, "") {
-        Decision::Refuse { login, number, .. } => assert_eq!((login.as_str(), number), ("Codertocat", 1)),
+    match decide(
+        &comment("/fixci please", "CONTRIBUTOR", true),
+        &Facts::default(),
+        CFG,
+        "",
+    ) {
+        Decision::Refuse { login, number, .. } => {
+            assert_eq!((login.as_str(), number), ("Codertocat", 1))
+        }
         d => panic!("{d:?}"),
     }
-    match decide(&comment("/fixci add a test too", "MEMBER", false), &Facts::default(), CFG, "") {
+    match decide(
+        &comment("/fixci add a test too", "MEMBER", false),
+        &Facts::default(),
+        CFG,
+        "",
+    ) {
         Decision::Task { issue, feedback } => {
             assert_eq!(issue, 1);
             assert_eq!(feedback.unwrap().text, "add a test too");
@@ -208,14 +295,19 @@ fn comments_need_the_command_and_write_access() {
         failing_run: Some("https://github.com/o/r/actions/runs/5".into()),
         ..Facts::default()
     };
-    assert!(matches!(decide(&e, &facts, CFG, ""), Decision::OpenFix { ref base, .. } if base == "feature"));
+    assert!(
+        matches!(decide(&e, &facts, CFG, ""), Decision::OpenFix { ref base, .. } if base == "feature")
+    );
     // On a fixci PR: the next attempt with the comment as feedback.
     let facts = Facts {
         pr: Some(pr("fixci/mean")),
         branch: Some(history(&[(true, Some(1))])),
         ..facts
     };
-    assert!(matches!(decide(&e, &facts, CFG, ""), Decision::NextAttempt { attempt: 2, .. }));
+    assert!(matches!(
+        decide(&e, &facts, CFG, ""),
+        Decision::NextAttempt { attempt: 2, .. }
+    ));
 }
 
 fn review(state: &str, association: &str, head: &str) -> Event {
@@ -234,15 +326,30 @@ fn review(state: &str, association: &str, head: &str) -> Event {
 #[test]
 fn a_review_asking_for_changes_is_the_next_attempt() {
     assert!(matches!(
-        decide(&review("commented", "OWNER", "fixci/mean"), &Facts::default(), CFG, ""),
+        decide(
+            &review("commented", "OWNER", "fixci/mean"),
+            &Facts::default(),
+            CFG,
+            ""
+        ),
         Decision::Ignore { .. }
     ));
     assert!(matches!(
-        decide(&review("changes_requested", "OWNER", "feature"), &Facts::default(), CFG, ""),
+        decide(
+            &review("changes_requested", "OWNER", "feature"),
+            &Facts::default(),
+            CFG,
+            ""
+        ),
         Decision::Ignore { .. }
     ));
     assert!(matches!(
-        decide(&review("changes_requested", "NONE", "fixci/mean"), &Facts::default(), CFG, ""),
+        decide(
+            &review("changes_requested", "NONE", "fixci/mean"),
+            &Facts::default(),
+            CFG,
+            ""
+        ),
         Decision::Refuse { .. }
     ));
     let facts = Facts {
@@ -250,10 +357,23 @@ fn a_review_asking_for_changes_is_the_next_attempt() {
         branch: Some(history(&[(true, Some(1))])),
         ..Facts::default()
     };
-    match decide(&review("changes_requested", "OWNER", "fixci/mean"), &facts, CFG, "src/a.py:3: no") {
-        Decision::NextAttempt { attempt, feedback: Some(f), run_url, .. } => {
+    match decide(
+        &review("changes_requested", "OWNER", "fixci/mean"),
+        &facts,
+        CFG,
+        "src/a.py:3: no",
+    ) {
+        Decision::NextAttempt {
+            attempt,
+            feedback: Some(f),
+            run_url,
+            ..
+        } => {
             assert_eq!(attempt, 2);
-            assert_eq!(f.text, "Please keep the public signature.\n\nsrc/a.py:3: no");
+            assert_eq!(
+                f.text,
+                "Please keep the public signature.\n\nsrc/a.py:3: no"
+            );
             assert!(f.source.contains("@Codertocat"));
             // The failure is the original run's, from the trailer.
             assert!(run_url.ends_with("/runs/1"));
@@ -270,16 +390,32 @@ fn bad_payloads_name_the_file_and_the_path() {
     let e = payload::read(&p, None).unwrap_err();
     assert!(e.render().contains("e.json"), "{}", e.render());
     std::fs::write(&p, "{\"zen\": 1}").unwrap();
-    assert!(payload::read(&p, None).unwrap_err().render().contains("workflow_run"));
+    assert!(
+        payload::read(&p, None)
+            .unwrap_err()
+            .render()
+            .contains("workflow_run")
+    );
     std::fs::write(&p, "{").unwrap();
-    assert!(payload::read(&p, None).unwrap_err().render().contains("line 1"));
+    assert!(
+        payload::read(&p, None)
+            .unwrap_err()
+            .render()
+            .contains("line 1")
+    );
     std::fs::write(&p, RUN).unwrap();
     let e = payload::read(&p, Some("push")).unwrap_err();
     assert!(e.render().contains("`push`"), "{}", e.render());
     std::fs::write(&p, COMMENT).unwrap();
     let mut v: Value = serde_json::from_str(COMMENT).unwrap();
-    v["comment"].as_object_mut().unwrap().remove("author_association");
+    v["comment"]
+        .as_object_mut()
+        .unwrap()
+        .remove("author_association");
     std::fs::write(&p, v.to_string()).unwrap();
     let r = payload::read(&p, None).unwrap_err().render();
-    assert!(r.contains("/comment") && r.contains("author_association"), "{r}");
+    assert!(
+        r.contains("/comment") && r.contains("author_association"),
+        "{r}"
+    );
 }

@@ -24,7 +24,10 @@ pub const CONFIG_FILES: &[&str] = &["fixci.json", "fixci.toml"];
 fn config_document(args: &RunArgs, root: &Path) -> Result<(Value, PathBuf, PathBuf)> {
     let path = match &args.spec {
         Some(p) => Some(p.clone()),
-        None => CONFIG_FILES.iter().map(|f| root.join(f)).find(|p| p.is_file()),
+        None => CONFIG_FILES
+            .iter()
+            .map(|f| root.join(f))
+            .find(|p| p.is_file()),
     };
     match path {
         Some(p) => {
@@ -45,12 +48,7 @@ fn config_document(args: &RunArgs, root: &Path) -> Result<(Value, PathBuf, PathB
 /// an issue) in place of any input it names, `deterministic` and `prompt` defaulted, `base` set,
 /// one engine attempt (each CI run is one attempt on the branch), and the feedback appended to
 /// the prompt, fenced.
-fn spec_value(
-    config: &Value,
-    base: &str,
-    input: Input<'_>,
-    feedback: Option<&Feedback>,
-) -> Value {
+fn spec_value(config: &Value, base: &str, input: Input<'_>, feedback: Option<&Feedback>) -> Value {
     let mut v = with_input(config, input);
     let o = v.as_object_mut().expect("checked: an object");
     o.insert("base".into(), json!(base));
@@ -117,6 +115,14 @@ fn config_of(v: &Value) -> Config {
     }
 }
 
+/// The remote fixci fetches from and pushes to: `pr.remote`, else `origin`.
+fn remote_of(doc: &Value) -> String {
+    doc.pointer("/pr/remote")
+        .and_then(Value::as_str)
+        .unwrap_or("origin")
+        .to_string()
+}
+
 /// Where the event's repository lives and how to reach it.
 struct Forge {
     gh: GitHub,
@@ -174,24 +180,22 @@ pub fn execute(args: &RunArgs, event_file: &Path) -> Result<u8> {
     let probe = with_input(&doc, Input::Run("https://github.com/o/r/actions/runs/1"));
     spec::from_value(probe, &doc_path, &doc_dir)?;
     let config = config_of(&doc);
-    let remote = doc
-        .pointer("/pr/remote")
-        .and_then(Value::as_str)
-        .unwrap_or("origin")
-        .to_string();
+    let remote = remote_of(&doc);
 
     let mut facts = Facts::default();
     let mut extra = String::new();
     let lookup = ci_event::triage(&event);
     let forge = match &lookup {
         Ok(_) => Some(Forge::new(&event, args.api_url.as_deref())?),
-        Err(Decision::Refuse { .. }) if !args.dry_run => {
+        Err(d) if matches!(**d, Decision::Refuse { .. }) && !args.dry_run => {
             Some(Forge::new(&event, args.api_url.as_deref())?)
         }
         Err(_) => None,
     };
     if let (Ok(l), Some(f)) = (&lookup, &forge) {
-        gather(l, &event, f, &root, &remote, &config, &mut facts, &mut extra)?;
+        gather(
+            l, &event, f, &root, &remote, &config, &mut facts, &mut extra,
+        )?;
     }
     let decision = ci_event::decide(&event, &facts, config, &extra);
     outln!("fixci: event `{}`: {}", event.name(), decision.case());
@@ -199,7 +203,16 @@ pub fn execute(args: &RunArgs, event_file: &Path) -> Result<u8> {
     if args.dry_run {
         return Ok(exit_codes::SUCCESS);
     }
-    let report = act(args, &event, &decision, forge.as_ref(), &doc, &doc_path, &doc_dir, &root)?;
+    let report = act(
+        args,
+        &event,
+        &decision,
+        forge.as_ref(),
+        &doc,
+        &doc_path,
+        &doc_dir,
+        &root,
+    )?;
     report.publish(&event, &decision);
     Ok(report.code)
 }
@@ -220,10 +233,9 @@ fn gather(
     if let Some(n) = lookup.pr_number {
         facts.pr = Some(f.gh.pull(&f.owner, &f.repo, n).map_err(forge_err)?);
     } else if let Some(b) = &lookup.pr_for_branch {
-        facts.pr = f
-            .gh
-            .open_pull_for_branch(&f.owner, &f.repo, b)
-            .map_err(forge_err)?;
+        facts.pr =
+            f.gh.open_pull_for_branch(&f.owner, &f.repo, b)
+                .map_err(forge_err)?;
     }
     let branch = lookup.branch.clone().or_else(|| {
         facts
@@ -235,17 +247,15 @@ fn gather(
     });
     if lookup.failing_run_of_pr {
         if let Some(pr) = &facts.pr {
-            facts.failing_run = f
-                .gh
-                .failed_run_for(&f.owner, &f.repo, &pr.head_sha)
-                .map_err(forge_err)?;
+            facts.failing_run =
+                f.gh.failed_run_for(&f.owner, &f.repo, &pr.head_sha)
+                    .map_err(forge_err)?;
         }
     }
     if let (Event::Review(e), Some(pr)) = (event, &facts.pr) {
-        *extra = f
-            .gh
-            .review_comments(&f.owner, &f.repo, pr.number, e.review.id)
-            .map_err(forge_err)?;
+        *extra =
+            f.gh.review_comments(&f.owner, &f.repo, pr.number, e.review.id)
+                .map_err(forge_err)?;
     }
     let Some(branch) = branch else {
         return Ok(());
@@ -266,11 +276,10 @@ fn gather(
     }
     let used = facts.branch.as_ref().map_or(0, |h| h.attempts_used());
     if used >= config.max_attempts {
-        facts.escalation = f
-            .gh
-            .find_escalation(&f.owner, &f.repo, &forge::branch_marker(&branch))
-            .map_err(forge_err)?
-            .map(|(_, url)| url);
+        facts.escalation =
+            f.gh.find_escalation(&f.owner, &f.repo, &forge::branch_marker(&branch))
+                .map_err(forge_err)?
+                .map(|(_, url)| url);
     }
     Ok(())
 }
@@ -408,7 +417,8 @@ fn act(
         } => {
             let f = f()?;
             let text = if *ready {
-                f.gh.mark_ready_for_review(&pr.node_id).map_err(Error::from)?;
+                f.gh.mark_ready_for_review(&pr.node_id)
+                    .map_err(Error::from)?;
                 format!(
                     "CI is green on `{branch}` after {attempts} fixci attempt(s): marked ready for review."
                 )
@@ -440,9 +450,8 @@ fn act(
             }
             body.push_str(&format!("\n{}\n", forge::branch_marker(branch)));
             let signature = original_run.clone().unwrap_or_else(|| branch.clone());
-            let e = f
-                .gh
-                .escalate(
+            let e =
+                f.gh.escalate(
                     &f.owner,
                     &f.repo,
                     &format!("fixci could not fix `{branch}` in {attempts} attempt(s)"),
@@ -453,7 +462,10 @@ fn act(
             if let Some(pr) = pr {
                 comment(
                     pr.number,
-                    &format!("fixci used its {attempts} attempt(s); escalated in {}", e.html_url),
+                    &format!(
+                        "fixci used its {attempts} attempt(s); escalated in {}",
+                        e.html_url
+                    ),
                 )?;
             }
             let mut r = Report::new(status, format!("escalation: {}", e.html_url));
@@ -490,27 +502,23 @@ fn act(
             feedback,
             reply_to,
         } => {
+            // The base branch as the remote has it (a non-default branch may not be local).
+            vcs::fix_branch::fetch_branch(root, &remote_of(doc), base)
+                .map_err(|e| Error::infra(format!("cannot fetch `{base}`")).source(e))?;
             let v = spec_value(doc, base, Input::Run(run_url), feedback.as_ref());
             let max = config_of(doc).max_attempts;
-            let ci = CiRun {
-                attempt: 1,
-                run_url: run_url.clone(),
-                continue_branch: None,
-                pr: None,
-                block: PrBlock {
-                    branch: String::new(),
-                    base: base.clone(),
-                    original_run: Some(run_url.clone()),
-                    max_attempts: max,
-                },
-            };
+            let ci = CiRun::first(run_url, base, Some(run_url), max);
             let r = run_engine(args, v, doc_path, doc_dir, root, ci, 1, max)?;
             if let (Some(n), Some(f)) = (reply_to, forge) {
                 let _ = f.gh.comment(
                     &f.owner,
                     &f.repo,
                     *n,
-                    &format!("fixci: {} ({})", r.detail, r.pr_url.as_deref().unwrap_or("no PR")),
+                    &format!(
+                        "fixci: {} ({})",
+                        r.detail,
+                        r.pr_url.as_deref().unwrap_or("no PR")
+                    ),
                 );
             }
             r
@@ -552,21 +560,9 @@ fn act(
                 feedback.as_ref(),
             );
             let max = config_of(doc).max_attempts;
-            let ci = CiRun {
-                attempt: 1,
-                run_url: format!(
-                    "{}/issues/{issue}",
-                    r.html_url.clone().unwrap_or_default()
-                ),
-                continue_branch: None,
-                pr: None,
-                block: PrBlock {
-                    branch: String::new(),
-                    base: r.default_branch.clone().unwrap_or_else(|| "main".into()),
-                    original_run: None,
-                    max_attempts: max,
-                },
-            };
+            let page = format!("{}/issues/{issue}", r.html_url.clone().unwrap_or_default());
+            let base = r.default_branch.clone().unwrap_or_else(|| "main".into());
+            let ci = CiRun::first(&page, &base, None, max);
             run_engine(args, v, doc_path, doc_dir, root, ci, 1, max)?
         }
     })
@@ -637,13 +633,7 @@ fn run_engine(
     progress.finish();
     let outcome = outcome?;
     let st = RunDir::new(&outcome.run_dir).load_state().ok();
-    let branch = st
-        .as_ref()
-        .and_then(|s| s.commit.as_ref().and(s.branch.clone()));
-    let pr_url = st
-        .as_ref()
-        .and_then(|s| s.pr.as_ref())
-        .and_then(|p| p.url.clone());
+    let (branch, pr_url) = super::run::published(st.as_ref());
     let mut r = Report::new(
         outcome.status.as_str(),
         format!(

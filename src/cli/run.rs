@@ -227,13 +227,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
 pub fn print_outcome(outcome: &engine::Outcome, json: bool) {
     let dir = RunDir::new(&outcome.run_dir);
     let state = dir.load_state().ok();
-    let branch = state
-        .as_ref()
-        .and_then(|st| st.commit.as_ref().and(st.branch.clone()));
-    let pr_url = state
-        .as_ref()
-        .and_then(|st| st.pr.as_ref())
-        .and_then(|pr| pr.url.clone());
+    let (branch, pr_url) = published(state.as_ref());
     let report = dir.report_file();
     if json {
         let v = serde_json::json!({
@@ -268,6 +262,15 @@ pub fn print_outcome(outcome: &engine::Outcome, json: bool) {
             }
         }
     }
+}
+
+/// The fix branch (when a fix was committed) and the opened PR's page of a run's state.
+pub fn published(state: Option<&RunState>) -> (Option<String>, Option<String>) {
+    let branch = state.and_then(|st| st.commit.as_ref().and(st.branch.clone()));
+    let pr_url = state
+        .and_then(|st| st.pr.as_ref())
+        .and_then(|pr| pr.url.clone());
+    (branch, pr_url)
 }
 
 /// Stage progress on stderr: a spinner per stage on a terminal (indicatif), plain lines

@@ -109,9 +109,8 @@ impl GitHub {
         repo: &str,
         sha: &str,
     ) -> Result<Option<String>, ForgeError> {
-        let path = format!(
-            "/repos/{owner}/{repo}/actions/runs?head_sha={sha}&status=failure&per_page=1"
-        );
+        let path =
+            format!("/repos/{owner}/{repo}/actions/runs?head_sha={sha}&status=failure&per_page=1");
         let (runs, _) =
             self.block_on(self.json::<RunsJson>(Method::GET, &path, None, Purpose::Run))?;
         Ok(runs.workflow_runs.into_iter().next().map(|r| r.html_url))
@@ -189,7 +188,11 @@ impl GitHub {
         if let Some(errors) = v.get("errors").and_then(|e| e.as_array()) {
             let msg: Vec<String> = errors
                 .iter()
-                .filter_map(|e| e.get("message").and_then(|m| m.as_str()).map(str::to_string))
+                .filter_map(|e| {
+                    e.get("message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                })
                 .collect();
             return Err(ForgeError::Http {
                 status: 200,

@@ -15,12 +15,13 @@ pub const FIXCI_EMAIL: &str = "fixci@users.noreply.github.com";
 
 /// Fetches `branch` from `remote` into `refs/remotes/<remote>/<branch>` with the git CLI (so
 /// the credentials `actions/checkout` configured apply; hooks off), then makes the local branch
-/// `branch` point at it: created when absent, moved forward when it is an ancestor, left alone
-/// (an error) when it has commits the remote lacks. Returns the remote tip, or `None` when the
-/// remote has no such branch.
+/// `branch` point at it: created when absent, moved forward when it is an ancestor and not
+/// checked out, left alone otherwise (the checked-out branch of the CI's checkout is never
+/// moved under its files). Returns the remote tip, or `None` when the remote has no such
+/// branch.
 ///
 /// Errors: git cannot run, the fetch fails for another reason than a missing branch, or the
-/// local branch diverged.
+/// local branch has commits the remote lacks.
 pub fn fetch_branch(root: &Path, remote: &str, branch: &str) -> Result<Option<Oid>, VcsError> {
     let tracking = format!("refs/remotes/{remote}/{branch}");
     let out = git_cmd::git()
@@ -51,7 +52,7 @@ pub fn fetch_branch(root: &Path, remote: &str, branch: &str) -> Result<Option<Oi
     match repo.find_branch(branch, BranchType::Local) {
         Ok(mut b) => {
             let local = b.get().target();
-            if local == Some(tip) {
+            if local == Some(tip) || b.is_head() {
             } else if local.is_some_and(|l| repo.graph_descendant_of(tip, l).unwrap_or(false)) {
                 b.get_mut()
                     .set_target(tip, "fixci: fetch the fix branch")

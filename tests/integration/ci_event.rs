@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, Request, ResponseTemplate};
 
 use crate::common::{CI_LOG, git};
 
@@ -16,31 +16,15 @@ const RUN_ID: u64 = 289782451;
 const NEXT_RUN: u64 = 289782999;
 const BRANCH: &str = "fixci/mean";
 
-struct Server {
-    rt: tokio::runtime::Runtime,
-    mock: MockServer,
+use crate::forge::Server;
+
+/// What `Server` received, by request.
+trait Received {
+    fn sent(&self, verb: &str, p: &str) -> Vec<Value>;
+    fn writes(&self) -> Vec<String>;
 }
 
-impl Server {
-    fn start() -> Server {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mock = rt.block_on(MockServer::start());
-        Server { rt, mock }
-    }
-
-    fn mount(&self, m: Mock) {
-        self.rt.block_on(m.mount(&self.mock));
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.rt
-            .block_on(self.mock.received_requests())
-            .unwrap_or_default()
-    }
-
+impl Received for Server {
     /// The bodies of the requests `verb path`.
     fn sent(&self, verb: &str, p: &str) -> Vec<Value> {
         self.requests()
@@ -102,7 +86,11 @@ fn pr_json(draft: bool) -> Value {
 }
 
 fn mount_writes(s: &Server, pr_open: bool) {
-    let list = if pr_open { json!([pr_json(true)]) } else { json!([]) };
+    let list = if pr_open {
+        json!([pr_json(true)])
+    } else {
+        json!([])
+    };
     s.mount(
         Mock::given(method("GET"))
             .and(path("/repos/o/r/pulls"))
@@ -116,7 +104,11 @@ fn mount_writes(s: &Server, pr_open: bool) {
     s.mount(
         Mock::given(method("POST"))
             .and(path("/repos/o/r/pulls"))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"number": 7, "html_url": "https://github.com/o/r/pull/7"}))),
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(
+                    json!({"number": 7, "html_url": "https://github.com/o/r/pull/7"}),
+                ),
+            ),
     );
     for n in [1, 7] {
         s.mount(
@@ -131,8 +123,8 @@ fn mount_writes(s: &Server, pr_open: bool) {
         Mock::given(method("POST"))
             .and(path("/graphql"))
             .respond_with(ResponseTemplate::new(200).set_body_json(
-                json!({"data": {"markPullRequestReadyForReview": {"pullRequest": {"isDraft": false}}}}),
-            )),
+            json!({"data": {"markPullRequestReadyForReview": {"pullRequest": {"isDraft": false}}}}),
+        )),
     );
 }
 
@@ -201,8 +193,17 @@ impl Repos {
             };
             git(
                 &self.work,
-                &["-c", &format!("user.name={name}"), "-c", &format!("user.email={email}"),
-                  "commit", "-qam", &msg, "--author", &format!("{name} <{email}>")],
+                &[
+                    "-c",
+                    &format!("user.name={name}"),
+                    "-c",
+                    &format!("user.email={email}"),
+                    "commit",
+                    "-qam",
+                    &msg,
+                    "--author",
+                    &format!("{name} <{email}>"),
+                ],
             );
         }
         git(&self.work, &["push", "-q", "origin", BRANCH]);
@@ -214,7 +215,12 @@ impl Repos {
 
     fn remote_tip(&self, branch: &str) -> Option<String> {
         let out = std::process::Command::new("git")
-            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")])
+            .args([
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("refs/heads/{branch}"),
+            ])
             .current_dir(&self.bare)
             .output()
             .unwrap();
@@ -319,14 +325,26 @@ fn case_1_a_failure_on_main_opens_a_fix_branch_with_attempt_1_and_a_draft_pr() {
         .to_string();
     assert!(branch.starts_with("fixci/"), "{}", ran.output);
     assert!(ran.output.contains("status=success"), "{}", ran.output);
-    assert!(ran.output.contains("pr-url=https://github.com/o/r/pull/7"), "{}", ran.output);
+    assert!(
+        ran.output.contains("pr-url=https://github.com/o/r/pull/7"),
+        "{}",
+        ran.output
+    );
     assert!(ran.summary.contains("case 1"), "{}", ran.summary);
     // The fix reached the remote with its trailers, on top of main.
     let tip = r.remote_tip(&branch).expect("the fix branch was pushed");
     let msg = message(&r.bare, &tip);
     assert!(msg.contains("Fixci-Attempt: 1"), "{msg}");
-    assert!(msg.contains(&format!("Fixci-Run: https://github.com/o/r/actions/runs/{RUN_ID}")), "{msg}");
-    assert_eq!(git(&r.bare, &["rev-parse", &format!("{tip}^")]).trim(), head);
+    assert!(
+        msg.contains(&format!(
+            "Fixci-Run: https://github.com/o/r/actions/runs/{RUN_ID}"
+        )),
+        "{msg}"
+    );
+    assert_eq!(
+        git(&r.bare, &["rev-parse", &format!("{tip}^")]).trim(),
+        head
+    );
     let prs = s.sent("POST", "/repos/o/r/pulls");
     assert_eq!(prs.len(), 1);
     assert_eq!(prs[0]["draft"], true);
@@ -351,7 +369,10 @@ fn case_2_a_failure_on_the_fix_branch_makes_the_next_attempt_on_top_of_it() {
     assert!(ran.stdout.contains("attempt 2 of 3"), "{}", ran.stdout);
     let new_tip = r.remote_tip(BRANCH).unwrap();
     assert_ne!(new_tip, tip);
-    assert_eq!(git(&r.bare, &["rev-parse", &format!("{new_tip}^")]).trim(), tip);
+    assert_eq!(
+        git(&r.bare, &["rev-parse", &format!("{new_tip}^")]).trim(),
+        tip
+    );
     let msg = message(&r.bare, &new_tip);
     assert!(msg.contains("Fixci-Attempt: 2"), "{msg}");
     assert!(msg.contains(&format!("runs/{NEXT_RUN}")), "{msg}");
@@ -360,7 +381,11 @@ fn case_2_a_failure_on_the_fix_branch_makes_the_next_attempt_on_top_of_it() {
     let notes = s.sent("POST", "/repos/o/r/issues/7/comments");
     assert_eq!(notes.len(), 1, "{:?}", s.writes());
     assert!(notes[0]["body"].as_str().unwrap().contains("attempt 2"));
-    assert!(ran.output.contains(&format!("branch={BRANCH}")), "{}", ran.output);
+    assert!(
+        ran.output.contains(&format!("branch={BRANCH}")),
+        "{}",
+        ran.output
+    );
 }
 
 #[test]
@@ -376,7 +401,11 @@ fn case_2_stops_when_a_person_committed_on_the_fix_branch() {
     assert!(ran.output.contains("status=stopped"), "{}", ran.output);
     let notes = s.sent("POST", "/repos/o/r/issues/7/comments");
     assert_eq!(notes.len(), 1);
-    assert!(notes[0]["body"].as_str().unwrap().contains("Jane Doe"), "{}", notes[0]);
+    assert!(
+        notes[0]["body"].as_str().unwrap().contains("Jane Doe"),
+        "{}",
+        notes[0]
+    );
     assert_eq!(r.remote_tip(BRANCH).unwrap(), tip, "nothing was pushed");
     assert!(!r.root.join("out").exists(), "no run was started");
 }
@@ -430,7 +459,8 @@ fn case_5_the_last_attempt_failing_opens_one_escalation_issue_never_a_second() {
             .and(path("/repos/o/r/issues"))
             .and(query_param("labels", "fixci-escalation"))
             .respond_with(move |_: &Request| {
-                ResponseTemplate::new(200).set_body_json(Value::Array(listed.lock().unwrap().clone()))
+                ResponseTemplate::new(200)
+                    .set_body_json(Value::Array(listed.lock().unwrap().clone()))
             }),
     );
     let keep = filed.clone();
@@ -452,7 +482,12 @@ fn case_5_the_last_attempt_failing_opens_one_escalation_issue_never_a_second() {
     let issues = s.sent("POST", "/repos/o/r/issues");
     assert_eq!(issues.len(), 1);
     assert_eq!(issues[0]["labels"], json!(["fixci-escalation"]));
-    assert!(issues[0]["body"].as_str().unwrap().contains(&format!("runs/{NEXT_RUN}")));
+    assert!(
+        issues[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("runs/{NEXT_RUN}"))
+    );
     // The same branch failing again: no second issue, no comment on it.
     let ran = fixci_event(&r, &s, None, &ev, &[]);
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
@@ -504,17 +539,30 @@ fn a_review_asking_for_changes_becomes_the_next_attempt_with_its_comments_as_fee
     });
     let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(ran.stdout.contains("review by @Codertocat"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("review by @Codertocat"),
+        "{}",
+        ran.stdout
+    );
     let new_tip = r.remote_tip(BRANCH).unwrap();
-    assert_eq!(git(&r.bare, &["rev-parse", &format!("{new_tip}^")]).trim(), tip);
+    assert_eq!(
+        git(&r.bare, &["rev-parse", &format!("{new_tip}^")]).trim(),
+        tip
+    );
     assert!(message(&r.bare, &new_tip).contains("Fixci-Attempt: 2"));
     // The fix agent saw the review and its line comment.
     let run = crate::common::run_dir(&r.root.join("out"));
     let prompt = std::fs::read_to_string(run.join("stages/fix/attempt-1/prompt.md"))
         .or_else(|_| std::fs::read_to_string(run.join("stages/reproduce/prompt.md")))
         .unwrap();
-    assert!(prompt.contains("Please keep the public signature of mean."), "{prompt}");
-    assert!(prompt.contains("mathlib/stats.py:3: Divide by len(xs)"), "{prompt}");
+    assert!(
+        prompt.contains("Please keep the public signature of mean."),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("mathlib/stats.py:3: Divide by len(xs)"),
+        "{prompt}"
+    );
 }
 
 #[test]
@@ -527,7 +575,11 @@ fn a_dry_run_prints_the_case_and_the_plan_and_writes_nothing() {
     let ran = fixci_event(&r, &s, None, &ev, &["--dry-run"]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(ran.stdout.contains("case 2"), "{}", ran.stdout);
-    assert!(ran.stdout.contains("attempt 2 of 3 on `fixci/mean`"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("attempt 2 of 3 on `fixci/mean`"),
+        "{}",
+        ran.stdout
+    );
     assert!(s.writes().is_empty(), "{:?}", s.writes());
     assert!(ran.output.is_empty() && ran.summary.is_empty());
     assert!(!r.root.join("out").exists());
@@ -541,13 +593,21 @@ fn a_bad_payload_or_configuration_exits_2_naming_the_file() {
     std::fs::write(&ev, "{\"workflow_run\": {\"id\": 1}}").unwrap();
     let ran = fixci_event(&r, &s, None, &ev, &[]);
     assert_eq!(ran.code, 2, "{}", ran.stderr);
-    assert!(ran.stderr.contains("event.json") && ran.stderr.contains("/workflow_run"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("event.json") && ran.stderr.contains("/workflow_run"),
+        "{}",
+        ran.stderr
+    );
     let head = git(&r.work, &["rev-parse", "HEAD"]).trim().to_string();
     let ev = run_event(&r, "success", "main", &head, RUN_ID);
     std::fs::write(r.work.join("fixci.json"), "{\"max-attempts\": 0}").unwrap();
     let ran = fixci_event(&r, &s, None, &ev, &[]);
     assert_eq!(ran.code, 2, "{}", ran.stderr);
-    assert!(ran.stderr.contains("fixci.json") && ran.stderr.contains("/max-attempts"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("fixci.json") && ran.stderr.contains("/max-attempts"),
+        "{}",
+        ran.stderr
+    );
     assert!(s.requests().is_empty() && ran.output.is_empty());
 }
 
@@ -574,14 +634,30 @@ fn the_cost_budget_stops_the_attempt_ladder_before_an_invocation_and_passes_the_
     std::fs::write(&spec, v.to_string()).unwrap();
     let out = crate::common::fixci()
         .current_dir(&env.root)
-        .args(["run", spec.to_str().unwrap(), "--out", env.out.to_str().unwrap()])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            env.out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = crate::common::run_dir(&env.out);
     let r = crate::common::result(&run);
     assert_eq!(r["status"], "failed", "{r}");
-    assert!(r["reason"].as_str().unwrap().starts_with("cost budget spent"), "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("cost budget spent"),
+        "{r}"
+    );
     // reproduce ($0.45) and attempt 1 ($0.90) ran; attempt 2 got the $0.10 left; attempt 3
     // never started an agent.
     let seen = |dir: &str| -> Option<Value> {
@@ -589,9 +665,18 @@ fn the_cost_budget_stops_the_attempt_ladder_before_an_invocation_and_passes_the_
             .ok()
             .map(|t| serde_json::from_str(&t).unwrap())
     };
-    assert_eq!(seen("stages/reproduce").unwrap()["FIXCI_BUDGET_USD"], "1.0000");
-    assert_eq!(seen("stages/fix/attempt-1").unwrap()["FIXCI_BUDGET_USD"], "0.5500");
-    assert_eq!(seen("stages/fix/attempt-2").unwrap()["FIXCI_BUDGET_USD"], "0.1000");
+    assert_eq!(
+        seen("stages/reproduce").unwrap()["FIXCI_BUDGET_USD"],
+        "1.0000"
+    );
+    assert_eq!(
+        seen("stages/fix/attempt-1").unwrap()["FIXCI_BUDGET_USD"],
+        "0.5500"
+    );
+    assert_eq!(
+        seen("stages/fix/attempt-2").unwrap()["FIXCI_BUDGET_USD"],
+        "0.1000"
+    );
     assert!(seen("stages/fix/attempt-3").is_none());
 }
 
@@ -614,7 +699,10 @@ fn the_action_and_every_example_workflow_pass_actionlint() {
     let workflows = example_workflows();
     assert_eq!(workflows.len(), 3, "heal, comments, reviews");
     for w in &workflows {
-        assert!(w.contains("concurrency:") && w.contains("actions: read"), "{w}");
+        assert!(
+            w.contains("concurrency:") && w.contains("actions: read"),
+            "{w}"
+        );
         assert!(w.contains("uses: your-org/fixci@main"), "{w}");
     }
     let Some(al) = crate::common::validator("actionlint") else {
@@ -639,7 +727,11 @@ fn the_action_and_every_example_workflow_pass_actionlint() {
             .unwrap()
     };
     for (i, w) in workflows.iter().enumerate() {
-        std::fs::write(wf.join(format!("example-{i}.yml")), w.replace("your-org/fixci@main", "./")).unwrap();
+        std::fs::write(
+            wf.join(format!("example-{i}.yml")),
+            w.replace("your-org/fixci@main", "./"),
+        )
+        .unwrap();
     }
     let out = lint();
     assert!(
@@ -651,7 +743,9 @@ fn the_action_and_every_example_workflow_pass_actionlint() {
     // It does check the inputs against action.yml: a misspelt one is refused.
     std::fs::write(
         wf.join("example-0.yml"),
-        workflows[0].replace("your-org/fixci@main", "./").replace("max-attempts:", "max-attempt:"),
+        workflows[0]
+            .replace("your-org/fixci@main", "./")
+            .replace("max-attempts:", "max-attempt:"),
     )
     .unwrap();
     let out = lint();
@@ -676,7 +770,12 @@ fn action_inputs_reach_fixci_as_flags() {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!([]))),
     );
     let ran = fixci_event(&r, &s, None, &ev, &["--dry-run", "--max-attempts", "2"]);
-    assert!(ran.stdout.contains("case 5"), "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("case 5"),
+        "{}{}",
+        ran.stdout,
+        ran.stderr
+    );
     assert!(s.writes().is_empty(), "{:?}", s.writes());
     let ran = fixci_event(&r, &s, None, &ev, &["--dry-run", "--cost-limit-usd=0"]);
     assert_eq!(ran.code, 2, "{}", ran.stdout);

@@ -2,7 +2,7 @@
 //! known, and the emitted manifests fed to the real validators (`kubernetes-validate`,
 //! `actionlint`, installed by `.ci/install-validators.sh`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fixci::replay::record::{Funnel, RECORD_FORMAT, Record, Verdict, write};
 use fixci::replay::{Plan, PlanItem};
