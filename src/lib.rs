@@ -5,6 +5,7 @@
 //! by running the commands itself. See `DESIGN.md` in the shared folder for the contracts.
 
 pub mod agent;
+pub mod ci_event;
 pub mod cli;
 pub mod contain;
 pub mod defaults;

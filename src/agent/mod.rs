@@ -4,6 +4,7 @@
 //! ([`result`]). Judging what the agent did is not done here: the engine measures that itself.
 
 pub mod result;
+pub mod spend;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ struct Preset {
     command: Vec<String>,
     #[serde(default)]
     model_args: Vec<String>,
+    /// Added when the run has a dollar limit (`budgets.cost-usd`): `{budget_usd}` is what is
+    /// left of it.
+    #[serde(default)]
+    budget_args: Vec<String>,
     #[serde(default)]
     stdin: Option<String>,
     #[serde(default)]
@@ -140,6 +145,10 @@ pub struct Agent {
     /// bubblewrap's, such as codex's, runs without it there).
     #[serde(skip)]
     pub own_sandbox: (Vec<String>, Vec<String>),
+    /// The preset's `budget-args` and where in `argv` they go (before the `tail`): added when
+    /// an invocation has a dollar allowance ([`Invocation::budget_usd`]).
+    #[serde(skip)]
+    pub budget_args: (usize, Vec<String>),
 }
 
 /// Resolves the agent from the CLI flag (`--agent NAME`), the spec's `agent`, or the pipeline
@@ -190,6 +199,10 @@ pub fn resolve(
         }
     }
     argv.extend(chosen.args.iter().cloned());
+    let budget_args = match chosen.command {
+        None => (argv.len(), preset.budget_args.clone()),
+        Some(_) => (argv.len(), Vec::new()),
+    };
     if chosen.command.is_none() {
         argv.extend(preset.tail.iter().cloned());
     }
@@ -208,6 +221,7 @@ pub fn resolve(
         result: chosen.result.unwrap_or(preset.result),
         writable: preset.writable.clone(),
         own_sandbox: (preset.own_sandbox.clone(), preset.own_sandbox_off.clone()),
+        budget_args,
     })
 }
 
@@ -244,6 +258,9 @@ pub struct Invocation {
     pub model: Option<String>,
     /// Extra variables to remove (the spec's `secret-env`).
     pub secret_env: Vec<String>,
+    /// US dollars left of the run's `budgets.cost-usd`, if it has one: the preset's
+    /// `budget-args` and `FIXCI_BUDGET_USD` carry it.
+    pub budget_usd: Option<f64>,
 }
 
 impl Agent {
@@ -261,7 +278,14 @@ impl Agent {
                 )
                 .replace("{model}", inv.model.as_deref().unwrap_or(""))
         };
-        let argv: Vec<String> = self.argv.iter().map(|a| subst(a)).collect();
+        let mut argv: Vec<String> = self.argv.iter().map(|a| subst(a)).collect();
+        let usd = inv.budget_usd.map(|u| format!("{:.4}", u.max(0.0)));
+        if let Some(u) = &usd {
+            let (at, extra) = &self.budget_args;
+            let at = (*at).min(argv.len());
+            let extra = extra.iter().map(|a| a.replace("{budget_usd}", u));
+            argv.splice(at..at, extra);
+        }
         let mut env: Vec<(String, String)> = self
             .env
             .iter()
@@ -270,6 +294,10 @@ impl Agent {
         env.extend([
             ("FIXCI_STAGE".to_string(), inv.stage.clone()),
             ("FIXCI_ATTEMPT".to_string(), inv.attempt.to_string()),
+            (
+                "FIXCI_BUDGET_USD".to_string(),
+                usd.clone().unwrap_or_default(),
+            ),
             (
                 "FIXCI_PROMPT_FILE".to_string(),
                 inv.prompt_file.display().to_string(),
@@ -332,7 +360,24 @@ mod tests {
             worktree: "/wt".into(),
             model: Some("m1".into()),
             secret_env: vec!["MY_SECRET".into()],
+            budget_usd: None,
         }
+    }
+
+    #[test]
+    fn a_dollar_allowance_reaches_the_clis_that_take_one() {
+        let dir = Path::new("/");
+        let claude = resolve(Some("claude"), None, None, None, dir).unwrap();
+        let mut i = inv();
+        assert!(!claude.command(&i).args.contains(&"--max-budget-usd".to_string()));
+        i.budget_usd = Some(0.5);
+        let c = claude.command(&i);
+        let at = c.args.iter().position(|a| a == "--max-budget-usd").unwrap();
+        assert_eq!(c.args[at + 1], "0.5000");
+        assert!(c.env.iter().any(|(k, v)| k == "FIXCI_BUDGET_USD" && v == "0.5000"));
+        // codex takes no dollar limit: the variable only.
+        let codex = resolve(Some("codex"), None, None, None, dir).unwrap().command(&i);
+        assert!(!codex.args.iter().any(|a| a.contains("budget")));
     }
 
     #[test]

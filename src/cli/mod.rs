@@ -39,6 +39,7 @@ macro_rules! err {
 }
 
 pub mod apply;
+pub mod ci;
 pub mod clean;
 pub mod doctor;
 pub mod kill;

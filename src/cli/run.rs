@@ -17,7 +17,7 @@ use crate::{agent, exit_codes, pipeline};
 /// Run a pipeline on a job spec: reproduce the CI failure, let the agent fix it, verify the fix,
 /// and propose it (branch, PR proposal or draft PR, report under `outputs/`).
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("cli_input").args(["url", "gate"])))]
+#[command(group(clap::ArgGroup::new("prompt_input").args(["url", "gate", "event"]).multiple(false)))]
 pub struct RunArgs {
     /// Job spec (JSON, or TOML by extension). Default: `./info.json`
     pub spec: Option<PathBuf>,
@@ -58,8 +58,9 @@ pub struct RunArgs {
     /// around the current directory
     #[arg(long, value_name = "CMD", conflicts_with = "spec")]
     pub gate: Vec<String>,
-    /// The task text, with `--url` or `--gate`
-    #[arg(long, requires = "cli_input")]
+    /// The task text, with `--url`, `--gate` or `--event` (with `--event`, replacing the spec's
+    /// `prompt`)
+    #[arg(long, requires = "prompt_input")]
     pub prompt: Option<String>,
     /// With `--url` or `--gate`: the failure is deterministic (the default)
     #[arg(long, requires = "cli_input", conflicts_with = "flaky")]
@@ -70,6 +71,18 @@ pub struct RunArgs {
     /// A GitHub issue (`OWNER/REPO#N`) whose title and body are the task
     #[arg(long, value_name = "OWNER/REPO#N")]
     pub issue: Option<String>,
+    /// Inside CI: a GitHub event payload (`$GITHUB_EVENT_PATH`: `workflow_run`,
+    /// `issue_comment`, `pull_request_review`) decides what to do; SPEC (else `fixci.json` /
+    /// `fixci.toml` at the repository root, else defaults) gives agent, budgets and prompt
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "issue"])]
+    pub event: Option<PathBuf>,
+    /// With `--event`: attempts per fix branch across CI runs (the spec's `max-attempts`)
+    #[arg(long, requires = "event", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub max_attempts: Option<u32>,
+    /// With `--event`: US dollars the agents of this run may cost (the spec's
+    /// `budgets.cost-usd`)
+    #[arg(long, requires = "event", value_name = "USD")]
+    pub cost_limit_usd: Option<f64>,
     /// GitHub API root (default: `GITHUB_API_URL`, else https://api.github.com)
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
@@ -185,6 +198,9 @@ pub fn request(
 pub fn execute(args: RunArgs) -> Result<u8> {
     // From here on a signal is noted, not fatal: the engine stops cleanly (exit 130) whether
     // the run directory exists yet or not.
+    if let Some(event) = &args.event {
+        return super::ci::execute(&args, event);
+    }
     if !args.dry_run {
         install_signal_handlers();
     }
@@ -229,13 +245,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
 pub fn print_outcome(outcome: &engine::Outcome, json: bool) {
     let dir = RunDir::new(&outcome.run_dir);
     let state = dir.load_state().ok();
-    let branch = state
-        .as_ref()
-        .and_then(|st| st.branch.clone().filter(|_| st.branch_created));
-    let pr_url = state
-        .as_ref()
-        .and_then(|st| st.pr.as_ref())
-        .and_then(|pr| pr.url.clone());
+    let (branch, pr_url) = published(state.as_ref());
     let report = dir.report_file();
     if json {
         let v = serde_json::json!({
@@ -270,6 +280,15 @@ pub fn print_outcome(outcome: &engine::Outcome, json: bool) {
             }
         }
     }
+}
+
+/// The fix branch (when a fix was committed) and the opened PR's page of a run's state.
+pub fn published(state: Option<&RunState>) -> (Option<String>, Option<String>) {
+    let branch = state.and_then(|st| st.branch.clone().filter(|_| st.branch_created));
+    let pr_url = state
+        .and_then(|st| st.pr.as_ref())
+        .and_then(|pr| pr.url.clone());
+    (branch, pr_url)
 }
 
 /// Stage progress on stderr: a spinner per stage on a terminal (indicatif), plain lines

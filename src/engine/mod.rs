@@ -133,7 +133,11 @@ fn start(
     )?;
     write(run_dir.pipeline_file(), req.pipeline.text.as_bytes())?;
 
-    let branch = vcs::free_branch_name(&repo, &slug);
+    // An event's later attempt continues its fix branch (`fixci run --event`).
+    let branch = match spec.ci.as_ref().and_then(|c| c.continue_branch.clone()) {
+        Some(b) => b,
+        None => vcs::free_branch_name(&repo, &slug),
+    };
     let worktree = run_dir.worktree();
     // The agent works in a private clone (its own `.git`, objects borrowed from the user's
     // repository); the branch reaches the user's repository only when there is a fix.

@@ -80,16 +80,7 @@ impl GitHub {
     ) -> Result<Escalation, ForgeError> {
         self.block_on(async {
             let marker = signature_marker(signature);
-            let first = format!(
-                "/repos/{owner}/{repo}/issues?state=open&labels={ESCALATION_LABEL}&per_page=100"
-            );
-            let pages = self
-                .paginate::<Vec<IssueJson>>(&first, Purpose::WriteIssue, 10)
-                .await?;
-            let existing = pages.into_iter().flatten().find(|i| {
-                i.pull_request.is_none() && i.body.as_deref().is_some_and(|b| b.contains(&marker))
-            });
-            if let Some(issue) = existing {
+            if let Some(issue) = self.escalation_with(owner, repo, &marker).await? {
                 let path = format!("/repos/{owner}/{repo}/issues/{}/comments", issue.number);
                 let payload = json!({ "body": body });
                 let (c, _) = self
@@ -117,6 +108,46 @@ impl GitHub {
             })
         })
     }
+}
+
+impl GitHub {
+    /// The open issue labelled [`ESCALATION_LABEL`] whose body contains `marker` (a hidden
+    /// line such as [`signature_marker`]'s): `(number, page)`.
+    pub fn find_escalation(
+        &self,
+        owner: &str,
+        repo: &str,
+        marker: &str,
+    ) -> Result<Option<(u64, String)>, ForgeError> {
+        self.block_on(async {
+            Ok(self
+                .escalation_with(owner, repo, marker)
+                .await?
+                .map(|i| (i.number, i.html_url)))
+        })
+    }
+
+    async fn escalation_with(
+        &self,
+        owner: &str,
+        repo: &str,
+        marker: &str,
+    ) -> Result<Option<IssueJson>, ForgeError> {
+        let first = format!(
+            "/repos/{owner}/{repo}/issues?state=open&labels={ESCALATION_LABEL}&per_page=100"
+        );
+        let pages = self
+            .paginate::<Vec<IssueJson>>(&first, Purpose::WriteIssue, 10)
+            .await?;
+        Ok(pages.into_iter().flatten().find(|i| {
+            i.pull_request.is_none() && i.body.as_deref().is_some_and(|b| b.contains(marker))
+        }))
+    }
+}
+
+/// The hidden line that marks the escalation issue of fix branch `branch`.
+pub fn branch_marker(branch: &str) -> String {
+    format!("<!-- fixci-branch: {} -->", branch.replace("--", "- -").replace('>', "&gt;"))
 }
 
 /// The hidden line that identifies an escalation issue's failure: an HTML comment, invisible

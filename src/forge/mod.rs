@@ -8,6 +8,7 @@
 //! stage does.
 
 mod actions;
+mod ci;
 mod forge_error;
 mod github;
 mod issues;
@@ -22,7 +23,7 @@ mod token;
 pub use actions::{FailedJob, FetchedRun};
 pub use forge_error::ForgeError;
 pub use github::GitHub;
-pub use issues::{ESCALATION_LABEL, Escalation, IssueText, signature_marker};
+pub use issues::{ESCALATION_LABEL, Escalation, IssueText, branch_marker, signature_marker};
 pub use offline_proposal::{OfflineProposal, write_offline_proposal};
 pub use pulls::{PrRequest, PullRequest};
 pub use push::{push_branch, push_to_url};

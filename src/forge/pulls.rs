@@ -180,7 +180,7 @@ pub(crate) fn pr_body(owner: &str, repo: &str, req: &PrRequest) -> String {
 }
 
 /// Percent-encodes a query value (only what can appear in `owner:branch`).
-fn encode_query(s: &str) -> String {
+pub(crate) fn encode_query(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {

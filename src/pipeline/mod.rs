@@ -550,7 +550,7 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
     let ids: Vec<String> = chosen.all_stages().iter().map(|s| s.id.clone()).collect();
     let unknown: Vec<String> = spec
         .spec
-        .budgets
+        .budgets.stages
         .keys()
         .filter(|k| *k != "total" && !ids.contains(k))
         .map(|k| {
@@ -574,7 +574,7 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
 /// `default`.
 pub fn stage_budget(spec: &LoadedSpec, stage: &StageDef, default: Duration) -> Duration {
     spec.spec
-        .budgets
+        .budgets.stages
         .get(&stage.id)
         .copied()
         .or(stage.budget)
@@ -585,7 +585,7 @@ pub fn stage_budget(spec: &LoadedSpec, stage: &StageDef, default: Duration) -> D
 /// else 23 minutes (the original plan).
 pub fn total_budget(spec: &LoadedSpec, p: &Pipeline) -> Duration {
     spec.spec
-        .budgets
+        .budgets.stages
         .get("total")
         .copied()
         .or(p.defaults.total_budget)

@@ -95,7 +95,7 @@ pub fn plan(
                 spec.spec.max_attempts = Some(n);
             }
             for (k, v) in &variant.budgets {
-                spec.spec.budgets.insert(k.clone(), *v);
+                spec.spec.budgets.stages.insert(k.clone(), *v);
             }
             let (agent, pipeline, agent_id) = if gold {
                 if case.gold_patch.is_none() {

@@ -50,14 +50,10 @@ pub struct JobSpec {
     /// Model name passed to the agent preset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Stage id (or `total`) -> budget, written as humantime text such as `"5m"` and parsed at
-    /// load ([`super::duration`]); zero is refused.
-    #[serde(
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        with = "super::duration::positive_map"
-    )]
-    pub budgets: BTreeMap<String, std::time::Duration>,
+    /// Stage id (or `total`) -> duration text such as `"5m"`; and the run's spend limits
+    /// `cost-usd` and `tokens`.
+    #[serde(default, skip_serializing_if = "Budgets::is_empty")]
+    pub budgets: Budgets,
     /// Fix attempts before escalation (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
@@ -111,6 +107,29 @@ pub struct JobSpec {
     /// the rate above p0/k fails it with probability at least 1 - alpha (default 4; > 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_improvement: Option<f64>,
+}
+
+/// The `budgets` table: durations per stage id (or `total`), and what the run may spend on
+/// agents, summed over what the agent CLIs report (`crate::agent::spend`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Budgets {
+    /// US dollars the agent invocations of the run may cost in total (as the CLIs state it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Tokens (input, output and cache reads and writes) the agent invocations may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// Stage id (or `total`) -> budget, written as humantime text such as `"5m"` and parsed at
+    /// load ([`super::duration`]); zero is refused.
+    #[serde(flatten, with = "super::duration::positive_map")]
+    pub stages: BTreeMap<String, std::time::Duration>,
+}
+
+impl Budgets {
+    fn is_empty(&self) -> bool {
+        self.cost_usd.is_none() && self.tokens.is_none() && self.stages.is_empty()
+    }
 }
 
 fn is_auto(m: &crate::process::sandbox::SandboxMode) -> bool {
@@ -223,6 +242,10 @@ pub struct PrSpec {
     /// Open (or comment on) an escalation issue when every attempt failed.
     #[serde(default)]
     pub escalate: bool,
+    /// `fixci run --event`: when CI passes on the fix branch, mark the draft PR ready for
+    /// review (default false: a comment says CI is green).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ready_on_green: bool,
 }
 
 fn yes() -> bool {
@@ -245,6 +268,7 @@ impl Default for PrSpec {
             remote: None,
             title: None,
             escalate: false,
+            ready_on_green: false,
         }
     }
 }

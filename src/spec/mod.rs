@@ -14,7 +14,7 @@ use serde_json::Value;
 pub use document::{
     Format, check_schema, deserialize_typed, parse_document, pointer, read_document, type_name,
 };
-pub use job_spec::{AgentCommits, AgentSpec, JobSpec, PrSpec};
+pub use job_spec::{AgentCommits, AgentSpec, Budgets, JobSpec, PrSpec};
 
 use crate::error::Error;
 
@@ -48,6 +48,10 @@ pub struct LoadedSpec {
     /// `--model` from the command line, which also replaced `spec.model`; unlike the spec's own
     /// `model` it beats the pipeline's attempt ladder. `None` when loaded from a file.
     pub model_flag: Option<String>,
+    /// Set by `fixci run --event` (see `crate::ci_event`): the attempt this run makes on a fix
+    /// branch, for its commit trailers, its PR's hidden block and the branch it continues.
+    /// `None` for every other run.
+    pub ci: Option<crate::ci_event::CiRun>,
 }
 
 /// Loads and validates the job spec at `path` (JSON, or TOML by extension).
@@ -106,6 +110,7 @@ pub fn from_value(value: Value, path: &Path, dir: &Path) -> Result<LoadedSpec, E
         dir: dir.to_path_buf(),
         logs,
         model_flag: None,
+        ci: None,
     })
 }
 

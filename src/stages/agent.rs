@@ -72,6 +72,20 @@ impl Stage for AgentStage {
         let prompt = crate::redact::redact(&render_prompt(&name, &text, &ctx)?);
         let prompt_file = cx.dir.join("prompt.md");
         std::fs::write(&prompt_file, &prompt).map_err(|e| io_error("write", &prompt_file, e))?;
+        // The run's spend limits: no invocation once they are spent; the rest goes to the CLI.
+        let budget_usd = match crate::agent::spend::allowance(
+            &cx.env.spec().spec.budgets,
+            cx.st().stages.iter().filter_map(|s| s.agent_report.as_ref()),
+        ) {
+            crate::agent::spend::Allowance::Go { usd } => usd,
+            crate::agent::spend::Allowance::Spent(why) => {
+                cx.emit(Event::RunStopping {
+                    status: crate::run_dir::Status::Failed,
+                    reason: why.clone(),
+                });
+                return Ok(StageResult::failed(why));
+            }
+        };
         let inv = Invocation {
             stage: cx.id.to_string(),
             attempt: cx.attempt.unwrap_or(1),
@@ -81,6 +95,7 @@ impl Stage for AgentStage {
             worktree: wt.clone(),
             model: cx.model.map(str::to_string),
             secret_env: cx.env.spec().spec.secret_env.clone(),
+            budget_usd,
         };
         let mut cmd = cx.agent.command(&inv);
         if cx.st().containment.sandbox.as_ref().is_some_and(|d| d.sandboxed()) {

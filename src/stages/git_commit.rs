@@ -14,13 +14,18 @@ impl Stage for GitCommit {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         let wt = vcs::open(&worktree(cx.st())?)
             .map_err(|e| Error::infra("cannot open the worktree").source(e))?;
-        let mut msg = super::commit_message(cx.st(), cx.env.spec());
-        if let Some(v) = &cx.st().verification {
-            msg.push_str(&format!(
-                "Verified by fixci: the reproduction passed {} of {} runs.\n",
-                v.passed, v.runs
-            ));
-        }
+        let verified_line = cx
+            .st()
+            .verification
+            .as_ref()
+            .map(|v| {
+                format!(
+                    "Verified by fixci: the reproduction passed {} of {} runs.\n",
+                    v.passed, v.runs
+                )
+            })
+            .unwrap_or_default();
+        let msg = super::commit_message_with(cx.st(), cx.env.spec(), &verified_line);
         // The commit fixci verified is the one proposed: the branch moves to it as it is.
         let verified = cx
             .st()
@@ -54,7 +59,10 @@ impl Stage for GitCommit {
             commit: oid.to_string(),
         });
         // The fix reaches the user's repository only now, as one new branch.
-        match export_fix(&cx.env.user_repo, cx.st(), oid)? {
+        let continues = cx.env.spec().ci.as_ref().and_then(|c| c.continue_branch.as_ref())
+            == cx.st().branch.as_ref()
+            && cx.st().branch.is_some();
+        match export_fix(&cx.env.user_repo, cx.st(), oid, continues)? {
             Ok(branch) => cx.emit(Event::FixBranchCreated { branch }),
             Err(why) => {
                 cx.emit(Event::RunStopping {
@@ -82,6 +90,7 @@ fn export_fix(
     guard: &vcs::UserRepoGuard,
     st: &RunState,
     commit: git2::Oid,
+    continues: bool,
 ) -> Result<Result<String, String>, Error> {
     if let Some(why) = guard.changed() {
         return Ok(Err(why));
@@ -93,7 +102,12 @@ fn export_fix(
     let wanted = st.branch.clone().unwrap_or_else(|| "fixci/fix".into());
     // Noted before the branch appears too, so a concurrent run's check never sees it unnoted.
     vcs::fingerprint::note_export(&st.repo.root, &wanted, &commit.to_string());
-    let name = vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted).map_err(|e| {
+    // The fix branch an event's attempt continues moves forward to the new commit.
+    let name = match continues {
+        true => vcs::clone::advance_fix_branch(&st.repo.root, &wt, commit, &wanted),
+        false => vcs::export_fix_branch(&st.repo.root, &wt, commit, &wanted),
+    }
+    .map_err(|e| {
         Error::infra("cannot bring the fix branch into the target repository").source(e)
     })?;
     if name != wanted {

@@ -205,9 +205,23 @@ pub(crate) fn worktree(st: &RunState) -> Result<PathBuf, Error> {
 
 /// The fix commit's message: the report's title, then the agent's root cause (if any).
 pub(crate) fn commit_message(st: &RunState, spec: &crate::spec::LoadedSpec) -> String {
+    commit_message_with(st, spec, "")
+}
+
+/// [`commit_message`] with `extra` lines after the root cause; an event run's trailers
+/// (`Fixci-Attempt`, `Fixci-Run`) always end the message, where git's trailer parser reads them.
+pub(crate) fn commit_message_with(
+    st: &RunState,
+    spec: &crate::spec::LoadedSpec,
+    extra: &str,
+) -> String {
     let mut msg = format!("{}\n\n", crate::report::title(st, spec));
     if let Some(rc) = st.attempts.iter().rev().find_map(|a| a.root_cause.clone()) {
         msg.push_str(&format!("{rc}\n\n"));
+    }
+    msg.push_str(extra);
+    if let Some(ci) = &spec.ci {
+        msg.push_str(&ci.trailers());
     }
     msg
 }

@@ -43,7 +43,15 @@ impl Stage for OpenPr {
         let spec = cx.env.spec();
         let branch = cx.st().branch.clone().unwrap_or_default();
         let title = crate::report::title(cx.st(), spec);
-        let body = crate::redact::redact(&crate::report::pr_body(cx.st(), spec));
+        let mut body = crate::redact::redact(&crate::report::pr_body(cx.st(), spec));
+        if let Some(ci) = &spec.ci {
+            // The PR carries the branch's origin, so no state store is needed (`ci_event`).
+            let mut block = ci.block.clone();
+            if block.branch.is_empty() {
+                block.branch = cx.st().branch.clone().unwrap_or_default();
+            }
+            body = format!("{}\n\n{}\n", body.trim_end(), block.render());
+        }
         // One body file, exactly as it would be sent; the title goes on the command line.
         let body_file = cx.env.run_dir.pr_body_file();
         std::fs::write(&body_file, &body).map_err(|e| io_error("write", &body_file, e))?;
@@ -142,6 +150,28 @@ impl Stage for OpenPr {
         };
         forge::push_to_url(&cx.st().repo.root, push_url, &branch, token.as_ref())
             .map_err(offline)?;
+        // An event's later attempt: its PR exists; it gets a comment, not a second PR.
+        if let Some((number, url)) = spec.ci.as_ref().and_then(|c| c.pr.clone()) {
+            let attempt = spec.ci.as_ref().map_or(0, |c| c.attempt);
+            let note = crate::redact::redact(&format!(
+                "fixci pushed attempt {attempt} to `{branch}` (commit {}), verified locally; CI will tell.\n\n{}",
+                cx.st().commit.as_deref().map_or("?", |c| &c[..c.len().min(10)]),
+                crate::report::summary(cx.st())
+            ));
+            client
+                .comment(&target.owner, &target.repo, number, &note)
+                .map_err(offline)?;
+            cx.emit(Event::PrRecorded {
+                pr: PrState {
+                    mode: "opened".into(),
+                    url: Some(url.clone()),
+                    ..proposal
+                },
+            });
+            return Ok(StageResult::passed(format!(
+                "attempt {attempt} pushed to `{branch}`; PR #{number} commented: {url}"
+            )));
+        }
         let pr = client
             .create_draft_pr(&target.owner, &target.repo, &req)
             .map_err(offline)?;

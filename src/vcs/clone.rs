@@ -109,6 +109,44 @@ pub fn export_fix_branch(
     }
 }
 
+/// Like [`export_fix_branch`], for an attempt that continues the existing fix branch `branch`
+/// (`fixci run --event`): the branch moves forward to `commit` when its tip is an ancestor of
+/// it (or is created when absent). Never rewinds or rewrites a branch.
+///
+/// Errors: as [`export_fix_branch`]; the branch has commits that `commit` does not contain.
+pub fn advance_fix_branch(
+    user_root: &Path,
+    clone: &Path,
+    commit: Oid,
+    branch: &str,
+) -> Result<String, VcsError> {
+    let user = Repository::open(user_root).ctx(|| format!("open `{}`", user_root.display()))?;
+    let src = Repository::open(clone).ctx(|| format!("open `{}`", clone.display()))?;
+    copy_objects(&src, &user, commit)?;
+    let c = user
+        .find_commit(commit)
+        .ctx(|| format!("find the copied commit {commit}"))?;
+    if let Ok(mut b) = user.find_branch(branch, BranchType::Local) {
+        let tip = b.get().target();
+        let ahead = tip.is_some_and(|t| {
+            t == commit || user.graph_descendant_of(commit, t).unwrap_or(false)
+        });
+        if !ahead {
+            return Err(git2::Error::from_str(&format!(
+                "branch `{branch}` moved while fixci worked: it is not an ancestor of the fix commit"
+            )))
+            .ctx(|| format!("advance branch `{branch}`"));
+        }
+        b.get_mut()
+            .set_target(commit, "fixci: next attempt")
+            .ctx(|| format!("advance branch `{branch}`"))?;
+    } else {
+        user.branch(branch, &c, false)
+            .ctx(|| format!("create branch `{branch}`"))?;
+    }
+    Ok(branch.to_string())
+}
+
 /// Copies every object reachable from `commit` in `src` that `dst` lacks: commits back to the
 /// first parent `dst` has, their trees and blobs (a tree already in `dst` is skipped whole).
 fn copy_objects(src: &Repository, dst: &Repository, commit: Oid) -> Result<(), VcsError> {

@@ -15,6 +15,7 @@ use git2::{BranchType, DiffOptions, IndexAddOption, Oid, Repository, Signature};
 mod agent_git;
 pub mod clone;
 pub mod fingerprint;
+pub mod fix_branch;
 mod fix_check;
 pub mod git_cmd;
 pub use agent_git::{AgentGitChanges, branch_tip, undo_agent_git};

@@ -25,6 +25,34 @@ pub fn fixtures() -> Option<PathBuf> {
 use std::path::Path;
 use std::process::Command;
 
+/// A validator CLI installed by `.ci/install-validators.sh` (`actionlint`,
+/// `kubernetes-validate`): in `$FIXCI_TOOLS_DIR/venv/bin` (default `~/.cache/fixci-tools`), then
+/// on `PATH`. `None` with a message when it is absent; under `CI=true` (which installs it) its
+/// absence fails the test instead.
+pub fn validator(name: &str) -> Option<PathBuf> {
+    let tools = std::env::var_os("FIXCI_TOOLS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/fixci-tools")));
+    if let Some(p) = tools.map(|t| t.join("venv/bin").join(name)) {
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("`{name}` is not installed under CI=true (.ci/install-validators.sh installs it)");
+    }
+    eprintln!("skipping: `{name}` is not installed (run .ci/install-validators.sh)");
+    None
+}
+
 /// Runs git in `dir`, panicking with its stderr on failure; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

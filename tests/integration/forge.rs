@@ -21,13 +21,13 @@ const RUN_ID: u64 = 3881497935;
 
 /// A wiremock server with its own runtime, so the blocking [`GitHub`] client can be called from
 /// the test thread.
-struct Server {
+pub struct Server {
     rt: tokio::runtime::Runtime,
-    mock: MockServer,
+    pub mock: MockServer,
 }
 
 impl Server {
-    fn start() -> Server {
+    pub fn start() -> Server {
         // wiremock serves from its own thread; this runtime only drives its setup calls.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -37,15 +37,15 @@ impl Server {
         Server { rt, mock }
     }
 
-    fn uri(&self) -> String {
+    pub fn uri(&self) -> String {
         self.mock.uri()
     }
 
-    fn mount(&self, m: Mock) {
+    pub fn mount(&self, m: Mock) {
         self.rt.block_on(m.mount(&self.mock));
     }
 
-    fn requests(&self) -> Vec<Request> {
+    pub fn requests(&self) -> Vec<Request> {
         self.rt
             .block_on(self.mock.received_requests())
             .unwrap_or_default()

@@ -3,6 +3,7 @@
 
 mod agents;
 mod cleanup;
+mod ci_event;
 mod common;
 mod contain;
 mod doctor;

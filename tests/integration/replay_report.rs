@@ -2,7 +2,7 @@
 //! known, and the emitted manifests fed to the real validators (`kubernetes-validate`,
 //! `actionlint`, installed by `.ci/install-validators.sh`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fixci::replay::record::{Funnel, RECORD_FORMAT, Record, Verdict, write};
 use fixci::replay::{Plan, PlanItem};
@@ -485,35 +485,6 @@ fn compare_bad_inputs_exit_2() {
     assert!(err.contains(&bad.display().to_string()), "{err}");
 }
 
-/// A validator from `.ci/install-validators.sh`'s venv (`$FIXCI_TOOLS_DIR`, default
-/// `~/.cache/fixci-tools`), else from PATH; `None` with a message when absent, a panic when absent
-/// under `CI=true`.
-fn validator(name: &str) -> Option<PathBuf> {
-    let tools = std::env::var_os("FIXCI_TOOLS_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/fixci-tools")));
-    if let Some(p) = tools.map(|t| t.join("venv/bin").join(name)) {
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    // CI installs the validators (.ci/run runs .ci/install-validators.sh): a missing one there
-    // is a broken install, not a reason to skip.
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("`{name}` is not installed under CI=true (.ci/install-validators.sh must install it)");
-    }
-    eprintln!("skipping: `{name}` is not installed (run .ci/install-validators.sh)");
-    None
-}
-
 fn emit(target: &str, extra: &[&str], file: &Path) {
     let out = fixci()
         .args([
@@ -568,7 +539,7 @@ fn emitted_kubernetes_manifests_pass_kubernetes_validate() {
     );
     assert!(text.contains("\"auto/3\""), "{text}");
     assert!(text.contains("\"--require-complete\""), "{text}");
-    let Some(kv) = validator("kubernetes-validate") else {
+    let Some(kv) = crate::common::validator("kubernetes-validate") else {
         return;
     };
     let out = std::process::Command::new(kv)
@@ -597,7 +568,7 @@ fn emitted_kubernetes_manifests_pass_kubernetes_validate() {
         text.replace("completionMode: \"Indexed\"", "completionMode: 7"),
     )
     .unwrap();
-    let kv = validator("kubernetes-validate").unwrap();
+    let kv = crate::common::validator("kubernetes-validate").unwrap();
     assert!(
         !std::process::Command::new(kv)
             .arg("--strict")
@@ -636,7 +607,7 @@ fn emitted_github_workflow_passes_actionlint() {
         text.contains("uses: \"actions/download-artifact@"),
         "{text}"
     );
-    let Some(al) = validator("actionlint") else {
+    let Some(al) = crate::common::validator("actionlint") else {
         return;
     };
     for f in [&plain, &in_image] {

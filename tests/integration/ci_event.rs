@@ -1,0 +1,783 @@
+//! `fixci run --event` end to end: the real payloads of `tests/data/events/` (fields edited per
+//! test, as their README says), a local GitHub API (wiremock), and real git repositories: the
+//! CI's checkout `work` whose `origin` is a local bare repository that fixci fetches from and
+//! pushes to.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, Request, ResponseTemplate};
+
+use crate::common::{CI_LOG, git};
+
+const SECRET: &str = "ghp_fixciEVENTsecret0123456789abcdef";
+const RUN_ID: u64 = 289782451;
+const NEXT_RUN: u64 = 289782999;
+const BRANCH: &str = "fixci/mean";
+
+use crate::forge::Server;
+
+/// What `Server` received, by request.
+trait Received {
+    fn sent(&self, verb: &str, p: &str) -> Vec<Value>;
+    fn writes(&self) -> Vec<String>;
+}
+
+impl Received for Server {
+    /// The bodies of the requests `verb path`.
+    fn sent(&self, verb: &str, p: &str) -> Vec<Value> {
+        self.requests()
+            .iter()
+            .filter(|r| r.method.as_str() == verb && r.url.path() == p)
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter(|r| r.method.as_str() != "GET")
+            .map(|r| format!("{} {}", r.method, r.url.path()))
+            .collect()
+    }
+}
+
+/// A failed run `id` whose one failed job's log is the buggy repository's unittest failure.
+fn mount_failed_run(s: &Server, id: u64, sha: &str) {
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/o/r/actions/runs/{id}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": id, "status": "completed", "conclusion": "failure", "head_sha": sha,
+                "head_branch": "main", "html_url": format!("https://github.com/o/r/actions/runs/{id}")
+            }))),
+    );
+    let job = id + 1;
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/o/r/actions/runs/{id}/jobs")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "total_count": 1,
+                "jobs": [{"id": job, "name": "test", "conclusion": "failure",
+                          "steps": [{"name": "Run python -m unittest", "conclusion": "failure"}]}]
+            }))),
+    );
+    let signed = format!("{}/signed/job-{job}.txt?sig=x", s.mock.uri());
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/o/r/actions/jobs/{job}/logs")))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", signed.as_str())),
+    );
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("/signed/job-{job}.txt")))
+            .respond_with(ResponseTemplate::new(200).set_body_string(CI_LOG)),
+    );
+}
+
+/// The PR of the fix branch, as GitHub lists and serves it.
+fn pr_json(draft: bool) -> Value {
+    json!({
+        "number": 7, "html_url": "https://github.com/o/r/pull/7", "node_id": "PR_kwDOfixci7",
+        "draft": draft, "state": "open", "body": "## Summary\n",
+        "head": {"ref": BRANCH, "sha": "0"}, "base": {"ref": "main", "sha": "0"}
+    })
+}
+
+fn mount_writes(s: &Server, pr_open: bool) {
+    let list = if pr_open {
+        json!([pr_json(true)])
+    } else {
+        json!([])
+    };
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/pulls"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(list)),
+    );
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/pulls/7"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(pr_json(true))),
+    );
+    s.mount(
+        Mock::given(method("POST"))
+            .and(path("/repos/o/r/pulls"))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(
+                    json!({"number": 7, "html_url": "https://github.com/o/r/pull/7"}),
+                ),
+            ),
+    );
+    for n in [1, 7] {
+        s.mount(
+            Mock::given(method("POST"))
+                .and(path(format!("/repos/o/r/issues/{n}/comments")))
+                .respond_with(ResponseTemplate::new(201).set_body_json(
+                    json!({"html_url": format!("https://github.com/o/r/issues/{n}#issuecomment-1")}),
+                )),
+        );
+    }
+    s.mount(
+        Mock::given(method("POST"))
+            .and(path("/graphql"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": {"markPullRequestReadyForReview": {"pullRequest": {"isDraft": false}}}}),
+        )),
+    );
+}
+
+/// The CI's checkout of `o/r` (the buggy repository) with `origin` a local bare repository.
+struct Repos {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    work: PathBuf,
+    bare: PathBuf,
+}
+
+fn repos() -> Repos {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let work = root.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    crate::common::buggy_repo(&work);
+    let bare = root.join("origin.git");
+    git(&root, &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    std::fs::write(root.join("agent.py"), crate::common::AGENT_PY).unwrap();
+    Repos {
+        _tmp: tmp,
+        root,
+        work,
+        bare,
+    }
+}
+
+impl Repos {
+    /// A job spec beside the checkout whose agent is the scripted one in `mode`.
+    fn spec(&self, mode: &str, extra: Value) -> PathBuf {
+        let mut v = json!({
+            "agent": {"command": ["python3", self.root.join("agent.py").to_str().unwrap(), mode]},
+            "budgets": {"reproduce": "60s", "fix": "60s"},
+            "sandbox": "none",
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        let p = self.root.join("fixci-spec.json");
+        std::fs::write(&p, v.to_string()).unwrap();
+        p
+    }
+
+    /// Pushes `BRANCH` to origin: from main, one commit per entry, `(author, attempt)`; an
+    /// author of `fixci` commits as fixci with the trailers. Each commit edits the docstring,
+    /// so the bug stays. Returns the tip.
+    fn fix_branch(&self, commits: &[(&str, Option<u32>)]) -> String {
+        git(&self.work, &["checkout", "-q", "-b", BRANCH]);
+        for (i, (who, attempt)) in commits.iter().enumerate() {
+            let f = self.work.join("mathlib/stats.py");
+            let src = std::fs::read_to_string(&f).unwrap();
+            std::fs::write(&f, format!("{src}# work {i}\n")).unwrap();
+            let mut msg = format!("attempt work {i}\n");
+            if let Some(a) = attempt {
+                msg.push_str(&format!(
+                    "\nFixci-Attempt: {a}\nFixci-Run: https://github.com/o/r/actions/runs/{RUN_ID}\n"
+                ));
+            }
+            let (name, email) = if *who == "fixci" {
+                ("fixci", "fixci@users.noreply.github.com")
+            } else {
+                ("Jane Doe", "jane@example.com")
+            };
+            git(
+                &self.work,
+                &[
+                    "-c",
+                    &format!("user.name={name}"),
+                    "-c",
+                    &format!("user.email={email}"),
+                    "commit",
+                    "-qam",
+                    &msg,
+                    "--author",
+                    &format!("{name} <{email}>"),
+                ],
+            );
+        }
+        git(&self.work, &["push", "-q", "origin", BRANCH]);
+        let tip = git(&self.work, &["rev-parse", "HEAD"]).trim().to_string();
+        git(&self.work, &["checkout", "-q", "main"]);
+        git(&self.work, &["branch", "-q", "-D", BRANCH]);
+        tip
+    }
+
+    fn remote_tip(&self, branch: &str) -> Option<String> {
+        let out = std::process::Command::new("git")
+            .args([
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("refs/heads/{branch}"),
+            ])
+            .current_dir(&self.bare)
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+const RUN_EVENT: &str = include_str!("../data/events/workflow_run.completed.json");
+const COMMENT_EVENT: &str = include_str!("../data/events/issue_comment.created.json");
+const REVIEW_EVENT: &str = include_str!("../data/events/pull_request_review.submitted.json");
+
+/// A payload of `text` moved to repository `o/r`, edited by `edit`, written beside the repos.
+fn event(r: &Repos, text: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let mut v: Value = serde_json::from_str(text).unwrap();
+    v["repository"]["full_name"] = json!("o/r");
+    v["repository"]["html_url"] = json!("https://github.com/o/r");
+    v["repository"]["default_branch"] = json!("main");
+    if v.get("workflow_run").is_some() {
+        v["workflow_run"]["head_repository"]["full_name"] = json!("o/r");
+    }
+    edit(&mut v);
+    let p = r.root.join("event.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    p
+}
+
+/// A completed `workflow_run` on `branch` at `sha` with `conclusion`, run `id`.
+fn run_event(r: &Repos, conclusion: &str, branch: &str, sha: &str, id: u64) -> PathBuf {
+    event(r, RUN_EVENT, |v| {
+        let w = &mut v["workflow_run"];
+        w["conclusion"] = json!(conclusion);
+        w["head_branch"] = json!(branch);
+        w["head_sha"] = json!(sha);
+        w["id"] = json!(id);
+        w["html_url"] = json!(format!("https://github.com/o/r/actions/runs/{id}"));
+    })
+}
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    output: String,
+    summary: String,
+}
+
+fn fixci_event(r: &Repos, s: &Server, spec: Option<&Path>, event: &Path, extra: &[&str]) -> Ran {
+    let output = r.root.join("github_output");
+    let summary = r.root.join("step_summary");
+    let _ = std::fs::remove_file(&output);
+    let _ = std::fs::remove_file(&summary);
+    let mut cmd = crate::common::fixci();
+    cmd.current_dir(&r.work)
+        .env("GITHUB_API_URL", s.mock.uri())
+        .env("GITHUB_TOKEN", SECRET)
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env_remove("GITHUB_EVENT_NAME")
+        .env("FIXCI_CACHE_DIR", r.root.join("cache"))
+        .arg("run");
+    if let Some(p) = spec {
+        cmd.arg(p);
+    }
+    cmd.arg("--event")
+        .arg(event)
+        .arg("--out")
+        .arg(r.root.join("out"))
+        .args(extra);
+    let out = cmd.output().unwrap();
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        output: std::fs::read_to_string(&output).unwrap_or_default(),
+        summary: std::fs::read_to_string(&summary).unwrap_or_default(),
+    }
+}
+
+fn message(repo: &Path, rev: &str) -> String {
+    git(repo, &["log", "-1", "--format=%B", rev])
+}
+
+#[test]
+fn case_1_a_failure_on_main_opens_a_fix_branch_with_attempt_1_and_a_draft_pr() {
+    let r = repos();
+    let s = Server::start();
+    let head = git(&r.work, &["rev-parse", "HEAD"]).trim().to_string();
+    mount_failed_run(&s, RUN_ID, &head);
+    mount_writes(&s, false);
+    let spec = r.spec("good", json!({}));
+    let ev = run_event(&r, "failure", "main", &head, RUN_ID);
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("case 1"), "{}", ran.stdout);
+    let branch = ran
+        .output
+        .lines()
+        .find_map(|l| l.strip_prefix("branch="))
+        .unwrap()
+        .to_string();
+    assert!(branch.starts_with("fixci/"), "{}", ran.output);
+    assert!(ran.output.contains("status=success"), "{}", ran.output);
+    assert!(
+        ran.output.contains("pr-url=https://github.com/o/r/pull/7"),
+        "{}",
+        ran.output
+    );
+    assert!(ran.summary.contains("case 1"), "{}", ran.summary);
+    // The fix reached the remote with its trailers, on top of main.
+    let tip = r.remote_tip(&branch).expect("the fix branch was pushed");
+    let msg = message(&r.bare, &tip);
+    assert!(msg.contains("Fixci-Attempt: 1"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "Fixci-Run: https://github.com/o/r/actions/runs/{RUN_ID}"
+        )),
+        "{msg}"
+    );
+    assert_eq!(
+        git(&r.bare, &["rev-parse", &format!("{tip}^")]).trim(),
+        head
+    );
+    let prs = s.sent("POST", "/repos/o/r/pulls");
+    assert_eq!(prs.len(), 1);
+    assert_eq!(prs[0]["draft"], true);
+    let body = prs[0]["body"].as_str().unwrap();
+    let block = fixci::ci_event::PrBlock::find(body).expect("the hidden block");
+    assert_eq!(block.branch, branch);
+    assert_eq!(block.max_attempts, 3);
+    assert!(block.original_run.unwrap().ends_with(&RUN_ID.to_string()));
+}
+
+#[test]
+fn case_2_a_failure_on_the_fix_branch_makes_the_next_attempt_on_top_of_it() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1))]);
+    mount_failed_run(&s, NEXT_RUN, &tip);
+    mount_writes(&s, true);
+    let spec = r.spec("good", json!({}));
+    let ev = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("attempt 2 of 3"), "{}", ran.stdout);
+    let new_tip = r.remote_tip(BRANCH).unwrap();
+    assert_ne!(new_tip, tip);
+    assert_eq!(
+        git(&r.bare, &["rev-parse", &format!("{new_tip}^")]).trim(),
+        tip
+    );
+    let msg = message(&r.bare, &new_tip);
+    assert!(msg.contains("Fixci-Attempt: 2"), "{msg}");
+    assert!(msg.contains(&format!("runs/{NEXT_RUN}")), "{msg}");
+    // No second PR: the existing one is told.
+    assert!(s.sent("POST", "/repos/o/r/pulls").is_empty());
+    let notes = s.sent("POST", "/repos/o/r/issues/7/comments");
+    assert_eq!(notes.len(), 1, "{:?}", s.writes());
+    assert!(notes[0]["body"].as_str().unwrap().contains("attempt 2"));
+    assert!(
+        ran.output.contains(&format!("branch={BRANCH}")),
+        "{}",
+        ran.output
+    );
+}
+
+#[test]
+fn case_2_stops_when_a_person_committed_on_the_fix_branch() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1)), ("jane", None)]);
+    mount_writes(&s, true);
+    let spec = r.spec("good", json!({}));
+    let ev = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.output.contains("status=stopped"), "{}", ran.output);
+    let notes = s.sent("POST", "/repos/o/r/issues/7/comments");
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0]["body"].as_str().unwrap().contains("Jane Doe"),
+        "{}",
+        notes[0]
+    );
+    assert_eq!(r.remote_tip(BRANCH).unwrap(), tip, "nothing was pushed");
+    assert!(!r.root.join("out").exists(), "no run was started");
+}
+
+#[test]
+fn case_3_a_green_fix_branch_gets_a_comment_or_is_marked_ready_when_the_spec_says() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1))]);
+    mount_writes(&s, true);
+    let ev = run_event(&r, "success", BRANCH, &tip, NEXT_RUN);
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("case 3"), "{}", ran.stdout);
+    assert!(s.sent("POST", "/graphql").is_empty());
+    let notes = s.sent("POST", "/repos/o/r/issues/7/comments");
+    assert!(notes[0]["body"].as_str().unwrap().contains("CI is green"));
+    assert!(ran.output.contains("status=finished"), "{}", ran.output);
+    // `fixci.toml` at the repository root asks for ready-on-green.
+    std::fs::write(r.work.join("fixci.toml"), "[pr]\nready-on-green = true\n").unwrap();
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let ready = s.sent("POST", "/graphql");
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0]["variables"]["id"], "PR_kwDOfixci7");
+}
+
+#[test]
+fn case_4_a_green_normal_branch_does_nothing_and_calls_nothing() {
+    let r = repos();
+    let s = Server::start();
+    let head = git(&r.work, &["rev-parse", "HEAD"]).trim().to_string();
+    let ev = run_event(&r, "success", "main", &head, RUN_ID);
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("case 4"), "{}", ran.stdout);
+    assert!(ran.output.contains("status=ignored"), "{}", ran.output);
+    assert!(s.requests().is_empty());
+}
+
+#[test]
+fn case_5_the_last_attempt_failing_opens_one_escalation_issue_never_a_second() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1)), ("fixci", Some(2)), ("fixci", Some(3))]);
+    mount_writes(&s, true);
+    let filed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let listed = filed.clone();
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/issues"))
+            .and(query_param("labels", "fixci-escalation"))
+            .respond_with(move |_: &Request| {
+                ResponseTemplate::new(200)
+                    .set_body_json(Value::Array(listed.lock().unwrap().clone()))
+            }),
+    );
+    let keep = filed.clone();
+    s.mount(
+        Mock::given(method("POST"))
+            .and(path("/repos/o/r/issues"))
+            .respond_with(move |q: &Request| {
+                let b: Value = serde_json::from_slice(&q.body).unwrap();
+                let issue = json!({"number": 9, "title": b["title"], "body": b["body"],
+                                   "html_url": "https://github.com/o/r/issues/9"});
+                keep.lock().unwrap().push(issue.clone());
+                ResponseTemplate::new(201).set_body_json(issue)
+            }),
+    );
+    let ev = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("case 5"), "{}", ran.stdout);
+    let issues = s.sent("POST", "/repos/o/r/issues");
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0]["labels"], json!(["fixci-escalation"]));
+    assert!(
+        issues[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("runs/{NEXT_RUN}"))
+    );
+    // The same branch failing again: no second issue, no comment on it.
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("already escalated"), "{}", ran.stdout);
+    assert_eq!(s.sent("POST", "/repos/o/r/issues").len(), 1);
+    assert!(s.sent("POST", "/repos/o/r/issues/9/comments").is_empty());
+    assert!(!r.root.join("out").exists(), "no run was started");
+}
+
+#[test]
+fn a_fixci_comment_from_someone_without_write_access_gets_a_polite_refusal() {
+    let r = repos();
+    let s = Server::start();
+    mount_writes(&s, false);
+    let ev = event(&r, COMMENT_EVENT, |v| {
+        v["comment"]["body"] = json!("/fixci please fix the build");
+        v["comment"]["author_association"] = json!("CONTRIBUTOR");
+    });
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.output.contains("status=refused"), "{}", ran.output);
+    let notes = s.sent("POST", "/repos/o/r/issues/1/comments");
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0]["body"].as_str().unwrap().contains("write access"));
+    assert_eq!(s.writes().len(), 1, "{:?}", s.writes());
+    assert!(!r.root.join("out").exists());
+}
+
+#[test]
+fn a_review_asking_for_changes_becomes_the_next_attempt_with_its_comments_as_feedback() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1))]);
+    mount_failed_run(&s, RUN_ID, &tip);
+    mount_writes(&s, true);
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/pulls/7/reviews/237895671/comments"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"path": "mathlib/stats.py", "line": 3, "body": "Divide by len(xs), not len - 1."}
+            ]))),
+    );
+    let spec = r.spec("good", json!({}));
+    let ev = event(&r, REVIEW_EVENT, |v| {
+        v["review"]["state"] = json!("changes_requested");
+        v["review"]["body"] = json!("Please keep the public signature of mean.");
+        v["pull_request"]["number"] = json!(7);
+        v["pull_request"]["head"]["ref"] = json!(BRANCH);
+    });
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("review by @Codertocat"),
+        "{}",
+        ran.stdout
+    );
+    let new_tip = r.remote_tip(BRANCH).unwrap();
+    assert_eq!(
+        git(&r.bare, &["rev-parse", &format!("{new_tip}^")]).trim(),
+        tip
+    );
+    assert!(message(&r.bare, &new_tip).contains("Fixci-Attempt: 2"));
+    // The fix agent saw the review and its line comment.
+    let run = crate::common::run_dir(&r.root.join("out"));
+    let prompt = std::fs::read_to_string(run.join("stages/fix/attempt-1/prompt.md"))
+        .or_else(|_| std::fs::read_to_string(run.join("stages/reproduce/prompt.md")))
+        .unwrap();
+    assert!(
+        prompt.contains("Please keep the public signature of mean."),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("mathlib/stats.py:3: Divide by len(xs)"),
+        "{prompt}"
+    );
+}
+
+#[test]
+fn a_dry_run_prints_the_case_and_the_plan_and_writes_nothing() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1))]);
+    mount_writes(&s, true);
+    let ev = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("case 2"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("attempt 2 of 3 on `fixci/mean`"),
+        "{}",
+        ran.stdout
+    );
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    assert!(ran.output.is_empty() && ran.summary.is_empty());
+    assert!(!r.root.join("out").exists());
+}
+
+#[test]
+fn a_bad_payload_or_configuration_exits_2_naming_the_file() {
+    let r = repos();
+    let s = Server::start();
+    let ev = r.root.join("event.json");
+    std::fs::write(&ev, "{\"workflow_run\": {\"id\": 1}}").unwrap();
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("event.json") && ran.stderr.contains("/workflow_run"),
+        "{}",
+        ran.stderr
+    );
+    let head = git(&r.work, &["rev-parse", "HEAD"]).trim().to_string();
+    let ev = run_event(&r, "success", "main", &head, RUN_ID);
+    std::fs::write(r.work.join("fixci.json"), "{\"max-attempts\": 0}").unwrap();
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("fixci.json") && ran.stderr.contains("/max-attempts"),
+        "{}",
+        ran.stderr
+    );
+    assert!(s.requests().is_empty() && ran.output.is_empty());
+}
+
+/// The scripted agent of `mode` that then reports, as claude's JSON result does, a cost of
+/// $0.45 and 120 tokens per invocation.
+const COSTLY_PY: &str = r#"
+import json, os, runpy, sys
+script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
+sys.argv = [script, sys.argv[1]]
+runpy.run_path(script, run_name="__main__")
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "done",
+                  "total_cost_usd": 0.45, "usage": {"input_tokens": 100, "output_tokens": 20}}))
+"#;
+
+#[test]
+fn the_cost_budget_stops_the_attempt_ladder_before_an_invocation_and_passes_the_rest_on() {
+    let env = crate::common::test_env();
+    let spec = crate::common::scripted_job(&env.root, &env.repo, "never", json!({}));
+    std::fs::write(env.root.join("costly.py"), COSTLY_PY).unwrap();
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    v["agent"] = json!({"command": ["python3", "costly.py", "never"], "result": "claude-json"});
+    v["max-attempts"] = json!(3);
+    v["budgets"]["cost-usd"] = json!(1.0);
+    std::fs::write(&spec, v.to_string()).unwrap();
+    let out = crate::common::fixci()
+        .current_dir(&env.root)
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            env.out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = crate::common::run_dir(&env.out);
+    let r = crate::common::result(&run);
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("cost budget spent"),
+        "{r}"
+    );
+    // reproduce ($0.45) and attempt 1 ($0.90) ran; attempt 2 got the $0.10 left; attempt 3
+    // never started an agent.
+    let seen = |dir: &str| -> Option<Value> {
+        std::fs::read_to_string(run.join(dir).join("seen-env.json"))
+            .ok()
+            .map(|t| serde_json::from_str(&t).unwrap())
+    };
+    assert_eq!(
+        seen("stages/reproduce").unwrap()["FIXCI_BUDGET_USD"],
+        "1.0000"
+    );
+    assert_eq!(
+        seen("stages/fix/attempt-1").unwrap()["FIXCI_BUDGET_USD"],
+        "0.5500"
+    );
+    assert_eq!(
+        seen("stages/fix/attempt-2").unwrap()["FIXCI_BUDGET_USD"],
+        "0.1000"
+    );
+    assert!(seen("stages/fix/attempt-3").is_none());
+}
+
+/// The YAML blocks of `docs/github-actions.md` that are workflows.
+fn example_workflows() -> Vec<String> {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/github-actions.md"),
+    )
+    .unwrap();
+    doc.split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.starts_with("name:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_action_and_every_example_workflow_pass_actionlint() {
+    let workflows = example_workflows();
+    assert_eq!(workflows.len(), 3, "heal, comments, reviews");
+    for w in &workflows {
+        assert!(
+            w.contains("concurrency:") && w.contains("actions: read"),
+            "{w}"
+        );
+        assert!(w.contains("uses: your-org/fixci@main"), "{w}");
+    }
+    let Some(al) = crate::common::validator("actionlint") else {
+        return;
+    };
+    // A repository whose own action is ours: `uses: ./` makes actionlint read `action.yml` and
+    // check every input the examples give against it.
+    let tmp = tempfile::tempdir().unwrap();
+    let wf = tmp.path().join(".github/workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    git(tmp.path(), &["init", "-q"]);
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"),
+        tmp.path().join("action.yml"),
+    )
+    .unwrap();
+    let lint = || {
+        std::process::Command::new(&al)
+            .arg("-no-color")
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    for (i, w) in workflows.iter().enumerate() {
+        std::fs::write(
+            wf.join(format!("example-{i}.yml")),
+            w.replace("your-org/fixci@main", "./"),
+        )
+        .unwrap();
+    }
+    let out = lint();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It does check the inputs against action.yml: a misspelt one is refused.
+    std::fs::write(
+        wf.join("example-0.yml"),
+        workflows[0]
+            .replace("your-org/fixci@main", "./")
+            .replace("max-attempts:", "max-attempt:"),
+    )
+    .unwrap();
+    let out = lint();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("max-attempt"));
+}
+
+#[test]
+fn action_inputs_reach_fixci_as_flags() {
+    // The action passes `max-attempts` and `cost-limit-usd` as flags that beat the spec file.
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1)), ("fixci", Some(2))]);
+    mount_writes(&s, true);
+    let ev = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run", "--max-attempts", "5"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("attempt 3 of 5"), "{}", ran.stdout);
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/issues"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([]))),
+    );
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run", "--max-attempts", "2"]);
+    assert!(
+        ran.stdout.contains("case 5"),
+        "{}{}",
+        ran.stdout,
+        ran.stderr
+    );
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run", "--cost-limit-usd=0"]);
+    assert_eq!(ran.code, 2, "{}", ran.stdout);
+    assert!(ran.stderr.contains("/budgets/cost-usd"), "{}", ran.stderr);
+}
