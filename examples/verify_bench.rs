@@ -70,6 +70,7 @@ fn main() {
                 template: None,
                 suite_command: Some(&a[5]),
                 base_suite: None,
+                gate: &[],
             };
             let t = Instant::now();
             let out = fixci::verify::verify_candidate(&input, &mut lim).expect("verification");
