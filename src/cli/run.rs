@@ -63,10 +63,10 @@ pub struct RunArgs {
     #[arg(long, requires = "prompt_input")]
     pub prompt: Option<String>,
     /// With `--url` or `--gate`: the failure is deterministic (the default)
-    #[arg(long, requires = "cli_input", conflicts_with = "flaky")]
+    #[arg(long, requires = "prompt_input", conflicts_with = "flaky")]
     pub deterministic: bool,
     /// With `--url` or `--gate`: the failure is flaky (non-deterministic)
-    #[arg(long, requires = "cli_input")]
+    #[arg(long, requires = "prompt_input")]
     pub flaky: bool,
     /// A GitHub issue (`OWNER/REPO#N`) whose title and body are the task
     #[arg(long, value_name = "OWNER/REPO#N")]

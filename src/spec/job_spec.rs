@@ -111,7 +111,10 @@ pub struct JobSpec {
 
 /// The `budgets` table: durations per stage id (or `total`), and what the run may spend on
 /// agents, summed over what the agent CLIs report (`crate::agent::spend`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+///
+/// Read by hand (not `#[serde(flatten)]`), so a bad duration's error keeps its key in the JSON
+/// pointer (`/budgets/reproduce`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Budgets {
     /// US dollars the agent invocations of the run may cost in total (as the CLIs state it).
@@ -124,6 +127,35 @@ pub struct Budgets {
     /// load ([`super::duration`]); zero is refused.
     #[serde(flatten, with = "super::duration::positive_map")]
     pub stages: BTreeMap<String, std::time::Duration>,
+}
+
+impl<'de> Deserialize<'de> for Budgets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Positive(#[serde(with = "super::duration::positive")] std::time::Duration);
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Budgets;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table of stage ids (or `total`) to durations, `cost-usd` and `tokens`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Budgets, A::Error> {
+                let mut b = Budgets::default();
+                while let Some(k) = m.next_key::<String>()? {
+                    match k.as_str() {
+                        "cost-usd" => b.cost_usd = Some(m.next_value()?),
+                        "tokens" => b.tokens = Some(m.next_value()?),
+                        _ => {
+                            let Positive(d) = m.next_value()?;
+                            b.stages.insert(k, d);
+                        }
+                    }
+                }
+                Ok(b)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl Budgets {
