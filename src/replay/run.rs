@@ -391,7 +391,9 @@ fn one_line(s: &str) -> String {
     let s: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let s = s.join(" | ");
     if s.len() > 500 {
-        format!("{}…", &s[..s.floor_char_boundary(500)])
+        // (`str::floor_char_boundary` is newer than the MSRV, 1.85)
+        let end = (0..=500).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+        format!("{}…", &s[..end])
     } else {
         s
     }
