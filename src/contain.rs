@@ -399,7 +399,7 @@ pub fn markdown(c: &Containment) -> String {
                 s.when,
                 s.process.pid,
                 if s.in_sandbox { " (in the sandbox)" } else { "" },
-                crate::report::cell(&s.process.cmdline).replace('`', "'")
+                crate::markdown::cell(&s.process.cmdline).replace('`', "'")
             );
         }
         m.push('\n');
@@ -412,7 +412,7 @@ pub fn markdown(c: &Containment) -> String {
             ch.attempt.map(|a| format!(" (attempt {a})")).unwrap_or_default(),
         );
         for p in ch.paths.iter().take(MAX_NAMED) {
-            let _ = writeln!(m, "- `{}`", crate::report::cell(p).replace('`', "'"));
+            let _ = writeln!(m, "- `{}`", crate::markdown::cell(p).replace('`', "'"));
         }
         if ch.paths.len() > MAX_NAMED {
             let _ = writeln!(m, "- ... and {} more (all in `state.json`)", ch.paths.len() - MAX_NAMED);

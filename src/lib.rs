@@ -17,6 +17,7 @@ pub mod exit_codes;
 pub mod forge;
 pub mod judge;
 pub mod logs;
+pub mod markdown;
 pub mod pipeline;
 pub mod process;
 pub mod redact;

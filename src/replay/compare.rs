@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::record::{Record, Verdict};
 use super::report::Interval;
 use crate::error::Error;
-use crate::report::cell;
+use crate::markdown::cell;
 use crate::stats::{self, PairedCounts};
 
 /// Version of the comparison JSON; bumped when a field changes meaning.

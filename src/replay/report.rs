@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::plan::{Plan, PlanItem};
 use super::record::{Record, Verdict};
 use crate::error::Error;
-use crate::report::cell;
+use crate::markdown::cell;
 use crate::stats;
 
 /// Version of the `report.json` format; bumped when a field changes meaning.

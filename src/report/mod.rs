@@ -19,10 +19,7 @@ use crate::spec::LoadedSpec;
 /// Largest diff quoted in full in the report (bytes); longer ones are cut with a note.
 pub const MAX_DIFF_IN_REPORT: usize = 24 * 1024;
 
-/// A Markdown table cell: `|` escaped, line breaks folded into spaces.
-pub fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
-}
+pub use crate::markdown::cell;
 
 /// The attempts table (attempt, agent, model, outcome, reason) as Markdown, one row per
 /// attempt; shared by the report and the escalation issue. `-` marks an unknown value (a state

@@ -43,13 +43,13 @@ pub fn checks_markdown(v: &Verification) -> String {
             if c.command.is_empty() {
                 "-".into()
             } else {
-                format!("`{}`", crate::report::cell(&c.command))
+                format!("`{}`", crate::markdown::cell(&c.command))
             },
             c.runs,
             c.passed,
             evidence(&c.evidence),
             status,
-            crate::report::cell(&c.detail)
+            crate::markdown::cell(&c.detail)
         );
     }
     m
