@@ -8,6 +8,7 @@
 
 pub mod dry_run;
 pub mod guard;
+pub mod needs;
 pub mod ladder;
 pub mod plan;
 pub mod preflight;

@@ -4,13 +4,13 @@
 //!
 //! - [`programs`]: every agent CLI the plan starts (the run's agent, and each attempt of every
 //!   attempt ladder) and every test runner (the spec's test command, `command` stages), found
-//!   as the OS would start them (see [`doctor::which`]); nothing is run.
+//!   as the OS would start them (see [`needs::which`]); nothing is run.
 //! - [`repository`]: the base branch, the spec's `commit`, and `existing-test-path` present (and
 //!   not through a symlink) at the start commit.
 
 use std::path::Path;
 
-use crate::doctor::{self, Need};
+use super::needs::{self, Need};
 use crate::error::Error;
 use crate::spec::LoadedSpec;
 use crate::vcs;
@@ -24,8 +24,8 @@ use super::RunRequest;
 pub fn programs(req: &RunRequest) -> Result<(), Error> {
     // Runners as `fixci doctor` finds them; agents from the request itself (the run's agent as
     // resolved, with a replay variant's or `--agent`'s, and each ladder attempt's).
-    let mut plan = doctor::plan_for_spec(req.spec.clone(), req.pipeline.clone(), &[])?;
-    plan.agents = vec![doctor::AgentTarget {
+    let mut plan = needs::plan_for_spec(req.spec.clone(), req.pipeline.clone(), &[])?;
+    plan.agents = vec![needs::AgentTarget {
         agent: req.agent.clone(),
         why: "the run's agent".into(),
         need: Need::Yes,
@@ -39,7 +39,7 @@ pub fn programs(req: &RunRequest) -> Result<(), Error> {
             }
             let max = super::eval_count(req, def.max.as_ref(), crate::defaults::MAX_ATTEMPTS, "`max`")? as u32;
             for a in super::ladder::plan(req, def, max)? {
-                plan.agents.push(doctor::AgentTarget {
+                plan.agents.push(needs::AgentTarget {
                     agent: a.agent,
                     why: format!("attempt {} of `{}`", a.number, def.id),
                     need: Need::Yes,
@@ -93,7 +93,7 @@ fn found(
     agent_env: &std::collections::BTreeMap<String, String>,
 ) -> bool {
     if program.contains('/') {
-        return !Path::new(program).is_absolute() || doctor::which(program).is_some();
+        return !Path::new(program).is_absolute() || needs::which(program).is_some();
     }
     let path = agent_env.get("PATH").cloned().or_else(|| {
         req.env
@@ -104,8 +104,8 @@ fn found(
     });
     match path {
         Some(p) => std::env::split_paths(&p)
-            .any(|d| doctor::which(&d.join(program).display().to_string()).is_some()),
-        None => doctor::which(program).is_some(),
+            .any(|d| needs::which(&d.join(program).display().to_string()).is_some()),
+        None => needs::which(program).is_some(),
     }
 }
 
