@@ -412,7 +412,16 @@ pub fn markdown(c: &Containment) -> String {
             ch.attempt.map(|a| format!(" (attempt {a})")).unwrap_or_default(),
         );
         for p in ch.paths.iter().take(MAX_NAMED) {
-            let _ = writeln!(m, "- `{}`", crate::markdown::cell(p).replace('`', "'"));
+            // `PATH (kind)`: the path in code, its kind after it.
+            let (path, kind) = match p.rsplit_once(" (") {
+                Some((path, k)) if k.ends_with(')') => (path, format!(" ({k}")),
+                _ => (p.as_str(), String::new()),
+            };
+            let _ = writeln!(
+                m,
+                "- `{}`{kind}",
+                crate::markdown::cell(path).replace('`', "'")
+            );
         }
         if ch.paths.len() > MAX_NAMED {
             let _ = writeln!(m, "- ... and {} more (all in `state.json`)", ch.paths.len() - MAX_NAMED);
@@ -508,7 +517,7 @@ mod tests {
             }],
         };
         let m = markdown(&c);
-        assert!(m.contains("stage `reproduce` tried to write outside its sandbox; discarded:**\n\n- `/u/repo/.git/config (written)`"), "{m}");
+        assert!(m.contains("stage `reproduce` tried to write outside its sandbox; discarded:**\n\n- `/u/repo/.git/config` (written)"), "{m}");
         assert!(m.contains("| fix | 2 | after the agent | 42 | `sleep 1000 \\| x` |"), "{m}");
         assert!(m.contains("(attempt 2) changed fixci's run directory:** state.json (changed)"), "{m}");
         assert!(m.contains("`sandbox = \"none\"`"));

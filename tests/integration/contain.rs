@@ -182,13 +182,13 @@ fn a_sandboxed_agent_sees_no_other_process_writes_nothing_outside_its_tree_and_l
         let from = section.find(&format!("stage {stage} tried to write outside its sandbox")).unwrap_or_else(|| panic!("{stage}\n{section}"));
         let block = section[from..].split("\n\n").nth(1).unwrap();
         for named in [
-            format!("`{repo}/README.md (created)`"),
-            format!("`{repo}/.git/config (written)`"),
-            format!("`{repo}/.git/hooks/post-checkout (created)`"),
-            format!("`{run_c}/state.json (written)`"),
-            format!("`{root}/cache/planted (created)`"),
-            format!("`{root}/planted (created)`"),
-            format!("`{root}/home/.bashrc (created)`"),
+            format!("`{repo}/README.md` (created)"),
+            format!("`{repo}/.git/config` (written)"),
+            format!("`{repo}/.git/hooks/post-checkout` (created)"),
+            format!("`{run_c}/state.json` (written)"),
+            format!("`{root}/cache/planted` (created)"),
+            format!("`{root}/planted` (created)"),
+            format!("`{root}/home/.bashrc` (created)"),
         ] {
             assert!(block.contains(&named), "{stage}: {named}\n{block}");
         }
