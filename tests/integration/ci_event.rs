@@ -781,3 +781,44 @@ fn action_inputs_reach_fixci_as_flags() {
     assert_eq!(ran.code, 2, "{}", ran.stdout);
     assert!(ran.stderr.contains("/budgets/cost-usd"), "{}", ran.stderr);
 }
+
+#[test]
+fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
+    let r = repos();
+    let s = Server::start();
+    let ev = event(&r, COMMENT_EVENT, |v| {
+        v["comment"]["body"] = json!("/fixci add a median function");
+        v["comment"]["author_association"] = json!("OWNER");
+        v["issue"].as_object_mut().unwrap().remove("pull_request");
+        v["issue"]["number"] = json!(7);
+        v["issue"]["title"] = json!("Add median");
+        v["issue"]["body"] = json!("calc needs a median(xs) function.");
+    });
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/issues/7"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "number": 7, "title": "Add median", "body": "calc needs a median(xs) function.",
+                "state": "open", "html_url": "https://github.com/o/r/issues/7",
+                "user": {"login": "dev"}, "labels": []
+            }))),
+    );
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run"]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("issue #7 as the task"), "{}", ran.stdout);
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    assert!(!r.root.join("out").exists());
+    // The run itself: the issue alone selects the feature pipeline (an agent that writes no
+    // acceptance test ends it without a fix, not with a spec error).
+    mount_writes(&s, false);
+    let spec = r.spec(
+        "no-repro",
+        json!({"budgets": {"tests": "60s", "implement": "60s"}}),
+    );
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_ne!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
+    let run = std::fs::read_dir(r.root.join("out")).unwrap().next().unwrap().unwrap().path();
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["pipeline"], "feature", "{result}");
+}
