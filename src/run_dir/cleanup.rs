@@ -113,7 +113,7 @@ pub fn rebuild_clone(run_dir: &Path, st: &RunState) -> Result<(), crate::error::
         let _ = clone.branch(&st.repo.base, &c, false);
     }
     if let Some(r) = &st.repro {
-        crate::stages::restore_repro_test(&wt, r)?;
+        r.restore_into(&wt)?;
     }
     Ok(())
 }

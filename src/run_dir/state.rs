@@ -143,6 +143,27 @@ pub struct Repro {
     pub sealed: Option<crate::verify::record::ReproRecord>,
 }
 
+impl Repro {
+    /// Puts fixci's own copy of the confirmed reproduction test back into the worktree `wt` at
+    /// `test_file` (no-op for a reproduction without a copy, and for the CI's own test: a fix may
+    /// edit that one, e.g. a flaky test's set-up, and such edits are judged and verified as
+    /// edited).
+    ///
+    /// Errors (exit 3): the folder cannot be created or the copy cannot be written.
+    pub fn restore_into(&self, wt: &Path) -> Result<(), crate::error::Error> {
+        let Some(copy) = self.copy.as_ref().filter(|_| self.origin != "existing") else {
+            return Ok(());
+        };
+        let dest = wt.join(&self.test_file);
+        if let Some(d) = dest.parent() {
+            std::fs::create_dir_all(d).map_err(|e| crate::error::io_error("create", d, e))?;
+        }
+        std::fs::copy(copy, &dest)
+            .map_err(|e| crate::error::io_error("restore the reproduction test to", &dest, e))?;
+        Ok(())
+    }
+}
+
 /// Run counts of a `run-test` stage.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {

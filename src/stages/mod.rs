@@ -245,22 +245,11 @@ pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
     v
 }
 
-/// Puts fixci's own copy of the confirmed reproduction test back into the worktree (no-op for a
-/// reproduction without a copy, and for the CI's own test).
+/// Puts fixci's own copy of the confirmed reproduction test back into the worktree (see
+/// [`crate::run_dir::Repro::restore_into`]).
 pub(crate) fn restore_repro_test(
     wt: &std::path::Path,
     repro: &crate::run_dir::Repro,
 ) -> Result<(), Error> {
-    // The CI's own test (`existing`) is not restored: the fix may edit it (a flaky test's
-    // set-up often is the bug); such edits are judged (`crate::judge`) and verified as edited.
-    let Some(copy) = repro.copy.as_ref().filter(|_| repro.origin != "existing") else {
-        return Ok(());
-    };
-    let dest = wt.join(&repro.test_file);
-    if let Some(d) = dest.parent() {
-        std::fs::create_dir_all(d).map_err(|e| crate::error::io_error("create", d, e))?;
-    }
-    std::fs::copy(copy, &dest)
-        .map_err(|e| crate::error::io_error("restore the reproduction test to", &dest, e))?;
-    Ok(())
+    repro.restore_into(wt)
 }
