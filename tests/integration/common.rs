@@ -267,3 +267,18 @@ pub fn test_env() -> TestEnv {
         _tmp: tmp,
     }
 }
+
+/// Writes `dir/pipelines/flaky.toml`: the built-in flaky pipeline with `runs` confirmation runs
+/// instead of 400 (a pipeline beside the spec overrides the built-in one), for speed.
+pub fn flaky_pipeline_with_runs(dir: &Path, runs: u64) {
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    let builtin =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flaky.toml"))
+            .unwrap();
+    assert!(builtin.contains("runs = 400"), "the built-in flaky pipeline changed");
+    std::fs::write(
+        dir.join("pipelines/flaky.toml"),
+        builtin.replace("runs = 400", &format!("runs = {runs}")),
+    )
+    .unwrap();
+}

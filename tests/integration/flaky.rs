@@ -55,15 +55,7 @@ fn trial(root: &Path, mode: &str, seed: u64, per_mille: u32, confirm_runs: u64) 
     flaky_repo(&repo, per_mille);
     std::fs::write(dir.join("fix_agent.py"), FIX_AGENT).unwrap();
     // A pipeline beside the spec overrides the built-in one: fewer confirmation runs for speed.
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    let builtin =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flaky.toml"))
-            .unwrap();
-    std::fs::write(
-        dir.join("pipelines/flaky.toml"),
-        builtin.replace("runs = 400", &format!("runs = {confirm_runs}")),
-    )
-    .unwrap();
+    crate::common::flaky_pipeline_with_runs(&dir, confirm_runs);
     let spec = dir.join("info.json");
     std::fs::write(
         &spec,
@@ -81,11 +73,19 @@ fn trial(root: &Path, mode: &str, seed: u64, per_mille: u32, confirm_runs: u64) 
     .unwrap();
     let seeds = dir.join("seeds");
     std::fs::write(&seeds, seed.to_string()).unwrap();
+    run_in(&dir, &spec, &[("FLAKY_SEED_FILE", seeds.as_path())])
+}
+
+/// `fixci run SPEC --out DIR/out` from `dir` with its own cache and `env`; the run directory
+/// and the exit code.
+fn run_in(dir: &Path, spec: &Path, env: &[(&str, &Path)]) -> (PathBuf, i32) {
     let out = dir.join("out");
-    let code = fixci()
-        .current_dir(&dir)
-        .env("FIXCI_CACHE_DIR", dir.join("cache"))
-        .env("FLAKY_SEED_FILE", &seeds)
+    let mut cmd = fixci();
+    cmd.current_dir(dir).env("FIXCI_CACHE_DIR", dir.join("cache"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let code = cmd
         .args([
             "run",
             spec.to_str().unwrap(),
@@ -225,15 +225,7 @@ fn py_trial(root: &Path, mode: &str) -> (PathBuf, i32) {
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "sample"]);
     std::fs::write(dir.join("fix_agent.py"), PY_FIX_AGENT).unwrap();
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    let builtin =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flaky.toml"))
-            .unwrap();
-    std::fs::write(
-        dir.join("pipelines/flaky.toml"),
-        builtin.replace("runs = 400", "runs = 80"),
-    )
-    .unwrap();
+    crate::common::flaky_pipeline_with_runs(&dir, 80);
     let spec = dir.join("info.json");
     std::fs::write(
         &spec,
@@ -250,22 +242,7 @@ fn py_trial(root: &Path, mode: &str) -> (PathBuf, i32) {
         .to_string(),
     )
     .unwrap();
-    let out = dir.join("out");
-    let code = fixci()
-        .current_dir(&dir)
-        .env("FIXCI_CACHE_DIR", dir.join("cache"))
-        .args([
-            "run",
-            spec.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap()
-        .status
-        .code()
-        .unwrap();
-    (run_dir(&out), code)
+    run_in(&dir, &spec, &[])
 }
 
 /// The trial's result, report, state and the first check of its first attempt.
