@@ -303,7 +303,7 @@ fn a_flaky_test_whose_fix_seeds_its_randomness_inside_the_test_verifies() {
     git(&repo, &["commit", "-qm", "registry"]);
     std::fs::write(dir.join("agent.py"), SEEDING_AGENT).unwrap();
     // Fewer confirmation runs than the built-in 400, for speed (a 30% rate shows in 60).
-    crate::common::flaky_pipeline_with_runs(&dir, 60);
+    crate::common::flaky_pipeline_with_runs(dir, 60);
     let spec = dir.join("info.json");
     std::fs::write(
         &spec,
