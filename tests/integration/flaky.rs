@@ -71,7 +71,8 @@ fn trial(root: &Path, mode: &str, seed: u64, per_mille: u32, confirm_runs: u64) 
         .to_string(),
     )
     .unwrap();
-    let seeds = dir.join("seeds");
+    // Outside the spec's folder, which test runs see read-only (fixci's test sandbox).
+    let seeds = root.join(format!("{mode}-{seed}.seeds"));
     std::fs::write(&seeds, seed.to_string()).unwrap();
     run_in(&dir, &spec, &[("FLAKY_SEED_FILE", seeds.as_path())])
 }

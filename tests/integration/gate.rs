@@ -339,7 +339,9 @@ fn retry_of_an_unknown_or_running_run_is_exit_2_naming_the_run_and_writes_nothin
     assert_eq!(std::fs::read_dir(&e.out).unwrap().count(), 0);
 
     // A run whose gate hangs: its fixci process is alive while the retry is asked for.
-    let marker = e.root.join("gate-started");
+    // Outside the spec's folder, which test and gate commands see read-only.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let marker = elsewhere.path().join("gate-started");
     let spec = spec(
         &e,
         "good",
