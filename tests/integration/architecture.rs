@@ -84,40 +84,30 @@ fn module_graph_has_no_cycle_and_follows_the_layering_rules() {
         ));
         for c in &cycles {
             problems.push(format!("  {}", c.join(" -> ")));
-            for pair in c.windows(2) {
-                problems.push(format!(
-                    "      {} -> {}: {}",
-                    pair[0],
-                    pair[1],
-                    sites(&graph, &pair[0], &pair[1])
-                ));
-            }
+            problems.extend(sites_along(&graph, c));
         }
     }
     for (from, to, rule) in FORBIDDEN {
         if let Some(path) = path_between(&graph, from, to) {
             problems.push(format!("{rule}, but {}", path.join(" -> ")));
-            for pair in path.windows(2) {
-                problems.push(format!(
-                    "      {} -> {}: {}",
-                    pair[0],
-                    pair[1],
-                    sites(&graph, &pair[0], &pair[1])
-                ));
-            }
+            problems.extend(sites_along(&graph, &path));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The first places `from` refers to `to`, for a failure message.
-fn sites(graph: &Graph, from: &str, to: &str) -> String {
-    let all = &graph[from][to];
-    let mut s = all.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
-    if all.len() > 4 {
-        s.push_str(&format!(" (+{} more)", all.len() - 4));
-    }
-    s
+/// For each step `a -> b` of `path`, a line naming the first places `a` refers to `b`.
+fn sites_along(graph: &Graph, path: &[String]) -> Vec<String> {
+    path.windows(2)
+        .map(|pair| {
+            let all = &graph[&pair[0]][&pair[1]];
+            let mut s = all.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+            if all.len() > 4 {
+                s.push_str(&format!(" (+{} more)", all.len() - 4));
+            }
+            format!("      {} -> {}: {s}", pair[0], pair[1])
+        })
+        .collect()
 }
 
 /// Every top-level module of the crate with the modules it refers to. Panics on a reference
