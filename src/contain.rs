@@ -1,8 +1,9 @@
 //! What a run records about containing its agents: the sandbox it used (or why none), the
 //! processes left behind that fixci killed, and changes to fixci's own run directory made while
 //! an agent ran. The mechanisms live in [`crate::process::sandbox`] (bubblewrap) and
-//! [`crate::process::reaper`] (subreaper and kill); this module holds the records, the run
-//! directory check and the report section.
+//! [`crate::process::reaper`] (subreaper and kill); the records ([`Containment`]) are part of
+//! the run's state and live in [`crate::run_dir`] (re-exported here). This module holds the run
+//! directory check, the events that feed the records, and the report section.
 //!
 //! The run directory check: before an agent runs, fixci hashes (SHA-256) every file of the run
 //! directory except the places the agent may write (the worktree, its stage directory, the
@@ -16,59 +17,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::run_dir::{Containment, RunDirChange, SurvivorRecord};
 use crate::run_dir::Event;
 use crate::process::reaper::Survivor;
 use crate::process::sandbox::Decision;
-
-/// The containment record of a run (`containment` in `state.json` and `result.json`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Containment {
-    /// The sandbox agents run in, decided before the run directory was written.
-    #[serde(default)]
-    pub sandbox: Option<Decision>,
-    /// Processes fixci found alive where none should be, and killed.
-    #[serde(default)]
-    pub survivors: Vec<SurvivorRecord>,
-    /// Files of the run directory that changed while an agent ran.
-    #[serde(default)]
-    pub run_dir_changes: Vec<RunDirChange>,
-    /// Writes of sandboxed agents outside their writable places, discarded with the sandbox's
-    /// throw-away layer (absolute paths, each with `created`, `written` or `deleted`).
-    #[serde(default)]
-    pub discarded_writes: Vec<RunDirChange>,
-}
-
-/// A process left alive that fixci killed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SurvivorRecord {
-    /// The stage after whose agent (or before which) it was found.
-    pub stage: String,
-    /// The attempt, inside the attempt loop.
-    pub attempt: Option<u32>,
-    /// When: `after the agent`, `before the stage`, `before the verdict`.
-    pub when: String,
-    /// True when the sandbox's supervisor found it (its pid is the sandbox's own).
-    pub in_sandbox: bool,
-    /// The process.
-    #[serde(flatten)]
-    pub process: Survivor,
-}
-
-/// Paths an agent invocation changed (run-directory files, relative to it) or tried to
-/// (discarded writes, absolute).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunDirChange {
-    /// The agent's stage.
-    pub stage: String,
-    /// The attempt, inside the attempt loop.
-    pub attempt: Option<u32>,
-    /// The paths, each with what happened: `changed`, `added`, `removed` (run directory);
-    /// `created`, `written`, `deleted` (discarded writes).
-    pub paths: Vec<String>,
-}
 
 /// SHA-256 of every file in a run directory except the excluded paths; see the module docs.
 #[derive(Debug, Clone)]
@@ -244,39 +198,6 @@ impl AgentWatch {
         }
         f.run_dir_changes = self.guard.changes();
         f
-    }
-}
-
-impl Containment {
-    /// The reducer arm of the containment events ([`Event::Survivors`],
-    /// [`Event::RunDirChanged`]); other events leave it unchanged.
-    pub fn apply(&mut self, e: &Event) {
-        match e {
-            Event::Survivors { stage, attempt, when, in_sandbox, processes } => {
-                self.survivors.extend(processes.iter().map(|p| SurvivorRecord {
-                    stage: stage.clone(),
-                    attempt: *attempt,
-                    when: when.clone(),
-                    in_sandbox: *in_sandbox,
-                    process: p.clone(),
-                }))
-            }
-            Event::RunDirChanged { stage, attempt, paths } => {
-                self.run_dir_changes.push(RunDirChange {
-                    stage: stage.clone(),
-                    attempt: *attempt,
-                    paths: paths.clone(),
-                })
-            }
-            Event::WritesDiscarded { stage, attempt, paths } => {
-                self.discarded_writes.push(RunDirChange {
-                    stage: stage.clone(),
-                    attempt: *attempt,
-                    paths: paths.clone(),
-                })
-            }
-            _ => {}
-        }
     }
 }
 

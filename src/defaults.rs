@@ -1,6 +1,9 @@
 //! Every default value of a run in one place; the pipeline's keys and the job spec override
-//! them. Durations are [`Duration`]s, counts are run or attempt numbers.
+//! them. Durations are [`Duration`]s, counts are run or attempt numbers. Also where fixci's cache
+//! lives ([`cache_dir`]), which the run directory, the sandbox and git's exported-branch record
+//! share.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Fix attempts of an `attempts` loop without `max`.
@@ -45,4 +48,19 @@ pub const RESUME_MIN_BUDGET: Duration = Duration::from_secs(60);
 /// The spec's `verify-runs`, or [`VERIFY_RUNS`].
 pub fn verify_runs(spec_value: Option<u32>) -> u32 {
     spec_value.unwrap_or(VERIFY_RUNS)
+}
+
+/// fixci's cache folder: `$FIXCI_CACHE_DIR`, else `$XDG_CACHE_HOME/fixci`, else
+/// `~/.cache/fixci`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FIXCI_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("fixci");
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(".cache/fixci")
 }

@@ -1,6 +1,7 @@
 //! The `feature` pipeline's own rules (`pipelines/feature.toml`): an issue as the input (`issue`
-//! fetched from GitHub, or `issue-file`, a Markdown file beside the spec), which specs may run
-//! it, the confirmation that new acceptance tests fail at the base for the missing behaviour
+//! fetched from GitHub by the fetch stage's `crate::stages::forge_inputs::issue_of`, or
+//! `issue-file`, a Markdown file beside the spec; which specs may run it is checked when the
+//! pipeline is selected, `crate::pipeline::select`), the confirmation that new acceptance tests fail at the base for the missing behaviour
 //! ([`crate::judge::acceptance`]), and the feature wording of titles. The stages call in here
 //! through thin hooks; a run is a feature run when its reproduction has the origin [`ORIGIN`]
 //! (`RunState::feature` before that).
@@ -8,7 +9,6 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::pipeline::Loaded;
 use crate::run_dir::{IssueState, RunState};
 use crate::spec::LoadedSpec;
 use crate::verify::RunOutcome;
@@ -54,17 +54,6 @@ pub fn issue_from_file(path: &Path) -> Result<IssueState, Error> {
     })
 }
 
-/// The issue of a run, before anything is written: `issue` from the forge, else `issue-file`.
-pub fn issue_of(spec: &LoadedSpec, api_url: Option<&str>) -> Result<Option<IssueState>, Error> {
-    if let Some(i) = &spec.spec.issue {
-        return crate::stages::forge_inputs::fetch_issue(i, api_url).map(Some);
-    }
-    match &spec.spec.issue_file {
-        Some(f) => issue_from_file(&spec.dir.join(f)).map(Some),
-        None => Ok(None),
-    }
-}
-
 /// The issue as `--dry-run` shows it, fetching nothing: `issue-file` read from disk, `issue`
 /// with placeholders for the title and body fetched at run time.
 pub fn dry_run_issue(spec: &LoadedSpec) -> Result<Option<IssueState>, Error> {
@@ -76,44 +65,16 @@ pub fn dry_run_issue(spec: &LoadedSpec) -> Result<Option<IssueState>, Error> {
             url: String::new(),
         }));
     }
-    issue_of(spec, None)
+    issue_file_of(spec)
 }
 
-/// Checks that `spec` can run `pipeline` when the pipeline builds a feature
-/// ([`crate::pipeline::Pipeline::builds_feature`]): it needs an issue (`issue` or `issue-file`)
-/// and no failure input. A CI log or a failing test beside a feature request is refused rather
-/// than ignored: it asks for a fix, which the failure pipelines make (with the issue as
-/// context).
+/// The spec's `issue-file`, read (see [`issue_from_file`]); `None` without one.
 ///
-/// Errors (exit 2) name the key.
-pub fn check_spec(spec: &LoadedSpec, pipeline: &Loaded) -> Result<(), Error> {
-    if !pipeline.pipeline.builds_feature() {
-        return Ok(());
-    }
-    let s = &spec.spec;
-    let mut problems = Vec::new();
-    if s.issue.is_none() && s.issue_file.is_none() {
-        problems.push(format!(
-            "/issue: pipeline `{}` builds a feature from an issue: give `issue` (OWNER/REPO#N) or `issue-file` (a Markdown file)",
-            pipeline.pipeline.name
-        ));
-    }
-    for (key, set) in [
-        ("url", s.url.is_some()),
-        ("raw-logs", s.raw_logs.is_some()),
-        ("existing-test-path", s.existing_test_path.is_some()),
-    ] {
-        if set {
-            problems.push(format!(
-                "/{key}: pipeline `{}` builds a feature from an issue and takes no failure input; remove `{key}`, or let a failure pipeline fix it (the issue is then context)",
-                pipeline.pipeline.name
-            ));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::usage(format!("invalid job spec `{}`", spec.path.display())).details(problems))
+/// Errors: as [`issue_from_file`].
+pub fn issue_file_of(spec: &LoadedSpec) -> Result<Option<IssueState>, Error> {
+    match &spec.spec.issue_file {
+        Some(f) => issue_from_file(&spec.dir.join(f)).map(Some),
+        None => Ok(None),
     }
 }
 

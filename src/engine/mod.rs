@@ -93,7 +93,7 @@ fn start(
     };
     let issue = match earlier {
         Some(e) => e.st.issue.clone(),
-        None => crate::feature::issue_of(spec, req.api_url.as_deref())
+        None => forge_inputs::issue_of(spec, req.api_url.as_deref())
             .map_err(|e| interrupted_before(&req, e))?,
     };
     // The run's head SHA is where the reproduction starts, when the repository has it.

@@ -12,6 +12,8 @@ use crate::error::Error;
 use crate::pipeline::{self, StageKind};
 use crate::spec::LoadedSpec;
 
+pub use crate::process::which;
+
 /// Whether a checked tool is needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -244,27 +246,6 @@ fn opens_pr_on_github(spec: &LoadedSpec, p: &pipeline::Loaded) -> bool {
 
 fn pipeline_stages(p: &pipeline::Loaded) -> Vec<pipeline::StageDef> {
     p.all_stages().into_iter().cloned().collect()
-}
-
-/// Finds `program` as the OS would start it: a path containing `/` must be an executable
-/// file; a bare name is looked up in `PATH`.
-pub fn which(program: &str) -> Option<PathBuf> {
-    let executable = |p: &Path| {
-        use std::os::unix::fs::PermissionsExt;
-        p.is_file()
-            && std::fs::metadata(p)
-                .map(|m| m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-    };
-    if program.contains('/') {
-        let p = PathBuf::from(program);
-        return executable(&p).then_some(p);
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(program))
-            .find(|p| executable(p))
-    })
 }
 
 /// The program a shell command starts first: skips variable assignments (`A=1`), `if`, `!`,

@@ -546,7 +546,7 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
             .hint("name one with `--pipeline NAME|FILE` or the spec's `pipeline` key")
         })?
     };
-    crate::feature::check_spec(spec, &chosen)?;
+    check_feature_spec(spec, &chosen)?;
     let ids: Vec<String> = chosen.all_stages().iter().map(|s| s.id.clone()).collect();
     let unknown: Vec<String> = spec
         .spec
@@ -568,6 +568,44 @@ pub fn select(spec: &LoadedSpec, choice: Option<&str>, dirs: &[PathBuf]) -> Resu
         );
     }
     Ok(chosen)
+}
+
+/// Checks that `spec` can run `pipeline` when the pipeline builds a feature
+/// ([`Pipeline::builds_feature`]): it needs an issue (`issue` or `issue-file`)
+/// and no failure input. A CI log or a failing test beside a feature request is refused rather
+/// than ignored: it asks for a fix, which the failure pipelines make (with the issue as
+/// context).
+///
+/// Errors (exit 2) name the key.
+fn check_feature_spec(spec: &LoadedSpec, pipeline: &Loaded) -> Result<(), Error> {
+    if !pipeline.pipeline.builds_feature() {
+        return Ok(());
+    }
+    let s = &spec.spec;
+    let mut problems = Vec::new();
+    if s.issue.is_none() && s.issue_file.is_none() {
+        problems.push(format!(
+            "/issue: pipeline `{}` builds a feature from an issue: give `issue` (OWNER/REPO#N) or `issue-file` (a Markdown file)",
+            pipeline.pipeline.name
+        ));
+    }
+    for (key, set) in [
+        ("url", s.url.is_some()),
+        ("raw-logs", s.raw_logs.is_some()),
+        ("existing-test-path", s.existing_test_path.is_some()),
+    ] {
+        if set {
+            problems.push(format!(
+                "/{key}: pipeline `{}` builds a feature from an issue and takes no failure input; remove `{key}`, or let a failure pipeline fix it (the issue is then context)",
+                pipeline.pipeline.name
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::usage(format!("invalid job spec `{}`", spec.path.display())).details(problems))
+    }
 }
 
 /// The effective budget of a stage: the spec's `budgets.<id>`, else the stage's `budget`, else

@@ -121,6 +121,27 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
+/// Finds `program` as the OS would start it: a path containing `/` must be an executable
+/// file; a bare name is looked up in `PATH`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.is_file()
+            && std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(program))
+            .find(|p| executable(p))
+    })
+}
+
 /// Where the child's output goes.
 #[derive(Debug, Clone)]
 pub enum OutputTo {
@@ -435,6 +456,19 @@ pub fn tail(path: &Path, max_bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_needs_an_executable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tool");
+        std::fs::write(&f, "#!/bin/sh\n").unwrap();
+        assert_eq!(which(f.to_str().unwrap()), None);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(which(f.to_str().unwrap()), Some(f.clone()));
+        assert!(which("sh").is_some());
+        assert!(which("surely-no-such-program-fixci").is_none());
+    }
 
     fn limits(ms: u64) -> Limits {
         Limits {

@@ -289,9 +289,9 @@ fn overlay_prefix(unshare: &Path, stage: &Path, places: &[PathBuf]) -> Vec<Strin
 /// else the first executable file of that name on `PATH`.
 pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
     if program.contains('/') {
-        crate::doctor::which(&cwd.join(program).display().to_string())
+        super::which(&cwd.join(program).display().to_string())
     } else {
-        crate::doctor::which(program)
+        super::which(program)
     }
 }
 

@@ -14,6 +14,7 @@
 //! reproduction test), `worktree/`, `pr.md`, `fix.diff`, `report.md`, `result.json`.
 
 pub mod cleanup;
+mod containment;
 pub mod event;
 mod result_json;
 pub mod retry;
@@ -24,6 +25,7 @@ pub mod workspace;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use containment::{Containment, RunDirChange, SurvivorRecord};
 pub use event::{Event, EventLog, Listener, read_events};
 pub use result_json::{
     AgentSummary, AttemptSummary, InvocationSummary, ReproSummary, ResultJson, TokenTotals,

@@ -58,7 +58,7 @@ pub struct ResultJson {
     pub pr: Option<PrState>,
     /// The agents' sandbox, the processes fixci killed, run-directory changes.
     #[serde(default)]
-    pub containment: crate::contain::Containment,
+    pub containment: super::Containment,
     /// RFC 3339 start time.
     pub started_at: String,
     /// RFC 3339 end time.

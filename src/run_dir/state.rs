@@ -300,7 +300,7 @@ pub struct RunState {
     pub forge: Option<crate::forge::ForgeTarget>,
     /// The agents' sandbox, the processes they left behind and changes to the run directory.
     #[serde(default)]
-    pub containment: crate::contain::Containment,
+    pub containment: super::Containment,
     /// The suite's outcome at the base commit, once run (for the regression check).
     #[serde(default)]
     pub base_suite: Option<crate::verify::record::SuiteRecord>,

@@ -7,6 +7,8 @@ use crate::error::Error;
 use crate::spec::{self, LoadedSpec};
 use crate::vcs;
 
+pub use crate::defaults::cache_dir;
+
 /// The repository a run targets.
 #[derive(Debug, Clone)]
 pub struct RepoSource {
@@ -16,21 +18,6 @@ pub struct RepoSource {
     pub root: PathBuf,
     /// True when `root` is fixci's clone rather than the user's repository.
     pub cloned: bool,
-}
-
-/// fixci's cache folder: `$FIXCI_CACHE_DIR`, else `$XDG_CACHE_HOME/fixci`, else
-/// `~/.cache/fixci`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FIXCI_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("fixci");
-    }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(".cache/fixci")
 }
 
 /// Decides which repository to use: `--repo`, else the spec's `repo` (relative to the spec's

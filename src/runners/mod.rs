@@ -6,11 +6,37 @@ pub mod command;
 pub mod events;
 pub mod outcome;
 
+use command::RunnerCommand;
+
 /// The command that runs one test file, as fixci runs it (report options aside): the spec's
 /// `test-command` with `{test_file}` substituted, else the runner detected from the file type
 /// (see [`command::detect`]).
 pub fn test_command(template: Option<&str>, test_file: &str) -> String {
-    crate::verify::runner_for(test_file, template).display()
+    runner_for(test_file, template).display()
+}
+
+/// True when `python3` can import pytest (probed once per process, outside any repository).
+pub fn pytest_available() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::process::Command::new("python3")
+            .args(["-c", "import pytest"])
+            .current_dir(std::env::temp_dir())
+            .env("PYTHONSAFEPATH", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// The runner for `test_file`: the spec's `test-command` template with `{test_file}` replaced,
+/// else the detected runner.
+pub fn runner_for(test_file: &str, template: Option<&str>) -> RunnerCommand {
+    match template {
+        Some(t) => command::parse_line(&t.replace("{test_file}", &crate::process::shell_quote(test_file))),
+        None => command::detect(test_file, pytest_available()),
+    }
 }
 
 /// True for paths that hold tests or test configuration.

@@ -214,7 +214,7 @@ pub struct AgentSpec {
     /// Which parser reads the agent's stdout (`claude-json`, ..., `none`), overriding the
     /// preset's: for a spec's own command line that prints one of the known formats.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<crate::agent::ResultFormat>,
+    pub result: Option<crate::spec::ResultFormat>,
 }
 
 impl<'de> Deserialize<'de> for AgentSpec {
@@ -229,7 +229,7 @@ impl<'de> Deserialize<'de> for AgentSpec {
             #[serde(default)]
             env: BTreeMap<String, String>,
             stdin: Option<String>,
-            result: Option<crate::agent::ResultFormat>,
+            result: Option<crate::spec::ResultFormat>,
         }
         let v = serde_json::Value::deserialize(d)?;
         match v {

@@ -6,6 +6,7 @@ mod document;
 pub mod duration;
 pub mod gate;
 mod job_spec;
+mod result_format;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -15,6 +16,7 @@ pub use document::{
     Format, check_schema, deserialize_typed, parse_document, pointer, read_document, type_name,
 };
 pub use job_spec::{AgentCommits, AgentSpec, Budgets, JobSpec, PrSpec};
+pub use result_format::ResultFormat;
 
 use crate::error::Error;
 

@@ -7,6 +7,7 @@ use crate::error::{Error, io_error};
 use crate::forge::{self, FetchedRun, GitHub, IssueRef, RunRef};
 use crate::logs::{self, DistilOptions, Distilled};
 use crate::run_dir::IssueState;
+use crate::spec::LoadedSpec;
 
 /// A run URL's logs, downloaded into a temporary folder.
 pub struct Prefetched {
@@ -52,6 +53,14 @@ pub fn fetch_issue(reference: &str, api_url: Option<&str>) -> Result<IssueState,
         body: crate::redact::redact(&t.body),
         url: t.html_url,
     })
+}
+
+/// The issue of a run, before anything is written: `issue` from the forge, else `issue-file`.
+pub fn issue_of(spec: &LoadedSpec, api_url: Option<&str>) -> Result<Option<IssueState>, Error> {
+    if let Some(i) = &spec.spec.issue {
+        return fetch_issue(i, api_url).map(Some);
+    }
+    crate::feature::issue_file_of(spec)
 }
 
 /// Copies the fetched logs into `stage_dir` and distils them together: failures of every job in

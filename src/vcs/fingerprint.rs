@@ -320,7 +320,7 @@ impl UserRepoGuard {
 /// The export register: `CACHE/exported-branches.jsonl`, one JSON line per fix branch a fixci
 /// run created: `{"repo": common git folder, "ref": "refs/heads/fixci/...", "target": sha}`.
 fn register() -> PathBuf {
-    crate::run_dir::workspace::cache_dir().join("exported-branches.jsonl")
+    crate::defaults::cache_dir().join("exported-branches.jsonl")
 }
 
 /// The canonical common git folder of the repository at `root` (the register's key).

@@ -28,6 +28,7 @@ use crate::error::{Error, io_error};
 use crate::process::{self, CommandSpec, Limits, OutputTo, Termination};
 use crate::runners::command::{self, ReportAt, Runner, RunnerCommand};
 use crate::runners::outcome::{self, Case, CaseOutcome};
+pub use crate::runners::{pytest_available, runner_for};
 use record::{CheckRecord, CheckStatus, SuiteRecord, Verification};
 use sealed::{SealError, Sealed};
 
@@ -280,30 +281,6 @@ pub fn failing_ids(run: &RunOutcome) -> Result<Vec<String>, String> {
                 Ok(ids)
             }
         }
-    }
-}
-
-/// True when `python3` can import pytest (probed once per process, outside any repository).
-pub fn pytest_available() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::process::Command::new("python3")
-            .args(["-c", "import pytest"])
-            .current_dir(std::env::temp_dir())
-            .env("PYTHONSAFEPATH", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-/// The runner for `test_file`: the spec's `test-command` template with `{test_file}` replaced,
-/// else the detected runner.
-pub fn runner_for(test_file: &str, template: Option<&str>) -> RunnerCommand {
-    match template {
-        Some(t) => command::parse_line(&t.replace("{test_file}", &process::shell_quote(test_file))),
-        None => command::detect(test_file, pytest_available()),
     }
 }
 

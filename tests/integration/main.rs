@@ -2,6 +2,7 @@
 //! real git repositories, real processes and real files.
 
 mod agents;
+mod architecture;
 mod cleanup;
 mod ci_event;
 mod common;
