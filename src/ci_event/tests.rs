@@ -79,7 +79,15 @@ fn the_five_cases_of_a_workflow_run() {
     assert!(matches!(d, Decision::Ignore { .. }), "{d:?}");
     // 1: failure on a normal branch.
     let e = run("failure", "master");
-    assert_eq!(triage(&e), Ok(Lookup::default()));
+    assert_eq!(
+        triage(&e),
+        Ok(Lookup {
+            signature_of_run: Some(
+                "https://github.com/octo-org/octo-repo/actions/runs/289782451".into()
+            ),
+            ..Lookup::default()
+        })
+    );
     match decide(&e, &Facts::default(), CFG, "") {
         Decision::OpenFix { base, run_url, .. } => {
             assert_eq!(base, "master");
