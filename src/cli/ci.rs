@@ -395,7 +395,7 @@ fn existing_fix(
             pr: Some(pr),
         }));
     }
-    let tip = vcs::fix_branch::fetch_branch(root, remote, name)
+    let tip = vcs::fix_branch::fetch_tracking(root, remote, name)
         .map_err(|e| Error::infra(format!("cannot fetch `{name}`")).source(e))?;
     Ok(tip.map(|_| ExistingFix {
         branch: name.to_string(),
@@ -808,7 +808,7 @@ fn lost_race(
     name: &str,
 ) -> Result<Option<ExistingFix>> {
     let git_err = |e: vcs::VcsError| Error::infra(format!("cannot read `{name}`")).source(e);
-    let Some(tip) = vcs::fix_branch::fetch_branch(root, remote, name).map_err(git_err)? else {
+    let Some(tip) = vcs::fix_branch::fetch_tracking(root, remote, name).map_err(git_err)? else {
         return Ok(None);
     };
     let repo = vcs::open(root).map_err(|e| Error::infra("cannot open the repository").source(e))?;
