@@ -1074,3 +1074,92 @@ fn case_1_when_the_failures_branch_is_already_on_the_remote_it_is_that_case_not_
     assert!(message(&r.bare, &name).contains("runs/2"), "the other run's push stands");
     assert!(s.sent("POST", "/repos/o/r/pulls").is_empty());
 }
+
+#[test]
+fn case_5_a_second_exhaustion_of_the_same_failure_comments_on_its_escalation_issue() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1)), ("fixci", Some(2)), ("fixci", Some(3))]);
+    let kept = mount_kept(&s);
+    let sig = "tests.test_stats.StatsTest.test_mean: AssertionError: N.N != N";
+    let pr_with = |signature: &str| {
+        let review: Value = serde_json::from_str(REVIEW_EVENT).unwrap();
+        let mut pr = review["pull_request"].clone();
+        let block = fixci::ci_event::PrBlock {
+            branch: BRANCH.into(),
+            base: "main".into(),
+            original_run: Some(format!("https://github.com/o/r/actions/runs/{RUN_ID}")),
+            signature: Some(signature.into()),
+            max_attempts: 3,
+        };
+        pr["number"] = json!(7);
+        pr["html_url"] = json!("https://github.com/o/r/pull/7");
+        pr["body"] = json!(format!("## Summary\n\n{}\n", block.render()));
+        pr["head"]["ref"] = json!(BRANCH);
+        pr["head"]["sha"] = json!(tip);
+        pr["head"]["repo"]["full_name"] = json!("o/r");
+        pr["base"]["ref"] = json!("main");
+        pr
+    };
+    kept.prs.lock().unwrap().push(pr_with(sig));
+    // An open escalation issue of the same failure, filed for an earlier fix branch.
+    let ev: Value = serde_json::from_str(COMMENT_EVENT).unwrap();
+    let mut older = ev["issue"].clone();
+    older.as_object_mut().unwrap().remove("pull_request");
+    older["number"] = json!(9);
+    older["html_url"] = json!("https://github.com/o/r/issues/9");
+    older["body"] = json!(format!(
+        "fixci made 3 attempt(s) on `fixci/older`.\n\n<!-- fixci-branch: fixci/older -->\n\n<!-- fixci-signature: {sig} -->\n"
+    ));
+    let issues = std::sync::Arc::new(std::sync::Mutex::new(vec![older]));
+    let listed = issues.clone();
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/issues"))
+            .and(query_param("labels", "fixci-escalation"))
+            .respond_with(move |_: &Request| {
+                ResponseTemplate::new(200).set_body_json(Value::Array(listed.lock().unwrap().clone()))
+            }),
+    );
+    let keep = issues.clone();
+    s.mount(
+        Mock::given(method("POST"))
+            .and(path("/repos/o/r/issues"))
+            .respond_with(move |q: &Request| {
+                let b: Value = serde_json::from_slice(&q.body).unwrap();
+                let mut issue = ev["issue"].clone();
+                issue.as_object_mut().unwrap().remove("pull_request");
+                issue["number"] = json!(10);
+                issue["body"] = b["body"].clone();
+                issue["html_url"] = json!("https://github.com/o/r/issues/10");
+                keep.lock().unwrap().push(issue.clone());
+                ResponseTemplate::new(201).set_body_json(issue)
+            }),
+    );
+    let run = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
+    let ran = fixci_event(&r, &s, None, &run, &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("case 5"), "{}", ran.stdout);
+    assert!(s.sent("POST", "/repos/o/r/issues").is_empty(), "no second issue");
+    let notes = kept.comments_on(9);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("fixci/mean") && notes[0].contains(&format!("runs/{NEXT_RUN}")));
+    assert!(ran.stdout.contains("escalation issue of the same failure commented"), "{}", ran.stdout);
+    // The same branch failing again: nothing more on the issue.
+    let ran = fixci_event(&r, &s, None, &run, &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("already escalated"), "{}", ran.stdout);
+    assert_eq!(kept.comments_on(9).len(), 1);
+    assert!(s.sent("POST", "/repos/o/r/issues").is_empty());
+    // Another failure signature is another issue, carrying its signature's hidden marker.
+    let other = "tests.test_stats.StatsTest.test_mean: ZeroDivisionError: division by zero";
+    kept.prs.lock().unwrap()[0] = pr_with(other);
+    let ran = fixci_event(&r, &s, None, &run, &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    let opened = s.sent("POST", "/repos/o/r/issues");
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0]["labels"], json!(["fixci-escalation"]));
+    let body = opened[0]["body"].as_str().unwrap();
+    assert!(body.contains(&format!("<!-- fixci-signature: {other} -->")), "{body}");
+    assert_eq!(kept.comments_on(9).len(), 1);
+}
