@@ -1163,3 +1163,73 @@ fn case_5_a_second_exhaustion_of_the_same_failure_comments_on_its_escalation_iss
     assert!(body.contains(&format!("<!-- fixci-signature: {other} -->")), "{body}");
     assert_eq!(kept.comments_on(9).len(), 1);
 }
+
+#[test]
+fn a_repository_config_may_budget_stages_of_every_pipeline_its_events_select() {
+    let r = repos();
+    let s = Server::start();
+    let ev = event(&r, COMMENT_EVENT, |v| {
+        v["comment"]["body"] = json!("/fixci add a median function");
+        v["comment"]["author_association"] = json!("OWNER");
+        v["issue"].as_object_mut().unwrap().remove("pull_request");
+        v["issue"]["number"] = json!(7);
+    });
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/issues/7"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "number": 7, "title": "Add median", "body": "calc needs a median(xs) function.",
+                "state": "open", "html_url": "https://github.com/o/r/issues/7",
+                "user": {"login": "dev"}, "labels": []
+            }))),
+    );
+    mount_writes(&s, false);
+    let agent = json!({"command": ["python3", r.root.join("agent.py").to_str().unwrap(), "no-repro"]});
+    let config = |budgets: Value| {
+        let v = json!({"agent": agent, "sandbox": "none", "budgets": budgets});
+        std::fs::write(r.work.join("fixci.json"), v.to_string()).unwrap();
+        git(&r.work, &["add", "fixci.json"]);
+        git(&r.work, &["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "fixci.json"]);
+        git(&r.work, &["push", "-q", "origin", "main"]);
+    };
+    // `reproduce` and `fix` are stages of the bug pipelines, not of `feature` (which an issue
+    // selects): ignored for this run, with a note.
+    config(json!({"reproduce": "60s", "fix": "60s", "tests": "60s", "implement": "60s"}));
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_ne!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
+    for k in ["/budgets/reproduce", "/budgets/fix"] {
+        assert!(
+            ran.stderr.contains(&format!("note: `{}`: {k} names a stage of another pipeline", r.work.join("fixci.json").display())),
+            "{}",
+            ran.stderr
+        );
+    }
+    assert!(!ran.stderr.contains("/budgets/tests"), "{}", ran.stderr);
+    let run = crate::common::run_dir(&r.root.join("out"));
+    let result = crate::common::result(&run);
+    assert_eq!(result["pipeline"], "feature", "{result}");
+
+    // A stage no pipeline has is a typo: exit 2 naming the file and the key, whatever the event.
+    config(json!({"reproduec": "60s"}));
+    let before = s.requests().len();
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run"]);
+    assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("fixci.json") && ran.stderr.contains("/budgets/reproduec: no stage `reproduec` in any pipeline"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(s.requests().len(), before);
+
+    // A job spec named on the command line stays strict: its budgets are for the selected
+    // pipeline only.
+    let spec = r.spec("no-repro", json!({}));
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("fixci-spec.json")
+            && ran.stderr.contains("/budgets/reproduce: no stage `reproduce` in pipeline `feature`"),
+        "{}",
+        ran.stderr
+    );
+}
