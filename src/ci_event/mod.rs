@@ -2,13 +2,16 @@
 //! what git and the forge say (no I/O here; `cli::ci` gathers the facts and acts).
 //!
 //! The five self-healing cases of a completed `workflow_run`:
-//! 1. a failure on a normal branch opens `fixci/<slug>` with attempt 1;
+//! 1. a failure on a normal branch opens a fix branch named after its failure signature with
+//!    attempt 1; when a fix branch (and its open PR) already addresses the same signature, the
+//!    PR gets one comment naming the new run instead ([`Decision::SameFailure`]);
 //! 2. a failure on a fix branch makes the next attempt on the same branch, with the new failure
 //!    as feedback; it stops when a person committed on the branch (the PR gets a comment);
 //! 3. a success on a fix branch finishes the PR (ready for review with `pr.ready-on-green`,
 //!    else a comment that CI is green);
 //! 4. a success on a normal branch does nothing;
-//! 5. a failure after the last attempt opens one escalation issue, never a second.
+//! 5. a failure after the last attempt opens one escalation issue per failure signature (a
+//!    later branch of the same failure comments on it), never a second.
 //!
 //! `issue_comment` `/fixci [text]` (from `OWNER`, `MEMBER` or `COLLABORATOR` only) and a
 //! `pull_request_review` asking for changes on a fixci PR are steers: the next attempt, or a
