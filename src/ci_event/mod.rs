@@ -260,9 +260,7 @@ impl Decision {
             Decision::Ignore { .. } => "case 4: nothing to do",
             Decision::Refuse { .. } => "refused: no write access",
             Decision::OpenFix { .. } => "case 1: failure on a normal branch",
-            Decision::SameFailure { .. } => {
-                "case 1: the same failure already has a fix branch"
-            }
+            Decision::SameFailure { .. } => "case 1: the same failure already has a fix branch",
             Decision::NextAttempt { .. } => "case 2: next attempt on the fix branch",
             Decision::HumanCommitted { .. } => {
                 "case 2 stopped: a person committed on the fix branch"
@@ -312,9 +310,7 @@ impl Decision {
                 failure.as_ref().map_or("fixci/<slug>", |f| f.1.as_str())
             ),
             Decision::SameFailure {
-                run_url,
-                existing,
-                ..
+                run_url, existing, ..
             } => match &existing.pr {
                 Some(pr) => format!(
                     "the same failure signature is addressed by PR #{} (`{}`): comment {run_url} there once; open no second branch",
@@ -600,7 +596,8 @@ pub fn decide(event: &Event, facts: &Facts, config: Config, extra_feedback: &str
             let branch = run.head_branch.clone().unwrap_or_default();
             let success = run.conclusion.as_deref() == Some("success");
             if lookup.branch.is_none() {
-                if let (Some(existing), Some((signature, _))) = (&facts.existing_fix, &facts.failure)
+                if let (Some(existing), Some((signature, _))) =
+                    (&facts.existing_fix, &facts.failure)
                 {
                     return Decision::SameFailure {
                         run_url: run.html_url.clone(),

@@ -245,10 +245,18 @@ fn a_human_commit_stops_and_stale_or_foreign_runs_are_ignored() {
 #[test]
 fn a_failure_already_addressed_by_a_fix_branch_opens_no_second_one() {
     let e = run("failure", "master");
-    let failure = Some(("t::x: assert N == N".to_string(), "fixci/x-0a1b2c3d".to_string()));
+    let failure = Some((
+        "t::x: assert N == N".to_string(),
+        "fixci/x-0a1b2c3d".to_string(),
+    ));
     // The lookup asks for the run's signature on a normal branch only.
     assert!(triage(&e).unwrap().signature_of_run.is_some());
-    assert!(triage(&run("failure", "fixci/x")).unwrap().signature_of_run.is_none());
+    assert!(
+        triage(&run("failure", "fixci/x"))
+            .unwrap()
+            .signature_of_run
+            .is_none()
+    );
     // A new failure: a new branch named after the signature.
     let facts = Facts {
         failure: failure.clone(),

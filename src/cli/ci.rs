@@ -361,17 +361,13 @@ fn escalated(f: &Forge, branch: &str, signature: Option<&str>) -> Result<Option<
     let Some(sig) = signature else {
         return Ok(None);
     };
-    let Some((n, url)) = f
-        .gh
-        .find_escalation(&f.owner, &f.repo, &forge::signature_marker(sig))?
+    let Some((n, url)) =
+        f.gh.find_escalation(&f.owner, &f.repo, &forge::signature_marker(sig))?
     else {
         return Ok(None);
     };
     let comments = f.gh.comment_bodies(&f.owner, &f.repo, n)?;
-    Ok(comments
-        .iter()
-        .any(|c| c.contains(&marker))
-        .then_some(url))
+    Ok(comments.iter().any(|c| c.contains(&marker)).then_some(url))
 }
 
 /// The fix branch that already addresses failure `signature`: an open fixci PR whose hidden
@@ -600,7 +596,10 @@ fn act(
                 body.push_str(&format!("- pull request: {}\n", pr.html_url));
             }
             if let Some(sig) = signature {
-                body.push_str(&format!("- failure signature: `{}`\n", sig.replace('`', "'")));
+                body.push_str(&format!(
+                    "- failure signature: `{}`\n",
+                    sig.replace('`', "'")
+                ));
             }
             body.push_str(&format!("\n{}\n", forge::branch_marker(branch)));
             // De-duplicated by failure signature: an open issue with it gets this as a comment.
@@ -774,7 +773,10 @@ fn same_failure(
     let marker = run_marker(run_url);
     let origin = PrBlock::find(&pr.body).and_then(|b| b.original_run);
     let detail = if origin.as_deref() == Some(run_url) {
-        format!("{run_url} is the run PR #{} was opened for; nothing to add", pr.number)
+        format!(
+            "{run_url} is the run PR #{} was opened for; nothing to add",
+            pr.number
+        )
     } else if f
         .gh
         .comment_bodies(&f.owner, &f.repo, pr.number)?
@@ -788,7 +790,10 @@ fn same_failure(
             signature.replace('`', "'")
         );
         let url = f.gh.comment(&f.owner, &f.repo, pr.number, &body)?;
-        format!("the same failure is addressed by PR #{}: commented {url}", pr.number)
+        format!(
+            "the same failure is addressed by PR #{}: commented {url}",
+            pr.number
+        )
     };
     let mut r = Report::new("duplicate", detail);
     r.pr_url = Some(pr.html_url.clone());
@@ -820,10 +825,12 @@ fn lost_race(
     if theirs.as_deref() == Some(run_url) {
         return Ok(None);
     }
-    Ok(existing_fix(f, root, remote, signature, name)?.or(Some(ExistingFix {
-        branch: name.to_string(),
-        pr: None,
-    })))
+    Ok(
+        existing_fix(f, root, remote, signature, name)?.or(Some(ExistingFix {
+            branch: name.to_string(),
+            pr: None,
+        })),
+    )
 }
 
 /// Drops the `budgets` keys of a repository configuration that name no stage of the pipeline

@@ -152,11 +152,7 @@ impl GitHub {
     ) -> Result<Vec<String>, ForgeError> {
         let first = format!("/repos/{owner}/{repo}/issues/{number}/comments?per_page=100");
         let pages = self.block_on(self.paginate::<Vec<BodyJson>>(&first, Purpose::Issue, 10))?;
-        Ok(pages
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.body)
-            .collect())
+        Ok(pages.into_iter().flatten().filter_map(|c| c.body).collect())
     }
 
     /// The page of the latest failed workflow run of commit `sha`

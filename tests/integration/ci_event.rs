@@ -810,7 +810,11 @@ fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
     );
     let ran = fixci_event(&r, &s, None, &ev, &["--dry-run"]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(ran.stdout.contains("issue #7 as the task"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("issue #7 as the task"),
+        "{}",
+        ran.stdout
+    );
     assert!(s.writes().is_empty(), "{:?}", s.writes());
     assert!(!r.root.join("out").exists());
     // The run itself: the issue alone selects the feature pipeline (an agent that writes no
@@ -822,7 +826,12 @@ fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
     );
     let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
     assert_ne!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
-    let run = std::fs::read_dir(r.root.join("out")).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(r.root.join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let result: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
     assert_eq!(result["pipeline"], "feature", "{result}");
@@ -893,8 +902,9 @@ fn mount_kept(s: &Server) -> Kept {
                     let mut c = ev["comment"].clone();
                     let k = keep.lock().unwrap().len();
                     c["body"] = b["body"].clone();
-                    c["html_url"] =
-                        json!(format!("https://github.com/o/r/issues/{n}#issuecomment-{k}"));
+                    c["html_url"] = json!(format!(
+                        "https://github.com/o/r/issues/{n}#issuecomment-{k}"
+                    ));
                     keep.lock().unwrap().push((n, c.clone()));
                     ResponseTemplate::new(201).set_body_json(c)
                 }),
@@ -925,10 +935,17 @@ fn output_value(ran: &Ran, key: &str) -> String {
 
 /// The remote's fix branches.
 fn remote_fix_branches(r: &Repos) -> Vec<String> {
-    git(&r.bare, &["for-each-ref", "--format=%(refname:short)", "refs/heads/fixci/"])
-        .lines()
-        .map(str::to_string)
-        .collect()
+    git(
+        &r.bare,
+        &[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/fixci/",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
 }
 
 #[test]
@@ -945,10 +962,16 @@ fn case_1_the_same_failure_again_comments_once_on_its_open_pr_and_opens_no_secon
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     let branch = output_value(&ran, "branch");
     // The PR's hidden block carries the failure signature; the branch is named after it.
-    let body = kept.prs.lock().unwrap()[0]["body"].as_str().unwrap().to_string();
+    let body = kept.prs.lock().unwrap()[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let block = fixci::ci_event::PrBlock::find(&body).expect("the hidden block");
     let sig = block.signature.expect("the signature is in the block");
-    assert!(sig.contains("test_mean") && sig.contains("AssertionError"), "{sig}");
+    assert!(
+        sig.contains("test_mean") && sig.contains("AssertionError"),
+        "{sig}"
+    );
     assert_eq!(branch, fixci::cli::ci::fix_branch_name(&sig));
     assert_eq!(block.branch, branch);
 
@@ -956,17 +979,37 @@ fn case_1_the_same_failure_again_comments_once_on_its_open_pr_and_opens_no_secon
     let again = run_event(&r, "failure", "main", &head, NEXT_RUN);
     let ran = fixci_event(&r, &s, Some(&spec), &again, &[]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(ran.stdout.contains("same failure already has a fix branch"), "{}", ran.stdout);
-    assert!(ran.summary.contains("same failure already has a fix branch"), "{}", ran.summary);
+    assert!(
+        ran.stdout.contains("same failure already has a fix branch"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.summary
+            .contains("same failure already has a fix branch"),
+        "{}",
+        ran.summary
+    );
     assert_eq!(output_value(&ran, "status"), "duplicate", "{}", ran.output);
-    assert_eq!(output_value(&ran, "pr-url"), "https://github.com/o/r/pull/7");
+    assert_eq!(
+        output_value(&ran, "pr-url"),
+        "https://github.com/o/r/pull/7"
+    );
     assert_eq!(output_value(&ran, "branch"), branch);
     assert_eq!(kept.prs.lock().unwrap().len(), 1);
     let notes = kept.comments_on(7);
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert!(notes[0].contains(&format!("runs/{NEXT_RUN}")), "{}", notes[0]);
+    assert!(
+        notes[0].contains(&format!("runs/{NEXT_RUN}")),
+        "{}",
+        notes[0]
+    );
     assert_eq!(remote_fix_branches(&r), vec![branch.clone()]);
-    assert_eq!(std::fs::read_dir(r.root.join("out")).unwrap().count(), 1, "no second run");
+    assert_eq!(
+        std::fs::read_dir(r.root.join("out")).unwrap().count(),
+        1,
+        "no second run"
+    );
 
     // The same event delivered twice, or the PR's own run again: still one comment.
     for ev in [&again, &first] {
@@ -978,13 +1021,24 @@ fn case_1_the_same_failure_again_comments_once_on_its_open_pr_and_opens_no_secon
     assert_eq!(kept.comments_on(7).len(), 1);
 
     // Another failure signature on main gets its own branch.
-    let other = CI_LOG.replace("AssertionError: 3.0 != 2", "ZeroDivisionError: division by zero");
+    let other = CI_LOG.replace(
+        "AssertionError: 3.0 != 2",
+        "ZeroDivisionError: division by zero",
+    );
     mount_failed_run_with(&s, NEXT_RUN + 1, &head, &other);
     let ev = run_event(&r, "failure", "main", &head, NEXT_RUN + 1);
     let ran = fixci_event(&r, &s, Some(&spec), &ev, &["--dry-run"]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(ran.stdout.contains("case 1: failure on a normal branch"), "{}", ran.stdout);
-    assert!(ran.stdout.contains("on a new `fixci/test-mean-"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("case 1: failure on a normal branch"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("on a new `fixci/test-mean-"),
+        "{}",
+        ran.stdout
+    );
     assert!(!ran.stdout.contains(&branch), "{}", ran.stdout);
     assert_eq!(kept.comments_on(7).len(), 1);
 }
@@ -993,7 +1047,15 @@ fn case_1_the_same_failure_again_comments_once_on_its_open_pr_and_opens_no_secon
 /// one commit on main with the trailers of run `run`.
 fn push_as_another_run(bare: &Path, scratch: &Path, branch: &str, run: u64) {
     let clone = scratch.join(format!("other-{run}"));
-    git(scratch, &["clone", "-q", bare.to_str().unwrap(), clone.to_str().unwrap()]);
+    git(
+        scratch,
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
     git(&clone, &["checkout", "-q", "-b", branch]);
     git(
         &clone,
@@ -1034,7 +1096,11 @@ fn case_1_when_the_failures_branch_is_already_on_the_remote_it_is_that_case_not_
     let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     assert_eq!(output_value(&ran, "status"), "duplicate", "{}", ran.output);
-    assert!(ran.stdout.contains("already on the remote"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("already on the remote"),
+        "{}",
+        ran.stdout
+    );
     assert!(!r.root.join("out").exists(), "no run was started");
     assert_eq!(r.remote_tip(&name).unwrap(), theirs);
 
@@ -1067,11 +1133,17 @@ fn case_1_when_the_failures_branch_is_already_on_the_remote_it_is_that_case_not_
     let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     assert_eq!(output_value(&ran, "status"), "duplicate", "{}", ran.output);
-    assert_eq!(output_value(&ran, "pr-url"), "https://github.com/o/r/pull/8");
+    assert_eq!(
+        output_value(&ran, "pr-url"),
+        "https://github.com/o/r/pull/8"
+    );
     let notes = kept.comments_on(8);
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains(&format!("runs/{RUN_ID}")), "{}", notes[0]);
-    assert!(message(&r.bare, &name).contains("runs/2"), "the other run's push stands");
+    assert!(
+        message(&r.bare, &name).contains("runs/2"),
+        "the other run's push stands"
+    );
     assert!(s.sent("POST", "/repos/o/r/pulls").is_empty());
 }
 
@@ -1118,7 +1190,8 @@ fn case_5_a_second_exhaustion_of_the_same_failure_comments_on_its_escalation_iss
             .and(path("/repos/o/r/issues"))
             .and(query_param("labels", "fixci-escalation"))
             .respond_with(move |_: &Request| {
-                ResponseTemplate::new(200).set_body_json(Value::Array(listed.lock().unwrap().clone()))
+                ResponseTemplate::new(200)
+                    .set_body_json(Value::Array(listed.lock().unwrap().clone()))
             }),
     );
     let keep = issues.clone();
@@ -1140,11 +1213,19 @@ fn case_5_a_second_exhaustion_of_the_same_failure_comments_on_its_escalation_iss
     let ran = fixci_event(&r, &s, None, &run, &[]);
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
     assert!(ran.stdout.contains("case 5"), "{}", ran.stdout);
-    assert!(s.sent("POST", "/repos/o/r/issues").is_empty(), "no second issue");
+    assert!(
+        s.sent("POST", "/repos/o/r/issues").is_empty(),
+        "no second issue"
+    );
     let notes = kept.comments_on(9);
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains("fixci/mean") && notes[0].contains(&format!("runs/{NEXT_RUN}")));
-    assert!(ran.stdout.contains("escalation issue of the same failure commented"), "{}", ran.stdout);
+    assert!(
+        ran.stdout
+            .contains("escalation issue of the same failure commented"),
+        "{}",
+        ran.stdout
+    );
     // The same branch failing again: nothing more on the issue.
     let ran = fixci_event(&r, &s, None, &run, &[]);
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
@@ -1160,7 +1241,10 @@ fn case_5_a_second_exhaustion_of_the_same_failure_comments_on_its_escalation_iss
     assert_eq!(opened.len(), 1);
     assert_eq!(opened[0]["labels"], json!(["fixci-escalation"]));
     let body = opened[0]["body"].as_str().unwrap();
-    assert!(body.contains(&format!("<!-- fixci-signature: {other} -->")), "{body}");
+    assert!(
+        body.contains(&format!("<!-- fixci-signature: {other} -->")),
+        "{body}"
+    );
     assert_eq!(kept.comments_on(9).len(), 1);
 }
 
@@ -1184,12 +1268,24 @@ fn a_repository_config_may_budget_stages_of_every_pipeline_its_events_select() {
             }))),
     );
     mount_writes(&s, false);
-    let agent = json!({"command": ["python3", r.root.join("agent.py").to_str().unwrap(), "no-repro"]});
+    let agent =
+        json!({"command": ["python3", r.root.join("agent.py").to_str().unwrap(), "no-repro"]});
     let config = |budgets: Value| {
         let v = json!({"agent": agent, "sandbox": "none", "budgets": budgets});
         std::fs::write(r.work.join("fixci.json"), v.to_string()).unwrap();
         git(&r.work, &["add", "fixci.json"]);
-        git(&r.work, &["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "fixci.json"]);
+        git(
+            &r.work,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@x",
+                "commit",
+                "-qm",
+                "fixci.json",
+            ],
+        );
         git(&r.work, &["push", "-q", "origin", "main"]);
     };
     // `reproduce` and `fix` are stages of the bug pipelines, not of `feature` (which an issue
@@ -1199,7 +1295,10 @@ fn a_repository_config_may_budget_stages_of_every_pipeline_its_events_select() {
     assert_ne!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
     for k in ["/budgets/reproduce", "/budgets/fix"] {
         assert!(
-            ran.stderr.contains(&format!("note: `{}`: {k} names a stage of another pipeline", r.work.join("fixci.json").display())),
+            ran.stderr.contains(&format!(
+                "note: `{}`: {k} names a stage of another pipeline",
+                r.work.join("fixci.json").display()
+            )),
             "{}",
             ran.stderr
         );
@@ -1215,7 +1314,10 @@ fn a_repository_config_may_budget_stages_of_every_pipeline_its_events_select() {
     let ran = fixci_event(&r, &s, None, &ev, &["--dry-run"]);
     assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
-        ran.stderr.contains("fixci.json") && ran.stderr.contains("/budgets/reproduec: no stage `reproduec` in any pipeline"),
+        ran.stderr.contains("fixci.json")
+            && ran
+                .stderr
+                .contains("/budgets/reproduec: no stage `reproduec` in any pipeline"),
         "{}",
         ran.stderr
     );
@@ -1228,7 +1330,9 @@ fn a_repository_config_may_budget_stages_of_every_pipeline_its_events_select() {
     assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
         ran.stderr.contains("fixci-spec.json")
-            && ran.stderr.contains("/budgets/reproduce: no stage `reproduce` in pipeline `feature`"),
+            && ran
+                .stderr
+                .contains("/budgets/reproduce: no stage `reproduce` in pipeline `feature`"),
         "{}",
         ran.stderr
     );
