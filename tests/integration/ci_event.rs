@@ -451,13 +451,11 @@ fn case_4_a_green_normal_branch_does_nothing_and_calls_nothing() {
     assert!(s.requests().is_empty());
 }
 
-#[test]
-fn case_5_the_last_attempt_failing_opens_one_escalation_issue_never_a_second() {
-    let r = repos();
-    let s = Server::start();
-    let tip = r.fix_branch(&[("fixci", Some(1)), ("fixci", Some(2)), ("fixci", Some(3))]);
-    mount_writes(&s, true);
-    let filed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+/// The open issues labelled `fixci-escalation`, starting with `seed`, as GitHub keeps them: a
+/// created issue (numbered 9 and up, in the shape of the comment payload's `issue`, a real
+/// one) is listed from then on.
+fn mount_escalations(s: &Server, seed: Vec<Value>) {
+    let filed = std::sync::Arc::new(std::sync::Mutex::new(seed));
     let listed = filed.clone();
     s.mount(
         Mock::given(method("GET"))
@@ -468,18 +466,33 @@ fn case_5_the_last_attempt_failing_opens_one_escalation_issue_never_a_second() {
                     .set_body_json(Value::Array(listed.lock().unwrap().clone()))
             }),
     );
-    let keep = filed.clone();
     s.mount(
         Mock::given(method("POST"))
             .and(path("/repos/o/r/issues"))
             .respond_with(move |q: &Request| {
                 let b: Value = serde_json::from_slice(&q.body).unwrap();
-                let issue = json!({"number": 9, "title": b["title"], "body": b["body"],
-                                   "html_url": "https://github.com/o/r/issues/9"});
-                keep.lock().unwrap().push(issue.clone());
+                let ev: Value = serde_json::from_str(COMMENT_EVENT).unwrap();
+                let mut issue = ev["issue"].clone();
+                issue.as_object_mut().unwrap().remove("pull_request");
+                let n = 9 + filed.lock().unwrap().len();
+                issue["number"] = json!(n);
+                issue["title"] = b["title"].clone();
+                issue["body"] = b["body"].clone();
+                issue["labels"] = json!([{"name": "fixci-escalation"}]);
+                issue["html_url"] = json!(format!("https://github.com/o/r/issues/{n}"));
+                filed.lock().unwrap().push(issue.clone());
                 ResponseTemplate::new(201).set_body_json(issue)
             }),
     );
+}
+
+#[test]
+fn case_5_the_last_attempt_failing_opens_one_escalation_issue_never_a_second() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1)), ("fixci", Some(2)), ("fixci", Some(3))]);
+    mount_writes(&s, true);
+    mount_escalations(&s, Vec::new());
     let ev = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
     let ran = fixci_event(&r, &s, None, &ev, &[]);
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
@@ -787,18 +800,21 @@ fn action_inputs_reach_fixci_as_flags() {
     assert!(ran.stderr.contains("/budgets/cost-usd"), "{}", ran.stderr);
 }
 
-#[test]
-fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
-    let r = repos();
-    let s = Server::start();
-    let ev = event(&r, COMMENT_EVENT, |v| {
+/// An owner's `/fixci add a median function` on issue #7 ("Add median"), which GitHub serves.
+fn median_comment(r: &Repos, s: &Server) -> PathBuf {
+    mount_median_issue(s);
+    event(r, COMMENT_EVENT, |v| {
         v["comment"]["body"] = json!("/fixci add a median function");
         v["comment"]["author_association"] = json!("OWNER");
         v["issue"].as_object_mut().unwrap().remove("pull_request");
         v["issue"]["number"] = json!(7);
         v["issue"]["title"] = json!("Add median");
         v["issue"]["body"] = json!("calc needs a median(xs) function.");
-    });
+    })
+}
+
+/// Issue #7, "Add median", as GitHub serves it.
+fn mount_median_issue(s: &Server) {
     s.mount(
         Mock::given(method("GET"))
             .and(path("/repos/o/r/issues/7"))
@@ -808,6 +824,13 @@ fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
                 "user": {"login": "dev"}, "labels": []
             }))),
     );
+}
+
+#[test]
+fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
+    let r = repos();
+    let s = Server::start();
+    let ev = median_comment(&r, &s);
     let ran = fixci_event(&r, &s, None, &ev, &["--dry-run"]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
@@ -1183,32 +1206,7 @@ fn case_5_a_second_exhaustion_of_the_same_failure_comments_on_its_escalation_iss
     older["body"] = json!(format!(
         "fixci made 3 attempt(s) on `fixci/older`.\n\n<!-- fixci-branch: fixci/older -->\n\n<!-- fixci-signature: {sig} -->\n"
     ));
-    let issues = std::sync::Arc::new(std::sync::Mutex::new(vec![older]));
-    let listed = issues.clone();
-    s.mount(
-        Mock::given(method("GET"))
-            .and(path("/repos/o/r/issues"))
-            .and(query_param("labels", "fixci-escalation"))
-            .respond_with(move |_: &Request| {
-                ResponseTemplate::new(200)
-                    .set_body_json(Value::Array(listed.lock().unwrap().clone()))
-            }),
-    );
-    let keep = issues.clone();
-    s.mount(
-        Mock::given(method("POST"))
-            .and(path("/repos/o/r/issues"))
-            .respond_with(move |q: &Request| {
-                let b: Value = serde_json::from_slice(&q.body).unwrap();
-                let mut issue = ev["issue"].clone();
-                issue.as_object_mut().unwrap().remove("pull_request");
-                issue["number"] = json!(10);
-                issue["body"] = b["body"].clone();
-                issue["html_url"] = json!("https://github.com/o/r/issues/10");
-                keep.lock().unwrap().push(issue.clone());
-                ResponseTemplate::new(201).set_body_json(issue)
-            }),
-    );
+    mount_escalations(&s, vec![older]);
     let run = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
     let ran = fixci_event(&r, &s, None, &run, &[]);
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
@@ -1252,21 +1250,7 @@ fn case_5_a_second_exhaustion_of_the_same_failure_comments_on_its_escalation_iss
 fn a_repository_config_may_budget_stages_of_every_pipeline_its_events_select() {
     let r = repos();
     let s = Server::start();
-    let ev = event(&r, COMMENT_EVENT, |v| {
-        v["comment"]["body"] = json!("/fixci add a median function");
-        v["comment"]["author_association"] = json!("OWNER");
-        v["issue"].as_object_mut().unwrap().remove("pull_request");
-        v["issue"]["number"] = json!(7);
-    });
-    s.mount(
-        Mock::given(method("GET"))
-            .and(path("/repos/o/r/issues/7"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "number": 7, "title": "Add median", "body": "calc needs a median(xs) function.",
-                "state": "open", "html_url": "https://github.com/o/r/issues/7",
-                "user": {"login": "dev"}, "labels": []
-            }))),
-    );
+    let ev = median_comment(&r, &s);
     mount_writes(&s, false);
     let agent =
         json!({"command": ["python3", r.root.join("agent.py").to_str().unwrap(), "no-repro"]});
@@ -1336,4 +1320,51 @@ fn a_repository_config_may_budget_stages_of_every_pipeline_its_events_select() {
         "{}",
         ran.stderr
     );
+}
+
+#[test]
+fn a_fixci_comment_on_a_pr_with_a_failed_run_opens_a_fix_whose_pr_names_the_failure() {
+    let r = repos();
+    let s = Server::start();
+    let head = git(&r.work, &["rev-parse", "HEAD"]).trim().to_string();
+    mount_failed_run(&s, RUN_ID, &head);
+    let kept = mount_kept(&s);
+    let review: Value = serde_json::from_str(REVIEW_EVENT).unwrap();
+    let mut theirs = review["pull_request"].clone();
+    theirs["number"] = json!(5);
+    theirs["state"] = json!("open");
+    theirs["head"]["ref"] = json!("main");
+    theirs["head"]["sha"] = json!(head);
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/pulls/5"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(theirs)),
+    );
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/actions/runs"))
+            .and(query_param("head_sha", head.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "total_count": 1,
+                "workflow_runs": [{"id": RUN_ID, "html_url": format!("https://github.com/o/r/actions/runs/{RUN_ID}")}]
+            }))),
+    );
+    let ev = event(&r, COMMENT_EVENT, |v| {
+        v["comment"]["body"] = json!("/fixci");
+        v["comment"]["author_association"] = json!("MEMBER");
+        v["issue"]["number"] = json!(5);
+    });
+    let spec = r.spec("good", json!({}));
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("case 1"), "{}", ran.stdout);
+    // The new PR's hidden block names the failure this run's logs show, so a later failure
+    // of main with the same signature is noted on it rather than opening another.
+    let body = kept.prs.lock().unwrap()[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let block = fixci::ci_event::PrBlock::find(&body).expect("the hidden block");
+    let sig = block.signature.expect("the signature");
+    assert!(sig.contains("test_mean"), "{sig}");
 }
