@@ -50,14 +50,6 @@ impl Stage for OpenPr {
             if block.branch.is_empty() {
                 block.branch = cx.st().branch.clone().unwrap_or_default();
             }
-            // The failure it fixes, as this run's logs read (a `/fixci` comment's run too).
-            if block.signature.is_none() && ci.continue_branch.is_none() {
-                block.signature = cx
-                    .st()
-                    .logs
-                    .as_ref()
-                    .and_then(|l| l.distilled.signature.clone());
-            }
             body = format!("{}\n\n{}\n", body.trim_end(), block.render());
         }
         // One body file, exactly as it would be sent; the title goes on the command line.
