@@ -2,13 +2,16 @@
 //! what git and the forge say (no I/O here; `cli::ci` gathers the facts and acts).
 //!
 //! The five self-healing cases of a completed `workflow_run`:
-//! 1. a failure on a normal branch opens `fixci/<slug>` with attempt 1;
+//! 1. a failure on a normal branch opens a fix branch named after its failure signature with
+//!    attempt 1; when a fix branch (and its open PR) already addresses the same signature, the
+//!    PR gets one comment naming the new run instead ([`Decision::SameFailure`]);
 //! 2. a failure on a fix branch makes the next attempt on the same branch, with the new failure
 //!    as feedback; it stops when a person committed on the branch (the PR gets a comment);
 //! 3. a success on a fix branch finishes the PR (ready for review with `pr.ready-on-green`,
 //!    else a comment that CI is green);
 //! 4. a success on a normal branch does nothing;
-//! 5. a failure after the last attempt opens one escalation issue, never a second.
+//! 5. a failure after the last attempt opens one escalation issue per failure signature (a
+//!    later branch of the same failure comments on it), never a second.
 //!
 //! `issue_comment` `/fixci [text]` (from `OWNER`, `MEMBER` or `COLLABORATOR` only) and a
 //! `pull_request_review` asking for changes on a fixci PR are steers: the next attempt, or a
@@ -43,12 +46,15 @@ pub struct CiRun {
 
 impl CiRun {
     /// Attempt 1 on a new fix branch from `base`, answering `run_url` (a run, or an issue's
-    /// page); `original_run` goes into the PR's hidden block.
+    /// page); `original_run` goes into the PR's hidden block. `failure` is the failure's
+    /// `(signature, branch)` when known: the branch is named after the signature (see
+    /// `cli::ci::fix_branch_name`), and the signature goes into the hidden block.
     pub fn first(
         run_url: &str,
         base: &str,
         original_run: Option<&str>,
         max_attempts: u32,
+        failure: Option<(&str, &str)>,
     ) -> CiRun {
         CiRun {
             attempt: 1,
@@ -56,12 +62,21 @@ impl CiRun {
             continue_branch: None,
             pr: None,
             block: PrBlock {
-                branch: String::new(),
+                branch: failure.map(|f| f.1.to_string()).unwrap_or_default(),
                 base: base.to_string(),
                 original_run: original_run.map(str::to_string),
+                signature: failure.map(|f| f.0.to_string()),
                 max_attempts,
             },
         }
+    }
+
+    /// The name of the new fix branch when it is fixed in advance (named after the failure
+    /// signature, so two runs for one failure meet on one branch); `None` for the engine's own
+    /// choice, or for a run that continues a branch.
+    pub fn new_branch(&self) -> Option<&str> {
+        (self.continue_branch.is_none() && !self.block.branch.is_empty())
+            .then_some(self.block.branch.as_str())
     }
 
     /// The trailer lines of this attempt's commit (see [`state::trailer_lines`]).
@@ -115,6 +130,20 @@ pub struct Lookup {
     pub branch_of_pr: bool,
     /// Look for a failing run of the PR's head commit (a `/fixci` comment on a PR).
     pub failing_run_of_pr: bool,
+    /// The failed run (on a normal branch) whose failure signature is needed, to find a fix
+    /// branch that already addresses it (case 1).
+    pub signature_of_run: Option<String>,
+}
+
+/// A fix branch that already addresses a failure (same failure signature), found by
+/// `cli::ci`: an open fixci PR whose hidden block has the signature (or whose head is the
+/// branch named after it), else that branch on the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingFix {
+    pub branch: String,
+    /// Its open PR; `None` when only the branch exists (another run is working on it, or its
+    /// PR was closed).
+    pub pr: Option<PrFacts>,
 }
 
 /// What the forge and git said.
@@ -122,10 +151,16 @@ pub struct Lookup {
 pub struct Facts {
     pub pr: Option<PrFacts>,
     pub branch: Option<BranchHistory>,
-    /// An open escalation issue already filed for this fix branch.
+    /// The escalation issue that already names this fix branch (in its body, or in a comment
+    /// a later exhaustion of the same failure signature added).
     pub escalation: Option<String>,
     /// The latest failed run of a PR's head commit.
     pub failing_run: Option<String>,
+    /// The failed run's failure signature and the fix branch named after it (case 1; see
+    /// [`Lookup::signature_of_run`]).
+    pub failure: Option<(String, String)>,
+    /// A fix branch that already addresses the same failure (case 1).
+    pub existing_fix: Option<ExistingFix>,
 }
 
 /// Text a person gave fixci for the next attempt (untrusted: fenced when put into a prompt).
@@ -156,6 +191,15 @@ pub enum Decision {
         feedback: Option<Feedback>,
         /// The issue or PR to answer with a comment.
         reply_to: Option<u64>,
+        /// The failure's `(signature, fix branch named after it)`, when known.
+        failure: Option<(String, String)>,
+    },
+    /// Case 1 when a fix branch (and usually its open draft PR) already addresses the same
+    /// failure signature: the PR gets one comment with the new run's link; no second branch.
+    SameFailure {
+        run_url: String,
+        signature: String,
+        existing: ExistingFix,
     },
     /// Case 2, a review asking for changes, or `/fixci` on a fixci PR: attempt `attempt` on the
     /// existing fix branch.
@@ -188,6 +232,9 @@ pub enum Decision {
         branch: String,
         attempts: u32,
         original_run: Option<String>,
+        /// The failure signature of the PR's hidden block: an open escalation issue with it
+        /// gets a comment instead of a second issue.
+        signature: Option<String>,
         last_run: String,
         pr: Option<PrFacts>,
     },
@@ -213,6 +260,7 @@ impl Decision {
             Decision::Ignore { .. } => "case 4: nothing to do",
             Decision::Refuse { .. } => "refused: no write access",
             Decision::OpenFix { .. } => "case 1: failure on a normal branch",
+            Decision::SameFailure { .. } => "case 1: the same failure already has a fix branch",
             Decision::NextAttempt { .. } => "case 2: next attempt on the fix branch",
             Decision::HumanCommitted { .. } => {
                 "case 2 stopped: a person committed on the fix branch"
@@ -234,6 +282,7 @@ impl Decision {
             Decision::FinishPr { .. } => "finished",
             Decision::Escalate { .. } | Decision::AlreadyEscalated { .. } => "escalated",
             Decision::NoAttemptsLeft { .. } => "stopped",
+            Decision::SameFailure { .. } => "duplicate",
             Decision::OpenFix { .. } | Decision::NextAttempt { .. } | Decision::Task { .. } => {
                 "running"
             }
@@ -251,9 +300,27 @@ impl Decision {
             } => format!(
                 "reply on #{number} that @{login} ({association}) cannot steer fixci (write access is needed); run nothing"
             ),
-            Decision::OpenFix { base, run_url, .. } => format!(
-                "reproduce and fix the failure of {run_url} from `{base}`: attempt 1 on a new `fixci/<slug>` branch, draft PR"
+            Decision::OpenFix {
+                base,
+                run_url,
+                failure,
+                ..
+            } => format!(
+                "reproduce and fix the failure of {run_url} from `{base}`: attempt 1 on a new `{}` branch, draft PR",
+                failure.as_ref().map_or("fixci/<slug>", |f| f.1.as_str())
             ),
+            Decision::SameFailure {
+                run_url, existing, ..
+            } => match &existing.pr {
+                Some(pr) => format!(
+                    "the same failure signature is addressed by PR #{} (`{}`): comment {run_url} there once; open no second branch",
+                    pr.number, existing.branch
+                ),
+                None => format!(
+                    "nothing: `{}` for the same failure signature is already on the remote with no open PR (another run is working on it, or its PR was closed: delete the branch to let fixci try again)",
+                    existing.branch
+                ),
+            },
             Decision::NextAttempt {
                 branch,
                 attempt,
@@ -365,7 +432,10 @@ pub fn triage(event: &Event) -> Result<Lookup, Box<Decision>> {
                 return if conclusion == "success" {
                     ignore(format!("CI passed on `{branch}`"))
                 } else {
-                    Ok(Lookup::default())
+                    Ok(Lookup {
+                        signature_of_run: Some(run.html_url.clone()),
+                        ..Lookup::default()
+                    })
                 };
             }
             Ok(Lookup {
@@ -526,11 +596,21 @@ pub fn decide(event: &Event, facts: &Facts, config: Config, extra_feedback: &str
             let branch = run.head_branch.clone().unwrap_or_default();
             let success = run.conclusion.as_deref() == Some("success");
             if lookup.branch.is_none() {
+                if let (Some(existing), Some((signature, _))) =
+                    (&facts.existing_fix, &facts.failure)
+                {
+                    return Decision::SameFailure {
+                        run_url: run.html_url.clone(),
+                        signature: signature.clone(),
+                        existing: existing.clone(),
+                    };
+                }
                 return Decision::OpenFix {
                     base: branch,
                     run_url: run.html_url.clone(),
                     feedback: None,
                     reply_to: None,
+                    failure: facts.failure.clone(),
                 };
             }
             if let Some(h) = &facts.branch {
@@ -579,6 +659,11 @@ pub fn decide(event: &Event, facts: &Facts, config: Config, extra_feedback: &str
                     },
                     None => Decision::Escalate {
                         original_run: facts.branch.as_ref().and_then(|h| h.original_run()),
+                        signature: facts
+                            .pr
+                            .as_ref()
+                            .and_then(|p| PrBlock::find(&p.body))
+                            .and_then(|b| b.signature),
                         branch,
                         attempts,
                         last_run: run.html_url.clone(),
@@ -616,6 +701,7 @@ pub fn decide(event: &Event, facts: &Facts, config: Config, extra_feedback: &str
                     run_url: url.clone(),
                     feedback,
                     reply_to: Some(pr.number),
+                    failure: None,
                 },
                 None => Decision::Ignore {
                     reason: format!(

@@ -100,6 +100,11 @@ pub struct PrBlock {
     /// The CI run whose failure started the branch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_run: Option<String>,
+    /// The failure signature the branch addresses (`crate::logs::signature`: `<test id>:
+    /// <masked error line>`): a later failure with the same signature is noted on this PR
+    /// instead of opening another, and the escalation issue is de-duplicated by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     /// The attempt budget when the branch was opened.
     pub max_attempts: u32,
 }
@@ -188,6 +193,7 @@ mod tests {
             branch: "fixci/x".into(),
             base: "main".into(),
             original_run: Some("https://e/x?a=1&b=-->".into()),
+            signature: Some("t::x: assert <N> == N --> & done".into()),
             max_attempts: 3,
         };
         let r = b.render();

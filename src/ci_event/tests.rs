@@ -79,7 +79,15 @@ fn the_five_cases_of_a_workflow_run() {
     assert!(matches!(d, Decision::Ignore { .. }), "{d:?}");
     // 1: failure on a normal branch.
     let e = run("failure", "master");
-    assert_eq!(triage(&e), Ok(Lookup::default()));
+    assert_eq!(
+        triage(&e),
+        Ok(Lookup {
+            signature_of_run: Some(
+                "https://github.com/octo-org/octo-repo/actions/runs/289782451".into()
+            ),
+            ..Lookup::default()
+        })
+    );
     match decide(&e, &Facts::default(), CFG, "") {
         Decision::OpenFix { base, run_url, .. } => {
             assert_eq!(base, "master");
@@ -223,13 +231,65 @@ fn a_human_commit_stops_and_stale_or_foreign_runs_are_ignored() {
         branch: "fixci/mean".into(),
         base: "master".into(),
         original_run: None,
+        signature: Some("t::x: assert N == N".into()),
         max_attempts: 1,
     }
     .render();
+    // The escalation carries the PR's failure signature (issues are de-duplicated by it).
     assert!(matches!(
         decide(&e, &low, CFG, ""),
-        Decision::Escalate { .. }
+        Decision::Escalate { signature: Some(ref s), .. } if s == "t::x: assert N == N"
     ));
+}
+
+#[test]
+fn a_failure_already_addressed_by_a_fix_branch_opens_no_second_one() {
+    let e = run("failure", "master");
+    let failure = Some((
+        "t::x: assert N == N".to_string(),
+        "fixci/x-0a1b2c3d".to_string(),
+    ));
+    // The lookup asks for the run's signature on a normal branch only.
+    assert!(triage(&e).unwrap().signature_of_run.is_some());
+    assert!(
+        triage(&run("failure", "fixci/x"))
+            .unwrap()
+            .signature_of_run
+            .is_none()
+    );
+    // A new failure: a new branch named after the signature.
+    let facts = Facts {
+        failure: failure.clone(),
+        ..Facts::default()
+    };
+    match decide(&e, &facts, CFG, "") {
+        Decision::OpenFix { failure: f, .. } => assert_eq!(f, failure),
+        d => panic!("{d:?}"),
+    }
+    // The same failure with an open PR: a comment there, status `duplicate`.
+    let facts = Facts {
+        failure: failure.clone(),
+        existing_fix: Some(ExistingFix {
+            branch: "fixci/x-0a1b2c3d".into(),
+            pr: Some(pr("fixci/x-0a1b2c3d")),
+        }),
+        ..Facts::default()
+    };
+    let d = decide(&e, &facts, CFG, "");
+    assert!(matches!(d, Decision::SameFailure { .. }), "{d:?}");
+    assert_eq!(d.status(), "duplicate");
+    assert!(d.plan().contains("PR #7"), "{}", d.plan());
+    // Only the branch (another run is on it): nothing, said so.
+    let facts = Facts {
+        failure,
+        existing_fix: Some(ExistingFix {
+            branch: "fixci/x-0a1b2c3d".into(),
+            pr: None,
+        }),
+        ..Facts::default()
+    };
+    let d = decide(&e, &facts, CFG, "");
+    assert!(d.plan().contains("already on the remote"), "{}", d.plan());
 }
 
 fn comment(body: &str, association: &str, on_pr: bool) -> Event {

@@ -10,11 +10,56 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::run::{Progress, RunArgs};
-use crate::ci_event::{self, CiRun, Config, Decision, Event, Facts, Feedback, PrBlock};
+use crate::ci_event::{
+    self, CiRun, Config, Decision, Event, ExistingFix, Facts, Feedback, PrBlock,
+};
 use crate::error::{Error, Result};
 use crate::forge::{self, GitHub};
 use crate::run_dir::{RunDir, Status};
 use crate::{engine, exit_codes, spec, vcs};
+
+/// The fix branch of a failure signature: `fixci/<test name>-<8 hex digits>`, the digits the
+/// start of the signature's SHA-256 (FIPS 180-4). The same failure always gets the same name,
+/// so two CI runs for it meet on one branch (the second push is refused) instead of opening
+/// two.
+pub fn fix_branch_name(signature: &str) -> String {
+    use sha2::Digest as _;
+    let (test, _) = crate::logs::signature::split(signature);
+    let digest = sha2::Sha256::digest(signature.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}{}-{hex}",
+        ci_event::BRANCH_PREFIX,
+        crate::run_dir::workspace::test_slug(test)
+    )
+}
+
+/// The failure signature of a failed run's logs, computed as the `fetch-logs` stage does
+/// (`stages::forge_inputs::distil_fetched`); `None` when the logs show no recognisable failure.
+fn run_signature(run_url: &str, api_url: Option<&str>) -> Result<Option<String>> {
+    let fetched = crate::stages::forge_inputs::prefetch(run_url, api_url)?;
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Error::infra("cannot create a temporary folder").source(e))?;
+    let (_, d) = crate::stages::forge_inputs::distil_fetched(
+        &fetched.run.log_files,
+        scratch.path(),
+        &crate::logs::DistilOptions::default(),
+    )?;
+    Ok(d.signature)
+}
+
+/// The hidden line that marks a PR comment about failed run `run_url` (so a redelivered
+/// event comments once).
+fn run_marker(run_url: &str) -> String {
+    format!(
+        "<!-- fixci-run: {} -->",
+        run_url
+            .split_whitespace()
+            .collect::<String>()
+            .replace("--", "- -")
+            .replace('>', "&gt;")
+    )
+}
 
 /// The job spec files looked for at the repository root when no SPEC is given.
 pub const CONFIG_FILES: &[&str] = &["fixci.json", "fixci.toml"];
@@ -178,7 +223,10 @@ pub fn execute(args: &RunArgs, event_file: &Path) -> Result<u8> {
     }
     // A bad configuration is an error whatever the event: checked with a placeholder input.
     let probe = with_input(&doc, Input::Run("https://github.com/o/r/actions/runs/1"));
-    spec::from_value(probe, &doc_path, &doc_dir)?;
+    let probe = spec::from_value(probe, &doc_path, &doc_dir)?;
+    if args.spec.is_none() {
+        budgets_in_some_pipeline(&probe, &root)?;
+    }
     let config = config_of(&doc);
     let remote = remote_of(&doc);
 
@@ -194,7 +242,15 @@ pub fn execute(args: &RunArgs, event_file: &Path) -> Result<u8> {
     };
     if let (Ok(l), Some(f)) = (&lookup, &forge) {
         gather(
-            l, &event, f, &root, &remote, &config, &mut facts, &mut extra,
+            l,
+            &event,
+            f,
+            args.api_url.as_deref(),
+            &root,
+            &remote,
+            &config,
+            &mut facts,
+            &mut extra,
         )?;
     }
     let decision = ci_event::decide(&event, &facts, config, &extra);
@@ -223,6 +279,7 @@ fn gather(
     lookup: &ci_event::Lookup,
     event: &Event,
     f: &Forge,
+    api_url: Option<&str>,
     root: &Path,
     remote: &str,
     config: &Config,
@@ -230,6 +287,13 @@ fn gather(
     extra: &mut String,
 ) -> Result<()> {
     let forge_err = |e: forge::ForgeError| Error::from(e);
+    if let Some(run_url) = &lookup.signature_of_run {
+        if let Some(sig) = run_signature(run_url, api_url)? {
+            let name = fix_branch_name(&sig);
+            facts.existing_fix = existing_fix(f, root, remote, &sig, &name)?;
+            facts.failure = Some((sig, name));
+        }
+    }
     if let Some(n) = lookup.pr_number {
         facts.pr = Some(f.gh.pull(&f.owner, &f.repo, n).map_err(forge_err)?);
     } else if let Some(b) = &lookup.pr_for_branch {
@@ -276,12 +340,94 @@ fn gather(
     }
     let used = facts.branch.as_ref().map_or(0, |h| h.attempts_used());
     if used >= config.max_attempts {
-        facts.escalation =
-            f.gh.find_escalation(&f.owner, &f.repo, &forge::branch_marker(&branch))
-                .map_err(forge_err)?
-                .map(|(_, url)| url);
+        let signature = facts
+            .pr
+            .as_ref()
+            .and_then(|p| PrBlock::find(&p.body))
+            .and_then(|b| b.signature);
+        facts.escalation = escalated(f, &branch, signature.as_deref())?;
     }
     Ok(())
+}
+
+/// The escalation issue that already names fix branch `branch`: an open issue with the
+/// branch's marker in its body, or the open issue of the failure `signature` with the marker
+/// in its body or one of its comments (a later exhaustion of the same failure commented there).
+fn escalated(f: &Forge, branch: &str, signature: Option<&str>) -> Result<Option<String>> {
+    let marker = forge::branch_marker(branch);
+    if let Some((_, url)) = f.gh.find_escalation(&f.owner, &f.repo, &marker)? {
+        return Ok(Some(url));
+    }
+    let Some(sig) = signature else {
+        return Ok(None);
+    };
+    let Some((n, url)) =
+        f.gh.find_escalation(&f.owner, &f.repo, &forge::signature_marker(sig))?
+    else {
+        return Ok(None);
+    };
+    let comments = f.gh.comment_bodies(&f.owner, &f.repo, n)?;
+    Ok(comments.iter().any(|c| c.contains(&marker)).then_some(url))
+}
+
+/// The fix branch that already addresses failure `signature`: an open fixci PR whose hidden
+/// block names the signature or whose head is `name` (the branch named after it), else `name`
+/// on the remote.
+fn existing_fix(
+    f: &Forge,
+    root: &Path,
+    remote: &str,
+    signature: &str,
+    name: &str,
+) -> Result<Option<ExistingFix>> {
+    let prs =
+        f.gh.open_pulls_with_head_prefix(&f.owner, &f.repo, ci_event::BRANCH_PREFIX)?;
+    if let Some(pr) = prs.into_iter().find(|p| {
+        p.head_branch == name
+            || PrBlock::find(&p.body).is_some_and(|b| b.signature.as_deref() == Some(signature))
+    }) {
+        return Ok(Some(ExistingFix {
+            branch: pr.head_branch.clone(),
+            pr: Some(pr),
+        }));
+    }
+    let tip = vcs::fix_branch::fetch_tracking(root, remote, name)
+        .map_err(|e| Error::infra(format!("cannot fetch `{name}`")).source(e))?;
+    Ok(tip.map(|_| ExistingFix {
+        branch: name.to_string(),
+        pr: None,
+    }))
+}
+
+/// A repository's configuration serves every pipeline its events can select: a `budgets` key
+/// must name `total` or a stage of some available pipeline (a typo is exit 2 naming the file
+/// and key); keys for another pipeline's stages are dropped per run ([`only_selected_budgets`]).
+fn budgets_in_some_pipeline(spec: &spec::LoadedSpec, root: &Path) -> Result<()> {
+    let all = crate::pipeline::available(&[spec.dir.clone(), root.to_path_buf()])?;
+    let mut ids: Vec<String> = all
+        .iter()
+        .flat_map(|l| l.all_stages().into_iter().map(|s| s.id.clone()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let unknown: Vec<String> = spec
+        .spec
+        .budgets
+        .stages
+        .keys()
+        .filter(|k| *k != "total" && !ids.contains(k))
+        .map(|k| {
+            format!(
+                "{}: no stage `{k}` in any pipeline (stages: {}, or `total`)",
+                spec::pointer(&["budgets", k]),
+                ids.join(", ")
+            )
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(format!("invalid job spec `{}`", spec.path.display())).details(unknown))
 }
 
 /// What an event run ended with.
@@ -437,6 +583,7 @@ fn act(
             branch,
             attempts,
             original_run,
+            signature,
             last_run,
             pr,
         } => {
@@ -448,8 +595,18 @@ fn act(
             if let Some(pr) = pr {
                 body.push_str(&format!("- pull request: {}\n", pr.html_url));
             }
+            if let Some(sig) = signature {
+                body.push_str(&format!(
+                    "- failure signature: `{}`\n",
+                    sig.replace('`', "'")
+                ));
+            }
             body.push_str(&format!("\n{}\n", forge::branch_marker(branch)));
-            let signature = original_run.clone().unwrap_or_else(|| branch.clone());
+            // De-duplicated by failure signature: an open issue with it gets this as a comment.
+            let signature = signature
+                .clone()
+                .or_else(|| original_run.clone())
+                .unwrap_or_else(|| branch.clone());
             let e =
                 f.gh.escalate(
                     &f.owner,
@@ -468,12 +625,22 @@ fn act(
                     ),
                 )?;
             }
-            let mut r = Report::new(status, format!("escalation: {}", e.html_url));
+            let what = if e.commented_existing {
+                "escalation issue of the same failure commented"
+            } else {
+                "escalation issue opened"
+            };
+            let mut r = Report::new(status, format!("{what}: {}", e.html_url));
             r.pr_url = pr.as_ref().map(|p| p.html_url.clone());
             r.branch = Some(branch.clone());
             r.code = exit_codes::NO_FIX;
             r
         }
+        Decision::SameFailure {
+            run_url,
+            signature,
+            existing,
+        } => same_failure(f()?, run_url, signature, existing)?,
         Decision::AlreadyEscalated { branch, issue_url } => {
             let mut r = Report::new(status, format!("already escalated: {issue_url}"));
             r.branch = Some(branch.clone());
@@ -501,14 +668,28 @@ fn act(
             run_url,
             feedback,
             reply_to,
+            failure,
         } => {
             // The base branch as the remote has it (a non-default branch may not be local).
             vcs::fix_branch::fetch_branch(root, &remote_of(doc), base)
                 .map_err(|e| Error::infra(format!("cannot fetch `{base}`")).source(e))?;
             let v = spec_value(doc, base, Input::Run(run_url), feedback.as_ref());
             let max = config_of(doc).max_attempts;
-            let ci = CiRun::first(run_url, base, Some(run_url), max);
-            let r = run_engine(args, v, doc_path, doc_dir, root, ci, 1, max)?;
+            let failure_ref = failure.as_ref().map(|(s, b)| (s.as_str(), b.as_str()));
+            let ci = CiRun::first(run_url, base, Some(run_url), max, failure_ref);
+            let ran = run_engine(args, v, doc_path, doc_dir, root, ci, 1, max);
+            // Another run for the same failure may have pushed the branch first: its push won,
+            // ours was refused; that is case 1's "already addressed", not an error.
+            let r = match (ran, failure, forge) {
+                (Ok(r), _, _) if r.pr_url.is_some() => r,
+                (ran, Some((sig, name)), Some(f)) => {
+                    match lost_race(f, root, &remote_of(doc), run_url, sig, name)? {
+                        Some(existing) => same_failure(f, run_url, sig, &existing)?,
+                        None => ran?,
+                    }
+                }
+                (ran, _, _) => ran?,
+            };
             if let (Some(n), Some(f)) = (reply_to, forge) {
                 let _ = f.gh.comment(
                     &f.owner,
@@ -546,6 +727,7 @@ fn act(
                     branch: branch.clone(),
                     base: base.clone(),
                     original_run: None,
+                    signature: None,
                     max_attempts: *max,
                 },
             };
@@ -562,10 +744,128 @@ fn act(
             let max = config_of(doc).max_attempts;
             let page = format!("{}/issues/{issue}", r.html_url.clone().unwrap_or_default());
             let base = r.default_branch.clone().unwrap_or_else(|| "main".into());
-            let ci = CiRun::first(&page, &base, None, max);
+            let ci = CiRun::first(&page, &base, None, max, None);
             run_engine(args, v, doc_path, doc_dir, root, ci, 1, max)?
         }
     })
+}
+
+/// Case 1 for a failure a fix branch already addresses: one comment on its open PR naming the
+/// new failed run (none when the run is the PR's own origin or a comment already names it, so
+/// a redelivered event changes nothing); exit 0.
+fn same_failure(
+    f: &Forge,
+    run_url: &str,
+    signature: &str,
+    existing: &ExistingFix,
+) -> Result<Report> {
+    let branch = &existing.branch;
+    let Some(pr) = &existing.pr else {
+        let mut r = Report::new(
+            "duplicate",
+            format!(
+                "`{branch}` (the fix branch of this failure) is already on the remote with no open PR: another run is working on it, or its PR was closed; no second branch. Delete the branch to let fixci try again."
+            ),
+        );
+        r.branch = Some(branch.clone());
+        return Ok(r);
+    };
+    let marker = run_marker(run_url);
+    let origin = PrBlock::find(&pr.body).and_then(|b| b.original_run);
+    let detail = if origin.as_deref() == Some(run_url) {
+        format!(
+            "{run_url} is the run PR #{} was opened for; nothing to add",
+            pr.number
+        )
+    } else if f
+        .gh
+        .comment_bodies(&f.owner, &f.repo, pr.number)?
+        .iter()
+        .any(|c| c.contains(&marker))
+    {
+        format!("PR #{} already names {run_url}; nothing to add", pr.number)
+    } else {
+        let body = format!(
+            "CI failed again with the same failure in {run_url} (failure signature `{}`). fixci keeps working on this PR rather than opening another branch.\n\n{marker}\n",
+            signature.replace('`', "'")
+        );
+        let url = f.gh.comment(&f.owner, &f.repo, pr.number, &body)?;
+        format!(
+            "the same failure is addressed by PR #{}: commented {url}",
+            pr.number
+        )
+    };
+    let mut r = Report::new("duplicate", detail);
+    r.pr_url = Some(pr.html_url.clone());
+    r.branch = Some(branch.clone());
+    Ok(r)
+}
+
+/// After a case-1 run that published no PR: the fix branch `name` of failure `signature` as
+/// another run left it, when the remote has it and its tip is not this run's (its
+/// `Fixci-Run` trailer names another run); `None` when this run's own result stands.
+fn lost_race(
+    f: &Forge,
+    root: &Path,
+    remote: &str,
+    run_url: &str,
+    signature: &str,
+    name: &str,
+) -> Result<Option<ExistingFix>> {
+    let git_err = |e: vcs::VcsError| Error::infra(format!("cannot read `{name}`")).source(e);
+    let Some(tip) = vcs::fix_branch::fetch_tracking(root, remote, name).map_err(git_err)? else {
+        return Ok(None);
+    };
+    let repo = vcs::open(root).map_err(|e| Error::infra("cannot open the repository").source(e))?;
+    let message = repo
+        .find_commit(tip)
+        .map(|c| c.message().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    let theirs = ci_event::state::parse_trailers(&message).and_then(|t| t.1);
+    if theirs.as_deref() == Some(run_url) {
+        return Ok(None);
+    }
+    Ok(
+        existing_fix(f, root, remote, signature, name)?.or(Some(ExistingFix {
+            branch: name.to_string(),
+            pr: None,
+        })),
+    )
+}
+
+/// Drops the `budgets` keys of a repository configuration that name no stage of the pipeline
+/// this run selects (they are for another pipeline the repository's events can select; typos
+/// were refused by [`budgets_in_some_pipeline`]), with a note on stderr each.
+fn only_selected_budgets(loaded: &mut spec::LoadedSpec, args: &RunArgs, root: &Path) -> Result<()> {
+    let mut bare = loaded.clone();
+    bare.spec.budgets.stages.retain(|k, _| k == "total");
+    let root_s = root.display().to_string();
+    let probe = super::run::request(
+        bare,
+        args.pipeline.as_deref(),
+        args.agent.as_deref(),
+        Some(&root_s),
+        PathBuf::new(),
+    )?;
+    let ids: Vec<String> = probe
+        .pipeline
+        .all_stages()
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    let name = probe.pipeline.pipeline.name.clone();
+    let file = loaded.path.display().to_string();
+    loaded.spec.budgets.stages.retain(|k, _| {
+        let keep = k == "total" || ids.contains(k);
+        if !keep {
+            errln!(
+                "note: `{file}`: {} names a stage of another pipeline, not of `{name}` (this run's); ignored for this run",
+                spec::pointer(&["budgets", k])
+            );
+        }
+        keep
+    });
+    Ok(())
 }
 
 /// Runs the ordinary engine on the spec `v` as attempt `attempt` of `max` on its fix branch:
@@ -584,6 +884,9 @@ fn run_engine(
 ) -> Result<Report> {
     super::run::install_signal_handlers();
     let mut loaded = spec::from_value(v, doc_path, doc_dir)?;
+    if args.spec.is_none() {
+        only_selected_budgets(&mut loaded, args, root)?;
+    }
     if let Some(m) = &args.model {
         loaded.spec.model = Some(m.clone());
         loaded.model_flag = Some(m.clone());
@@ -655,4 +958,30 @@ fn run_engine(
         _ => exit_codes::NO_FIX,
     };
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fix_branch_is_named_after_the_failure_signature() {
+        let a = "mathlib.tests.test_stats.TestMean.test_mean: AssertionError: N != N";
+        let name = fix_branch_name(a);
+        assert_eq!(name, fix_branch_name(a), "stable");
+        assert!(name.starts_with("fixci/test-mean-"), "{name}");
+        assert_eq!(name.len(), "fixci/test-mean-".len() + 8, "{name}");
+        // Another failure of the same test is another branch.
+        assert_ne!(
+            name,
+            fix_branch_name("mathlib.tests.test_stats.TestMean.test_mean: KeyError: 'x'")
+        );
+    }
+
+    #[test]
+    fn run_markers_are_one_hidden_line() {
+        let m = run_marker("https://e/x?a=1 -->\nb");
+        assert_eq!(m.matches("-->").count(), 1, "{m}");
+        assert!(!m.contains('\n'));
+    }
 }

@@ -135,7 +135,13 @@ fn start(
     write(run_dir.pipeline_file(), req.pipeline.text.as_bytes())?;
 
     // An event's later attempt continues its fix branch (`fixci run --event`).
-    let branch = match spec.ci.as_ref().and_then(|c| c.continue_branch.clone()) {
+    // A new branch named after the failure signature keeps that name, so two runs for one
+    // failure meet on one branch (the second push is refused; `cli::ci` reads that).
+    let branch = match spec.ci.as_ref().and_then(|c| {
+        c.continue_branch
+            .clone()
+            .or_else(|| c.new_branch().map(str::to_string))
+    }) {
         Some(b) => b,
         None => vcs::free_branch_name(&repo, &slug),
     };

@@ -31,6 +31,20 @@ struct RefJson {
     #[serde(rename = "ref")]
     branch: String,
     sha: String,
+    /// The head's repository (`null` when a fork was deleted).
+    #[serde(default)]
+    repo: Option<RepoJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepoJson {
+    full_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct BodyJson {
+    #[serde(default)]
+    body: Option<String>,
 }
 
 impl From<PullJson> for PrFacts {
@@ -98,6 +112,47 @@ impl GitHub {
         let (list, _) =
             self.block_on(self.json::<Vec<PullJson>>(Method::GET, &path, None, Purpose::Issue))?;
         Ok(list.into_iter().next().map(PrFacts::from))
+    }
+
+    /// The open pull requests of `owner/repo` whose head is a branch of `owner/repo` itself (not
+    /// a fork's) starting with `prefix` (`fixci/`), bodies included
+    /// (<https://docs.github.com/en/rest/pulls/pulls#list-pull-requests>, `state=open`, every
+    /// page up to 1,000 pull requests).
+    pub fn open_pulls_with_head_prefix(
+        &self,
+        owner: &str,
+        repo: &str,
+        prefix: &str,
+    ) -> Result<Vec<PrFacts>, ForgeError> {
+        let first = format!("/repos/{owner}/{repo}/pulls?state=open&per_page=100");
+        let pages = self.block_on(self.paginate::<Vec<PullJson>>(&first, Purpose::Issue, 10))?;
+        let own = format!("{owner}/{repo}");
+        Ok(pages
+            .into_iter()
+            .flatten()
+            .filter(|p| p.head.branch.starts_with(prefix))
+            .filter(|p| {
+                p.head
+                    .repo
+                    .as_ref()
+                    .is_some_and(|r| r.full_name.eq_ignore_ascii_case(&own))
+            })
+            .map(PrFacts::from)
+            .collect())
+    }
+
+    /// The bodies of the comments on issue or pull request `number`, oldest first
+    /// (<https://docs.github.com/en/rest/issues/comments#list-issue-comments>, every page up to
+    /// 1,000 comments).
+    pub fn comment_bodies(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+    ) -> Result<Vec<String>, ForgeError> {
+        let first = format!("/repos/{owner}/{repo}/issues/{number}/comments?per_page=100");
+        let pages = self.block_on(self.paginate::<Vec<BodyJson>>(&first, Purpose::Issue, 10))?;
+        Ok(pages.into_iter().flatten().filter_map(|c| c.body).collect())
     }
 
     /// The page of the latest failed workflow run of commit `sha`

@@ -140,15 +140,21 @@ pub fn slugify(text: &str, max: usize) -> String {
     if out.is_empty() { "fix".into() } else { out }
 }
 
+/// The slug of a test id: its last name (`tests/test_stats.py::test_mean` -> `test-mean`,
+/// `pkg.TestX.test_y (pkg.TestX)` -> `test-y`), at most 40 characters.
+pub fn test_slug(test: &str) -> String {
+    let name = test
+        .rsplit(['.', ':', '/', ' ', '('])
+        .find(|s| !s.is_empty() && *s != ")")
+        .unwrap_or(test);
+    slugify(name.trim_end_matches(')'), 40)
+}
+
 /// The run's slug: the failing test's name, else the existing test's file name, else the first
 /// words of the prompt.
 pub fn run_slug(spec: &LoadedSpec, first_failure: Option<&str>) -> String {
     if let Some(t) = first_failure {
-        let name = t
-            .rsplit(['.', ':', '/', ' ', '('])
-            .find(|s| !s.is_empty() && *s != ")")
-            .unwrap_or(t);
-        return slugify(name.trim_end_matches(')'), 40);
+        return test_slug(t);
     }
     if let Some(p) = &spec.spec.existing_test_path {
         let stem = Path::new(p)

@@ -23,6 +23,40 @@ pub const FIXCI_EMAIL: &str = "fixci@users.noreply.github.com";
 /// Errors: git cannot run, the fetch fails for another reason than a missing branch, or the
 /// local branch has commits the remote lacks.
 pub fn fetch_branch(root: &Path, remote: &str, branch: &str) -> Result<Option<Oid>, VcsError> {
+    let Some(tip) = fetch_tracking(root, remote, branch)? else {
+        return Ok(None);
+    };
+    let repo = Repository::open(root).ctx(|| format!("open `{}`", root.display()))?;
+    let commit = repo.find_commit(tip).ctx(|| format!("find {tip}"))?;
+    match repo.find_branch(branch, BranchType::Local) {
+        Ok(mut b) => {
+            let local = b.get().target();
+            if local == Some(tip) || b.is_head() {
+            } else if local.is_some_and(|l| repo.graph_descendant_of(tip, l).unwrap_or(false)) {
+                b.get_mut()
+                    .set_target(tip, "fixci: fetch the fix branch")
+                    .ctx(|| format!("move `{branch}` to the remote's tip"))?;
+            } else {
+                return Err(git2::Error::from_str(&format!(
+                    "the local branch `{branch}` has commits that `{remote}` lacks"
+                )))
+                .ctx(|| format!("update `{branch}`"));
+            }
+        }
+        Err(_) => {
+            repo.branch(branch, &commit, false)
+                .ctx(|| format!("create `{branch}`"))?;
+        }
+    }
+    Ok(Some(tip))
+}
+
+/// Fetches `branch` from `remote` into `refs/remotes/<remote>/<branch>` only (no local branch
+/// is touched), with the git CLI as [`fetch_branch`]; returns the remote tip, or `None` when
+/// the remote has no such branch.
+///
+/// Errors: git cannot run, or the fetch fails for another reason than a missing branch.
+pub fn fetch_tracking(root: &Path, remote: &str, branch: &str) -> Result<Option<Oid>, VcsError> {
     let tracking = format!("refs/remotes/{remote}/{branch}");
     let out = git_cmd::git()
         .arg("-C")
@@ -48,27 +82,6 @@ pub fn fetch_branch(root: &Path, remote: &str, branch: &str) -> Result<Option<Oi
     let tip = repo
         .refname_to_id(&tracking)
         .ctx(|| format!("read `{tracking}`"))?;
-    let commit = repo.find_commit(tip).ctx(|| format!("find {tip}"))?;
-    match repo.find_branch(branch, BranchType::Local) {
-        Ok(mut b) => {
-            let local = b.get().target();
-            if local == Some(tip) || b.is_head() {
-            } else if local.is_some_and(|l| repo.graph_descendant_of(tip, l).unwrap_or(false)) {
-                b.get_mut()
-                    .set_target(tip, "fixci: fetch the fix branch")
-                    .ctx(|| format!("move `{branch}` to the remote's tip"))?;
-            } else {
-                return Err(git2::Error::from_str(&format!(
-                    "the local branch `{branch}` has commits that `{remote}` lacks"
-                )))
-                .ctx(|| format!("update `{branch}`"));
-            }
-        }
-        Err(_) => {
-            repo.branch(branch, &commit, false)
-                .ctx(|| format!("create `{branch}`"))?;
-        }
-    }
     Ok(Some(tip))
 }
 

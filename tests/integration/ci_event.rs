@@ -45,6 +45,11 @@ impl Received for Server {
 
 /// A failed run `id` whose one failed job's log is the buggy repository's unittest failure.
 fn mount_failed_run(s: &Server, id: u64, sha: &str) {
+    mount_failed_run_with(s, id, sha, CI_LOG);
+}
+
+/// A failed run `id` whose one failed job's log is `log`.
+fn mount_failed_run_with(s: &Server, id: u64, sha: &str, log: &str) {
     s.mount(
         Mock::given(method("GET"))
             .and(path(format!("/repos/o/r/actions/runs/{id}")))
@@ -72,7 +77,7 @@ fn mount_failed_run(s: &Server, id: u64, sha: &str) {
     s.mount(
         Mock::given(method("GET"))
             .and(path(format!("/signed/job-{job}.txt")))
-            .respond_with(ResponseTemplate::new(200).set_body_string(CI_LOG)),
+            .respond_with(ResponseTemplate::new(200).set_body_string(log.to_string())),
     );
 }
 
@@ -446,13 +451,11 @@ fn case_4_a_green_normal_branch_does_nothing_and_calls_nothing() {
     assert!(s.requests().is_empty());
 }
 
-#[test]
-fn case_5_the_last_attempt_failing_opens_one_escalation_issue_never_a_second() {
-    let r = repos();
-    let s = Server::start();
-    let tip = r.fix_branch(&[("fixci", Some(1)), ("fixci", Some(2)), ("fixci", Some(3))]);
-    mount_writes(&s, true);
-    let filed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+/// The open issues labelled `fixci-escalation`, starting with `seed`, as GitHub keeps them: a
+/// created issue (numbered 9 and up, in the shape of the comment payload's `issue`, a real
+/// one) is listed from then on.
+fn mount_escalations(s: &Server, seed: Vec<Value>) {
+    let filed = std::sync::Arc::new(std::sync::Mutex::new(seed));
     let listed = filed.clone();
     s.mount(
         Mock::given(method("GET"))
@@ -463,18 +466,33 @@ fn case_5_the_last_attempt_failing_opens_one_escalation_issue_never_a_second() {
                     .set_body_json(Value::Array(listed.lock().unwrap().clone()))
             }),
     );
-    let keep = filed.clone();
     s.mount(
         Mock::given(method("POST"))
             .and(path("/repos/o/r/issues"))
             .respond_with(move |q: &Request| {
                 let b: Value = serde_json::from_slice(&q.body).unwrap();
-                let issue = json!({"number": 9, "title": b["title"], "body": b["body"],
-                                   "html_url": "https://github.com/o/r/issues/9"});
-                keep.lock().unwrap().push(issue.clone());
+                let ev: Value = serde_json::from_str(COMMENT_EVENT).unwrap();
+                let mut issue = ev["issue"].clone();
+                issue.as_object_mut().unwrap().remove("pull_request");
+                let n = 9 + filed.lock().unwrap().len();
+                issue["number"] = json!(n);
+                issue["title"] = b["title"].clone();
+                issue["body"] = b["body"].clone();
+                issue["labels"] = json!([{"name": "fixci-escalation"}]);
+                issue["html_url"] = json!(format!("https://github.com/o/r/issues/{n}"));
+                filed.lock().unwrap().push(issue.clone());
                 ResponseTemplate::new(201).set_body_json(issue)
             }),
     );
+}
+
+#[test]
+fn case_5_the_last_attempt_failing_opens_one_escalation_issue_never_a_second() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1)), ("fixci", Some(2)), ("fixci", Some(3))]);
+    mount_writes(&s, true);
+    mount_escalations(&s, Vec::new());
     let ev = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
     let ran = fixci_event(&r, &s, None, &ev, &[]);
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
@@ -782,18 +800,21 @@ fn action_inputs_reach_fixci_as_flags() {
     assert!(ran.stderr.contains("/budgets/cost-usd"), "{}", ran.stderr);
 }
 
-#[test]
-fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
-    let r = repos();
-    let s = Server::start();
-    let ev = event(&r, COMMENT_EVENT, |v| {
+/// An owner's `/fixci add a median function` on issue #7 ("Add median"), which GitHub serves.
+fn median_comment(r: &Repos, s: &Server) -> PathBuf {
+    mount_median_issue(s);
+    event(r, COMMENT_EVENT, |v| {
         v["comment"]["body"] = json!("/fixci add a median function");
         v["comment"]["author_association"] = json!("OWNER");
         v["issue"].as_object_mut().unwrap().remove("pull_request");
         v["issue"]["number"] = json!(7);
         v["issue"]["title"] = json!("Add median");
         v["issue"]["body"] = json!("calc needs a median(xs) function.");
-    });
+    })
+}
+
+/// Issue #7, "Add median", as GitHub serves it.
+fn mount_median_issue(s: &Server) {
     s.mount(
         Mock::given(method("GET"))
             .and(path("/repos/o/r/issues/7"))
@@ -803,9 +824,20 @@ fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
                 "user": {"login": "dev"}, "labels": []
             }))),
     );
+}
+
+#[test]
+fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
+    let r = repos();
+    let s = Server::start();
+    let ev = median_comment(&r, &s);
     let ran = fixci_event(&r, &s, None, &ev, &["--dry-run"]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(ran.stdout.contains("issue #7 as the task"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("issue #7 as the task"),
+        "{}",
+        ran.stdout
+    );
     assert!(s.writes().is_empty(), "{:?}", s.writes());
     assert!(!r.root.join("out").exists());
     // The run itself: the issue alone selects the feature pipeline (an agent that writes no
@@ -817,8 +849,475 @@ fn a_fixci_comment_on_an_issue_plans_a_feature_run_from_the_issue_text() {
     );
     let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
     assert_ne!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
-    let run = std::fs::read_dir(r.root.join("out")).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(r.root.join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let result: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
     assert_eq!(result["pipeline"], "feature", "{result}");
+}
+
+/// Pull requests and comments kept as GitHub keeps them: a created PR is listed by
+/// `GET /pulls` (in the shape of the review payload's `pull_request`, a real one), a created
+/// comment by `GET /issues/N/comments` (in the shape of the comment payload's `comment`).
+struct Kept {
+    prs: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    comments: std::sync::Arc<std::sync::Mutex<Vec<(u64, Value)>>>,
+}
+
+fn mount_kept(s: &Server) -> Kept {
+    let prs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let comments = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, Value)>::new()));
+    let (list, keep) = (prs.clone(), prs.clone());
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/pulls"))
+            .respond_with(move |_: &Request| {
+                ResponseTemplate::new(200).set_body_json(Value::Array(list.lock().unwrap().clone()))
+            }),
+    );
+    s.mount(
+        Mock::given(method("POST"))
+            .and(path("/repos/o/r/pulls"))
+            .respond_with(move |q: &Request| {
+                let b: Value = serde_json::from_slice(&q.body).unwrap();
+                let review: Value = serde_json::from_str(REVIEW_EVENT).unwrap();
+                let mut pr = review["pull_request"].clone();
+                let n = 7 + keep.lock().unwrap().len() as u64;
+                pr["number"] = json!(n);
+                pr["html_url"] = json!(format!("https://github.com/o/r/pull/{n}"));
+                pr["title"] = b["title"].clone();
+                pr["body"] = b["body"].clone();
+                pr["draft"] = json!(true);
+                pr["state"] = json!("open");
+                pr["head"]["ref"] = b["head"].clone();
+                pr["head"]["repo"]["full_name"] = json!("o/r");
+                pr["base"]["ref"] = b["base"].clone();
+                keep.lock().unwrap().push(pr.clone());
+                ResponseTemplate::new(201).set_body_json(pr)
+            }),
+    );
+    for n in [7u64, 8, 9] {
+        let (list, keep) = (comments.clone(), comments.clone());
+        s.mount(
+            Mock::given(method("GET"))
+                .and(path(format!("/repos/o/r/issues/{n}/comments")))
+                .respond_with(move |_: &Request| {
+                    let on: Vec<Value> = list
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|(i, _)| *i == n)
+                        .map(|(_, c)| c.clone())
+                        .collect();
+                    ResponseTemplate::new(200).set_body_json(Value::Array(on))
+                }),
+        );
+        s.mount(
+            Mock::given(method("POST"))
+                .and(path(format!("/repos/o/r/issues/{n}/comments")))
+                .respond_with(move |q: &Request| {
+                    let b: Value = serde_json::from_slice(&q.body).unwrap();
+                    let ev: Value = serde_json::from_str(COMMENT_EVENT).unwrap();
+                    let mut c = ev["comment"].clone();
+                    let k = keep.lock().unwrap().len();
+                    c["body"] = b["body"].clone();
+                    c["html_url"] = json!(format!(
+                        "https://github.com/o/r/issues/{n}#issuecomment-{k}"
+                    ));
+                    keep.lock().unwrap().push((n, c.clone()));
+                    ResponseTemplate::new(201).set_body_json(c)
+                }),
+        );
+    }
+    Kept { prs, comments }
+}
+
+impl Kept {
+    fn comments_on(&self, n: u64) -> Vec<String> {
+        self.comments
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _)| *i == n)
+            .map(|(_, c)| c["body"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+fn output_value(ran: &Ran, key: &str) -> String {
+    ran.output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The remote's fix branches.
+fn remote_fix_branches(r: &Repos) -> Vec<String> {
+    git(
+        &r.bare,
+        &[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/fixci/",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn case_1_the_same_failure_again_comments_once_on_its_open_pr_and_opens_no_second_branch() {
+    let r = repos();
+    let s = Server::start();
+    let head = git(&r.work, &["rev-parse", "HEAD"]).trim().to_string();
+    mount_failed_run(&s, RUN_ID, &head);
+    mount_failed_run(&s, NEXT_RUN, &head);
+    let kept = mount_kept(&s);
+    let spec = r.spec("good", json!({}));
+    let first = run_event(&r, "failure", "main", &head, RUN_ID);
+    let ran = fixci_event(&r, &s, Some(&spec), &first, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let branch = output_value(&ran, "branch");
+    // The PR's hidden block carries the failure signature; the branch is named after it.
+    let body = kept.prs.lock().unwrap()[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let block = fixci::ci_event::PrBlock::find(&body).expect("the hidden block");
+    let sig = block.signature.expect("the signature is in the block");
+    assert!(
+        sig.contains("test_mean") && sig.contains("AssertionError"),
+        "{sig}"
+    );
+    assert_eq!(branch, fixci::cli::ci::fix_branch_name(&sig));
+    assert_eq!(block.branch, branch);
+
+    // The same failure on main again: a comment on PR #7, no second branch, PR or run.
+    let again = run_event(&r, "failure", "main", &head, NEXT_RUN);
+    let ran = fixci_event(&r, &s, Some(&spec), &again, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("same failure already has a fix branch"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.summary
+            .contains("same failure already has a fix branch"),
+        "{}",
+        ran.summary
+    );
+    assert_eq!(output_value(&ran, "status"), "duplicate", "{}", ran.output);
+    assert_eq!(
+        output_value(&ran, "pr-url"),
+        "https://github.com/o/r/pull/7"
+    );
+    assert_eq!(output_value(&ran, "branch"), branch);
+    assert_eq!(kept.prs.lock().unwrap().len(), 1);
+    let notes = kept.comments_on(7);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains(&format!("runs/{NEXT_RUN}")),
+        "{}",
+        notes[0]
+    );
+    assert_eq!(remote_fix_branches(&r), vec![branch.clone()]);
+    assert_eq!(
+        std::fs::read_dir(r.root.join("out")).unwrap().count(),
+        1,
+        "no second run"
+    );
+
+    // The same event delivered twice, or the PR's own run again: still one comment.
+    for ev in [&again, &first] {
+        let ran = fixci_event(&r, &s, Some(&spec), ev, &[]);
+        assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+        assert_eq!(output_value(&ran, "status"), "duplicate", "{}", ran.output);
+        assert!(ran.stdout.contains("nothing to add"), "{}", ran.stdout);
+    }
+    assert_eq!(kept.comments_on(7).len(), 1);
+
+    // Another failure signature on main gets its own branch.
+    let other = CI_LOG.replace(
+        "AssertionError: 3.0 != 2",
+        "ZeroDivisionError: division by zero",
+    );
+    mount_failed_run_with(&s, NEXT_RUN + 1, &head, &other);
+    let ev = run_event(&r, "failure", "main", &head, NEXT_RUN + 1);
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &["--dry-run"]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("case 1: failure on a normal branch"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("on a new `fixci/test-mean-"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains(&branch), "{}", ran.stdout);
+    assert_eq!(kept.comments_on(7).len(), 1);
+}
+
+/// Pushes `branch` to the bare remote from a clone of its own, as another fixci run would:
+/// one commit on main with the trailers of run `run`.
+fn push_as_another_run(bare: &Path, scratch: &Path, branch: &str, run: u64) {
+    let clone = scratch.join(format!("other-{run}"));
+    git(
+        scratch,
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    git(&clone, &["checkout", "-q", "-b", branch]);
+    git(
+        &clone,
+        &[
+            "-c",
+            "user.name=fixci",
+            "-c",
+            "user.email=fixci@users.noreply.github.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            &format!(
+                "another run's fix\n\nFixci-Attempt: 1\nFixci-Run: https://github.com/o/r/actions/runs/{run}\n"
+            ),
+        ],
+    );
+    git(&clone, &["push", "-q", "origin", branch]);
+}
+
+#[test]
+fn case_1_when_the_failures_branch_is_already_on_the_remote_it_is_that_case_not_an_error() {
+    let r = repos();
+    let s = Server::start();
+    let head = git(&r.work, &["rev-parse", "HEAD"]).trim().to_string();
+    mount_failed_run(&s, RUN_ID, &head);
+    let kept = mount_kept(&s);
+    let spec = r.spec("good", json!({}));
+    let sig = fixci::logs::distil_bytes(CI_LOG.as_bytes(), &Default::default())
+        .unwrap()
+        .signature
+        .unwrap();
+    let name = fixci::cli::ci::fix_branch_name(&sig);
+    // Another run's branch is there before this run starts (its PR not yet opened).
+    push_as_another_run(&r.bare, &r.root, &name, 1);
+    let theirs = r.remote_tip(&name).unwrap();
+    let ev = run_event(&r, "failure", "main", &head, RUN_ID);
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(output_value(&ran, "status"), "duplicate", "{}", ran.output);
+    assert!(
+        ran.stdout.contains("already on the remote"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!r.root.join("out").exists(), "no run was started");
+    assert_eq!(r.remote_tip(&name).unwrap(), theirs);
+
+    // The race: the other run pushes while this one is fixing (when this run fetches the
+    // log the second time, inside the engine); this run's push is refused, and that is the
+    // same case: one comment on the other run's PR, exit 0.
+    git(&r.bare, &["branch", "-q", "-D", &name]);
+    let (bare, scratch, branch) = (r.bare.clone(), r.root.clone(), name.clone());
+    let fetched = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let prs = kept.prs.clone();
+    s.mount(
+        Mock::given(method("GET"))
+            .and(path(format!("/signed/job-{}.txt", RUN_ID + 1)))
+            .respond_with(move |_: &Request| {
+                if fetched.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                    push_as_another_run(&bare, &scratch, &branch, 2);
+                    let review: Value = serde_json::from_str(REVIEW_EVENT).unwrap();
+                    let mut pr = review["pull_request"].clone();
+                    pr["number"] = json!(8);
+                    pr["html_url"] = json!("https://github.com/o/r/pull/8");
+                    pr["body"] = json!("## Summary\n");
+                    pr["head"]["ref"] = json!(branch.clone());
+                    pr["head"]["repo"]["full_name"] = json!("o/r");
+                    prs.lock().unwrap().push(pr);
+                }
+                ResponseTemplate::new(200).set_body_string(CI_LOG)
+            })
+            .with_priority(1),
+    );
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(output_value(&ran, "status"), "duplicate", "{}", ran.output);
+    assert_eq!(
+        output_value(&ran, "pr-url"),
+        "https://github.com/o/r/pull/8"
+    );
+    let notes = kept.comments_on(8);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains(&format!("runs/{RUN_ID}")), "{}", notes[0]);
+    assert!(
+        message(&r.bare, &name).contains("runs/2"),
+        "the other run's push stands"
+    );
+    assert!(s.sent("POST", "/repos/o/r/pulls").is_empty());
+}
+
+#[test]
+fn case_5_a_second_exhaustion_of_the_same_failure_comments_on_its_escalation_issue() {
+    let r = repos();
+    let s = Server::start();
+    let tip = r.fix_branch(&[("fixci", Some(1)), ("fixci", Some(2)), ("fixci", Some(3))]);
+    let kept = mount_kept(&s);
+    let sig = "tests.test_stats.StatsTest.test_mean: AssertionError: N.N != N";
+    let pr_with = |signature: &str| {
+        let review: Value = serde_json::from_str(REVIEW_EVENT).unwrap();
+        let mut pr = review["pull_request"].clone();
+        let block = fixci::ci_event::PrBlock {
+            branch: BRANCH.into(),
+            base: "main".into(),
+            original_run: Some(format!("https://github.com/o/r/actions/runs/{RUN_ID}")),
+            signature: Some(signature.into()),
+            max_attempts: 3,
+        };
+        pr["number"] = json!(7);
+        pr["html_url"] = json!("https://github.com/o/r/pull/7");
+        pr["body"] = json!(format!("## Summary\n\n{}\n", block.render()));
+        pr["head"]["ref"] = json!(BRANCH);
+        pr["head"]["sha"] = json!(tip);
+        pr["head"]["repo"]["full_name"] = json!("o/r");
+        pr["base"]["ref"] = json!("main");
+        pr
+    };
+    kept.prs.lock().unwrap().push(pr_with(sig));
+    // An open escalation issue of the same failure, filed for an earlier fix branch.
+    let ev: Value = serde_json::from_str(COMMENT_EVENT).unwrap();
+    let mut older = ev["issue"].clone();
+    older.as_object_mut().unwrap().remove("pull_request");
+    older["number"] = json!(9);
+    older["html_url"] = json!("https://github.com/o/r/issues/9");
+    older["body"] = json!(format!(
+        "fixci made 3 attempt(s) on `fixci/older`.\n\n<!-- fixci-branch: fixci/older -->\n\n<!-- fixci-signature: {sig} -->\n"
+    ));
+    mount_escalations(&s, vec![older]);
+    let run = run_event(&r, "failure", BRANCH, &tip, NEXT_RUN);
+    let ran = fixci_event(&r, &s, None, &run, &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("case 5"), "{}", ran.stdout);
+    assert!(
+        s.sent("POST", "/repos/o/r/issues").is_empty(),
+        "no second issue"
+    );
+    let notes = kept.comments_on(9);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("fixci/mean") && notes[0].contains(&format!("runs/{NEXT_RUN}")));
+    assert!(
+        ran.stdout
+            .contains("escalation issue of the same failure commented"),
+        "{}",
+        ran.stdout
+    );
+    // The same branch failing again: nothing more on the issue.
+    let ran = fixci_event(&r, &s, None, &run, &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("already escalated"), "{}", ran.stdout);
+    assert_eq!(kept.comments_on(9).len(), 1);
+    assert!(s.sent("POST", "/repos/o/r/issues").is_empty());
+    // Another failure signature is another issue, carrying its signature's hidden marker.
+    let other = "tests.test_stats.StatsTest.test_mean: ZeroDivisionError: division by zero";
+    kept.prs.lock().unwrap()[0] = pr_with(other);
+    let ran = fixci_event(&r, &s, None, &run, &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    let opened = s.sent("POST", "/repos/o/r/issues");
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0]["labels"], json!(["fixci-escalation"]));
+    let body = opened[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("<!-- fixci-signature: {other} -->")),
+        "{body}"
+    );
+    assert_eq!(kept.comments_on(9).len(), 1);
+}
+
+#[test]
+fn a_repository_config_may_budget_stages_of_every_pipeline_its_events_select() {
+    let r = repos();
+    let s = Server::start();
+    let ev = median_comment(&r, &s);
+    mount_writes(&s, false);
+    let agent =
+        json!({"command": ["python3", r.root.join("agent.py").to_str().unwrap(), "no-repro"]});
+    let config = |budgets: Value| {
+        let v = json!({"agent": agent, "sandbox": "none", "budgets": budgets});
+        std::fs::write(r.work.join("fixci.json"), v.to_string()).unwrap();
+        git(&r.work, &["add", "fixci.json"]);
+        git(
+            &r.work,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@x",
+                "commit",
+                "-qm",
+                "fixci.json",
+            ],
+        );
+        git(&r.work, &["push", "-q", "origin", "main"]);
+    };
+    // `reproduce` and `fix` are stages of the bug pipelines, not of `feature` (which an issue
+    // selects): ignored for this run, with a note.
+    config(json!({"reproduce": "60s", "fix": "60s", "tests": "60s", "implement": "60s"}));
+    let ran = fixci_event(&r, &s, None, &ev, &[]);
+    assert_ne!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
+    for k in ["/budgets/reproduce", "/budgets/fix"] {
+        assert!(
+            ran.stderr.contains(&format!(
+                "note: `{}`: {k} names a stage of another pipeline",
+                r.work.join("fixci.json").display()
+            )),
+            "{}",
+            ran.stderr
+        );
+    }
+    assert!(!ran.stderr.contains("/budgets/tests"), "{}", ran.stderr);
+    let run = crate::common::run_dir(&r.root.join("out"));
+    let result = crate::common::result(&run);
+    assert_eq!(result["pipeline"], "feature", "{result}");
+
+    // A stage no pipeline has is a typo: exit 2 naming the file and the key, whatever the event.
+    config(json!({"reproduec": "60s"}));
+    let before = s.requests().len();
+    let ran = fixci_event(&r, &s, None, &ev, &["--dry-run"]);
+    assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("fixci.json")
+            && ran
+                .stderr
+                .contains("/budgets/reproduec: no stage `reproduec` in any pipeline"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(s.requests().len(), before);
+
+    // A job spec named on the command line stays strict: its budgets are for the selected
+    // pipeline only.
+    let spec = r.spec("no-repro", json!({}));
+    let ran = fixci_event(&r, &s, Some(&spec), &ev, &[]);
+    assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("fixci-spec.json")
+            && ran
+                .stderr
+                .contains("/budgets/reproduce: no stage `reproduce` in pipeline `feature`"),
+        "{}",
+        ran.stderr
+    );
 }
