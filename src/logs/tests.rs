@@ -1575,3 +1575,18 @@ fn maven_without_its_plugins_is_a_no_test_failure() {
         "{n:?}"
     );
 }
+
+/// Lines of other tools that look like the new packs' headers are not failing tests.
+#[test]
+fn look_alike_lines_are_not_tests() {
+    for line in [
+        "failed to connect to host (5s)",
+        "    Checking links [FAIL]",
+        "  FAIL [ slow network ]",
+        "running tests:",
+        "\tTestdata (2s)",
+    ] {
+        let d = distil(&format!("{line}\n"));
+        assert!(d.failures.is_empty(), "{line}: {:?}", d.failures);
+    }
+}
