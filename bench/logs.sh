@@ -20,14 +20,16 @@ fi
 [ -s "$LOG" ] && [ -s "$LOG.failures" ] || python3 bench/gen_log.py "$LOG" "$SIZE_MB" 60
 BYTES=$(stat -c %s "$LOG")
 
-# The prefilter's literals, as one ERE (same set fixci scans for: every pack's triggers and the
-# group markers).
+# The prefilter's literals, as one ERE (same set fixci scans for: every pack's triggers, the
+# GitHub group and GitLab section markers, less the literals that contain another one, as
+# `rule_pack::compile` does).
 PATTERN=$(python3 - <<'PY'
 import glob, tomllib
-lits = {"##[group]", "##[endgroup]"}
+lits = {"##[group]", "##[endgroup]", "section_start:", "section_end:"}
 for p in glob.glob("src/logs/rules/*.toml"):
     with open(p, "rb") as f:
         lits.update(tomllib.load(f)["triggers"])
+lits = {l for l in lits if not any(o != l and o in l for o in lits)}
 def ere(s):
     return "".join("\\" + c if c in ".[]()*+?{}|^$\\" else c for c in s)
 print("|".join(ere(l) for l in sorted(lits)))

@@ -76,6 +76,10 @@ pub struct Candidate {
     pub confirm: bool,
     /// The `##[group]` (step) it was printed in.
     pub group: Option<String>,
+    /// The runner's verdict for the test when it printed no message (a `status` capture such as
+    /// ctest's `Timeout`, or the message of the section that lists it, as go's `test timed out
+    /// after 10m0s`): the message when neither a rule nor the block gives one.
+    pub status: Option<String>,
 }
 
 /// A generic error line (or a `no-test` block such as a compile error).
@@ -129,6 +133,9 @@ struct Block {
     header_line: u64,
     n_lines: u64,
     message_set_by_next: bool,
+    /// The message taken from the next line is only an exception class (`java.lang.AssertionError:`):
+    /// the next non-blank line (`Expected: ...`) is appended to it.
+    message_append: bool,
     title_open: bool,
 }
 
@@ -136,6 +143,8 @@ struct Block {
 struct Section {
     pack: usize,
     n_lines: u64,
+    /// The section header's `message` capture: the status of the failures it lists.
+    message: Option<String>,
 }
 
 /// The extractor's state over one log.
@@ -255,9 +264,18 @@ impl<'b> Extractor<'b> {
         let mut key = false;
         // The message of a block whose header says it comes on the next non-blank line.
         if let Some(b) = &mut self.block {
-            if b.message_next && b.header_line != no && !text.trim().is_empty() {
+            if b.message_append && !text.trim().is_empty() {
                 key = true;
-                b.cand.message = Some(text.trim().to_string());
+                b.message_append = false;
+                if let Some(m) = &mut b.cand.message {
+                    m.push(' ');
+                    m.push_str(text.trim());
+                }
+            } else if b.message_next && b.header_line != no && !text.trim().is_empty() {
+                key = true;
+                let m = text.trim();
+                b.message_append = is_bare_exception(m);
+                b.cand.message = Some(m.to_string());
                 b.message_next = false;
                 b.message_set_by_next = true;
             }
@@ -297,14 +315,18 @@ impl<'b> Extractor<'b> {
             let own_end = rule.end.as_ref().is_some_and(|e| e.is_match(text));
             // A header of the same kind is not an end: opening it closes this block, and a
             // header-only block then shares the next one's message.
-            let same_header = hits.iter().any(|&r| {
-                r == b.rule && book.rules[r].re.is_match(text)
-            });
+            let same_header = hits
+                .iter()
+                .any(|&r| r == b.rule && book.rules[r].re.is_match(text));
+            // A section end closes a block only inside that section (ctest's recap ends at any
+            // unindented line, which is also what a test prints under `--output-on-failure`).
+            let in_own_section = self.section.as_ref().map(|s| s.pack) == Some(b.cand.pack);
             let pack_end = !same_header
                 && hits.iter().any(|&r| {
                     let rr = &book.rules[r];
                     rr.pack == b.cand.pack
-                        && matches!(rr.spec.role, Role::BlockEnd | Role::SectionEnd)
+                        && (rr.spec.role == Role::BlockEnd
+                            || (rr.spec.role == Role::SectionEnd && in_own_section))
                 });
             if own_end || pack_end || b.n_lines >= BLOCK_MAX {
                 self.close_block();
@@ -333,9 +355,19 @@ impl<'b> Extractor<'b> {
             let applied = match rule.spec.role {
                 Role::SectionStart => {
                     self.close_block();
+                    let message = rule
+                        .re
+                        .captures(text)
+                        .and_then(|c| {
+                            c.name("message")
+                                .or_else(|| c.name("status"))
+                                .map(|m| m.as_str().trim().to_string())
+                        })
+                        .filter(|m| !m.is_empty());
                     self.section = Some(Section {
                         pack: rule.pack,
                         n_lines: 0,
+                        message,
                     });
                     true
                 }
@@ -484,6 +516,7 @@ impl<'b> Extractor<'b> {
         self.close_block();
         let mut cand = empty_candidate(rule.pack, self.book.packs[rule.pack].priority, no);
         cand.test = test_id(caps);
+        cand.status = status_of(caps);
         cand.from_block = true;
         cand.confirm = rule.spec.confirm;
         cand.group = self.group.clone();
@@ -516,6 +549,7 @@ impl<'b> Extractor<'b> {
             header_line: no,
             n_lines: 0,
             message_set_by_next: false,
+            message_append: false,
             title_open: rule.spec.title_next && caps.name("end").is_none(),
         });
     }
@@ -529,7 +563,11 @@ impl<'b> Extractor<'b> {
         if self.book.rules[rule].spec.no_test {
             if self.no_test.len() < MAX_GENERIC {
                 let (file, src_line) = c.locations.first().cloned().unzip();
-                let header = c.lines.first().cloned().unwrap_or_else(|| ex_line(no_of(&c), &c.test));
+                let header = c
+                    .lines
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| ex_line(no_of(&c), &c.test));
                 self.no_test.push(GenericError {
                     pack: c.pack,
                     rank: self.book.rules[rule].spec.rank,
@@ -573,6 +611,12 @@ impl<'b> Extractor<'b> {
         let mut c = empty_candidate(rule.pack, self.book.packs[rule.pack].priority, no);
         c.test = test_id(caps);
         c.group = self.group.clone();
+        c.status = status_of(caps).or_else(|| {
+            rule.spec
+                .in_section
+                .then(|| self.section.as_ref().and_then(|s| s.message.clone()))
+                .flatten()
+        });
         apply_detail(&mut c, Role::Message, Keep::First, caps, false);
         if let Some(f) = caps.name("file") {
             c.file = Some(f.as_str().to_string());
@@ -648,7 +692,7 @@ impl<'b> Extractor<'b> {
         for m in &mut merged {
             pick_location(m);
             if m.message.is_none() {
-                m.message = block_message(m);
+                m.message = block_message(m).or_else(|| m.status.clone());
             }
         }
         let last_error = self
@@ -682,10 +726,10 @@ fn block_message(c: &Candidate) -> Option<String> {
     let re = RE.get_or_init(|| {
         regex::Regex::new(
             r"(?x)
-            [A-Z]\w*(?:Error|Exception|Failure|Failed)    # AssertionError, AssertionFailedError
-            | (?:[Aa]ssert\w*|[Ee]xpected|[Ee]xpect\(|panicked\ at|[Ff]ailed\ to|[Ff]ailure:)
-            | (?:^|\s)(?:[Ee]rror|FATAL|Fatal|FAIL(?:ED)?)(?:|:)
-            | (?:[Nn]ot\ equal|[Dd]iffer|[Mm]ismatch|want|got|but\ was)",
+            \b[A-Z]\w*(?:Error|Exception|Failure|Failed)\b    # AssertionError, AssertionFailedError
+            | \b(?:[Aa]ssert\w*|[Ee]xpected|[Ee]xpect\(|panicked\ at|[Ff]ailed\ to|[Ff]ailure:)
+            | (?:^|\s)(?:[Ee]rror|FATAL|Fatal|FAIL(?:ED)?)(?:\b|:)
+            | \b(?:[Nn]ot\ equal|[Dd]iffer|[Mm]ismatch|want\b|got\b|but\ was\b)",
         )
         .expect("the message pattern compiles")
     });
@@ -716,14 +760,34 @@ fn empty_candidate(pack: usize, priority: i32, no: u64) -> Candidate {
         from_block: false,
         confirm: false,
         group: None,
+        status: None,
     }
+}
+
+/// The `status` capture of a header or failure line (ctest's `Timeout`), when not empty.
+fn status_of(caps: &Captures<'_>) -> Option<String> {
+    caps.name("status")
+        .map(|m| m.as_str().trim().to_string())
+        .filter(|m| !m.is_empty())
+}
+
+/// True for a message that only names an exception class and ends with `:`, its text on the next
+/// line (Surefire and JUnit print `java.lang.AssertionError:` then `Expected: ...`).
+fn is_bare_exception(m: &str) -> bool {
+    m.strip_suffix(':').is_some_and(|c| {
+        !c.is_empty()
+            && c.chars()
+                .all(|ch| ch.is_alphanumeric() || matches!(ch, '.' | '$' | '_'))
+            && (c.contains('.') || c.ends_with("Error") || c.ends_with("Exception"))
+    })
 }
 
 /// The test id from a match: `test`, joined with `name` when `test` does not already end in it
 /// (unittest before Python 3.11 prints `test_x (mod.Class)`).
 fn test_id(caps: &Captures<'_>) -> String {
     let test = caps.name("test").map_or("", |m| m.as_str()).trim();
-    match caps.name("name").map(|m| m.as_str()) {
+    match caps.name("name").map(|m| m.as_str().trim()) {
+        Some(name) if test.is_empty() => name.to_string(),
         Some(name) if !test.ends_with(&format!(".{name}")) && test != name => {
             format!("{test}.{name}")
         }
@@ -813,7 +877,9 @@ impl Block {
         if let Some((first, _)) = self.tail.front_mut() {
             first.cut_before |= self.dropped;
         }
-        self.cand.lines.extend(self.tail.into_iter().map(|(l, _)| l));
+        self.cand
+            .lines
+            .extend(self.tail.into_iter().map(|(l, _)| l));
         self.cand
     }
 }
@@ -863,7 +929,10 @@ pub fn ids_compatible(a: &str, b: &str) -> bool {
     }
     !short.is_empty()
         && long.ends_with(short.as_str())
-        && matches!(long.as_bytes()[long.len() - short.len() - 1], b'.' | b'/' | b' ')
+        && matches!(
+            long.as_bytes()[long.len() - short.len() - 1],
+            b'.' | b'/' | b' '
+        )
 }
 
 fn same_failure(a: &Candidate, b: &Candidate) -> bool {
@@ -906,6 +975,9 @@ fn merge(into: &mut Candidate, c: Candidate) {
     into.lines.dedup_by_key(|l| l.no);
     if into.group.is_none() {
         into.group = c.group;
+    }
+    if into.status.is_none() {
+        into.status = c.status;
     }
 }
 
@@ -956,7 +1028,9 @@ pub fn is_test_file(path: &str) -> bool {
     let lower = path.replace('\\', "/").to_ascii_lowercase();
     let name = lower.rsplit('/').next().unwrap_or(&lower);
     let stem = name.split('.').next().unwrap_or(name);
-    lower.split('/').any(|d| matches!(d, "test" | "tests" | "spec" | "specs" | "__tests__"))
+    lower
+        .split('/')
+        .any(|d| matches!(d, "test" | "tests" | "spec" | "specs" | "__tests__"))
         || stem.starts_with("test_")
         || stem.ends_with("_test")
         || stem.ends_with("_spec")

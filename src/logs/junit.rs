@@ -7,7 +7,7 @@
 
 use super::extractor::{Candidate, ExLine, Extracted};
 use super::rule_pack::Keep;
-use crate::runners::outcome::{parse_junit, Case, CaseOutcome, ReportError};
+use crate::runners::outcome::{Case, CaseOutcome, ReportError, parse_junit};
 
 /// True when `head` (the start of a file) looks like a JUnit report.
 pub fn looks_like_junit(head: &[u8]) -> bool {
@@ -53,17 +53,13 @@ fn candidate(case: &Case) -> Candidate {
             line = Some(l);
         }
     }
-    let message = case
-        .message
-        .clone()
-        .filter(|m| !m.is_empty())
-        .or_else(|| {
-            case.text
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .map(str::to_string)
-        });
+    let message = case.message.clone().filter(|m| !m.is_empty()).or_else(|| {
+        case.text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
+    });
     let mut lines = vec![ExLine {
         no: case.report_line,
         text: format!("FAILED {test}"),
@@ -94,6 +90,7 @@ fn candidate(case: &Case) -> Candidate {
         from_block: true,
         confirm: false,
         group: None,
+        status: None,
     }
 }
 

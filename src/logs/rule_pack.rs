@@ -273,6 +273,7 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
     lits.push("section_end:".into());
     lits.sort();
     lits.dedup();
+    let lits = without_subsumed(lits);
     let prefilter = aho_corasick::AhoCorasick::builder()
         .match_kind(aho_corasick::MatchKind::LeftmostFirst)
         .build(&lits)
@@ -291,6 +292,16 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
         prefilter,
         prefilter_ere,
     })
+}
+
+/// The literals that contain no other literal of the set: a line holding `FAIL [` also holds
+/// `FAIL`, so the longer one adds nothing to the prefilter. Keeping the set small keeps the scan on
+/// aho-corasick's packed (Teddy) searcher, which takes at most 128 patterns and slows as they grow.
+fn without_subsumed(lits: Vec<String>) -> Vec<String> {
+    lits.iter()
+        .filter(|l| !lits.iter().any(|o| o != *l && l.contains(o.as_str())))
+        .cloned()
+        .collect()
 }
 
 /// Escapes a literal for a POSIX extended regular expression.

@@ -622,7 +622,8 @@ npm error code ERESOLVE\nnpm error ERESOLVE unable to resolve dependency tree\n\
     let n = d.no_test_failure.expect("a no-test failure");
     assert_eq!(n.error_line, "npm error code ERESOLVE");
     // Only echoes: the exit status is the reason, never a number-only `Error: 0`.
-    let d = distil("Error: 0\nmake: *** [all] Error 2\n##[error]Process completed with exit code 2.\n");
+    let d =
+        distil("Error: 0\nmake: *** [all] Error 2\n##[error]Process completed with exit code 2.\n");
     let n = d.no_test_failure.expect("a no-test failure");
     assert_eq!(n.error_line, "##[error]Process completed with exit code 2.");
     // A job that says it succeeded has no reason to fail.
@@ -633,10 +634,14 @@ npm error code ERESOLVE\nnpm error ERESOLVE unable to resolve dependency tree\n\
 
 #[test]
 fn oom_kill_and_timeout_outrank_the_exit_code() {
-    let d = distil("step 1\n##[error]The runner has received a shutdown signal.\nKilled process 4242 (java) total-vm:1GB, out of memory\n##[error]Process completed with exit code 137.\n");
+    let d = distil(
+        "step 1\n##[error]The runner has received a shutdown signal.\nKilled process 4242 (java) total-vm:1GB, out of memory\n##[error]Process completed with exit code 137.\n",
+    );
     let n = d.no_test_failure.expect("a no-test failure");
     assert!(n.error_line.contains("out of memory"), "{}", n.error_line);
-    let d = distil("##[error]The job running on runner x has exceeded the maximum execution time of 360 minutes.\n##[error]Process completed with exit code 1.\n");
+    let d = distil(
+        "##[error]The job running on runner x has exceeded the maximum execution time of 360 minutes.\n##[error]Process completed with exit code 1.\n",
+    );
     let n = d.no_test_failure.expect("a no-test failure");
     assert!(n.error_line.contains("exceeded the maximum execution time"));
 }
@@ -718,7 +723,10 @@ fn gtest_templated_names() {
 [  FAILED  ] Foo<std::vector<int, A>>.Bar (0 ms)\n[  FAILED  ] TypedTest/0.Works, where TypeParam = int\n",
     );
     let tests: Vec<&str> = d.failures.iter().map(|f| f.test.as_str()).collect();
-    assert_eq!(tests, vec!["Foo<std::vector<int, A>>.Bar", "TypedTest/0.Works"]);
+    assert_eq!(
+        tests,
+        vec!["Foo<std::vector<int, A>>.Bar", "TypedTest/0.Works"]
+    );
     assert_eq!(d.failures[0].message.as_deref(), Some("Expected equality"));
 }
 
@@ -827,7 +835,10 @@ fn markers(d: &Distilled) -> Vec<(usize, u64)> {
         {
             let n: u64 = n.replace(',', "").parse().expect("a count");
             assert_eq!(d.source_lines[i], 0, "a marker has no log line");
-            assert!(i > 0 && i + 1 < lines.len(), "a marker stands between lines");
+            assert!(
+                i > 0 && i + 1 < lines.len(),
+                "a marker stands between lines"
+            );
             assert_eq!(
                 n,
                 d.source_lines[i + 1] - d.source_lines[i - 1] - 1,
@@ -847,7 +858,13 @@ fn a_long_hexdump_before_the_panic_is_cut_in_its_middle() {
     let text = sample!("cargo-hexdump.txt");
     let test = "tests::reads_the_class_of_a_64_bit_image";
     for budget in [600, 2_000, 16 * 1024] {
-        let d = distil_bytes(text.as_bytes(), &DistilOptions { budget_bytes: budget }).unwrap();
+        let d = distil_bytes(
+            text.as_bytes(),
+            &DistilOptions {
+                budget_bytes: budget,
+            },
+        )
+        .unwrap();
         assert_eq!(
             rows(&d),
             vec![row(
@@ -864,14 +881,23 @@ fn a_long_hexdump_before_the_panic_is_cut_in_its_middle() {
             "panicked at src/lib.rs:23:9:",
             "assertion `left == right` failed: ELF class of the test image",
         ] {
-            assert!(d.excerpt.contains(want), "{budget}: {want} missing: {}", d.excerpt);
+            assert!(
+                d.excerpt.contains(want),
+                "{budget}: {want} missing: {}",
+                d.excerpt
+            );
         }
         let m = markers(&d);
         assert!(!m.is_empty(), "{budget}: no marker: {}", d.excerpt);
         assert!(m.iter().map(|(_, n)| n).sum::<u64>() > 1_000);
     }
     let d = distil(text);
-    for want in ["  left: 28", " right: 2", "00000000  00 07 0e", "00000010  "] {
+    for want in [
+        "  left: 28",
+        " right: 2",
+        "00000000  00 07 0e",
+        "00000010  ",
+    ] {
         assert!(d.excerpt.contains(want), "{want} missing: {}", d.excerpt);
     }
 }
@@ -886,7 +912,11 @@ fn a_long_diff_is_cut_in_its_middle_keeping_what_failed() {
     let f = &d.failures[0];
     assert_eq!(
         (f.test.as_str(), f.file.as_deref(), f.line),
-        ("tests/test_render.py::test_render", Some("tests/test_render.py"), Some(8))
+        (
+            "tests/test_render.py::test_render",
+            Some("tests/test_render.py"),
+            Some(8)
+        )
     );
     assert!(
         f.message
@@ -922,7 +952,10 @@ fn failures_share_the_excerpt_budget() {
     for t in ["a", "b", "c"] {
         text.push_str(&format!("---- tests::{t} stdout ----\n"));
         for i in 0..3_000 {
-            text.push_str(&format!("{:08x}  {t}{t} 00 11 22 33 44 55 66 77  |........|\n", i * 16));
+            text.push_str(&format!(
+                "{:08x}  {t}{t} 00 11 22 33 44 55 66 77  |........|\n",
+                i * 16
+            ));
         }
         text.push_str(&format!(
             "\nthread 'tests::{t}' panicked at src/lib.rs:{}:5:\nvalue of {t} is wrong\n",
@@ -933,10 +966,25 @@ fn failures_share_the_excerpt_budget() {
     let d = distil(&text);
     assert_eq!(d.failures.len(), 3);
     for t in ["a", "b", "c"] {
-        let f = d.failures.iter().find(|f| f.test == format!("tests::{t}")).unwrap();
-        assert_eq!(f.message.as_deref(), Some(format!("value of {t} is wrong").as_str()));
-        assert!(d.excerpt.contains(&format!("---- tests::{t} stdout ----")), "{}", d.excerpt);
-        assert!(d.excerpt.contains(&format!("value of {t} is wrong")), "{}", d.excerpt);
+        let f = d
+            .failures
+            .iter()
+            .find(|f| f.test == format!("tests::{t}"))
+            .unwrap();
+        assert_eq!(
+            f.message.as_deref(),
+            Some(format!("value of {t} is wrong").as_str())
+        );
+        assert!(
+            d.excerpt.contains(&format!("---- tests::{t} stdout ----")),
+            "{}",
+            d.excerpt
+        );
+        assert!(
+            d.excerpt.contains(&format!("value of {t} is wrong")),
+            "{}",
+            d.excerpt
+        );
     }
     assert!(d.excerpt.len() <= DistilOptions::default().budget_bytes);
     assert!(markers(&d).len() >= 3, "{}", d.excerpt);
@@ -963,34 +1011,84 @@ fn node_runner_packs_on_real_output() {
             "mocha",
             sample!("mocha.txt"),
             &[
-                ("Array throws a TypeError", "test/array.spec.js", 18, "TypeError: Cannot read properties of null (reading 'length')"),
-                ("Array #indexOf() should return -1 when the value is not present", "test/array.spec.js", 6, "AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:"),
-                ("Array #join() joins with a comma", "test/array.spec.js", 14, "AssertionError [ERR_ASSERTION]: Expected values to be strictly deep-equal:"),
+                (
+                    "Array throws a TypeError",
+                    "test/array.spec.js",
+                    18,
+                    "TypeError: Cannot read properties of null (reading 'length')",
+                ),
+                (
+                    "Array #indexOf() should return -1 when the value is not present",
+                    "test/array.spec.js",
+                    6,
+                    "AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:",
+                ),
+                (
+                    "Array #join() joins with a comma",
+                    "test/array.spec.js",
+                    14,
+                    "AssertionError [ERR_ASSERTION]: Expected values to be strictly deep-equal:",
+                ),
             ],
         ),
         (
             "cucumber",
             sample!("cucumber.txt"),
             &[
-                ("Wrong password", "features/login.feature", 8, "AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:"),
-                ("Locked account", "features/login.feature", 13, "Undefined. Implement with the following snippet:"),
+                (
+                    "Wrong password",
+                    "features/login.feature",
+                    8,
+                    "AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:",
+                ),
+                (
+                    "Locked account",
+                    "features/login.feature",
+                    13,
+                    "Undefined. Implement with the following snippet:",
+                ),
             ],
         ),
         (
             "playwright",
             sample!("playwright.txt"),
             &[
-                ("cart › sums the prices", "pw/cart.spec.ts", 8, "Error: expect(received).toBe(expected) // Object.is equality"),
-                ("cart › is empty at first", "pw/cart.spec.ts", 11, "Error: expect(received).toBe(expected) // Object.is equality"),
+                (
+                    "cart › sums the prices",
+                    "pw/cart.spec.ts",
+                    8,
+                    "Error: expect(received).toBe(expected) // Object.is equality",
+                ),
+                (
+                    "cart › is empty at first",
+                    "pw/cart.spec.ts",
+                    11,
+                    "Error: expect(received).toBe(expected) // Object.is equality",
+                ),
             ],
         ),
         (
             "vitest",
             sample!("vitest-4.txt"),
             &[
-                ("add > adds large numbers", "vt/math.test.js", 10, "AssertionError: expected 31 to be 30 // Object.is equality"),
-                ("add > add(6, 1) = 7", "vt/math.test.js", 13, "AssertionError: expected 8 to be 7 // Object.is equality"),
-                ("add > add(7, 1) = 8", "vt/math.test.js", 13, "AssertionError: expected 9 to be 8 // Object.is equality"),
+                (
+                    "add > adds large numbers",
+                    "vt/math.test.js",
+                    10,
+                    "AssertionError: expected 31 to be 30 // Object.is equality",
+                ),
+                (
+                    "add > add(6, 1) = 7",
+                    "vt/math.test.js",
+                    13,
+                    "AssertionError: expected 8 to be 7 // Object.is equality",
+                ),
+                (
+                    "add > add(7, 1) = 8",
+                    "vt/math.test.js",
+                    13,
+                    "AssertionError: expected 9 to be 8 // Object.is equality",
+                ),
             ],
         ),
     ];
@@ -1003,5 +1101,492 @@ fn node_runner_packs_on_real_output() {
             .collect();
         assert_eq!(got, want, "{runner}");
         assert!(d.no_test_failure.is_none(), "{runner}");
+    }
+}
+
+/// `(test, file, line, message)` expected of one failure.
+type Want = (
+    &'static str,
+    Option<&'static str>,
+    Option<u32>,
+    &'static str,
+);
+
+/// Real output of cargo-nextest, go test, ctest, Gradle, Maven Surefire, dotnet test (xUnit, NUnit,
+/// MSTest), XCTest / Swift Testing and Bazel (tests/data/logs/README.md names, for each file, the
+/// tool version and command that produced it here, or the public issue it was copied from): every
+/// failing test named, each with a message that says something, the same plain and wrapped as a
+/// GitHub Actions log, and the prefilter missing no line.
+#[test]
+fn runner_packs_on_real_output() {
+    let cases: &[(&str, &str, &[Want])] = &[
+        (
+            "nextest-0.9.143-ci-retries.txt",
+            sample!("nextest-0.9.143-ci-retries.txt"),
+            &[
+                (
+                    "calc tests::adds_large",
+                    Some("src/lib.rs"),
+                    Some(16),
+                    "assertion `left == right` failed: add(7, 1)",
+                ),
+                (
+                    "calc tests::nested::divides",
+                    Some("src/lib.rs"),
+                    Some(30),
+                    "10 / 1 is not 5",
+                ),
+                (
+                    "calc tests::parses_number",
+                    Some("src/lib.rs"),
+                    Some(21),
+                    "called `Result::unwrap()` on an `Err` value: ParseIntError { kind: InvalidDigit }",
+                ),
+                ("calc tests::hangs", None, None, "test timed out"),
+            ],
+        ),
+        (
+            "nextest-0.9.143.txt",
+            sample!("nextest-0.9.143.txt"),
+            &[
+                (
+                    "calc tests::adds_large",
+                    Some("src/lib.rs"),
+                    Some(16),
+                    "assertion `left == right` failed: add(7, 1)",
+                ),
+                (
+                    "calc tests::nested::divides",
+                    Some("src/lib.rs"),
+                    Some(30),
+                    "10 / 1 is not 5",
+                ),
+                (
+                    "calc tests::parses_number",
+                    Some("src/lib.rs"),
+                    Some(21),
+                    "called `Result::unwrap()` on an `Err` value: ParseIntError { kind: InvalidDigit }",
+                ),
+                ("calc tests::hangs", None, None, "test timed out"),
+            ],
+        ),
+        (
+            "go-1.19-timeout.txt",
+            sample!("go-1.19-timeout.txt"),
+            &[
+                (
+                    "TestAddLarge",
+                    Some("calc_test.go"),
+                    Some(16),
+                    "Add(7, 1) = 9, want 8",
+                ),
+                ("TestSlow", None, None, "test timed out after 2s"),
+            ],
+        ),
+        (
+            "go-1.19-v.txt",
+            sample!("go-1.19-v.txt"),
+            &[
+                (
+                    "TestAddLarge",
+                    Some("calc_test.go"),
+                    Some(16),
+                    "Add(7, 1) = 9, want 8",
+                ),
+                (
+                    "TestTable/9+0",
+                    Some("calc_test.go"),
+                    Some(26),
+                    "Add(9, 0) = 10, want 9",
+                ),
+                (
+                    "TestTable/6+1",
+                    Some("calc_test.go"),
+                    Some(26),
+                    "Add(6, 1) = 8, want 7",
+                ),
+                (
+                    "TestNested/outer/inner_case",
+                    Some("calc_test.go"),
+                    Some(36),
+                    "inner case is wrong",
+                ),
+                (
+                    "TestIndex",
+                    Some("/home/runner/work/gocalc/sub/sub_test.go"),
+                    Some(10),
+                    "runtime error: index out of range [3] with length 0",
+                ),
+            ],
+        ),
+        (
+            "go-1.19.txt",
+            sample!("go-1.19.txt"),
+            &[
+                (
+                    "TestAddLarge",
+                    Some("calc_test.go"),
+                    Some(16),
+                    "Add(7, 1) = 9, want 8",
+                ),
+                (
+                    "TestTable/9+0",
+                    Some("calc_test.go"),
+                    Some(26),
+                    "Add(9, 0) = 10, want 9",
+                ),
+                (
+                    "TestTable/6+1",
+                    Some("calc_test.go"),
+                    Some(26),
+                    "Add(6, 1) = 8, want 7",
+                ),
+                (
+                    "TestNested/outer/inner_case",
+                    Some("calc_test.go"),
+                    Some(35),
+                    "checking the inner case",
+                ),
+                (
+                    "TestIndex",
+                    Some("/home/runner/work/gocalc/sub/sub_test.go"),
+                    Some(10),
+                    "runtime error: index out of range [3] with length 0",
+                ),
+            ],
+        ),
+        (
+            "ctest-3.25-output-on-failure.txt",
+            sample!("ctest-3.25-output-on-failure.txt"),
+            &[
+                (
+                    "adds_large",
+                    None,
+                    None,
+                    "calc_test.cpp:11: add(7, 1) = 9, want 8",
+                ),
+                (
+                    "crashes",
+                    None,
+                    None,
+                    "calc_test: /home/runner/work/ctestp/calc_test.cpp:14: int main(int, char**): Assertion `add(6, 0) == 6' failed.",
+                ),
+                (
+                    "parse.number/3",
+                    None,
+                    None,
+                    "calc_test.cpp:11: add(7, 1) = 9, want 8",
+                ),
+                ("adds", None, None, "Not Run"),
+                ("missing_tool", None, None, "Not Run"),
+                ("hangs", None, None, "Timeout"),
+            ],
+        ),
+        (
+            "ctest-3.25.txt",
+            sample!("ctest-3.25.txt"),
+            &[
+                ("adds_large", None, None, "Failed"),
+                ("crashes", None, None, "Subprocess aborted"),
+                ("hangs", None, None, "Timeout"),
+                ("parse.number/3", None, None, "Failed"),
+                ("adds", None, None, "Not Run"),
+                ("missing_tool", None, None, "Not Run"),
+            ],
+        ),
+        (
+            "gradle-4.4-full.txt",
+            sample!("gradle-4.4-full.txt"),
+            &[
+                (
+                    "com.example.CalcTest$PairsTest > adds[1: add(6, 1) = 7]",
+                    Some("CalcTest.java"),
+                    Some(33),
+                    "java.lang.AssertionError: expected:<7> but was:<8>",
+                ),
+                (
+                    "com.example.CalcTest > finishesQuickly",
+                    Some("CalcTest.java"),
+                    Some(22),
+                    "org.junit.runners.model.TestTimedOutException: test timed out after 100 milliseconds",
+                ),
+                (
+                    "com.example.CalcTest > addsLarge",
+                    Some("CalcTest.java"),
+                    Some(16),
+                    "java.lang.AssertionError: add(7, 1) expected:<8> but was:<9>",
+                ),
+                (
+                    "com.example.CalcTest > parsesNumber",
+                    Some("CalcTest.java"),
+                    Some(19),
+                    "java.lang.NumberFormatException: For input string: \"x12\"",
+                ),
+            ],
+        ),
+        (
+            "gradle-4.4-short.txt",
+            sample!("gradle-4.4-short.txt"),
+            &[
+                (
+                    "com.example.CalcTest$PairsTest > adds[1: add(6, 1) = 7]",
+                    Some("CalcTest.java"),
+                    Some(33),
+                    "java.lang.AssertionError at CalcTest.java:33",
+                ),
+                (
+                    "com.example.CalcTest > finishesQuickly",
+                    Some("CalcTest.java"),
+                    Some(22),
+                    "org.junit.runners.model.TestTimedOutException at CalcTest.java:22",
+                ),
+                (
+                    "com.example.CalcTest > addsLarge",
+                    Some("CalcTest.java"),
+                    Some(16),
+                    "java.lang.AssertionError at CalcTest.java:16",
+                ),
+                (
+                    "com.example.CalcTest > parsesNumber",
+                    Some("CalcTest.java"),
+                    Some(19),
+                    "java.lang.NumberFormatException at CalcTest.java:19",
+                ),
+            ],
+        ),
+        (
+            "maven-surefire2-hamcrest.txt",
+            sample!("maven-surefire2-hamcrest.txt"),
+            &[(
+                "org.datadog.jmxfetch.TestApp.testTelemetryTags",
+                Some("TestCommon.java"),
+                Some(261),
+                "java.lang.AssertionError: Expected: a collection containing \"instance:jmx_telemetry_instance\"",
+            )],
+        ),
+        (
+            "maven-surefire2-tests-in-error.txt",
+            sample!("maven-surefire2-tests-in-error.txt"),
+            &[(
+                "org.datadog.jmxfetch.TestApp.testTelemetryTags",
+                None,
+                None,
+                "Tests in error",
+            )],
+        ),
+        (
+            "maven-surefire3-m6.txt",
+            sample!("maven-surefire3-m6.txt"),
+            &[
+                (
+                    "org.sample.module.My1Test.fails",
+                    Some("My1Test.java"),
+                    Some(34),
+                    "java.lang.AssertionError: Always fails",
+                ),
+                (
+                    "org.sample.module.My2Test.fails",
+                    None,
+                    None,
+                    "java.lang.AssertionError: Always fails",
+                ),
+            ],
+        ),
+        (
+            "maven-surefire3-recap.txt",
+            sample!("maven-surefire3-recap.txt"),
+            &[(
+                "CpdViolationCheckMojoTest.testException",
+                None,
+                None,
+                "MojoFailureException should be thrown.",
+            )],
+        ),
+        (
+            "dotnet-mtp-mstest.txt",
+            sample!("dotnet-mtp-mstest.txt"),
+            &[(
+                "Invalid_TestingProfile_Name_Should_Fail (\"net9.0;net8.0;net7.0;net6.0;net462\",Debug)",
+                Some("/_/test/IntegrationTests/MSTest.Acceptance.IntegrationTests/SdkTests.cs"),
+                Some(280),
+                "Assert.AreEqual failed. Expected:<1>. Actual:<-532462766>.",
+            )],
+        ),
+        (
+            "dotnet-mtp-nunit.txt",
+            sample!("dotnet-mtp-nunit.txt"),
+            &[(
+                "Failing2",
+                Some("UnitTest1.cs"),
+                Some(35),
+                "This is a failure",
+            )],
+        ),
+        (
+            "dotnet-xunit-kestrel.txt",
+            sample!("dotnet-xunit-kestrel.txt"),
+            &[(
+                "EmptyRequestLoggedAsInformation",
+                Some(
+                    "C:\\projects\\kestrelhttpserver\\test\\Microsoft.AspNetCore.Server.Kestrel.FunctionalTests\\HttpsTests.cs",
+                ),
+                Some(55),
+                "Assert.Equal() Failure",
+            )],
+        ),
+        (
+            "dotnet-xunit-sdk.txt",
+            sample!("dotnet-xunit-sdk.txt"),
+            &[(
+                "Microsoft.DotNet.Cli.Test.Tests.GivenDotnetTestBuildsAndRunsTestsWithArtifacts.RunTestProjectWithCodeCoverage_ShouldReturnExitCodeGenericFailure(configuration: \"Release\")",
+                None,
+                None,
+                "Expected value to be 2, but found 134 (difference of 132).",
+            )],
+        ),
+        (
+            "swift-testing-linux-parameterized.txt",
+            sample!("swift-testing-linux-parameterized.txt"),
+            &[(
+                "parameterizedTest(_:)",
+                Some("PackageTests.swift"),
+                Some(61),
+                "Expectation failed: (arg → 2) != 2",
+            )],
+        ),
+        (
+            "swift-testing-xcodebuild.txt",
+            sample!("swift-testing-xcodebuild.txt"),
+            &[(
+                "Domain stays free of UI and persistence framework imports",
+                Some("DomainArchitectureTests.swift"),
+                Some(16),
+                "Expectation failed: !((forbiddenImports → [\"SwiftUI\", \"UIKit\", \"SwiftData\", \"CoreData\"]).contains(`import`.name → \"SwiftData\") → true)",
+            )],
+        ),
+        (
+            "swift-xctest-linux-files.txt",
+            sample!("swift-xctest-linux-files.txt"),
+            &[
+                (
+                    "FilesTests.testCreatingAndDeletingFile",
+                    Some("/home/travis/build/JohnSundell/Files/Tests/FilesTests/FilesTests.swift"),
+                    Some(667),
+                    "XCTAssertEqual failed: (\"Failed to read file. Error: The operation could not be completed.\") is not equal to (\"Failed to read file. Error: The operation could not be completed.\") -",
+                ),
+                (
+                    "FilesTests.testCreatingAndDeletingFolder",
+                    Some("/home/travis/build/JohnSundell/Files/Tests/FilesTests/FilesTests.swift"),
+                    Some(667),
+                    "XCTAssertEqual failed: (\"Failed to read file. Error: The operation could not be completed.\") is not equal to (\"Failed to read file. Error: The operation could not be completed.\") -",
+                ),
+            ],
+        ),
+        (
+            "swift-xctest-macos-muter.txt",
+            sample!("swift-xctest-macos-muter.txt"),
+            &[(
+                "-[fooTests.fooTests test_colorCycle]",
+                Some(
+                    "/private/var/folders/xy/2gwd4xw17_x3r_x80n1djh340000gp/T/TemporaryItems/(A Document Being Saved By muter)/foo/Tests/fooTests.swift",
+                ),
+                Some(44),
+                "XCTAssertEqual failed: (\"red\") is not equal to (\"green\")",
+            )],
+        ),
+        (
+            "bazel-detailed-summary.txt",
+            sample!("bazel-detailed-summary.txt"),
+            &[(
+                "//src/test/java/com/google/devtools/build/lib:runtime-tests",
+                None,
+                None,
+                "(see /usr/local/google/home/nelsonli/.cache/bazel/_bazel_nelsonli/71aeaef0e77795df4c8339df20bc2a13/execroot/io_bazel/bazel-out/k8-fastbuild/testlogs/src/test/java/com/google/devtools/build/lib/runtime-tests/test.log)",
+            )],
+        ),
+        (
+            "bazel-flaky-attempts.txt",
+            sample!("bazel-flaky-attempts.txt"),
+            &[(
+                "//src/test/shell/bazel:empty_package_test",
+                None,
+                None,
+                "FAILED in 3 out of 3 in 0.6s",
+            )],
+        ),
+        (
+            "bazel-graphd.txt",
+            sample!("bazel-graphd.txt"),
+            &[(
+                "//test/unit:value",
+                None,
+                None,
+                "(see /usr/local/google/home/rtp/.cache/bazel/_bazel_rtp/46d938b2ea1222dbadb6d3433c0c4d9a/execroot/__main__/bazel-out/k8-fastbuild/testlogs/test/unit/value/test.log)",
+            )],
+        ),
+        (
+            "bazel-shard.txt",
+            sample!("bazel-shard.txt"),
+            &[(
+                "//pkg/kv/kvserver:kvserver_test",
+                None,
+                None,
+                "(see /home/roach/.cache/bazel/_bazel_roach/cc377fc379544923cc7508dd261e4a48/execroot/cockroach/bazel-out/k8-fastbuild/testlogs/pkg/kv/kvserver/kvserver_test/shard_1_of_16/test.log)",
+            )],
+        ),
+        (
+            "go-timeout-running-tests.txt",
+            sample!("go-timeout-running-tests.txt"),
+            &[(
+                "TestGatewayTar/GET_TAR_has_expected_root_directory",
+                None,
+                None,
+                "test timed out after 10m0s",
+            )],
+        ),
+    ];
+    for (name, text, want) in cases {
+        let d = distil(text);
+        let want: Vec<Row> = want
+            .iter()
+            .map(|(t, f, l, m)| row(t, *f, *l, Some(m)))
+            .collect();
+        assert_eq!(rows(&d), want, "{name}");
+        for f in &d.failures {
+            let m = f.message.as_deref().unwrap_or("");
+            assert!(m.chars().any(char::is_alphabetic), "{name}: {f:?}");
+            assert_ne!(f.test, "log", "{name}");
+        }
+        assert!(d.no_test_failure.is_none(), "{name}");
+        check_stable(text);
+    }
+}
+
+/// Real `mvn -B test` output with no network (tests/data/logs/README.md): no test ran, and the
+/// reason is the plugin that could not be resolved.
+#[test]
+fn maven_without_its_plugins_is_a_no_test_failure() {
+    let d = distil(sample!("maven-offline.txt"));
+    assert!(d.failures.is_empty(), "{:?}", d.failures);
+    let n = d.no_test_failure.expect("a no-test failure");
+    assert!(
+        n.error_line
+            .starts_with("[ERROR] Plugin org.apache.maven.plugins:maven-resources-plugin:2.6 or one of its dependencies could not be resolved"),
+        "{n:?}"
+    );
+}
+
+/// Lines of other tools that look like the new packs' headers are not failing tests.
+#[test]
+fn look_alike_lines_are_not_tests() {
+    for line in [
+        "failed to connect to host (5s)",
+        "    Checking links [FAIL]",
+        "  FAIL [ slow network ]",
+        "running tests:",
+        "\tTestdata (2s)",
+    ] {
+        let d = distil(&format!("{line}\n"));
+        assert!(d.failures.is_empty(), "{line}: {:?}", d.failures);
     }
 }
