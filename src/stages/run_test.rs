@@ -7,9 +7,19 @@
 //! verification by editing the test. Stress mode (flaky failures) runs in sealed trees too: the
 //! start commit with fixci's bytes of the test to confirm, the committed attempt to verify (the
 //! CI's own test as the attempt edited it, an agent's test from fixci's bytes), each run judged
-//! by its report where the runner writes one.
+//! by its report where the runner writes one. A fix that passes the statistical check then gets
+//! the other checks on the same commit ([`sealed_run::run_checks`]): the CI's failing tests, the
+//! spec's gate, and no regressions against the base commit.
+//!
+//! The CI's own failing test in a flaky run is itself flaky. Check (b) therefore does not run a
+//! CI test again when the statistical check covered it (the same test id as one that failed
+//! under stress, or, for an existing test judged by exit code only, a test of the stressed file):
+//! N runs under stress are stronger evidence than one more run. A CI failing test the stress did
+//! not cover (an agent's new reproduction test has another id) runs once, and a failure fails
+//! the attempt like any other check. Check (c) leaves the stressed ids out of the comparison
+//! (one run of a flaky test is chance), compares every other test that passed at the base.
 
-use super::sealed_run::{self, Setup};
+use super::sealed_run;
 use super::{Stage, StageCtx, StageResult, test_env_remove};
 use crate::defaults;
 use crate::error::{Error, io_error};
@@ -77,6 +87,7 @@ impl RunTest {
     /// ([`crate::judge::reproduction`]).
     fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
+        let deadline = std::time::Instant::now() + cx.budget;
         let planned_default = || u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs));
         let setup = match sealed_run::setup(cx)? {
             Ok(s) => s,
@@ -103,7 +114,7 @@ impl RunTest {
             }
             Err(why) => return Ok(StageResult::failed(why)),
         };
-        let Setup { rec, runner, .. } = setup;
+        let (rec, runner) = (setup.rec.clone(), setup.runner.clone());
         let mut cfg = StressConfig::new(
             StressCommand::Runner(runner.clone()),
             tree.root(),
@@ -286,7 +297,7 @@ impl RunTest {
             }
             Expect::Pass => {
                 // A passing run that ran no test (a test renamed away) passes nothing.
-                let mut no_test = report
+                let no_test = report
                     .passing_samples
                     .iter()
                     .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
@@ -313,34 +324,52 @@ impl RunTest {
                     },
                     tests: rec.failing_ids.clone(),
                 };
-                cx.emit(Event::CandidateVerified {
-                    attempt: cx.attempt,
-                    verification: Some(Verification {
-                        commit: commit.to_string(),
-                        checks: vec![check],
-                    }),
-                    base_suite: None,
-                    tampering: Vec::new(),
-                });
-                // The spec's gate must pass on the fix commit too.
-                if passed {
-                    no_test = super::gate::check_candidate(cx)?.err();
-                }
-                cx.emit(Event::VerificationRecorded {
-                    attempt: cx.attempt,
-                    counts: counts.clone(),
-                    passed,
-                    failure_output: first_failure,
-                });
-                if report.failures + report.unmatched_failures > 0 {
+                if !passed {
+                    cx.emit(Event::CandidateVerified {
+                        attempt: cx.attempt,
+                        verification: Some(Verification {
+                            commit: commit.to_string(),
+                            checks: vec![check],
+                        }),
+                        base_suite: None,
+                        tampering: Vec::new(),
+                    });
+                    cx.emit(Event::VerificationRecorded {
+                        attempt: cx.attempt,
+                        counts: counts.clone(),
+                        passed,
+                        failure_output: first_failure.or(no_test.clone()),
+                    });
                     return Ok(StageResult::failed(format!(
-                        "verification failed: a failure after {} of {planned} runs{}",
-                        report.runs,
-                        first_why.map(|w| format!(": {w}")).unwrap_or_default()
+                        "verification failed: {}",
+                        match &no_test {
+                            Some(w) if report.failures + report.unmatched_failures == 0 => w.clone(),
+                            _ => format!(
+                                "a failure after {} of {planned} runs{}",
+                                report.runs,
+                                first_why.map(|w| format!(": {w}")).unwrap_or_default()
+                            ),
+                        }
                     )));
                 }
-                if let Some(why) = no_test {
-                    return Ok(StageResult::failed(format!("verification failed: {why}")));
+                // The other checks on the same commit: the CI's failing tests (those the stress
+                // runs did not already cover, run once), the spec's gate, and no regressions.
+                let checks = sealed_run::Checks {
+                    candidate: commit,
+                    runs: planned,
+                    write_repro,
+                    stressed: Some(check),
+                    deadline,
+                };
+                let out = sealed_run::run_checks(cx, &setup.repo, Some(&setup), checks)?;
+                sealed_run::record(cx, &out, counts.clone());
+                if let Some(c) = out.verification.failed() {
+                    return Ok(StageResult::failed(format!(
+                        "verification failed: the {} check failed on commit {}: {}",
+                        c.name,
+                        &commit.to_string()[..10],
+                        c.detail
+                    )));
                 }
                 if report.runs < planned {
                     cx.emit(Event::PartialEvidence { reason: format!(
