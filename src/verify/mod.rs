@@ -1009,3 +1009,65 @@ pub fn confirm(
 pub fn has_report(r: &RunnerCommand) -> bool {
     r.runner.has_report() && r.runner != Runner::Shell
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(tests: &[&str]) -> CheckRecord {
+        CheckRecord {
+            tests: tests.iter().map(|t| t.to_string()).collect(),
+            ..not_run("reproduction", String::new())
+        }
+    }
+
+    #[test]
+    fn the_statistical_check_covers_its_own_ids_or_without_ids_its_existing_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init(tmp.path()).unwrap();
+        std::fs::create_dir_all(tmp.path().join("tests")).unwrap();
+        for f in ["tests/test_a.py", "tests/test_b.py"] {
+            std::fs::write(tmp.path().join(f), "").unwrap();
+        }
+        let runner = command::parse_line("python3 -m pytest tests/test_a.py");
+        let mut input = VerifyInput {
+            repo: &repo,
+            base: Oid::zero(),
+            candidate: Oid::zero(),
+            repro: Some(ReproInput {
+                file: "tests/test_a.py",
+                bytes: None,
+                runner: &runner,
+                ids: &[],
+            }),
+            repro_is_new: false,
+            runs: 1,
+            ci_tests: Vec::new(),
+            template: None,
+            suite_command: None,
+            base_suite: None,
+            gate: &[],
+            stressed: None,
+        };
+        let root = tmp.path();
+        let a = "tests/test_a.py::test_flaky";
+        let b = "tests/test_b.py::test_other";
+        // Without a statistical check, nothing is covered (the deterministic path runs (b)).
+        assert!(!stress_covers(&input, root, a, None));
+        assert_eq!(stressed_file(&input), None);
+        // With ids: the same test (pytest or dotted form), not another of the same file.
+        input.stressed = Some(stat(&["tests.test_a.test_flaky"]));
+        assert!(stress_covers(&input, root, a, None));
+        assert!(!stress_covers(&input, root, "tests/test_a.py::test_x", None));
+        assert!(!stress_covers(&input, root, b, None));
+        assert_eq!(stressed_file(&input), None);
+        // Exit code only: the stressed file stands for its tests.
+        input.stressed = Some(stat(&[]));
+        assert!(stress_covers(&input, root, a, None));
+        assert!(!stress_covers(&input, root, b, Some("tests/test_b.py")));
+        assert_eq!(stressed_file(&input), Some("tests/test_a.py"));
+        // An agent's new test has other ids: the CI's own test is not covered and runs once.
+        input.repro_is_new = true;
+        assert!(!stress_covers(&input, root, a, None));
+    }
+}
