@@ -121,6 +121,10 @@ impl RunTest {
             cx.dir.join("stress"),
         );
         cfg.scratch = Some(tree.scratch());
+        if !runner.runner.parallel_safe() {
+            // Maven builds into the tree's `target/` on every run: one run at a time.
+            cfg.jobs = 1;
+        }
         if self.expect == Expect::Pass {
             cfg.wanted = rec.failing_ids.clone();
         }

@@ -1032,8 +1032,8 @@ mod tests {
         let runner = command::parse_line("python3 -m pytest tests/test_a.py");
         let mut input = VerifyInput {
             repo: &repo,
-            base: Oid::zero(),
-            candidate: Oid::zero(),
+            base: Oid::ZERO_SHA1,
+            candidate: Oid::ZERO_SHA1,
             repro: Some(ReproInput {
                 file: "tests/test_a.py",
                 bytes: None,
