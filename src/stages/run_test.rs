@@ -72,6 +72,33 @@ impl Stage for RunTest {
     }
 }
 
+/// Records the statistical check as the attempt's only check (it failed, or the budget left no
+/// time for the others); passed when it passed, with `failure_output` for the next prompt.
+fn record_statistical_only(
+    cx: &mut StageCtx<'_>,
+    commit: git2::Oid,
+    check: CheckRecord,
+    counts: Counts,
+    failure_output: Option<String>,
+) {
+    let passed = check.status == CheckStatus::Passed;
+    cx.emit(Event::CandidateVerified {
+        attempt: cx.attempt,
+        verification: Some(Verification {
+            commit: commit.to_string(),
+            checks: vec![check],
+        }),
+        base_suite: None,
+        tampering: Vec::new(),
+    });
+    cx.emit(Event::VerificationRecorded {
+        attempt: cx.attempt,
+        counts,
+        passed,
+        failure_output,
+    });
+}
+
 /// The CI failure's kind and signature, from the distilled log of the run (if any).
 fn ci_kind(st: &crate::run_dir::RunState) -> Option<(crate::judge::FailureKind, String)> {
     st.logs
@@ -330,21 +357,8 @@ impl RunTest {
                     tests: rec.failing_ids.clone(),
                 };
                 if !passed {
-                    cx.emit(Event::CandidateVerified {
-                        attempt: cx.attempt,
-                        verification: Some(Verification {
-                            commit: commit.to_string(),
-                            checks: vec![check],
-                        }),
-                        base_suite: None,
-                        tampering: Vec::new(),
-                    });
-                    cx.emit(Event::VerificationRecorded {
-                        attempt: cx.attempt,
-                        counts: counts.clone(),
-                        passed,
-                        failure_output: first_failure.or(no_test.clone()),
-                    });
+                    let out = first_failure.or(no_test.clone());
+                    record_statistical_only(cx, commit, check, counts.clone(), out);
                     return Ok(StageResult::failed(format!(
                         "verification failed: {}",
                         match &no_test {
@@ -357,30 +371,35 @@ impl RunTest {
                         }
                     )));
                 }
-                // The other checks on the same commit: the CI's failing tests (those the stress
-                // runs did not already cover, run once), the spec's gate, and no regressions.
-                let checks = sealed_run::Checks {
-                    candidate: commit,
-                    runs: planned,
-                    write_repro,
-                    stressed: Some(check),
-                    deadline,
-                };
-                let out = sealed_run::run_checks(cx, &setup.repo, Some(&setup), checks)?;
-                sealed_run::record(cx, &out, counts.clone());
-                if let Some(c) = out.verification.failed() {
-                    return Ok(StageResult::failed(format!(
-                        "verification failed: the {} check failed on commit {}: {}",
-                        c.name,
-                        &commit.to_string()[..10],
-                        c.detail
-                    )));
-                }
                 if report.runs < planned {
+                    // The budget ran out before N runs: no time is left for the other checks,
+                    // and the run ends `partial` whatever they would say.
+                    record_statistical_only(cx, commit, check, counts.clone(), None);
                     cx.emit(Event::PartialEvidence { reason: format!(
-                        "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out",
+                        "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out (the CI's failing tests, the gate and the regression check were not run)",
                         report.runs
                     ) });
+                } else {
+                    // The other checks on the same commit: the CI's failing tests (those the
+                    // stress runs did not already cover, run once), the spec's gate, and no
+                    // regressions.
+                    let checks = sealed_run::Checks {
+                        candidate: commit,
+                        runs: planned,
+                        write_repro,
+                        stressed: Some(check),
+                        deadline,
+                    };
+                    let out = sealed_run::run_checks(cx, &setup.repo, Some(&setup), checks)?;
+                    sealed_run::record(cx, &out, counts.clone());
+                    if let Some(c) = out.verification.failed() {
+                        return Ok(StageResult::failed(format!(
+                            "verification failed: the {} check failed on commit {}: {}",
+                            c.name,
+                            &commit.to_string()[..10],
+                            c.detail
+                        )));
+                    }
                 }
                 let bound = crate::stats::upper_bound_after_zero_failures(report.runs, 0.95);
                 let k = defaults::min_improvement(cx.env.spec().spec.min_improvement);
