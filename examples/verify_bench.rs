@@ -72,6 +72,7 @@ fn main() {
                 suite_command: Some(&a[5]),
                 base_suite: None,
                 gate: &[],
+                stressed: None,
             };
             let t = Instant::now();
             let out = fixci::verify::verify_candidate(&input, &mut lim).expect("verification");

@@ -22,7 +22,8 @@ pub enum Runner {
     Pytest,
     /// `python -m unittest`: fixci's helper writes JUnit XML.
     Unittest,
-    /// `cargo nextest run`: a tool config asks for `junit.path`.
+    /// `cargo nextest run`: a tool config defines fixci's own profile, whose `junit.path` is
+    /// absolute (under the run's scratch folder).
     Nextest,
     /// `cargo test`: exit code only (libtest's JSON output is unstable).
     CargoTest,
@@ -34,7 +35,7 @@ pub enum Runner {
     Phpunit,
     /// `go test`: `-json`.
     GoTest,
-    /// `mvn` / `./mvnw`: Surefire reports in `target/surefire-reports`.
+    /// `mvn` / `./mvnw`: Surefire reports redirected with `-Dsurefire.reportsDirectory`.
     Maven,
     /// Anything else: `sh -c`, exit code only.
     Shell,
@@ -60,6 +61,17 @@ impl Runner {
     /// True for runners whose outcomes come from a report fixci asks for.
     pub fn has_report(&self) -> bool {
         !matches!(self, Runner::CargoTest | Runner::Shell)
+    }
+
+    /// True when several runs may share one tree at the same time (stress runs in parallel).
+    /// Every report fixci reads lands in the run's own scratch folder, so reports never collide.
+    /// Maven is the exception: each `mvn test` compiles into the tree's `target/` (classes,
+    /// generated sources, Surefire's temporary files), which Maven does not lock, so parallel
+    /// runs could read each other's half-written classes; its stress runs go one at a time.
+    /// Cargo locks its build directory, so parallel `cargo test`/`cargo nextest` runs wait for
+    /// one build and then run the built tests side by side.
+    pub fn parallel_safe(&self) -> bool {
+        !matches!(self, Runner::Maven)
     }
 }
 
@@ -119,6 +131,60 @@ fn is_python(word: &str) -> bool {
         || (name.starts_with("python3.") && name[8..].chars().all(|c| c.is_ascii_digit()))
 }
 
+/// The nextest profile fixci defines in its tool config for every run (see
+/// [`RunnerCommand::invocation`]).
+pub const NEXTEST_PROFILE: &str = "fixci-run";
+
+/// `cargo nextest run` options whose value is the next word (`--profile ci`): kept with their
+/// option, not taken for a test filter.
+const NEXTEST_VALUED: &[&str] = &[
+    "--profile",
+    "-P",
+    "-E",
+    "--filterset",
+    "--filter-expr",
+    "-p",
+    "--package",
+    "--test",
+    "--bin",
+    "--example",
+    "--features",
+    "-F",
+    "--retries",
+    "--test-threads",
+    "-j",
+    "--jobs",
+    "--partition",
+    "--cargo-profile",
+    "--run-ignored",
+    "--target",
+    "--target-dir",
+    "--manifest-path",
+    "--config-file",
+    "--tool-config-file",
+];
+
+/// `options` without the options named in `names` and their values (`--profile ci`, `-P ci`,
+/// `--profile=ci`).
+fn without_option(options: &[String], names: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for o in options {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if names.contains(&o.as_str()) {
+            skip_value = true;
+        } else if !names
+            .iter()
+            .any(|n| n.starts_with("--") && o.starts_with(&format!("{n}=")))
+        {
+            out.push(o.clone());
+        }
+    }
+    out
+}
+
 /// Recognises `line` (after `{test_file}` substitution) as a runner invocation. Environment
 /// assignments, `&&`, `;`, pipes or redirections make it a `Shell` line.
 pub fn parse_line(line: &str) -> RunnerCommand {
@@ -166,8 +232,12 @@ pub fn parse_line(line: &str) -> RunnerCommand {
     };
     let mut options = Vec::new();
     let mut targets = Vec::new();
+    let mut value_of_option = false;
     for word in &words[n..] {
-        if word.starts_with('-') || (runner == Runner::Maven && !word.contains('/')) {
+        if std::mem::take(&mut value_of_option) {
+            options.push(word.clone());
+        } else if word.starts_with('-') || (runner == Runner::Maven && !word.contains('/')) {
+            value_of_option = runner == Runner::Nextest && NEXTEST_VALUED.contains(&word.as_str());
             options.push(word.clone());
         } else {
             targets.push(word.clone());
@@ -458,22 +528,30 @@ impl RunnerCommand {
                 ReportAt::PyJunit { junit, events }
             }
             Runner::Nextest => {
+                // A profile of fixci's own, defined in a tool config (a repository config can
+                // override a tool config's settings of the profiles it defines, never those of a
+                // profile it does not know): its JUnit path is absolute, so nextest's
+                // `store-dir.join(path)` is that path, outside the tree and one per run. It also
+                // asks for no retries (a retried test would pass as "flaky") and no fail-fast.
+                // The user's own `--profile` is replaced by it.
                 let cfg = scratch.join("nextest.toml");
+                let path = toml::Value::String(junit.display().to_string());
                 std::fs::write(
                     &cfg,
-                    "[profile.default.junit]\npath = \"fixci-junit.xml\"\n",
+                    format!(
+                        "[profile.{NEXTEST_PROFILE}]\nretries = 0\nfail-fast = false\n\n[profile.{NEXTEST_PROFILE}.junit]\npath = {path}\n"
+                    ),
                 )?;
-                let out = tree.join("target/nextest/default/fixci-junit.xml");
-                let _ = std::fs::remove_file(&out);
                 argv.extend(self.program.iter().cloned());
                 argv.extend([
                     "--tool-config-file".into(),
                     format!("fixci:{}", cfg.display()),
-                    "--no-fail-fast".into(),
+                    "--profile".into(),
+                    NEXTEST_PROFILE.into(),
                 ]);
-                argv.extend(self.options.iter().cloned());
+                argv.extend(without_option(&self.options, &["--profile", "-P"]));
                 argv.extend(self.targets.iter().cloned());
-                ReportAt::Junit(out)
+                ReportAt::Junit(junit)
             }
             Runner::Jest => {
                 env.push(("JEST_JUNIT_OUTPUT_FILE".into(), junit.display().to_string()));
@@ -518,10 +596,19 @@ impl RunnerCommand {
                 ReportAt::GoJson
             }
             Runner::Maven => {
-                let dir = tree.join("target/surefire-reports");
+                // Surefire's reports go to the run's scratch folder (its `reportsDirectory`
+                // parameter, user property `surefire.reportsDirectory`), not `target/`: a report
+                // left in the tree by an earlier run, or by the repository, is never read.
+                let dir = scratch.join("surefire-reports");
                 let _ = std::fs::remove_dir_all(&dir);
                 argv.extend(self.program.iter().cloned());
-                argv.extend(self.options.iter().cloned());
+                argv.extend(
+                    self.options
+                        .iter()
+                        .filter(|o| !o.starts_with("-Dsurefire.reportsDirectory="))
+                        .cloned(),
+                );
+                argv.push(format!("-Dsurefire.reportsDirectory={}", dir.display()));
                 argv.extend(self.targets.iter().cloned());
                 ReportAt::JunitDir(dir)
             }
@@ -635,6 +722,159 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn nextest_writes_its_junit_report_through_fixcis_own_profile_into_each_runs_scratch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = parse_line("cargo nextest run --profile ci --retries 2 -E 'test(flaky)'");
+        assert_eq!(
+            c.options,
+            ["--profile", "ci", "--retries", "2", "-E", "test(flaky)"]
+        );
+        assert!(c.targets.is_empty());
+        let mut reports = Vec::new();
+        for run in ["run-000001", "run-000002"] {
+            let scratch = tmp.path().join(run);
+            std::fs::create_dir_all(&scratch).unwrap();
+            let inv = c.invocation(Path::new("/tree"), &scratch).unwrap();
+            let junit = scratch.join("report.xml");
+            assert_eq!(inv.report, ReportAt::Junit(junit.clone()));
+            // fixci's profile replaces the user's; the user's other options stay.
+            let cfg = scratch.join("nextest.toml");
+            assert_eq!(
+                inv.argv,
+                [
+                    "cargo",
+                    "nextest",
+                    "run",
+                    "--tool-config-file",
+                    &format!("fixci:{}", cfg.display()),
+                    "--profile",
+                    NEXTEST_PROFILE,
+                    "--retries",
+                    "2",
+                    "-E",
+                    "test(flaky)"
+                ]
+            );
+            let doc: toml::Table = std::fs::read_to_string(&cfg).unwrap().parse().unwrap();
+            let profile = &doc["profile"][NEXTEST_PROFILE];
+            assert_eq!(
+                profile["junit"]["path"].as_str(),
+                Some(junit.to_str().unwrap())
+            );
+            assert_eq!(profile["retries"].as_integer(), Some(0));
+            reports.push(junit);
+        }
+        assert_ne!(reports[0], reports[1]);
+        assert!(!reports[0].starts_with("/tree"));
+        let eq = parse_line("cargo nextest run --profile=ci")
+            .invocation(Path::new("/tree"), tmp.path())
+            .unwrap();
+        assert_eq!(eq.argv.iter().filter(|a| a.contains("profile")).count(), 1);
+    }
+
+    /// Real `cargo nextest` (where it is installed; CI does not install it): two runs side by
+    /// side in one tree, each with its own report, and a repository config whose default
+    /// profile asks for another JUnit path changes nothing.
+    #[test]
+    fn parallel_nextest_runs_in_one_tree_each_read_their_own_report() {
+        let has = std::process::Command::new("cargo")
+            .args(["nextest", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has {
+            eprintln!("skipping: cargo-nextest is not installed");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().join("tree");
+        std::fs::create_dir_all(tree.join("src")).unwrap();
+        std::fs::create_dir_all(tree.join(".config")).unwrap();
+        std::fs::write(
+            tree.join("Cargo.toml"),
+            "[package]\nname = \"p\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            tree.join("src/lib.rs"),
+            "#[test]\nfn ok() {}\n#[test]\nfn env_decides() { assert!(std::env::var(\"FAIL_ME\").is_err()); }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            tree.join(".config/nextest.toml"),
+            "[profile.default.junit]\npath = \"repo.xml\"\n",
+        )
+        .unwrap();
+        let c = parse_line("cargo nextest run");
+        let target = tmp.path().join("target");
+        // Build once, then two runs at the same time: one passes, one fails.
+        let run = |name: &str, fail: bool| {
+            let scratch = tmp.path().join(name);
+            std::fs::create_dir_all(&scratch).unwrap();
+            let inv = c.invocation(&tree, &scratch).unwrap();
+            let mut cmd = std::process::Command::new(&inv.argv[0]);
+            cmd.args(&inv.argv[1..])
+                .current_dir(&tree)
+                .env("CARGO_TARGET_DIR", &target)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            if fail {
+                cmd.env("FAIL_ME", "1");
+            }
+            (cmd.spawn().unwrap(), inv.report)
+        };
+        let (mut warm, _) = run("warm", false);
+        assert!(warm.wait().unwrap().success());
+        let (mut a, ra) = run("a", false);
+        let (mut b, rb) = run("b", true);
+        assert!(a.wait().unwrap().success());
+        assert!(!b.wait().unwrap().success());
+        let outcomes = |r: &ReportAt| match r {
+            ReportAt::Junit(p) => {
+                let mut v: Vec<(String, crate::runners::outcome::CaseOutcome)> =
+                    crate::runners::outcome::read_junit(p)
+                        .unwrap()
+                        .into_iter()
+                        .map(|c| (c.name.clone(), c.outcome))
+                        .collect();
+                v.sort_by(|x, y| x.0.cmp(&y.0));
+                v
+            }
+            other => panic!("{other:?}"),
+        };
+        use crate::runners::outcome::CaseOutcome::{Failed, Passed};
+        assert_eq!(
+            outcomes(&ra),
+            [("env_decides".to_string(), Passed), ("ok".to_string(), Passed)]
+        );
+        assert_eq!(
+            outcomes(&rb),
+            [("env_decides".to_string(), Failed), ("ok".to_string(), Passed)]
+        );
+        assert!(!target.join("nextest/default/repo.xml").exists());
+    }
+
+    #[test]
+    fn surefire_reports_go_to_the_runs_scratch_and_maven_runs_one_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = parse_line("mvn -q test -Dtest=CacheTest -Dsurefire.reportsDirectory=target/x");
+        let inv = c.invocation(Path::new("/tree"), tmp.path()).unwrap();
+        let dir = tmp.path().join("surefire-reports");
+        assert_eq!(inv.report, ReportAt::JunitDir(dir.clone()));
+        assert_eq!(
+            inv.argv,
+            [
+                "mvn",
+                "-q",
+                "test",
+                "-Dtest=CacheTest",
+                &format!("-Dsurefire.reportsDirectory={}", dir.display())
+            ]
+        );
+        assert!(!Runner::Maven.parallel_safe());
+        assert!(Runner::Nextest.parallel_safe() && Runner::Pytest.parallel_safe());
     }
 
     #[test]

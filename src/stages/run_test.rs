@@ -7,9 +7,19 @@
 //! verification by editing the test. Stress mode (flaky failures) runs in sealed trees too: the
 //! start commit with fixci's bytes of the test to confirm, the committed attempt to verify (the
 //! CI's own test as the attempt edited it, an agent's test from fixci's bytes), each run judged
-//! by its report where the runner writes one.
+//! by its report where the runner writes one. A fix that passes the statistical check then gets
+//! the other checks on the same commit ([`sealed_run::run_checks`]): the CI's failing tests, the
+//! spec's gate, and no regressions against the base commit.
+//!
+//! The CI's own failing test in a flaky run is itself flaky. Check (b) therefore does not run a
+//! CI test again when the statistical check covered it (the same test id as one that failed
+//! under stress, or, for an existing test judged by exit code only, a test of the stressed file):
+//! N runs under stress are stronger evidence than one more run. A CI failing test the stress did
+//! not cover (an agent's new reproduction test has another id) runs once, and a failure fails
+//! the attempt like any other check. Check (c) leaves the stressed ids out of the comparison
+//! (one run of a flaky test is chance), compares every other test that passed at the base.
 
-use super::sealed_run::{self, Setup};
+use super::sealed_run;
 use super::{Stage, StageCtx, StageResult, test_env_remove};
 use crate::defaults;
 use crate::error::{Error, io_error};
@@ -62,6 +72,33 @@ impl Stage for RunTest {
     }
 }
 
+/// Records the statistical check as the attempt's only check (it failed, or the budget left no
+/// time for the others); passed when it passed, with `failure_output` for the next prompt.
+fn record_statistical_only(
+    cx: &mut StageCtx<'_>,
+    commit: git2::Oid,
+    check: CheckRecord,
+    counts: Counts,
+    failure_output: Option<String>,
+) {
+    let passed = check.status == CheckStatus::Passed;
+    cx.emit(Event::CandidateVerified {
+        attempt: cx.attempt,
+        verification: Some(Verification {
+            commit: commit.to_string(),
+            checks: vec![check],
+        }),
+        base_suite: None,
+        tampering: Vec::new(),
+    });
+    cx.emit(Event::VerificationRecorded {
+        attempt: cx.attempt,
+        counts,
+        passed,
+        failure_output,
+    });
+}
+
 /// The CI failure's kind and signature, from the distilled log of the run (if any).
 fn ci_kind(st: &crate::run_dir::RunState) -> Option<(crate::judge::FailureKind, String)> {
     st.logs
@@ -77,6 +114,7 @@ impl RunTest {
     /// ([`crate::judge::reproduction`]).
     fn stress(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         use crate::stress::{self, FailureMatch, StopReason, StressCommand, StressConfig};
+        let deadline = std::time::Instant::now() + cx.budget;
         let planned_default = || u64::from(defaults::verify_runs(cx.env.spec().spec.verify_runs));
         let setup = match sealed_run::setup(cx)? {
             Ok(s) => s,
@@ -103,13 +141,17 @@ impl RunTest {
             }
             Err(why) => return Ok(StageResult::failed(why)),
         };
-        let Setup { rec, runner, .. } = setup;
+        let (rec, runner) = (setup.rec.clone(), setup.runner.clone());
         let mut cfg = StressConfig::new(
             StressCommand::Runner(runner.clone()),
             tree.root(),
             cx.dir.join("stress"),
         );
         cfg.scratch = Some(tree.scratch());
+        if !runner.runner.parallel_safe() {
+            // Maven builds into the tree's `target/` on every run: one run at a time.
+            cfg.jobs = 1;
+        }
         if self.expect == Expect::Pass {
             cfg.wanted = rec.failing_ids.clone();
         }
@@ -287,7 +329,7 @@ impl RunTest {
             }
             Expect::Pass => {
                 // A passing run that ran no test (a test renamed away) passes nothing.
-                let mut no_test = report
+                let no_test = report
                     .passing_samples
                     .iter()
                     .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
@@ -314,40 +356,50 @@ impl RunTest {
                     },
                     tests: rec.failing_ids.clone(),
                 };
-                cx.emit(Event::CandidateVerified {
-                    attempt: cx.attempt,
-                    verification: Some(Verification {
-                        commit: commit.to_string(),
-                        checks: vec![check],
-                    }),
-                    base_suite: None,
-                    tampering: Vec::new(),
-                });
-                // The spec's gate must pass on the fix commit too.
-                if passed {
-                    no_test = super::gate::check_candidate(cx)?.err();
-                }
-                cx.emit(Event::VerificationRecorded {
-                    attempt: cx.attempt,
-                    counts: counts.clone(),
-                    passed,
-                    failure_output: first_failure,
-                });
-                if report.failures + report.unmatched_failures > 0 {
+                if !passed {
+                    let out = first_failure.or(no_test.clone());
+                    record_statistical_only(cx, commit, check, counts.clone(), out);
                     return Ok(StageResult::failed(format!(
-                        "verification failed: a failure after {} of {planned} runs{}",
-                        report.runs,
-                        first_why.map(|w| format!(": {w}")).unwrap_or_default()
+                        "verification failed: {}",
+                        match &no_test {
+                            Some(w) if report.failures + report.unmatched_failures == 0 => w.clone(),
+                            _ => format!(
+                                "a failure after {} of {planned} runs{}",
+                                report.runs,
+                                first_why.map(|w| format!(": {w}")).unwrap_or_default()
+                            ),
+                        }
                     )));
                 }
-                if let Some(why) = no_test {
-                    return Ok(StageResult::failed(format!("verification failed: {why}")));
-                }
                 if report.runs < planned {
+                    // The budget ran out before N runs: no time is left for the other checks,
+                    // and the run ends `partial` whatever they would say.
+                    record_statistical_only(cx, commit, check, counts.clone(), None);
                     cx.emit(Event::PartialEvidence { reason: format!(
-                        "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out",
+                        "verification reached {} of the {planned} runs the measured failure rate demands before its budget ran out (the CI's failing tests, the gate and the regression check were not run)",
                         report.runs
                     ) });
+                } else {
+                    // The other checks on the same commit: the CI's failing tests (those the
+                    // stress runs did not already cover, run once), the spec's gate, and no
+                    // regressions.
+                    let checks = sealed_run::Checks {
+                        candidate: commit,
+                        runs: planned,
+                        write_repro,
+                        stressed: Some(check),
+                        deadline,
+                    };
+                    let out = sealed_run::run_checks(cx, &setup.repo, Some(&setup), checks)?;
+                    sealed_run::record(cx, &out, counts.clone());
+                    if let Some(c) = out.verification.failed() {
+                        return Ok(StageResult::failed(format!(
+                            "verification failed: the {} check failed on commit {}: {}",
+                            c.name,
+                            &commit.to_string()[..10],
+                            c.detail
+                        )));
+                    }
                 }
                 let bound = crate::stats::upper_bound_after_zero_failures(report.runs, 0.95);
                 let k = defaults::min_improvement(cx.env.spec().spec.min_improvement);

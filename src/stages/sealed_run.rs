@@ -11,7 +11,7 @@ use crate::error::{Error, io_error};
 use crate::run_dir::{Counts, Event, Repro, StageStatus};
 use crate::runners::command::RunnerCommand;
 use crate::vcs;
-use crate::verify::record::{CheckStatus, ReproRecord, sha256_hex};
+use crate::verify::record::{CheckRecord, CheckStatus, ReproRecord, sha256_hex};
 use crate::verify::sealed::Sealed;
 use crate::verify::{self, RunLimits};
 
@@ -306,9 +306,8 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
 /// Verifies the current attempt: commits it as a candidate, checks that commit out in a sealed
 /// tree and runs the three checks.
 pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<StageResult, Error> {
-    let spec = cx.env.spec().spec.clone();
     // A gate run's reproduction is its failing gate (see `super::gate`): no test file.
-    let s = if cx.st().repro.is_none() && !spec.gate.is_empty() {
+    let s = if cx.st().repro.is_none() && !cx.env.spec().spec.gate.is_empty() {
         None
     } else {
         match setup(cx)? {
@@ -316,81 +315,30 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
             Err(why) => return Ok(not_verified(cx, n, why)),
         }
     };
-    let gate_repo = match &s {
-        Some(_) => None,
+    let gate_repo;
+    let (repo, candidate) = match &s {
+        Some(s) => (&s.repo, candidate(cx, s)?),
         None => {
             let wt = worktree(cx.st())?;
-            Some(vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?)
+            gate_repo =
+                vcs::open(&wt).map_err(|e| Error::infra("cannot open the worktree").source(e))?;
+            let message = super::commit_message(cx.st(), cx.env.spec());
+            (
+                &gate_repo,
+                verify::candidate_commit(&gate_repo, &message, &[])?,
+            )
         }
     };
-    let (repo, candidate) = match (&s, &gate_repo) {
-        (Some(s), _) => (&s.repo, candidate(cx, s)?),
-        (None, Some(r)) => (
-            r,
-            verify::candidate_commit(r, &super::commit_message(cx.st(), cx.env.spec()), &[])?,
-        ),
-        (None, None) => unreachable!("a repository is opened on either path"),
-    };
     // A feature's acceptance tests are new too (and stay in the candidate, see `candidate`).
-    let from_agent = s
-        .as_ref()
-        .is_some_and(|s| s.repro.origin == "agent" || s.repro.origin == crate::feature::ORIGIN);
-    let base = git2::Oid::from_str(&cx.st().repo.base_commit)
-        .map_err(|e| Error::infra("bad base commit in state").source(e))?;
-    // The CI's failing tests: from the distilled log, or the existing test itself.
-    let ci_tests: Vec<(String, Option<String>)> = cx
-        .st()
-        .logs
-        .as_ref()
-        .map(|l| {
-            l.distilled
-                .failures
-                .iter()
-                .filter(|f| f.kind.as_deref() != Some("generic"))
-                .map(|f| (f.test.clone(), f.file.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let input = verify::VerifyInput {
-        repo,
-        base,
+    let write_repro = restore || s.as_ref().is_some_and(|s| repro_is_new(&s.repro));
+    let checks = Checks {
         candidate,
-        repro: s.as_ref().map(|s| verify::ReproInput {
-            file: s.repro.test_file.as_str(),
-            bytes: (from_agent || restore).then_some(s.bytes.as_slice()),
-            runner: &s.runner,
-            ids: s.rec.failing_ids.as_slice(),
-        }),
-        repro_is_new: from_agent,
         runs: n,
-        ci_tests,
-        template: spec.test_command.as_deref(),
-        suite_command: spec.suite_command.as_deref(),
-        base_suite: cx.st().base_suite.clone(),
-        gate: &spec.gate,
+        write_repro,
+        stressed: None,
+        deadline: Instant::now() + cx.budget,
     };
-    let id = cx.id.to_string();
-    let mut events = Vec::new();
-    let mut on_run = |label: &str, k: u64, passed: bool, how: String| {
-        events.push(Event::TestRun {
-            stage: id.clone(),
-            run: k,
-            of: if label == "reproduction" { n } else { k },
-            passed,
-            how: format!("{label}: {how}"),
-        });
-    };
-    let mut lim = limits(cx, &mut on_run);
-    let out = verify::verify_candidate(&input, &mut lim)?;
-    drop(lim);
-    for e in events {
-        cx.emit(e);
-    }
-    std::fs::write(
-        cx.dir.join("verification.json"),
-        serde_json::to_string_pretty(&out.verification).unwrap_or_default(),
-    )
-    .map_err(|e| io_error("write", &cx.dir.join("verification.json"), e))?;
+    let out = run_checks(cx, repo, s.as_ref(), checks)?;
     let repro_check = out
         .verification
         .checks
@@ -404,19 +352,7 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         planned: n,
     };
     write_counts(cx, &counts)?;
-    let failed = out.verification.failed().cloned();
-    cx.emit(Event::CandidateVerified {
-        attempt: cx.attempt,
-        verification: Some(out.verification.clone()),
-        base_suite: out.base_suite.clone(),
-        tampering: Vec::new(),
-    });
-    cx.emit(Event::VerificationRecorded {
-        attempt: cx.attempt,
-        counts: counts.clone(),
-        passed: failed.is_none(),
-        failure_output: out.failure_output.as_deref().map(crate::redact::redact),
-    });
+    record(cx, &out, counts);
     let summary = out
         .verification
         .checks
@@ -435,7 +371,7 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
         .collect::<Vec<_>>()
         .join(", ");
     let short = &candidate.to_string()[..10];
-    match failed {
+    match out.verification.failed() {
         Some(c) => Ok(StageResult::new(
             StageStatus::Failed,
             format!("commit {short}: {} check failed: {}", c.name, c.detail),
@@ -444,4 +380,118 @@ pub(crate) fn verify(cx: &mut StageCtx<'_>, n: u64, restore: bool) -> Result<Sta
             "commit {short} verified in a sealed checkout: {summary}"
         ))),
     }
+}
+
+/// True when the reproduction test is fixci's addition (an agent's test or a feature's
+/// acceptance tests), not a test of the repository.
+fn repro_is_new(r: &Repro) -> bool {
+    r.origin == "agent" || r.origin == crate::feature::ORIGIN
+}
+
+/// What [`run_checks`] verifies on which commit.
+pub(crate) struct Checks {
+    /// The candidate commit.
+    pub candidate: git2::Oid,
+    /// Runs of the reproduction (check (a)) when `stressed` is `None`.
+    pub runs: u64,
+    /// Write fixci's bytes of the reproduction test into the tree.
+    pub write_repro: bool,
+    /// Check (a) already run on `candidate` under stress (see [`verify::VerifyInput::stressed`]).
+    pub stressed: Option<CheckRecord>,
+    /// The stage's deadline: no run starts after it.
+    pub deadline: Instant,
+}
+
+/// Runs [`verify::verify_candidate`] on `checks.candidate` in a sealed tree: (a) the
+/// reproduction (or the statistical check already run), (b) the CI's failing tests, the gate,
+/// (c) no regressions against the base commit. Emits a `TestRun` per run and writes
+/// `verification.json` into the stage folder; the caller records the outcome ([`record`]).
+///
+/// Errors: a bad base commit in the state, git or disk trouble, a runner that cannot start.
+pub(crate) fn run_checks(
+    cx: &mut StageCtx<'_>,
+    repo: &git2::Repository,
+    s: Option<&Setup>,
+    checks: Checks,
+) -> Result<verify::VerifyOutput, Error> {
+    let spec = cx.env.spec().spec.clone();
+    let base = git2::Oid::from_str(&cx.st().repo.base_commit)
+        .map_err(|e| Error::infra("bad base commit in state").source(e))?;
+    // The CI's failing tests: from the distilled log, or the existing test itself.
+    let ci_tests: Vec<(String, Option<String>)> = cx
+        .st()
+        .logs
+        .as_ref()
+        .map(|l| {
+            l.distilled
+                .failures
+                .iter()
+                .filter(|f| f.kind.as_deref() != Some("generic"))
+                .map(|f| (f.test.clone(), f.file.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let n = checks.runs;
+    let input = verify::VerifyInput {
+        repo,
+        base,
+        candidate: checks.candidate,
+        repro: s.map(|s| verify::ReproInput {
+            file: s.repro.test_file.as_str(),
+            bytes: checks.write_repro.then_some(s.bytes.as_slice()),
+            runner: &s.runner,
+            ids: s.rec.failing_ids.as_slice(),
+        }),
+        repro_is_new: s.is_some_and(|s| repro_is_new(&s.repro)),
+        runs: n,
+        ci_tests,
+        template: spec.test_command.as_deref(),
+        suite_command: spec.suite_command.as_deref(),
+        base_suite: cx.st().base_suite.clone(),
+        gate: &spec.gate,
+        stressed: checks.stressed,
+    };
+    let id = cx.id.to_string();
+    let mut events = Vec::new();
+    let mut on_run = |label: &str, k: u64, passed: bool, how: String| {
+        events.push(Event::TestRun {
+            stage: id.clone(),
+            run: k,
+            of: if label == "reproduction" { n } else { k },
+            passed,
+            how: format!("{label}: {how}"),
+        });
+    };
+    let mut lim = limits(cx, &mut on_run);
+    lim.deadline = checks.deadline;
+    let out = verify::verify_candidate(&input, &mut lim)?;
+    drop(lim);
+    for e in events {
+        cx.emit(e);
+    }
+    let p = cx.dir.join("verification.json");
+    std::fs::write(
+        &p,
+        serde_json::to_string_pretty(&out.verification).unwrap_or_default(),
+    )
+    .map_err(|e| io_error("write", &p, e))?;
+    Ok(out)
+}
+
+/// Records the attempt's checks (`CandidateVerified`, with the base suite for later attempts)
+/// and its verification counts, passed when no check failed; a failed check's output goes to
+/// the next attempt's prompt.
+pub(crate) fn record(cx: &mut StageCtx<'_>, out: &verify::VerifyOutput, counts: Counts) {
+    cx.emit(Event::CandidateVerified {
+        attempt: cx.attempt,
+        verification: Some(out.verification.clone()),
+        base_suite: out.base_suite.clone(),
+        tampering: Vec::new(),
+    });
+    cx.emit(Event::VerificationRecorded {
+        attempt: cx.attempt,
+        counts,
+        passed: out.verification.failed().is_none(),
+        failure_output: out.failure_output.as_deref().map(crate::redact::redact),
+    });
 }

@@ -377,6 +377,15 @@ pub struct VerifyInput<'a> {
     pub base_suite: Option<SuiteRecord>,
     /// The spec's `gate`: every command must pass on the candidate (empty: no gate check).
     pub gate: &'a [String],
+    /// The reproduction check fixci already ran on this candidate: the flaky pipeline's
+    /// statistical check (N runs under stress, [`crate::stages`] `run-test` in stress mode). It
+    /// is recorded as check (a) instead of running the reproduction `runs` times, and its
+    /// `tests` (the ids that failed under stress at the start commit) are "covered": a CI
+    /// failing test with such an id is not run again by (b), and those ids are left out of the
+    /// regression comparison (c), since one run of a flaky test is chance, not evidence. When it
+    /// has no ids (exit code only), the reproduction's file stands for them: it is left out of
+    /// the default suite and keeps the candidate's version in the suite run.
+    pub stressed: Option<CheckRecord>,
 }
 
 /// What [`verify_candidate`] found.
@@ -422,18 +431,22 @@ pub fn verify_candidate(
             return Ok(out);
         }
     };
-    // (a) the reproduction.
     if let Some(ReproInput {
         file,
-        bytes,
-        runner,
-        ids,
+        bytes: Some(b),
+        ..
     }) = input.repro
     {
-        if let Some(b) = bytes {
-            tree.write(file, b)
-                .map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
+        tree.write(file, b)
+            .map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
+    }
+    // (a) the reproduction: run here, or already run under stress on this candidate.
+    if let Some(check) = &input.stressed {
+        out.verification.checks.push(check.clone());
+        if check.status == CheckStatus::Failed {
+            return Ok(out);
         }
+    } else if let Some(ReproInput { runner, ids, .. }) = input.repro {
         let mut check = new_check("reproduction", runner, ids.to_vec());
         for k in 1..=input.runs {
             let log = lim.log_dir.join(format!("repro-run-{k}.log"));
@@ -556,8 +569,15 @@ fn ci_check(
     lim: &mut RunLimits<'_>,
     out: &mut VerifyOutput,
 ) -> Result<CheckRecord, Error> {
-    if input.ci_tests.is_empty() {
-        let why = if input.repro.is_some() && !input.repro_is_new {
+    let ci_tests: Vec<&(String, Option<String>)> = input
+        .ci_tests
+        .iter()
+        .filter(|(id, file)| !stress_covers(input, &tree.root(), id, file.as_deref()))
+        .collect();
+    if ci_tests.is_empty() {
+        let why = if input.stressed.is_some() && !input.ci_tests.is_empty() {
+            "the CI's failing test is the test run under stress: checked statistically above"
+        } else if input.repro.is_some() && !input.repro_is_new {
             "the CI's failing test is the reproduction: checked above"
         } else {
             "the run has no CI failure naming a test"
@@ -566,7 +586,7 @@ fn ci_check(
     }
     let mut by_file: Vec<(String, Vec<String>)> = Vec::new();
     let mut unlocated = Vec::new();
-    for (id, file) in &input.ci_tests {
+    for (id, file) in ci_tests {
         match locate_test_file(&tree.root(), id, file.as_deref()) {
             Some(f) => match by_file.iter_mut().find(|(g, _)| *g == f) {
                 Some((_, ids)) => ids.push(id.clone()),
@@ -646,6 +666,32 @@ fn ci_check(
     Ok(check)
 }
 
+/// True when the CI's failing test `id` (in `file` as the log names it) is covered by the
+/// statistical check of [`VerifyInput::stressed`]: one of its ids, or, when it has none (exit
+/// code only), a test of the reproduction's own file (an existing test, not an agent's new one).
+fn stress_covers(input: &VerifyInput<'_>, root: &Path, id: &str, file: Option<&str>) -> bool {
+    let Some(s) = &input.stressed else {
+        return false;
+    };
+    if s.tests.is_empty() {
+        let repro = input.repro.filter(|_| !input.repro_is_new).map(|r| r.file);
+        repro.is_some() && locate_test_file(root, id, file).as_deref() == repro
+    } else {
+        s.tests.iter().any(|t| outcome::same_test(t, id))
+    }
+}
+
+/// The reproduction's file when [`VerifyInput::stressed`] has no test ids (exit code only): it
+/// stands for the flaky test, whose one-run outcome is chance.
+fn stressed_file<'a>(input: &VerifyInput<'a>) -> Option<&'a str> {
+    input
+        .stressed
+        .as_ref()
+        .filter(|s| s.tests.is_empty())
+        .and(input.repro)
+        .map(|r| r.file)
+}
+
 /// The test files the suite runs without `suite-command`: the CI failure's files and the test
 /// files in the reproduction's folder, as the base commit has them.
 fn suite_files(input: &VerifyInput<'_>, base_tree: &Sealed) -> Vec<String> {
@@ -685,7 +731,7 @@ fn suite_files(input: &VerifyInput<'_>, base_tree: &Sealed) -> Vec<String> {
         }
     }
     let mut seen = std::collections::HashSet::new();
-    files.retain(|f| seen.insert(f.clone()));
+    files.retain(|f| seen.insert(f.clone()) && Some(f.as_str()) != stressed_file(input));
     files
 }
 
@@ -765,7 +811,13 @@ fn regression_check(
     };
     // The candidate with the base commit's test files: a weakened or deleted test cannot hide
     // a regression.
-    restore_base_tests(input.repo, input.base, input.candidate, fix_tree)?;
+    restore_base_tests(
+        input.repo,
+        input.base,
+        input.candidate,
+        fix_tree,
+        stressed_file(input),
+    )?;
     if let Some(ReproInput { file, .. }) = input.repro.filter(|_| input.repro_is_new) {
         // An added reproduction test is not part of the base suite.
         fix_tree
@@ -777,7 +829,12 @@ fn regression_check(
     let mut check = new_check("regressions", &runner, Vec::new());
     check.runs = 1;
     check.evidence = run.evidence.into();
-    let exclude: Vec<&String> = input.ci_tests.iter().map(|(id, _)| id).collect();
+    let exclude: Vec<&String> = input
+        .ci_tests
+        .iter()
+        .map(|(id, _)| id)
+        .chain(input.stressed.iter().flat_map(|s| &s.tests))
+        .collect();
     let verdict: Result<String, String> = match (&run.cases, &run.report_error, base.evidence.as_str()) {
         (Some(cases), None, "junit" | "go-json") => {
             let broken: Vec<String> = base
@@ -833,12 +890,14 @@ fn regression_check(
 }
 
 /// Puts the base commit's version of every test file the candidate changed back into `tree`
-/// (files the candidate added are removed).
+/// (files the candidate added are removed), except `keep` (the flaky test's own file when only
+/// its exit code tells its outcome, see [`VerifyInput::stressed`]).
 fn restore_base_tests(
     repo: &Repository,
     base: Oid,
     candidate: Oid,
     tree: &Sealed,
+    keep: Option<&str>,
 ) -> Result<(), Error> {
     let infra =
         |e: git2::Error| Error::infra("cannot diff the candidate against the base").source(e);
@@ -859,7 +918,7 @@ fn restore_base_tests(
             .flatten()
         {
             let rel = p.to_string_lossy().replace('\\', "/");
-            if !crate::runners::looks_like_test(&rel) {
+            if !crate::runners::looks_like_test(&rel) || Some(rel.as_str()) == keep {
                 continue;
             }
             let res = match bt
@@ -935,4 +994,66 @@ pub fn confirm(
 /// `true` when the runner's outcome comes from a report.
 pub fn has_report(r: &RunnerCommand) -> bool {
     r.runner.has_report() && r.runner != Runner::Shell
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(tests: &[&str]) -> CheckRecord {
+        CheckRecord {
+            tests: tests.iter().map(|t| t.to_string()).collect(),
+            ..not_run("reproduction", String::new())
+        }
+    }
+
+    #[test]
+    fn the_statistical_check_covers_its_own_ids_or_without_ids_its_existing_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init(tmp.path()).unwrap();
+        std::fs::create_dir_all(tmp.path().join("tests")).unwrap();
+        for f in ["tests/test_a.py", "tests/test_b.py"] {
+            std::fs::write(tmp.path().join(f), "").unwrap();
+        }
+        let runner = command::parse_line("python3 -m pytest tests/test_a.py");
+        let mut input = VerifyInput {
+            repo: &repo,
+            base: Oid::ZERO_SHA1,
+            candidate: Oid::ZERO_SHA1,
+            repro: Some(ReproInput {
+                file: "tests/test_a.py",
+                bytes: None,
+                runner: &runner,
+                ids: &[],
+            }),
+            repro_is_new: false,
+            runs: 1,
+            ci_tests: Vec::new(),
+            template: None,
+            suite_command: None,
+            base_suite: None,
+            gate: &[],
+            stressed: None,
+        };
+        let root = tmp.path();
+        let a = "tests/test_a.py::test_flaky";
+        let b = "tests/test_b.py::test_other";
+        // Without a statistical check, nothing is covered (the deterministic path runs (b)).
+        assert!(!stress_covers(&input, root, a, None));
+        assert_eq!(stressed_file(&input), None);
+        // With ids: the same test (pytest or dotted form), not another of the same file.
+        input.stressed = Some(stat(&["tests.test_a.test_flaky"]));
+        assert!(stress_covers(&input, root, a, None));
+        assert!(!stress_covers(&input, root, "tests/test_a.py::test_x", None));
+        assert!(!stress_covers(&input, root, b, None));
+        assert_eq!(stressed_file(&input), None);
+        // Exit code only: the stressed file stands for its tests.
+        input.stressed = Some(stat(&[]));
+        assert!(stress_covers(&input, root, a, None));
+        assert!(!stress_covers(&input, root, b, Some("tests/test_b.py")));
+        assert_eq!(stressed_file(&input), Some("tests/test_a.py"));
+        // An agent's new test has other ids: the CI's own test is not covered and runs once.
+        input.repro_is_new = true;
+        assert!(!stress_covers(&input, root, a, None));
+    }
 }

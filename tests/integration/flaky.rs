@@ -187,15 +187,36 @@ fn a_fix_that_only_retries_once_is_caught_in_at_least_19_of_20_trials() {
 /// time; the code under test is fine.
 const PY_TEST: &str = "import random\nimport unittest\n\nfrom app.sample import top\n\n\nclass SampleTest(unittest.TestCase):\n    def test_top_is_below_the_cap(self):\n        rng = random.Random()\n        xs = [rng.random() for _ in range(3)]\n        self.assertLess(top(xs), 0.8)\n";
 
+/// Another test of the repository, which every honest fix leaves passing.
+const PY_DOUBLE_TEST: &str = "import unittest\n\nfrom app.sample import double\n\n\nclass DoubleTest(unittest.TestCase):\n    def test_double(self):\n        self.assertEqual(double(7), 14)\n";
+
+/// The code under test: `top` is fine, `double` is what a careless fix breaks; the TODO marker
+/// is what the gate trial's lint refuses.
+const PY_SAMPLE: &str = "# TODO: tidy\ndef top(xs):\n    return max(xs)\n\n\ndef double(x):\n    return 2 * x\n";
+
 /// `seed`: the real upstream kind of fix, seeding the test's randomness inside the test.
+/// `seed-breaks`: the same, and (first attempt only) it breaks `double`, which another test
+/// covers. `seed-weakens`: the same break, with that other test's expected value changed to match.
+/// `seed-lint`: the seed fix, and the TODO marker the gate refuses removed.
 /// `untracked`: a "fix" that only works through a file git does not track (hidden by
 /// `.git/info/exclude`), with a tracked change that imports it when present.
-const PY_FIX_AGENT: &str = r#"
+const PY_FIX_AGENT: &str = r##"
 import os, pathlib, subprocess, sys
 mode = sys.argv[1]
-if mode == "seed":
+attempt = int(os.environ["FIXCI_ATTEMPT"])
+if mode.startswith("seed"):
     t = pathlib.Path("tests/test_sample.py")
     t.write_text(t.read_text().replace("random.Random()", "random.Random(4)"))
+    s = pathlib.Path("app/sample.py")
+    src = s.read_text().replace("return 2 * x + 1", "return 2 * x")
+    if mode in ("seed-breaks", "seed-weakens") and attempt == 1:
+        src = src.replace("return 2 * x", "return 2 * x + 1")
+    if mode == "seed-weakens":
+        d = pathlib.Path("tests/test_double.py")
+        d.write_text(d.read_text().replace("double(7), 14)", "double(7), 15)"))
+    if mode == "seed-lint":
+        src = src.replace("# TODO: tidy\n", "")
+    s.write_text(src)
 else:
     common = subprocess.check_output(["git", "rev-parse", "--git-common-dir"], text=True).strip()
     info = pathlib.Path(common, "info")
@@ -206,43 +227,44 @@ else:
     s = pathlib.Path("app/sample.py")
     s.write_text("try:\n    from app._local import top  # noqa\nexcept ImportError:\n" + "".join("    " + l + "\n" for l in s.read_text().splitlines()))
 pathlib.Path(os.environ["FIXCI_STAGE_DIR"], "root-cause.md").write_text("the test drew unseeded random numbers")
-"#;
+"##;
 
 /// Runs the flaky pipeline on the Python repository with the fix agent in `mode`.
 fn py_trial(root: &Path, mode: &str) -> (PathBuf, i32) {
+    py_trial_with(root, mode, json!({}))
+}
+
+/// [`py_trial`] with more spec keys (`keys` overrides the defaults).
+fn py_trial_with(root: &Path, mode: &str, keys: Value) -> (PathBuf, i32) {
     let dir = root.join(mode);
     let repo = dir.join("repo");
     std::fs::create_dir_all(repo.join("app")).unwrap();
     std::fs::create_dir_all(repo.join("tests")).unwrap();
     std::fs::write(repo.join("app/__init__.py"), "").unwrap();
-    std::fs::write(
-        repo.join("app/sample.py"),
-        "def top(xs):\n    return max(xs)\n",
-    )
-    .unwrap();
+    std::fs::write(repo.join("app/sample.py"), PY_SAMPLE).unwrap();
     std::fs::write(repo.join("tests/__init__.py"), "").unwrap();
     std::fs::write(repo.join("tests/test_sample.py"), PY_TEST).unwrap();
+    std::fs::write(repo.join("tests/test_double.py"), PY_DOUBLE_TEST).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "sample"]);
     std::fs::write(dir.join("fix_agent.py"), PY_FIX_AGENT).unwrap();
     crate::common::flaky_pipeline_with_runs(&dir, 80);
     let spec = dir.join("info.json");
-    std::fs::write(
-        &spec,
-        json!({
-            "deterministic": false,
-            "prompt": "test_top_is_below_the_cap fails now and then",
-            "existing-test-path": "tests/test_sample.py",
-            "repo": repo.display().to_string(),
-            "agent": {"command": ["python3", "fix_agent.py", mode]},
-            "max-attempts": 1,
-            "allow-test-infra-changes": true,
-            "sandbox": "none",
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let mut doc = json!({
+        "deterministic": false,
+        "prompt": "test_top_is_below_the_cap fails now and then",
+        "existing-test-path": "tests/test_sample.py",
+        "repo": repo.display().to_string(),
+        "agent": {"command": ["python3", "fix_agent.py", mode]},
+        "max-attempts": 1,
+        "allow-test-infra-changes": true,
+        "sandbox": "none",
+    });
+    for (k, v) in keys.as_object().unwrap() {
+        doc[k] = v.clone();
+    }
+    std::fs::write(&spec, doc.to_string()).unwrap();
     run_in(&dir, &spec, &[])
 }
 
@@ -288,6 +310,128 @@ fn a_fix_that_seeds_the_tests_randomness_verifies_in_the_sealed_tree_and_succeed
         &["show", &format!("{verified}:tests/test_sample.py")],
     );
     assert!(test.contains("random.Random(4)"), "{test}");
+    // The statistical check and the regression check ran on that one commit: the other test of
+    // the folder still passes (the stressed test, one run of which is chance, is left out).
+    assert_eq!(check_names(&st, 0), ["reproduction", "ci-tests", "regressions"], "{st}");
+    let reg = &st["attempts"][0]["checks"]["checks"][2];
+    assert_eq!(reg["status"], "passed", "{reg}");
+    assert_eq!(reg["evidence"], "junit", "{reg}");
+    assert!(
+        st["base_suite"]["passed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().ends_with("test_double")),
+        "{}",
+        st["base_suite"]
+    );
+}
+
+/// The names of the checks recorded for attempt `k` (0-based).
+fn check_names(st: &Value, k: usize) -> Vec<String> {
+    st["attempts"][k]["checks"]["checks"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The check named `name` of attempt `k` (0-based).
+fn check_of(st: &Value, k: usize, name: &str) -> Value {
+    st["attempts"][k]["checks"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} check in attempt {}: {st}", k + 1))
+}
+
+#[test]
+fn a_flaky_fix_that_breaks_another_test_fails_its_attempt_and_the_regression_reaches_the_next_prompt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, code) = py_trial_with(tmp.path(), "seed-breaks", json!({"max-attempts": 2}));
+    let rep = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    // Attempt 1 really fixes the flake (the statistical check passes) but breaks `double`.
+    assert_eq!(st["attempts"][0]["outcome"], "failed", "{rep}");
+    assert_eq!(check_of(&st, 0, "reproduction")["status"], "passed", "{st}");
+    let reg = check_of(&st, 0, "regressions");
+    assert_eq!(reg["status"], "failed", "{reg}");
+    assert!(reg["detail"].as_str().unwrap().contains("test_double"), "{reg}");
+    // Both checks were run on the same candidate commit, recorded together.
+    assert_eq!(check_names(&st, 0), ["reproduction", "ci-tests", "regressions"], "{st}");
+    let r1 = result(&run);
+    let reason = r1["attempts"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("regressions") && reason.contains("test_double"), "{r1}");
+    // The regression's output is in the next attempt's prompt.
+    let prompt2 = std::fs::read_to_string(run.join("stages/fix/attempt-2/prompt.md")).unwrap();
+    assert!(prompt2.contains("breaks tests that passed before it"), "{prompt2}");
+    assert!(prompt2.contains("test_double"), "{prompt2}");
+    assert!(prompt2.contains("15 != 14") || prompt2.contains("assert 15 == 14"), "{prompt2}");
+    // Attempt 2 keeps the seed and leaves `double` alone: success.
+    assert_eq!(code, 0, "{rep}");
+    assert_eq!(r1["status"], "success", "{rep}");
+    assert_eq!(check_of(&st, 1, "regressions")["status"], "passed", "{st}");
+}
+
+#[test]
+fn a_flaky_fix_that_breaks_another_test_and_weakens_it_is_still_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, code) = py_trial(tmp.path(), "seed-weakens");
+    let rep = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(code, 1, "{rep}");
+    assert_ne!(result(&run)["status"], "success", "{rep}");
+    // The attempt changed the other test to match the break: its own version passes, the base
+    // commit's version (which the regression check runs) does not.
+    let diff = st["attempts"][0]["diff"].as_str().unwrap();
+    assert!(diff.contains("+        self.assertEqual(double(7), 15)"), "{diff}");
+    assert_eq!(check_of(&st, 0, "reproduction")["status"], "passed", "{st}");
+    let reg = check_of(&st, 0, "regressions");
+    assert_eq!(reg["status"], "failed", "{reg}");
+    assert!(reg["detail"].as_str().unwrap().contains("test_double"), "{reg}");
+    assert!(rep.contains("regressions") && rep.contains("test_double"), "{rep}");
+}
+
+#[test]
+fn in_a_flaky_run_with_a_gate_the_gate_runs_on_the_statistically_verified_commit() {
+    // The gate (a lint refusing a TODO marker) fails at the base commit; the fix must pass it on
+    // the same commit the stress runs verified, and the attempt records both.
+    let tmp = tempfile::tempdir().unwrap();
+    let gate = json!({"gate": ["! grep -n TODO app/sample.py"]});
+    for (mode, ok) in [("seed-lint", true), ("seed", false)] {
+        let (run, code) = py_trial_with(tmp.path(), mode, gate.clone());
+        let rep = std::fs::read_to_string(run.join("report.md")).unwrap();
+        let st: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap())
+                .unwrap();
+        assert_eq!(st["gate"]["outcomes"][0]["passed"], false, "{mode}: {}", st["gate"]);
+        let names = check_names(&st, 0);
+        assert_eq!(names[0], "reproduction", "{mode}: {st}");
+        let stat = check_of(&st, 0, "reproduction");
+        assert_eq!(stat["status"], "passed", "{mode}: {stat}");
+        let p0 = st["flaky"]["failure_rate"].as_f64().unwrap();
+        assert_eq!(stat["runs"], runs_needed(p0, 4.0, 0.05), "{mode}: {stat}");
+        let g = check_of(&st, 0, "gate");
+        assert_eq!(g["command"], "! grep -n TODO app/sample.py", "{mode}: {g}");
+        if ok {
+            assert_eq!(code, 0, "{mode}: {rep}");
+            assert_eq!(result(&run)["status"], "success", "{mode}: {rep}");
+            assert_eq!(g["status"], "passed", "{mode}: {g}");
+            // One commit: verified statistically, gated, and proposed.
+            let verified = st["attempts"][0]["checks"]["commit"].as_str().unwrap();
+            assert_eq!(st["commit"].as_str().unwrap(), verified, "{st}");
+        } else {
+            assert_eq!(code, 1, "{mode}: {rep}");
+            assert_ne!(result(&run)["status"], "success", "{mode}: {rep}");
+            assert_eq!(g["status"], "failed", "{mode}: {g}");
+            assert!(rep.contains("gate"), "{mode}: {rep}");
+        }
+    }
 }
 
 #[test]
