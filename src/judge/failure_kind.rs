@@ -1,11 +1,13 @@
-//! Why a test run failed, read from its output: an assertion, an exception of some type, an
-//! import or collection error, no tests at all, a timeout. A reproduction counts only when it
-//! fails for a reason a code fix can address and, with a CI log, for the CI's reason
-//! (DESIGN.md section 4): a test that fails on `ModuleNotFoundError` is "fixed" by adding the
-//! module, and `No module named pytest` or `command not found` prove nothing about the code.
+//! Why a test run failed, read from its report and its output: an assertion, an exception of
+//! some type, an import or collection error, a missing interpreter or test runner, no tests at
+//! all, a timeout. This is fixci's one failure classifier: the engine's reproduction verdict
+//! ([`super::reproduction`], [`super::acceptance`]), the stress runner's failure matching and
+//! replay's `--agent gold` qualification all judge runs with it.
 //!
-//! The classifier is pure (text in, [`FailureKind`] out) so that other parts of fixci (replay's
-//! `--agent gold` qualification, the stress runner's failure matching) can use it:
+//! A reproduction counts only when it fails for a reason a code fix can address and, with a CI
+//! log, for the CI's reason (DESIGN.md section 4): a test that fails on `ModuleNotFoundError` is
+//! "fixed" by adding the module, and `No module named pytest` or `command not found` prove
+//! nothing about the code.
 //!
 //! ```
 //! use fixci::judge::failure_kind::{classify, FailureKind};
@@ -15,26 +17,56 @@
 //! assert!(repro.confirms_reproduction());
 //! assert!(!repro.same_kind_as(&ci));
 //! assert!(!classify("ModuleNotFoundError: No module named 'calc'").confirms_reproduction());
+//! assert!(matches!(classify("/venv/bin/python: No module named pytest"), FailureKind::MissingRunner { .. }));
 //! ```
 //!
-//! What it knows, from the runners' real output: Python (pytest, unittest: tracebacks, `E`
-//! lines, the `FAILED ... - msg` short summary, `errors during collection`, `no tests ran`,
-//! `NO TESTS RAN`, `collected 0 items`, `ERROR at setup of`, `fixture '...' not found`), Rust
-//! (`cargo test`: `panicked at`, `assertion ... failed`, `could not compile`), Go (`--- FAIL`,
-//! `panic:`, `[build failed]`, `[setup failed]`, `no test files`, `no tests to run`,
-//! `test timed out after`), JavaScript (jest, vitest, mocha: `expect(received)`, chai's and
-//! node's `AssertionError`, `Test suite failed to run`, `Cannot find module`, `No tests found`,
-//! `No test files found`, `Exceeded timeout`), PHPUnit (`Failed asserting that`,
-//! `No tests executed!`, `PHP Parse error`), RSpec (`expected: ... got:`,
-//! `An error occurred while loading`, `0 examples`), Maven/JUnit (`AssertionFailedError`,
-//! `expected: <..> but was: <..>`, `COMPILATION ERROR`, `No tests were executed`), and shells
-//! (`command not found`, `No such file or directory` for the command itself, exit 127/126).
+//! **When did it fail?** An import error is a collection error when the test module never
+//! loaded, and the test failing when it was raised inside a test's body. Evidence, strongest
+//! first:
+//! 1. how the process ended: fixci's timeout, exit 127/126 from a shell (command not found, not
+//!    executable);
+//! 2. the JUnit report ([`classify_run`] with the report's cases, as
+//!    [`crate::runners::outcome::parse_junit`] reads them): pytest writes a collection error as
+//!    an `<error message="collection failure">` of a test case named after the module (empty
+//!    `classname`), a fixture error as `<error message="failed on setup with ...">`, and an
+//!    exception in a test body as a `<failure>` of that test whose message names the type;
+//!    unittest's loader (fixci's helper writes its JUnit) reports an unimportable module as a
+//!    test of class `unittest.loader._FailedTest` and a `setUpClass`/`setUpModule` error as an
+//!    `<error>` of `setUpClass (module.Class)`; an empty report means no test ran;
+//! 3. the output alone ([`classify`]): `ERROR collecting`, `ImportError while importing test
+//!    module`, `errors during collection`, `INTERNALERROR`, `ERROR at setup of`, `fixture '...'
+//!    not found`, unittest's `Failed to import test module`/`_FailedTest` and `ERROR:
+//!    setUpClass (...)` are collection or fixture errors; an `ImportError`,
+//!    `ModuleNotFoundError` or `SyntaxError` in a test's failure block (pytest's `FAILED
+//!    path::test - ...` and `N failed`, unittest's `ERROR: test_x (module.Class.test_x)` with
+//!    `Ran N tests`, N > 0) is that test failing with that exception; one with no sign that a
+//!    test ran (a bare traceback) is a collection error.
+//!
+//! Missing runner (its own kind, never a reproduction; replay calls it an `infra-error`):
+//! `python: No module named pytest` (the interpreter's own message for `-m`, unquoted, unlike a
+//! test's `No module named 'x'`), fixci's Python helper's `pytest is not installed for ...`,
+//! `can't open file` for a script that is not a test file, shells' `command not found`,
+//! `sh: 1: x: not found`, `env: 'x': No such file or directory`, `Permission denied`, pytest's
+//! `error: unrecognized arguments` (a plugin the command needs is not installed), cargo's
+//! `no such command`, Maven's `No plugin found for prefix`.
+//!
+//! Other runners, from their output: Rust (`cargo test`: `panicked at`, `assertion ... failed`,
+//! `could not compile`), Go (`--- FAIL`, `panic:`, `[build failed]`, `[setup failed]`, `no test
+//! files`, `no tests to run`, `test timed out after`), JavaScript (jest, vitest, mocha:
+//! `expect(received)`, chai's and node's `AssertionError`, `Test suite failed to run`, `Cannot
+//! find module`, `No tests found`, `No test files found`, `Exceeded timeout`), PHPUnit (`Failed
+//! asserting that`, `No tests executed!`, `PHP Parse error`), RSpec (`expected: ... got:`, `An
+//! error occurred while loading`, `0 examples`), Maven/JUnit (`AssertionFailedError`,
+//! `expected: <..> but was: <..>`, `COMPILATION ERROR`, `No tests were executed`).
 
 use std::fmt;
 use std::sync::OnceLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+
+use crate::process::Termination;
+use crate::runners::outcome::{Case, CaseOutcome};
 
 /// Why one test run failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,18 +77,29 @@ pub enum FailureKind {
     /// (a `--- FAIL` without a panic), jest/vitest `expect`, chai/node `AssertionError`,
     /// PHPUnit `Failed asserting`, RSpec expectations, JUnit `AssertionFailedError`.
     Assertion,
-    /// An exception (or panic) other than an assertion, by its type's short name, e.g.
-    /// `KeyError`, `TypeError`, `NullPointerException`, `NoMethodError`, or `panic` for a Rust
-    /// or Go panic that is not an assertion.
+    /// An exception (or panic) other than an assertion raised while a test ran, by its type's
+    /// short name, e.g. `KeyError`, `TypeError`, `ImportError` (an import in the test's body),
+    /// `NullPointerException`, `NoMethodError`, or `panic` for a Rust or Go panic that is not
+    /// an assertion.
     Exception {
         /// The type's last path segment (`java.lang.NullPointerException` gives
         /// `NullPointerException`).
         type_name: String,
     },
-    /// The test never ran its body: an import, load, compile or collection error, a fixture
-    /// error, a missing module, interpreter or runner.
+    /// The test never ran its body: an import, load, compile or collection error of the test
+    /// module, a syntax error in it, a fixture (set-up) error, a missing test file.
     ImportOrCollection {
-        /// The line of output that shows it (trimmed, at most 200 characters).
+        /// The line of output that shows it (trimmed, at most 200 characters): the cause when
+        /// the output names one (`ModuleNotFoundError: No module named 'six'`), else the
+        /// runner's collection line.
+        why: String,
+    },
+    /// The test command cannot run at all: the interpreter, the test runner, a runner plugin
+    /// or the runner script is missing or not executable (exit 127/126, `No module named
+    /// pytest`, `command not found`).
+    MissingRunner {
+        /// The line of output that says so (trimmed, at most 200 characters), or the exit
+        /// code's meaning.
         why: String,
     },
     /// The runner found or selected no test.
@@ -67,15 +110,59 @@ pub enum FailureKind {
     Unknown,
 }
 
+/// Python's import-time exception types: raised at collection they mean the test module never
+/// loaded; raised in a test's body they are that test failing, but a missing module or name is
+/// "fixed" by adding it, so they never confirm a reproduction either way.
+const IMPORT_TYPES: [&str; 5] = [
+    "ModuleNotFoundError",
+    "ImportError",
+    "SyntaxError",
+    "IndentationError",
+    "TabError",
+];
+
 impl FailureKind {
-    /// True when a failure of this kind may confirm a reproduction: everything but
-    /// [`FailureKind::ImportOrCollection`] and [`FailureKind::NoTestsRan`], which say nothing
-    /// about the code under test.
+    /// True when a failure of this kind may confirm a reproduction: an assertion, a timeout,
+    /// an unrecognised failure, or an exception that is not an import-time type (see
+    /// [`FailureKind::is_import_error`]). Never an import or collection error, a missing
+    /// runner or "no tests ran", which say nothing about the code under test.
     pub fn confirms_reproduction(&self) -> bool {
+        self.ran_the_test() && !self.is_import_error()
+    }
+
+    /// True when the test ran and failed (whatever the exception): every kind but
+    /// [`FailureKind::ImportOrCollection`], [`FailureKind::MissingRunner`] and
+    /// [`FailureKind::NoTestsRan`]. Replay counts such a run as the fail-to-pass test failing
+    /// (an upstream test may import a name its fix adds, inside its body).
+    pub fn ran_the_test(&self) -> bool {
         !matches!(
             self,
-            FailureKind::ImportOrCollection { .. } | FailureKind::NoTestsRan
+            FailureKind::ImportOrCollection { .. }
+                | FailureKind::MissingRunner { .. }
+                | FailureKind::NoTestsRan
         )
+    }
+
+    /// True for an [`FailureKind::Exception`] of an import-time type (`ImportError`,
+    /// `ModuleNotFoundError`, `SyntaxError`, `IndentationError`, `TabError`) raised in a
+    /// test's body.
+    pub fn is_import_error(&self) -> bool {
+        matches!(self, FailureKind::Exception { type_name } if IMPORT_TYPES.contains(&type_name.as_str()))
+    }
+
+    /// A short stable label, as replay records count failures by it: `assertion`,
+    /// `exception:<Type>`, `collection-error`, `missing-runner`, `no-tests-ran`, `timeout`,
+    /// `failed` (unrecognised).
+    pub fn label(&self) -> String {
+        match self {
+            FailureKind::Assertion => "assertion".into(),
+            FailureKind::Exception { type_name } => format!("exception:{type_name}"),
+            FailureKind::ImportOrCollection { .. } => "collection-error".into(),
+            FailureKind::MissingRunner { .. } => "missing-runner".into(),
+            FailureKind::NoTestsRan => "no-tests-ran".into(),
+            FailureKind::Timeout => "timeout".into(),
+            FailureKind::Unknown => "failed".into(),
+        }
     }
 
     /// True when a reproduction failing with `self` fails for the same reason as the CI
@@ -95,15 +182,21 @@ impl FailureKind {
                 a.eq_ignore_ascii_case(b)
             }
             // A CI failure that itself never ran a test tells nothing about the kind.
-            (_, FailureKind::ImportOrCollection { .. } | FailureKind::NoTestsRan) => true,
+            (
+                _,
+                FailureKind::ImportOrCollection { .. }
+                | FailureKind::MissingRunner { .. }
+                | FailureKind::NoTestsRan,
+            ) => true,
             _ => false,
         }
     }
 }
 
 impl fmt::Display for FailureKind {
-    /// `an assertion failure`, `a KeyError`, `an import or collection error (<why>)`,
-    /// `no test ran`, `a timeout`, `an unrecognised failure`.
+    /// `an assertion failure`, `a KeyError`, `an import or collection error (<why>)`, `a
+    /// missing interpreter or test runner (<why>)`, `no test ran`, `a timeout`, `an
+    /// unrecognised failure`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FailureKind::Assertion => write!(f, "an assertion failure"),
@@ -122,6 +215,9 @@ impl fmt::Display for FailureKind {
             FailureKind::ImportOrCollection { why } => {
                 write!(f, "an import or collection error (`{why}`)")
             }
+            FailureKind::MissingRunner { why } => {
+                write!(f, "a missing interpreter or test runner (`{why}`)")
+            }
             FailureKind::NoTestsRan => write!(f, "no test ran"),
             FailureKind::Timeout => write!(f, "a timeout"),
             FailureKind::Unknown => write!(f, "an unrecognised failure"),
@@ -129,15 +225,101 @@ impl fmt::Display for FailureKind {
     }
 }
 
-/// Classifies a failing run's combined output. Precedence, strongest first: import or
-/// collection errors anywhere in the output (a run that could not load its test proves nothing,
-/// whatever else it printed), then "no tests ran", then a timeout, then the failure itself (the
-/// runner's summary line when it has one, else the last exception or assertion line), else
-/// [`FailureKind::Unknown`].
+/// Classifies one failing run from everything fixci has: how it ended, its report's test
+/// cases when the runner wrote a readable one (`cases`, see
+/// [`crate::runners::outcome::parse_junit`]) and its combined output. Precedence: fixci's
+/// timeout; exit 127/126 ([`FailureKind::MissingRunner`]); the report when it decides (a
+/// collection or fixture error, a failing test, or no test at all); else [`classify`] of the
+/// output.
+pub fn classify_run(output: &str, termination: &Termination, cases: Option<&[Case]>) -> FailureKind {
+    match termination {
+        Termination::TimedOut { .. } => return FailureKind::Timeout,
+        Termination::Exited { code: 126 | 127 } => return exit_code_kind(output, termination),
+        _ => {}
+    }
+    if let Some(k) = cases.and_then(|c| classify_cases(c, output)) {
+        return k;
+    }
+    classify(output)
+}
+
+/// Exit 127 (command not found) and 126 (not executable) from a shell: the line saying so.
+fn exit_code_kind(output: &str, termination: &Termination) -> FailureKind {
+    if let Some((why, true)) = output.lines().find_map(missing) {
+        return FailureKind::ImportOrCollection { why };
+    }
+    let why = output
+        .lines()
+        .find_map(missing_runner)
+        .unwrap_or_else(|| match termination {
+            Termination::Exited { code: 126 } => {
+                "exit 126: the command is not executable".to_string()
+            }
+            _ => "exit 127: the command or interpreter was not found".to_string(),
+        });
+    FailureKind::MissingRunner { why }
+}
+
+/// The kind a JUnit report shows, when it decides: `None` when every case passed or was
+/// skipped (the run failed for a reason the report does not show).
+fn classify_cases(cases: &[Case], output: &str) -> Option<FailureKind> {
+    if cases.is_empty() {
+        return Some(FailureKind::NoTestsRan);
+    }
+    let failing = || {
+        cases
+            .iter()
+            .filter(|c| matches!(c.outcome, CaseOutcome::Failed | CaseOutcome::Error))
+    };
+    if let Some(c) = failing().find(|c| is_collection_case(c)) {
+        let why = import_cause(&c.text)
+            .or_else(|| import_cause(output))
+            .unwrap_or_else(|| short(c.message.as_deref().unwrap_or("collection failure")));
+        return Some(FailureKind::ImportOrCollection { why });
+    }
+    let c = failing().next()?;
+    let from_message = c.message.as_deref().map(call_message_kind);
+    let kind = match from_message {
+        Some(k) if k != FailureKind::Unknown => k,
+        _ => last_line_kind(&c.text.lines().collect::<Vec<_>>()),
+    };
+    Some(kind)
+}
+
+/// A report case that stands for a module that did not load or a set-up that failed.
+fn is_collection_case(c: &Case) -> bool {
+    let msg = c.message.as_deref().unwrap_or("");
+    c.outcome == CaseOutcome::Error
+        && (msg == "collection failure"
+            || msg.starts_with("failed on setup with")
+            || msg.starts_with("failed on teardown with")
+            || c.classname.starts_with("unittest.loader._FailedTest")
+            || c.classname.starts_with("unittest.loader.ModuleImportFailure")
+            || ["setUpClass (", "setUpModule (", "tearDownClass (", "tearDownModule ("]
+                .iter()
+                .any(|h| c.id().contains(h)))
+}
+
+/// Classifies a failing run's combined output. Precedence, strongest first: a missing
+/// interpreter or test runner, then import or collection errors (a run that could not load its
+/// test proves nothing, whatever else it printed; an import-time exception counts as one when
+/// no test is shown to have run), then "no tests ran", then a timeout, then the failure itself
+/// (the runner's summary line when it has one, else the last exception or assertion line),
+/// else [`FailureKind::Unknown`].
 pub fn classify(output: &str) -> FailureKind {
     let lines: Vec<&str> = output.lines().collect();
-    if let Some(why) = lines.iter().find_map(|l| environment_error(l)) {
-        return FailureKind::ImportOrCollection { why };
+    if let Some(why) = lines.iter().find_map(|l| missing_runner(l)) {
+        return FailureKind::MissingRunner { why };
+    }
+    if let Some(why) = lines.iter().find_map(|l| collection_error(l)) {
+        return FailureKind::ImportOrCollection {
+            why: import_cause(output).unwrap_or(why),
+        };
+    }
+    if !a_test_ran(&lines) {
+        if let Some(why) = import_cause(output) {
+            return FailureKind::ImportOrCollection { why };
+        }
     }
     if no_tests_ran(&lines) {
         return FailureKind::NoTestsRan;
@@ -148,13 +330,17 @@ pub fn classify(output: &str) -> FailureKind {
     // A runner's one-line summary of the failure names its reason best.
     for l in &lines {
         if let Some(c) = summary_re().captures(l) {
-            let k = classify_message(c.name("msg").map_or("", |m| m.as_str()));
+            let k = call_message_kind(c.name("msg").map_or("", |m| m.as_str()));
             if k != FailureKind::Unknown {
                 return k;
             }
         }
     }
-    // Else the last failure line: in a chained traceback the last exception is the one raised.
+    last_line_kind(&lines)
+}
+
+/// The last failure line's kind: in a chained traceback the last exception is the one raised.
+fn last_line_kind(lines: &[&str]) -> FailureKind {
     lines
         .iter()
         .rev()
@@ -164,30 +350,60 @@ pub fn classify(output: &str) -> FailureKind {
 }
 
 /// Classifies a run from its output and exit code: exit 127 (command not found) and 126 (not
-/// executable) from a shell are [`FailureKind::ImportOrCollection`] whatever the output says;
+/// executable) from a shell are [`FailureKind::MissingRunner`] whatever the output says;
 /// else [`classify`].
 pub fn classify_exit(output: &str, exit_code: Option<i32>) -> FailureKind {
     match exit_code {
-        Some(127) => FailureKind::ImportOrCollection {
-            why: "exit 127: the command or interpreter was not found".into(),
-        },
-        Some(126) => FailureKind::ImportOrCollection {
-            why: "exit 126: the command is not executable".into(),
-        },
-        _ => classify(output),
+        Some(code) => classify_run(output, &Termination::Exited { code }, None),
+        None => classify(output),
     }
 }
 
 /// Classifies one failure message, such as the message part of a CI failure signature
 /// (`AssertionError: N != N`, `KeyError: 'x'`, `assert N == N`,
-/// `expect(received).toBe(expected)`).
+/// `expect(received).toBe(expected)`). A message alone does not say when it was raised, so an
+/// import-time exception is an [`FailureKind::ImportOrCollection`].
 pub fn classify_message(message: &str) -> FailureKind {
+    let m = message.trim();
+    if let Some(why) = missing_runner(m) {
+        return FailureKind::MissingRunner { why };
+    }
+    if let Some(why) = collection_error(m).or_else(|| import_cause(m)) {
+        return FailureKind::ImportOrCollection { why };
+    }
+    call_message_kind(m)
+}
+
+/// The line that names a failing run's failure, for records and reports: the cause of an
+/// import or collection error, a missing runner's line, the runner's short summary message
+/// (`KeyError: 'b'`), else the last exception or assertion line; at most 200 characters.
+pub fn failure_line(output: &str) -> Option<String> {
+    let lines: Vec<&str> = output.lines().collect();
+    if let Some(l) = lines.iter().find_map(|l| missing_runner(l)) {
+        return Some(l);
+    }
+    if let Some(l) = import_cause(output) {
+        return Some(l);
+    }
+    if let Some(m) = lines
+        .iter()
+        .find_map(|l| summary_re().captures(l).and_then(|c| c.name("msg")))
+    {
+        return Some(short(m.as_str()));
+    }
+    lines
+        .iter()
+        .rev()
+        .find(|l| classify_line(l) != FailureKind::Unknown)
+        .map(|l| short(l.trim().trim_start_matches("E ").trim()))
+}
+
+/// A message of a failure raised while a test ran: an assertion, an exception (import-time
+/// types included), a panic, a timeout; `Unknown` else.
+fn call_message_kind(message: &str) -> FailureKind {
     let m = message.trim();
     if m.is_empty() {
         return FailureKind::Unknown;
-    }
-    if let Some(why) = environment_error(m) {
-        return FailureKind::ImportOrCollection { why };
     }
     if timeout_re().is_match(m) {
         return FailureKind::Timeout;
@@ -235,8 +451,10 @@ fn classify_line(line: &str) -> FailureKind {
     FailureKind::Unknown
 }
 
-/// An exception type name, as a kind: assertion types are [`FailureKind::Assertion`], import
-/// and syntax errors [`FailureKind::ImportOrCollection`].
+/// An exception type name raised while a test ran, as a kind: assertion types are
+/// [`FailureKind::Assertion`], JVM class-loading errors [`FailureKind::ImportOrCollection`],
+/// timeouts [`FailureKind::Timeout`], the rest (Python's import-time types included)
+/// [`FailureKind::Exception`].
 fn exception_kind(name: &str) -> FailureKind {
     let short = name
         .rsplit(['.', ':', '\\'])
@@ -249,14 +467,7 @@ fn exception_kind(name: &str) -> FailureKind {
     }
     if matches!(
         short,
-        "ModuleNotFoundError"
-            | "ImportError"
-            | "SyntaxError"
-            | "IndentationError"
-            | "TabError"
-            | "LoadError"
-            | "NoClassDefFoundError"
-            | "ClassNotFoundException"
+        "LoadError" | "NoClassDefFoundError" | "ClassNotFoundException"
     ) {
         return FailureKind::ImportOrCollection {
             why: format!("{short} raised"),
@@ -270,25 +481,93 @@ fn exception_kind(name: &str) -> FailureKind {
     }
 }
 
-/// The line, shortened, when it shows that the test could not be loaded or run at all.
-fn environment_error(line: &str) -> Option<String> {
+fn short(s: &str) -> String {
+    s.trim().chars().take(200).collect()
+}
+
+/// The last Python import-time exception line of `text` (`E   ` prefix removed), shortened:
+/// the cause of a collection error (unittest prints its own `ImportError: Failed to import
+/// test module` before the real one).
+fn import_cause(text: &str) -> Option<String> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(
+            r"(?m)^\s*(?:E\s+)?((?:ModuleNotFoundError|ImportError|SyntaxError|IndentationError|TabError)(?::\s.*|:?\s*$)|No module named '.*)",
+        )
+        .expect("constant pattern compiles")
+    });
+    re.captures_iter(text).last().map(|c| short(&c[1]))
+}
+
+/// True when the output shows a test that ran (pytest's `FAILED path::test` and `N failed`,
+/// unittest's `FAIL:`/`ERROR:` of a test method with `Ran N tests`, N > 0, cargo's and go's
+/// failing tests).
+fn a_test_ran(lines: &[&str]) -> bool {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
         Regex::new(concat!(
-            // Python: missing modules, import and syntax errors, pytest collection and fixtures.
-            r"\b(ModuleNotFoundError|ImportError|SyntaxError|IndentationError|TabError)\b",
-            r"|No module named\b",
-            r"|\bERROR collecting\b|errors? during collection|\bImportError while importing test module\b",
+            r"^(?:FAILED|PASSED) \S+::\S+|\b[1-9]\d* (?:failed|passed)\b",
+            r"|^Ran [1-9]\d* tests? in\b|^(?:FAIL|ERROR): test\w* \(",
+            r"|^\s*--- FAIL: |^test \S+ \.\.\. FAILED$",
+        ))
+        .expect("constant pattern compiles")
+    });
+    lines.iter().any(|l| re.is_match(l.trim_end()))
+}
+
+/// The line, shortened, when it shows that the test command could not run at all: the
+/// interpreter, the runner, a runner plugin or the runner script is missing.
+fn missing_runner(line: &str) -> Option<String> {
+    missing(line).filter(|(_, test)| !test).map(|(l, _)| l)
+}
+
+/// A line saying that something the command runs is missing, shortened, and whether that
+/// thing is a test file or test module (then the test is missing, not the runner: a
+/// collection error).
+fn missing(line: &str) -> Option<(String, bool)> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(concat!(
+            // `python -m X` without X: the interpreter's message, the name unquoted.
+            r"^(?:\S*: )?No module named (?P<module>[A-Za-z_][\w.]*)\s*$",
+            // fixci's Python helper without pytest.
+            r"|^pytest is not installed for\b",
+            r"|^\S*: can't open file '(?P<script>[^']*)'",
+            // Shells: a missing or non-executable interpreter, runner or script.
+            r"|^(?:\S*/)?(?:ba|da|z|k)?sh: (?:\d+: |line \d+: )?(?:cannot open )?(?P<opened>[^:]+): (?:not found|No such file|Permission denied)",
+            r"|: command not found\b|\bcommand not found:|^env: .*: No such file or directory$",
+            // A runner plugin or subcommand that is not installed.
+            r"|\berror: unrecognized arguments:|\berror: no such command\b|\bNo plugin found for prefix\b",
+        ))
+        .expect("constant pattern compiles")
+    });
+    let t = line.trim();
+    let c = re.captures(t)?;
+    let target = c
+        .name("script")
+        .or_else(|| c.name("opened"))
+        .map(|s| s.as_str().trim().to_string())
+        .or_else(|| c.name("module").map(|m| m.as_str().replace('.', "/") + ".py"));
+    let test = target.is_some_and(|p| crate::runners::looks_like_test(&p));
+    Some((short(t), test))
+}
+
+/// The line, shortened, when it shows that the test could not be loaded or set up: a
+/// collection, load, compile or fixture error (Python's import-time exceptions alone are
+/// judged by [`a_test_ran`] in [`classify`]).
+fn collection_error(line: &str) -> Option<String> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(concat!(
+            // pytest collection and fixtures, unittest's loader and class/module fixtures.
+            r"\bERROR collecting\b|errors? during collection|\bImportError while importing test module\b",
             r"|\bERROR at (setup|teardown) of\b|\bfixture '[^']*' not found\b",
             r"|\bERROR: (file or directory not found|not found):",
-            r"|\bFailed to import test module\b|\bunittest\.loader\._FailedTest\b",
-            r"|can't open file .*\[Errno 2\]",
+            r"|\bFailed to import test module\b|\bunittest\.loader\.(_FailedTest|ModuleImportFailure)\b",
+            r"|^ERROR: (setUpClass|setUpModule|tearDownClass|tearDownModule) \(",
             r"|\bINTERNALERROR>",
-            // Shells: a missing interpreter, runner or script.
-            r"|^(?:/bin/|/usr/bin/)?(?:ba|da|z|k)?sh: .*(?:not found|No such file or directory|Permission denied)$",
-            r"|: command not found\b|\bcommand not found:|^env: .*: No such file or directory$",
             // Rust and Go builds.
-            r"|\berror: could not compile\b|^error\[E\d+\]|\berror: no such command\b",
+            r"|\berror: could not compile\b|^error\[E\d+\]",
             r"|\[build failed\]|\[setup failed\]|\bcannot find package\b|\bno required module provides package\b",
             r"|^\S+\.go:\d+:\d+: (undefined|cannot use|syntax error)",
             // JavaScript.
@@ -298,12 +577,15 @@ fn environment_error(line: &str) -> Option<String> {
             r"|\bPHP (Parse|Fatal) error\b|\bClass \S+ (could not be found|not found)\b|\bCannot open file\b",
             r"|\bAn error occurred while loading\b|\bLoadError\b|\bcannot load such file\b",
             r"|\bCOMPILATION ERROR\b|\bCompilation failure\b|\bNoClassDefFoundError\b|\bClassNotFoundException\b",
-            r"|\bNo plugin found for prefix\b",
         ))
         .expect("constant pattern compiles")
     });
     let t = line.trim();
-    re.is_match(t).then(|| t.chars().take(200).collect())
+    if re.is_match(t) {
+        return Some(short(t));
+    }
+    // A missing test file or test module (the runner itself is there).
+    missing(t).filter(|(_, test)| *test).map(|(l, _)| l)
 }
 
 /// True when a run's output says that no test ran (pytest's `no tests ran`, unittest's
@@ -476,14 +758,11 @@ FAILED (errors=1)";
     fn python_collection_errors_never_confirm() {
         for out in [
             "ImportError while importing test module '/r/tests/test_x.py'.\nE   ModuleNotFoundError: No module named 'calc.extra'\n!!!!!!!!!!!!!!!!!!!! Interrupted: 1 error during collection !!!!!!!!!!!!!!!!!!!!",
-            "/usr/bin/python3: No module named pytest",
             "E\n======================================================================\nERROR: test_x (unittest.loader._FailedTest.test_x)\nImportError: Failed to import test module: test_x\nRan 1 test in 0.000s\nFAILED (errors=1)",
             "  File \"/r/tests/test_x.py\", line 3\n    def f(:\n          ^\nSyntaxError: invalid syntax",
             "E       fixture 'client' not found\n>       available fixtures: cache, capfd",
             "==================================== ERRORS ====================================\n__________________________ ERROR at setup of test_db ___________________________",
             "python3: can't open file '/r/tests/test_missing.py': [Errno 2] No such file or directory",
-            "sh: 1: pytest: not found",
-            "bash: line 1: pytest: command not found",
             "ERROR: file or directory not found: tests/test_gone.py\n\nno tests ran in 0.01s",
         ] {
             let k = classify(out);
@@ -493,9 +772,25 @@ FAILED (errors=1)";
             );
             assert!(!k.confirms_reproduction());
         }
-        // A ModuleNotFoundError raised in the test body is still a missing module.
+        // A ModuleNotFoundError raised in the test body is that test failing, but a missing
+        // module still never confirms a reproduction.
         let body = "    def test_x():\n>       import calc.extra\nE       ModuleNotFoundError: No module named 'calc.extra'\nFAILED tests/test_x.py::test_x - ModuleNotFoundError: No module named 'calc.extra'";
+        assert_eq!(classify(body), exc("ModuleNotFoundError"));
+        assert!(classify(body).ran_the_test());
         assert!(!classify(body).confirms_reproduction());
+        // Missing interpreters and runners are their own kind, which never confirms either.
+        for out in [
+            "/usr/bin/python3: No module named pytest",
+            "sh: 1: pytest: not found",
+            "bash: line 1: pytest: command not found",
+        ] {
+            let k = classify(out);
+            assert!(
+                matches!(k, FailureKind::MissingRunner { .. }),
+                "{out:?} gave {k:?}"
+            );
+            assert!(!k.confirms_reproduction() && !k.ran_the_test());
+        }
     }
 
     #[test]
@@ -646,11 +941,11 @@ FAILED (errors=1)";
     fn exit_codes_127_and_126_are_environment_errors() {
         assert!(matches!(
             classify_exit("", Some(127)),
-            FailureKind::ImportOrCollection { .. }
+            FailureKind::MissingRunner { .. }
         ));
         assert!(matches!(
             classify_exit("whatever", Some(126)),
-            FailureKind::ImportOrCollection { .. }
+            FailureKind::MissingRunner { .. }
         ));
         assert_eq!(
             classify_exit("AssertionError: x", Some(1)),
