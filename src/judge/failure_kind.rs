@@ -231,7 +231,11 @@ impl fmt::Display for FailureKind {
 /// timeout; exit 127/126 ([`FailureKind::MissingRunner`]); the report when it decides (a
 /// collection or fixture error, a failing test, or no test at all); else [`classify`] of the
 /// output.
-pub fn classify_run(output: &str, termination: &Termination, cases: Option<&[Case]>) -> FailureKind {
+pub fn classify_run(
+    output: &str,
+    termination: &Termination,
+    cases: Option<&[Case]>,
+) -> FailureKind {
     match termination {
         Termination::TimedOut { .. } => return FailureKind::Timeout,
         Termination::Exited { code: 126 | 127 } => return exit_code_kind(output, termination),
@@ -272,9 +276,10 @@ fn classify_cases(cases: &[Case], output: &str) -> Option<FailureKind> {
             .filter(|c| matches!(c.outcome, CaseOutcome::Failed | CaseOutcome::Error))
     };
     if let Some(c) = failing().find(|c| is_collection_case(c)) {
-        let why = import_cause(&c.text)
-            .or_else(|| import_cause(output))
-            .unwrap_or_else(|| short(c.message.as_deref().unwrap_or("collection failure")));
+        let why = cause(&c.text).or_else(|| cause(output)).unwrap_or_else(|| {
+            let msg = c.message.as_deref().unwrap_or("collection failure");
+            short(&format!("{msg} ({})", c.id()))
+        });
         return Some(FailureKind::ImportOrCollection { why });
     }
     let c = failing().next()?;
@@ -294,10 +299,16 @@ fn is_collection_case(c: &Case) -> bool {
             || msg.starts_with("failed on setup with")
             || msg.starts_with("failed on teardown with")
             || c.classname.starts_with("unittest.loader._FailedTest")
-            || c.classname.starts_with("unittest.loader.ModuleImportFailure")
-            || ["setUpClass (", "setUpModule (", "tearDownClass (", "tearDownModule ("]
-                .iter()
-                .any(|h| c.id().contains(h)))
+            || c.classname
+                .starts_with("unittest.loader.ModuleImportFailure")
+            || [
+                "setUpClass (",
+                "setUpModule (",
+                "tearDownClass (",
+                "tearDownModule (",
+            ]
+            .iter()
+            .any(|h| c.id().contains(h)))
 }
 
 /// Classifies a failing run's combined output. Precedence, strongest first: a missing
@@ -313,7 +324,7 @@ pub fn classify(output: &str) -> FailureKind {
     }
     if let Some(why) = lines.iter().find_map(|l| collection_error(l)) {
         return FailureKind::ImportOrCollection {
-            why: import_cause(output).unwrap_or(why),
+            why: cause(output).unwrap_or(why),
         };
     }
     if !a_test_ran(&lines) {
@@ -485,6 +496,17 @@ fn short(s: &str) -> String {
     s.trim().chars().take(200).collect()
 }
 
+/// The cause of a collection or set-up error in `text`: [`import_cause`], else pytest's
+/// `fixture 'x' not found` line.
+fn cause(text: &str) -> Option<String> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(r"(?m)^\s*(?:E\s+)?(fixture '[^']*' not found.*)$")
+            .expect("constant pattern compiles")
+    });
+    import_cause(text).or_else(|| re.captures(text).map(|c| short(&c[1])))
+}
+
 /// The last Python import-time exception line of `text` (`E   ` prefix removed), shortened:
 /// the cause of a collection error (unittest prints its own `ImportError: Failed to import
 /// test module` before the real one).
@@ -547,7 +569,10 @@ fn missing(line: &str) -> Option<(String, bool)> {
         .name("script")
         .or_else(|| c.name("opened"))
         .map(|s| s.as_str().trim().to_string())
-        .or_else(|| c.name("module").map(|m| m.as_str().replace('.', "/") + ".py"));
+        .or_else(|| {
+            c.name("module")
+                .map(|m| m.as_str().replace('.', "/") + ".py")
+        });
     let test = target.is_some_and(|p| crate::runners::looks_like_test(&p));
     Some((short(t), test))
 }
@@ -988,5 +1013,341 @@ FAILED (errors=1)";
         assert!(!FailureKind::Timeout.same_kind_as(&a));
         assert_eq!(exc("KeyError").to_string(), "a KeyError");
         assert_eq!(exc("IndexError").to_string(), "an IndexError");
+    }
+
+    /// The real outputs and reports of `tests/data/failure_kinds/` (see its README: Python
+    /// 3.11.7, pytest 9.2.0): file stem, exit code, label, whether the test ran, whether the
+    /// failure confirms a reproduction, and text the kind's line must hold.
+    #[test]
+    fn real_runs_by_kind() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/failure_kinds/");
+        let table: &[(&str, i32, &str, bool, bool, &str)] = &[
+            ("pytest_assert", 1, "assertion", true, true, ""),
+            ("pytest_exc", 1, "exception:KeyError", true, true, ""),
+            (
+                "pytest_body_import",
+                1,
+                "exception:ImportError",
+                true,
+                false,
+                "",
+            ),
+            (
+                "pytest_module_import",
+                2,
+                "collection-error",
+                false,
+                false,
+                "No module named 'no_such_module_xyz'",
+            ),
+            (
+                "pytest_syntax",
+                2,
+                "collection-error",
+                false,
+                false,
+                "SyntaxError: invalid syntax",
+            ),
+            (
+                "pytest_fixture",
+                1,
+                "collection-error",
+                false,
+                false,
+                "fixture 'client' not found",
+            ),
+            ("pytest_none", 5, "no-tests-ran", false, false, ""),
+            ("unittest_assert", 1, "assertion", true, true, ""),
+            ("unittest_exc", 1, "exception:KeyError", true, true, ""),
+            (
+                "unittest_body_import",
+                1,
+                "exception:ImportError",
+                true,
+                false,
+                "",
+            ),
+            (
+                "unittest_module_import",
+                1,
+                "collection-error",
+                false,
+                false,
+                "No module named 'no_such_module_xyz'",
+            ),
+            (
+                "unittest_syntax",
+                1,
+                "collection-error",
+                false,
+                false,
+                "SyntaxError: '(' was never closed",
+            ),
+            (
+                "unittest_setupclass",
+                1,
+                "collection-error",
+                false,
+                false,
+                "setUpClass (test_setupclass.T)",
+            ),
+            ("unittest_none", 1, "no-tests-ran", false, false, ""),
+            ("unittest_plain_assert", 1, "assertion", true, true, ""),
+            (
+                "unittest_plain_exc",
+                1,
+                "exception:KeyError",
+                true,
+                true,
+                "",
+            ),
+            (
+                "unittest_plain_body_import",
+                1,
+                "exception:ImportError",
+                true,
+                false,
+                "",
+            ),
+            (
+                "unittest_plain_module_import",
+                1,
+                "collection-error",
+                false,
+                false,
+                "No module named 'no_such_module_xyz'",
+            ),
+            (
+                "unittest_plain_syntax",
+                1,
+                "collection-error",
+                false,
+                false,
+                "SyntaxError",
+            ),
+            (
+                "unittest_plain_setupclass",
+                1,
+                "collection-error",
+                false,
+                false,
+                "setUpClass",
+            ),
+            (
+                "missing_pytest",
+                1,
+                "missing-runner",
+                false,
+                false,
+                "No module named pytest",
+            ),
+            (
+                "missing_pytest_helper",
+                3,
+                "missing-runner",
+                false,
+                false,
+                "pytest is not installed",
+            ),
+            (
+                "command_not_found_sh",
+                127,
+                "missing-runner",
+                false,
+                false,
+                "pytestx: not found",
+            ),
+            (
+                "command_not_found_bash",
+                127,
+                "missing-runner",
+                false,
+                false,
+                "pytestx: command not found",
+            ),
+            (
+                "missing_plugin",
+                4,
+                "missing-runner",
+                false,
+                false,
+                "unrecognized arguments: --cov",
+            ),
+            (
+                "missing_runner_script",
+                2,
+                "missing-runner",
+                false,
+                false,
+                "run_tests.py",
+            ),
+            (
+                "missing_test_file_bash",
+                127,
+                "collection-error",
+                false,
+                false,
+                "tests/test_nope.sh",
+            ),
+        ];
+        for &(stem, code, label, ran, confirms, why) in table {
+            let out = std::fs::read_to_string(format!("{dir}{stem}.out")).unwrap();
+            let report = std::fs::read_to_string(format!("{dir}{stem}.xml"))
+                .ok()
+                .map(|x| crate::runners::outcome::parse_junit(&x).unwrap());
+            let exit = Termination::Exited { code };
+            let mut kinds = vec![("text and exit code", classify_run(&out, &exit, None))];
+            if let Some(cases) = &report {
+                kinds.push(("report", classify_run(&out, &exit, Some(cases))));
+                // The report decides on its own: the output adds nothing.
+                kinds.push(("report alone", classify_run("", &exit, Some(cases))));
+            }
+            if code != 127 {
+                kinds.push(("text alone", classify(&out)));
+            }
+            for (how, k) in kinds {
+                assert_eq!(k.label(), label, "{stem} by {how}: {k:?}");
+                assert_eq!(k.ran_the_test(), ran, "{stem} by {how}");
+                assert_eq!(k.confirms_reproduction(), confirms, "{stem} by {how}");
+                match &k {
+                    FailureKind::ImportOrCollection { why: w }
+                    | FailureKind::MissingRunner { why: w }
+                        if how != "report alone" || !why.contains(' ') =>
+                    {
+                        assert!(w.contains(why), "{stem} by {how}: `{w}` lacks `{why}`")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Python 3.11's unittest exits 0 when it ran no test.
+        let none = std::fs::read_to_string(format!("{dir}unittest_plain_none.out")).unwrap();
+        assert!(says_no_tests_ran(&none));
+        assert_eq!(classify(&none), FailureKind::NoTestsRan);
+        // The line that names each failure, as replay records it.
+        for (stem, line) in [
+            ("pytest_assert", "assert 2 == 3"),
+            ("pytest_exc", "KeyError: 'b'"),
+            ("unittest_assert", "AssertionError: 2 != 3"),
+            (
+                "unittest_body_import",
+                "ImportError: cannot import name 'no_such_name' from 'json'",
+            ),
+            (
+                "pytest_module_import",
+                "ModuleNotFoundError: No module named 'no_such_module_xyz'",
+            ),
+            ("missing_pytest", "No module named pytest"),
+        ] {
+            let out = std::fs::read_to_string(format!("{dir}{stem}.out")).unwrap();
+            let l = failure_line(&out).unwrap_or_default();
+            assert!(l.contains(line), "{stem}: `{l}`");
+        }
+    }
+
+    #[test]
+    fn the_report_tells_when_an_import_failed() {
+        // A body import in the report is that test failing, whatever the output says.
+        let body = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/failure_kinds/pytest_body_import.xml"
+        ))
+        .unwrap();
+        let cases = crate::runners::outcome::parse_junit(&body).unwrap();
+        let exit1 = Termination::Exited { code: 1 };
+        let bare = "E   ImportError: cannot import name 'no_such_name' from 'json'\n";
+        assert_eq!(classify(bare).label(), "collection-error");
+        assert_eq!(classify_run(bare, &exit1, Some(&cases)), exc("ImportError"));
+        // A report whose every case passed does not decide: the output does.
+        let passed = crate::runners::outcome::parse_junit(
+            "<testsuite><testcase classname=\"t\" name=\"test_a\"/></testsuite>",
+        )
+        .unwrap();
+        assert_eq!(
+            classify_run("AssertionError: x", &exit1, Some(&passed)),
+            FailureKind::Assertion
+        );
+        // fixci's timeout wins over the report.
+        assert_eq!(
+            classify_run("", &Termination::TimedOut { killed: true }, Some(&cases)),
+            FailureKind::Timeout
+        );
+    }
+
+    /// The cases replay's own classifier had (its meaning kept).
+    #[test]
+    fn replay_kinds_of_runner_output() {
+        let exit = |code| Termination::Exited { code };
+        let k = classify_run(
+            "/tmp/v/bin/python: No module named pytest\n",
+            &exit(1),
+            None,
+        );
+        assert_eq!(
+            k,
+            FailureKind::MissingRunner {
+                why: "/tmp/v/bin/python: No module named pytest".into()
+            }
+        );
+        let k = classify_run("sh: 1: python: not found\n", &exit(127), None);
+        assert_eq!(
+            k,
+            FailureKind::MissingRunner {
+                why: "sh: 1: python: not found".into()
+            }
+        );
+        let k = classify_run(
+            "python: can't open file '/r/test.py': [Errno 2] No such file or directory\n",
+            &exit(2),
+            None,
+        );
+        assert_eq!(k.label(), "missing-runner");
+        let k = classify_run(
+            "==== ERRORS ====\n___ ERROR collecting tests/test_x.py ___\nImportError while importing test module '/r/tests/test_x.py'.\nE   ModuleNotFoundError: No module named 'six'\n!!!! Interrupted: 1 error during collection !!!!\n",
+            &exit(2),
+            None,
+        );
+        assert_eq!(
+            k,
+            FailureKind::ImportOrCollection {
+                why: "ModuleNotFoundError: No module named 'six'".into()
+            }
+        );
+        let k = classify_run(
+            "E\n======\nERROR: test_x (unittest.loader._FailedTest.test_x)\nImportError: Failed to import test module: test_x\nTraceback ...\nModuleNotFoundError: No module named 'yaml'\n\nRan 1 test in 0.000s\n\nFAILED (errors=1)\n",
+            &exit(1),
+            None,
+        );
+        assert_eq!(
+            k,
+            FailureKind::ImportOrCollection {
+                why: "ModuleNotFoundError: No module named 'yaml'".into()
+            }
+        );
+        assert_eq!(
+            classify_run("\nno tests ran in 0.01s\n", &exit(5), None),
+            FailureKind::NoTestsRan
+        );
+        assert_eq!(
+            classify_run(
+                "    def test_custom_repr_single():\n>       x = f()\nE       TypeError: cannot unpack non-iterable type object\n\npysnooper/utils.py:28: TypeError\n1 failed in 0.05s\n",
+                &exit(1),
+                None
+            ),
+            exc("TypeError")
+        );
+        // A test that imports a missing name at run time, after the runner started tests.
+        assert_eq!(
+            classify_run(
+                "E\n======\nERROR: test_y (t.T.test_y)\nTraceback:\nImportError: cannot import name 'z'\n\nRan 1 test in 0.001s\n\nFAILED (errors=1)\n",
+                &exit(1),
+                None
+            ),
+            exc("ImportError")
+        );
+        assert_eq!(
+            classify_run("FAIL test_pick: expected a\n", &exit(1), None),
+            FailureKind::Unknown
+        );
     }
 }
