@@ -99,6 +99,44 @@ fn records(out: &Path) -> Vec<Value> {
     v
 }
 
+/// Runs `fixci replay run ROOT/cases --agent gold -j 1 EXTRA... --out OUT`, which must exit 0;
+/// returns the records as [`records`] does.
+fn replay_gold(root: &Path, out: &Path, extra: &[&str]) -> Vec<Value> {
+    let o = fixci()
+        .args(["replay", "run"])
+        .arg(root.join("cases"))
+        .args(["--agent", "gold", "-j", "1"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    records(out)
+}
+
+/// Runs `fixci replay report OUT`, which must succeed: its Markdown (stdout) and
+/// `OUT/report.json`.
+fn replay_report(out: &Path) -> (String, Value) {
+    let rep = fixci()
+        .args(["replay", "report"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        rep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
+    let json = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    (String::from_utf8_lossy(&rep.stdout).into_owned(), json)
+}
+
 fn flag_names(r: &Value) -> Vec<String> {
     r["flags"]
         .as_array()
@@ -139,20 +177,7 @@ fn a_half_failing_test_declared_deterministic_is_flagged_in_every_epoch() {
         },
     );
     let out = tmp.path().join("out");
-    let o = fixci()
-        .args(["replay", "run"])
-        .arg(tmp.path().join("cases"))
-        .args(["--agent", "gold", "--epochs", "3", "-j", "1", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let recs = records(&out);
+    let recs = replay_gold(tmp.path(), &out, &["--epochs", "3"]);
     assert_eq!(recs.len(), 3);
     for r in &recs {
         assert_eq!(r["verdict"], "unresolved", "{r}");
@@ -416,17 +441,7 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
 
     // The report: disqualified cases first, every case in the per-case table, one cluster per
     // repository although every bundle is named `repo.bundle`.
-    let rep = fixci()
-        .args(["replay", "report"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        rep.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rep.stderr)
-    );
-    let md = String::from_utf8_lossy(&rep.stdout);
+    let (md, json) = replay_report(&out);
     assert!(md.contains("2 of 8 cases qualified"), "{md}");
     let row = |id: &str| {
         md.find(&format!("| {id} | "))
@@ -443,8 +458,6 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
         assert!(row(bad) < row("a-sound"), "{bad} after a-sound: {md}");
     }
     assert!(md.contains("## Cases"), "{md}");
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["variants"][0]["repos"], 5, "{json}");
     let q = &json["qualification"];
     assert_eq!(q[0]["qualified"], false);
@@ -618,20 +631,7 @@ fn a_deterministic_fail_to_pass_failing_in_different_ways_is_flagged_and_not_qua
     // An assertion in every run, each with another message: the same way.
     def("same-way", counting_lib("False", "pass"), 4, "60s");
     let out = root.join("out");
-    let o = fixci()
-        .args(["replay", "run"])
-        .arg(root.join("cases"))
-        .args(["--agent", "gold", "-j", "1", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let recs = records(&out);
+    let recs = replay_gold(root, &out, &[]);
     let by = |id: &str| recs.iter().find(|r| r["case"] == id).unwrap();
 
     let r = by("body-import");
@@ -685,18 +685,7 @@ fn a_deterministic_fail_to_pass_failing_in_different_ways_is_flagged_and_not_qua
     );
 
     // Only the case failing the same way qualifies.
-    let rep = fixci()
-        .args(["replay", "report"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        rep.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rep.stderr)
-    );
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let (_, json) = replay_report(&out);
     let q = json["qualification"].as_array().unwrap();
     let qualified: Vec<&str> = q
         .iter()
