@@ -385,28 +385,38 @@ pub fn classify_message(message: &str) -> FailureKind {
     call_message_kind(m)
 }
 
-/// The line that names a failing run's failure, for records and reports: the cause of an
-/// import or collection error, a missing runner's line, the runner's short summary message
-/// (`KeyError: 'b'`), else the last exception or assertion line; at most 200 characters.
-pub fn failure_line(output: &str) -> Option<String> {
+/// The line of `output` that names a failing run's failure of kind `kind` (as
+/// [`classify_run`] judged it), for records and reports, at most 200 characters: the `why` of
+/// an import or collection error or of a missing runner; for an assertion, an exception or a
+/// timeout, the runner's short summary message of that kind (`KeyError: 'b'`), else the last
+/// line of that kind (`AssertionError: 2 != 3`); `None` when no line shows it (no test ran, an
+/// unrecognised failure, fixci's own timeout).
+pub fn failure_line(output: &str, kind: &FailureKind) -> Option<String> {
+    match kind {
+        FailureKind::ImportOrCollection { why } | FailureKind::MissingRunner { why } => {
+            return Some(why.clone());
+        }
+        FailureKind::NoTestsRan | FailureKind::Unknown => return None,
+        FailureKind::Assertion | FailureKind::Exception { .. } | FailureKind::Timeout => {}
+    }
     let lines: Vec<&str> = output.lines().collect();
-    if let Some(l) = lines.iter().find_map(|l| missing_runner(l)) {
-        return Some(l);
-    }
-    if let Some(l) = import_cause(output) {
-        return Some(l);
-    }
-    if let Some(m) = lines
-        .iter()
-        .find_map(|l| summary_re().captures(l).and_then(|c| c.name("msg")))
-    {
-        return Some(short(m.as_str()));
-    }
-    lines
-        .iter()
-        .rev()
-        .find(|l| classify_line(l) != FailureKind::Unknown)
-        .map(|l| short(l.trim().trim_start_matches("E ").trim()))
+    let summary = lines.iter().find_map(|l| {
+        let msg = summary_re().captures(l)?.name("msg")?.as_str();
+        (call_message_kind(msg) == *kind).then(|| short(msg))
+    });
+    summary.or_else(|| {
+        lines
+            .iter()
+            .rev()
+            .find(|l| {
+                classify_line(l) == *kind
+                    || (*kind == FailureKind::Timeout && timeout_re().is_match(l))
+            })
+            .map(|l| {
+                let t = l.trim();
+                short(t.strip_prefix("E ").map_or(t, str::trim_start))
+            })
+    })
 }
 
 /// A message of a failure raised while a test ran: an assertion, an exception (import-time
@@ -565,6 +575,13 @@ fn missing(line: &str) -> Option<(String, bool)> {
     });
     let t = line.trim();
     let c = re.captures(t)?;
+    // Python 2's `ImportError: No module named x` is unquoted too: an exception, not the
+    // interpreter's message.
+    let prefix = t.split_once(": ").map_or("", |(p, _)| p);
+    if c.name("module").is_some() && (prefix.ends_with("Error") || prefix.ends_with("Exception"))
+    {
+        return None;
+    }
     let target = c
         .name("script")
         .or_else(|| c.name("opened"))
@@ -1240,7 +1257,7 @@ FAILED (errors=1)";
             ("missing_pytest", "No module named pytest"),
         ] {
             let out = std::fs::read_to_string(format!("{dir}{stem}.out")).unwrap();
-            let l = failure_line(&out).unwrap_or_default();
+            let l = failure_line(&out, &classify(&out)).unwrap_or_default();
             assert!(l.contains(line), "{stem}: `{l}`");
         }
     }
@@ -1349,5 +1366,24 @@ FAILED (errors=1)";
             classify_run("FAIL test_pick: expected a\n", &exit(1), None),
             FailureKind::Unknown
         );
+    }
+
+    #[test]
+    fn failure_lines_follow_the_kind() {
+        // A warning about an optional module in the captured output does not name the failure.
+        let out = "----- Captured stderr call -----\nModuleNotFoundError: No module named 'ujson'\nE       assert 2 == 3\nFAILED tests/test_a.py::test_a - assert 2 == 3\n1 failed in 0.01s";
+        let k = classify(out);
+        assert_eq!(k, FailureKind::Assertion);
+        assert_eq!(failure_line(out, &k).as_deref(), Some("assert 2 == 3"));
+        let chained = "Traceback (most recent call last):\nKeyError: 'a'\n\nDuring handling of the above exception, another exception occurred:\n\nValueError: bad input\nRan 1 test in 0.001s\nFAILED (errors=1)";
+        assert_eq!(
+            failure_line(chained, &classify(chained)).as_deref(),
+            Some("ValueError: bad input")
+        );
+        assert_eq!(failure_line("", &FailureKind::Timeout), None);
+        assert_eq!(failure_line("exit 1", &FailureKind::Unknown), None);
+        // Python 2 spells a test's own missing module without quotes, as an exception.
+        let py2 = "Traceback (most recent call last):\n  File \"tests/test_a.py\", line 1, in <module>\n    import yaml\nImportError: No module named yaml";
+        assert_eq!(classify(py2).label(), "collection-error");
     }
 }

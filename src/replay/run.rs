@@ -640,7 +640,7 @@ impl<'a> Checker<'a> {
                         Some(crate::redact::redact(&format!("{}{detail}", kind.label())));
                 }
                 let label = kind.label();
-                if let Some(line) = failure_line(&output) {
+                if let Some(line) = failure_line(&output, &kind) {
                     check
                         .failure_lines
                         .entry(label.clone())
