@@ -51,6 +51,7 @@ fn main() {
             let logs = tempfile::tempdir().expect("temp dir");
             let mut on_run = |_: &str, _: u64, _: bool, _: String| {};
             let mut lim = fixci::verify::RunLimits {
+                jail: None,
                 deadline: Instant::now() + std::time::Duration::from_secs(3600),
                 grace: std::time::Duration::from_secs(2),
                 cancel: None,

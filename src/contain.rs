@@ -381,6 +381,12 @@ pub fn markdown(c: &Containment) -> String {
                     );
                 }
             }
+            m.push_str(
+                "Test commands (reproduction, verification, stress and gate runs) run the \
+                 agent's code, so they ran under bubblewrap too: their own PID namespace, the \
+                 user's repository, the spec's folder, fixci's run directory and cache \
+                 read-only, the rest of the filesystem as it is.\n\n",
+            );
         }
         Some(d) if d.warning.is_some() => m.push_str("Agents ran without a sandbox (see the warning above); fixci killed what they left running and checked its run directory.\n\n"),
         Some(_) => m.push_str("Agents ran without a sandbox (`sandbox = \"none\"`); fixci killed what they left running and checked its run directory.\n\n"),

@@ -295,6 +295,93 @@ pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
     }
 }
 
+/// The sandbox of test commands (reproduction, verification, stress, gate and command stages)
+/// when the run has bubblewrap. Those commands run code the agent wrote, so they get what keeps
+/// the agent from the token and from the user's files, without the agent's private home:
+/// - their own PID namespace and `/proc` (`--unshare-pid`, `--proc /proc`): no process outside
+///   is visible, so no forge token can be read from `/proc/PID/environ` of fixci or of the
+///   shell that started it;
+/// - the places fixci promises not to change read-only (`--ro-bind`): the user's repository and
+///   its git folder, the run directory, fixci's cache, the spec's folder; the command's own
+///   folders (`writable`) stay writable even inside them;
+/// - the rest of the filesystem as it is (`--dev-bind / /`): test suites keep their caches
+///   (`~/.cache/pip`, `GOCACHE`, `~/.cargo`) and temporary files;
+/// - every capability dropped, `--die-with-parent`; the process group fixci signals at the
+///   budget reaches the processes inside (a PID namespace keeps process groups).
+///
+/// bwrap ends with the test's exit code, or 128 + the signal number when the test was killed
+/// by one. See <https://github.com/containers/bubblewrap> (`bwrap(1)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestJail {
+    bwrap: PathBuf,
+    read_only: Vec<PathBuf>,
+}
+
+impl TestJail {
+    /// A jail run by `bwrap` in which `read_only` (existing directories; others are ignored)
+    /// cannot be written. A place that is `/`, the user's `HOME` or a parent of it is left
+    /// writable: test suites need their caches there.
+    pub fn new(bwrap: &Path, read_only: &[PathBuf]) -> TestJail {
+        let home = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok());
+        let mut ro: Vec<PathBuf> = read_only
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok().filter(|c| c.is_dir()))
+            .filter(|p| p.parent().is_some())
+            .filter(|p| !home.as_ref().is_some_and(|h| h.starts_with(p)))
+            .collect();
+        ro.sort();
+        ro.dedup();
+        TestJail { bwrap: bwrap.to_path_buf(), read_only: ro }
+    }
+
+    /// The read-only places, canonical.
+    pub fn read_only(&self) -> &[PathBuf] {
+        &self.read_only
+    }
+
+    /// `cmd` wrapped into the jail, with `writable` (folders the command must write, e.g. a
+    /// sealed tree and its scratch folder) writable even where they lie inside a read-only
+    /// place. The environment, working directory and standard input stay `cmd`'s.
+    ///
+    /// Errors: the program is not found on `PATH` ([`SpawnError::Spawn`], as an unwrapped
+    /// start would give).
+    pub fn wrap(&self, cmd: CommandSpec, writable: &[&Path]) -> Result<CommandSpec, SpawnError> {
+        // Looked up as the command would be: with its own `PATH` when it sets one.
+        let path_var = cmd.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v);
+        let program = match path_var {
+            Some(path) if !cmd.program.contains('/') => std::env::split_paths(path)
+                .find_map(|d| find_program(&d.join(&cmd.program).display().to_string(), &cmd.cwd)),
+            _ => find_program(&cmd.program, &cmd.cwd),
+        }
+        .ok_or_else(|| SpawnError::Spawn {
+            program: cmd.program.clone(),
+            source: io::Error::new(io::ErrorKind::NotFound, "not found on PATH"),
+        })?;
+        let s = |p: &Path| p.display().to_string();
+        // Deeper mounts go last, so a writable folder inside a read-only place wins and a
+        // read-only place inside a writable folder stays read-only.
+        let mut mounts: Vec<(bool, PathBuf)> =
+            self.read_only.iter().map(|p| (false, p.clone())).collect();
+        mounts.extend(
+            writable
+                .iter()
+                .filter_map(|p| std::fs::canonicalize(p).ok().filter(|c| c.is_dir()))
+                .filter(|w| self.read_only.iter().any(|r| w.starts_with(r)))
+                .map(|w| (true, w)),
+        );
+        mounts.sort_by_key(|(rw, p)| (p.components().count(), *rw));
+        let mut args: Vec<String> = BASE_ARGS.iter().map(|s| s.to_string()).collect();
+        args.extend(["--dev-bind", "/", "/", "--proc", "/proc"].map(String::from));
+        for (rw, p) in &mounts {
+            let flag = if *rw { "--bind" } else { "--ro-bind" };
+            args.extend([flag.into(), s(p), s(p)]);
+        }
+        args.extend(["--chdir".into(), s(&cmd.cwd), "--".into(), s(&program)]);
+        args.extend(cmd.args);
+        Ok(CommandSpec { program: s(&self.bwrap), args, ..cmd })
+    }
+}
+
 /// One sandboxed agent invocation's places.
 #[derive(Debug, Clone)]
 pub struct Jail {
@@ -840,6 +927,51 @@ mod tests {
         assert!(log.survivors.is_empty());
         // A line for a place the jail does not have is not trusted as a write.
         assert_eq!(log.other, "fixci-sandbox: discarded 7 f elsewhere\n");
+    }
+
+    #[test]
+    fn a_test_jail_keeps_protected_places_read_only_but_the_test_s_own_folders_writable() {
+        let Ok(bwrap) = probe() else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "bubblewrap not usable under CI=true");
+            return;
+        };
+        let d = tempfile::tempdir().unwrap();
+        let (ro, work) = (d.path().join("repo"), d.path().join("repo/tree"));
+        std::fs::create_dir_all(&work).unwrap();
+        let jail = TestJail::new(&bwrap, &[ro.clone(), d.path().join("missing")]);
+        assert_eq!(jail.read_only(), [std::fs::canonicalize(&ro).unwrap()]);
+        let script = "echo x > ../planted; echo ro=$?; echo y > made; ls /proc | grep -c '^[0-9]'; exit 3";
+        let cmd = jail.wrap(CommandSpec::shell(script, &work), &[work.as_path()]).unwrap();
+        let out = Command::new(&cmd.program)
+            .args(&cmd.args)
+            .current_dir(&cmd.cwd)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "the test's exit code: {text}");
+        assert!(text.contains("ro=1") || text.contains("ro=2"), "{text}");
+        assert!(!ro.join("planted").exists() && work.join("made").exists());
+        let pids: u32 = text.lines().last().unwrap().trim().parse().unwrap();
+        assert!(pids < 5, "the test saw {pids} processes");
+    }
+
+    #[test]
+    fn a_test_jail_finds_the_program_on_the_command_s_own_path_or_fails_to_start() {
+        let d = tempfile::tempdir().unwrap();
+        let jail = TestJail::new(Path::new("/usr/bin/bwrap"), &[]);
+        let mut cmd = CommandSpec::shell("true", d.path());
+        cmd.program = "only-here".into();
+        assert!(matches!(jail.wrap(cmd.clone(), &[]), Err(SpawnError::Spawn { .. })));
+        let tool = d.path().join("only-here");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cmd.env.push(("PATH".into(), d.path().display().to_string()));
+        let w = jail.wrap(cmd, &[]).unwrap();
+        assert_eq!(w.program, "/usr/bin/bwrap");
+        let at = w.args.iter().position(|a| a == "--").unwrap();
+        assert_eq!(w.args[at + 1], tool.display().to_string());
+        assert_eq!(w.env, vec![("PATH".to_string(), d.path().display().to_string())]);
     }
 
     #[test]

@@ -41,21 +41,6 @@ struct ReproJson {
     command: String,
 }
 
-/// What a sandboxed agent must not get written besides fixci's own places: the repository
-/// the run works on (the user's checkout, or fixci's cached clone) with its git folder, and the
-/// spec's folder.
-fn protected_places(cx: &StageCtx<'_>) -> Vec<std::path::PathBuf> {
-    let root = cx.st().repo.root.clone();
-    let mut v = vec![root.clone()];
-    if let Ok(r) = git2::Repository::open(&root) {
-        v.push(r.commondir().to_path_buf());
-    }
-    if let Some(d) = cx.env.spec().path.parent() {
-        v.push(d.to_path_buf());
-    }
-    v
-}
-
 impl Stage for AgentStage {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
         let wt = worktree(cx.st())?;
@@ -125,7 +110,7 @@ impl Stage for AgentStage {
             &run_path,
             &wt,
             &cx.dir,
-            &protected_places(cx),
+            &super::protected_places(cx),
         )
             .map_err(|e| io_error("prepare the sandbox in", &run_path, e))?;
         let (cmd, out) = watch

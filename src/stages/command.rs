@@ -17,6 +17,12 @@ impl Stage for CommandStage {
         let mut cmd = CommandSpec::shell(&self.command, &worktree(cx.st())?);
         cmd.env_remove = test_env_remove(cx.env);
         cmd.env = super::test_env(cx.env);
+        let wt = worktree(cx.st())?;
+        if let Some(j) = super::test_jail(cx) {
+            cmd = j
+                .wrap(cmd, &[wt.as_path()])
+                .map_err(|e| Error::infra("cannot start `sh`").source(e))?;
+        }
         let log = cx.dir.join("output.log");
         let f = process::run(
             &cmd,

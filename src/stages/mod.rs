@@ -245,6 +245,32 @@ pub(crate) fn test_env_remove(env: &RunEnv) -> Vec<String> {
     v
 }
 
+/// What a sandboxed agent must not get written besides fixci's own places: the repository
+/// the run works on (the user's checkout, or fixci's cached clone) with its git folder, and the
+/// spec's folder.
+pub(crate) fn protected_places(cx: &StageCtx<'_>) -> Vec<std::path::PathBuf> {
+    let root = cx.st().repo.root.clone();
+    let mut v = vec![root.clone()];
+    if let Ok(r) = git2::Repository::open(&root) {
+        v.push(r.commondir().to_path_buf());
+    }
+    if let Some(d) = cx.env.spec().path.parent() {
+        v.push(d.to_path_buf());
+    }
+    v
+}
+
+/// The sandbox of the run's test commands (see [`crate::process::sandbox::TestJail`]): when the
+/// run has bubblewrap, [`protected_places`], the run directory and fixci's cache are read-only
+/// and the tests get their own PID namespace. `None` without a sandbox.
+pub(crate) fn test_jail(cx: &StageCtx<'_>) -> Option<crate::process::sandbox::TestJail> {
+    let bwrap = cx.st().containment.sandbox.as_ref()?.bwrap.clone()?;
+    let mut places = protected_places(cx);
+    places.push(cx.env.run_dir.path().to_path_buf());
+    places.push(crate::run_dir::workspace::cache_dir());
+    Some(crate::process::sandbox::TestJail::new(&bwrap, &places))
+}
+
 /// Puts fixci's own copy of the confirmed reproduction test back into the worktree (see
 /// [`crate::run_dir::Repro::restore_into`]).
 pub(crate) fn restore_repro_test(

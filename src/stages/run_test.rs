@@ -114,6 +114,7 @@ impl RunTest {
             cfg.wanted = rec.failing_ids.clone();
         }
         cfg.env_remove = test_env_remove(cx.env);
+        cfg.jail = super::test_jail(cx);
         cfg.env = super::test_env(cx.env);
         cfg.duration = Some(cx.budget);
         cfg.grace = cx.env.grace.min(std::time::Duration::from_secs(2));

@@ -170,6 +170,7 @@ pub(super) fn limits<'a>(
         env_remove: test_env_remove(cx.env),
         env: super::test_env(cx.env),
         log_dir: cx.dir.clone(),
+        jail: super::test_jail(cx),
         on_run,
     }
 }

@@ -154,6 +154,10 @@ pub struct StressConfig {
     pub cwd: PathBuf,
     /// Environment variables removed for the runs (e.g. forge tokens).
     pub env_remove: Vec<String>,
+    /// The sandbox every run starts in (see [`crate::process::sandbox::TestJail`]); `None`: no
+    /// sandbox. Not serialized: it is the run's, not the configuration's.
+    #[serde(skip)]
+    pub jail: Option<crate::process::sandbox::TestJail>,
     /// Variables set for the runs.
     pub env: Vec<(String, String)>,
     /// Runs at a time (>= 1).
@@ -207,6 +211,7 @@ impl StressConfig {
             command,
             cwd,
             env_remove: Vec::new(),
+            jail: None,
             env: Vec::new(),
             jobs: default_jobs(),
             runs: Some(100),

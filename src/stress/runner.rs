@@ -173,18 +173,24 @@ impl Shared<'_> {
             spec.env.extend(c.env.iter().cloned());
             spec.env.extend(own);
             spec.env_remove.extend(c.env_remove.iter().cloned());
+            let spec = match &c.jail {
+                Some(j) => j.wrap(spec, &[c.cwd.as_path(), scratch.as_path()]),
+                None => Ok(spec),
+            };
             self.in_flight.fetch_add(1, Ordering::SeqCst);
             let listener = match run.report.as_ref().map(crate::verify::listen) {
                 Some(Ok(l)) => l,
                 _ => None,
             };
-            let result = process::run(
-                &spec,
-                &OutputTo::Combined(out.clone()),
-                limits,
-                Some(&self.stop),
-                &mut |_| {},
-            );
+            let result = spec.and_then(|spec| {
+                process::run(
+                    &spec,
+                    &OutputTo::Combined(out.clone()),
+                    limits,
+                    Some(&self.stop),
+                    &mut |_| {},
+                )
+            });
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             let events = listener.map(crate::runners::events::Listener::finish);
             match result {

@@ -70,6 +70,12 @@ pub fn run(
                 env_remove: lim.env_remove.clone(),
                 stdin: None,
             };
+            let spec = match &lim.jail {
+                Some(j) => j.wrap(spec, &[tree]).map_err(|e| {
+                    Error::infra(format!("cannot start the gate command `{command}`")).source(e)
+                })?,
+                None => spec,
+            };
             process::run(
                 &spec,
                 &OutputTo::Combined(log.clone()),

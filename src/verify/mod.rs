@@ -46,6 +46,9 @@ pub struct RunLimits<'a> {
     pub env: Vec<(String, String)>,
     /// Folder for the run logs.
     pub log_dir: PathBuf,
+    /// The sandbox the runs start in (see [`crate::process::sandbox::TestJail`]); `None`: no
+    /// sandbox (the run has none).
+    pub jail: Option<crate::process::sandbox::TestJail>,
     /// Called after each run with `(label, run number, passed, how it ended)`.
     pub on_run: &'a mut dyn FnMut(&str, u64, bool, String),
 }
@@ -92,6 +95,12 @@ pub fn run_once(
         env: lim.env.iter().chain(inv.env.iter()).cloned().collect(),
         env_remove: lim.env_remove.clone(),
         stdin: None,
+    };
+    let spec = match &lim.jail {
+        Some(j) => j
+            .wrap(spec, &[tree, scratch])
+            .map_err(|e| Error::infra(format!("cannot start `{}`", inv.argv[0])).source(e))?,
+        None => spec,
     };
     let remaining = lim.deadline.saturating_duration_since(Instant::now());
     let listener = listen(&inv.report)?;

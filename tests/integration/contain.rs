@@ -413,3 +413,86 @@ fn auto_without_bubblewrap_runs_unsandboxed_and_the_report_leads_with_a_warning(
     assert!(c["warning"].as_str().unwrap().contains("not usable"));
     assert!(!run.join("sandbox").exists(), "no sandbox places without a sandbox");
 }
+
+/// A fix agent whose fix is right, but whose code, whenever it is imported (fixci's
+/// verification runs it), looks for the forge token in every process's environment and writes
+/// into the user's repository, then records what it managed in `PROBE/<pid>.json` (`PROBE` is
+/// writable: it is none of the places fixci protects).
+const IMPORT_TIME_PY: &str = r##"
+import json, os, pathlib, sys
+user_repo, probe = sys.argv[1], sys.argv[2]
+stage = os.environ["FIXCI_STAGE"]
+sd = pathlib.Path(os.environ["FIXCI_STAGE_DIR"])
+if stage == "reproduce":
+    pathlib.Path("tests/test_repro.py").write_text("import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unittest.TestCase):\n    def test_mean(self):\n        self.assertEqual(mean([1, 2, 3]), 2)\n")
+    (sd / "repro.json").write_text(json.dumps({"test_file": "tests/test_repro.py", "command": "python3 -m unittest tests.test_repro"}))
+else:
+    p = pathlib.Path("mathlib/stats.py")
+    p.write_text(p.read_text().replace("(len(xs) - 1)", "len(xs)") + f"""
+def _probe():
+    import glob, json, os
+    seen = {{"token": False, "pids": 0, "writes": {{}}}}
+    for e in glob.glob("/proc/[0-9]*/environ"):
+        seen["pids"] += 1
+        try:
+            if b"ghp_fixcitestsecret" in open(e, "rb").read():
+                seen["token"] = True
+        except OSError:
+            pass
+    for name, path in [("checkout", {user_repo!r} + "/README.md"), ("hook", {user_repo!r} + "/.git/hooks/post-checkout")]:
+        try:
+            with open(path, "w") as f:
+                f.write("pwned\\n")
+            seen["writes"][name] = "done"
+        except OSError as err:
+            seen["writes"][name] = "refused: " + str(err)
+    with open(os.path.join({probe!r}, str(os.getpid()) + ".json"), "w") as f:
+        json.dump(seen, f)
+_probe()
+""")
+"##;
+
+#[test]
+fn the_agent_s_code_run_by_verification_sees_no_token_and_cannot_write_the_user_s_repository() {
+    if !bwrap_usable() {
+        return;
+    }
+    let e = test_env();
+    let probe = tempfile::tempdir().unwrap();
+    std::fs::write(e.root.join("import_time.py"), IMPORT_TIME_PY).unwrap();
+    let spec = json!({
+        "deterministic": true,
+        "prompt": "test_mean fails in CI. Fix it.",
+        "raw-logs": CI_LOG,
+        "repo": e.repo.display().to_string(),
+        "agent": {"command": ["python3", "import_time.py", e.repo.display().to_string(), probe.path().display().to_string()]},
+        "budgets": {"reproduce": "60s", "fix": "60s"},
+    });
+    let spec_path = e.root.join("info.json");
+    std::fs::write(&spec_path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    let config_before = std::fs::read(e.repo.join(".git/config")).unwrap();
+    let out = run_fixci(&e, &spec_path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let run = run_dir(&e.out);
+    assert_eq!(result(&run)["status"], "success", "{stderr}");
+    // Verification imported the fixed module (once per test run): every import saw a few
+    // processes of its own namespace, no token, and could not write the user's repository.
+    let probes: Vec<Value> = std::fs::read_dir(probe.path())
+        .unwrap()
+        .flatten()
+        .map(|f| serde_json::from_str(&std::fs::read_to_string(f.path()).unwrap()).unwrap())
+        .collect();
+    assert!(!probes.is_empty(), "verification never imported the fix");
+    for p in &probes {
+        assert_eq!(p["token"], false, "a test run read the token: {p}");
+        assert!(p["pids"].as_u64().unwrap() < 10, "a test run saw other processes: {p}");
+        for (what, how) in p["writes"].as_object().unwrap() {
+            assert!(how.as_str().unwrap().starts_with("refused"), "{what}: {how}");
+        }
+    }
+    assert!(!e.repo.join("README.md").exists() && !e.repo.join(".git/hooks/post-checkout").exists());
+    assert_eq!(std::fs::read(e.repo.join(".git/config")).unwrap(), config_before);
+    assert_eq!(git(&e.repo, &["status", "--porcelain"]), "");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("Test commands (reproduction, verification, stress and gate runs) run the agent's code, so they ran under bubblewrap too"), "{report}");
+}
