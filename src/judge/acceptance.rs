@@ -84,10 +84,20 @@ pub fn judge_acceptance_run(
         FailureKind::Exception { type_name } if type_name == "NameError" => Err(
             "the acceptance tests failed with a NameError at the base commit: the test uses a name it never defined; import the new function or class from its project module, so that its absence fails as an ImportError or AttributeError".to_string(),
         ),
+        FailureKind::MissingRunner { why } => Err(format!(
+            "cannot run the test command: {why} (a missing interpreter or test runner says nothing about the missing feature: the environment must provide it)"
+        )),
         FailureKind::ImportOrCollection { why } => match missing_project_name(output, project) {
             Some(what) => Ok(what),
             None => Err(broken(format!("an import or collection error (`{why}`)"))),
         },
+        // An import in a test's body: judged as one at import time.
+        k @ FailureKind::Exception { .. } if k.is_import_error() => {
+            match missing_project_name(output, project) {
+                Some(what) => Ok(what),
+                None => Err(broken(format!("an import error ({k} in the test's body)"))),
+            }
+        }
         FailureKind::Exception { type_name } => Ok(format!("a {type_name} while the test ran")),
         FailureKind::Assertion => Ok("an assertion failure".into()),
         FailureKind::Timeout => Err(

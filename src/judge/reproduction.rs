@@ -2,9 +2,10 @@
 //! address (not an import, collection or environment error, not "no tests ran") and, when the
 //! CI log shows why CI failed, for that reason ([`FailureKind::same_kind_as`]).
 
-use super::failure_kind::{FailureKind, classify_exit, classify_message};
+use super::failure_kind::{FailureKind, classify_message, classify_run};
 use crate::logs::Distilled;
 use crate::process::Termination;
+use crate::runners::outcome::Case;
 
 /// Why the CI failed, from the distilled log: the failure signature's message part
 /// (`<test id>: <masked message>`, see [`crate::logs::signature`]) classified by
@@ -20,17 +21,37 @@ pub fn ci_kind(distilled: &Distilled) -> Option<(FailureKind, String)> {
 /// The verdict on one failing run of a reproduction: `Ok(kind)` when it confirms, else
 /// `Err(feedback)`, a sentence for the stage summary and the next prompt that says what the
 /// run failed with and what was needed. `termination` gives the exit code (127/126 are a
-/// missing or non-executable command) and timeouts; `ci` is [`ci_kind`] of the CI log.
+/// missing or non-executable command) and timeouts; `ci` is [`ci_kind`] of the CI log. The
+/// output alone decides when an import error was raised; [`judge_failing_report`] also reads
+/// the run's report.
 pub fn judge_failing_run(
     output: &str,
     termination: &Termination,
     ci: Option<&(FailureKind, String)>,
 ) -> Result<FailureKind, String> {
-    let kind = match termination {
-        Termination::TimedOut { .. } => FailureKind::Timeout,
-        Termination::Exited { code } => classify_exit(output, Some(*code)),
-        _ => classify_exit(output, None),
-    };
+    judge_failing_report(output, termination, None, ci)
+}
+
+/// [`judge_failing_run`] with the run's report cases when the runner wrote a readable one
+/// (`cases`, [`crate::runners::outcome::parse_junit`]): the report tells a collection or
+/// fixture error from a failure in a test's body ([`classify_run`]).
+pub fn judge_failing_report(
+    output: &str,
+    termination: &Termination,
+    cases: Option<&[Case]>,
+    ci: Option<&(FailureKind, String)>,
+) -> Result<FailureKind, String> {
+    let kind = classify_run(output, termination, cases);
+    if let FailureKind::MissingRunner { why } = &kind {
+        return Err(format!(
+            "cannot run the test command: {why} (a missing interpreter or test runner never confirms a reproduction: the environment must provide it)"
+        ));
+    }
+    if kind.is_import_error() {
+        return Err(format!(
+            "the reproduction failed with {kind} raised in the test's body: like an import or collection error, an import error never confirms a reproduction (adding the missing module or name would \"fix\" it): the test must import what exists and fail on the bug's behaviour"
+        ));
+    }
     if !kind.confirms_reproduction() {
         return Err(format!(
             "the reproduction failed with {kind}, which never confirms a reproduction: the test must import and run, and fail on the bug's behaviour"

@@ -10,7 +10,6 @@ pub mod case;
 pub mod compare;
 pub mod emit;
 pub mod env;
-pub mod kind;
 pub mod merge;
 pub mod plan;
 pub mod record;

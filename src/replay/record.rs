@@ -78,10 +78,16 @@ pub struct CommandCheck {
     pub runs: u64,
     /// Runs that exited 0.
     pub passed: u64,
-    /// Failing runs per failure kind (see [`super::kind::FailureKind::label`]: `assertion`,
+    /// Failing runs per failure kind (see [`crate::judge::FailureKind::label`]: `assertion`,
     /// `exception:TypeError`, `collection-error`, ...); empty when every run passed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failure_kinds: BTreeMap<String, u64>,
+    /// For each key of `failure_kinds`, the line that names the first such failure (the
+    /// exception or assertion, e.g. `AssertionError: 2 != 3`, or the import error's cause;
+    /// [`crate::judge::failure_kind::failure_line`]), redacted; kinds whose output names
+    /// nothing have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failure_lines: BTreeMap<String, String>,
     /// Tail of the output of the last failing run (empty when all passed).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,

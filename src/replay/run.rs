@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::case::{Case, content_hash};
 use super::env::{Environment, ItemCommand};
-use super::kind::{self, FailureKind};
 use super::plan::{Plan, PlanItem, Shard};
 use super::record::{self, CommandCheck, Funnel, Record, StageTiming, Tokens, Verdict};
 use super::variant::Variant;
 use crate::agent::{self, Agent};
 use crate::engine::{self, RunRequest};
 use crate::error::{Error, io_error};
+use crate::judge::failure_kind::{FailureKind, classify_run, failure_line};
 use crate::pipeline;
 use crate::pipeline::StageKind;
 use crate::process;
@@ -577,7 +577,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Runs each command as `runs` says. Each failing run is judged by its kind (see
-    /// [`super::kind`]). Returns the measurements and the seconds spent.
+    /// [`crate::judge::failure_kind::classify_run`], the engine's classifier). Returns the measurements and the seconds spent.
     ///
     /// Errors: a run whose interpreter or test runner is missing (exit 3, naming the command
     /// and the line that says what is missing); interrupted (exit 130).
@@ -594,6 +594,7 @@ impl<'a> Checker<'a> {
                     runs: 0,
                     passed: 0,
                     failure_kinds: Default::default(),
+                    failure_lines: Default::default(),
                     output: String::new(),
                 },
                 other_reason: None,
@@ -620,23 +621,32 @@ impl<'a> Checker<'a> {
                     continue;
                 }
                 let output = process::tail(&log, 64 * 1024);
-                let kind = kind::classify(&f.termination, &output);
-                if let FailureKind::MissingRunner(line) = &kind {
+                let kind = classify_run(&output, &f.termination, None);
+                if let FailureKind::MissingRunner { why } = &kind {
                     return Err(Error::infra(format!(
                         "`{c}` cannot run: {}",
-                        crate::redact::redact(line)
+                        crate::redact::redact(why)
                     ))
                     .hint("the interpreter or test runner is missing: give the case (or variant) a `path` (e.g. a venv's `bin`), `env` or `setup` commands that provide it"));
                 }
-                if kind.is_other_reason() && m.other_reason.is_none() {
+                if !kind.ran_the_test() && m.other_reason.is_none() {
                     let detail = match &kind {
-                        FailureKind::Collection(l) if !l.is_empty() => format!(" ({l})"),
+                        FailureKind::ImportOrCollection { why } if !why.is_empty() => {
+                            format!(" ({why})")
+                        }
                         _ => String::new(),
                     };
                     m.other_reason =
                         Some(crate::redact::redact(&format!("{}{detail}", kind.label())));
                 }
-                *check.failure_kinds.entry(kind.label()).or_default() += 1;
+                let label = kind.label();
+                if let Some(line) = failure_line(&output, &kind) {
+                    check
+                        .failure_lines
+                        .entry(label.clone())
+                        .or_insert_with(|| crate::redact::redact(&line));
+                }
+                *check.failure_kinds.entry(label).or_default() += 1;
                 check.output = crate::redact::redact(&process::tail(&log, 2000));
                 if runs
                     .until_failures
@@ -673,10 +683,15 @@ fn rate_text(c: &CommandCheck) -> String {
     )
 }
 
+/// `assertion ×9 (`AssertionError: 2 != 3`), exception:ImportError ×1 (`ImportError: ...`)`:
+/// each failure kind with its count and the line that named its first failure.
 fn kinds_text(c: &CommandCheck) -> String {
     c.failure_kinds
         .iter()
-        .map(|(k, n)| format!("{k} ×{n}"))
+        .map(|(k, n)| match c.failure_lines.get(k) {
+            Some(l) => format!("{k} ×{n} (`{}`)", one_line(l)),
+            None => format!("{k} ×{n}"),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -232,9 +232,10 @@ pub(crate) fn confirm(cx: &mut StageCtx<'_>, n: u64) -> Result<StageResult, Erro
     } else {
         verdict.and_then(|ok| {
         for (k, run) in runs.iter().enumerate() {
-            crate::judge::reproduction::judge_failing_run(
+            crate::judge::reproduction::judge_failing_report(
                 &run.tail(256 * 1024),
                 &run.termination,
+                run.cases.as_deref(),
                 ci.as_ref(),
             )
             .map_err(|why| format!("run {} of {n}: {why}", k + 1))?;

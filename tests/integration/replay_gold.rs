@@ -99,6 +99,44 @@ fn records(out: &Path) -> Vec<Value> {
     v
 }
 
+/// Runs `fixci replay run ROOT/cases --agent gold -j 1 EXTRA... --out OUT`, which must exit 0;
+/// returns the records as [`records`] does.
+fn replay_gold(root: &Path, out: &Path, extra: &[&str]) -> Vec<Value> {
+    let o = fixci()
+        .args(["replay", "run"])
+        .arg(root.join("cases"))
+        .args(["--agent", "gold", "-j", "1"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    records(out)
+}
+
+/// Runs `fixci replay report OUT`, which must succeed: its Markdown (stdout) and
+/// `OUT/report.json`.
+fn replay_report(out: &Path) -> (String, Value) {
+    let rep = fixci()
+        .args(["replay", "report"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        rep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
+    let json = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    (String::from_utf8_lossy(&rep.stdout).into_owned(), json)
+}
+
 fn flag_names(r: &Value) -> Vec<String> {
     r["flags"]
         .as_array()
@@ -139,20 +177,7 @@ fn a_half_failing_test_declared_deterministic_is_flagged_in_every_epoch() {
         },
     );
     let out = tmp.path().join("out");
-    let o = fixci()
-        .args(["replay", "run"])
-        .arg(tmp.path().join("cases"))
-        .args(["--agent", "gold", "--epochs", "3", "-j", "1", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let recs = records(&out);
+    let recs = replay_gold(tmp.path(), &out, &["--epochs", "3"]);
     assert_eq!(recs.len(), 3);
     for r in &recs {
         assert_eq!(r["verdict"], "unresolved", "{r}");
@@ -416,17 +441,7 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
 
     // The report: disqualified cases first, every case in the per-case table, one cluster per
     // repository although every bundle is named `repo.bundle`.
-    let rep = fixci()
-        .args(["replay", "report"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        rep.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rep.stderr)
-    );
-    let md = String::from_utf8_lossy(&rep.stdout);
+    let (md, json) = replay_report(&out);
     assert!(md.contains("2 of 8 cases qualified"), "{md}");
     let row = |id: &str| {
         md.find(&format!("| {id} | "))
@@ -443,8 +458,6 @@ fn gold_flags_environments_missing_runners_and_the_qualification_report() {
         assert!(row(bad) < row("a-sound"), "{bad} after a-sound: {md}");
     }
     assert!(md.contains("## Cases"), "{md}");
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["variants"][0]["repos"], 5, "{json}");
     let q = &json["qualification"];
     assert_eq!(q[0]["qualified"], false);
@@ -557,4 +570,127 @@ fn validate_checks_cases_against_their_repository_and_variants_by_schema() {
         "{err}"
     );
     assert!(!out.exists());
+}
+
+/// `lib.py` of a case whose test counts its runs in `$COUNTER` and fails, until the fix, by
+/// `assertEqual` except in the runs `odd_run` (a Python condition on the run number `n`) picks,
+/// where the code under test does `odd_code` instead.
+fn counting_lib(odd_run: &str, odd_code: &str) -> String {
+    format!(
+        "import os\n\n\ndef value():\n    path = os.environ['COUNTER']\n    n = int(open(path).read()) if os.path.exists(path) else 0\n    n += 1\n    open(path, 'w').write(str(n))\n    if {odd_run}:\n        {odd_code}\n    return n\n"
+    )
+}
+
+/// The test of [`counting_lib`]: the value must be 0 (the assertion message holds the run
+/// number, so it differs in every run while the kind stays the same).
+const COUNTING_TEST: &str = "import unittest\n\nfrom lib import value\n\n\nclass T(unittest.TestCase):\n    def test_value(self):\n        self.assertEqual(value(), 0)\n";
+
+#[test]
+fn a_deterministic_fail_to_pass_failing_in_different_ways_is_flagged_and_not_qualified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let fixed = "def value():\n    return 0\n";
+    let def = |id: &'static str, lib: String, runs: u32, budget: &str| {
+        let counter = root.join(format!("{id}.count"));
+        let extra = format!(
+            "qualify-runs = {runs}\ncheck-budget = \"{budget}\"\nenv = {{ COUNTER = {:?} }}",
+            counter.display().to_string()
+        );
+        make_case(
+            root,
+            &Def {
+                id,
+                files: &[
+                    ("lib.py", &lib),
+                    ("tests/__init__.py", ""),
+                    ("tests/test_value.py", COUNTING_TEST),
+                ],
+                fix: &[("lib.py", fixed)],
+                f2p: &["python3 -m unittest tests.test_value"],
+                p2p: &[],
+                deterministic: true,
+                extra: &extra,
+            },
+        );
+    };
+    // An assertion in 8 runs, a ModuleNotFoundError raised in the test's body (through the
+    // code under test) in 2.
+    def(
+        "body-import",
+        counting_lib("n % 5 == 0", "import fixci_absent_module"),
+        10,
+        "60s",
+    );
+    // An assertion in 3 runs, a timeout in the 3rd.
+    def(
+        "timeout",
+        counting_lib("n == 3", "import time; time.sleep(60)"),
+        4,
+        "3s",
+    );
+    // An assertion in every run, each with another message: the same way.
+    def("same-way", counting_lib("False", "pass"), 4, "60s");
+    let out = root.join("out");
+    let recs = replay_gold(root, &out, &[]);
+    let by = |id: &str| recs.iter().find(|r| r["case"] == id).unwrap();
+
+    let r = by("body-import");
+    assert_eq!(flag_names(r), ["fail-to-pass-fails-differently"], "{r}");
+    let flag = r["flags"][0].as_str().unwrap();
+    assert!(
+        flag.contains("assertion ×8") && flag.contains("exception:ModuleNotFoundError ×2"),
+        "{flag}"
+    );
+    // The record names each kind's failure.
+    let before = &r["fail_to_pass_before"][0];
+    assert_eq!(before["failure_kinds"]["assertion"], 8, "{r}");
+    assert_eq!(
+        before["failure_kinds"]["exception:ModuleNotFoundError"], 2,
+        "{r}"
+    );
+    assert!(
+        before["failure_lines"]["exception:ModuleNotFoundError"]
+            .as_str()
+            .unwrap()
+            .contains("No module named 'fixci_absent_module'"),
+        "{r}"
+    );
+    assert!(
+        before["failure_lines"]["assertion"]
+            .as_str()
+            .unwrap()
+            .contains("AssertionError: 1 != 0"),
+        "{r}"
+    );
+    // Raised in the test's body, the import error is the test failing: reproduced, then fixed.
+    assert_eq!(r["funnel"]["reproduced"], true, "{r}");
+    assert_eq!(r["fail_to_pass"][0]["passed"], 10, "{r}");
+    assert_eq!(r["verdict"], "unresolved", "{r}");
+
+    let r = by("timeout");
+    assert_eq!(flag_names(r), ["fail-to-pass-fails-differently"], "{r}");
+    let kinds = &r["fail_to_pass_before"][0]["failure_kinds"];
+    assert_eq!(
+        (kinds["assertion"].as_u64(), kinds["timeout"].as_u64()),
+        (Some(3), Some(1)),
+        "{r}"
+    );
+
+    let r = by("same-way");
+    assert_eq!(r["flags"], serde_json::json!([]), "{r}");
+    assert_eq!(r["verdict"], "resolved", "{r}");
+    assert_eq!(
+        r["fail_to_pass_before"][0]["failure_kinds"]["assertion"], 4,
+        "{r}"
+    );
+
+    // Only the case failing the same way qualifies.
+    let (_, json) = replay_report(&out);
+    let q = json["qualification"].as_array().unwrap();
+    let qualified: Vec<&str> = q
+        .iter()
+        .filter(|c| c["qualified"] == true)
+        .map(|c| c["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(qualified, ["same-way"], "{json}");
 }
