@@ -1,5 +1,8 @@
 //! Measures fixci's own verification work (used by `bench/verify.sh`):
-//! `verify_bench seal REPO REV PARENT N`: seconds of each of N sealed checkouts of REV;
+//! `verify_bench seal REPO REV PARENT N`: seconds of each of N sealed checkouts of REV (the
+//! trees are left under PARENT);
+//! `verify_bench libgit2 REPO REV PARENT N`: the same with libgit2's `checkout_tree` into a new
+//! temporary folder (the sealed checkout's implementation before 2026-12-02), for comparison;
 //! `verify_bench junit FILE N`: seconds of each of N parses of a JUnit report plus the by-id
 //! comparison of its passed cases against themselves (the regression check's work);
 //! `verify_bench overhead REPO BASE CANDIDATE SUITE`: one whole verification of CANDIDATE
@@ -12,19 +15,39 @@ use std::time::Instant;
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     match a.get(1).map(String::as_str) {
-        Some("seal") => {
+        Some(mode @ ("seal" | "libgit2")) => {
             let repo = git2::Repository::open(&a[2]).expect("repository");
             let commit = repo
                 .revparse_single(&a[3])
                 .and_then(|o| o.peel_to_commit())
                 .expect("commit")
                 .id();
+            let parent = Path::new(&a[4]);
             for _ in 0..a[5].parse::<usize>().expect("N") {
                 let t = Instant::now();
-                let s = fixci::verify::sealed::seal(&repo, commit, Some(Path::new(&a[4])))
-                    .expect("seal");
-                println!("{:.4}", t.elapsed().as_secs_f64());
-                drop(s);
+                if mode == "seal" {
+                    let s = fixci::verify::sealed::seal(&repo, commit, Some(parent));
+                    println!("{:.4}", t.elapsed().as_secs_f64());
+                    // Kept (the script removes its folder at the end): deleting 10,000 files
+                    // just before the next checkout slows that checkout on ext4 (see
+                    // BENCHMARKS.md), and the three methods must start from the same state.
+                    std::mem::forget(s.expect("seal"));
+                } else {
+                    let dir = tempfile::tempdir_in(parent).expect("temp dir");
+                    let tree = repo
+                        .find_commit(commit)
+                        .and_then(|c| c.tree())
+                        .expect("tree");
+                    let mut co = git2::build::CheckoutBuilder::new();
+                    co.target_dir(dir.path())
+                        .force()
+                        .recreate_missing(true)
+                        .update_index(false);
+                    repo.checkout_tree(tree.as_object(), Some(&mut co))
+                        .expect("checkout");
+                    println!("{:.4}", t.elapsed().as_secs_f64());
+                    std::mem::forget(dir);
+                }
             }
         }
         Some("junit") => {
@@ -87,7 +110,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: verify_bench seal REPO REV PARENT N | junit FILE N | overhead REPO BASE CANDIDATE SUITE"
+                "usage: verify_bench seal|libgit2 REPO REV PARENT N | junit FILE N | overhead REPO BASE CANDIDATE SUITE"
             );
             std::process::exit(2);
         }
