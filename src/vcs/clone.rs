@@ -96,11 +96,20 @@ pub fn export_fix_branch(
         .find_commit(commit)
         .ctx(|| format!("find the copied commit {commit}"))?;
     // Another run may take the name between the look-up and the creation: take the next one.
+    // While another run creates it, its reference is locked: look again after a moment.
+    let mut locked = 0;
     loop {
         match user.branch(&name, &c, false) {
             Ok(_) => return Ok(name),
             Err(e) if e.code() == git2::ErrorCode::Exists => {
                 name = super::free_branch_name(&user, slug);
+            }
+            Err(e) if e.code() == git2::ErrorCode::Locked && locked < 50 => {
+                locked += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                if user.find_branch(&name, BranchType::Local).is_ok() {
+                    name = super::free_branch_name(&user, slug);
+                }
             }
             Err(e) => {
                 return Err(e).ctx(|| format!("create branch `{name}`"));
@@ -177,9 +186,19 @@ fn copy_objects(src: &Repository, dst: &Repository, commit: Oid) -> Result<(), V
             }
             _ => {}
         }
-        let written = dodb
-            .write(obj.kind(), obj.data())
-            .ctx(|| format!("write object {oid}"))?;
+        // A concurrent run copying the same object holds its lock file for a moment.
+        let mut tries = 0;
+        let written = loop {
+            match dodb.write(obj.kind(), obj.data()) {
+                Ok(w) => break w,
+                Err(_) if dodb.exists(oid) => break oid,
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e).ctx(|| format!("write object {oid}")),
+            }
+        };
         if written != oid {
             return Err(VcsError::Cli {
                 what: format!("copy object {oid}"),
