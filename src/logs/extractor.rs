@@ -204,6 +204,7 @@ impl<'b> Extractor<'b> {
     pub fn feed(&mut self, region: &[u8]) {
         let mut pos = 0;
         let n = region.len();
+        let mut next = self.book.prefilter.cache();
         while pos < n {
             if self.slow() {
                 let e = memchr::memchr(b'\n', &region[pos..]).map_or(n, |i| pos + i);
@@ -212,11 +213,7 @@ impl<'b> Extractor<'b> {
                 pos = e + 1;
                 continue;
             }
-            match self
-                .book
-                .prefilter
-                .find(aho_corasick::Input::new(region).span(pos..n))
-            {
+            match self.book.prefilter.find(region, pos..n, &mut next) {
                 None => {
                     let rest = &region[pos..];
                     self.line_no += memchr::memchr_iter(b'\n', rest).count() as u64;
@@ -225,12 +222,10 @@ impl<'b> Extractor<'b> {
                     }
                     return;
                 }
-                Some(m) => {
-                    let ls = memchr::memrchr(b'\n', &region[pos..m.start()])
-                        .map_or(pos, |i| pos + i + 1);
+                Some(start) => {
+                    let ls = memchr::memrchr(b'\n', &region[pos..start]).map_or(pos, |i| pos + i + 1);
                     self.line_no += memchr::memchr_iter(b'\n', &region[pos..ls]).count() as u64;
-                    let e =
-                        memchr::memchr(b'\n', &region[m.start()..]).map_or(n, |i| m.start() + i);
+                    let e = memchr::memchr(b'\n', &region[start..]).map_or(n, |i| start + i);
                     self.line_no += 1;
                     self.handle(&region[ls..e]);
                     pos = e + 1;
@@ -280,8 +275,13 @@ impl<'b> Extractor<'b> {
                 b.message_set_by_next = true;
             }
         }
-        let matches = book.set.matches(text);
-        let mut hits: Vec<usize> = matches.iter().map(|i| book.set_rules[i]).collect();
+        // `is_match` runs the lazy DFA; `matches` (every rule that matches) needs the slower
+        // PikeVM, so it only runs on the few lines some rule matches.
+        let mut hits: Vec<usize> = if book.set.is_match(text) {
+            book.set.matches(text).iter().map(|i| book.set_rules[i]).collect()
+        } else {
+            Vec::new()
+        };
         hits.sort_unstable();
 
         // The title of a block going on over this line (mocha).

@@ -177,9 +177,99 @@ pub struct RuleBook {
     /// All noise patterns.
     pub noise: RegexSet,
     /// Prefilter over raw bytes: every pack's triggers plus the GitHub group markers.
-    pub prefilter: aho_corasick::AhoCorasick,
+    pub prefilter: Prefilter,
     /// The prefilter as a POSIX ERE (for `grep -E`, the benchmark's raw-scan floor).
     pub prefilter_ere: String,
+}
+
+/// The raw-scan prefilter: finds the next occurrence of any trigger literal.
+///
+/// `AhoCorasick` uses its SIMD packed searcher (Teddy) only for at most 64 patterns; past that it
+/// steps its automaton over every byte, several times slower than `grep -E` (and Teddy itself,
+/// with its heuristic limit lifted, slows down with >64 patterns: its 16 buckets hold too many
+/// patterns each and every candidate position needs long verification). So the literals are
+/// split into groups of at most [`Prefilter::GROUP`], one packed searcher each, and the caller
+/// keeps each group's next match ([`Prefilter::find`]'s `next`) so no byte is scanned twice by
+/// one group. Without SIMD (no SSSE3/AVX2 or NEON) one `AhoCorasick` automaton is used.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    packed: Vec<aho_corasick::packed::Searcher>,
+    ac: Option<aho_corasick::AhoCorasick>,
+}
+
+impl Prefilter {
+    /// Most literals in one packed searcher (aho-corasick's own limit for Teddy).
+    pub const GROUP: usize = 64;
+
+    /// A prefilter over `lits`.
+    ///
+    /// Errors: [`PackError::Prefilter`] when the automaton cannot be built.
+    pub fn new(lits: &[String]) -> Result<Self, PackError> {
+        let groups = lits.len().div_ceil(Self::GROUP).max(1);
+        let size = lits.len().div_ceil(groups).max(1);
+        let packed: Option<Vec<_>> = lits
+            .chunks(size)
+            .map(|chunk| {
+                aho_corasick::packed::Config::new()
+                    .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+                    .builder()
+                    .extend(chunk)
+                    .build()
+            })
+            .collect();
+        match packed {
+            Some(packed) if !packed.is_empty() => Ok(Self { packed, ac: None }),
+            _ => {
+                let ac = aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                    .build(lits)
+                    .map_err(|source| PackError::Prefilter { source })?;
+                Ok(Self {
+                    packed: Vec::new(),
+                    ac: Some(ac),
+                })
+            }
+        }
+    }
+
+    /// A fresh cache for [`Prefilter::find`] over one haystack.
+    pub fn cache(&self) -> Vec<Option<Option<usize>>> {
+        vec![None; self.packed.len()]
+    }
+
+    /// The start offset (in `haystack`) of the first trigger occurring in `haystack[span]`.
+    ///
+    /// `next` comes from [`Prefilter::cache`] and must be used with one `haystack` only, with
+    /// spans whose starts never decrease (it holds each group's next match at or after the
+    /// previous start).
+    pub fn find(
+        &self,
+        haystack: &[u8],
+        span: std::ops::Range<usize>,
+        next: &mut [Option<Option<usize>>],
+    ) -> Option<usize> {
+        if let Some(ac) = &self.ac {
+            return ac
+                .find(aho_corasick::Input::new(haystack).span(span))
+                .map(|m| m.start());
+        }
+        let mut best: Option<usize> = None;
+        for (p, slot) in self.packed.iter().zip(next.iter_mut()) {
+            let hit = match *slot {
+                Some(None) => None,
+                Some(Some(s)) if s >= span.start => Some(s),
+                _ => {
+                    let found = p.find_in(haystack, span.clone().into()).map(|m| m.start());
+                    *slot = Some(found);
+                    found
+                }
+            };
+            if let Some(h) = hit {
+                best = Some(best.map_or(h, |b| b.min(h)));
+            }
+        }
+        best
+    }
 }
 
 /// Errors in a rule pack (a bug in fixci's embedded data; a unit test checks every pack).
@@ -274,10 +364,7 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
     lits.sort();
     lits.dedup();
     let lits = without_subsumed(lits);
-    let prefilter = aho_corasick::AhoCorasick::builder()
-        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-        .build(&lits)
-        .map_err(|source| PackError::Prefilter { source })?;
+    let prefilter = Prefilter::new(&lits)?;
     let prefilter_ere = lits
         .iter()
         .map(|l| ere_escape(l))
