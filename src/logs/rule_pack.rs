@@ -240,8 +240,8 @@ impl Prefilter {
     /// The start offset (in `haystack`) of the first trigger occurring in `haystack[span]`.
     ///
     /// `next` comes from [`Prefilter::cache`] and must be used with one `haystack` only, with
-    /// spans whose starts never decrease (it holds each group's next match at or after the
-    /// previous start).
+    /// spans that all end at the same offset and whose starts never decrease (it holds each
+    /// group's next match at or after the previous start, or that it has none before the end).
     pub fn find(
         &self,
         haystack: &[u8],
@@ -383,7 +383,8 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
 
 /// The literals that contain no other literal of the set: a line holding `FAIL [` also holds
 /// `FAIL`, so the longer one adds nothing to the prefilter. Keeping the set small keeps the scan on
-/// aho-corasick's packed (Teddy) searcher, which takes at most 128 patterns and slows as they grow.
+/// [`Prefilter`]'s groups few and each on aho-corasick's packed (Teddy) searcher, which slows as
+/// its patterns grow.
 fn without_subsumed(lits: Vec<String>) -> Vec<String> {
     lits.iter()
         .filter(|l| !lits.iter().any(|o| o != *l && l.contains(o.as_str())))
