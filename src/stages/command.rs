@@ -14,10 +14,10 @@ pub struct CommandStage {
 
 impl Stage for CommandStage {
     fn run(&self, cx: &mut StageCtx<'_>) -> Result<StageResult, Error> {
-        let mut cmd = CommandSpec::shell(&self.command, &worktree(cx.st())?);
+        let wt = worktree(cx.st())?;
+        let mut cmd = CommandSpec::shell(&self.command, &wt);
         cmd.env_remove = test_env_remove(cx.env);
         cmd.env = super::test_env(cx.env);
-        let wt = worktree(cx.st())?;
         if let Some(j) = super::test_jail(cx) {
             cmd = j
                 .wrap(cmd, &[wt.as_path()])
