@@ -123,6 +123,9 @@ pub fn main() -> ExitCode {
     };
     // Nothing fixci started outlives it, whatever path it leaves by.
     crate::process::reaper::reap_descendants();
+    // Sealed trees are removed in the background once dropped (interrupted runs drop theirs
+    // while unwinding): none is left behind when fixci exits.
+    crate::verify::sealed::wait_for_removals();
     finish(result)
 }
 

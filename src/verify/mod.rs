@@ -30,7 +30,7 @@ use crate::runners::command::{self, ReportAt, Runner, RunnerCommand};
 use crate::runners::outcome::{self, Case, CaseOutcome};
 pub use crate::runners::{pytest_available, runner_for};
 use record::{CheckRecord, CheckStatus, SuiteRecord, Verification};
-use sealed::{SealError, Sealed};
+use sealed::{BackgroundSeal, SealError, Sealed};
 
 /// How runs are bounded and where their output goes.
 pub struct RunLimits<'a> {
@@ -332,7 +332,12 @@ pub fn candidate_commit(wt: &Repository, message: &str, exclude: &[String]) -> R
 /// Seals `commit`; a symlink that leaves the repository is a refusal (`Ok(Err(why))`), git or
 /// disk trouble an infrastructure error.
 pub fn seal_or_refuse(repo: &Repository, commit: Oid) -> Result<Result<Sealed, String>, Error> {
-    match sealed::seal(repo, commit, None) {
+    refuse_or_fail(sealed::seal(repo, commit, None))
+}
+
+/// [`seal_or_refuse`]'s reading of a seal's result.
+fn refuse_or_fail(sealed: Result<Sealed, SealError>) -> Result<Result<Sealed, String>, Error> {
+    match sealed {
         Ok(s) => Ok(Ok(s)),
         Err(e @ SealError::Escapes(_)) => Ok(Err(format!("refused: {e}"))),
         Err(e) => Err(Error::infra("cannot check out the commit to verify").source(e)),
@@ -414,6 +419,13 @@ pub fn verify_candidate(
         base_suite: input.base_suite.clone(),
         ..Default::default()
     };
+    // The regression check's base tree, when it will need one (no base suite yet for this
+    // base), is checked out on its own thread from the start: its cost hides behind the
+    // candidate's checkout and the runs of checks (a) and (b). Dropped unused (a check failed
+    // first), it is waited for and removed.
+    let base_seal = cached_base_suite(input, &out)
+        .is_none()
+        .then(|| BackgroundSeal::start(input.repo, input.base, None));
     let tree = match seal_or_refuse(input.repo, input.candidate)? {
         Ok(t) => t,
         Err(why) => {
@@ -503,7 +515,7 @@ pub fn verify_candidate(
         }
     }
     // (c) no regressions.
-    let reg = regression_check(input, &tree, lim, &mut out)?;
+    let reg = regression_check(input, &tree, base_seal, lim, &mut out)?;
     out.verification.checks.push(reg);
     Ok(out)
 }
@@ -744,21 +756,33 @@ fn suite_runner(input: &VerifyInput<'_>, files: &[String]) -> Option<RunnerComma
     }
 }
 
+/// The base suite an earlier attempt ran at this verification's base commit, if any.
+fn cached_base_suite(input: &VerifyInput<'_>, out: &VerifyOutput) -> Option<SuiteRecord> {
+    out.base_suite
+        .clone()
+        .filter(|b| b.commit == input.base.to_string())
+}
+
+/// Check (c). `base_seal` is the base commit's checkout started in the background, if any
+/// (sealed here when it is `None` and the base suite must run).
 fn regression_check(
     input: &VerifyInput<'_>,
     fix_tree: &Sealed,
+    base_seal: Option<BackgroundSeal>,
     lim: &mut RunLimits<'_>,
     out: &mut VerifyOutput,
 ) -> Result<CheckRecord, Error> {
     // The base suite: once per run.
-    let base = match out
-        .base_suite
-        .clone()
-        .filter(|b| b.commit == input.base.to_string())
-    {
+    let base = match cached_base_suite(input, out) {
         Some(b) => b,
         None => {
-            let base_tree = match seal_or_refuse(input.repo, input.base)? {
+            let sealed = match base_seal.filter(|b| b.commit() == input.base) {
+                Some(b) => b.join(input.repo),
+                None => sealed::seal(input.repo, input.base, None),
+            };
+            // Dropped at the end of this arm, before the fix's suite runs: removed in the
+            // background (see `sealed::remove_later`).
+            let base_tree = match refuse_or_fail(sealed)? {
                 Ok(t) => t,
                 Err(why) => {
                     return Ok(not_run(

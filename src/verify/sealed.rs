@@ -23,6 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
 
 use git2::{ObjectType, Oid, Repository};
 
@@ -55,21 +56,32 @@ pub enum SealError {
 /// paths names fixci (`$TMPDIR/.tmpXXXXXX/repo`), so code under test cannot tell verification
 /// from CI by its working directory; and nothing above the tree but the private folder and the
 /// system's temporary folder, which pytest is kept from reading (`--confcutdir`, `-c`).
+///
+/// Dropping it does not delete the tree in the caller's thread: the private folder is renamed
+/// (`.tmpXXXXXX` to `.tmpXXXXXX.removing`, same parent) and removed by a background thread
+/// (see [`remove_later`]); [`wait_for_removals`] waits until every such removal is done.
 pub struct Sealed {
-    dir: tempfile::TempDir,
+    /// The private folder (mode 0700) holding `repo` and `scratch`.
+    dir: PathBuf,
     /// The commit checked out.
     pub commit: Oid,
+}
+
+impl Drop for Sealed {
+    fn drop(&mut self) {
+        remove_later(std::mem::take(&mut self.dir));
+    }
 }
 
 impl Sealed {
     /// The tree's root.
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("repo")
+        self.dir.join("repo")
     }
 
     /// A folder fixci owns outside the tree (reports, the Python helper).
     pub fn scratch(&self) -> PathBuf {
-        self.dir.path().join("scratch")
+        self.dir.join("scratch")
     }
 
     /// Writes `bytes` at `rel` inside the tree (folders created), replacing what is there.
@@ -395,8 +407,169 @@ pub fn seal(repo: &Repository, commit: Oid, parent: Option<&Path>) -> Result<Sea
     std::fs::create_dir_all(dir.path().join("scratch"))
         .and_then(|_| std::fs::create_dir_all(&root))
         .map_err(|e| fail(&root, e.to_string()))?;
+    // On failure the partial tree is removed here, before the error returns.
     write_tree(repo, &root, &plan.items).map_err(|m| fail(&root, m))?;
-    Ok(Sealed { dir, commit })
+    Ok(Sealed {
+        dir: dir.keep(),
+        commit,
+    })
+}
+
+/// A [`seal`] running on its own thread, so that the checkout's cost hides behind other work
+/// (the reproduction and CI-test runs hide the base commit's checkout in
+/// [`crate::verify::verify_candidate`]). The thread opens the repository itself from
+/// [`Repository::path`] (a `Repository` may not be shared between threads).
+///
+/// It is never left running: [`BackgroundSeal::join`] waits for it, and dropping it unjoined
+/// (verification stopped early) waits for it too and then drops its tree, which is removed as
+/// any dropped [`Sealed`] is.
+pub struct BackgroundSeal {
+    /// The thread, or why it could not start (the seal then runs in [`BackgroundSeal::join`]).
+    handle: Result<std::thread::JoinHandle<Result<Sealed, SealError>>, String>,
+    commit: Oid,
+    parent: Option<PathBuf>,
+}
+
+impl BackgroundSeal {
+    /// Starts sealing `commit` of `repo` into a new temporary directory under `parent`, or the
+    /// system's temporary folder (as [`seal`]).
+    pub fn start(repo: &Repository, commit: Oid, parent: Option<&Path>) -> BackgroundSeal {
+        let gitdir = repo.path().to_path_buf();
+        let parent = parent.map(Path::to_path_buf);
+        let parent_copy = parent.clone();
+        let handle = std::thread::Builder::new()
+            .name("fixci-seal".into())
+            .spawn(move || {
+                let repo = Repository::open(&gitdir).map_err(|e| SealError::Checkout {
+                    commit: commit.to_string(),
+                    dir: "?".into(),
+                    message: format!("cannot open `{}`: {e}", gitdir.display()),
+                })?;
+                seal(&repo, commit, parent.as_deref())
+            })
+            .map_err(|e| e.to_string());
+        BackgroundSeal {
+            handle,
+            commit,
+            parent: parent_copy,
+        }
+    }
+
+    /// The commit being sealed.
+    pub fn commit(&self) -> Oid {
+        self.commit
+    }
+
+    /// Waits for the seal and returns what [`seal`] returned. When the thread could not be
+    /// started, seals here, from `repo`, instead.
+    ///
+    /// # Errors
+    /// As [`seal`]; a panic of the thread is a [`SealError::Checkout`].
+    pub fn join(mut self, repo: &Repository) -> Result<Sealed, SealError> {
+        match std::mem::replace(&mut self.handle, Err(String::new())) {
+            Ok(h) => h.join().unwrap_or_else(|_| {
+                Err(SealError::Checkout {
+                    commit: self.commit.to_string(),
+                    dir: "?".into(),
+                    message: "the checkout thread panicked".into(),
+                })
+            }),
+            Err(_) => seal(repo, self.commit, self.parent.as_deref()),
+        }
+    }
+}
+
+impl Drop for BackgroundSeal {
+    fn drop(&mut self) {
+        if let Ok(h) = std::mem::replace(&mut self.handle, Err(String::new())) {
+            // The tree, if any, is dropped here: removed in the background.
+            let _ = h.join();
+        }
+    }
+}
+
+/// Removals handed to the background thread and not finished yet.
+static PENDING: Mutex<usize> = Mutex::new(0);
+/// Signalled when [`PENDING`] falls to zero.
+static IDLE: Condvar = Condvar::new();
+/// The background remover's queue, once started.
+static QUEUE: Mutex<Option<mpsc::Sender<PathBuf>>> = Mutex::new(None);
+
+/// Removes the folder `dir` (a sealed tree's private folder) off the calling thread, so that
+/// deleting thousands of files is not in the critical path: the folder is first renamed to
+/// `<name>.removing` in the same parent (one `rename`, so its old name is free at once and a
+/// process still writing by path cannot add to it), then removed by one background thread,
+/// one folder after another. Count it as pending until [`wait_for_removals`] sees it done.
+/// When no thread can be started the folder is removed here. An empty path is ignored.
+pub fn remove_later(dir: PathBuf) {
+    if dir.as_os_str().is_empty() {
+        return;
+    }
+    let mut trash = dir.clone().into_os_string();
+    trash.push(".removing");
+    let trash = PathBuf::from(trash);
+    let target = if std::fs::rename(&dir, &trash).is_ok() {
+        trash
+    } else {
+        dir
+    };
+    *lock(&PENDING) += 1;
+    let mut queue = lock(&QUEUE);
+    if queue.is_none() {
+        let (tx, rx) = mpsc::channel::<PathBuf>();
+        let started = std::thread::Builder::new()
+            .name("fixci-remover".into())
+            .spawn(move || {
+                for p in rx {
+                    let _ = std::fs::remove_dir_all(&p);
+                    done_one();
+                }
+            });
+        if started.is_ok() {
+            *queue = Some(tx);
+            // Library users (tests, examples) that never call `wait_for_removals` still leave
+            // nothing behind when they exit normally.
+            // SAFETY: `at_exit` is an `extern "C" fn()` that does not unwind.
+            unsafe { libc::atexit(at_exit) };
+        }
+    }
+    let sent = match queue.as_ref() {
+        Some(tx) => tx.send(target).map_err(|e| e.0),
+        None => Err(target),
+    };
+    drop(queue);
+    if let Err(target) = sent {
+        let _ = std::fs::remove_dir_all(&target);
+        done_one();
+    }
+}
+
+/// Blocks until every removal started by [`remove_later`] (every dropped [`Sealed`]) is done.
+/// fixci calls it before it exits (`crate::cli::main`, which every command, interrupted or
+/// not, returns through); it is also registered with `atexit` for other users of the library.
+/// A second SIGINT/SIGTERM exits at once (`_exit`) and skips it.
+pub fn wait_for_removals() {
+    let mut n = lock(&PENDING);
+    while *n > 0 {
+        n = IDLE.wait(n).unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+}
+
+extern "C" fn at_exit() {
+    // A panic may not cross into C: nothing here panics (poisoned locks are taken as they are).
+    wait_for_removals();
+}
+
+fn done_one() {
+    let mut n = lock(&PENDING);
+    *n = n.saturating_sub(1);
+    if *n == 0 {
+        IDLE.notify_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -597,6 +770,88 @@ mod tests {
             .map(|e| e.unwrap().path())
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// A repository with a commit of `n` small files in two folders and a symlink.
+    fn many_files(dir: &Path, n: usize) -> (Repository, Oid) {
+        let repo = Repository::init(dir).unwrap();
+        let files: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
+            .map(|i| (format!("m{i}.py").into_bytes(), format!("X = {i}\n").into_bytes()))
+            .collect();
+        let half: Vec<(&[u8], E)> = files
+            .iter()
+            .map(|(n, b)| (n.as_slice(), E::F(b.as_slice(), false)))
+            .collect();
+        let (a, b) = half.split_at(n / 2);
+        let mut a: Vec<(&[u8], E)> = a.iter().map(|(n, e)| (*n, copy(e))).collect();
+        a.push((b"up", E::L("../a/m0.py")));
+        let b = b.iter().map(|(n, e)| (*n, copy(e))).collect();
+        let t = tree(&repo, &[(b"a", E::D(a)), (b"b", E::D(b))]);
+        let c = commit(&repo, t);
+        (repo, c)
+    }
+
+    fn copy<'a>(e: &E<'a>) -> E<'a> {
+        match e {
+            E::F(b, x) => E::F(b, *x),
+            E::L(t) => E::L(t),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_dropped_tree_is_renamed_at_once_and_gone_after_waiting_for_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, c) = many_files(dir.path(), 600);
+        let parent = tempfile::tempdir().unwrap();
+        let sealed = seal(&repo, c, Some(parent.path())).unwrap();
+        let private = sealed.root().parent().unwrap().to_path_buf();
+        assert!(sealed.root().join("a/up").is_file());
+        drop(sealed);
+        // The tree's name is free as soon as it is dropped; the files go in the background.
+        assert!(!private.exists());
+        wait_for_removals();
+        assert_empty(parent.path());
+        // Waiting with nothing pending returns at once.
+        wait_for_removals();
+    }
+
+    #[test]
+    fn a_background_seal_joins_to_the_tree_a_seal_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, c) = many_files(dir.path(), 600);
+        let (p1, p2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let bg = BackgroundSeal::start(&repo, c, Some(p1.path()));
+        assert_eq!(bg.commit(), c);
+        let here = seal(&repo, c, Some(p2.path())).unwrap();
+        let there = bg.join(&repo).unwrap();
+        assert!(there.root().starts_with(p1.path()));
+        assert_eq!(there.commit, c);
+        assert_eq!(snapshot(&there.root()), snapshot(&here.root()));
+        assert_eq!(snapshot(&there.root()).len(), 603);
+        // A refusal comes back through the thread as it would from `seal`, nothing written.
+        let t = tree(&repo, &[(b"out", E::L("../../etc/passwd"))]);
+        let bad = commit(&repo, t);
+        let p3 = tempfile::tempdir().unwrap();
+        match BackgroundSeal::start(&repo, bad, Some(p3.path())).join(&repo) {
+            Err(SealError::Escapes(e)) => {
+                assert_eq!(e, vec![("out".to_string(), "../../etc/passwd".to_string())])
+            }
+            other => panic!("{:?}", other.map(|s| s.root())),
+        }
+        assert_empty(p3.path());
+    }
+
+    #[test]
+    fn a_background_seal_that_is_never_joined_is_waited_for_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, c) = many_files(dir.path(), 2000);
+        let parent = tempfile::tempdir().unwrap();
+        drop(BackgroundSeal::start(&repo, c, Some(parent.path())));
+        // Dropping it waited for the thread: nothing is still being written, and the tree it
+        // wrote is removed like a dropped one.
+        wait_for_removals();
+        assert_empty(parent.path());
     }
 
     #[test]
