@@ -70,10 +70,28 @@ fn pausing_job(root: &Path, repo: &Path) -> PathBuf {
     p
 }
 
+/// The temporary folder (`TMPDIR`) of the runs in `e`, created empty if missing: fixci's sealed
+/// checkouts go there.
+fn tmp_dir(e: &TestEnv) -> PathBuf {
+    let tmp = e.root.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    tmp
+}
+
+/// What is left in `tmp`: names of the entries (a sealed tree is a `.tmpXXXXXX` folder, one
+/// being removed `.tmpXXXXXX.removing`).
+fn left_in(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 fn spawn(e: &TestEnv, spec: &Path, out: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_fixci"))
         .current_dir(&e.root)
         .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .env("TMPDIR", tmp_dir(e))
         .env_remove("GITHUB_TOKEN")
         .args(["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -86,6 +104,7 @@ fn fixci_out(e: &TestEnv, args: &[&str]) -> assert_cmd::assert::Assert {
     fixci()
         .current_dir(&e.root)
         .env("FIXCI_CACHE_DIR", e.root.join("cache"))
+        .env("TMPDIR", tmp_dir(e))
         .env_remove("GITHUB_TOKEN")
         .args(args)
         .arg("--out")
@@ -150,8 +169,11 @@ fn interrupt_remove_clone_then_resume(stage: &str, how: &str, remove_clone: bool
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(report.contains(&format!("interrupted at {stage}")), "{report}");
     assert!(!report.contains("longer `reproduce` budget"), "{report}");
-    // An interrupted run keeps its private clone for the resume.
+    // An interrupted run keeps its private clone for the resume, but no sealed checkout: not
+    // the one a test ran in when the signal came, nor one still being removed or written in
+    // the background (during verification, the base commit's).
     assert!(run.join("worktree/.git").is_dir());
+    assert_eq!(left_in(&tmp_dir(&e)), Vec::<String>::new());
     if remove_clone {
         std::fs::remove_dir_all(run.join("worktree")).unwrap();
     }
@@ -159,6 +181,7 @@ fn interrupt_remove_clone_then_resume(stage: &str, how: &str, remove_clone: bool
     fixci_out(&e, &["resume", &id]).code(0);
     let r = result(&run);
     assert_eq!(r["status"], "success", "{r}");
+    assert_eq!(left_in(&tmp_dir(&e)), Vec::<String>::new());
     // The interrupted stage ran again; the stages before it did not.
     assert_eq!(stage_starts(&run, stage), 2, "{stage} was not redone");
     if stage != "reproduce" {
