@@ -197,7 +197,7 @@ fn probe_overlay_now(bwrap: &Path) -> Result<PathBuf, String> {
     }
     std::fs::write(p.join("f"), "before").map_err(|e| format!("cannot write the probe: {e}"))?;
     let s = |p: &Path| p.display().to_string();
-    let mut args = overlay_prefix(&unshare, &stage, std::slice::from_ref(&p));
+    let mut args = overlay_prefix(&unshare, &stage, std::slice::from_ref(&p), MAX_DISCARDED);
     args.push(s(bwrap));
     args.extend(BASE_ARGS.iter().map(|s| s.to_string()));
     args.extend(uid_args());
@@ -246,7 +246,8 @@ const MAX_DISCARDED: usize = 1000;
 /// overlay at `$1/i/m` whose lower layer is the place and whose upper layer, `$1/i/u`, lives on
 /// the tmpfs; bwrap binds `$1/i/m` over the place. After the command it names every entry of
 /// each upper layer (`%y` type letter, path relative to the place; newlines in names become
-/// `?`, so a name cannot forge a line) on its standard error, up to MAX_DISCARDED per place.
+/// `?`, so a name cannot forge a line) on its standard error, up to MAX per place (none when
+/// MAX is 0).
 /// The tmpfs, with everything written there, goes with the namespace.
 const OVERLAY_WRAPPER: &str = r#"# fixci-sandbox-overlay
 stage=$1; n=$2; shift 2
@@ -260,6 +261,7 @@ while [ "$i" -lt "$n" ]; do
 done
 "$@"
 rc=$?
+[ MAX -gt 0 ] || exit $rc
 i=0
 while [ "$i" -lt "$n" ]; do
   (cd "$stage/$i/u" && find . -mindepth 1 -printf '%y %P\0') | tr '\n\0' '?\n' | head -n MAX | sed "s/^/fixci-sandbox: discarded $i /" >&2
@@ -270,19 +272,112 @@ exit $rc
 
 /// The command line up to bwrap's own: `unshare -Urm /bin/sh -c OVERLAY_WRAPPER ... STAGE N
 /// PLACES...`.
-fn overlay_prefix(unshare: &Path, stage: &Path, places: &[PathBuf]) -> Vec<String> {
+fn overlay_prefix(unshare: &Path, stage: &Path, places: &[PathBuf], max: usize) -> Vec<String> {
     let mut v = vec![
         unshare.display().to_string(),
         "-Urm".into(),
         "/bin/sh".into(),
         "-c".into(),
-        OVERLAY_WRAPPER.replace("MAX", &MAX_DISCARDED.to_string()),
+        OVERLAY_WRAPPER.replace("MAX", &max.to_string()),
         "fixci-sandbox-overlay".into(),
         stage.display().to_string(),
         places.len().to_string(),
     ];
     v.extend(places.iter().map(|p| p.display().to_string()));
     v
+}
+
+/// The places a [`TestJail`] throws writes away from, found once per process: every directory
+/// directly under `/` (not a symbolic link) but `/proc`, `/sys`, `/dev`, `/run` and `/tmp`, and
+/// the user's `HOME` when it lies in none of them; left out are places another filesystem is
+/// mounted inside (an overlay would hide it), places fixci cannot read and search, and paths an
+/// overlay mount option cannot carry (`,`, `:`, `\`, control characters). The list is then
+/// checked by mounting it through the real wrapper with `unshare`; a place that fails there
+/// alone is left out too. Sorted, none inside another.
+pub fn discard_places(unshare: &Path) -> Vec<PathBuf> {
+    static PLACES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    PLACES
+        .get_or_init(|| {
+            let all = discard_candidates();
+            if mounts_here(unshare, &all) {
+                return all;
+            }
+            all.into_iter().filter(|p| mounts_here(unshare, std::slice::from_ref(p))).collect()
+        })
+        .clone()
+}
+
+/// [`discard_places`] before the mount check.
+fn discard_candidates() -> Vec<PathBuf> {
+    let mounts: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mountinfo(m)))
+        .collect();
+    let usable = |p: &Path| {
+        let t = p.to_string_lossy();
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok();
+        !t.contains([',', ':', '\\'])
+            && !t.chars().any(char::is_control)
+            && !mounts.iter().any(|m| m != p && m.starts_with(p))
+            // SAFETY: `c` is a NUL-terminated path; access(2) only reads it.
+            && c.is_some_and(|c| unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::X_OK) } == 0)
+    };
+    const SHARED: &[&str] = &["proc", "sys", "dev", "run", "tmp"];
+    let mut places: Vec<PathBuf> = std::fs::read_dir("/")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !SHARED.iter().any(|s| e.file_name() == *s))
+        .map(|e| e.path())
+        .filter(|p| usable(p))
+        .collect();
+    let home = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok());
+    if let Some(h) = home.filter(|h| h.parent().is_some() && h.is_dir()) {
+        if !places.iter().any(|p| h.starts_with(p)) && usable(&h) {
+            places.push(h);
+        }
+    }
+    places.sort();
+    places
+}
+
+/// A mount point as `/proc/self/mountinfo` writes it (octal escapes `\040` for space, `\011`,
+/// `\012`, `\134`), unescaped.
+fn unescape_mountinfo(m: &str) -> String {
+    let b = m.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct.and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok()) {
+            Some(c) => {
+                out.push(c);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether the overlay wrapper mounts a layer over every one of `places` here (and runs `true`).
+fn mounts_here(unshare: &Path, places: &[PathBuf]) -> bool {
+    let Ok(stage) = tempfile::tempdir() else { return false };
+    let args = overlay_prefix(unshare, stage.path(), places, 0);
+    Command::new(&args[0])
+        .args(&args[1..])
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// `program` as fixci would start it from `cwd`: a path containing `/` (relative to `cwd`),
@@ -304,8 +399,15 @@ pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
 /// - the places fixci promises not to change read-only (`--ro-bind`): the user's repository and
 ///   its git folder, the run directory, fixci's cache, the spec's folder; the command's own
 ///   folders (`writable`) stay writable even inside them;
-/// - the rest of the filesystem as it is (`--dev-bind / /`): test suites keep their caches
-///   (`~/.cache/pip`, `GOCACHE`, `~/.cargo`) and temporary files;
+/// - with [`TestJail::discarding`], a throw-away layer (overlayfs on a `tmpfs`, as the agent's
+///   protected places get) over the user's `HOME` and every top-level directory of `/` but
+///   `/proc`, `/sys`, `/dev`, `/run` and `/tmp` ([`discard_places`]): a test can write there
+///   (caches, `~/.local`, `/usr/local` as root) and sees its writes while it runs, but they are
+///   gone when it ends, so no test run can leave a `.pth`, a `~/.gitconfig` or a `~/.bashrc`
+///   behind for a later run, for fixci's own git or for the user;
+/// - the rest of the filesystem as it is (`--dev-bind / /`): `/tmp` and `/run` are shared, and
+///   without a throw-away layer test suites keep their caches (`~/.cache/pip`, `GOCACHE`,
+///   `~/.cargo`) and write them for good;
 /// - every capability dropped, `--die-with-parent`; the process group fixci signals at the
 ///   budget reaches the processes inside (a PID namespace keeps process groups).
 ///
@@ -315,6 +417,18 @@ pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
 pub struct TestJail {
     bwrap: PathBuf,
     read_only: Vec<PathBuf>,
+    discard: Option<Discard>,
+}
+
+/// The throw-away layers of a [`TestJail`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Discard {
+    /// util-linux `unshare`, which runs the overlay wrapper.
+    unshare: PathBuf,
+    /// The directory each test run's mount namespace mounts its `tmpfs` on.
+    stage: PathBuf,
+    /// The places whose writes are discarded, outermost first, none inside another.
+    places: Vec<PathBuf>,
 }
 
 impl TestJail {
@@ -331,7 +445,30 @@ impl TestJail {
             .collect();
         ro.sort();
         ro.dedup();
-        TestJail { bwrap: bwrap.to_path_buf(), read_only: ro }
+        TestJail { bwrap: bwrap.to_path_buf(), read_only: ro, discard: None }
+    }
+
+    /// This jail with writes to [`discard_places`] thrown away when each test run ends: the
+    /// overlay wrapper (run by `unshare`, as [`probe_overlay`] found it) mounts a `tmpfs` on
+    /// `stage` (an existing directory; the mount lives in the run's own mount namespace, so
+    /// concurrent runs may share it) and an overlay per place. The read-only places and the
+    /// command's own folders are mounted over the layers, so they stay read-only and writable.
+    /// Unchanged when no place can take a layer here.
+    pub fn discarding(mut self, unshare: &Path, stage: &Path) -> TestJail {
+        let places = discard_places(unshare);
+        if !places.is_empty() {
+            self.discard = Some(Discard {
+                unshare: unshare.to_path_buf(),
+                stage: stage.to_path_buf(),
+                places,
+            });
+        }
+        self
+    }
+
+    /// The places whose writes each test run's layers discard (empty without them).
+    pub fn discarded(&self) -> &[PathBuf] {
+        self.discard.as_ref().map_or(&[], |d| &d.places)
     }
 
     /// The read-only places, canonical.
@@ -362,23 +499,42 @@ impl TestJail {
         // read-only place inside a writable folder stays read-only.
         let mut mounts: Vec<(bool, PathBuf)> =
             self.read_only.iter().map(|p| (false, p.clone())).collect();
+        let layered = self.discarded();
         mounts.extend(
             writable
                 .iter()
                 .filter_map(|p| std::fs::canonicalize(p).ok().filter(|c| c.is_dir()))
-                .filter(|w| self.read_only.iter().any(|r| w.starts_with(r)))
+                .filter(|w| self.read_only.iter().chain(layered).any(|r| w.starts_with(r)))
                 .map(|w| (true, w)),
         );
         mounts.sort_by_key(|(rw, p)| (p.components().count(), *rw));
-        let mut args: Vec<String> = BASE_ARGS.iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = Vec::new();
+        if let Some(d) = &self.discard {
+            // Nothing is listed afterwards: the test's output is the test's.
+            args.extend(overlay_prefix(&d.unshare, &d.stage, &d.places, 0));
+            args.push(s(&self.bwrap));
+        }
+        args.extend(BASE_ARGS.iter().map(|s| s.to_string()));
+        if self.discard.is_some() {
+            args.extend(uid_args());
+        }
         args.extend(["--dev-bind", "/", "/", "--proc", "/proc"].map(String::from));
+        // The layers first (outermost first, none inside another), then the places over them.
+        for (i, p) in layered.iter().enumerate() {
+            let stage = &self.discard.as_ref().expect("layered places have a stage").stage;
+            args.extend(["--bind".into(), s(&stage.join(format!("{i}/m"))), s(p)]);
+        }
         for (rw, p) in &mounts {
             let flag = if *rw { "--bind" } else { "--ro-bind" };
             args.extend([flag.into(), s(p), s(p)]);
         }
         args.extend(["--chdir".into(), s(&cmd.cwd), "--".into(), s(&program)]);
         args.extend(cmd.args);
-        Ok(CommandSpec { program: s(&self.bwrap), args, ..cmd })
+        let program = match &self.discard {
+            Some(_) => args.remove(0),
+            None => s(&self.bwrap),
+        };
+        Ok(CommandSpec { program, args, ..cmd })
     }
 }
 
@@ -589,7 +745,7 @@ impl Jail {
             "fixci-sandbox-outer".into(),
         ];
         if let Some(unshare) = &self.overlay {
-            args.extend(overlay_prefix(unshare, &self.overlay_dir, &self.protected));
+            args.extend(overlay_prefix(unshare, &self.overlay_dir, &self.protected, MAX_DISCARDED));
         }
         args.push(s(&self.bwrap));
         args.extend(BASE_ARGS.iter().map(|s| s.to_string()));
@@ -953,6 +1109,54 @@ mod tests {
         assert!(!ro.join("planted").exists() && work.join("made").exists());
         let pids: u32 = text.lines().last().unwrap().trim().parse().unwrap();
         assert!(pids < 5, "the test saw {pids} processes");
+    }
+
+    #[test]
+    fn a_test_jail_with_throw_away_layers_discards_writes_outside_the_test_s_own_folders() {
+        let Ok(bwrap) = probe() else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "bubblewrap not usable under CI=true");
+            return;
+        };
+        let unshare = match probe_overlay(&bwrap) {
+            Ok(u) => u,
+            Err(why) => {
+                assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "overlay not usable under CI=true: {why}");
+                return;
+            }
+        };
+        let places = discard_places(&unshare);
+        assert!(places.iter().any(|p| p == Path::new("/var")), "{places:?}");
+        assert!(!places.iter().any(|p| p == Path::new("/tmp") || p == Path::new("/proc")));
+        // The test's own folder lies inside a layered place (`/var/tmp`): it stays writable.
+        let own = tempfile::tempdir_in("/var/tmp").unwrap();
+        let stage = tempfile::tempdir().unwrap();
+        let jail = TestJail::new(&bwrap, &[]).discarding(&unshare, stage.path());
+        assert_eq!(jail.discarded(), places.as_slice());
+        let tag = format!("fixci-layer-probe-{}", std::process::id());
+        let home = std::fs::canonicalize(std::env::var("HOME").unwrap()).unwrap();
+        let script = format!(
+            "echo a > $HOME/.{tag} && cat $HOME/.{tag} && echo b > /var/tmp/{tag} && cat /var/tmp/{tag} && echo kept > made; exit 4"
+        );
+        let cmd = jail.wrap(CommandSpec::shell(&script, own.path()), &[own.path()]).unwrap();
+        assert!(cmd.program.ends_with("unshare"), "{cmd:?}");
+        let out = Command::new(&cmd.program).args(&cmd.args).current_dir(&cmd.cwd).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let leaked = [home.join(format!(".{tag}")), PathBuf::from(format!("/var/tmp/{tag}"))];
+        let left: Vec<&PathBuf> = leaked.iter().filter(|p| p.exists()).collect();
+        for p in &left {
+            let _ = std::fs::remove_file(p);
+        }
+        assert_eq!(out.status.code(), Some(4), "the test's exit code: {stdout} {stderr}");
+        assert_eq!(stdout, "a\nb\n", "the test sees its own writes while it runs; {stderr}");
+        assert_eq!(stderr, "", "nothing is listed after a test");
+        assert!(left.is_empty(), "writes kept after the test: {left:?}");
+        assert_eq!(std::fs::read_to_string(own.path().join("made")).unwrap(), "kept\n");
+    }
+
+    #[test]
+    fn mount_points_in_mountinfo_are_unescaped() {
+        assert_eq!(unescape_mountinfo("/mnt/a\\040b\\134c"), "/mnt/a b\\c");
+        assert_eq!(unescape_mountinfo("/x\\9"), "/x\\9");
     }
 
     #[test]
