@@ -6,7 +6,7 @@
 //! - a file of the commit that was changed (stamp and content both differ from the blob; a
 //!   rewrite with the same bytes is not a change), deleted, or replaced;
 //! - a new file that the test-infrastructure rules refuse in a fix
-//!   ([`crate::judge::test_infra::judge_test_infra`]: `conftest.py`, runner configs, `*.pth`,
+//!   ([`crate::runners::test_infra::judge_test_infra`]: `conftest.py`, runner configs, `*.pth`,
 //!   `*customize.py`, shadowing modules, ...), or Python bytecode for a module of the commit
 //!   (fixci runs Python with `PYTHONDONTWRITEBYTECODE=1`, so only planted bytecode is there).
 //!
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
-use crate::judge::test_infra::{Change, ChangedFile, judge_test_infra};
+use crate::runners::test_infra::{Change, ChangedFile, judge_test_infra};
 
 /// Most findings named in one description.
 const MAX_NAMED: usize = 8;
