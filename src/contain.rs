@@ -286,7 +286,9 @@ pub fn markdown(c: &Containment) -> String {
                  except the worktree, the stage directory and a private HOME and TMPDIR; network \
                  on. In their namespace no process of fixci's or of anyone else's is visible: \
                  `/proc/*/environ` and process listings show the agent's own processes only \
-                 (such reads cannot be observed, so they are not listed here).\n\n",
+                 (such reads cannot be observed, so they are not listed here). The sockets of \
+                 SSH and GnuPG agents, the keyring and container engines were hidden from them \
+                 and from test runs.\n\n",
             );
             match &d.overlay_why {
                 None => m.push_str(

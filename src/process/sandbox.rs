@@ -23,7 +23,11 @@
 //!   run directory; the run directory itself, other stages and fixci's cache stay read-only);
 //!   the agent CLI's own configuration is copied into the private `HOME` as its preset declares
 //!   (`writable` in `presets.toml`);
-//! - the network of the machine (the agent needs its model service).
+//! - the network of the machine (the agent needs its model service), but not the sockets that
+//!   hand out the user's credentials or the machine (SSH and GnuPG agents, the keyring and
+//!   session bus, Docker/Podman/containerd API sockets: [`credential_sockets`]), which get
+//!   `/dev/null` bound over them, and `SSH_AUTH_SOCK`, `GPG_AGENT_INFO`, `DOCKER_HOST` are not
+//!   in its environment.
 //!
 //! Inside, a small `sh` supervisor runs the agent; when the agent's main process exits, it names
 //! every process still alive in the namespace on its standard error (a file fixci reads and the
@@ -380,6 +384,88 @@ fn mounts_here(unshare: &Path, places: &[PathBuf]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Sockets that hand out the user's credentials or the machine: the SSH agent
+/// (`$SSH_AUTH_SOCK`), GnuPG's agent, the desktop keyring and session bus, and container
+/// engines' API sockets (`$DOCKER_HOST` when it is `unix://`, Docker's, Podman's, containerd's,
+/// rootless ones under `$XDG_RUNTIME_DIR` or `/run/user/UID`), whichever exist here as sockets.
+/// A read-only file system does not stop `connect(2)` on a socket, so the sandboxes bind
+/// `/dev/null` over each ([`hide_sockets_args`]): a container engine's socket alone would let
+/// the agent start a privileged container and leave every namespace, an SSH agent would let it
+/// push with the user's key.
+pub fn credential_sockets() -> Vec<PathBuf> {
+    credential_sockets_in(&|v| std::env::var_os(v))
+}
+
+/// [`credential_sockets`] with the environment read through `var`.
+fn credential_sockets_in(var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Vec<PathBuf> {
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let mut runtime: Vec<PathBuf> = vec![PathBuf::from(format!("/run/user/{uid}"))];
+    if let Some(x) = var("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+        runtime.insert(0, PathBuf::from(x));
+    }
+    let mut c: Vec<PathBuf> = Vec::new();
+    for name in ["SSH_AUTH_SOCK", "DOCKER_HOST"] {
+        if let Some(v) = var(name) {
+            let v = v.to_string_lossy().into_owned();
+            c.push(PathBuf::from(v.strip_prefix("unix://").unwrap_or(&v)));
+        }
+    }
+    for p in [
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        "/run/podman/podman.sock",
+        "/run/containerd/containerd.sock",
+        "/var/run/containerd/containerd.sock",
+        "/run/buildkit/buildkitd.sock",
+    ] {
+        c.push(PathBuf::from(p));
+    }
+    for r in &runtime {
+        for rel in [
+            "docker.sock",
+            "podman/podman.sock",
+            "containerd/containerd.sock",
+            "bus",
+            "keyring/ssh",
+            "keyring/control",
+            "gcr/ssh",
+            "gnupg/S.gpg-agent",
+            "gnupg/S.gpg-agent.ssh",
+            "gnupg/S.gpg-agent.extra",
+            "gnupg/S.gpg-agent.browser",
+            "ssh-agent.socket",
+            "openssh_agent",
+        ] {
+            c.push(r.join(rel));
+        }
+    }
+    let mut out: Vec<PathBuf> = c
+        .into_iter()
+        .filter_map(|p| std::fs::canonicalize(&p).ok())
+        .filter(|p| {
+            use std::os::unix::fs::FileTypeExt;
+            std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// bwrap arguments that put `/dev/null` over every [`credential_sockets`] entry.
+fn hide_sockets_args() -> Vec<String> {
+    hide_args(&credential_sockets())
+}
+
+/// bwrap arguments that put `/dev/null` over each of `sockets`.
+fn hide_args(sockets: &[PathBuf]) -> Vec<String> {
+    sockets
+        .iter()
+        .flat_map(|p| ["--ro-bind".into(), "/dev/null".into(), p.display().to_string()])
+        .collect()
+}
+
 /// `program` as fixci would start it from `cwd`: a path containing `/` (relative to `cwd`),
 /// else the first executable file of that name on `PATH`.
 pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
@@ -409,7 +495,8 @@ pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
 ///   without a throw-away layer test suites keep their caches (`~/.cache/pip`, `GOCACHE`,
 ///   `~/.cargo`) and write them for good;
 /// - every capability dropped, `--die-with-parent`; the process group fixci signals at the
-///   budget reaches the processes inside (a PID namespace keeps process groups).
+///   budget reaches the processes inside (a PID namespace keeps process groups);
+/// - the [`credential_sockets`] hidden, as for the agent.
 ///
 /// bwrap ends with the test's exit code, or 128 + the signal number when the test was killed
 /// by one. See <https://github.com/containers/bubblewrap> (`bwrap(1)`).
@@ -528,6 +615,7 @@ impl TestJail {
             let flag = if *rw { "--bind" } else { "--ro-bind" };
             args.extend([flag.into(), s(p), s(p)]);
         }
+        args.extend(hide_sockets_args());
         args.extend(["--chdir".into(), s(&cmd.cwd), "--".into(), s(&program)]);
         args.extend(cmd.args);
         let program = match &self.discard {
@@ -771,6 +859,7 @@ impl Jail {
                 args.extend(["--ro-bind".into(), s(&f), s(&f)]);
             }
         }
+        args.extend(hide_sockets_args());
         args.extend(["--chdir".into(), s(&cmd.cwd), "--".into()]);
         args.extend(["/bin/sh".into(), "-c".into(), SUPERVISOR.into(), "fixci-sandbox".into()]);
         args.push(s(&agent_stderr));
@@ -1151,6 +1240,45 @@ mod tests {
         assert_eq!(stderr, "", "nothing is listed after a test");
         assert!(left.is_empty(), "writes kept after the test: {left:?}");
         assert_eq!(std::fs::read_to_string(own.path().join("made")).unwrap(), "kept\n");
+    }
+
+    #[test]
+    fn credential_sockets_are_found_and_cannot_be_reached_in_a_sandbox() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        std::fs::write(d.path().join("plain"), "").unwrap();
+        let env = |v: &str| match v {
+            "SSH_AUTH_SOCK" => Some(sock.clone().into_os_string()),
+            // Not a socket: left alone.
+            "DOCKER_HOST" => Some(format!("unix://{}", d.path().join("plain").display()).into()),
+            "XDG_RUNTIME_DIR" => Some(d.path().into()),
+            _ => None,
+        };
+        let found = credential_sockets_in(&env);
+        assert!(found.contains(&std::fs::canonicalize(&sock).unwrap()), "{found:?}");
+        assert!(!found.iter().any(|p| p.ends_with("plain")), "{found:?}");
+        let Ok(bwrap) = probe() else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "bubblewrap not usable under CI=true");
+            return;
+        };
+        let connect = format!(
+            "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); print('connected')",
+            sock.display().to_string()
+        );
+        let run = |hide: &[PathBuf]| {
+            Command::new(&bwrap)
+                .args(BASE_ARGS)
+                .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
+                .args(hide_args(hide))
+                .args(["python3", "-c", &connect])
+                .output()
+                .unwrap()
+        };
+        // Read-only alone does not stop a connection; the bind over it does.
+        assert_eq!(String::from_utf8_lossy(&run(&[]).stdout), "connected\n");
+        let hidden = run(&found);
+        assert!(!hidden.status.success(), "{}", String::from_utf8_lossy(&hidden.stdout));
     }
 
     #[test]
