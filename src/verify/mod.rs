@@ -999,16 +999,23 @@ pub fn confirm(
     };
     tree.write(test_file, bytes)
         .map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
+    // A reproduction that fails only because it rewrote the code it tests proves nothing.
+    let mut guard = integrity::Guard::new(repo, commit, &tree.root())
+        .map_err(|e| Error::infra("cannot read the commit to check out").source(e))?;
+    guard.expect(test_file, Some(bytes));
     let mut common: Option<Vec<String>> = None;
     let mut evidence = "exit-code";
     let mut timed_out = false;
     let mut all = Vec::new();
     for k in 1..=runs {
         let log = lim.log_dir.join(format!("run-{k}.log"));
-        let run = run_once(runner, &tree.root(), &tree.scratch(), &log, lim)?;
+        let run = guarded(run_once(runner, &tree.root(), &tree.scratch(), &log, lim)?, &mut guard);
         evidence = run.evidence;
         timed_out |= matches!(run.termination, Termination::TimedOut { .. });
-        let verdict = failing_ids(&run);
+        let verdict = match &run.tampered {
+            Some(why) => Err(why.clone()),
+            None => failing_ids(&run),
+        };
         (lim.on_run)("confirm", k, verdict.is_err(), run.termination.describe());
         let cancelled = run.termination == Termination::Cancelled;
         all.push(run);

@@ -23,6 +23,9 @@ REPRO = "import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unitte
 if mode == "special-case":
     # The reproduction uses other inputs than the CI's own test_mean.
     REPRO = REPRO.replace("mean([1, 2, 3]), 2)", "mean([2, 4, 6]), 4)")
+if mode == "repro-tamper":
+    # The reproduction edits the code it tests before it imports it.
+    REPRO = "import pathlib\n_m = pathlib.Path('mathlib/stats.py')\n_m.write_text(_m.read_text() + '\\n# touched\\n')\n" + REPRO
 if stage == "reproduce":
     pathlib.Path("tests/test_repro.py").write_text(REPRO)
     command = "python3 -m unittest tests.test_repro"
@@ -385,6 +388,19 @@ fn a_test_run_that_rewrites_a_test_in_the_verified_tree_is_tampering() {
         "the test run changed the tree being verified (the commit's files are fixci's): `tests/test_stats.py`, a file of the commit, was changed",
     );
     assert!(!rep.contains("**Status:** success"), "{rep}");
+}
+
+#[test]
+fn a_reproduction_that_edits_the_code_it_tests_is_not_confirmed() {
+    let e = env();
+    let (run, code) = run(&e, "repro-tamper", json!({}));
+    let rep = report(&run);
+    assert_eq!(code, 1, "{rep}");
+    assert_eq!(result(&run)["status"], "failed", "{rep}");
+    assert!(
+        rep.contains("`mathlib/stats.py`, a file of the commit, was changed"),
+        "{rep}"
+    );
 }
 
 #[test]
