@@ -403,7 +403,6 @@ pub fn seal(repo: &Repository, commit: Oid, parent: Option<&Path>) -> Result<Sea
         None => b.tempdir(),
     }
     .map_err(|e| fail(Path::new("(temp)"), e.to_string()))?;
-    mark_top_dir(dir.path());
     let root = dir.path().join("repo");
     std::fs::create_dir_all(dir.path().join("scratch"))
         .and_then(|_| std::fs::create_dir_all(&root))
@@ -414,36 +413,6 @@ pub fn seal(repo: &Repository, commit: Oid, parent: Option<&Path>) -> Result<Sea
         dir: dir.keep(),
         commit,
     })
-}
-
-/// `FS_TOPDIR_FL` (`chattr +T`; linux/fs.h): folders made in a folder carrying it head their
-/// own hierarchy.
-const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
-
-/// Asks the file system to place the folders made in `dir` (the tree's root) away from `dir`'s
-/// own neighbourhood (`chattr +T`): ext4's Orlov allocator then puts the tree in a block group
-/// with many free inodes and few folders, instead of the group of the system's temporary
-/// folder, where earlier trees were just deleted. On ext4 without a journal, every new inode
-/// of a group steps over each inode deleted there in the last 60 to 300 seconds
-/// (`recently_deleted` in fs/ext4/ialloc.c), which made a 10,000-file checkout take 8 to 12 s
-/// right after 30,000 deletions and 0.7 to 1.3 s with this flag (BENCHMARKS.md). Best effort:
-/// file systems without the flag (tmpfs, btrfs, xfs) refuse it and nothing changes.
-fn mark_top_dir(dir: &Path) {
-    use std::os::fd::AsRawFd;
-    let Ok(f) = std::fs::File::open(dir) else {
-        return;
-    };
-    let mut flags: libc::c_int = 0;
-    // SAFETY: `f` is an open descriptor; both ioctls read or write one `int` (the kernel's
-    // FS_IOC_GETFLAGS/SETFLAGS take an int whatever their declared size) at `&flags`.
-    unsafe {
-        if libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) == 0
-            && flags & FS_TOPDIR_FL == 0
-        {
-            flags |= FS_TOPDIR_FL;
-            libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags);
-        }
-    }
 }
 
 /// A [`seal`] running on its own thread, so that the checkout's cost hides behind other work
@@ -845,35 +814,6 @@ mod tests {
         assert_empty(parent.path());
         // Waiting with nothing pending returns at once.
         wait_for_removals();
-    }
-
-    fn dir_flags(dir: &Path) -> Option<libc::c_int> {
-        use std::os::fd::AsRawFd;
-        let f = std::fs::File::open(dir).unwrap();
-        let mut flags: libc::c_int = 0;
-        // SAFETY: as in `mark_top_dir`.
-        let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-        (r == 0).then_some(flags)
-    }
-
-    #[test]
-    fn the_private_folder_asks_for_a_block_group_of_its_own_where_the_file_system_can() {
-        let dir = tempfile::tempdir().unwrap();
-        let (repo, c) = many_files(dir.path(), 10);
-        // A probe folder beside it tells whether this file system has the flag.
-        let parent = tempfile::tempdir().unwrap();
-        let probe = parent.path().join("probe");
-        std::fs::create_dir(&probe).unwrap();
-        mark_top_dir(&probe);
-        let supported = dir_flags(&probe).is_some_and(|f| f & FS_TOPDIR_FL != 0);
-        let sealed = seal(&repo, c, Some(parent.path())).unwrap();
-        let private = sealed.root().parent().unwrap().to_path_buf();
-        let flags = dir_flags(&private);
-        // Where the file system has the flag the private folder carries it; elsewhere (tmpfs)
-        // the seal works without it.
-        assert_eq!(flags.is_some_and(|f| f & FS_TOPDIR_FL != 0), supported);
-        assert!(sealed.root().join("a/m0.py").is_file());
-        assert_eq!(dir_flags(&sealed.root()).map(|f| f & FS_TOPDIR_FL), flags.map(|_| 0));
     }
 
     #[test]
