@@ -5,7 +5,7 @@
 //! regex with named capture groups (`test`, `name`, `file`, `line`, `message`) and a `role`.
 //! This module parses and compiles packs; it does not apply them (see `extractor.rs`).
 
-use regex::{Regex, RegexSet};
+use regex::{Regex, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 /// The embedded packs, most specific first: `(file name, TOML text)`.
@@ -29,6 +29,16 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("bazel.toml", include_str!("rules/bazel.toml")),
     ("generic.toml", include_str!("rules/generic.toml")),
 ];
+
+/// Capacity in bytes of the lazy DFA's transition cache for [`RuleBook::set`] (regex's
+/// `dfa_size_limit`; its default is 2 MiB).
+///
+/// The set holds about 150 patterns with Unicode classes, whose lazy DFA needs more states than
+/// 2 MiB hold: the cache is cleared over and over, the lazy DFA gives up, and every `is_match`
+/// and `matches` falls back to the PikeVM (measured on the 200 MB bench log's 96,000 prefilter
+/// hits: 67 s with 2 MiB, 0.2 s with 4 to 32 MiB; see BENCHMARKS.md). The cache grows only as
+/// states are built, so this is a bound, not an allocation.
+pub const SET_DFA_CACHE: usize = 8 << 20;
 
 /// What a matching line does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -143,7 +153,14 @@ pub struct PackSpec {
     pub name: String,
     /// Higher is more specific; failures of higher packs are listed first.
     pub priority: i32,
-    /// Literal substrings, one of which every line matched outside sections and blocks holds.
+    /// Literal substrings, one of which every line matched outside sections and blocks holds
+    /// (checked on every real log by `the_prefilter_misses_no_line_of_any_real_log`).
+    ///
+    /// The prefilter scans for all packs' triggers at once, so keep them few (one short literal
+    /// for a family: `ailed` for `Failed`/`failed`, ` SIG` for nextest's `SIGSEGV`/`SIG 11`),
+    /// at least 4 bytes (aho-corasick's Teddy fingerprints the first `min(4, shortest)` bytes, so a
+    /// 3-byte literal makes every group slower) and rare in passing output. Triggers of
+    /// `in-section` and block-only rules (`block-end`, `message`, `location`) are not needed.
     pub triggers: Vec<String>,
     /// The rules, in priority order within the pack.
     #[serde(default, rename = "rule")]
@@ -340,13 +357,13 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
     let set_rules: Vec<usize> = (0..rules.len())
         .filter(|&i| rules[i].spec.role != Role::Noise)
         .collect();
-    let set =
-        RegexSet::new(set_rules.iter().map(|&i| rules[i].spec.pattern.as_str())).map_err(|e| {
-            PackError::Regex {
-                file: "(all)".into(),
-                pattern: "(set)".into(),
-                source: e,
-            }
+    let set = RegexSetBuilder::new(set_rules.iter().map(|&i| rules[i].spec.pattern.as_str()))
+        .dfa_size_limit(SET_DFA_CACHE)
+        .build()
+        .map_err(|e| PackError::Regex {
+            file: "(all)".into(),
+            pattern: "(set)".into(),
+            source: e,
         })?;
     let noise = RegexSet::new(&noise).map_err(|e| PackError::Regex {
         file: "(all)".into(),
@@ -357,10 +374,9 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
         .iter()
         .flat_map(|p| p.triggers.iter().cloned())
         .collect();
-    lits.push("##[group]".into());
-    lits.push("##[endgroup]".into());
-    lits.push("section_start:".into());
-    lits.push("section_end:".into());
+    // `##[group]`/`##[endgroup]` and `section_start:`/`section_end:`, one literal per pair.
+    lits.push("group]".into());
+    lits.push("section_".into());
     lits.sort();
     lits.dedup();
     let lits = without_subsumed(lits);
