@@ -1629,6 +1629,10 @@ fn covering_triggers_reach_documented_lines() {
             !s.failures.is_empty() || !s.generic.is_empty(),
             "{line:?}: no rule matches"
         );
-        assert_eq!(format!("{f:?}"), format!("{s:?}"), "{line:?}: the prefilter missed it");
+        assert_eq!(
+            format!("{f:?}"),
+            format!("{s:?}"),
+            "{line:?}: the prefilter missed it"
+        );
     }
 }
