@@ -34,10 +34,11 @@ pub const EMBEDDED: &[(&str, &str)] = &[
 /// `dfa_size_limit`; its default is 2 MiB).
 ///
 /// The set holds about 150 patterns with Unicode classes, whose lazy DFA needs more states than
-/// 2 MiB hold: the cache is cleared over and over, the lazy DFA gives up, and every `is_match`
-/// and `matches` falls back to the PikeVM (measured on the 200 MB bench log's 96,000 prefilter
-/// hits: 67 s with 2 MiB, 0.2 s with 4 to 32 MiB; see BENCHMARKS.md). The cache grows only as
-/// states are built, so this is a bound, not an allocation.
+/// 2 MiB hold: the cache is cleared over and over, the lazy DFA gives up, and `is_match` and
+/// `matches` fall back to the PikeVM (26% of `fixci logs` on the bench log; the set alone over
+/// that log's 96,000 prefilter hits took 67 s with 2 MiB and 0.15-0.21 s with 4 to 32 MiB; see
+/// BENCHMARKS.md). The cache grows only as states are built, so this is a bound, not an
+/// allocation.
 pub const SET_DFA_CACHE: usize = 8 << 20;
 
 /// What a matching line does.
