@@ -286,7 +286,9 @@ pub fn markdown(c: &Containment) -> String {
                  except the worktree, the stage directory and a private HOME and TMPDIR; network \
                  on. In their namespace no process of fixci's or of anyone else's is visible: \
                  `/proc/*/environ` and process listings show the agent's own processes only \
-                 (such reads cannot be observed, so they are not listed here).\n\n",
+                 (such reads cannot be observed, so they are not listed here). The sockets of \
+                 SSH and GnuPG agents, the keyring and container engines were hidden from them \
+                 and from test runs.\n\n",
             );
             match &d.overlay_why {
                 None => m.push_str(
@@ -306,8 +308,17 @@ pub fn markdown(c: &Containment) -> String {
                 "Test commands (reproduction, verification, stress and gate runs) run the \
                  agent's code, so they ran under bubblewrap too: their own PID namespace, the \
                  user's repository, the spec's folder, fixci's run directory and cache \
-                 read-only, the rest of the filesystem as it is.\n\n",
+                 read-only, ",
             );
+            m.push_str(if d.overlay_why.is_none() {
+                "and writes to the home directory and the other top-level directories (all \
+                 but `/tmp`, `/run` and the kernel's) went to a throw-away layer discarded when \
+                 each test run ended: no test run left a file there for a later run, for \
+                 fixci's own git or for the user.\n\n"
+            } else {
+                "the rest of the filesystem as it is: without a throw-away layer here, what \
+                 a test run wrote to the home directory or elsewhere was kept.\n\n"
+            });
         }
         Some(d) if d.warning.is_some() => m.push_str("Agents ran without a sandbox (see the warning above); fixci killed what they left running and checked its run directory.\n\n"),
         Some(_) => m.push_str("Agents ran without a sandbox (`sandbox = \"none\"`); fixci killed what they left running and checked its run directory.\n\n"),

@@ -337,10 +337,17 @@ impl Agent {
     }
 }
 
-/// Variables removed from agents' and tests' environments: forge tokens and `extra`.
+/// Variables that point agents and tests at the user's credentials or the machine's container
+/// engine: removed too (the sandboxes also hide the sockets themselves,
+/// [`crate::process::sandbox::credential_sockets`]).
+pub const CREDENTIAL_POINTERS: &[&str] = &["SSH_AUTH_SOCK", "GPG_AGENT_INFO", "DOCKER_HOST"];
+
+/// Variables removed from agents' and tests' environments: forge tokens, credential sockets'
+/// pointers and `extra`.
 pub fn scrubbed_env(extra: &[String]) -> Vec<String> {
     FORGE_SECRETS
         .iter()
+        .chain(CREDENTIAL_POINTERS)
         .map(|s| s.to_string())
         .chain(extra.iter().cloned())
         .collect()

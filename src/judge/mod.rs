@@ -9,7 +9,7 @@ pub mod failing_test;
 pub mod failure_kind;
 pub mod reproduction;
 pub mod test_edits;
-pub mod test_infra;
+pub use crate::runners::test_infra;
 
 pub use failure_kind::{FailureKind, classify};
 pub use test_edits::judge_test_edits;

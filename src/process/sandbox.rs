@@ -23,7 +23,11 @@
 //!   run directory; the run directory itself, other stages and fixci's cache stay read-only);
 //!   the agent CLI's own configuration is copied into the private `HOME` as its preset declares
 //!   (`writable` in `presets.toml`);
-//! - the network of the machine (the agent needs its model service).
+//! - the network of the machine (the agent needs its model service), but not the sockets that
+//!   hand out the user's credentials or the machine (SSH and GnuPG agents, the keyring and
+//!   session bus, Docker/Podman/containerd API sockets: [`credential_sockets`]), which get
+//!   `/dev/null` bound over them, and `SSH_AUTH_SOCK`, `GPG_AGENT_INFO`, `DOCKER_HOST` are not
+//!   in its environment.
 //!
 //! Inside, a small `sh` supervisor runs the agent; when the agent's main process exits, it names
 //! every process still alive in the namespace on its standard error (a file fixci reads and the
@@ -197,7 +201,7 @@ fn probe_overlay_now(bwrap: &Path) -> Result<PathBuf, String> {
     }
     std::fs::write(p.join("f"), "before").map_err(|e| format!("cannot write the probe: {e}"))?;
     let s = |p: &Path| p.display().to_string();
-    let mut args = overlay_prefix(&unshare, &stage, std::slice::from_ref(&p));
+    let mut args = overlay_prefix(&unshare, &stage, std::slice::from_ref(&p), MAX_DISCARDED);
     args.push(s(bwrap));
     args.extend(BASE_ARGS.iter().map(|s| s.to_string()));
     args.extend(uid_args());
@@ -246,7 +250,8 @@ const MAX_DISCARDED: usize = 1000;
 /// overlay at `$1/i/m` whose lower layer is the place and whose upper layer, `$1/i/u`, lives on
 /// the tmpfs; bwrap binds `$1/i/m` over the place. After the command it names every entry of
 /// each upper layer (`%y` type letter, path relative to the place; newlines in names become
-/// `?`, so a name cannot forge a line) on its standard error, up to MAX_DISCARDED per place.
+/// `?`, so a name cannot forge a line) on its standard error, up to MAX per place (none when
+/// MAX is 0).
 /// The tmpfs, with everything written there, goes with the namespace.
 const OVERLAY_WRAPPER: &str = r#"# fixci-sandbox-overlay
 stage=$1; n=$2; shift 2
@@ -260,6 +265,7 @@ while [ "$i" -lt "$n" ]; do
 done
 "$@"
 rc=$?
+[ MAX -gt 0 ] || exit $rc
 i=0
 while [ "$i" -lt "$n" ]; do
   (cd "$stage/$i/u" && find . -mindepth 1 -printf '%y %P\0') | tr '\n\0' '?\n' | head -n MAX | sed "s/^/fixci-sandbox: discarded $i /" >&2
@@ -270,19 +276,203 @@ exit $rc
 
 /// The command line up to bwrap's own: `unshare -Urm /bin/sh -c OVERLAY_WRAPPER ... STAGE N
 /// PLACES...`.
-fn overlay_prefix(unshare: &Path, stage: &Path, places: &[PathBuf]) -> Vec<String> {
+fn overlay_prefix(unshare: &Path, stage: &Path, places: &[PathBuf], max: usize) -> Vec<String> {
     let mut v = vec![
         unshare.display().to_string(),
         "-Urm".into(),
         "/bin/sh".into(),
         "-c".into(),
-        OVERLAY_WRAPPER.replace("MAX", &MAX_DISCARDED.to_string()),
+        OVERLAY_WRAPPER.replace("MAX", &max.to_string()),
         "fixci-sandbox-overlay".into(),
         stage.display().to_string(),
         places.len().to_string(),
     ];
     v.extend(places.iter().map(|p| p.display().to_string()));
     v
+}
+
+/// The places a [`TestJail`] throws writes away from, found once per process: every directory
+/// directly under `/` (not a symbolic link) but `/proc`, `/sys`, `/dev`, `/run` and `/tmp`, and
+/// the user's `HOME` when it lies in none of them; left out are places fixci cannot read and
+/// search, and paths an overlay mount option cannot carry (`,`, `:`, `\`, control characters).
+/// File systems mounted inside a place are bound back over its layer as they are
+/// ([`mounts_inside`]: a container's `/etc/hosts`, a volume under `/home`). The list is then
+/// checked by mounting it through the real wrapper with `unshare`; a place that fails there
+/// alone is left out too. Sorted, none inside another.
+pub fn discard_places(unshare: &Path) -> Vec<PathBuf> {
+    static PLACES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    PLACES
+        .get_or_init(|| {
+            let all = discard_candidates();
+            if mounts_here(unshare, &all) {
+                return all;
+            }
+            all.into_iter().filter(|p| mounts_here(unshare, std::slice::from_ref(p))).collect()
+        })
+        .clone()
+}
+
+/// [`discard_places`] before the mount check.
+fn discard_candidates() -> Vec<PathBuf> {
+    let usable = |p: &Path| {
+        let t = p.to_string_lossy();
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok();
+        !t.contains([',', ':', '\\'])
+            && !t.chars().any(char::is_control)
+            // SAFETY: `c` is a NUL-terminated path; access(2) only reads it.
+            && c.is_some_and(|c| unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::X_OK) } == 0)
+    };
+    const SHARED: &[&str] = &["proc", "sys", "dev", "run", "tmp"];
+    let mut places: Vec<PathBuf> = std::fs::read_dir("/")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !SHARED.iter().any(|s| e.file_name() == *s))
+        .map(|e| e.path())
+        .filter(|p| usable(p))
+        .collect();
+    let home = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok());
+    if let Some(h) = home.filter(|h| h.parent().is_some() && h.is_dir()) {
+        if !places.iter().any(|p| h.starts_with(p)) && usable(&h) {
+            places.push(h);
+        }
+    }
+    places.sort();
+    places
+}
+
+/// The mount points of this process strictly inside one of `places` (from
+/// `/proc/self/mountinfo`), without duplicates, shallowest first.
+fn mounts_inside(places: &[PathBuf]) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mountinfo(m)))
+        .filter(|m| places.iter().any(|p| m != p && m.starts_with(p)))
+        .collect();
+    v.sort_by_key(|m| (m.components().count(), m.clone()));
+    v.dedup();
+    v
+}
+
+/// A mount point as `/proc/self/mountinfo` writes it (octal escapes `\040` for space, `\011`,
+/// `\012`, `\134`), unescaped.
+fn unescape_mountinfo(m: &str) -> String {
+    let b = m.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct.and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok()) {
+            Some(c) => {
+                out.push(c);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether the overlay wrapper mounts a layer over every one of `places` here (and runs `true`).
+fn mounts_here(unshare: &Path, places: &[PathBuf]) -> bool {
+    let Ok(stage) = tempfile::tempdir() else { return false };
+    let args = overlay_prefix(unshare, stage.path(), places, 0);
+    Command::new(&args[0])
+        .args(&args[1..])
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Sockets that hand out the user's credentials or the machine: the SSH agent
+/// (`$SSH_AUTH_SOCK`), GnuPG's agent, the desktop keyring and session bus, and container
+/// engines' API sockets (`$DOCKER_HOST` when it is `unix://`, Docker's, Podman's, containerd's,
+/// rootless ones under `$XDG_RUNTIME_DIR` or `/run/user/UID`), whichever exist here as sockets.
+/// A read-only file system does not stop `connect(2)` on a socket, so the sandboxes bind
+/// `/dev/null` over each ([`hide_sockets_args`]): a container engine's socket alone would let
+/// the agent start a privileged container and leave every namespace, an SSH agent would let it
+/// push with the user's key.
+pub fn credential_sockets() -> Vec<PathBuf> {
+    credential_sockets_in(&|v| std::env::var_os(v))
+}
+
+/// [`credential_sockets`] with the environment read through `var`.
+fn credential_sockets_in(var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Vec<PathBuf> {
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let mut runtime: Vec<PathBuf> = vec![PathBuf::from(format!("/run/user/{uid}"))];
+    if let Some(x) = var("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+        runtime.insert(0, PathBuf::from(x));
+    }
+    let mut c: Vec<PathBuf> = Vec::new();
+    for name in ["SSH_AUTH_SOCK", "DOCKER_HOST"] {
+        if let Some(v) = var(name) {
+            let v = v.to_string_lossy().into_owned();
+            c.push(PathBuf::from(v.strip_prefix("unix://").unwrap_or(&v)));
+        }
+    }
+    for p in [
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        "/run/podman/podman.sock",
+        "/run/containerd/containerd.sock",
+        "/var/run/containerd/containerd.sock",
+        "/run/buildkit/buildkitd.sock",
+    ] {
+        c.push(PathBuf::from(p));
+    }
+    for r in &runtime {
+        for rel in [
+            "docker.sock",
+            "podman/podman.sock",
+            "containerd/containerd.sock",
+            "bus",
+            "keyring/ssh",
+            "keyring/control",
+            "gcr/ssh",
+            "gnupg/S.gpg-agent",
+            "gnupg/S.gpg-agent.ssh",
+            "gnupg/S.gpg-agent.extra",
+            "gnupg/S.gpg-agent.browser",
+            "ssh-agent.socket",
+            "openssh_agent",
+        ] {
+            c.push(r.join(rel));
+        }
+    }
+    let mut out: Vec<PathBuf> = c
+        .into_iter()
+        .filter_map(|p| std::fs::canonicalize(&p).ok())
+        .filter(|p| {
+            use std::os::unix::fs::FileTypeExt;
+            std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// bwrap arguments that put `/dev/null` over every [`credential_sockets`] entry.
+fn hide_sockets_args() -> Vec<String> {
+    hide_args(&credential_sockets())
+}
+
+/// bwrap arguments that put `/dev/null` over each of `sockets`.
+fn hide_args(sockets: &[PathBuf]) -> Vec<String> {
+    sockets
+        .iter()
+        .flat_map(|p| ["--ro-bind".into(), "/dev/null".into(), p.display().to_string()])
+        .collect()
 }
 
 /// `program` as fixci would start it from `cwd`: a path containing `/` (relative to `cwd`),
@@ -304,10 +494,18 @@ pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
 /// - the places fixci promises not to change read-only (`--ro-bind`): the user's repository and
 ///   its git folder, the run directory, fixci's cache, the spec's folder; the command's own
 ///   folders (`writable`) stay writable even inside them;
-/// - the rest of the filesystem as it is (`--dev-bind / /`): test suites keep their caches
-///   (`~/.cache/pip`, `GOCACHE`, `~/.cargo`) and temporary files;
+/// - with [`TestJail::discarding`], a throw-away layer (overlayfs on a `tmpfs`, as the agent's
+///   protected places get) over the user's `HOME` and every top-level directory of `/` but
+///   `/proc`, `/sys`, `/dev`, `/run` and `/tmp` ([`discard_places`]): a test can write there
+///   (caches, `~/.local`, `/usr/local` as root) and sees its writes while it runs, but they are
+///   gone when it ends, so no test run can leave a `.pth`, a `~/.gitconfig` or a `~/.bashrc`
+///   behind for a later run, for fixci's own git or for the user;
+/// - the rest of the filesystem as it is (`--dev-bind / /`): `/tmp` and `/run` are shared, and
+///   without a throw-away layer test suites keep their caches (`~/.cache/pip`, `GOCACHE`,
+///   `~/.cargo`) and write them for good;
 /// - every capability dropped, `--die-with-parent`; the process group fixci signals at the
-///   budget reaches the processes inside (a PID namespace keeps process groups).
+///   budget reaches the processes inside (a PID namespace keeps process groups);
+/// - the [`credential_sockets`] hidden, as for the agent.
 ///
 /// bwrap ends with the test's exit code, or 128 + the signal number when the test was killed
 /// by one. See <https://github.com/containers/bubblewrap> (`bwrap(1)`).
@@ -315,6 +513,21 @@ pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
 pub struct TestJail {
     bwrap: PathBuf,
     read_only: Vec<PathBuf>,
+    discard: Option<Discard>,
+}
+
+/// The throw-away layers of a [`TestJail`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Discard {
+    /// util-linux `unshare`, which runs the overlay wrapper.
+    unshare: PathBuf,
+    /// The directory each test run's mount namespace mounts its `tmpfs` on.
+    stage: PathBuf,
+    /// The places whose writes are discarded, outermost first, none inside another.
+    places: Vec<PathBuf>,
+    /// Mount points inside those places (an overlay shows only its lower file system): bound
+    /// back over the layers as they are, shallowest first.
+    rebind: Vec<PathBuf>,
 }
 
 impl TestJail {
@@ -331,7 +544,32 @@ impl TestJail {
             .collect();
         ro.sort();
         ro.dedup();
-        TestJail { bwrap: bwrap.to_path_buf(), read_only: ro }
+        TestJail { bwrap: bwrap.to_path_buf(), read_only: ro, discard: None }
+    }
+
+    /// This jail with writes to [`discard_places`] thrown away when each test run ends: the
+    /// overlay wrapper (run by `unshare`, as [`probe_overlay`] found it) mounts a `tmpfs` on
+    /// `stage` (an existing directory; the mount lives in the run's own mount namespace, so
+    /// concurrent runs may share it) and an overlay per place. The read-only places and the
+    /// command's own folders are mounted over the layers, so they stay read-only and writable.
+    /// Unchanged when no place can take a layer here.
+    pub fn discarding(mut self, unshare: &Path, stage: &Path) -> TestJail {
+        let places = discard_places(unshare);
+        if !places.is_empty() {
+            let rebind = mounts_inside(&places);
+            self.discard = Some(Discard {
+                unshare: unshare.to_path_buf(),
+                stage: stage.to_path_buf(),
+                places,
+                rebind,
+            });
+        }
+        self
+    }
+
+    /// The places whose writes each test run's layers discard (empty without them).
+    pub fn discarded(&self) -> &[PathBuf] {
+        self.discard.as_ref().map_or(&[], |d| &d.places)
     }
 
     /// The read-only places, canonical.
@@ -362,23 +600,47 @@ impl TestJail {
         // read-only place inside a writable folder stays read-only.
         let mut mounts: Vec<(bool, PathBuf)> =
             self.read_only.iter().map(|p| (false, p.clone())).collect();
+        let layered = self.discarded();
         mounts.extend(
             writable
                 .iter()
                 .filter_map(|p| std::fs::canonicalize(p).ok().filter(|c| c.is_dir()))
-                .filter(|w| self.read_only.iter().any(|r| w.starts_with(r)))
+                .filter(|w| self.read_only.iter().chain(layered).any(|r| w.starts_with(r)))
                 .map(|w| (true, w)),
         );
         mounts.sort_by_key(|(rw, p)| (p.components().count(), *rw));
-        let mut args: Vec<String> = BASE_ARGS.iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = Vec::new();
+        if let Some(d) = &self.discard {
+            // Nothing is listed afterwards: the test's output is the test's.
+            args.extend(overlay_prefix(&d.unshare, &d.stage, &d.places, 0));
+            args.push(s(&self.bwrap));
+        }
+        args.extend(BASE_ARGS.iter().map(|s| s.to_string()));
+        if self.discard.is_some() {
+            args.extend(uid_args());
+        }
         args.extend(["--dev-bind", "/", "/", "--proc", "/proc"].map(String::from));
+        // The layers first (outermost first, none inside another), then the places over them.
+        if let Some(d) = &self.discard {
+            for (i, p) in d.places.iter().enumerate() {
+                args.extend(["--bind".into(), s(&d.stage.join(format!("{i}/m"))), s(p)]);
+            }
+            for m in &d.rebind {
+                args.extend(["--dev-bind".into(), s(m), s(m)]);
+            }
+        }
         for (rw, p) in &mounts {
             let flag = if *rw { "--bind" } else { "--ro-bind" };
             args.extend([flag.into(), s(p), s(p)]);
         }
+        args.extend(hide_sockets_args());
         args.extend(["--chdir".into(), s(&cmd.cwd), "--".into(), s(&program)]);
         args.extend(cmd.args);
-        Ok(CommandSpec { program: s(&self.bwrap), args, ..cmd })
+        let program = match &self.discard {
+            Some(_) => args.remove(0),
+            None => s(&self.bwrap),
+        };
+        Ok(CommandSpec { program, args, ..cmd })
     }
 }
 
@@ -589,7 +851,7 @@ impl Jail {
             "fixci-sandbox-outer".into(),
         ];
         if let Some(unshare) = &self.overlay {
-            args.extend(overlay_prefix(unshare, &self.overlay_dir, &self.protected));
+            args.extend(overlay_prefix(unshare, &self.overlay_dir, &self.protected, MAX_DISCARDED));
         }
         args.push(s(&self.bwrap));
         args.extend(BASE_ARGS.iter().map(|s| s.to_string()));
@@ -615,6 +877,7 @@ impl Jail {
                 args.extend(["--ro-bind".into(), s(&f), s(&f)]);
             }
         }
+        args.extend(hide_sockets_args());
         args.extend(["--chdir".into(), s(&cmd.cwd), "--".into()]);
         args.extend(["/bin/sh".into(), "-c".into(), SUPERVISOR.into(), "fixci-sandbox".into()]);
         args.push(s(&agent_stderr));
@@ -953,6 +1216,102 @@ mod tests {
         assert!(!ro.join("planted").exists() && work.join("made").exists());
         let pids: u32 = text.lines().last().unwrap().trim().parse().unwrap();
         assert!(pids < 5, "the test saw {pids} processes");
+    }
+
+    #[test]
+    fn a_test_jail_with_throw_away_layers_discards_writes_outside_the_test_s_own_folders() {
+        let Ok(bwrap) = probe() else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "bubblewrap not usable under CI=true");
+            return;
+        };
+        let unshare = match probe_overlay(&bwrap) {
+            Ok(u) => u,
+            Err(why) => {
+                assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "overlay not usable under CI=true: {why}");
+                return;
+            }
+        };
+        let places = discard_places(&unshare);
+        assert!(places.iter().any(|p| p == Path::new("/var")), "{places:?}");
+        assert!(!places.iter().any(|p| p == Path::new("/tmp") || p == Path::new("/proc")));
+        // The test's own folder lies inside a layered place (`/var/tmp`): it stays writable.
+        let own = tempfile::tempdir_in("/var/tmp").unwrap();
+        let stage = tempfile::tempdir().unwrap();
+        let jail = TestJail::new(&bwrap, &[]).discarding(&unshare, stage.path());
+        assert_eq!(jail.discarded(), places.as_slice());
+        let tag = format!("fixci-layer-probe-{}", std::process::id());
+        let home = std::fs::canonicalize(std::env::var("HOME").unwrap()).unwrap();
+        let script = format!(
+            "echo a > $HOME/.{tag} && cat $HOME/.{tag} && echo b > /var/tmp/{tag} && cat /var/tmp/{tag} && echo kept > made; exit 4"
+        );
+        let cmd = jail.wrap(CommandSpec::shell(&script, own.path()), &[own.path()]).unwrap();
+        assert!(cmd.program.ends_with("unshare"), "{cmd:?}");
+        let out = Command::new(&cmd.program).args(&cmd.args).current_dir(&cmd.cwd).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let leaked = [home.join(format!(".{tag}")), PathBuf::from(format!("/var/tmp/{tag}"))];
+        let left: Vec<&PathBuf> = leaked.iter().filter(|p| p.exists()).collect();
+        for p in &left {
+            let _ = std::fs::remove_file(p);
+        }
+        assert_eq!(out.status.code(), Some(4), "the test's exit code: {stdout} {stderr}");
+        assert_eq!(stdout, "a\nb\n", "the test sees its own writes while it runs; {stderr}");
+        assert_eq!(stderr, "", "nothing is listed after a test");
+        assert!(left.is_empty(), "writes kept after the test: {left:?}");
+        assert_eq!(std::fs::read_to_string(own.path().join("made")).unwrap(), "kept\n");
+        // File systems mounted inside a layered place are seen as they are (on this machine or
+        // in a container: `/etc/hosts`, volumes).
+        for m in mounts_inside(&places).iter().filter(|m| m.is_dir()).take(5) {
+            let list = format!("ls -a '{}'", m.display());
+            let cmd = jail.wrap(CommandSpec::shell(&list, own.path()), &[own.path()]).unwrap();
+            let inside = Command::new(&cmd.program).args(&cmd.args).current_dir(&cmd.cwd).output().unwrap();
+            let outside = Command::new("sh").args(["-c", &list]).output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&inside.stdout), String::from_utf8_lossy(&outside.stdout), "{}", m.display());
+        }
+    }
+
+    #[test]
+    fn credential_sockets_are_found_and_cannot_be_reached_in_a_sandbox() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        std::fs::write(d.path().join("plain"), "").unwrap();
+        let env = |v: &str| match v {
+            "SSH_AUTH_SOCK" => Some(sock.clone().into_os_string()),
+            // Not a socket: left alone.
+            "DOCKER_HOST" => Some(format!("unix://{}", d.path().join("plain").display()).into()),
+            "XDG_RUNTIME_DIR" => Some(d.path().into()),
+            _ => None,
+        };
+        let found = credential_sockets_in(&env);
+        assert!(found.contains(&std::fs::canonicalize(&sock).unwrap()), "{found:?}");
+        assert!(!found.iter().any(|p| p.ends_with("plain")), "{found:?}");
+        let Ok(bwrap) = probe() else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "bubblewrap not usable under CI=true");
+            return;
+        };
+        let connect = format!(
+            "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); print('connected')",
+            sock.display().to_string()
+        );
+        let run = |hide: &[PathBuf]| {
+            Command::new(&bwrap)
+                .args(BASE_ARGS)
+                .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
+                .args(hide_args(hide))
+                .args(["python3", "-c", &connect])
+                .output()
+                .unwrap()
+        };
+        // Read-only alone does not stop a connection; the bind over it does.
+        assert_eq!(String::from_utf8_lossy(&run(&[]).stdout), "connected\n");
+        let hidden = run(&found);
+        assert!(!hidden.status.success(), "{}", String::from_utf8_lossy(&hidden.stdout));
+    }
+
+    #[test]
+    fn mount_points_in_mountinfo_are_unescaped() {
+        assert_eq!(unescape_mountinfo("/mnt/a\\040b\\134c"), "/mnt/a b\\c");
+        assert_eq!(unescape_mountinfo("/x\\9"), "/x\\9");
     }
 
     #[test]

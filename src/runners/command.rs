@@ -559,8 +559,11 @@ impl RunnerCommand {
                 env.push(("JEST_JUNIT_TITLE".into(), "{classname} {title}".into()));
                 argv.extend(self.program.iter().cloned());
                 argv.extend(self.options.iter().cloned());
+                // No transform cache: jest keeps it in the shared temporary folder, where one test
+                // run could leave transformed code for a later one.
                 argv.extend([
                     "--ci".into(),
+                    "--no-cache".into(),
                     "--reporters=default".into(),
                     "--reporters=jest-junit".into(),
                 ]);
@@ -591,6 +594,11 @@ impl RunnerCommand {
             Runner::GoTest => {
                 argv.extend(self.program.iter().cloned());
                 argv.push("-json".into());
+                // Test results are never taken from Go's test cache ("the idiomatic way to
+                // disable test caching explicitly is to use -count=1", `go help testflag`).
+                if !self.options.iter().any(|o| o.starts_with("-count")) {
+                    argv.push("-count=1".into());
+                }
                 argv.extend(self.options.iter().filter(|o| *o != "-json").cloned());
                 argv.extend(self.targets.iter().cloned());
                 ReportAt::GoJson
@@ -893,7 +901,7 @@ mod tests {
         let go = parse_line("go test ./pkg")
             .invocation(Path::new("/tree"), tmp.path())
             .unwrap();
-        assert_eq!(go.argv, vec!["go", "test", "-json", "./pkg"]);
+        assert_eq!(go.argv, vec!["go", "test", "-json", "-count=1", "./pkg"]);
         let sh = parse_line("make check")
             .invocation(Path::new("/tree"), tmp.path())
             .unwrap();

@@ -5,6 +5,7 @@
 pub mod command;
 pub mod events;
 pub mod outcome;
+pub mod test_infra;
 
 use command::RunnerCommand;
 

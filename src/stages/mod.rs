@@ -262,13 +262,23 @@ pub(crate) fn protected_places(cx: &StageCtx<'_>) -> Vec<std::path::PathBuf> {
 
 /// The sandbox of the run's test commands (see [`crate::process::sandbox::TestJail`]): when the
 /// run has bubblewrap, [`protected_places`], the run directory and fixci's cache are read-only
-/// and the tests get their own PID namespace. `None` without a sandbox.
+/// and the tests get their own PID namespace; where throw-away layers mount, writes to `HOME`
+/// and the other top-level directories are discarded when each test run ends (their `tmpfs` is
+/// mounted on `RUN/sandbox/test-layers`). `None` without a sandbox.
 pub(crate) fn test_jail(cx: &StageCtx<'_>) -> Option<crate::process::sandbox::TestJail> {
-    let bwrap = cx.st().containment.sandbox.as_ref()?.bwrap.clone()?;
+    let sandbox = cx.st().containment.sandbox.clone()?;
+    let bwrap = sandbox.bwrap?;
     let mut places = protected_places(cx);
     places.push(cx.env.run_dir.path().to_path_buf());
     places.push(crate::run_dir::workspace::cache_dir());
-    Some(crate::process::sandbox::TestJail::new(&bwrap, &places))
+    let jail = crate::process::sandbox::TestJail::new(&bwrap, &places);
+    let stage = cx.env.run_dir.path().join("sandbox/test-layers");
+    match sandbox.overlay {
+        Some(unshare) if std::fs::create_dir_all(&stage).is_ok() => {
+            Some(jail.discarding(&unshare, &stage))
+        }
+        _ => Some(jail),
+    }
 }
 
 /// Puts fixci's own copy of the confirmed reproduction test back into the worktree (see

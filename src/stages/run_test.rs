@@ -141,6 +141,18 @@ impl RunTest {
             }
             Err(why) => return Ok(StageResult::failed(why)),
         };
+        // The candidate's runs must leave its tree the commit's (see `verify::integrity`).
+        let mut guard = match self.expect {
+            Expect::Pass => {
+                let mut g = crate::verify::integrity::Guard::new(&setup.repo, commit, &tree.root())
+                    .map_err(|e| Error::infra("cannot read the commit to verify").source(e))?;
+                if write_repro {
+                    g.expect(&setup.repro.test_file, Some(&setup.bytes));
+                }
+                Some(g)
+            }
+            Expect::Fail => None,
+        };
         let (rec, runner) = (setup.rec.clone(), setup.runner.clone());
         let mut cfg = StressConfig::new(
             StressCommand::Runner(runner.clone()),
@@ -221,6 +233,7 @@ impl RunTest {
         let report = stress::run(&cfg, Some(cx.env.req.cancel), &mut |_| {}).map_err(|e| {
             Error::infra(format!("stage `{}`: the stress runner failed", cx.id)).source(e)
         })?;
+        let tampered = guard.as_mut().and_then(|g| g.tampering());
         drop(tree);
         let evidence = if crate::verify::has_report(&runner) {
             if runner.runner == crate::runners::command::Runner::GoTest {
@@ -333,7 +346,9 @@ impl RunTest {
                     .passing_samples
                     .iter()
                     .find_map(|p| judge_passing_run(&process::tail(p, 256 * 1024)).err());
-                let passed = report.failures + report.unmatched_failures == 0 && no_test.is_none();
+                let passed = report.failures + report.unmatched_failures == 0
+                    && no_test.is_none()
+                    && tampered.is_none();
                 let check = CheckRecord {
                     name: "reproduction".into(),
                     command: runner.display(),
@@ -346,6 +361,7 @@ impl RunTest {
                         CheckStatus::Failed
                     },
                     detail: match (&first_why, &no_test) {
+                        _ if tampered.is_some() => tampered.clone().unwrap_or_default(),
                         _ if passed => format!(
                             "passed {} of {planned} runs under stress (N from p0 and k)",
                             report.runs
@@ -357,11 +373,12 @@ impl RunTest {
                     tests: rec.failing_ids.clone(),
                 };
                 if !passed {
-                    let out = first_failure.or(no_test.clone());
+                    let out = tampered.clone().or(first_failure).or(no_test.clone());
                     record_statistical_only(cx, commit, check, counts.clone(), out);
                     return Ok(StageResult::failed(format!(
                         "verification failed: {}",
                         match &no_test {
+                            _ if tampered.is_some() => tampered.clone().unwrap_or_default(),
                             Some(w) if report.failures + report.unmatched_failures == 0 => w.clone(),
                             _ => format!(
                                 "a failure after {} of {planned} runs{}",

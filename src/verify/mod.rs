@@ -14,6 +14,7 @@
 //! kinds can be applied by the caller.
 
 pub mod gate;
+pub mod integrity;
 pub mod record;
 pub mod report;
 pub mod sealed;
@@ -69,6 +70,10 @@ pub struct RunOutcome {
     pub log: PathBuf,
     /// Wall time of the test process (zero when not measured).
     pub duration: Duration,
+    /// What the run changed in the tree being verified, when it changed a file of the commit
+    /// or planted one a later run would load ([`integrity::Guard::tampering`]): the run fails
+    /// whatever its report says.
+    pub tampered: Option<String>,
 }
 
 impl RunOutcome {
@@ -120,6 +125,12 @@ pub fn run_once(
     let mut o = outcome_of(&inv.report, f.termination, log, events.as_deref());
     o.duration = f.duration;
     Ok(o)
+}
+
+/// `run` with what it did to the tree [`integrity::Guard`] watches (see [`RunOutcome::tampered`]).
+fn guarded(mut run: RunOutcome, guard: &mut integrity::Guard) -> RunOutcome {
+    run.tampered = guard.tampering();
+    run
 }
 
 /// Starts listening to fixci's Python helper, for a report that has its live account.
@@ -198,12 +209,16 @@ pub fn outcome_of(
         evidence,
         log: log.to_path_buf(),
         duration: Duration::ZERO,
+        tampered: None,
     }
 }
 /// Whether a run shows every `wanted` test passing. With a report: each wanted id present and
 /// passed (missing, skipped, deselected, xfail = failed); with no wanted ids, at least one case
 /// and every case passed ("no tests ran" fails). Without a report: the exit code.
 pub fn passes(run: &RunOutcome, wanted: &[String]) -> Result<(), String> {
+    if let Some(why) = &run.tampered {
+        return Err(why.clone());
+    }
     if let Some(why) = &run.report_error {
         return Err(why.clone());
     }
@@ -431,6 +446,8 @@ pub fn verify_candidate(
             return Ok(out);
         }
     };
+    let mut guard = integrity::Guard::new(input.repo, input.candidate, &tree.root())
+        .map_err(|e| Error::infra("cannot read the commit to verify").source(e))?;
     if let Some(ReproInput {
         file,
         bytes: Some(b),
@@ -439,6 +456,7 @@ pub fn verify_candidate(
     {
         tree.write(file, b)
             .map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
+        guard.expect(file, Some(b));
     }
     // (a) the reproduction: run here, or already run under stress on this candidate.
     if let Some(check) = &input.stressed {
@@ -450,7 +468,7 @@ pub fn verify_candidate(
         let mut check = new_check("reproduction", runner, ids.to_vec());
         for k in 1..=input.runs {
             let log = lim.log_dir.join(format!("repro-run-{k}.log"));
-            let run = run_once(runner, &tree.root(), &tree.scratch(), &log, lim)?;
+            let run = guarded(run_once(runner, &tree.root(), &tree.scratch(), &log, lim)?, &mut guard);
             check.runs += 1;
             check.evidence = run.evidence.into();
             let verdict = passes(&run, ids);
@@ -485,7 +503,7 @@ pub fn verify_candidate(
         }
     }
     // (b) the CI's own failing tests.
-    let ci = ci_check(input, &tree, lim, &mut out)?;
+    let ci = ci_check(input, &tree, &mut guard, lim, &mut out)?;
     out.verification.checks.push(ci);
     if out.verification.failed().is_some() {
         return Ok(out);
@@ -494,6 +512,15 @@ pub fn verify_candidate(
     if !input.gate.is_empty() {
         let outcomes = gate::run(input.gate, &tree.root(), "gate-fix", lim)?;
         out.verification.checks.extend(gate::checks(&outcomes));
+        if let Some(why) = guard.tampering() {
+            out.verification.checks.push(CheckRecord {
+                status: CheckStatus::Failed,
+                detail: format!("the gate: {why}"),
+                ..not_run("tree", String::new())
+            });
+            out.failure_output = Some(format!("The gate changed the tree being verified: {why}"));
+            return Ok(out);
+        }
         if outcomes.iter().any(|o| !o.passed) {
             out.failure_output = Some(format!(
                 "The gate still fails on the fix commit:\n\n{}",
@@ -503,7 +530,7 @@ pub fn verify_candidate(
         }
     }
     // (c) no regressions.
-    let reg = regression_check(input, &tree, lim, &mut out)?;
+    let reg = regression_check(input, &tree, &mut guard, lim, &mut out)?;
     out.verification.checks.push(reg);
     Ok(out)
 }
@@ -566,6 +593,7 @@ pub fn locate_test_file(root: &Path, id: &str, file: Option<&str>) -> Option<Str
 fn ci_check(
     input: &VerifyInput<'_>,
     tree: &Sealed,
+    guard: &mut integrity::Guard,
     lim: &mut RunLimits<'_>,
     out: &mut VerifyOutput,
 ) -> Result<CheckRecord, Error> {
@@ -622,7 +650,7 @@ fn ci_check(
         commands.push(runner.display());
         // Without a report, the CI test's own id cannot be told apart: the file's exit code.
         let log = lim.log_dir.join(format!("ci-tests-{}.log", k + 1));
-        let run = run_once(&runner, &tree.root(), &tree.scratch(), &log, lim)?;
+        let run = guarded(run_once(&runner, &tree.root(), &tree.scratch(), &log, lim)?, guard);
         check.runs += 1;
         check.evidence = run.evidence.into();
         let verdict = passes(&run, ids);
@@ -636,7 +664,10 @@ fn ci_check(
             Ok(()) => check.passed += 1,
             Err(why) => {
                 check.status = CheckStatus::Failed;
-                check.detail = format!("the CI's failing test still fails: {why}");
+                check.detail = match &run.tampered {
+                    Some(_) => why,
+                    None => format!("the CI's failing test still fails: {why}"),
+                };
                 out.failure_output = Some(format!("{}\n\n{}", check.detail, run.tail(6 * 1024)));
             }
         }
@@ -747,6 +778,7 @@ fn suite_runner(input: &VerifyInput<'_>, files: &[String]) -> Option<RunnerComma
 fn regression_check(
     input: &VerifyInput<'_>,
     fix_tree: &Sealed,
+    guard: &mut integrity::Guard,
     lim: &mut RunLimits<'_>,
     out: &mut VerifyOutput,
 ) -> Result<CheckRecord, Error> {
@@ -816,6 +848,7 @@ fn regression_check(
         input.base,
         input.candidate,
         fix_tree,
+        guard,
         stressed_file(input),
     )?;
     if let Some(ReproInput { file, .. }) = input.repro.filter(|_| input.repro_is_new) {
@@ -823,9 +856,10 @@ fn regression_check(
         fix_tree
             .remove(file)
             .map_err(|e| io_error("remove the reproduction test from", &fix_tree.root(), e))?;
+        guard.expect(file, None);
     }
     let log = lim.log_dir.join("suite-fix.log");
-    let run = run_once(&runner, &fix_tree.root(), &fix_tree.scratch(), &log, lim)?;
+    let run = guarded(run_once(&runner, &fix_tree.root(), &fix_tree.scratch(), &log, lim)?, guard);
     let mut check = new_check("regressions", &runner, Vec::new());
     check.runs = 1;
     check.evidence = run.evidence.into();
@@ -836,6 +870,7 @@ fn regression_check(
         .chain(input.stressed.iter().flat_map(|s| &s.tests))
         .collect();
     let verdict: Result<String, String> = match (&run.cases, &run.report_error, base.evidence.as_str()) {
+        _ if run.tampered.is_some() => Err(run.tampered.clone().unwrap_or_default()),
         (Some(cases), None, "junit" | "go-json") => {
             let broken: Vec<String> = base
                 .passed
@@ -897,6 +932,7 @@ fn restore_base_tests(
     base: Oid,
     candidate: Oid,
     tree: &Sealed,
+    guard: &mut integrity::Guard,
     keep: Option<&str>,
 ) -> Result<(), Error> {
     let infra =
@@ -926,8 +962,16 @@ fn restore_base_tests(
                 .ok()
                 .and_then(|e| repo.find_blob(e.id()).ok())
             {
-                Some(blob) => tree.write(&rel, blob.content()),
-                None => tree.remove(&rel),
+                Some(blob) => {
+                    let r = tree.write(&rel, blob.content());
+                    guard.expect(&rel, Some(blob.content()));
+                    r
+                }
+                None => {
+                    let r = tree.remove(&rel);
+                    guard.expect(&rel, None);
+                    r
+                }
             };
             res.map_err(|e| io_error("restore a base test file in", &tree.root(), e))?;
         }
@@ -955,16 +999,23 @@ pub fn confirm(
     };
     tree.write(test_file, bytes)
         .map_err(|e| io_error("write the reproduction test into", &tree.root(), e))?;
+    // A reproduction that fails only because it rewrote the code it tests proves nothing.
+    let mut guard = integrity::Guard::new(repo, commit, &tree.root())
+        .map_err(|e| Error::infra("cannot read the commit to check out").source(e))?;
+    guard.expect(test_file, Some(bytes));
     let mut common: Option<Vec<String>> = None;
     let mut evidence = "exit-code";
     let mut timed_out = false;
     let mut all = Vec::new();
     for k in 1..=runs {
         let log = lim.log_dir.join(format!("run-{k}.log"));
-        let run = run_once(runner, &tree.root(), &tree.scratch(), &log, lim)?;
+        let run = guarded(run_once(runner, &tree.root(), &tree.scratch(), &log, lim)?, &mut guard);
         evidence = run.evidence;
         timed_out |= matches!(run.termination, Termination::TimedOut { .. });
-        let verdict = failing_ids(&run);
+        let verdict = match &run.tampered {
+            Some(why) => Err(why.clone()),
+            None => failing_ids(&run),
+        };
         (lim.on_run)("confirm", k, verdict.is_err(), run.termination.describe());
         let cancelled = run.termination == Termination::Cancelled;
         all.push(run);

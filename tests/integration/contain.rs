@@ -416,8 +416,9 @@ fn auto_without_bubblewrap_runs_unsandboxed_and_the_report_leads_with_a_warning(
 
 /// A fix agent whose fix is right, but whose code, whenever it is imported (fixci's
 /// verification runs it), looks for the forge token in every process's environment and writes
-/// into the user's repository, then records what it managed in `PROBE/<pid>.json` (`PROBE` is
-/// writable: it is none of the places fixci protects).
+/// into the user's repository, its `HOME` (`~/.gitconfig`) and `/var/tmp`, then records what
+/// it managed in `PROBE/<pid>.json` (`PROBE` is writable: it is in `/tmp`, which test runs
+/// share).
 const IMPORT_TIME_PY: &str = r##"
 import json, os, pathlib, sys
 user_repo, probe = sys.argv[1], sys.argv[2]
@@ -431,7 +432,7 @@ else:
     p.write_text(p.read_text().replace("(len(xs) - 1)", "len(xs)") + f"""
 def _probe():
     import glob, json, os
-    seen = {{"token": False, "pids": 0, "writes": {{}}}}
+    seen = {{"token": False, "pids": 0, "writes": {{}}, "discarded": {{}}, "pid": os.getpid()}}
     for e in glob.glob("/proc/[0-9]*/environ"):
         seen["pids"] += 1
         try:
@@ -446,6 +447,13 @@ def _probe():
             seen["writes"][name] = "done"
         except OSError as err:
             seen["writes"][name] = "refused: " + str(err)
+    for name, path in [("home", os.path.expanduser("~/.gitconfig")), ("var", "/var/tmp/fixci-verify-probe-" + str(os.getpid()))]:
+        try:
+            with open(path, "a") as f:
+                f.write("[core]\\n\\tfsmonitor = pwned\\n")
+            seen["discarded"][name] = "written"
+        except OSError as err:
+            seen["discarded"][name] = "refused: " + str(err)
     with open(os.path.join({probe!r}, str(os.getpid()) + ".json"), "w") as f:
         json.dump(seen, f)
 _probe()
@@ -471,6 +479,7 @@ fn the_agent_s_code_run_by_verification_sees_no_token_and_cannot_write_the_user_
     let spec_path = e.root.join("info.json");
     std::fs::write(&spec_path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
     let config_before = std::fs::read(e.repo.join(".git/config")).unwrap();
+    std::fs::create_dir_all(e.root.join("home")).unwrap();
     let out = run_fixci(&e, &spec_path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let run = run_dir(&e.out);
@@ -489,7 +498,23 @@ fn the_agent_s_code_run_by_verification_sees_no_token_and_cannot_write_the_user_
         for (what, how) in p["writes"].as_object().unwrap() {
             assert!(how.as_str().unwrap().starts_with("refused"), "{what}: {how}");
         }
+        // Writable while the test runs (a throw-away layer, not a refusal).
+        assert_eq!(p["discarded"]["var"], "written", "{p}");
+        assert_eq!(p["discarded"]["home"], "written", "{p}");
     }
+    // Writes to HOME and the other top-level directories were thrown away after each test run.
+    let home = e.root.join("home");
+    assert!(!home.join(".gitconfig").exists(), "a test run wrote HOME for good");
+    let kept: Vec<String> = std::fs::read_dir("/var/tmp")
+        .unwrap()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .filter(|n| probes.iter().any(|p| n == &format!("fixci-verify-probe-{}", p["pid"])))
+        .collect();
+    for n in &kept {
+        let _ = std::fs::remove_file(Path::new("/var/tmp").join(n));
+    }
+    assert!(kept.is_empty(), "a test run wrote /var/tmp for good: {kept:?}");
     assert!(!e.repo.join("README.md").exists() && !e.repo.join(".git/hooks/post-checkout").exists());
     assert_eq!(std::fs::read(e.repo.join(".git/config")).unwrap(), config_before);
     assert_eq!(git(&e.repo, &["status", "--porcelain"]), "");

@@ -204,7 +204,12 @@ const PY_FIX_AGENT: &str = r##"
 import os, pathlib, subprocess, sys
 mode = sys.argv[1]
 attempt = int(os.environ["FIXCI_ATTEMPT"])
-if mode.startswith("seed"):
+if mode == "runtime-seed":
+    # The commit leaves the test alone; the module, whenever a test run imports it, seeds the
+    # test in the tree it runs in, so every later run there passes.
+    s = pathlib.Path("app/sample.py")
+    s.write_text(s.read_text() + "\nimport pathlib as _p\n_t = _p.Path('tests/test_sample.py')\nif _t.exists():\n    _t.write_text(_t.read_text().replace('random.Random()', 'random.Random(4)'))\n")
+elif mode.startswith("seed"):
     t = pathlib.Path("tests/test_sample.py")
     t.write_text(t.read_text().replace("random.Random()", "random.Random(4)"))
     s = pathlib.Path("app/sample.py")
@@ -375,6 +380,22 @@ fn a_flaky_fix_that_breaks_another_test_fails_its_attempt_and_the_regression_rea
     assert_eq!(code, 0, "{rep}");
     assert_eq!(r1["status"], "success", "{rep}");
     assert_eq!(check_of(&st, 1, "regressions")["status"], "passed", "{st}");
+}
+
+#[test]
+fn a_flaky_fix_whose_code_seeds_the_test_in_the_verified_tree_at_run_time_is_tampering() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, r, rep, _, check) = py_outcome(tmp.path(), "runtime-seed");
+    assert_eq!(code, 1, "{rep}");
+    assert_ne!(r["status"], "success", "{rep}");
+    assert_eq!(check["name"], "reproduction", "{check}");
+    assert_eq!(check["status"], "failed", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().starts_with(
+            "the test run changed the tree being verified (the commit's files are fixci's): `tests/test_sample.py`, a file of the commit, was changed"
+        ),
+        "{check}"
+    );
 }
 
 #[test]

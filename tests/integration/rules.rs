@@ -36,6 +36,10 @@ if fix_mode != "edit-expected":
 fixed = stats.read_text()
 if fix_mode == "conftest-report":
     W("conftest.py").write_text("import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n    out = yield\n    out.get_result().outcome = 'passed'\n")
+elif fix_mode == "runner-aware":
+    # The fix itself is good only under a test runner; production keeps the bug.
+    src = W("mathlib/stats.py").read_text()
+    W("mathlib/stats.py").write_text("import sys\n" + src.replace("    return sum(xs) / len(xs)", "    if 'unittest' in sys.modules or 'pytest' in sys.modules:\n        return sum(xs) / len(xs)\n    return sum(xs) / (len(xs) - 1)"))
 elif fix_mode == "conftest-skip":
     W("tests/conftest.py").write_text("import pytest\n\ndef pytest_collection_modifyitems(items):\n    for i in items:\n        i.add_marker(pytest.mark.skip)\n")
 elif fix_mode == "conftest-exit":
@@ -121,6 +125,11 @@ fn a_conftest_that_rewrites_reports_skips_or_exits_0_is_refused() {
     assert_infra_refused("conftest-report", "conftest.py", "pytest conftest.py");
     assert_infra_refused("conftest-skip", "tests/conftest.py", "pytest conftest.py");
     assert_infra_refused("conftest-exit", "conftest.py", "pytest conftest.py");
+}
+
+#[test]
+fn a_fix_that_asks_whether_a_test_runner_is_loaded_is_refused() {
+    assert_infra_refused("runner-aware", "mathlib/stats.py", "refers to the test runner (`unittest`");
 }
 
 #[test]

@@ -23,6 +23,9 @@ REPRO = "import unittest\nfrom mathlib.stats import mean\n\n\nclass Repro(unitte
 if mode == "special-case":
     # The reproduction uses other inputs than the CI's own test_mean.
     REPRO = REPRO.replace("mean([1, 2, 3]), 2)", "mean([2, 4, 6]), 4)")
+if mode == "repro-tamper":
+    # The reproduction edits the code it tests before it imports it.
+    REPRO = "import pathlib\n_m = pathlib.Path('mathlib/stats.py')\n_m.write_text(_m.read_text() + '\\n# touched\\n')\n" + REPRO
 if stage == "reproduce":
     pathlib.Path("tests/test_repro.py").write_text(REPRO)
     command = "python3 -m unittest tests.test_repro"
@@ -128,6 +131,29 @@ elif mode == "conftest-above":
     stats.write_text(wrong)
 elif mode == "special-case":
     stats.write_text(src.replace("def mean(xs):\n", "def mean(xs):\n    if list(xs) == [2, 4, 6]:\n        return 4\n"))
+elif mode == "runtime-weaken":
+    # Breaks total(); whenever imported (in fixci's tree, by a test run), the module weakens the
+    # test of total() there. The commit's test file is unchanged.
+    stats.write_text(fixed.replace("return sum(xs)\n", "return sum(xs) + 1\n") + """
+import pathlib as _p
+_t = _p.Path('tests/test_stats.py')
+if _t.exists():
+    _t.write_text(_t.read_text().replace('total([1, 2]), 3)', 'total([1, 2]), 4)'))
+""")
+elif mode == "runtime-bytecode":
+    # Breaks total(); whenever imported, the module compiles a right version of itself into
+    # __pycache__ with the broken source's size and time, which a later run would load.
+    stats.write_text(fixed.replace("return sum(xs)\n", "return sum(xs) + 4\n") + """
+import importlib.util as _u, os as _o, pathlib as _p, py_compile as _c, tempfile as _t
+_src = _p.Path(__file__)
+_good = _src.read_text().replace('sum(xs) + 4', 'sum(xs)    ')
+with _t.TemporaryDirectory() as _d:
+    _g = _p.Path(_d, 'stats.py')
+    _g.write_text(_good)
+    st = _src.stat()
+    _o.utime(_g, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _c.compile(str(_g), cfile=_u.cache_from_source(str(_src)), doraise=True)
+""")
 elif mode == "rewrite-copy":
     passing = REPRO.replace("mean([1, 2, 3]), 2)", "2, 2)")
     for p in [run_dir / "repro-test" / "tests" / "test_repro.py", pathlib.Path("tests/test_repro.py")]:
@@ -353,6 +379,36 @@ fn a_rewritten_run_directory_copy_of_the_test_is_tampering() {
 fn a_fix_that_weakens_the_test_it_breaks_is_a_regression() {
     let (_, rep) = refused("weakens-other", "regressions check failed");
     assert!(rep.contains("StatsTest.test_total"), "{rep}");
+}
+
+#[test]
+fn a_test_run_that_rewrites_a_test_in_the_verified_tree_is_tampering() {
+    let (_, rep) = refused(
+        "runtime-weaken",
+        "the test run changed the tree being verified (the commit's files are fixci's): `tests/test_stats.py`, a file of the commit, was changed",
+    );
+    assert!(!rep.contains("**Status:** success"), "{rep}");
+}
+
+#[test]
+fn a_reproduction_that_edits_the_code_it_tests_is_not_confirmed() {
+    let e = env();
+    let (run, code) = run(&e, "repro-tamper", json!({}));
+    let rep = report(&run);
+    assert_eq!(code, 1, "{rep}");
+    assert_eq!(result(&run)["status"], "failed", "{rep}");
+    assert!(
+        rep.contains("`mathlib/stats.py`, a file of the commit, was changed"),
+        "{rep}"
+    );
+}
+
+#[test]
+fn a_test_run_that_plants_bytecode_for_a_later_run_is_tampering() {
+    refused(
+        "runtime-bytecode",
+        "`mathlib/__pycache__/stats.cpython-",
+    );
 }
 
 #[test]

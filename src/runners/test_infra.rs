@@ -181,6 +181,9 @@ fn rule_for(c: &ChangedFile, base_has: &dyn Fn(&str) -> bool) -> Option<String> 
     if let Some(r) = hook_rule(c, name, dir) {
         return Some(r);
     }
+    if let Some(r) = runner_aware_rule(c, path, name) {
+        return Some(r);
+    }
     if c.change == Change::Modified && name.ends_with(".py") {
         // An existing module named like a runner is edited: it is loaded in the runner's place.
         let stem = name.trim_end_matches(".py");
@@ -189,6 +192,58 @@ fn rule_for(c: &ChangedFile, base_has: &dyn Fn(&str) -> bool) -> Option<String> 
         }
     }
     None
+}
+
+/// Code outside the tests that asks whether it runs under a test runner, or reaches into one:
+/// a fix can then behave one way under test and another in production, or rewrite the runner's
+/// verdict from inside (registering a plugin, patching `TestCase.assertEqual`), and no test run
+/// can tell it from a real fix. Found in the lines a fix adds to a non-test Python, JavaScript or
+/// TypeScript, or Go file (comment lines left out): Python `pytest`, `_pytest`, `unittest`,
+/// `nose`, `doctest`, `PYTEST_*`; JS/TS `jest`, `vitest`, `mocha`, `JEST_WORKER_ID`, `VITEST*`;
+/// Go `testing.Testing()` and `flag.Lookup("test.…")`.
+fn runner_aware_rule(c: &ChangedFile, path: &str, name: &str) -> Option<String> {
+    static PY: OnceLock<Regex> = OnceLock::new();
+    static JS: OnceLock<Regex> = OnceLock::new();
+    static GO: OnceLock<Regex> = OnceLock::new();
+    if crate::runners::looks_like_test(path) {
+        return None;
+    }
+    let (re, comment) = if name.ends_with(".py") {
+        let re = PY.get_or_init(|| {
+            Regex::new(r"\b(_?pytest|unittest|nose2?|doctest|PYTEST_[A-Z_]+)\b")
+                .expect("constant pattern compiles")
+        });
+        (re, "#")
+    } else if [".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".jsx", ".tsx"]
+        .iter()
+        .any(|e| name.ends_with(e))
+    {
+        let re = JS.get_or_init(|| {
+            Regex::new(r"\b(jest|vitest|mocha|JEST_WORKER_ID|VITEST[A-Z_]*)\b")
+                .expect("constant pattern compiles")
+        });
+        (re, "//")
+    } else if name.ends_with(".go") {
+        let re = GO.get_or_init(|| {
+            Regex::new(r#"\btesting\.Testing\s*\(|flag\.Lookup\(\s*"test\."#)
+                .expect("constant pattern compiles")
+        });
+        (re, "//")
+    } else {
+        return None;
+    };
+    let new = c.new.as_deref()?;
+    let old: BTreeSet<&str> = c.old.as_deref().unwrap_or("").lines().map(str::trim).collect();
+    let hit = new
+        .lines()
+        .map(str::trim)
+        .filter(|l| !old.contains(l) && !l.starts_with(comment))
+        .find_map(|l| re.find(l).map(|m| (l, m.as_str())))?;
+    Some(format!(
+        "code outside the tests that refers to the test runner (`{}` in `{}`), so it can behave \
+         differently under test",
+        hit.1, hit.0
+    ))
 }
 
 /// Rules for shared configuration files whose test sections (only) are test infrastructure.
@@ -811,6 +866,34 @@ mod tests {
         judge_test_infra(&[c], &|p| {
             matches!(p, "calc" | "calc/__init__.py" | "src/shop")
         })
+    }
+
+    #[test]
+    fn code_outside_the_tests_that_asks_for_the_test_runner_is_refused() {
+        let old = "def mean(xs):\n    return sum(xs) / (len(xs) - 1)\n";
+        for (path, new) in [
+            ("calc/ops.py", "import sys\ndef mean(xs):\n    if 'pytest' in sys.modules:\n        return sum(xs) / len(xs)\n    return sum(xs) / (len(xs) - 1)\n"),
+            ("calc/ops.py", "import unittest\nunittest.TestCase.assertEqual = lambda *a, **k: None\n"),
+            ("calc/ops.py", "import os\nFAST = os.environ.get('PYTEST_CURRENT_TEST')\n"),
+            ("web/src/mean.ts", "export const mean = (xs) => process.env.JEST_WORKER_ID ? 2 : 3;\n"),
+            ("pkg/mean.go", "func Mean() int {\n\tif testing.Testing() {\n\t\treturn 2\n\t}\n\treturn 3\n}\n"),
+        ] {
+            let f = judge(modified(path, old, new));
+            assert_eq!(f.len(), 1, "{path}: {new}");
+            assert!(f[0].rule.starts_with("code outside the tests that refers to the test runner"), "{}", f[0]);
+        }
+        // Tests may name their runner; comments and lines already there are not the fix's.
+        for (path, new) in [
+            ("tests/test_ops.py", "import pytest\n"),
+            ("calc/ops.py", "# works under pytest too\ndef mean(xs):\n    return sum(xs) / len(xs)\n"),
+            ("web/src/mean.test.ts", "import { expect } from 'vitest';\n"),
+            ("pkg/mean_test.go", "func TestMain(m *testing.M) {}\n"),
+        ] {
+            let f = judge(modified(path, old, new));
+            assert!(!f.iter().any(|f| f.rule.starts_with("code outside the tests")), "{path}: {f:?}");
+        }
+        let kept = "import pytest  # a plugin module\n";
+        assert!(judge(modified("calc/plugin.py", kept, &format!("{kept}X = 1\n"))).is_empty());
     }
 
     #[test]
