@@ -73,7 +73,8 @@ pub enum Role {
     /// capture (the title's closing `:`) or a line that does not match closes the title.
     TitlePart,
     /// Names the test now running (`=== RUN   TestX`); messages seen outside a block are kept
-    /// for the block of that test (go test -v prints them before `--- FAIL`).
+    /// for the block of that test (go test -v prints them before `--- FAIL`). A match with no
+    /// `test` capture (`Test Case '...' passed`) means no test is running any more.
     Context,
 }
 
@@ -144,6 +145,12 @@ pub struct RuleSpec {
     /// `file`/`line` are set from this line.
     #[serde(default)]
     pub attach: bool,
+    /// For `failure`: a line that names no test is the failure of the test a `context` rule of
+    /// the pack last named, and of nothing when no test is running (XCTest prints
+    /// `Test Case '-[M.C testX]' started.`, then only `Fatal error: ...` and `Restarting after
+    /// unexpected exit, crash, or test timeout; ...` when the test crashes its process).
+    #[serde(default)]
+    pub of_running: bool,
 }
 
 /// One pack file.

@@ -1636,3 +1636,67 @@ fn covering_triggers_reach_documented_lines() {
         );
     }
 }
+
+/// A test that crashes the XCTest process prints no `passed`/`failed` line: the crash lines
+/// (`fatal error:`, `Restarting after unexpected exit ...`) name the test that had started.
+#[test]
+fn xctest_crash_names_the_test_that_had_started() {
+    // Xcode 8 (xcpretty/xcpretty#291): the restart line names the test in another spelling.
+    let text = sample!("xctest-crash-restart.txt");
+    check_stable(text);
+    assert_eq!(
+        rows(&distil(text)),
+        vec![row(
+            "-[xcprettyFatalErrorTests.xcprettyFatalErrorTests testFatalError]",
+            None,
+            None,
+            Some("unexpectedly found nil while unwrapping an Optional value"),
+        )]
+    );
+    // Xcode 13+ names no test on the restart line (cpisciotta/xcbeautify#63); Swift 5.3+ puts
+    // the file and line before `Fatal error`.
+    let modern = "Test Case '-[Demo.CalcTests testAdd]' started.\n\
+        Test Case '-[Demo.CalcTests testAdd]' passed (0.001 seconds).\n\
+        Test Case '-[Demo.CalcTests testMultiply]' started.\n\
+        Demo/CalcTests.swift:28: Fatal error: boom\n\
+        \n\
+        Restarting after unexpected exit, crash, or test timeout; summary will include totals from previous launches.\n\
+        \n\
+        Test Suite 'Selected tests' started at 2000-01-01 12:00:00.000\n\
+        Test Case '-[Demo.CalcTests testDivide]' started.\n\
+        Test Case '-[Demo.CalcTests testDivide]' passed (0.001 seconds).\n";
+    check_stable(modern);
+    assert_eq!(
+        rows(&distil(modern)),
+        vec![row(
+            "-[Demo.CalcTests testMultiply]",
+            Some("Demo/CalcTests.swift"),
+            Some(28),
+            Some("boom"),
+        )]
+    );
+    // A crash with no line of its own (a signal, a timeout): the restart line is the failure.
+    let linux_restart = "Test Case 'CalcTests.testHang' started at 2000-01-01 12:00:00.000\n\
+        Restarting after unexpected exit, crash, or test timeout; summary will include totals from previous launches.\n";
+    let d = distil(linux_restart);
+    assert_eq!(d.failures.len(), 1, "{:?}", rows(&d));
+    assert_eq!(d.failures[0].test, "CalcTests.testHang");
+    assert!(
+        d.failures[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("unexpected exit")),
+        "{:?}",
+        d.failures[0].message
+    );
+    // After a test passed, or with no test running, a fatal error names no test.
+    let after = "Test Case 'CalcTests.testAdd' started at 2000-01-01 12:00:00.000\n\
+        Test Case 'CalcTests.testAdd' passed (0.001 seconds)\n\
+        Fatal error: Index out of range\n";
+    assert!(distil(after).failures.is_empty());
+    assert!(
+        distil("fatal error: unexpectedly found nil\n")
+            .failures
+            .is_empty()
+    );
+}
