@@ -72,6 +72,18 @@ fn github_wrap(text: &str) -> (String, u64) {
     (out, offset)
 }
 
+/// `text` extracted twice: reading only the prefilter's candidate lines outside sections and
+/// blocks, and reading every line.
+fn fast_and_exhaustive(text: &str) -> (Extracted, Extracted) {
+    let book = rule_pack::embedded().unwrap();
+    let mut fast = extractor::Extractor::new(book);
+    fast.feed(text.as_bytes());
+    let mut slow = extractor::Extractor::new(book);
+    slow.exhaustive = true;
+    slow.feed(text.as_bytes());
+    (fast.finish(), slow.finish())
+}
+
 /// The failures are the same plain and wrapped (line numbers shifted), and the fast path agrees
 /// with processing every line.
 fn check_stable(text: &str) {
@@ -89,13 +101,7 @@ fn check_stable(text: &str) {
         .collect();
     assert_eq!(shifted, w_lines);
     for t in [text, wrapped.as_str()] {
-        let book = rule_pack::embedded().unwrap();
-        let mut fast = extractor::Extractor::new(book);
-        fast.feed(t.as_bytes());
-        let mut slow = extractor::Extractor::new(book);
-        slow.exhaustive = true;
-        slow.feed(t.as_bytes());
-        let (f, s) = (fast.finish(), slow.finish());
+        let (f, s) = fast_and_exhaustive(t);
         let ids = |e: &Extracted| {
             e.failures
                 .iter()
@@ -1596,7 +1602,6 @@ fn look_alike_lines_are_not_tests() {
 /// the same result with the prefilter as when every line is read, and that result is not empty.
 #[test]
 fn covering_triggers_reach_documented_lines() {
-    let book = rule_pack::embedded().unwrap();
     for line in [
         // bazel `--test_summary` status of a target that never reported
         "//src/test:unit_test                                          NO STATUS",
@@ -1618,13 +1623,7 @@ fn covering_triggers_reach_documented_lines() {
         "Command exited with code 2",
         "The operation was canceled.",
     ] {
-        let text = format!("{line}\n");
-        let mut fast = extractor::Extractor::new(book);
-        fast.feed(text.as_bytes());
-        let mut slow = extractor::Extractor::new(book);
-        slow.exhaustive = true;
-        slow.feed(text.as_bytes());
-        let (f, s) = (fast.finish(), slow.finish());
+        let (f, s) = fast_and_exhaustive(&format!("{line}\n"));
         assert!(
             !s.failures.is_empty() || !s.generic.is_empty(),
             "{line:?}: no rule matches"
