@@ -96,7 +96,7 @@ impl Guard {
     /// fixci itself wrote `bytes` at `rel` (relative to the root), or removed it (`None`): the
     /// guard expects that from now on.
     pub fn expect(&mut self, rel: &str, bytes: Option<&[u8]>) {
-        let oid = bytes.map(|b| Oid::hash_object(ObjectType::Blob, b).unwrap_or_else(|_| Oid::ZERO_SHA1));
+        let oid = bytes.map(|b| Oid::hash_object(ObjectType::Blob, b).unwrap_or(Oid::ZERO_SHA1));
         self.expect_oid(rel, oid);
     }
 
