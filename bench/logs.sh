@@ -25,7 +25,7 @@ BYTES=$(stat -c %s "$LOG")
 # `rule_pack::compile` does).
 PATTERN=$(python3 - <<'PY'
 import glob, tomllib
-lits = {"##[group]", "##[endgroup]", "section_start:", "section_end:"}
+lits = {"group]", "section_"}
 for p in glob.glob("src/logs/rules/*.toml"):
     with open(p, "rb") as f:
         lits.update(tomllib.load(f)["triggers"])

@@ -194,3 +194,47 @@ fn no_real_log_yields_a_failure_named_log_or_a_number_message() {
         );
     }
 }
+
+/// Everything the extractor keeps from `bytes` (UTF-16 decoded first, as `extract_text` does),
+/// reading only the prefilter's candidate lines outside sections and blocks, or every line.
+fn extract_debug(bytes: &[u8], exhaustive: bool) -> String {
+    let text = match source::utf16_encoding(&bytes[..bytes.len().min(512)]) {
+        Some(enc) => enc.decode(bytes).0.into_owned().into_bytes(),
+        None => bytes.to_vec(),
+    };
+    let mut ex = extractor::Extractor::new(rule_pack::embedded().expect("packs compile"));
+    ex.exhaustive = exhaustive;
+    let mut chunks = normaliser::ChunkReader::new(&text[..]);
+    while let Some(region) = chunks.next_region().expect("in-memory read") {
+        ex.feed(region);
+    }
+    format!("{:?}", ex.finish())
+}
+
+/// The prefilter's literals are sound on every real log: the extractor that reads only the lines
+/// holding a trigger (outside sections and blocks) keeps exactly what it keeps when it reads every
+/// line — failures, messages, locations, summaries, generic errors and the job verdict. A trigger
+/// dropped or shortened in a pack must keep this true.
+#[test]
+fn the_prefilter_misses_no_line_of_any_real_log() {
+    let Some(dir) = fixtures_dir() else { return };
+    let samples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/logs");
+    let mut checked = 0;
+    for folder in [dir, samples] {
+        for e in std::fs::read_dir(&folder).expect("folder reads") {
+            let path = e.expect("entry").path();
+            if path.extension().is_none_or(|x| x != "txt") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("log reads");
+            assert_eq!(
+                extract_debug(&bytes, false),
+                extract_debug(&bytes, true),
+                "{}: the prefilter changed the result",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} logs checked");
+}

@@ -275,8 +275,9 @@ impl<'b> Extractor<'b> {
                 b.message_set_by_next = true;
             }
         }
-        // `is_match` runs the lazy DFA; `matches` (every rule that matches) needs the slower
-        // PikeVM, so it only runs on the few lines some rule matches.
+        // `is_match` stops at the first rule that matches; `matches` (every rule that matches)
+        // runs the whole set over the line, so it only runs on the few lines some rule matches.
+        // Both stay on the lazy DFA only while its cache is big enough (`SET_DFA_CACHE`).
         let mut hits: Vec<usize> = if book.set.is_match(text) {
             book.set.matches(text).iter().map(|i| book.set_rules[i]).collect()
         } else {
@@ -416,7 +417,8 @@ impl<'b> Extractor<'b> {
                 }
                 Role::Context => {
                     if let Some(caps) = rule.re.captures(text) {
-                        self.context[rule.pack] = Some(test_id(&caps));
+                        let test = test_id(&caps);
+                        self.context[rule.pack] = (!test.is_empty()).then_some(test);
                     }
                     true
                 }
@@ -610,6 +612,12 @@ impl<'b> Extractor<'b> {
         let rule = &self.book.rules[r];
         let mut c = empty_candidate(rule.pack, self.book.packs[rule.pack].priority, no);
         c.test = test_id(caps);
+        if c.test.is_empty() && rule.spec.of_running {
+            let Some(running) = self.context[rule.pack].clone() else {
+                return;
+            };
+            c.test = running;
+        }
         c.group = self.group.clone();
         c.status = status_of(caps).or_else(|| {
             rule.spec

@@ -5,7 +5,7 @@
 //! regex with named capture groups (`test`, `name`, `file`, `line`, `message`) and a `role`.
 //! This module parses and compiles packs; it does not apply them (see `extractor.rs`).
 
-use regex::{Regex, RegexSet};
+use regex::{Regex, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 /// The embedded packs, most specific first: `(file name, TOML text)`.
@@ -29,6 +29,17 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("bazel.toml", include_str!("rules/bazel.toml")),
     ("generic.toml", include_str!("rules/generic.toml")),
 ];
+
+/// Capacity in bytes of the lazy DFA's transition cache for [`RuleBook::set`] (regex's
+/// `dfa_size_limit`; its default is 2 MiB).
+///
+/// The set holds about 150 patterns with Unicode classes, whose lazy DFA needs more states than
+/// 2 MiB hold: the cache is cleared over and over, the lazy DFA gives up, and `is_match` and
+/// `matches` fall back to the PikeVM (26% of `fixci logs` on the bench log; the set alone over
+/// that log's 96,000 prefilter hits took 67 s with 2 MiB and 0.15-0.21 s with 4 to 32 MiB; see
+/// BENCHMARKS.md). The cache grows only as states are built, so this is a bound, not an
+/// allocation.
+pub const SET_DFA_CACHE: usize = 8 << 20;
 
 /// What a matching line does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,7 +73,8 @@ pub enum Role {
     /// capture (the title's closing `:`) or a line that does not match closes the title.
     TitlePart,
     /// Names the test now running (`=== RUN   TestX`); messages seen outside a block are kept
-    /// for the block of that test (go test -v prints them before `--- FAIL`).
+    /// for the block of that test (go test -v prints them before `--- FAIL`). A match with no
+    /// `test` capture (`Test Case '...' passed`) means no test is running any more.
     Context,
 }
 
@@ -133,6 +145,12 @@ pub struct RuleSpec {
     /// `file`/`line` are set from this line.
     #[serde(default)]
     pub attach: bool,
+    /// For `failure`: a line that names no test is the failure of the test a `context` rule of
+    /// the pack last named, and of nothing when no test is running (XCTest prints
+    /// `Test Case '-[M.C testX]' started.`, then only `Fatal error: ...` and `Restarting after
+    /// unexpected exit, crash, or test timeout; ...` when the test crashes its process).
+    #[serde(default)]
+    pub of_running: bool,
 }
 
 /// One pack file.
@@ -143,7 +161,14 @@ pub struct PackSpec {
     pub name: String,
     /// Higher is more specific; failures of higher packs are listed first.
     pub priority: i32,
-    /// Literal substrings, one of which every line matched outside sections and blocks holds.
+    /// Literal substrings, one of which every line matched outside sections and blocks holds
+    /// (checked on every real log by `the_prefilter_misses_no_line_of_any_real_log`).
+    ///
+    /// The prefilter scans for all packs' triggers at once, so keep them few (one short literal
+    /// for a family: `ailed` for `Failed`/`failed`, ` SIG` for nextest's `SIGSEGV`/`SIG 11`),
+    /// at least 4 bytes (aho-corasick's Teddy fingerprints the first `min(4, shortest)` bytes, so a
+    /// 3-byte literal makes every group slower) and rare in passing output. Triggers of
+    /// `in-section` and block-only rules (`block-end`, `message`, `location`) are not needed.
     pub triggers: Vec<String>,
     /// The rules, in priority order within the pack.
     #[serde(default, rename = "rule")]
@@ -340,13 +365,13 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
     let set_rules: Vec<usize> = (0..rules.len())
         .filter(|&i| rules[i].spec.role != Role::Noise)
         .collect();
-    let set =
-        RegexSet::new(set_rules.iter().map(|&i| rules[i].spec.pattern.as_str())).map_err(|e| {
-            PackError::Regex {
-                file: "(all)".into(),
-                pattern: "(set)".into(),
-                source: e,
-            }
+    let set = RegexSetBuilder::new(set_rules.iter().map(|&i| rules[i].spec.pattern.as_str()))
+        .dfa_size_limit(SET_DFA_CACHE)
+        .build()
+        .map_err(|e| PackError::Regex {
+            file: "(all)".into(),
+            pattern: "(set)".into(),
+            source: e,
         })?;
     let noise = RegexSet::new(&noise).map_err(|e| PackError::Regex {
         file: "(all)".into(),
@@ -357,10 +382,9 @@ pub fn compile(files: &[(&str, &str)]) -> Result<RuleBook, PackError> {
         .iter()
         .flat_map(|p| p.triggers.iter().cloned())
         .collect();
-    lits.push("##[group]".into());
-    lits.push("##[endgroup]".into());
-    lits.push("section_start:".into());
-    lits.push("section_end:".into());
+    // `##[group]`/`##[endgroup]` and `section_start:`/`section_end:`, one literal per pair.
+    lits.push("group]".into());
+    lits.push("section_".into());
     lits.sort();
     lits.dedup();
     let lits = without_subsumed(lits);

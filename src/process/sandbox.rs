@@ -293,9 +293,10 @@ fn overlay_prefix(unshare: &Path, stage: &Path, places: &[PathBuf], max: usize) 
 
 /// The places a [`TestJail`] throws writes away from, found once per process: every directory
 /// directly under `/` (not a symbolic link) but `/proc`, `/sys`, `/dev`, `/run` and `/tmp`, and
-/// the user's `HOME` when it lies in none of them; left out are places another filesystem is
-/// mounted inside (an overlay would hide it), places fixci cannot read and search, and paths an
-/// overlay mount option cannot carry (`,`, `:`, `\`, control characters). The list is then
+/// the user's `HOME` when it lies in none of them; left out are places fixci cannot read and
+/// search, and paths an overlay mount option cannot carry (`,`, `:`, `\`, control characters).
+/// File systems mounted inside a place are bound back over its layer as they are
+/// ([`mounts_inside`]: a container's `/etc/hosts`, a volume under `/home`). The list is then
 /// checked by mounting it through the real wrapper with `unshare`; a place that fails there
 /// alone is left out too. Sorted, none inside another.
 pub fn discard_places(unshare: &Path) -> Vec<PathBuf> {
@@ -313,18 +314,11 @@ pub fn discard_places(unshare: &Path) -> Vec<PathBuf> {
 
 /// [`discard_places`] before the mount check.
 fn discard_candidates() -> Vec<PathBuf> {
-    let mounts: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(unescape_mountinfo(m)))
-        .collect();
     let usable = |p: &Path| {
         let t = p.to_string_lossy();
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok();
         !t.contains([',', ':', '\\'])
             && !t.chars().any(char::is_control)
-            && !mounts.iter().any(|m| m != p && m.starts_with(p))
             // SAFETY: `c` is a NUL-terminated path; access(2) only reads it.
             && c.is_some_and(|c| unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::X_OK) } == 0)
     };
@@ -346,6 +340,21 @@ fn discard_candidates() -> Vec<PathBuf> {
     }
     places.sort();
     places
+}
+
+/// The mount points of this process strictly inside one of `places` (from
+/// `/proc/self/mountinfo`), without duplicates, shallowest first.
+fn mounts_inside(places: &[PathBuf]) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mountinfo(m)))
+        .filter(|m| places.iter().any(|p| m != p && m.starts_with(p)))
+        .collect();
+    v.sort_by_key(|m| (m.components().count(), m.clone()));
+    v.dedup();
+    v
 }
 
 /// A mount point as `/proc/self/mountinfo` writes it (octal escapes `\040` for space, `\011`,
@@ -516,6 +525,9 @@ struct Discard {
     stage: PathBuf,
     /// The places whose writes are discarded, outermost first, none inside another.
     places: Vec<PathBuf>,
+    /// Mount points inside those places (an overlay shows only its lower file system): bound
+    /// back over the layers as they are, shallowest first.
+    rebind: Vec<PathBuf>,
 }
 
 impl TestJail {
@@ -544,10 +556,12 @@ impl TestJail {
     pub fn discarding(mut self, unshare: &Path, stage: &Path) -> TestJail {
         let places = discard_places(unshare);
         if !places.is_empty() {
+            let rebind = mounts_inside(&places);
             self.discard = Some(Discard {
                 unshare: unshare.to_path_buf(),
                 stage: stage.to_path_buf(),
                 places,
+                rebind,
             });
         }
         self
@@ -607,9 +621,13 @@ impl TestJail {
         }
         args.extend(["--dev-bind", "/", "/", "--proc", "/proc"].map(String::from));
         // The layers first (outermost first, none inside another), then the places over them.
-        for (i, p) in layered.iter().enumerate() {
-            let stage = &self.discard.as_ref().expect("layered places have a stage").stage;
-            args.extend(["--bind".into(), s(&stage.join(format!("{i}/m"))), s(p)]);
+        if let Some(d) = &self.discard {
+            for (i, p) in d.places.iter().enumerate() {
+                args.extend(["--bind".into(), s(&d.stage.join(format!("{i}/m"))), s(p)]);
+            }
+            for m in &d.rebind {
+                args.extend(["--dev-bind".into(), s(m), s(m)]);
+            }
         }
         for (rw, p) in &mounts {
             let flag = if *rw { "--bind" } else { "--ro-bind" };
@@ -1240,6 +1258,15 @@ mod tests {
         assert_eq!(stderr, "", "nothing is listed after a test");
         assert!(left.is_empty(), "writes kept after the test: {left:?}");
         assert_eq!(std::fs::read_to_string(own.path().join("made")).unwrap(), "kept\n");
+        // File systems mounted inside a layered place are seen as they are (on this machine or
+        // in a container: `/etc/hosts`, volumes).
+        for m in mounts_inside(&places).iter().filter(|m| m.is_dir()).take(5) {
+            let list = format!("ls -a '{}'", m.display());
+            let cmd = jail.wrap(CommandSpec::shell(&list, own.path()), &[own.path()]).unwrap();
+            let inside = Command::new(&cmd.program).args(&cmd.args).current_dir(&cmd.cwd).output().unwrap();
+            let outside = Command::new("sh").args(["-c", &list]).output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&inside.stdout), String::from_utf8_lossy(&outside.stdout), "{}", m.display());
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl Guard {
     /// fixci itself wrote `bytes` at `rel` (relative to the root), or removed it (`None`): the
     /// guard expects that from now on.
     pub fn expect(&mut self, rel: &str, bytes: Option<&[u8]>) {
-        let oid = bytes.map(|b| Oid::hash_object(ObjectType::Blob, b).unwrap_or_else(|_| Oid::ZERO_SHA1));
+        let oid = bytes.map(|b| Oid::hash_object(ObjectType::Blob, b).unwrap_or(Oid::ZERO_SHA1));
         self.expect_oid(rel, oid);
     }
 
@@ -117,6 +117,16 @@ impl Guard {
                 self.files.remove(rel);
             }
         }
+    }
+
+    /// [`Guard::findings`] with every file's content compared with its blob, whatever its
+    /// stamp says: for a tree that something else could write while it was being checked out
+    /// (a checkout made beside running tests), where the first stamps prove nothing.
+    pub fn findings_by_content(&mut self) -> Vec<String> {
+        for e in self.files.values_mut() {
+            e.stamp = None;
+        }
+        self.findings()
     }
 
     /// What test runs did to the tree since the guard last looked: one line per finding
@@ -379,6 +389,17 @@ mod tests {
         assert_eq!(g.findings(), Vec::<String>::new());
         std::fs::write(root.join("tests/test_repro.py"), "def test_r():\n    assert 0\n").unwrap();
         assert_eq!(g.findings(), ["`tests/test_repro.py`, a file of the commit, was changed"]);
+    }
+
+    #[test]
+    fn a_change_made_before_the_guard_looked_is_found_by_content() {
+        let (d, repo, c) = commit(FILES);
+        let root = d.path().join("tree");
+        checkout(&root, FILES);
+        std::fs::write(root.join("tests/test_ops.py"), "def test_total():\n    pass\n").unwrap();
+        let mut g = Guard::new(&repo, c, &root).unwrap();
+        assert_eq!(g.findings(), Vec::<String>::new(), "the first stamps are taken as they are");
+        assert_eq!(g.findings_by_content(), ["`tests/test_ops.py`, a file of the commit, was changed"]);
     }
 
     #[test]
