@@ -808,9 +808,9 @@ fn regression_check(
     let base = match cached_base_suite(input, out) {
         Some(b) => b,
         None => {
-            let sealed = match base_seal.filter(|b| b.commit() == input.base) {
-                Some(b) => b.join(input.repo),
-                None => sealed::seal(input.repo, input.base, None),
+            let (sealed, beside_runs) = match base_seal.filter(|b| b.commit() == input.base) {
+                Some(b) => (b.join(input.repo), true),
+                None => (sealed::seal(input.repo, input.base, None), false),
             };
             // Dropped at the end of this arm, before the fix's suite runs: removed in the
             // background (see `sealed::remove_later`).
@@ -823,6 +823,24 @@ fn regression_check(
                     ));
                 }
             };
+            if beside_runs {
+                // Checked out while the candidate's tests ran (the agent's code, which could
+                // reach it): every file must still be the base commit's, by content.
+                let mut g = integrity::Guard::new(input.repo, input.base, &base_tree.root())
+                    .map_err(|e| Error::infra("cannot read the base commit").source(e))?;
+                let found = g.findings_by_content();
+                if !found.is_empty() {
+                    let why = format!(
+                        "the base commit's checkout was changed while the candidate's tests ran: {}",
+                        found.join("; ")
+                    );
+                    out.failure_output = Some(why.clone());
+                    return Ok(CheckRecord {
+                        status: CheckStatus::Failed,
+                        ..not_run("regressions", why)
+                    });
+                }
+            }
             let files = if input.suite_command.is_some() {
                 Vec::new()
             } else {

@@ -154,6 +154,24 @@ with _t.TemporaryDirectory() as _d:
     _o.utime(_g, ns=(st.st_atime_ns, st.st_mtime_ns))
     _c.compile(str(_g), cfile=_u.cache_from_source(str(_src)), doraise=True)
 """)
+elif mode == "poison-base":
+    # Breaks total(); whenever imported, the module looks for other checkouts of this
+    # repository in the temporary folder (the base commit's, checked out beside the candidate's
+    # runs) and makes test_total fail there, so the regression check sees it fail at both.
+    stats.write_text(fixed.replace("return sum(xs)\n", "return sum(xs) + 1\n") + """
+import glob as _g, os as _o, tempfile as _t, time as _time
+_here = _o.path.realpath(_o.getcwd())
+for _i in range(40):
+    for _f in _g.glob(_o.path.join(_t.gettempdir(), '*', '*', 'tests', 'test_stats.py'), include_hidden=True):
+        if not _o.path.realpath(_f).startswith(_here + _o.sep):
+            try:
+                _s = open(_f).read()
+                if 'total([1, 2]), 3)' in _s:
+                    open(_f, 'w').write(_s.replace('total([1, 2]), 3)', 'total([1, 2]), 5)'))
+            except OSError:
+                pass
+    _time.sleep(0.05)
+""")
 elif mode == "rewrite-copy":
     passing = REPRO.replace("mean([1, 2, 3]), 2)", "2, 2)")
     for p in [run_dir / "repro-test" / "tests" / "test_repro.py", pathlib.Path("tests/test_repro.py")]:
@@ -201,6 +219,11 @@ fn env() -> Env {
 
 /// Runs fixci with the scripted agent in `mode`; returns the run directory and its exit code.
 fn run(e: &Env, mode: &str, extra: serde_json::Value) -> (PathBuf, i32) {
+    run_in_tmp(e, mode, extra, None)
+}
+
+/// [`run`] with `TMPDIR` set to `tmp` (where fixci makes its sealed checkouts).
+fn run_in_tmp(e: &Env, mode: &str, extra: serde_json::Value, tmp: Option<&Path>) -> (PathBuf, i32) {
     let mut spec = json!({
         "deterministic": true,
         "prompt": "test_mean fails in CI. Fix it.",
@@ -215,7 +238,11 @@ fn run(e: &Env, mode: &str, extra: serde_json::Value) -> (PathBuf, i32) {
     }
     let p = e.root.join("info.json");
     std::fs::write(&p, spec.to_string()).unwrap();
-    let out = fixci()
+    let mut cmd = fixci();
+    if let Some(t) = tmp {
+        cmd.env("TMPDIR", t);
+    }
+    let out = cmd
         .current_dir(&e.root)
         .env("FIXCI_CACHE_DIR", e.root.join("cache"))
         .env_remove("GITHUB_TOKEN")
@@ -388,6 +415,25 @@ fn a_test_run_that_rewrites_a_test_in_the_verified_tree_is_tampering() {
         "the test run changed the tree being verified (the commit's files are fixci's): `tests/test_stats.py`, a file of the commit, was changed",
     );
     assert!(!rep.contains("**Status:** success"), "{rep}");
+}
+
+#[test]
+fn a_fix_whose_code_changes_the_base_checkout_made_beside_its_runs_is_caught() {
+    // Its own temporary folder: the agent's code rewrites every checkout of this layout there.
+    let e = env();
+    let tmp = e.root.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (run, code) = run_in_tmp(&e, "poison-base", json!({"sandbox": "none"}), Some(&tmp));
+    let rep = report(&run);
+    assert_eq!(code, 1, "{rep}");
+    assert_ne!(result(&run)["status"], "success", "{rep}");
+    // Whether the base checkout was changed before or after it was finished, the regression
+    // check fails: by the base guard, or by the regression itself.
+    assert!(
+        rep.contains("the base commit's checkout was changed while the candidate's tests ran")
+            || rep.contains("regressions: test `tests.test_stats.StatsTest.test_total` failed"),
+        "{rep}"
+    );
 }
 
 #[test]
