@@ -558,13 +558,14 @@ fn pytest_configuration_above_the_sealed_tree_is_not_read() {
         let rep = report(&run);
         assert!(tmp.join("conftest.py").is_file() && tmp.join("pytest.ini").is_file());
         // The sealed checkouts (the candidate's, and the base commit's started in the
-        // background and not needed once the reproduction check failed) are gone.
+        // background and not needed once the reproduction check failed) are gone: only the
+        // agent's files are left (`conftest.py`, `allpass.py`, `pytest.ini`).
         let mut left: Vec<String> = std::fs::read_dir(&tmp)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["conftest.py", "pytest.ini"]);
+        assert_eq!(left, ["allpass.py", "conftest.py", "pytest.ini"]);
         assert_eq!(out.status.code(), Some(1), "{rep}");
         assert_ne!(result(&run)["status"], "success", "{rep}");
         assert!(rep.contains("reproduction check failed"), "{rep}");
