@@ -239,7 +239,7 @@ fn ignored_summary(path: &Path, exclude: &[PathBuf], budget: &mut usize) -> Stri
 }
 
 /// Every regular file or symlink under `dir` (recursively), symlinks not followed.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };

@@ -166,8 +166,14 @@ impl Guard {
                 e.stamp = Some(s);
             }
         }
-        let mut added = Vec::new();
-        self.walk_new(&self.root.clone(), "", &mut added);
+        let mut all = Vec::new();
+        crate::vcs::fingerprint::walk(&self.root, &mut all);
+        let mut added: Vec<String> = all
+            .iter()
+            .filter_map(|p| p.strip_prefix(&self.root).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !self.files.contains_key(p))
+            .collect();
         added.sort();
         let changes: Vec<ChangedFile> = added
             .iter()
@@ -191,21 +197,6 @@ impl Guard {
             }
         }
         out
-    }
-
-    /// New files and symbolic links under `dir` (`rel` is its path from the root, `""` or
-    /// ending in `/`), not descending into symbolic links.
-    fn walk_new(&self, dir: &Path, rel: &str, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let path = format!("{rel}{name}");
-            match e.file_type() {
-                Ok(t) if t.is_dir() => self.walk_new(&e.path(), &format!("{path}/"), out),
-                Ok(_) if !self.files.contains_key(&path) => out.push(path),
-                _ => {}
-            }
-        }
     }
 
     /// `None` when the tree is as the guard expects, else a sentence naming what changed (at
@@ -305,12 +296,18 @@ mod tests {
         ("tests/test_ops.py", "from calc.ops import total\n\ndef test_total():\n    assert total([1]) == 1\n"),
     ];
 
-    #[test]
-    fn an_untouched_tree_and_build_output_are_no_finding() {
+    /// A checkout of [`FILES`] at `DIR/tree` and its guard (the folder lives as long as `DIR`).
+    fn guarded() -> (tempfile::TempDir, PathBuf, Guard) {
         let (d, repo, c) = commit(FILES);
         let root = d.path().join("tree");
         checkout(&root, FILES);
-        let mut g = Guard::new(&repo, c, &root).unwrap();
+        let g = Guard::new(&repo, c, &root).unwrap();
+        (d, root, g)
+    }
+
+    #[test]
+    fn an_untouched_tree_and_build_output_are_no_finding() {
+        let (_d, root, mut g) = guarded();
         assert_eq!(g.findings(), Vec::<String>::new());
         checkout(&root, &[("target/debug/app", "bin"), ("build/out.txt", "x"), (".coverage", "")]);
         // Rewritten with the same bytes (a formatter, a generator): not a change.
@@ -321,10 +318,7 @@ mod tests {
 
     #[test]
     fn a_changed_deleted_or_replaced_file_of_the_commit_is_named() {
-        let (d, repo, c) = commit(FILES);
-        let root = d.path().join("tree");
-        checkout(&root, FILES);
-        let mut g = Guard::new(&repo, c, &root).unwrap();
+        let (_d, root, mut g) = guarded();
         // Same size, timestamps put back: the change time still gives it away.
         let t = root.join("tests/test_ops.py");
         let before = std::fs::metadata(&t).unwrap();
@@ -350,10 +344,7 @@ mod tests {
 
     #[test]
     fn planted_runner_hooks_start_up_files_and_bytecode_are_named() {
-        let (d, repo, c) = commit(FILES);
-        let root = d.path().join("tree");
-        checkout(&root, FILES);
-        let mut g = Guard::new(&repo, c, &root).unwrap();
+        let (_d, root, mut g) = guarded();
         checkout(
             &root,
             &[
@@ -378,10 +369,7 @@ mod tests {
 
     #[test]
     fn files_fixci_writes_or_removes_are_expected() {
-        let (d, repo, c) = commit(FILES);
-        let root = d.path().join("tree");
-        checkout(&root, FILES);
-        let mut g = Guard::new(&repo, c, &root).unwrap();
+        let (_d, root, mut g) = guarded();
         checkout(&root, &[("tests/test_repro.py", "def test_r():\n    pass\n")]);
         g.expect("tests/test_repro.py", Some(b"def test_r():\n    pass\n"));
         std::fs::remove_file(root.join("tests/test_ops.py")).unwrap();
